@@ -1,0 +1,303 @@
+//! Entities: users, sessions (refresh-token families) and audit events.
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub type UserId = Uuid;
+pub type SessionId = Uuid;
+pub type Timestamp = DateTime<Utc>;
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($variant),+ }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(format!(
+                        "must be one of: {}",
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// What a user may do. Ordered by privilege only where the service says so.
+    Role { Guest = "guest", User = "user", Admin = "admin" }
+);
+string_enum!(
+    /// Lifecycle of an account. `Deleted` is a soft delete that frees username and email.
+    Status { Active = "active", Inactive = "inactive", Suspended = "suspended", Deleted = "deleted" }
+);
+
+/// A user as every layer may see it: never the password hash, never the lockout counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub avatar_url: Option<String>,
+    pub role: Role,
+    pub status: Status,
+    pub is_verified: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_login_at: Option<Timestamp>,
+}
+
+/// A user together with what only login and password change need. Leaves the repository only
+/// towards the service layer's credential checks.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: String,
+    pub failed_login_count: u32,
+    pub locked_until: Option<Timestamp>,
+}
+
+impl fmt::Debug for UserCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserCredentials")
+            .field("user", &self.user)
+            .field("password_hash", &"<redacted>")
+            .field("failed_login_count", &self.failed_login_count)
+            .field("locked_until", &self.locked_until)
+            .finish()
+    }
+}
+
+/// Everything the repository needs to insert a user. Values are already validated.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub id: UserId,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub avatar_url: Option<String>,
+    pub role: Role,
+    pub status: Status,
+    pub is_verified: bool,
+    pub created_at: Timestamp,
+}
+
+impl fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewUser")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A partial update. `None` leaves a column alone; `Some(None)` clears a nullable one.
+/// Setting `status = Deleted` is not allowed here: use `UserRepository::soft_delete`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct UserUpdate {
+    pub email: Option<String>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+    pub role: Option<Role>,
+    pub status: Option<Status>,
+    pub is_verified: Option<bool>,
+    pub password_hash: Option<String>,
+}
+
+impl UserUpdate {
+    pub fn is_empty(&self) -> bool {
+        *self == UserUpdate::default()
+    }
+}
+
+impl fmt::Debug for UserUpdate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserUpdate")
+            .field("email", &self.email)
+            .field("first_name", &self.first_name)
+            .field("last_name", &self.last_name)
+            .field("phone", &self.phone)
+            .field("avatar_url", &self.avatar_url)
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .field("is_verified", &self.is_verified)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Exponential lockout: `max_failures` consecutive failures lock the account for `base_lock`,
+/// each further failure doubles it, up to `max_lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    pub max_failures: u32,
+    pub base_lock: Duration,
+    pub max_lock: Duration,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            base_lock: Duration::from_secs(30),
+            max_lock: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl LockoutPolicy {
+    /// How long an account with `failures` consecutive failures stays locked (None: not locked).
+    pub fn lock_for(&self, failures: u32) -> Option<Duration> {
+        if self.max_failures == 0 || failures < self.max_failures {
+            return None;
+        }
+        let doublings = (failures - self.max_failures).min(30);
+        let lock = self.base_lock.saturating_mul(1u32 << doublings);
+        Some(lock.min(self.max_lock))
+    }
+}
+
+/// Outcome of atomically recording one failed login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedLogin {
+    /// The failure was counted; `locked_until` is set when this failure locked the account.
+    Counted {
+        failures: u32,
+        locked_until: Option<Timestamp>,
+    },
+    /// The account was already locked when the failure arrived: nothing was counted.
+    AlreadyLocked { locked_until: Timestamp },
+    /// The user no longer exists (or is deleted).
+    UnknownUser,
+}
+
+/// One refresh-token family: created at login, its refresh token rotated on every refresh.
+/// The access token's `sid` claim is this id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    /// SHA-256 (hex) of the current refresh token; the token itself is never stored.
+    pub refresh_token_hash: String,
+    /// How many times the refresh token has been rotated.
+    pub generation: u32,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: Timestamp,
+    pub last_used_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub revoked_reason: Option<String>,
+}
+
+impl Session {
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub refresh_token_hash: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Why a session stopped working (stored in `sessions.revoked_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeReason {
+    Logout,
+    LogoutAll,
+    RevokedByUser,
+    RefreshReuse,
+    PasswordChanged,
+    RoleChanged,
+    StatusChanged,
+    UserDeleted,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::Logout => "logout",
+            RevokeReason::LogoutAll => "logout_all",
+            RevokeReason::RevokedByUser => "revoked_by_user",
+            RevokeReason::RefreshReuse => "refresh_reuse",
+            RevokeReason::PasswordChanged => "password_changed",
+            RevokeReason::RoleChanged => "role_changed",
+            RevokeReason::StatusChanged => "status_changed",
+            RevokeReason::UserDeleted => "user_deleted",
+        }
+    }
+}
+
+impl FromStr for RevokeReason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "logout" => RevokeReason::Logout,
+            "logout_all" => RevokeReason::LogoutAll,
+            "revoked_by_user" => RevokeReason::RevokedByUser,
+            "refresh_reuse" => RevokeReason::RefreshReuse,
+            "password_changed" => RevokeReason::PasswordChanged,
+            "role_changed" => RevokeReason::RoleChanged,
+            "status_changed" => RevokeReason::StatusChanged,
+            "user_deleted" => RevokeReason::UserDeleted,
+            other => return Err(format!("unknown revoke reason {other:?}")),
+        })
+    }
+}
+
+/// Something security-relevant that happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub at: Timestamp,
+    pub actor_id: Option<UserId>,
+    pub subject_id: Option<UserId>,
+    /// e.g. `auth.login`, `user.role_changed`.
+    pub action: String,
+    /// `success` or `failure` (or a short reason such as `locked`).
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    /// JSON object text with extra facts; never a secret.
+    pub details: Option<String>,
+}

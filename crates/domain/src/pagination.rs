@@ -1,0 +1,390 @@
+//! Listing users: filters, sort, offset pages and keyset cursors.
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Error, FieldErrors, Result};
+use crate::model::{Role, Status, Timestamp, User};
+
+pub const DEFAULT_PER_PAGE: u32 = 20;
+pub const MAX_PER_PAGE: u32 = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserSort {
+    #[default]
+    CreatedAt,
+    Username,
+    Email,
+    LastLoginAt,
+}
+
+impl UserSort {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "created_at" => UserSort::CreatedAt,
+            "username" => UserSort::Username,
+            "email" => UserSort::Email,
+            "last_login_at" => UserSort::LastLoginAt,
+            _ => return Err("must be one of: created_at, username, email, last_login_at".into()),
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserSort::CreatedAt => "created_at",
+            UserSort::Username => "username",
+            UserSort::Email => "email",
+            UserSort::LastLoginAt => "last_login_at",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    Asc,
+    #[default]
+    Desc,
+}
+
+impl SortOrder {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "asc" => Ok(SortOrder::Asc),
+            "desc" => Ok(SortOrder::Desc),
+            _ => Err("must be asc or desc".into()),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortOrder::Asc => "asc",
+            SortOrder::Desc => "desc",
+        }
+    }
+}
+
+/// The sort key of the last row of a keyset page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CursorValue {
+    /// Microseconds since the Unix epoch (created_at).
+    Time(i64),
+    /// username or email.
+    Text(String),
+}
+
+/// Opaque position for keyset pagination: "rows after (value, id) in this sort and order".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(rename = "s")]
+    pub sort: UserSort,
+    #[serde(rename = "o")]
+    pub order: SortOrder,
+    #[serde(rename = "v")]
+    pub value: CursorValue,
+    #[serde(rename = "i")]
+    pub id: Uuid,
+}
+
+impl Cursor {
+    /// The cursor positioned after `user` in the given sort.
+    pub fn after(user: &User, sort: UserSort, order: SortOrder) -> Option<Self> {
+        let value = match sort {
+            UserSort::CreatedAt => CursorValue::Time(user.created_at.timestamp_micros()),
+            UserSort::Username => CursorValue::Text(user.username.clone()),
+            UserSort::Email => CursorValue::Text(user.email.clone()),
+            UserSort::LastLoginAt => return None,
+        };
+        Some(Cursor {
+            sort,
+            order,
+            value,
+            id: user.id,
+        })
+    }
+    pub fn encode(&self) -> String {
+        // Serialising a plain struct of strings and integers cannot fail.
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+    pub fn decode(s: &str) -> Result<Self, String> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| "is not a valid cursor".to_owned())?;
+        let c: Cursor =
+            serde_json::from_slice(&bytes).map_err(|_| "is not a valid cursor".to_owned())?;
+        let value_fits = matches!(
+            (&c.sort, &c.value),
+            (UserSort::CreatedAt, CursorValue::Time(_))
+                | (UserSort::Username | UserSort::Email, CursorValue::Text(_))
+        );
+        if !value_fits {
+            return Err("is not a valid cursor".into());
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageRequest {
+    /// Classic pages with a total count. `page` starts at 1.
+    Offset { page: u32 },
+    /// Keyset pagination: `after = None` asks for the first page.
+    Keyset { after: Option<Cursor> },
+}
+
+/// A validated list request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserQuery {
+    pub page: PageRequest,
+    pub per_page: u32,
+    pub sort: UserSort,
+    pub order: SortOrder,
+    pub role: Option<Role>,
+    /// `None` lists every status except `deleted`.
+    pub status: Option<Status>,
+    /// Case-insensitive substring of username, email, first or last name.
+    pub search: Option<String>,
+    pub created_after: Option<Timestamp>,
+    pub created_before: Option<Timestamp>,
+}
+
+impl Default for UserQuery {
+    fn default() -> Self {
+        Self {
+            page: PageRequest::Offset { page: 1 },
+            per_page: DEFAULT_PER_PAGE,
+            sort: UserSort::default(),
+            order: SortOrder::default(),
+            role: None,
+            status: None,
+            search: None,
+            created_after: None,
+            created_before: None,
+        }
+    }
+}
+
+/// List parameters as they arrive from REST query strings or gRPC fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawUserQuery {
+    pub page: Option<String>,
+    pub per_page: Option<String>,
+    pub sort: Option<String>,
+    pub order: Option<String>,
+    pub role: Option<String>,
+    pub status: Option<String>,
+    pub search: Option<String>,
+    pub created_after: Option<String>,
+    pub created_before: Option<String>,
+    /// Present (even empty) selects keyset pagination.
+    pub cursor: Option<String>,
+}
+
+impl RawUserQuery {
+    /// Validate every parameter, collecting all problems.
+    pub fn parse(&self) -> Result<UserQuery> {
+        let mut errs = FieldErrors::new();
+        let mut q = UserQuery::default();
+        let int = |v: &str, min: u32, max: u32| -> Result<u32, String> {
+            v.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| format!("must be an integer from {min} to {max}"))
+        };
+        let time = |v: &str| -> Result<Timestamp, String> {
+            chrono::DateTime::parse_from_rfc3339(v.trim())
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| "must be an RFC 3339 timestamp".to_owned())
+        };
+        let mut page = 1;
+        if let Some(v) = &self.page {
+            page = errs.check("page", int(v, 1, 1_000_000)).unwrap_or(1);
+        }
+        if let Some(v) = &self.per_page {
+            q.per_page = errs
+                .check("per_page", int(v, 1, MAX_PER_PAGE))
+                .unwrap_or(DEFAULT_PER_PAGE);
+        }
+        if let Some(v) = &self.sort {
+            q.sort = errs.check("sort", UserSort::parse(v)).unwrap_or_default();
+        }
+        if let Some(v) = &self.order {
+            q.order = errs.check("order", SortOrder::parse(v)).unwrap_or_default();
+        }
+        if let Some(v) = self.role.as_deref().filter(|v| !v.is_empty()) {
+            q.role = errs.check("role", v.parse());
+        }
+        if let Some(v) = self.status.as_deref().filter(|v| !v.is_empty()) {
+            q.status = errs.check("status", v.parse());
+        }
+        if let Some(v) = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            if v.chars().count() > 100 {
+                errs.add("search", "must be at most 100 characters");
+            } else {
+                q.search = Some(v.to_owned());
+            }
+        }
+        if let Some(v) = self.created_after.as_deref().filter(|v| !v.is_empty()) {
+            q.created_after = errs.check("created_after", time(v));
+        }
+        if let Some(v) = self.created_before.as_deref().filter(|v| !v.is_empty()) {
+            q.created_before = errs.check("created_before", time(v));
+        }
+        q.page = match &self.cursor {
+            None => PageRequest::Offset { page },
+            Some(c) => {
+                if self.page.is_some() {
+                    errs.add("cursor", "cannot be combined with page");
+                }
+                if q.sort == UserSort::LastLoginAt {
+                    errs.add(
+                        "cursor",
+                        "is not supported with sort=last_login_at; use page",
+                    );
+                }
+                let after = if c.is_empty() {
+                    None
+                } else {
+                    errs.check("cursor", Cursor::decode(c)).and_then(|cur| {
+                        if cur.sort != q.sort || cur.order != q.order {
+                            errs.add("cursor", "was issued for a different sort or order");
+                            None
+                        } else {
+                            Some(cur)
+                        }
+                    })
+                };
+                PageRequest::Keyset { after }
+            }
+        };
+        errs.into_result()?;
+        Ok(q)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PageInfo {
+    Offset {
+        page: u32,
+        per_page: u32,
+        total: u64,
+        pages: u64,
+    },
+    Keyset {
+        per_page: u32,
+        next_cursor: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPage {
+    pub items: Vec<User>,
+    pub pagination: PageInfo,
+}
+
+impl PageInfo {
+    pub fn offset(page: u32, per_page: u32, total: u64) -> Self {
+        let pages = total.div_ceil(u64::from(per_page.max(1)));
+        PageInfo::Offset {
+            page,
+            per_page,
+            total,
+            pages,
+        }
+    }
+}
+
+impl Error {
+    /// Convenience for adapters that receive an unparseable cursor from elsewhere.
+    pub fn bad_cursor() -> Self {
+        Error::validation("cursor", "is not a valid cursor")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_defaults_and_collects_all_errors() {
+        assert_eq!(
+            RawUserQuery::default().parse().unwrap(),
+            UserQuery::default()
+        );
+        let raw = RawUserQuery {
+            page: Some("0".into()),
+            per_page: Some("101".into()),
+            sort: Some("password".into()),
+            order: Some("up".into()),
+            role: Some("root".into()),
+            created_after: Some("yesterday".into()),
+            ..Default::default()
+        };
+        let Err(Error::Validation(f)) = raw.parse() else {
+            panic!("expected validation error")
+        };
+        for k in ["page", "per_page", "sort", "order", "role", "created_after"] {
+            assert!(f.0.contains_key(k), "{k} missing in {f:?}");
+        }
+    }
+
+    #[test]
+    fn cursor_round_trip_and_mismatch() {
+        let c = Cursor {
+            sort: UserSort::Username,
+            order: SortOrder::Asc,
+            value: CursorValue::Text("bob".into()),
+            id: Uuid::nil(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        assert!(Cursor::decode("not-a-cursor").is_err());
+        let raw = RawUserQuery {
+            cursor: Some(c.encode()),
+            ..Default::default()
+        };
+        assert!(
+            raw.parse().is_err(),
+            "cursor for username/asc used with created_at/desc"
+        );
+        let raw = RawUserQuery {
+            cursor: Some(c.encode()),
+            sort: Some("username".into()),
+            order: Some("asc".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            raw.parse().unwrap().page,
+            PageRequest::Keyset { after: Some(c) }
+        );
+    }
+
+    #[test]
+    fn page_count() {
+        assert_eq!(
+            PageInfo::offset(1, 20, 41),
+            PageInfo::Offset {
+                page: 1,
+                per_page: 20,
+                total: 41,
+                pages: 3
+            }
+        );
+        assert_eq!(
+            PageInfo::offset(1, 20, 0),
+            PageInfo::Offset {
+                page: 1,
+                per_page: 20,
+                total: 0,
+                pages: 0
+            }
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! Repository ports: what the service layer needs from storage. Two adapters implement each:
+//! the diesel one (in-process) and the gRPC client (layered/microservices).
+//!
+//! Contract shared by every implementation:
+//! - username and email are unique case-insensitively among users that are not `deleted`; the
+//!   database enforces it (a race between two inserts yields exactly one `Ok` and one
+//!   `Error::Conflict`), and soft delete frees both for reuse;
+//! - an update or soft delete that would leave no active admin while one exists fails with
+//!   `Error::Conflict` (checked and applied in one transaction);
+//! - a lost connection or an exhausted pool is `Error::Unavailable`.
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::*;
+use crate::pagination::{UserPage, UserQuery};
+
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Cheap round trip to the database (readiness).
+    async fn ping(&self) -> Result<()>;
+    async fn create(&self, user: NewUser) -> Result<User>;
+    /// Any status, `deleted` included.
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>>;
+    /// A non-deleted user whose username or email equals `login` case-insensitively.
+    async fn find_credentials(&self, login: &str) -> Result<Option<UserCredentials>>;
+    async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<UserCredentials>>;
+    async fn list(&self, query: &UserQuery) -> Result<UserPage>;
+    /// Apply `update` to a non-deleted user; `Ok(None)` when there is none.
+    async fn update(&self, id: UserId, update: UserUpdate, now: Timestamp) -> Result<Option<User>>;
+    /// Mark deleted and free username/email. `Ok(false)` when absent or already deleted.
+    async fn soft_delete(&self, id: UserId, now: Timestamp) -> Result<bool>;
+    /// Atomically count one failed login and lock the account when the policy says so.
+    async fn record_failed_login(
+        &self,
+        id: UserId,
+        now: Timestamp,
+        policy: LockoutPolicy,
+    ) -> Result<FailedLogin>;
+    /// Reset the failure counter and lock, set `last_login_at`, and replace the password hash
+    /// when `rehash` is given (parameters upgraded on login).
+    async fn record_login_success(
+        &self,
+        id: UserId,
+        now: Timestamp,
+        rehash: Option<String>,
+    ) -> Result<()>;
+    /// Number of users with role admin and status active.
+    async fn count_active_admins(&self) -> Result<u64>;
+}
+
+#[async_trait]
+pub trait SessionRepository: Send + Sync {
+    async fn create(&self, session: NewSession) -> Result<Session>;
+    async fn find(&self, id: SessionId) -> Result<Option<Session>>;
+    /// Compare-and-swap: replace the refresh hash only if the session is unrevoked and its hash
+    /// still equals `expected_hash`. `Ok(false)` means someone else rotated (or revoked) first.
+    async fn rotate(
+        &self,
+        id: SessionId,
+        expected_hash: &str,
+        new_hash: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Revoke one session; `Ok(false)` when absent or already revoked.
+    async fn revoke(&self, id: SessionId, reason: RevokeReason, now: Timestamp) -> Result<bool>;
+    /// Revoke every unrevoked session of a user except `keep`; returns how many were revoked.
+    async fn revoke_all_for_user(
+        &self,
+        user_id: UserId,
+        reason: RevokeReason,
+        now: Timestamp,
+        keep: Option<SessionId>,
+    ) -> Result<u64>;
+    /// Unrevoked, unexpired sessions of a user, newest first.
+    async fn list_live_for_user(&self, user_id: UserId, now: Timestamp) -> Result<Vec<Session>>;
+}
+
+#[async_trait]
+pub trait AuditRepository: Send + Sync {
+    async fn record(&self, event: AuditEvent) -> Result<()>;
+    /// Most recent events about `subject_id`, newest first.
+    async fn list_for_subject(&self, subject_id: UserId, limit: u32) -> Result<Vec<AuditEvent>>;
+}
