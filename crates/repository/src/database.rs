@@ -1,0 +1,268 @@
+//! [`Database`]: the pool, the blocking-thread runner, write transactions and migrations.
+use std::fmt;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
+use diesel::r2d2::R2D2Connection;
+use diesel::result::Error as DieselError;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use domain::{Error, Result};
+
+use crate::connection::{AnyConnection, LogErrors, Manager, SqlitePragmas};
+use crate::error::DbError;
+use crate::url::{DatabaseUrl, SqliteTarget};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+#[cfg(feature = "mysql")]
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/mysql");
+
+/// How long a caller waits for a free pooled connection before getting `Error::Unavailable`.
+const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A write transaction that hit a deadlock (MySQL) or serialization failure is retried.
+const TRANSACTION_ATTEMPTS: u32 = 3;
+
+/// Which database server a [`Database`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    /// MySQL or MariaDB.
+    Mysql,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::Mysql => "mysql",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A pool of connections to one database; implements the repository ports. Cheap to clone
+/// (the pool is shared).
+#[derive(Clone)]
+pub struct Database {
+    pool: r2d2::Pool<Manager>,
+    backend: Backend,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (connections, idle) = self.pool_state();
+        f.debug_struct("Database")
+            .field("backend", &self.backend)
+            .field("connections", &connections)
+            .field("idle", &idle)
+            .finish()
+    }
+}
+
+impl Database {
+    /// Open a pool of at most `pool_size` connections to `url`: `sqlite://path`, `sqlite:path`,
+    /// `sqlite::memory:` (one connection, lives as long as the pool), `postgres://`,
+    /// `postgresql://`, `mysql://` or `mariadb://`. Creates the parent directory of a SQLite
+    /// file. An unknown scheme is `Error::Validation` on `database_url`; a database that cannot
+    /// be reached is `Error::Unavailable` (the cause is logged, without the password).
+    pub fn connect(url: &str, pool_size: u32) -> Result<Database> {
+        let url = DatabaseUrl::parse(url)?;
+        let unavailable = |what: &str, cause: &dyn fmt::Display| {
+            tracing::error!(
+                backend = %url.backend,
+                url = %url.redacted,
+                error = %url.scrub(&cause.to_string()),
+                "{what}"
+            );
+            Error::Unavailable
+        };
+        let memory = url.sqlite == Some(SqliteTarget::Memory);
+        if let Some(SqliteTarget::File(path)) = &url.sqlite
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| unavailable("cannot create the SQLite database directory", &e))?;
+        }
+
+        let manager = Manager { url: url.clone() };
+        let pragmas = SqlitePragmas { wal: !memory };
+        // One direct connection first: fails fast (the pool would retry until its timeout) and
+        // keeps the driver's own message for the log.
+        let mut probe = manager
+            .establish()
+            .map_err(|e| unavailable("cannot connect to the database", &e))?;
+        r2d2::CustomizeConnection::on_acquire(&pragmas, &mut probe)
+            .map_err(|e| unavailable("cannot configure the database connection", &e))?;
+        probe
+            .ping()
+            .map_err(|e| unavailable("the database does not answer", &e))?;
+        drop(probe);
+
+        let mut builder = r2d2::Pool::builder()
+            .max_size(if memory { 1 } else { pool_size.max(1) })
+            .min_idle(Some(1))
+            .connection_timeout(POOL_CHECKOUT_TIMEOUT)
+            .error_handler(Box::new(LogErrors {
+                redacted_url: url.redacted.clone(),
+            }));
+        if url.backend == Backend::Sqlite {
+            builder = builder.connection_customizer(Box::new(pragmas));
+        }
+        if memory {
+            // The data lives in the one connection: never let the pool recycle it.
+            builder = builder.idle_timeout(None).max_lifetime(None);
+        }
+        let pool = builder
+            .build(manager)
+            .map_err(|e| unavailable("cannot open the database pool", &e))?;
+        tracing::info!(backend = %url.backend, url = %url.redacted, "database pool ready");
+        Ok(Database {
+            pool,
+            backend: url.backend,
+        })
+    }
+
+    /// Apply the pending embedded migrations of this backend.
+    pub async fn run_migrations(&self) -> Result<()> {
+        self.run(migrate).await
+    }
+
+    pub(crate) fn run_migrations_blocking(&self) -> Result<()> {
+        let mut conn = self.checkout()?;
+        migrate(&mut conn).map_err(Error::from)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// `(connections, idle)` of the pool, for metrics.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool.state();
+        (s.connections, s.idle_connections)
+    }
+
+    fn checkout(&self) -> Result<r2d2::PooledConnection<Manager>> {
+        checkout(&self.pool)
+    }
+
+    /// Run `f` with a pooled connection on a blocking thread.
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = checkout(&pool)?;
+            f(&mut conn).map_err(Error::from)
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("database task failed: {e}")))?
+    }
+}
+
+fn checkout(pool: &r2d2::Pool<Manager>) -> Result<r2d2::PooledConnection<Manager>> {
+    pool.get().map_err(|e| {
+        tracing::warn!(error = %e, "no database connection available");
+        Error::Unavailable
+    })
+}
+
+type Tm = <AnyConnection as Connection>::TransactionManager;
+
+/// Run `f` in a write transaction, retried on deadlock/serialization failure. On SQLite it is
+/// `BEGIN IMMEDIATE`: the write lock is taken up front, so concurrent writers queue on the busy
+/// timeout instead of failing when a read lock cannot be upgraded. On PostgreSQL and MySQL the
+/// callers lock the rows they decide on (`SELECT ... FOR UPDATE`).
+pub(crate) fn write_transaction<T>(
+    conn: &mut AnyConnection,
+    mut f: impl FnMut(&mut AnyConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    let mut attempt = 1;
+    loop {
+        match transaction_once(conn, &mut f) {
+            Err(e) if e.is_retryable() && attempt < TRANSACTION_ATTEMPTS => {
+                tracing::debug!(attempt, "retrying a transaction after a deadlock");
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+fn transaction_once<T>(
+    conn: &mut AnyConnection,
+    f: &mut impl FnMut(&mut AnyConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    if let AnyConnection::Sqlite(c) = conn {
+        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+    } else {
+        Tm::begin_transaction(conn)?;
+    }
+    match f(conn) {
+        Ok(value) => {
+            Tm::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            match Tm::rollback_transaction(conn) {
+                Ok(()) | Err(DieselError::BrokenTransactionManager) => {}
+                Err(rollback) => tracing::warn!(error = %rollback, "rollback failed"),
+            }
+            Err(e)
+        }
+    }
+}
+
+fn migrate(conn: &mut AnyConnection) -> Result<(), DbError> {
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+        DbError::Domain(Error::Internal(anyhow::anyhow!("running migrations: {e}")))
+    };
+    let applied = match conn {
+        AnyConnection::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.len())
+            .map_err(failed)?,
+        AnyConnection::Postgres(c) => {
+            use diesel::RunQueryDsl;
+            // Several replicas may start at once: one migrates, the others wait.
+            diesel::sql_query("SELECT pg_advisory_lock(727274111)").execute(c)?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len());
+            if let Err(e) = diesel::sql_query("SELECT pg_advisory_unlock(727274111)").execute(c) {
+                tracing::warn!(error = %e, "releasing the migration lock failed");
+            }
+            result.map_err(failed)?
+        }
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(c) => {
+            use diesel::RunQueryDsl;
+            use diesel::sql_types::{BigInt, Nullable};
+            let lock = |sql: &str, c: &mut diesel::MysqlConnection| {
+                diesel::select(diesel::dsl::sql::<Nullable<BigInt>>(sql))
+                    .get_result::<Option<i64>>(c)
+            };
+            if lock("GET_LOCK('arcana_migrations', 300)", c)? != Some(1) {
+                return Err(Error::internal("timed out waiting for the migration lock").into());
+            }
+            let result = c.run_pending_migrations(MYSQL_MIGRATIONS).map(|v| v.len());
+            if let Err(e) = lock("RELEASE_LOCK('arcana_migrations')", c) {
+                tracing::warn!(error = %e, "releasing the migration lock failed");
+            }
+            result.map_err(failed)?
+        }
+    };
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    Ok(())
+}

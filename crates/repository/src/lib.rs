@@ -1,0 +1,34 @@
+//! arcana repository layer: storage for users, sessions and audit events.
+//!
+//! Owns the diesel schema and row models, the `MultiConnection` over SQLite, PostgreSQL and
+//! MySQL/MariaDB, the embedded migrations (`migrations/{sqlite,postgres,mysql}`) and the
+//! in-process implementations of the domain's repository ports on [`Database`]. Every query runs
+//! on a blocking thread (`tokio::task::spawn_blocking`) with a pooled (r2d2) connection.
+//!
+//! It must not know about HTTP or gRPC presentation (no axum) and holds no business rules beyond
+//! the invariants the ports promise (case-insensitive uniqueness, the last-admin guard, atomic
+//! lockout counting, compare-and-swap rotation).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+mod audit;
+mod connection;
+mod database;
+mod error;
+mod models;
+mod schema;
+mod sessions;
+mod url;
+mod users;
+
+pub mod testing;
+
+pub use database::{Backend, Database};

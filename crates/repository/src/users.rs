@@ -1,0 +1,512 @@
+//! `UserRepository` on [`Database`].
+use async_trait::async_trait;
+use chrono::TimeDelta;
+use diesel::connection::SimpleConnection;
+use diesel::dsl::AsSelect;
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use domain::{
+    Cursor, CursorValue, Error, FailedLogin, LockoutPolicy, MAX_PER_PAGE, NewUser, PageInfo,
+    PageRequest, Result, Role, SortOrder, Status, Timestamp, User, UserCredentials, UserId,
+    UserPage, UserQuery, UserRepository, UserSort, UserUpdate,
+};
+
+use crate::connection::{AnyConnection, MultiBackend};
+use crate::database::{Database, write_transaction};
+use crate::error::DbError;
+use crate::models::{UserChanges, UserRow, from_micros, micros, name_key};
+use crate::schema::users;
+
+const LAST_ADMIN: &str = "the last active admin cannot be demoted, suspended or deleted";
+const ADMIN: &str = "admin";
+const ACTIVE: &str = "active";
+const DELETED: &str = "deleted";
+/// Escape character for LIKE patterns; not `\`, which MySQL also treats as a string escape.
+const LIKE_ESCAPE: char = '!';
+
+#[diesel::declare_sql_function]
+extern "SQL" {
+    fn lower(x: Nullable<Text>) -> Nullable<Text>;
+}
+
+type Predicate = Box<dyn BoxableExpression<users::table, MultiBackend, SqlType = Nullable<Bool>>>;
+type BoxedUsers = users::BoxedQuery<'static, MultiBackend, AsSelect<UserRow, MultiBackend>>;
+
+/// `%text%` with LIKE's wildcards in `text` escaped.
+fn contains_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | LIKE_ESCAPE) {
+            p.push(LIKE_ESCAPE);
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The WHERE clause shared by the page and its total.
+fn filters(q: &UserQuery) -> Predicate {
+    let mut p: Predicate = match q.status {
+        Some(s) => Box::new(users::status.eq(s.as_str()).nullable()),
+        None => Box::new(users::status.ne(DELETED).nullable()),
+    };
+    if let Some(role) = q.role {
+        p = Box::new(p.and(users::role.eq(role.as_str()).nullable()));
+    }
+    if let Some(search) = q.search.as_deref().filter(|s| !s.is_empty()) {
+        let pat = contains_pattern(search);
+        let like = |col: Box<
+            dyn BoxableExpression<users::table, MultiBackend, SqlType = Nullable<Text>>,
+        >| { lower(col).like(lower(pat.clone())).escape(LIKE_ESCAPE) };
+        p = Box::new(
+            p.and(
+                like(Box::new(users::username.nullable()))
+                    .or(like(Box::new(users::email.nullable())))
+                    .or(like(Box::new(users::first_name)))
+                    .or(like(Box::new(users::last_name))),
+            ),
+        );
+    }
+    if let Some(t) = q.created_after {
+        p = Box::new(p.and(users::created_at.ge(micros(t)).nullable()));
+    }
+    if let Some(t) = q.created_before {
+        p = Box::new(p.and(users::created_at.lt(micros(t)).nullable()));
+    }
+    p
+}
+
+/// Rows strictly after the cursor in (sort column, id) order. Written as
+/// `col >= v AND (col > v OR id > i)` so every backend can start an index range scan at `v`.
+fn after_cursor(c: &Cursor) -> Result<Predicate> {
+    macro_rules! keyset {
+        ($col:expr, $v:expr) => {{
+            let v = $v;
+            let id = c.id.to_string();
+            match c.order {
+                SortOrder::Asc => Box::new(
+                    $col.ge(v.clone())
+                        .and($col.gt(v).or(users::id.gt(id)))
+                        .nullable(),
+                ) as Predicate,
+                SortOrder::Desc => Box::new(
+                    $col.le(v.clone())
+                        .and($col.lt(v).or(users::id.lt(id)))
+                        .nullable(),
+                ) as Predicate,
+            }
+        }};
+    }
+    Ok(match (c.sort, &c.value) {
+        (UserSort::CreatedAt, CursorValue::Time(v)) => keyset!(users::created_at, *v),
+        (UserSort::Username, CursorValue::Text(v)) => keyset!(users::username, v.clone()),
+        (UserSort::Email, CursorValue::Text(v)) => keyset!(users::email, v.clone()),
+        _ => return Err(Error::bad_cursor()),
+    })
+}
+
+/// ORDER BY the sort column, then id in the same direction (stable pages). Users who never
+/// logged in sort as the oldest logins in every backend: SQLite and MySQL put NULL first when
+/// ascending; PostgreSQL is told so.
+fn ordered(q: BoxedUsers, sort: UserSort, order: SortOrder, postgres: bool) -> BoxedUsers {
+    use SortOrder::{Asc, Desc};
+    match (sort, order) {
+        (UserSort::CreatedAt, Asc) => q.order_by((users::created_at.asc(), users::id.asc())),
+        (UserSort::CreatedAt, Desc) => q.order_by((users::created_at.desc(), users::id.desc())),
+        (UserSort::Username, Asc) => q.order_by((users::username.asc(), users::id.asc())),
+        (UserSort::Username, Desc) => q.order_by((users::username.desc(), users::id.desc())),
+        (UserSort::Email, Asc) => q.order_by((users::email.asc(), users::id.asc())),
+        (UserSort::Email, Desc) => q.order_by((users::email.desc(), users::id.desc())),
+        (UserSort::LastLoginAt, Asc) if postgres => q.order_by((
+            sql::<BigInt>("users.last_login_at ASC NULLS FIRST"),
+            users::id.asc(),
+        )),
+        (UserSort::LastLoginAt, Desc) if postgres => q.order_by((
+            sql::<BigInt>("users.last_login_at DESC NULLS LAST"),
+            users::id.desc(),
+        )),
+        (UserSort::LastLoginAt, Asc) => q.order_by((users::last_login_at.asc(), users::id.asc())),
+        (UserSort::LastLoginAt, Desc) => {
+            q.order_by((users::last_login_at.desc(), users::id.desc()))
+        }
+    }
+}
+
+fn select_users(pred: Predicate) -> BoxedUsers {
+    users::table
+        .select(UserRow::as_select())
+        .filter(pred)
+        .into_boxed()
+}
+
+/// The ids of every active admin, locked until the transaction ends (PostgreSQL, MySQL; on
+/// SQLite the immediate transaction already excludes other writers). Locked in id order, and
+/// always before the target row, so two guarded updates cannot deadlock.
+fn lock_active_admins(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> {
+    let q = users::table
+        .select(users::id)
+        .filter(users::role.eq(ADMIN))
+        .filter(users::status.eq(ACTIVE))
+        .order(users::id);
+    Ok(match conn {
+        AnyConnection::Sqlite(c) => q.load(c)?,
+        AnyConnection::Postgres(c) => q.for_update().load(c)?,
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(c) => q.for_update().load(c)?,
+    })
+}
+
+/// The non-deleted user `id`, locked until the transaction ends.
+fn lock_live_user(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRow>, DbError> {
+    // `as_select()` is typed by backend, so the query is built per arm.
+    macro_rules! q {
+        () => {
+            users::table
+                .find(id.to_owned())
+                .filter(users::status.ne(DELETED))
+                .select(UserRow::as_select())
+        };
+    }
+    Ok(match conn {
+        AnyConnection::Sqlite(c) => q!().first(c).optional()?,
+        AnyConnection::Postgres(c) => q!().for_update().first(c).optional()?,
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(c) => q!().for_update().first(c).optional()?,
+    })
+}
+
+/// Conflict when `target` is an active admin and `admins` (locked) holds no other.
+fn guard_last_admin(target: &UserRow, admins: &[String]) -> Result<(), DbError> {
+    if target.is_active_admin() && !admins.iter().any(|a| *a != target.id) {
+        return Err(Error::Conflict(LAST_ADMIN.into()).into());
+    }
+    Ok(())
+}
+
+fn changes(update: &UserUpdate, now: Timestamp) -> UserChanges {
+    let email = update.email.as_ref().map(|e| e.to_lowercase());
+    UserChanges {
+        email_key: email.as_deref().map(name_key),
+        email,
+        first_name: update.first_name.clone(),
+        last_name: update.last_name.clone(),
+        phone: update.phone.clone(),
+        avatar_url: update.avatar_url.clone(),
+        role: update.role.map(|r| r.as_str().to_owned()),
+        status: update.status.map(|s| s.as_str().to_owned()),
+        is_verified: update.is_verified,
+        password_hash: update.password_hash.clone(),
+        updated_at: Some(micros(now)),
+    }
+}
+
+fn page_of(rows: Vec<UserRow>) -> Result<Vec<User>, DbError> {
+    rows.into_iter().map(UserRow::into_user).collect()
+}
+
+#[async_trait]
+impl UserRepository for Database {
+    async fn ping(&self) -> Result<()> {
+        self.run(|conn| Ok(conn.batch_execute("SELECT 1")?)).await
+    }
+
+    async fn create(&self, user: NewUser) -> Result<User> {
+        let row = UserRow::from_new(user);
+        self.run(move |conn| {
+            diesel::insert_into(users::table)
+                .values(&row)
+                .execute(conn)?;
+            row.into_user()
+        })
+        .await
+    }
+
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>> {
+        self.run(move |conn| {
+            users::table
+                .find(id.to_string())
+                .select(UserRow::as_select())
+                .first(conn)
+                .optional()?
+                .map(UserRow::into_user)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn find_credentials(&self, login: &str) -> Result<Option<UserCredentials>> {
+        let key = name_key(login);
+        self.run(move |conn| {
+            users::table
+                .filter(users::username_key.eq(&key).or(users::email_key.eq(&key)))
+                .filter(users::status.ne(DELETED))
+                .select(UserRow::as_select())
+                .first(conn)
+                .optional()?
+                .map(UserRow::into_credentials)
+                .transpose()
+        })
+        .await
+    }
+
+    /// A non-deleted user's credentials (deleted accounts have none to check).
+    async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<UserCredentials>> {
+        self.run(move |conn| {
+            users::table
+                .find(id.to_string())
+                .filter(users::status.ne(DELETED))
+                .select(UserRow::as_select())
+                .first(conn)
+                .optional()?
+                .map(UserRow::into_credentials)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list(&self, query: &UserQuery) -> Result<UserPage> {
+        let q = query.clone();
+        let per_page = q.per_page.clamp(1, MAX_PER_PAGE);
+        if let PageRequest::Keyset { after } = &q.page {
+            if q.sort == UserSort::LastLoginAt {
+                return Err(Error::validation(
+                    "cursor",
+                    "is not supported with sort=last_login_at; use page",
+                ));
+            }
+            if let Some(c) = after
+                && (c.sort != q.sort || c.order != q.order)
+            {
+                return Err(Error::validation(
+                    "cursor",
+                    "was issued for a different sort or order",
+                ));
+            }
+        }
+        let after = match &q.page {
+            PageRequest::Keyset { after: Some(c) } => Some(after_cursor(c)?),
+            _ => None,
+        };
+        self.run(move |conn| {
+            let postgres = matches!(conn, AnyConnection::Postgres(_));
+            match q.page {
+                PageRequest::Offset { page } => {
+                    let page = page.max(1);
+                    let total: i64 = users::table.filter(filters(&q)).count().get_result(conn)?;
+                    let offset = i64::from(page - 1) * i64::from(per_page);
+                    let rows = ordered(select_users(filters(&q)), q.sort, q.order, postgres)
+                        .limit(i64::from(per_page))
+                        .offset(offset)
+                        .load::<UserRow>(conn)?;
+                    Ok(UserPage {
+                        items: page_of(rows)?,
+                        pagination: PageInfo::offset(
+                            page,
+                            per_page,
+                            u64::try_from(total).unwrap_or(0),
+                        ),
+                    })
+                }
+                PageRequest::Keyset { .. } => {
+                    let pred = match after {
+                        Some(after) => Box::new(filters(&q).and(after)) as Predicate,
+                        None => filters(&q),
+                    };
+                    // One row more than asked tells whether there is a next page.
+                    let mut rows = ordered(select_users(pred), q.sort, q.order, postgres)
+                        .limit(i64::from(per_page) + 1)
+                        .load::<UserRow>(conn)?;
+                    let more = rows.len() > per_page as usize;
+                    rows.truncate(per_page as usize);
+                    let items = page_of(rows)?;
+                    let next_cursor = more
+                        .then(|| items.last())
+                        .flatten()
+                        .and_then(|last| Cursor::after(last, q.sort, q.order))
+                        .map(|c| c.encode());
+                    Ok(UserPage {
+                        items,
+                        pagination: PageInfo::Keyset {
+                            per_page,
+                            next_cursor,
+                        },
+                    })
+                }
+            }
+        })
+        .await
+    }
+
+    async fn update(&self, id: UserId, update: UserUpdate, now: Timestamp) -> Result<Option<User>> {
+        if update.status == Some(Status::Deleted) {
+            return Err(Error::validation(
+                "status",
+                "cannot be set to deleted here; delete the user instead",
+            ));
+        }
+        let id = id.to_string();
+        // Only a change away from admin or active can remove an active admin.
+        let demotes = update.role.is_some_and(|r| r != Role::Admin)
+            || update.status.is_some_and(|s| s != Status::Active);
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                let admins = if demotes {
+                    Some(lock_active_admins(conn)?)
+                } else {
+                    None
+                };
+                let Some(row) = lock_live_user(conn, &id)? else {
+                    return Ok(None);
+                };
+                if let Some(admins) = &admins {
+                    guard_last_admin(&row, admins)?;
+                }
+                if update.is_empty() {
+                    return row.into_user().map(Some);
+                }
+                diesel::update(users::table.find(&id))
+                    .set(&changes(&update, now))
+                    .execute(conn)?;
+                let row: UserRow = users::table
+                    .find(&id)
+                    .select(UserRow::as_select())
+                    .first(conn)?;
+                row.into_user().map(Some)
+            })
+        })
+        .await
+    }
+
+    async fn soft_delete(&self, id: UserId, now: Timestamp) -> Result<bool> {
+        let id = id.to_string();
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                let admins = lock_active_admins(conn)?;
+                let Some(row) = lock_live_user(conn, &id)? else {
+                    return Ok(false);
+                };
+                guard_last_admin(&row, &admins)?;
+                diesel::update(users::table.find(&id))
+                    .set((
+                        users::status.eq(DELETED),
+                        users::username_key.eq(None::<String>),
+                        users::email_key.eq(None::<String>),
+                        users::updated_at.eq(micros(now)),
+                    ))
+                    .execute(conn)?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn record_failed_login(
+        &self,
+        id: UserId,
+        now: Timestamp,
+        policy: LockoutPolicy,
+    ) -> Result<FailedLogin> {
+        let id = id.to_string();
+        let now_us = micros(now);
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                let q = users::table
+                    .find(&id)
+                    .filter(users::status.ne(DELETED))
+                    .select((users::failed_login_count, users::locked_until));
+                let row: Option<(i32, Option<i64>)> = match conn {
+                    AnyConnection::Sqlite(c) => q.first(c).optional()?,
+                    AnyConnection::Postgres(c) => q.for_update().first(c).optional()?,
+                    #[cfg(feature = "mysql")]
+                    AnyConnection::Mysql(c) => q.for_update().first(c).optional()?,
+                };
+                let Some((count, locked_until)) = row else {
+                    return Ok(FailedLogin::UnknownUser);
+                };
+                if let Some(until) = locked_until.filter(|u| *u > now_us) {
+                    return Ok(FailedLogin::AlreadyLocked {
+                        locked_until: from_micros(until)?,
+                    });
+                }
+                let failures = u32::try_from(count).unwrap_or(0).saturating_add(1);
+                let lock_until = policy
+                    .lock_for(failures)
+                    .map(|d| {
+                        TimeDelta::from_std(d)
+                            .ok()
+                            .and_then(|d| now.checked_add_signed(d))
+                            .map(micros)
+                            .ok_or_else(|| Error::internal("lock duration out of range"))
+                    })
+                    .transpose()?;
+                diesel::update(users::table.find(&id))
+                    .set((
+                        users::failed_login_count.eq(i32::try_from(failures).unwrap_or(i32::MAX)),
+                        users::locked_until.eq(lock_until),
+                    ))
+                    .execute(conn)?;
+                Ok(FailedLogin::Counted {
+                    failures,
+                    locked_until: lock_until.map(from_micros).transpose()?,
+                })
+            })
+        })
+        .await
+    }
+
+    /// `Error::NotFound` when there is no such user.
+    async fn record_login_success(
+        &self,
+        id: UserId,
+        now: Timestamp,
+        rehash: Option<String>,
+    ) -> Result<()> {
+        let id = id.to_string();
+        let now_us = micros(now);
+        self.run(move |conn| {
+            let target = users::table.find(&id);
+            let reset = (
+                users::failed_login_count.eq(0),
+                users::locked_until.eq(None::<i64>),
+                users::last_login_at.eq(Some(now_us)),
+            );
+            let n = match rehash {
+                Some(hash) => diesel::update(target)
+                    .set((reset, users::password_hash.eq(hash)))
+                    .execute(conn)?,
+                None => diesel::update(target).set(reset).execute(conn)?,
+            };
+            if n == 0 {
+                return Err(Error::NotFound.into());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn count_active_admins(&self) -> Result<u64> {
+        self.run(|conn| {
+            let n: i64 = users::table
+                .filter(users::role.eq(ADMIN))
+                .filter(users::status.eq(ACTIVE))
+                .count()
+                .get_result(conn)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(contains_pattern("bob"), "%bob%");
+        assert_eq!(contains_pattern("50%_off!"), "%50!%!_off!!%");
+    }
+}

@@ -1,0 +1,1402 @@
+//! The repository contract (domain/src/ports.rs), one body per behaviour, run against every
+//! backend: SQLite always; PostgreSQL with ARCANA_TEST_POSTGRES_URL; MySQL/MariaDB with
+//! ARCANA_TEST_MYSQL_URL and the `mysql` feature.
+// Test code: a failed expectation panics. (clippy's allow-*-in-tests only covers #[test] fns.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use domain::{
+    AuditEvent, AuditRepository, Cursor, Error, FailedLogin, LockoutPolicy, PageInfo, PageRequest,
+    RevokeReason, Role, SessionRepository, SortOrder, Status, User, UserPage, UserQuery,
+    UserRepository, UserSort, UserUpdate,
+};
+use repository::{Backend, Database};
+use uuid::Uuid;
+
+use support::*;
+
+contract_tests!(
+    create_and_find,
+    names_are_unique_case_insensitively,
+    parallel_creates_of_one_name_yield_one_winner,
+    soft_delete_frees_names_and_hides_the_user,
+    update_changes_fields_and_email_key,
+    last_admin_cannot_be_demoted_suspended_or_deleted,
+    concurrent_demotions_keep_one_admin,
+    list_filters_search_and_offset_pages,
+    list_sorts_in_byte_order_with_id_tie_break,
+    keyset_walk_equals_offset_order,
+    keyset_rejects_bad_cursors,
+    failed_logins_lock_with_backoff,
+    parallel_failed_logins_count_exactly_to_the_limit,
+    login_success_resets_the_counters,
+    session_lifecycle,
+    revoke_all_keeps_the_current_session,
+    audit_events_newest_first,
+    ping_pool_state_and_migrations_are_idempotent,
+);
+
+fn conflict(r: Result<impl std::fmt::Debug, Error>) -> String {
+    match r {
+        Err(Error::Conflict(m)) => m,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+/// `Database` implements both `UserRepository` and `SessionRepository`, which each have a
+/// `create`: say which one.
+fn repo(db: &Database) -> &dyn UserRepository {
+    db
+}
+
+fn ids(page: &UserPage) -> Vec<Uuid> {
+    page.items.iter().map(|u| u.id).collect()
+}
+
+fn query(page: PageRequest, per_page: u32, sort: UserSort, order: SortOrder) -> UserQuery {
+    UserQuery {
+        page,
+        per_page,
+        sort,
+        order,
+        ..UserQuery::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// users: create, find, uniqueness
+
+async fn create_and_find(db: Database) {
+    let mut n = new_user("Alice");
+    n.email = "Alice.Smith@Example.COM".into();
+    n.first_name = Some("Alice".into());
+    n.phone = Some("+1 555 0100".into());
+    n.is_verified = true;
+    // sub-microsecond precision is not kept
+    n.created_at = at(10) + Duration::from_nanos(1_234_567);
+    let created = repo(&db).create(n.clone()).await.unwrap();
+    assert_eq!(created.id, n.id);
+    assert_eq!(created.username, "Alice");
+    assert_eq!(
+        created.email, "alice.smith@example.com",
+        "stored lower-case"
+    );
+    assert_eq!(created.created_at, at(10) + Duration::from_micros(1_234));
+    assert_eq!(created.updated_at, created.created_at);
+    assert_eq!(created.last_login_at, None);
+    assert!(created.is_verified);
+
+    let found = db.find_by_id(n.id).await.unwrap().unwrap();
+    assert_eq!(found, created);
+    assert_eq!(db.find_by_id(Uuid::new_v4()).await.unwrap(), None);
+
+    for login in [
+        "alice",
+        "ALICE",
+        "Alice",
+        "alice.smith@example.com",
+        "ALICE.SMITH@example.com",
+    ] {
+        let c = db.find_credentials(login).await.unwrap();
+        let c = c.unwrap_or_else(|| panic!("{login} not found"));
+        assert_eq!(c.user, created);
+        assert_eq!(c.password_hash, n.password_hash);
+        assert_eq!(c.failed_login_count, 0);
+        assert_eq!(c.locked_until, None);
+    }
+    assert!(db.find_credentials("alic").await.unwrap().is_none());
+    assert!(db.find_credentials("%").await.unwrap().is_none());
+    let c = db.find_credentials_by_id(n.id).await.unwrap().unwrap();
+    assert_eq!(c.user, created);
+    assert!(
+        db.find_credentials_by_id(Uuid::new_v4())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn names_are_unique_case_insensitively(db: Database) {
+    repo(&db).create(new_user("Bob")).await.unwrap();
+
+    let mut same_name = new_user("bOB");
+    same_name.email = "other@example.com".into();
+    assert_eq!(
+        conflict(repo(&db).create(same_name).await),
+        "username already taken"
+    );
+
+    let mut same_email = new_user("robert");
+    same_email.email = "BOB@EXAMPLE.COM".into();
+    assert_eq!(
+        conflict(repo(&db).create(same_email).await),
+        "email already registered"
+    );
+
+    // the id of a user, reused
+    let existing = db.find_credentials("bob").await.unwrap().unwrap().user;
+    let mut same_id = new_user("carol");
+    same_id.id = existing.id;
+    assert!(matches!(
+        repo(&db).create(same_id).await,
+        Err(Error::Conflict(_))
+    ));
+
+    let page = db.list(&UserQuery::default()).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+}
+
+async fn parallel_creates_of_one_name_yield_one_winner(db: Database) {
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let db = db.clone();
+        // every case variant of the same name, each with its own email
+        let name: String = "racer"
+            .chars()
+            .enumerate()
+            .map(|(j, c)| {
+                if (i >> j) & 1 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let mut u = new_user(&name);
+        u.email = format!("racer{i}@example.com");
+        tasks.push(tokio::spawn(async move { repo(&db).create(u).await }));
+    }
+    let (mut ok, mut conflicts) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::Conflict(m)) => {
+                assert_eq!(m, "username already taken");
+                conflicts += 1;
+            }
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!((ok, conflicts), (1, 19));
+}
+
+async fn soft_delete_frees_names_and_hides_the_user(db: Database) {
+    let u = repo(&db).create(new_user("Dora")).await.unwrap();
+    let other = repo(&db).create(new_user("Eve")).await.unwrap();
+
+    assert!(db.soft_delete(u.id, at(100)).await.unwrap());
+    assert!(
+        !db.soft_delete(u.id, at(101)).await.unwrap(),
+        "already deleted"
+    );
+    assert!(
+        !db.soft_delete(Uuid::new_v4(), at(101)).await.unwrap(),
+        "absent"
+    );
+
+    let deleted = db.find_by_id(u.id).await.unwrap().unwrap();
+    assert_eq!(deleted.status, Status::Deleted);
+    assert_eq!(deleted.updated_at, at(100));
+    assert!(db.find_credentials("dora").await.unwrap().is_none());
+    assert!(
+        db.find_credentials("dora@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(db.find_credentials_by_id(u.id).await.unwrap().is_none());
+    let update = UserUpdate {
+        first_name: Some(Some("x".into())),
+        ..Default::default()
+    };
+    assert_eq!(db.update(u.id, update, at(102)).await.unwrap(), None);
+
+    let page = db.list(&UserQuery::default()).await.unwrap();
+    assert_eq!(
+        ids(&page),
+        vec![other.id],
+        "deleted users are not listed by default"
+    );
+    let deleted_only = UserQuery {
+        status: Some(Status::Deleted),
+        ..UserQuery::default()
+    };
+    assert_eq!(ids(&db.list(&deleted_only).await.unwrap()), vec![u.id]);
+
+    // both names are free again, in any case
+    let again = repo(&db).create(new_user("DORA")).await.unwrap();
+    assert_eq!(again.email, "dora@example.com");
+    assert_eq!(
+        db.find_credentials("dora").await.unwrap().unwrap().user.id,
+        again.id
+    );
+}
+
+async fn update_changes_fields_and_email_key(db: Database) {
+    let mut n = new_user("frank");
+    n.first_name = Some("Frank".into());
+    n.last_name = Some("Castle".into());
+    let u = repo(&db).create(n).await.unwrap();
+    repo(&db).create(new_user("grace")).await.unwrap();
+
+    let update = UserUpdate {
+        email: Some("Frank.New@Example.org".into()),
+        first_name: Some(None),
+        last_name: Some(Some("Smith".into())),
+        phone: Some(Some("+44 20 7946 0000".into())),
+        avatar_url: Some(Some("https://example.org/f.png".into())),
+        is_verified: Some(true),
+        password_hash: Some("new-hash".into()),
+        ..Default::default()
+    };
+    let updated = db.update(u.id, update, at(50)).await.unwrap().unwrap();
+    assert_eq!(updated.email, "frank.new@example.org");
+    assert_eq!(updated.first_name, None);
+    assert_eq!(updated.last_name.as_deref(), Some("Smith"));
+    assert_eq!(updated.phone.as_deref(), Some("+44 20 7946 0000"));
+    assert_eq!(
+        updated.avatar_url.as_deref(),
+        Some("https://example.org/f.png")
+    );
+    assert!(updated.is_verified);
+    assert_eq!(updated.updated_at, at(50));
+    assert_eq!(updated.created_at, u.created_at);
+    assert_eq!(db.find_by_id(u.id).await.unwrap().unwrap(), updated);
+
+    let c = db
+        .find_credentials("FRANK.NEW@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.user.id, u.id);
+    assert_eq!(c.password_hash, "new-hash");
+    assert!(
+        db.find_credentials("frank@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // the old address is free, the new one taken
+    let mut reuse = new_user("henry");
+    reuse.email = "frank@example.com".into();
+    repo(&db).create(reuse).await.unwrap();
+    let steal = UserUpdate {
+        email: Some("GRACE@example.com".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        conflict(db.update(u.id, steal, at(60)).await),
+        "email already registered"
+    );
+    assert_eq!(
+        db.find_by_id(u.id).await.unwrap().unwrap(),
+        updated,
+        "unchanged"
+    );
+
+    // role and status changes, an empty update, an unknown user
+    let promoted = UserUpdate {
+        role: Some(Role::Guest),
+        status: Some(Status::Suspended),
+        ..Default::default()
+    };
+    let p = db.update(u.id, promoted, at(70)).await.unwrap().unwrap();
+    assert_eq!((p.role, p.status), (Role::Guest, Status::Suspended));
+    let same = db
+        .update(u.id, UserUpdate::default(), at(80))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(same, p, "an empty update changes nothing");
+    assert_eq!(
+        db.update(Uuid::new_v4(), UserUpdate::default(), at(80))
+            .await
+            .unwrap(),
+        None
+    );
+    let delete = UserUpdate {
+        status: Some(Status::Deleted),
+        ..Default::default()
+    };
+    assert!(matches!(
+        db.update(u.id, delete, at(90)).await,
+        Err(Error::Validation(f)) if f.0.contains_key("status")
+    ));
+}
+
+async fn last_admin_cannot_be_demoted_suspended_or_deleted(db: Database) {
+    const LAST: &str = "the last active admin cannot be demoted, suspended or deleted";
+    let root = repo(&db)
+        .create(with_role(new_user("root"), Role::Admin))
+        .await
+        .unwrap();
+    // an inactive admin does not count
+    let mut idle = with_role(new_user("idle-admin"), Role::Admin);
+    idle.status = Status::Inactive;
+    repo(&db).create(idle).await.unwrap();
+    assert_eq!(db.count_active_admins().await.unwrap(), 1);
+
+    for update in [
+        UserUpdate {
+            role: Some(Role::User),
+            ..Default::default()
+        },
+        UserUpdate {
+            role: Some(Role::Guest),
+            ..Default::default()
+        },
+        UserUpdate {
+            status: Some(Status::Suspended),
+            ..Default::default()
+        },
+        UserUpdate {
+            status: Some(Status::Inactive),
+            ..Default::default()
+        },
+        UserUpdate {
+            status: Some(Status::Suspended),
+            first_name: Some(Some("x".into())),
+            ..Default::default()
+        },
+    ] {
+        assert_eq!(conflict(db.update(root.id, update, at(10)).await), LAST);
+    }
+    assert_eq!(conflict(db.soft_delete(root.id, at(10)).await), LAST);
+    assert_eq!(
+        db.find_by_id(root.id).await.unwrap().unwrap(),
+        root,
+        "nothing changed"
+    );
+
+    // allowed: changes that keep an active admin
+    let keep = UserUpdate {
+        role: Some(Role::Admin),
+        status: Some(Status::Active),
+        first_name: Some(Some("Root".into())),
+        ..Default::default()
+    };
+    db.update(root.id, keep, at(11)).await.unwrap().unwrap();
+
+    // with a second active admin the first may go; then the second is the last
+    let second = repo(&db)
+        .create(with_role(new_user("second"), Role::Admin))
+        .await
+        .unwrap();
+    let demote = UserUpdate {
+        role: Some(Role::User),
+        ..Default::default()
+    };
+    let r = db
+        .update(root.id, demote.clone(), at(12))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.role, Role::User);
+    assert_eq!(conflict(db.update(second.id, demote, at(13)).await), LAST);
+    assert_eq!(conflict(db.soft_delete(second.id, at(13)).await), LAST);
+
+    // non-admins are never blocked by the guard
+    assert!(db.soft_delete(root.id, at(14)).await.unwrap());
+    assert_eq!(db.count_active_admins().await.unwrap(), 1);
+}
+
+async fn concurrent_demotions_keep_one_admin(db: Database) {
+    // Each round races a demotion of one admin against the deletion of the other, with no third
+    // active admin: exactly one may succeed. The survivor is retired when the next pair exists.
+    let mut survivor: Option<Uuid> = None;
+    for round in 0..6 {
+        let a = repo(&db)
+            .create(with_role(new_user(&format!("a{round}")), Role::Admin))
+            .await
+            .unwrap();
+        let b = repo(&db)
+            .create(with_role(new_user(&format!("b{round}")), Role::Admin))
+            .await
+            .unwrap();
+        if let Some(s) = survivor {
+            let retire = UserUpdate {
+                status: Some(Status::Inactive),
+                ..Default::default()
+            };
+            db.update(s, retire, at(1)).await.unwrap().unwrap();
+        }
+        assert_eq!(db.count_active_admins().await.unwrap(), 2);
+        let (da, db2) = (db.clone(), db.clone());
+        let ta = tokio::spawn(async move {
+            let demote = UserUpdate {
+                role: Some(Role::User),
+                ..Default::default()
+            };
+            da.update(a.id, demote, at(2)).await
+        });
+        let tb = tokio::spawn(async move { db2.soft_delete(b.id, at(2)).await });
+        let (ra, rb) = (ta.await.unwrap(), tb.await.unwrap());
+        assert_eq!(
+            usize::from(ra.is_ok()) + usize::from(rb.is_ok()),
+            1,
+            "round {round}: exactly one may win: {ra:?} {rb:?}"
+        );
+        for r in [ra.as_ref().err(), rb.as_ref().err()].into_iter().flatten() {
+            assert!(matches!(r, Error::Conflict(_)), "{r:?}");
+        }
+        assert_eq!(db.count_active_admins().await.unwrap(), 1);
+        survivor = Some(if ra.is_ok() { b.id } else { a.id });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// users: list
+
+/// 12 users with distinct facts; returns them in creation order.
+async fn seed_for_filters(db: &Database) -> Vec<User> {
+    type Spec<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        Role,
+        Status,
+        i64,
+    );
+    let specs: &[Spec] = &[
+        (
+            "alice",
+            "alice@example.com",
+            Some("Alice"),
+            Some("Smith"),
+            Role::Admin,
+            Status::Active,
+            0,
+        ),
+        (
+            "bob",
+            "bob@example.org",
+            Some("Robert"),
+            Some("Jones"),
+            Role::User,
+            Status::Active,
+            10,
+        ),
+        (
+            "Charlie_X",
+            "charlie@example.com",
+            None,
+            None,
+            Role::User,
+            Status::Active,
+            20,
+        ),
+        (
+            "charlieX",
+            "charliex@example.com",
+            None,
+            None,
+            Role::User,
+            Status::Inactive,
+            30,
+        ),
+        (
+            "dave",
+            "dave@example.net",
+            Some("David"),
+            Some("100%real"),
+            Role::Guest,
+            Status::Active,
+            40,
+        ),
+        (
+            "erin",
+            "erin@example.com",
+            Some("Érin"),
+            None,
+            Role::User,
+            Status::Suspended,
+            50,
+        ),
+        (
+            "frank",
+            "frank@smith.io",
+            None,
+            None,
+            Role::User,
+            Status::Active,
+            60,
+        ),
+        (
+            "gina",
+            "gina@example.com",
+            Some("Gina"),
+            Some("SMITHERS"),
+            Role::Admin,
+            Status::Active,
+            70,
+        ),
+        (
+            "hank",
+            "hank@example.com",
+            None,
+            None,
+            Role::User,
+            Status::Active,
+            80,
+        ),
+        (
+            "ivy",
+            "ivy@example.com",
+            None,
+            None,
+            Role::Guest,
+            Status::Inactive,
+            90,
+        ),
+        (
+            "jack",
+            "jack@example.com",
+            None,
+            None,
+            Role::User,
+            Status::Active,
+            100,
+        ),
+        (
+            "kate",
+            "kate@example.com",
+            None,
+            None,
+            Role::User,
+            Status::Active,
+            110,
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, email, first, last, role, status, t) in specs {
+        let mut u = new_user(name);
+        u.email = (*email).into();
+        u.first_name = first.map(Into::into);
+        u.last_name = last.map(Into::into);
+        u.role = *role;
+        u.status = *status;
+        u.created_at = at(*t);
+        out.push(repo(db).create(u).await.unwrap());
+    }
+    out
+}
+
+async fn list_filters_search_and_offset_pages(db: Database) {
+    let users = seed_for_filters(&db).await;
+    let gone = repo(&db).create(new_user("zed")).await.unwrap();
+    db.soft_delete(gone.id, at(5)).await.unwrap();
+    let by_name = |names: &[&str]| -> HashSet<Uuid> {
+        names
+            .iter()
+            .map(|n| users.iter().find(|u| u.username == *n).unwrap().id)
+            .collect()
+    };
+    let names = |q: UserQuery| {
+        let db = db.clone();
+        async move {
+            let q = UserQuery { per_page: 100, ..q };
+            let page = db.list(&q).await.unwrap();
+            page.items.iter().map(|u| u.id).collect::<HashSet<_>>()
+        }
+    };
+
+    let all = names(UserQuery::default()).await;
+    assert_eq!(all.len(), 12, "every status but deleted");
+    assert_eq!(
+        names(UserQuery {
+            role: Some(Role::Admin),
+            ..Default::default()
+        })
+        .await,
+        by_name(&["alice", "gina"])
+    );
+    assert_eq!(
+        names(UserQuery {
+            status: Some(Status::Inactive),
+            ..Default::default()
+        })
+        .await,
+        by_name(&["charlieX", "ivy"])
+    );
+    assert_eq!(
+        names(UserQuery {
+            role: Some(Role::Guest),
+            status: Some(Status::Active),
+            ..Default::default()
+        })
+        .await,
+        by_name(&["dave"])
+    );
+
+    let search = |s: &str| UserQuery {
+        search: Some(s.into()),
+        ..Default::default()
+    };
+    // username, email, first and last name; case-insensitive
+    assert_eq!(names(search("ALI")).await, by_name(&["alice"]));
+    assert_eq!(
+        names(search("smith")).await,
+        by_name(&["alice", "frank", "gina"])
+    );
+    assert_eq!(names(search("EXAMPLE.ORG")).await, by_name(&["bob"]));
+    assert_eq!(names(search("robert")).await, by_name(&["bob"]));
+    // LIKE wildcards are literal
+    assert_eq!(names(search("_")).await, by_name(&["Charlie_X"]));
+    assert_eq!(names(search("%")).await, by_name(&["dave"]));
+    assert_eq!(names(search("e_x")).await, by_name(&["Charlie_X"]));
+    assert_eq!(names(search("charliex")).await, by_name(&["charlieX"]));
+    assert_eq!(names(search("nobody")).await, HashSet::new());
+    // non-ASCII text matches itself
+    assert_eq!(names(search("Érin")).await, by_name(&["erin"]));
+    // search combines with the other filters
+    let mut q = search("smith");
+    q.role = Some(Role::Admin);
+    assert_eq!(names(q).await, by_name(&["alice", "gina"]));
+
+    // created_after is inclusive, created_before exclusive
+    let range = UserQuery {
+        created_after: Some(at(20)),
+        created_before: Some(at(60)),
+        ..Default::default()
+    };
+    assert_eq!(
+        names(range).await,
+        by_name(&["Charlie_X", "charlieX", "dave", "erin"])
+    );
+
+    // offset pages: totals, page counts, the last partial page, a page past the end
+    let mut seen = Vec::new();
+    for page in 1..=4u32 {
+        let q = query(
+            PageRequest::Offset { page },
+            5,
+            UserSort::CreatedAt,
+            SortOrder::Asc,
+        );
+        let p = db.list(&q).await.unwrap();
+        assert_eq!(p.pagination, PageInfo::offset(page, 5, 12));
+        let expected_len = [5, 5, 2, 0][page as usize - 1];
+        assert_eq!(p.items.len(), expected_len, "page {page}");
+        seen.extend(ids(&p));
+    }
+    let creation_order: Vec<Uuid> = users.iter().map(|u| u.id).collect();
+    assert_eq!(seen, creation_order);
+    let mut filtered = query(
+        PageRequest::Offset { page: 1 },
+        1,
+        UserSort::CreatedAt,
+        SortOrder::Desc,
+    );
+    filtered.role = Some(Role::Admin);
+    let p = db.list(&filtered).await.unwrap();
+    assert_eq!(p.pagination, PageInfo::offset(1, 1, 2));
+    assert_eq!(p.items[0].username, "gina");
+}
+
+async fn list_sorts_in_byte_order_with_id_tie_break(db: Database) {
+    // mixed case: byte order puts upper case first, in every backend
+    let names = ["delta", "Bravo", "alpha", "Charlie", "echo", "ALPHA2"];
+    let mut users = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let mut u = new_user(name);
+        u.created_at = at(i as i64 / 2); // pairs share a timestamp
+        users.push(repo(&db).create(u).await.unwrap());
+    }
+    // last logins: some never
+    for (i, u) in users.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
+        db.record_login_success(u.id, at(1000 - i as i64), None)
+            .await
+            .unwrap();
+    }
+    let users: Vec<User> = {
+        let mut v = Vec::new();
+        for u in &users {
+            v.push(db.find_by_id(u.id).await.unwrap().unwrap());
+        }
+        v
+    };
+
+    for sort in [
+        UserSort::CreatedAt,
+        UserSort::Username,
+        UserSort::Email,
+        UserSort::LastLoginAt,
+    ] {
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let mut expected = users.clone();
+            expected.sort_by(|a, b| {
+                let key = |u: &User| match sort {
+                    UserSort::CreatedAt => (None, Some(u.created_at.timestamp_micros()), u.id),
+                    UserSort::Username => (Some(u.username.clone()), None, u.id),
+                    UserSort::Email => (Some(u.email.clone()), None, u.id),
+                    // never logged in sorts as the oldest
+                    UserSort::LastLoginAt => {
+                        (None, u.last_login_at.map(|t| t.timestamp_micros()), u.id)
+                    }
+                };
+                key(a).cmp(&key(b))
+            });
+            if order == SortOrder::Desc {
+                expected.reverse();
+            }
+            let q = query(PageRequest::Offset { page: 1 }, 100, sort, order);
+            let got = db.list(&q).await.unwrap();
+            assert_eq!(
+                got.items.iter().map(|u| &u.username).collect::<Vec<_>>(),
+                expected.iter().map(|u| &u.username).collect::<Vec<_>>(),
+                "{sort:?} {order:?}"
+            );
+        }
+    }
+}
+
+async fn keyset_walk(db: &Database, base: &UserQuery, per_page: u32) -> Vec<Uuid> {
+    let mut out = Vec::new();
+    let mut after = None;
+    for _ in 0..1000 {
+        let q = UserQuery {
+            page: PageRequest::Keyset { after },
+            per_page,
+            ..base.clone()
+        };
+        let page = db.list(&q).await.unwrap();
+        assert!(page.items.len() <= per_page as usize);
+        out.extend(ids(&page));
+        let PageInfo::Keyset {
+            per_page: pp,
+            next_cursor,
+        } = page.pagination
+        else {
+            panic!("keyset request answered with {:?}", page.pagination)
+        };
+        assert_eq!(pp, per_page);
+        match next_cursor {
+            Some(c) => {
+                assert_eq!(
+                    page.items.len(),
+                    per_page as usize,
+                    "a cursor only after a full page"
+                );
+                after = Some(Cursor::decode(&c).unwrap());
+            }
+            None => return out,
+        }
+    }
+    panic!("keyset walk does not end");
+}
+
+async fn keyset_walk_equals_offset_order(db: Database) {
+    // 23 users; created_at in groups of three equal values, names unrelated to creation order
+    let mut created = Vec::new();
+    for i in 0..23i64 {
+        let name = format!(
+            "{}{:02}",
+            ["mike", "Alpha", "zulu", "bravo", "Kilo"][(i % 5) as usize],
+            (i * 7) % 23
+        );
+        let mut u = new_user(&name);
+        u.created_at = at(i / 3);
+        if i % 4 == 0 {
+            u.role = Role::Guest;
+        }
+        created.push(repo(&db).create(u).await.unwrap());
+    }
+    for sort in [UserSort::CreatedAt, UserSort::Username, UserSort::Email] {
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            for role in [None, Some(Role::Guest)] {
+                let base = UserQuery {
+                    sort,
+                    order,
+                    role,
+                    ..UserQuery::default()
+                };
+                let offset_order = ids(&db
+                    .list(&UserQuery {
+                        per_page: 100,
+                        ..base.clone()
+                    })
+                    .await
+                    .unwrap());
+                let expected_len = if role.is_some() { 6 } else { 23 };
+                assert_eq!(offset_order.len(), expected_len);
+                for per_page in [1, 4, 6, 23, 100] {
+                    let walked = keyset_walk(&db, &base, per_page).await;
+                    assert_eq!(
+                        walked, offset_order,
+                        "{sort:?} {order:?} {role:?} per_page {per_page}"
+                    );
+                    let unique: HashSet<_> = walked.iter().collect();
+                    assert_eq!(unique.len(), walked.len(), "no duplicates");
+                }
+                // offset pages of 4 agree as well
+                let mut paged = Vec::new();
+                for page in 1..=6 {
+                    let q = UserQuery {
+                        page: PageRequest::Offset { page },
+                        per_page: 4,
+                        ..base.clone()
+                    };
+                    paged.extend(ids(&db.list(&q).await.unwrap()));
+                }
+                assert_eq!(paged, offset_order);
+            }
+        }
+    }
+    // a cursor keeps its place when rows are added before it
+    let base = UserQuery {
+        sort: UserSort::CreatedAt,
+        order: SortOrder::Asc,
+        ..Default::default()
+    };
+    let first = db
+        .list(&UserQuery {
+            page: PageRequest::Keyset { after: None },
+            per_page: 5,
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    let PageInfo::Keyset {
+        next_cursor: Some(c),
+        ..
+    } = first.pagination
+    else {
+        panic!()
+    };
+    let mut early = new_user("early");
+    early.created_at = at(-100);
+    repo(&db).create(early).await.unwrap();
+    let second = db
+        .list(&UserQuery {
+            page: PageRequest::Keyset {
+                after: Some(Cursor::decode(&c).unwrap()),
+            },
+            per_page: 5,
+            ..base
+        })
+        .await
+        .unwrap();
+    let all: Vec<Uuid> = created.iter().map(|u| u.id).collect();
+    let mut by_created = created.clone();
+    by_created.sort_by_key(|u| (u.created_at, u.id));
+    let expected: Vec<Uuid> = by_created[5..10].iter().map(|u| u.id).collect();
+    assert_eq!(ids(&second), expected);
+    assert_eq!(all.len(), 23);
+}
+
+async fn keyset_rejects_bad_cursors(db: Database) {
+    let u = repo(&db).create(new_user("solo")).await.unwrap();
+    let field = |r: Result<UserPage, Error>| match r {
+        Err(Error::Validation(f)) => f.0.keys().cloned().collect::<Vec<_>>(),
+        other => panic!("expected a validation error, got {other:?}"),
+    };
+    let last_login = query(
+        PageRequest::Keyset { after: None },
+        10,
+        UserSort::LastLoginAt,
+        SortOrder::Asc,
+    );
+    assert_eq!(field(db.list(&last_login).await), ["cursor"]);
+    let c = Cursor::after(&u, UserSort::Username, SortOrder::Asc).unwrap();
+    let mismatched = query(
+        PageRequest::Keyset { after: Some(c) },
+        10,
+        UserSort::Email,
+        SortOrder::Asc,
+    );
+    assert_eq!(field(db.list(&mismatched).await), ["cursor"]);
+    // an empty result set: no items, no cursor
+    let c = Cursor::after(&u, UserSort::Username, SortOrder::Asc).unwrap();
+    let past = query(
+        PageRequest::Keyset { after: Some(c) },
+        10,
+        UserSort::Username,
+        SortOrder::Asc,
+    );
+    let page = db.list(&past).await.unwrap();
+    assert!(page.items.is_empty());
+    assert_eq!(
+        page.pagination,
+        PageInfo::Keyset {
+            per_page: 10,
+            next_cursor: None
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// users: lockout
+
+async fn failed_logins_lock_with_backoff(db: Database) {
+    let policy = LockoutPolicy {
+        max_failures: 3,
+        base_lock: Duration::from_secs(30),
+        max_lock: Duration::from_secs(100),
+    };
+    let u = repo(&db).create(new_user("target")).await.unwrap();
+    let t0 = at(1000);
+    assert_eq!(
+        db.record_failed_login(u.id, t0, policy).await.unwrap(),
+        FailedLogin::Counted {
+            failures: 1,
+            locked_until: None
+        }
+    );
+    assert_eq!(
+        db.record_failed_login(u.id, t0, policy).await.unwrap(),
+        FailedLogin::Counted {
+            failures: 2,
+            locked_until: None
+        }
+    );
+    assert_eq!(
+        db.record_failed_login(u.id, t0 + secs(1), policy)
+            .await
+            .unwrap(),
+        FailedLogin::Counted {
+            failures: 3,
+            locked_until: Some(t0 + secs(31))
+        }
+    );
+    // while locked nothing is counted
+    assert_eq!(
+        db.record_failed_login(u.id, t0 + secs(30), policy)
+            .await
+            .unwrap(),
+        FailedLogin::AlreadyLocked {
+            locked_until: t0 + secs(31)
+        }
+    );
+    let c = db.find_credentials("target").await.unwrap().unwrap();
+    assert_eq!(
+        (c.failed_login_count, c.locked_until),
+        (3, Some(t0 + secs(31)))
+    );
+    // after the lock: the next failure locks again, twice as long, then capped
+    assert_eq!(
+        db.record_failed_login(u.id, t0 + secs(31), policy)
+            .await
+            .unwrap(),
+        FailedLogin::Counted {
+            failures: 4,
+            locked_until: Some(t0 + secs(91))
+        }
+    );
+    assert_eq!(
+        db.record_failed_login(u.id, t0 + secs(200), policy)
+            .await
+            .unwrap(),
+        FailedLogin::Counted {
+            failures: 5,
+            locked_until: Some(t0 + secs(300))
+        }
+    );
+    assert_eq!(
+        db.record_failed_login(Uuid::new_v4(), t0, policy)
+            .await
+            .unwrap(),
+        FailedLogin::UnknownUser
+    );
+    let gone = repo(&db).create(new_user("gone")).await.unwrap();
+    db.soft_delete(gone.id, t0).await.unwrap();
+    assert_eq!(
+        db.record_failed_login(gone.id, t0, policy).await.unwrap(),
+        FailedLogin::UnknownUser
+    );
+    // profile timestamps are not touched by the counters
+    assert_eq!(
+        db.find_by_id(u.id).await.unwrap().unwrap().updated_at,
+        u.updated_at
+    );
+}
+
+async fn parallel_failed_logins_count_exactly_to_the_limit(db: Database) {
+    let policy = LockoutPolicy::default();
+    let u = repo(&db).create(new_user("popular")).await.unwrap();
+    let now = at(5000);
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            db.record_failed_login(u.id, now, policy).await
+        }));
+    }
+    let (mut counted, mut locked) = (Vec::new(), 0);
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            FailedLogin::Counted { failures, .. } => counted.push(failures),
+            FailedLogin::AlreadyLocked { locked_until } => {
+                assert_eq!(locked_until, now + secs(30));
+                locked += 1;
+            }
+            FailedLogin::UnknownUser => panic!("the user exists"),
+        }
+    }
+    counted.sort_unstable();
+    assert_eq!(counted, vec![1, 2, 3, 4, 5], "every count exactly once");
+    assert_eq!(locked, 15);
+    let c = db.find_credentials_by_id(u.id).await.unwrap().unwrap();
+    assert_eq!(
+        (c.failed_login_count, c.locked_until),
+        (5, Some(now + secs(30)))
+    );
+}
+
+async fn login_success_resets_the_counters(db: Database) {
+    let policy = LockoutPolicy {
+        max_failures: 2,
+        ..LockoutPolicy::default()
+    };
+    let u = repo(&db).create(new_user("back")).await.unwrap();
+    for _ in 0..2 {
+        db.record_failed_login(u.id, at(10), policy).await.unwrap();
+    }
+    db.record_login_success(u.id, at(100), None).await.unwrap();
+    let c = db.find_credentials("back").await.unwrap().unwrap();
+    assert_eq!((c.failed_login_count, c.locked_until), (0, None));
+    assert_eq!(c.user.last_login_at, Some(at(100)));
+    assert_eq!(c.user.updated_at, u.updated_at, "not a profile change");
+    assert_eq!(c.password_hash, "pbkdf2:sha256:1000$salt$back");
+
+    db.record_login_success(u.id, at(200), Some("pbkdf2:sha256:600000$new$hash".into()))
+        .await
+        .unwrap();
+    let c = db.find_credentials("back").await.unwrap().unwrap();
+    assert_eq!(c.password_hash, "pbkdf2:sha256:600000$new$hash");
+    assert_eq!(c.user.last_login_at, Some(at(200)));
+    assert!(matches!(
+        db.record_login_success(Uuid::new_v4(), at(1), None).await,
+        Err(Error::NotFound)
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// sessions
+
+async fn session_lifecycle(db: Database) {
+    let u = repo(&db).create(new_user("sess")).await.unwrap();
+    let new = new_session(u.id, 0, 3600);
+    let s = SessionRepository::create(&db, new.clone()).await.unwrap();
+    assert_eq!(s.id, new.id);
+    assert_eq!(s.generation, 0);
+    assert_eq!(s.last_used_at, at(0));
+    assert_eq!(s.expires_at, at(3600));
+    assert_eq!((s.revoked_at, s.revoked_reason.as_deref()), (None, None));
+    assert_eq!(s.user_agent.as_deref(), Some("test-agent/1.0"));
+    assert_eq!(db.find(s.id).await.unwrap().unwrap(), s);
+    assert_eq!(db.find(Uuid::new_v4()).await.unwrap(), None);
+
+    // compare-and-swap rotation
+    assert!(
+        db.rotate(s.id, &hash('a'), &hash('b'), at(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.rotate(s.id, &hash('a'), &hash('c'), at(11))
+            .await
+            .unwrap(),
+        "old hash"
+    );
+    let r = db.find(s.id).await.unwrap().unwrap();
+    assert_eq!(
+        (r.refresh_token_hash, r.generation, r.last_used_at),
+        (hash('b'), 1, at(10))
+    );
+    assert!(
+        db.rotate(s.id, &hash('b'), &hash('c'), at(12))
+            .await
+            .unwrap()
+    );
+    assert_eq!(db.find(s.id).await.unwrap().unwrap().generation, 2);
+    assert!(
+        !db.rotate(Uuid::new_v4(), &hash('c'), &hash('d'), at(12))
+            .await
+            .unwrap()
+    );
+
+    // revoke
+    assert!(db.revoke(s.id, RevokeReason::Logout, at(20)).await.unwrap());
+    assert!(
+        !db.revoke(s.id, RevokeReason::Logout, at(21)).await.unwrap(),
+        "already revoked"
+    );
+    assert!(
+        !db.revoke(Uuid::new_v4(), RevokeReason::Logout, at(21))
+            .await
+            .unwrap()
+    );
+    let r = db.find(s.id).await.unwrap().unwrap();
+    assert_eq!(
+        (r.revoked_at, r.revoked_reason.as_deref()),
+        (Some(at(20)), Some("logout"))
+    );
+    assert!(
+        !db.rotate(s.id, &hash('c'), &hash('d'), at(22))
+            .await
+            .unwrap(),
+        "revoked"
+    );
+
+    // a session needs a user
+    assert!(matches!(
+        SessionRepository::create(&db, new_session(Uuid::new_v4(), 0, 10)).await,
+        Err(Error::NotFound)
+    ));
+
+    // parallel rotations of one token: exactly one wins
+    let s = SessionRepository::create(&db, new_session(u.id, 0, 3600))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..10u8 {
+        let db = db.clone();
+        let next = hash(char::from(b'0' + i));
+        tasks.push(tokio::spawn(async move {
+            db.rotate(s.id, &hash('a'), &next, at(30)).await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap().unwrap());
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(db.find(s.id).await.unwrap().unwrap().generation, 1);
+}
+
+async fn revoke_all_keeps_the_current_session(db: Database) {
+    let u = repo(&db).create(new_user("many")).await.unwrap();
+    let other = repo(&db).create(new_user("other")).await.unwrap();
+    let a = SessionRepository::create(&db, new_session(u.id, 0, 1000))
+        .await
+        .unwrap();
+    let b = SessionRepository::create(&db, new_session(u.id, 10, 1000))
+        .await
+        .unwrap();
+    let c = SessionRepository::create(&db, new_session(u.id, 20, 1000))
+        .await
+        .unwrap();
+    let expired = SessionRepository::create(&db, new_session(u.id, 30, 50))
+        .await
+        .unwrap();
+    let revoked = SessionRepository::create(&db, new_session(u.id, 40, 1000))
+        .await
+        .unwrap();
+    let foreign = SessionRepository::create(&db, new_session(other.id, 0, 1000))
+        .await
+        .unwrap();
+    db.revoke(revoked.id, RevokeReason::RevokedByUser, at(45))
+        .await
+        .unwrap();
+
+    let live: Vec<Uuid> = db
+        .list_live_for_user(u.id, at(100))
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(
+        live,
+        vec![c.id, b.id, a.id],
+        "newest first, no expired or revoked"
+    );
+    let at_49: Vec<Uuid> = db
+        .list_live_for_user(u.id, at(49))
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(at_49, vec![expired.id, c.id, b.id, a.id]);
+
+    // the expired one is still unrevoked, so it counts
+    let n = db
+        .revoke_all_for_user(u.id, RevokeReason::PasswordChanged, at(100), Some(b.id))
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let live: Vec<Uuid> = db
+        .list_live_for_user(u.id, at(100))
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, vec![b.id]);
+    let ra = db.find(a.id).await.unwrap().unwrap();
+    assert_eq!(ra.revoked_reason.as_deref(), Some("password_changed"));
+    let rr = db.find(revoked.id).await.unwrap().unwrap();
+    assert_eq!(
+        (rr.revoked_at, rr.revoked_reason.as_deref()),
+        (Some(at(45)), Some("revoked_by_user")),
+        "an earlier revocation is kept"
+    );
+    assert_eq!(
+        db.list_live_for_user(other.id, at(100))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(db.find(foreign.id).await.unwrap().unwrap().revoked_at, None);
+
+    let n = db
+        .revoke_all_for_user(u.id, RevokeReason::LogoutAll, at(200), None)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(
+        db.list_live_for_user(u.id, at(100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        db.revoke_all_for_user(u.id, RevokeReason::LogoutAll, at(300), None)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// audit
+
+async fn audit_events_newest_first(db: Database) {
+    let subject = Uuid::new_v4();
+    let actor = Uuid::new_v4();
+    let event = |t: i64, action: &str, subject: Option<Uuid>| AuditEvent {
+        id: Uuid::now_v7(),
+        at: at(t),
+        actor_id: Some(actor),
+        subject_id: subject,
+        action: action.into(),
+        outcome: "success".into(),
+        ip: Some("::1".into()),
+        request_id: Some("req-1".into()),
+        details: Some(r#"{"k":"v"}"#.into()),
+    };
+    let first = event(1, "auth.login", Some(subject));
+    db.record(first.clone()).await.unwrap();
+    db.record(event(3, "user.role_changed", Some(subject)))
+        .await
+        .unwrap();
+    db.record(event(2, "auth.logout", Some(subject)))
+        .await
+        .unwrap();
+    db.record(event(4, "auth.login", Some(Uuid::new_v4())))
+        .await
+        .unwrap();
+    let mut bare = event(5, "auth.login", None);
+    bare.actor_id = None;
+    bare.ip = None;
+    bare.request_id = None;
+    bare.details = None;
+    db.record(bare).await.unwrap();
+
+    let got = db.list_for_subject(subject, 10).await.unwrap();
+    let actions: Vec<&str> = got.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["user.role_changed", "auth.logout", "auth.login"]);
+    assert_eq!(got[2], first, "every field round-trips");
+    assert_eq!(db.list_for_subject(subject, 2).await.unwrap().len(), 2);
+    assert!(db.list_for_subject(subject, 0).await.unwrap().is_empty());
+    assert!(
+        db.list_for_subject(Uuid::new_v4(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// operations
+
+async fn ping_pool_state_and_migrations_are_idempotent(db: Database) {
+    db.ping().await.unwrap();
+    db.run_migrations().await.unwrap();
+    db.run_migrations().await.unwrap();
+    let (connections, idle) = db.pool_state();
+    assert!(
+        connections >= 1 && idle <= connections,
+        "{connections} {idle}"
+    );
+    assert_eq!(db.count_active_admins().await.unwrap(), 0);
+    assert_ne!(format!("{db:?}"), "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// connecting (no server needed)
+
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn connecting_to_a_closed_port_is_unavailable() {
+    let port = closed_port();
+    let mut urls = vec![format!("postgres://postgres:secret@127.0.0.1:{port}/test")];
+    if cfg!(feature = "mysql") {
+        urls.push(format!("mysql://root:secret@127.0.0.1:{port}/test"));
+        urls.push(format!("mariadb://root@127.0.0.1:{port}/test"));
+    }
+    for url in urls {
+        let started = std::time::Instant::now();
+        assert!(
+            matches!(Database::connect(&url, 2), Err(Error::Unavailable)),
+            "{url}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "fails fast: {url}"
+        );
+    }
+}
+
+#[test]
+fn an_unusable_sqlite_path_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let url = format!("sqlite://{}/arcana.db", file.display());
+    assert!(matches!(
+        Database::connect(&url, 2),
+        Err(Error::Unavailable)
+    ));
+}
+
+#[test]
+fn unknown_schemes_are_rejected() {
+    for url in ["redis://localhost", "arcana.db", ""] {
+        assert!(
+            matches!(Database::connect(url, 2), Err(Error::Validation(f)) if f.0.contains_key("database_url")),
+            "{url}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sqlite_files_get_their_directory_and_memory_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/nested/deeper/arcana.db", dir.path().display());
+    let db = Database::connect(&url, 4).unwrap();
+    assert_eq!(db.backend(), Backend::Sqlite);
+    db.run_migrations().await.unwrap();
+    repo(&db).create(new_user("filed")).await.unwrap();
+    assert!(dir.path().join("nested/deeper/arcana.db").exists());
+
+    let mem = Database::connect("sqlite::memory:", 8).unwrap();
+    mem.run_migrations().await.unwrap();
+    let u = repo(&mem).create(new_user("inmemory")).await.unwrap();
+    assert_eq!(mem.find_by_id(u.id).await.unwrap().unwrap(), u);
+    assert_eq!(
+        mem.pool_state().0,
+        1,
+        "one connection holds the in-memory database"
+    );
+}

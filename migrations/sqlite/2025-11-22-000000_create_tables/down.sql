@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS audit_events;
+DROP TABLE IF EXISTS sessions;
+DROP TABLE IF EXISTS users;
