@@ -1,0 +1,28 @@
+//! arcana crypto: the few primitives the service and the gateway share.
+//!
+//! - [`password`]: Werkzeug-compatible password hashes (PBKDF2-HMAC-SHA256 to write, PBKDF2 and
+//!   scrypt to read), compared in constant time.
+//! - [`tokens`]: opaque refresh-token material and the SHA-256 under which it is stored.
+//! - [`jwt`]: access tokens (HS256 or EdDSA with key rotation), their verification and the JWKS.
+//!
+//! This crate is compiled with `opt-level = 3` even in dev builds (see the workspace
+//! `Cargo.toml`): an unoptimised PBKDF2 is ~40x slower. It does no I/O and owns no runtime;
+//! running the expensive hash off the async workers is the caller's job (`service::Hasher`).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+pub mod jwt;
+pub mod password;
+pub mod tokens;
+
+pub use jwt::{JwtKeys, TokenIssuer, TokenVerifier, generate_ed25519_pem};
+pub use password::{Verified, hash_password, verify_password};
+pub use tokens::{new_refresh_token, sha256_hex};

@@ -1,0 +1,418 @@
+//! `AuthService`: registration, login with lockout, refresh-token rotation with reuse
+//! detection, logout and the caller's sessions.
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use crypto::Verified;
+use domain::{
+    AuthService, AuthSession, CreateUserInput, Error, FailedLogin, FieldErrors, LoginInput,
+    Principal, RegisterInput, RequestContext, Result, RevokeReason, SessionId, SessionInfo, Status,
+    User, UserCredentials, UserId,
+};
+
+use crate::audit::{Event, FAILURE, SUCCESS};
+use crate::core::{Core, new_refresh_token, refresh_token_session, retry_after};
+
+/// The in-process [`AuthService`].
+pub struct Auth {
+    core: Arc<Core>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth").finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    /// Jobs waiting in the password-hash queue (metrics).
+    pub fn hash_queue_depth(&self) -> usize {
+        self.core.hasher.queue_depth()
+    }
+
+    /// A wrong password for a known account: count it atomically and answer. The failure that
+    /// reaches the limit still answers `InvalidCredentials`; later ones answer `Locked`.
+    async fn count_failure(&self, ctx: &RequestContext, creds: &UserCredentials) -> Result<Error> {
+        let core = &self.core;
+        let id = creds.user.id;
+        let now = core.now();
+        let outcome = core
+            .repos
+            .users
+            .record_failed_login(id, now, core.config.lockout)
+            .await?;
+        Ok(match outcome {
+            FailedLogin::Counted {
+                failures,
+                locked_until,
+            } => {
+                core.audit(
+                    ctx,
+                    Event::new("auth.login", FAILURE)
+                        .subject(id)
+                        .detail("reason", "bad_password")
+                        .detail("failures", failures),
+                )
+                .await;
+                if let Some(until) = locked_until {
+                    core.audit(
+                        ctx,
+                        Event::new("auth.lockout", "locked")
+                            .subject(id)
+                            .detail("failures", failures)
+                            .detail("locked_until", until.to_rfc3339())
+                            .detail("lock_seconds", retry_after(until, now).as_secs()),
+                    )
+                    .await;
+                }
+                Error::InvalidCredentials
+            }
+            FailedLogin::AlreadyLocked { locked_until } => {
+                core.audit(
+                    ctx,
+                    Event::new("auth.login", FAILURE)
+                        .subject(id)
+                        .detail("reason", "locked"),
+                )
+                .await;
+                Error::Locked {
+                    retry_after: retry_after(locked_until, now),
+                }
+            }
+            FailedLogin::UnknownUser => Error::InvalidCredentials,
+        })
+    }
+
+    /// Someone presented a refresh token of this family that is no longer current: an older,
+    /// already-rotated one (theft, or a replayed copy) or the loser of a concurrent rotation.
+    /// The whole family dies; the legitimate holder signs in again.
+    async fn refresh_reuse(
+        &self,
+        ctx: &RequestContext,
+        sid: SessionId,
+        user_id: UserId,
+        reason: &'static str,
+    ) -> Result<Error> {
+        let core = &self.core;
+        core.repos
+            .sessions
+            .revoke(sid, RevokeReason::RefreshReuse, core.now())
+            .await?;
+        tracing::warn!(session_id = %sid, %user_id, reason, "refresh token reuse: session revoked");
+        core.audit(
+            ctx,
+            Event::new("auth.refresh_reuse", FAILURE)
+                .subject(user_id)
+                .detail("session_id", sid.to_string())
+                .detail("reason", reason),
+        )
+        .await;
+        Ok(Error::Unauthorized)
+    }
+}
+
+fn status_reason(status: Status) -> Option<&'static str> {
+    match status {
+        Status::Active => None,
+        Status::Inactive => Some("account inactive"),
+        Status::Suspended => Some("account suspended"),
+        Status::Deleted => Some("account deleted"),
+    }
+}
+
+#[async_trait]
+impl AuthService for Auth {
+    async fn ready(&self) -> Result<()> {
+        self.core.ready().await
+    }
+
+    async fn register(&self, ctx: &RequestContext, input: RegisterInput) -> Result<AuthSession> {
+        let core = &self.core;
+        let account = Core::validate_account(&CreateUserInput {
+            username: input.username,
+            email: input.email,
+            password: input.password,
+            first_name: input.first_name,
+            last_name: input.last_name,
+            ..CreateUserInput::default()
+        })?;
+        let user = core.create_account(account).await?;
+        core.audit(ctx, Event::new("auth.register", SUCCESS).own(user.id))
+            .await;
+        let tokens = core.open_session(ctx, &user).await?;
+        Ok(AuthSession { tokens, user })
+    }
+
+    async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<AuthSession> {
+        let core = &self.core;
+        let login = input.username_or_email.trim();
+        let mut errs = FieldErrors::new();
+        if login.is_empty() {
+            errs.add("username_or_email", "must not be empty");
+        }
+        if input.password.is_empty() {
+            errs.add("password", "must not be empty");
+        }
+        errs.into_result()?;
+
+        let Some(creds) = core.repos.users.find_credentials(login).await? else {
+            // Same work as a wrong password, so timing does not reveal who has an account.
+            let _ = core
+                .hasher
+                .verify(&input.password, &core.dummy_hash)
+                .await?;
+            core.audit(
+                ctx,
+                Event::new("auth.login", FAILURE).detail("reason", "unknown_user"),
+            )
+            .await;
+            return Err(Error::InvalidCredentials);
+        };
+        let id = creds.user.id;
+
+        let now = core.now();
+        if let Some(until) = creds.locked_until.filter(|t| *t > now) {
+            core.audit(
+                ctx,
+                Event::new("auth.login", FAILURE)
+                    .subject(id)
+                    .detail("reason", "locked"),
+            )
+            .await;
+            return Err(Error::Locked {
+                retry_after: retry_after(until, now),
+            });
+        }
+
+        let needs_rehash = match core
+            .hasher
+            .verify(&input.password, &creds.password_hash)
+            .await?
+        {
+            Verified::Invalid => return Err(self.count_failure(ctx, &creds).await?),
+            Verified::Valid { needs_rehash } => needs_rehash,
+        };
+
+        // Only now may the answer reveal the account's status.
+        if let Some(reason) = status_reason(creds.user.status) {
+            core.audit(
+                ctx,
+                Event::new("auth.login", FAILURE)
+                    .subject(id)
+                    .detail("reason", "status")
+                    .detail("status", creds.user.status.as_str()),
+            )
+            .await;
+            return Err(Error::Forbidden(reason.into()));
+        }
+
+        let rehash = if needs_rehash {
+            match core.hasher.hash(&input.password).await {
+                Ok(h) => Some(h),
+                // Upgrading the hash is an optimisation: never fail a login for it.
+                Err(e) => {
+                    tracing::warn!(error = %e, user_id = %id, "password re-hash skipped");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let rehashed = rehash.is_some();
+        let now = core.now();
+        core.repos
+            .users
+            .record_login_success(id, now, rehash)
+            .await?;
+        let mut user = creds.user;
+        user.last_login_at = Some(now);
+        let tokens = core.open_session(ctx, &user).await?;
+        core.audit(
+            ctx,
+            Event::new("auth.login", SUCCESS)
+                .own(id)
+                .detail("rehashed", rehashed),
+        )
+        .await;
+        Ok(AuthSession { tokens, user })
+    }
+
+    async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {
+        let core = &self.core;
+        let sid = refresh_token_session(refresh_token.trim()).ok_or(Error::Unauthorized)?;
+        let presented = crypto::sha256_hex(refresh_token.trim());
+        let now = core.now();
+        let session = core
+            .repos
+            .sessions
+            .find(sid)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        if !session.is_live(now) {
+            return Err(Error::Unauthorized);
+        }
+
+        if !crypto::tokens::constant_time_eq(&presented, &session.refresh_token_hash) {
+            return Err(self
+                .refresh_reuse(ctx, sid, session.user_id, "rotated_token_presented")
+                .await?);
+        }
+
+        let user = core
+            .repos
+            .users
+            .find_by_id(session.user_id)
+            .await?
+            .filter(|u| u.status == Status::Active)
+            .ok_or(Error::Unauthorized)?;
+
+        let next = new_refresh_token(sid);
+        let rotated = core
+            .repos
+            .sessions
+            .rotate(sid, &presented, &crypto::sha256_hex(&next), now)
+            .await?;
+        if !rotated {
+            return Err(self
+                .refresh_reuse(ctx, sid, session.user_id, "concurrent_rotation")
+                .await?);
+        }
+        let tokens = core.token_pair(&user, sid, next, now)?;
+        Ok(AuthSession { tokens, user })
+    }
+
+    async fn logout(&self, ctx: &RequestContext, who: &Principal) -> Result<()> {
+        let core = &self.core;
+        let owned = core
+            .repos
+            .sessions
+            .find(who.session_id)
+            .await?
+            .is_some_and(|s| s.user_id == who.user_id);
+        if !owned {
+            return Err(Error::Unauthorized);
+        }
+        core.repos
+            .sessions
+            .revoke(who.session_id, RevokeReason::Logout, core.now())
+            .await?;
+        core.audit(
+            ctx,
+            Event::new("auth.logout", SUCCESS)
+                .own(who.user_id)
+                .detail("session_id", who.session_id.to_string()),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn logout_all(&self, ctx: &RequestContext, who: &Principal) -> Result<u64> {
+        let core = &self.core;
+        let n = core
+            .repos
+            .sessions
+            .revoke_all_for_user(who.user_id, RevokeReason::LogoutAll, core.now(), None)
+            .await?;
+        core.audit(
+            ctx,
+            Event::new("auth.logout_all", SUCCESS)
+                .own(who.user_id)
+                .detail("revoked_count", n),
+        )
+        .await;
+        Ok(n)
+    }
+
+    async fn me(&self, _ctx: &RequestContext, who: &Principal) -> Result<User> {
+        self.core
+            .repos
+            .users
+            .find_by_id(who.user_id)
+            .await?
+            .filter(|u| u.status != Status::Deleted)
+            .ok_or(Error::Unauthorized)
+    }
+
+    async fn list_sessions(
+        &self,
+        _ctx: &RequestContext,
+        who: &Principal,
+    ) -> Result<Vec<SessionInfo>> {
+        let sessions = self
+            .core
+            .repos
+            .sessions
+            .list_live_for_user(who.user_id, self.core.now())
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| SessionInfo {
+                current: s.id == who.session_id,
+                id: s.id,
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+                expires_at: s.expires_at,
+                user_agent: s.user_agent,
+                ip: s.ip,
+            })
+            .collect())
+    }
+
+    async fn revoke_session(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        id: SessionId,
+    ) -> Result<()> {
+        let core = &self.core;
+        let now = core.now();
+        // Someone else's session and a session that does not exist look the same: 404.
+        let mine = core
+            .repos
+            .sessions
+            .find(id)
+            .await?
+            .is_some_and(|s| s.user_id == who.user_id && s.is_live(now));
+        if !mine
+            || !core
+                .repos
+                .sessions
+                .revoke(id, RevokeReason::RevokedByUser, now)
+                .await?
+        {
+            return Err(Error::NotFound);
+        }
+        core.audit(
+            ctx,
+            Event::new("auth.session_revoked", SUCCESS)
+                .own(who.user_id)
+                .detail("session_id", id.to_string()),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn session_live(&self, user_id: UserId, sid: SessionId) -> Result<bool> {
+        let core = &self.core;
+        let now = core.now();
+        let session_ok = core
+            .repos
+            .sessions
+            .find(sid)
+            .await?
+            .is_some_and(|s| s.user_id == user_id && s.is_live(now));
+        if !session_ok {
+            return Ok(false);
+        }
+        Ok(core
+            .repos
+            .users
+            .find_by_id(user_id)
+            .await?
+            .is_some_and(|u| u.status == Status::Active))
+    }
+}

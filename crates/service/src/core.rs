@@ -1,0 +1,298 @@
+//! What `Auth` and `Users` share: ports, config, the hash pool, the token issuer, the clock,
+//! and the few operations both need (validate and create an account, open a session, audit).
+use std::sync::Arc;
+use std::time::Duration;
+
+use crypto::TokenIssuer;
+use domain::{
+    CreateUserInput, Email, Error, FieldErrors, NewSession, NewUser, Password, RequestContext,
+    Result, Role, SessionId, Status, Timestamp, TokenPair, User, Username, parse_avatar_url,
+    parse_name, parse_phone,
+};
+
+use crate::audit::Event;
+use crate::clock::Clock;
+use crate::hasher::Hasher;
+use crate::{Repositories, ServiceConfig};
+
+pub(crate) struct Core {
+    pub(crate) repos: Repositories,
+    pub(crate) config: ServiceConfig,
+    pub(crate) hasher: Arc<Hasher>,
+    issuer: TokenIssuer,
+    clock: Arc<dyn Clock>,
+    /// A hash of a random password at the current cost: unknown users are verified against it
+    /// so that "no such user" takes as long as "wrong password".
+    pub(crate) dummy_hash: String,
+}
+
+/// A new account whose every field passed validation.
+pub(crate) struct ValidAccount {
+    username: String,
+    email: String,
+    password: Password,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    phone: Option<String>,
+    avatar_url: Option<String>,
+    role: Role,
+    status: Status,
+    is_verified: bool,
+}
+
+impl Core {
+    pub(crate) fn new(
+        repos: Repositories,
+        config: ServiceConfig,
+        hasher: Arc<Hasher>,
+        issuer: TokenIssuer,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let dummy_hash =
+            crypto::hash_password(&crypto::new_refresh_token(), config.password_iterations);
+        Self {
+            repos,
+            config,
+            hasher,
+            issuer,
+            clock,
+            dummy_hash,
+        }
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub(crate) async fn ready(&self) -> Result<()> {
+        self.repos.users.ping().await
+    }
+
+    /// Record an audit event; a failure is logged, never returned.
+    pub(crate) async fn audit(&self, ctx: &RequestContext, event: Event) {
+        let record = event.into_record(ctx, self.now());
+        let action = record.action.clone();
+        if let Err(e) = self.repos.audit.record(record).await {
+            tracing::error!(
+                error = %e,
+                action,
+                request_id = ctx.request_id.as_deref(),
+                "audit event could not be written"
+            );
+        }
+    }
+
+    /// Validate every field of a new account, collecting all problems. Role defaults to
+    /// `user`, status to `active`, verification to `false`.
+    pub(crate) fn validate_account(input: &CreateUserInput) -> Result<ValidAccount> {
+        let mut errs = FieldErrors::new();
+        let username = errs.check("username", Username::parse(&input.username));
+        let email = errs.check("email", Email::parse(&input.email));
+        let password = errs.check("password", Password::parse(&input.password));
+        let first_name = errs.check("first_name", parse_name(input.first_name.as_deref()));
+        let last_name = errs.check("last_name", parse_name(input.last_name.as_deref()));
+        let phone = errs.check("phone", parse_phone(input.phone.as_deref()));
+        let avatar_url = errs.check("avatar_url", parse_avatar_url(input.avatar_url.as_deref()));
+        let role = match input.role.as_deref() {
+            None => Some(Role::User),
+            Some(r) => errs.check("role", r.parse::<Role>()),
+        };
+        let status = match input.status.as_deref() {
+            None => Some(Status::Active),
+            Some(s) => errs.check("status", parse_settable_status(s)),
+        };
+        match (
+            username, email, password, first_name, last_name, phone, avatar_url, role, status,
+        ) {
+            (
+                Some(username),
+                Some(email),
+                Some(password),
+                Some(first_name),
+                Some(last_name),
+                Some(phone),
+                Some(avatar_url),
+                Some(role),
+                Some(status),
+            ) if errs.is_empty() => Ok(ValidAccount {
+                username: username.into_inner(),
+                email: email.into_inner(),
+                password,
+                first_name,
+                last_name,
+                phone,
+                avatar_url,
+                role,
+                status,
+                is_verified: input.is_verified.unwrap_or(false),
+            }),
+            _ => Err(Error::Validation(errs)),
+        }
+    }
+
+    /// Hash the password (on the pool) and insert the user. Duplicates are the repository's
+    /// `Error::Conflict`.
+    pub(crate) async fn create_account(&self, account: ValidAccount) -> Result<User> {
+        let password_hash = self.hasher.hash(account.password.expose()).await?;
+        self.repos
+            .users
+            .create(NewUser {
+                id: uuid::Uuid::new_v4(),
+                username: account.username,
+                email: account.email,
+                password_hash,
+                first_name: account.first_name,
+                last_name: account.last_name,
+                phone: account.phone,
+                avatar_url: account.avatar_url,
+                role: account.role,
+                status: account.status,
+                is_verified: account.is_verified,
+                created_at: self.now(),
+            })
+            .await
+    }
+
+    /// Start a new session (refresh-token family) for `user` and return its first token pair.
+    pub(crate) async fn open_session(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+    ) -> Result<TokenPair> {
+        let now = self.now();
+        let id = uuid::Uuid::new_v4();
+        let refresh_token = new_refresh_token(id);
+        self.repos
+            .sessions
+            .create(NewSession {
+                id,
+                user_id: user.id,
+                refresh_token_hash: crypto::sha256_hex(&refresh_token),
+                user_agent: ctx.user_agent.as_deref().map(|s| truncate(s, 255)),
+                ip: ctx.ip.as_deref().map(|s| truncate(s, 64)),
+                created_at: now,
+                expires_at: now + chrono_duration(self.config.refresh_ttl),
+            })
+            .await?;
+        self.token_pair(user, id, refresh_token, now)
+    }
+
+    pub(crate) fn token_pair(
+        &self,
+        user: &User,
+        session_id: SessionId,
+        refresh_token: String,
+        now: Timestamp,
+    ) -> Result<TokenPair> {
+        let (access_token, expires_in) = self.issuer.issue_at(
+            user.id,
+            session_id,
+            user.role,
+            self.config.access_ttl,
+            now.timestamp(),
+        )?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token,
+            token_type: "Bearer".into(),
+            expires_in,
+        })
+    }
+}
+
+/// Statuses an admin may set directly (`deleted` only through delete).
+pub(crate) fn parse_settable_status(s: &str) -> std::result::Result<Status, String> {
+    match s.parse::<Status>() {
+        Ok(Status::Deleted) | Err(_) => {
+            Err("must be one of: active, inactive, suspended (use delete to delete a user)".into())
+        }
+        Ok(status) => Ok(status),
+    }
+}
+
+/// `<session id as 32 hex>.<256 random bits, base64url>`: the session is found by id, the
+/// token is checked by its stored SHA-256.
+pub(crate) fn new_refresh_token(session_id: SessionId) -> String {
+    format!("{}.{}", session_id.simple(), crypto::new_refresh_token())
+}
+
+/// The session id a refresh token claims to belong to, when it is shaped like one of ours.
+pub(crate) fn refresh_token_session(token: &str) -> Option<SessionId> {
+    let (id, secret) = token.split_once('.')?;
+    if id.len() != 32 || secret.len() != 43 {
+        return None;
+    }
+    uuid::Uuid::try_parse(id).ok()
+}
+
+/// How long until `until`, rounded up to whole seconds, at least one.
+pub(crate) fn retry_after(until: Timestamp, now: Timestamp) -> Duration {
+    let ms = (until - now).num_milliseconds().max(0);
+    let secs = u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1);
+    Duration::from_secs(secs)
+}
+
+pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(365 * 100))
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_token_names_its_session() {
+        let id = uuid::Uuid::new_v4();
+        let t = new_refresh_token(id);
+        assert_eq!(refresh_token_session(&t), Some(id));
+        for bad in ["", "abc", "x.y", &format!("{}.short", id.simple()), &t[1..]] {
+            assert_eq!(refresh_token_session(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        let now = chrono::Utc::now();
+        assert_eq!(
+            retry_after(now + chrono::Duration::milliseconds(29_001), now),
+            Duration::from_secs(30)
+        );
+        assert_eq!(retry_after(now, now), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn account_validation_collects_every_field() {
+        let input = CreateUserInput {
+            username: "x".into(),
+            email: "nope".into(),
+            password: "short".into(),
+            first_name: Some("n".repeat(51)),
+            last_name: Some("l".repeat(51)),
+            phone: Some("call me".into()),
+            avatar_url: Some("ftp://x".into()),
+            role: Some("root".into()),
+            status: Some("deleted".into()),
+            is_verified: None,
+        };
+        let Err(Error::Validation(f)) = Core::validate_account(&input) else {
+            panic!("expected validation error")
+        };
+        for k in [
+            "username",
+            "email",
+            "password",
+            "first_name",
+            "last_name",
+            "phone",
+            "avatar_url",
+            "role",
+            "status",
+        ] {
+            assert!(f.0.contains_key(k), "{k} missing in {f:?}");
+        }
+    }
+}

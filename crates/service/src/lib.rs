@@ -1,0 +1,176 @@
+//! arcana service layer: the business rules of authentication and user administration.
+//!
+//! [`Auth`] implements [`domain::AuthService`] (register, login, lockout, refresh-token
+//! rotation, logout, sessions) and [`Users`] implements [`domain::UserService`] (the admin and
+//! self-service user operations). Both work only through the repository ports
+//! ([`domain::UserRepository`], [`domain::SessionRepository`], [`domain::AuditRepository`]), so
+//! the same code runs in the monolith (diesel adapters in-process) and in the service binaries
+//! (gRPC clients of the repository layer). This crate knows nothing of HTTP, gRPC or SQL.
+//!
+//! # Passwords
+//! Hashing and verification are CPU-bound (PBKDF2-SHA256, 600k iterations ≈ 80 ms). They run on
+//! the [`Hasher`]: a fixed pool of OS threads fed by a bounded queue, never on the async
+//! workers. When the queue is full the request fails at once with `Error::Unavailable` (503)
+//! instead of queueing without bound; [`Hasher::queue_depth`] feeds the metrics.
+//!
+//! # Tokens
+//! Login, registration and refresh create or rotate a *session* (one refresh-token family) and
+//! return a pair:
+//! - the **refresh token** `<session id, 32 hex>.<256 random bits, base64url>`; only its SHA-256
+//!   is stored. Refresh swaps the stored hash with a compare-and-swap
+//!   ([`domain::SessionRepository::rotate`]); presenting a token that is no longer current (an
+//!   older one of the family, or the loser of a race) revokes the whole session
+//!   (`refresh_reuse`) — theft detection;
+//! - the **access token**, a JWT (see [`crypto::jwt`]) carrying `sub`, `role` and `sid`, the
+//!   session id.
+//!
+//! # Revocation design: effective within 5 seconds in every mode
+//! A JWT cannot be recalled, so the access token alone is never enough: every verifier (the
+//! gateway, in every deployment mode) first checks the signature and claims locally, then asks
+//! [`domain::AuthService::session_live`]`(sub, sid)` — "does this session exist for this user,
+//! unrevoked and unexpired, and is the user still active?" — through a small cache in front of
+//! it whose **positive** entries live at most 2 seconds (negative answers may be cached longer:
+//! a dead session never comes back).
+//!
+//! Every event that must cut access off revokes sessions in the database:
+//! logout (that session), logout-all and password change (all, or all others), session delete
+//! (that one), suspension/deactivation, deletion and role change (all sessions of the user;
+//! role change too because the role is baked into the token). Deletion and status changes are
+//! additionally caught by the "user is active" half of the check. So an access token stops
+//! working at most one cache lifetime (≤ 2 s) plus one request after the change — within the 5
+//! seconds the API promises — whether the gateway calls this crate in-process (monolith) or
+//! over gRPC (layered, microservices). Cost: one cached lookup per request, two indexed reads
+//! on a cache miss. This crate provides `session_live`; the cache lives in the gateway.
+//!
+//! # Audit
+//! Security events (register, login success/failure with a reason, lockout, logout, session
+//! revocation, refresh reuse, user creation/deletion, role/status/password changes,
+//! verification) are written through [`domain::AuditRepository`]. Details never contain a
+//! password, hash or token. A failed audit write is logged and never fails the request.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+mod audit;
+mod auth;
+pub mod clock;
+mod core;
+mod hasher;
+mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::{AuditRepository, LockoutPolicy, Result, SessionRepository, UserRepository};
+
+pub use auth::Auth;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use hasher::Hasher;
+pub use users::Users;
+
+/// Tunables of the service layer. `Default` is the production configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// PBKDF2 iterations for new hashes; stored hashes with another count are upgraded on login.
+    pub password_iterations: u32,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub lockout: LockoutPolicy,
+    /// `iss` and `aud` of the access tokens.
+    pub issuer: String,
+    pub audience: String,
+    /// Threads of the password-hash pool.
+    pub hash_workers: usize,
+    /// Hash jobs that may wait for a thread; one more is refused with `Error::Unavailable`.
+    pub hash_queue: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            password_iterations: 600_000,
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+            lockout: LockoutPolicy::default(),
+            issuer: "arcana".into(),
+            audience: "arcana".into(),
+            hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            hash_queue: 64,
+        }
+    }
+}
+
+/// The storage ports the service layer works through (diesel in-process, or gRPC clients).
+#[derive(Clone)]
+pub struct Repositories {
+    pub users: Arc<dyn UserRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
+    pub audit: Arc<dyn AuditRepository>,
+}
+
+impl Repositories {
+    /// All three ports from one adapter (e.g. `repository::Database`).
+    pub fn from_one<R>(repo: R) -> Self
+    where
+        R: UserRepository + SessionRepository + AuditRepository + Clone + 'static,
+    {
+        Self {
+            users: Arc::new(repo.clone()),
+            sessions: Arc::new(repo.clone()),
+            audit: Arc::new(repo),
+        }
+    }
+}
+
+/// The assembled service layer. `auth` and `users` share one [`Hasher`].
+#[derive(Clone)]
+pub struct Services {
+    pub auth: Arc<Auth>,
+    pub users: Arc<Users>,
+    /// For metrics (`queue_depth`).
+    pub hasher: Arc<Hasher>,
+}
+
+/// Assemble the service layer. `keys` must be able to sign (a private key or the HS256
+/// secret). Starts the hash pool and computes the dummy hash used for unknown users.
+pub fn build(
+    repos: Repositories,
+    config: ServiceConfig,
+    keys: &crypto::JwtKeys,
+) -> Result<Services> {
+    build_with_clock(repos, config, keys, Arc::new(SystemClock))
+}
+
+/// As [`build`], with the clock the rules read (tests move time forward).
+pub fn build_with_clock(
+    repos: Repositories,
+    config: ServiceConfig,
+    keys: &crypto::JwtKeys,
+    clock: Arc<dyn Clock>,
+) -> Result<Services> {
+    let issuer = keys.issuer(&config.issuer, &config.audience)?;
+    let hasher = Arc::new(Hasher::new(
+        config.hash_workers,
+        config.hash_queue,
+        config.password_iterations,
+    )?);
+    let core = Arc::new(core::Core::new(
+        repos,
+        config,
+        hasher.clone(),
+        issuer,
+        clock,
+    ));
+    Ok(Services {
+        auth: Arc::new(Auth::new(core.clone())),
+        users: Arc::new(Users::new(core)),
+        hasher,
+    })
+}

@@ -1,0 +1,476 @@
+//! `UserService`: user administration and self-service profile changes.
+//!
+//! Access rules: an admin may do everything; anyone else may only read, update and change the
+//! password of their own account. A non-admin naming another user gets `NotFound` (never
+//! `Forbidden`: ids must not be enumerable); a non-admin calling an admin-only operation gets
+//! `Forbidden`. The repository refuses, atomically, any change that would leave no active
+//! admin; this layer turns that `Conflict` into a message saying so.
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use crypto::Verified;
+use domain::{
+    ChangePasswordInput, CreateUserInput, Email, Error, FailedLogin, FieldErrors, Password,
+    Principal, RawUserQuery, RequestContext, Result, RevokeReason, Role, Status, User, UserId,
+    UserPage, UserPatch, UserService, UserUpdate, parse_avatar_url, parse_name, parse_phone,
+};
+
+use crate::audit::{Event, SUCCESS};
+use crate::core::{Core, parse_settable_status, retry_after};
+
+/// The in-process [`UserService`].
+pub struct Users {
+    core: Arc<Core>,
+}
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Users").finish_non_exhaustive()
+    }
+}
+
+fn require_admin(who: &Principal) -> Result<()> {
+    if who.is_admin() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("admin role required".into()))
+    }
+}
+
+/// Self or admin; anyone else is told the user does not exist.
+fn require_self_or_admin(who: &Principal, id: UserId) -> Result<()> {
+    if who.is_admin() || who.user_id == id {
+        Ok(())
+    } else {
+        Err(Error::NotFound)
+    }
+}
+
+/// The repository's last-admin refusal, said plainly.
+fn last_admin(e: Error, what: &str) -> Error {
+    match e {
+        Error::Conflict(_) => Error::Conflict(format!("the last active admin cannot be {what}")),
+        other => other,
+    }
+}
+
+impl Users {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    /// Create `username` as an active, verified admin if there is no active admin yet
+    /// (`ARCANA_BOOTSTRAP_ADMIN_*`). `Ok(None)` when an admin already exists.
+    pub async fn bootstrap_admin(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<Option<User>> {
+        if self.core.repos.users.count_active_admins().await? > 0 {
+            return Ok(None);
+        }
+        self.create_admin_via(username, email, password, "bootstrap")
+            .await
+            .map(Some)
+    }
+
+    /// Create an active, verified admin unconditionally (`arcana admin create`).
+    pub async fn create_admin(&self, username: &str, email: &str, password: &str) -> Result<User> {
+        self.create_admin_via(username, email, password, "cli")
+            .await
+    }
+
+    async fn create_admin_via(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+        via: &'static str,
+    ) -> Result<User> {
+        let core = &self.core;
+        let account = Core::validate_account(&CreateUserInput {
+            username: username.into(),
+            email: email.into(),
+            password: password.into(),
+            role: Some(Role::Admin.as_str().into()),
+            is_verified: Some(true),
+            ..CreateUserInput::default()
+        })?;
+        let user = core.create_account(account).await?;
+        core.audit(
+            &RequestContext::default(),
+            Event::new("user.created", SUCCESS)
+                .subject(user.id)
+                .detail("role", user.role.as_str())
+                .detail("status", user.status.as_str())
+                .detail("via", via),
+        )
+        .await;
+        tracing::info!(user_id = %user.id, username = %user.username, via, "admin account created");
+        Ok(user)
+    }
+
+    /// A user that exists and is not deleted.
+    async fn existing(&self, id: UserId) -> Result<User> {
+        self.core
+            .repos
+            .users
+            .find_by_id(id)
+            .await?
+            .filter(|u| u.status != Status::Deleted)
+            .ok_or(Error::NotFound)
+    }
+
+    async fn revoke_all(
+        &self,
+        id: UserId,
+        reason: RevokeReason,
+        keep: Option<uuid::Uuid>,
+    ) -> Result<u64> {
+        let core = &self.core;
+        core.repos
+            .sessions
+            .revoke_all_for_user(id, reason, core.now(), keep)
+            .await
+    }
+}
+
+#[async_trait]
+impl UserService for Users {
+    async fn ready(&self) -> Result<()> {
+        self.core.ready().await
+    }
+
+    async fn list_users(
+        &self,
+        _ctx: &RequestContext,
+        who: &Principal,
+        query: RawUserQuery,
+    ) -> Result<UserPage> {
+        require_admin(who)?;
+        let query = query.parse()?;
+        self.core.repos.users.list(&query).await
+    }
+
+    async fn create_user(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        input: CreateUserInput,
+    ) -> Result<User> {
+        require_admin(who)?;
+        let core = &self.core;
+        let account = Core::validate_account(&input)?;
+        let user = core.create_account(account).await?;
+        core.audit(
+            ctx,
+            Event::new("user.created", SUCCESS)
+                .by(who)
+                .subject(user.id)
+                .detail("role", user.role.as_str())
+                .detail("status", user.status.as_str())
+                .detail("is_verified", user.is_verified),
+        )
+        .await;
+        Ok(user)
+    }
+
+    async fn get_user(&self, _ctx: &RequestContext, who: &Principal, id: UserId) -> Result<User> {
+        require_self_or_admin(who, id)?;
+        self.core
+            .repos
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    async fn update_user(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        id: UserId,
+        patch: UserPatch,
+    ) -> Result<User> {
+        require_self_or_admin(who, id)?;
+        let mut errs = FieldErrors::new();
+        let mut update = UserUpdate::default();
+        let mut fields: Vec<&str> = Vec::new();
+        if let Some(email) = &patch.email {
+            update.email = errs
+                .check("email", Email::parse(email))
+                .map(Email::into_inner);
+            fields.push("email");
+        }
+        type Parse = fn(Option<&str>) -> std::result::Result<Option<String>, String>;
+        let mut optional = |field: &'static str, value: &Option<Option<String>>, parse: Parse| {
+            let value = value.as_ref()?;
+            fields.push(field);
+            errs.check(field, parse(value.as_deref()))
+        };
+        update.first_name = optional("first_name", &patch.first_name, parse_name);
+        update.last_name = optional("last_name", &patch.last_name, parse_name);
+        update.phone = optional("phone", &patch.phone, parse_phone);
+        update.avatar_url = optional("avatar_url", &patch.avatar_url, parse_avatar_url);
+        errs.into_result()?;
+
+        let core = &self.core;
+        if update.is_empty() {
+            return self.existing(id).await;
+        }
+        let user = core
+            .repos
+            .users
+            .update(id, update, core.now())
+            .await?
+            .ok_or(Error::NotFound)?;
+        core.audit(
+            ctx,
+            Event::new("user.updated", SUCCESS)
+                .by(who)
+                .subject(id)
+                .detail("fields", fields),
+        )
+        .await;
+        Ok(user)
+    }
+
+    async fn delete_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<()> {
+        require_admin(who)?;
+        let core = &self.core;
+        let deleted = core
+            .repos
+            .users
+            .soft_delete(id, core.now())
+            .await
+            .map_err(|e| last_admin(e, "deleted"))?;
+        if !deleted {
+            return Err(Error::NotFound);
+        }
+        let revoked = match self.revoke_all(id, RevokeReason::UserDeleted, None).await {
+            Ok(n) => n,
+            Err(e) => {
+                // The user is already deleted, and `session_live` re-reads the user's status,
+                // so their tokens die anyway; a retry would only answer 404.
+                tracing::error!(error = %e, user_id = %id, "revoking a deleted user's sessions failed");
+                0
+            }
+        };
+        core.audit(
+            ctx,
+            Event::new("user.deleted", SUCCESS)
+                .by(who)
+                .subject(id)
+                .detail("sessions_revoked", revoked),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn change_password(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        id: UserId,
+        input: ChangePasswordInput,
+    ) -> Result<()> {
+        require_self_or_admin(who, id)?;
+        let core = &self.core;
+        let own = who.user_id == id;
+        let mut errs = FieldErrors::new();
+        // Changing one's own password always proves knowledge of the current one (admins
+        // included): a stolen access token alone must not be enough to take the account over.
+        let current = if own {
+            let c = input.current_password.as_deref().filter(|c| !c.is_empty());
+            if c.is_none() {
+                errs.add("current_password", "is required");
+            }
+            c
+        } else {
+            None
+        };
+        let new_password = errs.check("new_password", Password::parse(&input.new_password));
+        errs.into_result()?;
+        let new_password = new_password.ok_or_else(|| Error::internal("unreachable"))?;
+
+        let creds = core
+            .repos
+            .users
+            .find_credentials_by_id(id)
+            .await?
+            .filter(|c| c.user.status != Status::Deleted)
+            .ok_or(Error::NotFound)?;
+
+        if let Some(current) = current {
+            let now = core.now();
+            if let Some(until) = creds.locked_until.filter(|t| *t > now) {
+                return Err(Error::Locked {
+                    retry_after: retry_after(until, now),
+                });
+            }
+            if core.hasher.verify(current, &creds.password_hash).await? == Verified::Invalid {
+                // Guessing through this endpoint counts like guessing at login.
+                let outcome = core
+                    .repos
+                    .users
+                    .record_failed_login(id, now, core.config.lockout)
+                    .await?;
+                core.audit(
+                    ctx,
+                    Event::new("user.password_changed", "failure")
+                        .own(id)
+                        .detail("reason", "bad_current_password"),
+                )
+                .await;
+                return Err(match outcome {
+                    FailedLogin::AlreadyLocked { locked_until } => Error::Locked {
+                        retry_after: retry_after(locked_until, now),
+                    },
+                    _ => Error::validation("current_password", "is incorrect"),
+                });
+            }
+        }
+
+        let hash = core.hasher.hash(new_password.expose()).await?;
+        core.repos
+            .users
+            .update(
+                id,
+                UserUpdate {
+                    password_hash: Some(hash),
+                    ..UserUpdate::default()
+                },
+                core.now(),
+            )
+            .await?
+            .ok_or(Error::NotFound)?;
+        // After the new hash is stored, so no session opened with the old password survives.
+        // One's own change keeps the session that made it.
+        let keep = own.then_some(who.session_id);
+        let revoked = self
+            .revoke_all(id, RevokeReason::PasswordChanged, keep)
+            .await?;
+        core.audit(
+            ctx,
+            Event::new("user.password_changed", SUCCESS)
+                .by(who)
+                .subject(id)
+                .detail("by_admin", !own)
+                .detail("sessions_revoked", revoked),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn verify_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<User> {
+        require_admin(who)?;
+        let core = &self.core;
+        let user = core
+            .repos
+            .users
+            .update(
+                id,
+                UserUpdate {
+                    is_verified: Some(true),
+                    ..UserUpdate::default()
+                },
+                core.now(),
+            )
+            .await?
+            .ok_or(Error::NotFound)?;
+        core.audit(
+            ctx,
+            Event::new("user.verified", SUCCESS).by(who).subject(id),
+        )
+        .await;
+        Ok(user)
+    }
+
+    async fn set_status(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        id: UserId,
+        status: &str,
+    ) -> Result<User> {
+        require_admin(who)?;
+        let status = parse_settable_status(status).map_err(|m| Error::validation("status", m))?;
+        let core = &self.core;
+        let before = self.existing(id).await?;
+        let user = core
+            .repos
+            .users
+            .update(
+                id,
+                UserUpdate {
+                    status: Some(status),
+                    ..UserUpdate::default()
+                },
+                core.now(),
+            )
+            .await
+            .map_err(|e| last_admin(e, "deactivated or suspended"))?
+            .ok_or(Error::NotFound)?;
+        let revoked = if status == Status::Active {
+            0
+        } else {
+            self.revoke_all(id, RevokeReason::StatusChanged, None)
+                .await?
+        };
+        core.audit(
+            ctx,
+            Event::new("user.status_changed", SUCCESS)
+                .by(who)
+                .subject(id)
+                .detail("from", before.status.as_str())
+                .detail("to", status.as_str())
+                .detail("sessions_revoked", revoked),
+        )
+        .await;
+        Ok(user)
+    }
+
+    async fn set_role(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        id: UserId,
+        role: &str,
+    ) -> Result<User> {
+        require_admin(who)?;
+        let role: Role = role
+            .parse()
+            .map_err(|m: String| Error::validation("role", m))?;
+        let core = &self.core;
+        let before = self.existing(id).await?;
+        let user = core
+            .repos
+            .users
+            .update(
+                id,
+                UserUpdate {
+                    role: Some(role),
+                    ..UserUpdate::default()
+                },
+                core.now(),
+            )
+            .await
+            .map_err(|e| last_admin(e, "demoted"))?
+            .ok_or(Error::NotFound)?;
+        // The role is baked into access tokens, so they must end. Unconditionally: if this
+        // failed after the update, the admin's retry (same role) must still revoke.
+        let revoked = self.revoke_all(id, RevokeReason::RoleChanged, None).await?;
+        core.audit(
+            ctx,
+            Event::new("user.role_changed", SUCCESS)
+                .by(who)
+                .subject(id)
+                .detail("from", before.role.as_str())
+                .detail("to", role.as_str())
+                .detail("sessions_revoked", revoked),
+        )
+        .await;
+        Ok(user)
+    }
+}

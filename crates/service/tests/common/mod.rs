@@ -1,0 +1,179 @@
+//! A service layer over a fresh SQLite file per test, with a clock the test moves.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crypto::{JwtKeys, TokenVerifier};
+use domain::{
+    AuditEvent, AuditRepository, AuthService, AuthSession, LoginInput, Principal, RegisterInput,
+    RequestContext, Result, User, UserId,
+};
+use repository::Database;
+use repository::testing::TestDb;
+use service::{Auth, Hasher, ManualClock, Repositories, ServiceConfig, Users};
+
+pub const PASSWORD: &str = "Secret123";
+pub const ITERATIONS: u32 = 1000;
+
+pub struct TestApp {
+    pub db: TestDb,
+    pub auth: Arc<Auth>,
+    pub users: Arc<Users>,
+    pub hasher: Arc<Hasher>,
+    pub clock: Arc<ManualClock>,
+    pub verifier: TokenVerifier,
+    pub config: ServiceConfig,
+}
+
+pub fn config() -> ServiceConfig {
+    ServiceConfig {
+        password_iterations: ITERATIONS,
+        hash_workers: 2,
+        hash_queue: 64,
+        ..ServiceConfig::default()
+    }
+}
+
+pub fn ctx() -> RequestContext {
+    RequestContext {
+        request_id: Some("test-request".into()),
+        ip: Some("192.0.2.7".into()),
+        user_agent: Some("service-tests".into()),
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_config(config()).await
+    }
+
+    pub async fn with_config(config: ServiceConfig) -> Self {
+        let db = TestDb::sqlite();
+        let repos = Repositories::from_one(db.db().clone());
+        Self::with_repos(db, repos, config)
+    }
+
+    /// Same database, but some ports replaced (fault injection).
+    pub fn with_repos(db: TestDb, repos: Repositories, config: ServiceConfig) -> Self {
+        let keys = JwtKeys::hs256(b"service-tests-secret-0123456789abcdef").unwrap();
+        let clock = Arc::new(ManualClock::default());
+        let services =
+            service::build_with_clock(repos, config.clone(), &keys, clock.clone()).unwrap();
+        Self {
+            db,
+            auth: services.auth,
+            users: services.users,
+            hasher: services.hasher,
+            clock,
+            verifier: keys.verifier(&config.issuer, &config.audience),
+            config,
+        }
+    }
+
+    pub fn repo(&self) -> &Database {
+        self.db.db()
+    }
+
+    pub async fn register(&self, username: &str) -> AuthSession {
+        self.auth
+            .register(
+                &ctx(),
+                RegisterInput {
+                    username: username.into(),
+                    email: format!("{username}@example.com"),
+                    password: PASSWORD.into(),
+                    first_name: None,
+                    last_name: None,
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Result<AuthSession> {
+        self.auth
+            .login(
+                &ctx(),
+                LoginInput {
+                    username_or_email: login.into(),
+                    password: password.into(),
+                },
+            )
+            .await
+    }
+
+    /// The principal the gateway would derive from this session's access token.
+    pub fn principal(&self, s: &AuthSession) -> Principal {
+        self.verifier
+            .verify_at(&s.tokens.access_token, self.clock.now_secs())
+            .unwrap()
+    }
+
+    /// A registered user with role `user`, signed in.
+    pub async fn user(&self, username: &str) -> (AuthSession, Principal) {
+        let s = self.register(username).await;
+        let p = self.principal(&s);
+        (s, p)
+    }
+
+    /// An active admin, signed in.
+    pub async fn admin(&self, username: &str) -> (AuthSession, Principal) {
+        self.users
+            .create_admin(username, &format!("{username}@example.com"), PASSWORD)
+            .await
+            .unwrap();
+        let s = self.login(username, PASSWORD).await.unwrap();
+        let p = self.principal(&s);
+        (s, p)
+    }
+
+    pub async fn audit(&self, subject: UserId) -> Vec<AuditEvent> {
+        AuditRepository::list_for_subject(self.repo(), subject, 100)
+            .await
+            .unwrap()
+    }
+
+    pub async fn audit_actions(&self, subject: UserId) -> Vec<String> {
+        self.audit(subject)
+            .await
+            .into_iter()
+            .map(|e| format!("{}:{}", e.action, e.outcome))
+            .collect()
+    }
+
+    pub async fn session_live(&self, p: &Principal) -> bool {
+        self.auth
+            .session_live(p.user_id, p.session_id)
+            .await
+            .unwrap()
+    }
+
+    pub async fn fetch(&self, id: UserId) -> User {
+        domain::UserRepository::find_by_id(self.repo(), id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+pub trait ClockExt {
+    fn now_secs(&self) -> i64;
+    fn advance_secs(&self, secs: u64);
+}
+
+impl ClockExt for ManualClock {
+    fn now_secs(&self) -> i64 {
+        service::Clock::now(self).timestamp()
+    }
+    fn advance_secs(&self, secs: u64) {
+        self.advance(Duration::from_secs(secs));
+    }
+}
+
+pub fn field_errors(e: &domain::Error) -> Vec<String> {
+    match e {
+        domain::Error::Validation(f) => f.0.keys().cloned().collect(),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
