@@ -1,0 +1,762 @@
+//! The REST contract of api.md, driven over HTTP against the real `arcana` binary, on every
+//! configured database backend.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use repository::Backend;
+use reqwest::Method;
+use serde_json::json;
+
+const REVOCATION_PROMISE: Duration = Duration::from_secs(5);
+
+async fn register_login_me_refresh_reuse_logout(app: TestApp) {
+    // register: 201, envelope, auto-login, no secrets in the user
+    let r = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "Alice", "email": "Alice@Example.com", "password": "Secret123", "first_name": "Alice"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["success"], true);
+    let d = &r.body["data"];
+    assert_eq!(d["token_type"], "Bearer");
+    assert_eq!(d["expires_in"], 900);
+    assert_eq!(d["user"]["email"], "alice@example.com");
+    assert_eq!(d["user"]["role"], "user");
+    assert_eq!(d["user"]["status"], "active");
+    assert!(
+        d["user"].get("password_hash").is_none() && d["user"].get("failed_login_count").is_none()
+    );
+    assert!(d["refresh_token"].as_str().unwrap().len() >= 43);
+
+    // login by username (any case) and by email
+    let r = app.login("alice", "Secret123").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = app.login("ALICE@example.com", "Secret123").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let access = r.body["data"]["access_token"].as_str().unwrap().to_owned();
+    let refresh = r.body["data"]["refresh_token"].as_str().unwrap().to_owned();
+
+    let me = app.get("/api/v1/auth/me", Some(&access)).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["data"]["username"], "Alice");
+    assert!(me.body["data"]["last_login_at"].is_string());
+
+    // refresh rotates: new pair works, old refresh token is dead
+    let r = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let access2 = r.body["data"]["access_token"].as_str().unwrap().to_owned();
+    let refresh2 = r.body["data"]["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(refresh, refresh2);
+    assert_eq!(app.get("/api/v1/auth/me", Some(&access2)).await.status, 200);
+
+    // reuse of the rotated token: 401 and the whole family dies (also the newest refresh token)
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await
+    .assert_error(401, "UNAUTHORIZED");
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh2}),
+    )
+    .await
+    .assert_error(401, "UNAUTHORIZED");
+    app.eventually("/api/v1/auth/me", &access2, 401, REVOCATION_PROMISE)
+        .await;
+
+    // logout: this session's access token stops working
+    let (_, tok, _) = app.user("bob").await;
+    let r = app.post("/api/v1/auth/logout", Some(&tok), json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["success"], true);
+    let r = app.get("/api/v1/auth/me", Some(&tok)).await;
+    r.assert_error(401, "UNAUTHORIZED");
+    assert_eq!(r.headers["www-authenticate"], "Bearer");
+}
+
+async fn sessions_and_logout_all(app: TestApp) {
+    let (_, t1, _) = app.user("carol").await;
+    let t2 = app.login("carol", "Secret123").await.body["data"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t3 = app.login("carol", "Secret123").await.body["data"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app.get("/api/v1/auth/sessions", Some(&t1)).await;
+    assert_eq!(r.status, 200);
+    let list = r.body["data"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
+    let other = list.iter().find(|s| s["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // someone else's session is a 404; a bad id a 400
+    let (_, dave, _) = app.user("dave").await;
+    app.call(
+        Method::DELETE,
+        &format!("/api/v1/auth/sessions/{other}"),
+        Some(&dave),
+        None,
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
+    app.call(
+        Method::DELETE,
+        "/api/v1/auth/sessions/not-a-uuid",
+        Some(&dave),
+        None,
+    )
+    .await
+    .assert_error(400, "VALIDATION_FAILED");
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/auth/sessions/{other}"),
+            Some(&t1),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(
+        app.get("/api/v1/auth/sessions", Some(&t1)).await.body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let r = app
+        .post("/api/v1/auth/logout-all", Some(&t1), json!({}))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["data"]["revoked_count"], 2);
+    for t in [&t1, &t2, &t3] {
+        app.eventually("/api/v1/auth/me", t, 401, REVOCATION_PROMISE)
+            .await;
+    }
+}
+
+async fn input_errors_answer_the_envelope(app: TestApp) {
+    let url = app.url("/api/v1/auth/register");
+    // broken JSON, wrong content type, empty body
+    let r = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"username\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "INVALID_JSON");
+    let r = app
+        .client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "INVALID_JSON"
+    );
+    let r = app.client.post(&url).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    // unknown field, missing field, bad values — every problem named
+    let r = app
+        .post("/api/v1/auth/register", None, json!({"username": "ok_name", "email": "a@b.co", "password": "Secret123", "role": "admin"}))
+        .await;
+    r.assert_error(400, "VALIDATION_FAILED");
+    assert!(r.field_errors().contains_key("role"));
+    let r = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "a@b.co", "password": "Secret123"}),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_FAILED");
+    assert!(r.field_errors().contains_key("username"));
+    let r = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "x!", "email": "nope", "password": "short"}),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_FAILED");
+    for f in ["username", "email", "password"] {
+        assert!(r.field_errors().contains_key(f), "{f} in {:?}", r.body);
+    }
+
+    // oversize body → 413
+    let big =
+        json!({"username": "x".repeat(70 * 1024), "email": "a@b.co", "password": "Secret123"});
+    app.post("/api/v1/auth/register", None, big)
+        .await
+        .assert_error(413, "PAYLOAD_TOO_LARGE");
+
+    // unknown route, wrong method, bad uuid, bad query
+    app.get("/api/v1/nope", None)
+        .await
+        .assert_error(404, "NOT_FOUND");
+    let r = app
+        .call(Method::DELETE, "/api/v1/auth/login", None, None)
+        .await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.body["success"], false);
+    let admin = app.admin_token().await;
+    app.get("/api/v1/users/12345", Some(&admin))
+        .await
+        .assert_error(400, "VALIDATION_FAILED");
+    let r = app
+        .get("/api/v1/users?per_page=1000&sort=password", Some(&admin))
+        .await;
+    r.assert_error(400, "VALIDATION_FAILED");
+    assert!(r.field_errors().contains_key("per_page") && r.field_errors().contains_key("sort"));
+    app.get("/api/v1/users?bogus=1", Some(&admin))
+        .await
+        .assert_error(400, "VALIDATION_FAILED");
+
+    // missing/garbage token
+    app.get("/api/v1/auth/me", None)
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    app.get("/api/v1/auth/me", Some("not.a.jwt"))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+
+    // duplicate username / email, case-insensitively
+    app.user("erin").await;
+    app.register("ERIN", "Secret123")
+        .await
+        .assert_error(409, "CONFLICT");
+    let r = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "erin2", "email": "ERIN@example.com", "password": "Secret123"}),
+        )
+        .await;
+    r.assert_error(409, "CONFLICT");
+}
+
+async fn login_failures_and_lockout(app: TestApp) {
+    app.user("frank").await;
+    app.login("frank", "WrongPass1")
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+    let unknown = app.login("nobody", "WrongPass1").await;
+    unknown.assert_error(401, "INVALID_CREDENTIALS");
+    let wrong = app.login("frank", "WrongPass1").await;
+    assert_eq!(
+        unknown.body["error"]["message"],
+        wrong.body["error"]["message"]
+    );
+    for _ in 0..3 {
+        app.login("frank", "WrongPass1").await;
+    }
+    // five failures: locked, even with the right password
+    let r = app.login("frank", "Secret123").await;
+    r.assert_error(423, "ACCOUNT_LOCKED");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+    assert!(
+        r.body["error"]["details"]["retry_after_seconds"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+}
+
+async fn admin_flows(app: TestApp) {
+    let admin = app.admin_token().await;
+    let (uid, utok, _) = app.user("gina").await;
+    let (hid, htok, _) = app.user("hank").await;
+
+    // list (admin only), filters, pagination
+    let r = app
+        .get(
+            "/api/v1/users?per_page=2&sort=username&order=asc",
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["data"]["items"].as_array().unwrap().len(), 2);
+    assert_eq!(r.body["data"]["pagination"]["total"], 3);
+    assert_eq!(r.body["data"]["pagination"]["pages"], 2);
+    assert_eq!(r.body["data"]["items"][0]["username"], "gina");
+    let r = app.get("/api/v1/users?search=ANK", Some(&admin)).await;
+    assert_eq!(r.body["data"]["items"][0]["username"], "hank");
+    let r = app
+        .get(
+            "/api/v1/users?cursor=&per_page=2&sort=username&order=asc",
+            Some(&admin),
+        )
+        .await;
+    let next = r.body["data"]["pagination"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .get(
+            &format!("/api/v1/users?cursor={next}&per_page=2&sort=username&order=asc"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.body["data"]["items"][0]["username"], "root-admin");
+    assert!(r.body["data"]["pagination"]["next_cursor"].is_null());
+    app.get("/api/v1/users", Some(&utok))
+        .await
+        .assert_error(403, "FORBIDDEN");
+
+    // non-admin: self yes, others 404
+    assert_eq!(
+        app.get(&format!("/api/v1/users/{uid}"), Some(&utok))
+            .await
+            .status,
+        200
+    );
+    app.get(&format!("/api/v1/users/{hid}"), Some(&utok))
+        .await
+        .assert_error(404, "NOT_FOUND");
+
+    // create (admin), profile PUT/PATCH
+    let r = app
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            json!({"username": "ivan", "email": "ivan@example.com", "password": "Secret123", "role": "guest", "is_verified": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["data"]["role"], "guest");
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{uid}"),
+            Some(&utok),
+            Some(json!({"first_name": "Gina", "phone": "+1 555 0100"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["data"]["first_name"], "Gina");
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{uid}"),
+            Some(&utok),
+            Some(json!({"email": "gina2@example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(
+        r.body["data"]["first_name"].is_null(),
+        "PUT clears omitted fields"
+    );
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{uid}"),
+            Some(&utok),
+            Some(json!({"avatar_url": "ftp://x"})),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_FAILED");
+
+    // verify, role change (revokes the user's sessions)
+    let r = app
+        .post(
+            &format!("/api/v1/users/{uid}/verify"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.body["data"]["is_verified"], true);
+    app.post(
+        &format!("/api/v1/users/{uid}/verify"),
+        Some(&utok),
+        json!({}),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{uid}/role"),
+            Some(&admin),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(r.body["data"]["role"], "admin");
+    app.eventually("/api/v1/auth/me", &utok, 401, REVOCATION_PROMISE)
+        .await;
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/users/{uid}/role"),
+        Some(&admin),
+        Some(json!({"role": "god"})),
+    )
+    .await
+    .assert_error(400, "VALIDATION_FAILED");
+
+    // suspension: token stops working, login with the right password → 403, wrong → 401
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{hid}/status"),
+            Some(&admin),
+            Some(json!({"status": "suspended"})),
+        )
+        .await;
+    assert_eq!(r.body["data"]["status"], "suspended");
+    app.eventually("/api/v1/auth/me", &htok, 401, REVOCATION_PROMISE)
+        .await;
+    app.login("hank", "Secret123")
+        .await
+        .assert_error(403, "FORBIDDEN");
+    app.login("hank", "WrongPass9")
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+
+    // password change: self needs the current one; admin does not
+    let gtok = app.login("gina", "Secret123").await.body["data"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{uid}/password"),
+            Some(&gtok),
+            Some(json!({"current_password": "nope", "new_password": "NewSecret456"})),
+        )
+        .await;
+    assert!(r.status == 401 || r.status == 400, "{:?}", r.body);
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{uid}/password"),
+            Some(&gtok),
+            Some(json!({"current_password": "Secret123", "new_password": "NewSecret456"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(app.login("gina", "NewSecret456").await.status, 200);
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{hid}/password"),
+            Some(&admin),
+            Some(json!({"new_password": "AdminSet789"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+
+    // delete: soft, username reusable, 404 afterwards for non-admin paths
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{hid}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    app.login("hank", "AdminSet789")
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+    assert_eq!(app.register("hank", "Secret123").await.status, 201);
+    let (_, mia, _) = app.user("mia").await;
+    app.call(
+        Method::DELETE,
+        &format!("/api/v1/users/{uid}"),
+        Some(&mia),
+        None,
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+}
+
+async fn last_admin_is_protected(app: TestApp) {
+    let admin = app.admin_token().await;
+    let me = app.get("/api/v1/auth/me", Some(&admin)).await;
+    let id = me.body["data"]["id"].as_str().unwrap().to_owned();
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/users/{id}/role"),
+        Some(&admin),
+        Some(json!({"role": "user"})),
+    )
+    .await
+    .assert_error(409, "CONFLICT");
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/users/{id}/status"),
+        Some(&admin),
+        Some(json!({"status": "suspended"})),
+    )
+    .await
+    .assert_error(409, "CONFLICT");
+    app.call(
+        Method::DELETE,
+        &format!("/api/v1/users/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await
+    .assert_error(409, "CONFLICT");
+}
+
+async fn operations_endpoints(app: TestApp) {
+    let r = app.get("/health/live", None).await;
+    assert_eq!((r.status, r.body.clone()), (200, json!({"status": "ok"})));
+    assert_eq!(app.get("/health/ready", None).await.status, 200);
+    assert_eq!(
+        app.get("/.well-known/jwks.json", None).await.body,
+        json!({"keys": []})
+    );
+    app.get("/api/v1/auth/me", None).await;
+    let m = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("http_requests_total"), "metrics: {m}");
+    assert!(m.contains("http_request_duration_seconds"), "{m}");
+    assert!(m.contains("db_pool_connections"), "{m}");
+    assert!(m.contains("password_hash_queue_depth"), "{m}");
+
+    // request ids: a sane one is echoed, anything else replaced
+    let r = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "abc-123.X_y")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123.X_y");
+    let r = app
+        .client
+        .get(app.url("/api/v1/nope"))
+        .header("x-request-id", "bad id!")
+        .send()
+        .await
+        .unwrap();
+    let echoed = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(echoed, "bad id!");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["request_id"],
+        echoed.as_str()
+    );
+    let r = app
+        .client
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+
+    // OpenAPI lists every route; Swagger UI is served
+    let doc = app.get("/api-docs/openapi.json", None).await.body;
+    let paths = doc["paths"].as_object().unwrap();
+    let expected: &[(&str, &[&str])] = &[
+        ("/api/v1/auth/register", &["post"]),
+        ("/api/v1/auth/login", &["post"]),
+        ("/api/v1/auth/refresh", &["post"]),
+        ("/api/v1/auth/logout", &["post"]),
+        ("/api/v1/auth/logout-all", &["post"]),
+        ("/api/v1/auth/me", &["get"]),
+        ("/api/v1/auth/sessions", &["get"]),
+        ("/api/v1/auth/sessions/{id}", &["delete"]),
+        ("/api/v1/users", &["get", "post"]),
+        ("/api/v1/users/{id}", &["get", "put", "patch", "delete"]),
+        ("/api/v1/users/{id}/password", &["put"]),
+        ("/api/v1/users/{id}/verify", &["post"]),
+        ("/api/v1/users/{id}/status", &["put"]),
+        ("/api/v1/users/{id}/role", &["put"]),
+        ("/health/live", &["get"]),
+        ("/health/ready", &["get"]),
+        ("/metrics", &["get"]),
+        ("/.well-known/jwks.json", &["get"]),
+    ];
+    for (path, methods) in expected {
+        for m in *methods {
+            assert!(
+                paths.get(*path).and_then(|p| p.get(*m)).is_some(),
+                "{m} {path} missing from OpenAPI"
+            );
+        }
+    }
+    assert_eq!(
+        paths.len(),
+        expected.len(),
+        "OpenAPI has routes the test does not know: {:?}",
+        paths.keys()
+    );
+    let ui = app
+        .client
+        .get(app.url("/swagger-ui/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), 200);
+    assert!(ui.text().await.unwrap().contains("swagger"));
+}
+
+async fn logs_never_contain_secrets(app: TestApp) {
+    let (_, access, refresh) = app.user("kate").await;
+    app.login("kate", "Secret123").await;
+    app.login("kate", "WrongSecret9").await;
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await;
+    app.get("/api/v1/auth/me", Some(&access)).await;
+    let logs = app.logs();
+    assert!(!logs.is_empty());
+    for secret in [
+        "Secret123",
+        "WrongSecret9",
+        ADMIN_PASSWORD,
+        JWT_SECRET,
+        &access,
+        &refresh,
+    ] {
+        assert!(!logs.contains(secret), "log leaks a secret");
+    }
+}
+
+backends!(
+    register_login_me_refresh_reuse_logout,
+    sessions_and_logout_all,
+    input_errors_answer_the_envelope,
+    login_failures_and_lockout,
+    admin_flows,
+    last_admin_is_protected,
+    operations_endpoints,
+    logs_never_contain_secrets,
+);
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_retry_after() {
+    let app = TestApp::start_with(
+        Backend::Sqlite,
+        Options {
+            rate_limit: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        app.login("nobody", "Whatever1")
+            .await
+            .assert_error(401, "INVALID_CREDENTIALS");
+    }
+    let r = app.login("nobody", "Whatever1").await;
+    r.assert_error(429, "RATE_LIMITED");
+    assert!(
+        r.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    // other endpoints have their own budget
+    assert_eq!(app.register("lena", "Secret123").await.status, 201);
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
+    let mut app = TestApp::start(Backend::Sqlite).await.unwrap();
+    let client = app.client.clone();
+    let url = app.url("/api/v1/auth/register");
+    let in_flight = tokio::spawn(async move {
+        client
+            .post(url)
+            .json(
+                &json!({"username": "late", "email": "late@example.com", "password": "Secret123"}),
+            )
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let status = app.terminate();
+    assert!(status.success(), "exit status {status:?}\n{}", app.logs());
+    if let Ok(code) = in_flight.await.unwrap() {
+        assert_eq!(code, 201, "a request accepted before SIGTERM must complete");
+    }
+    assert!(app.logs().contains("shut down cleanly"));
+}
+
+#[tokio::test]
+async fn zero_config_start_creates_database_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arcana"))
+        .env_clear()
+        .env("ARCANA_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("ARCANA_PASSWORD_ITERATIONS", "1000")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/health/ready"))
+            .send()
+            .await
+        {
+            ready = r.status() == 200;
+            if ready {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "monolith did not start without configuration");
+    assert!(dir.path().join("data/arcana.db").exists());
+    let key = std::fs::read_to_string(dir.path().join("data/jwt-secret")).unwrap();
+    assert!(key.len() >= 64);
+}

@@ -1,0 +1,186 @@
+//! `/api/v1/auth`: register, login, refresh, logout, sessions.
+use axum::extract::State;
+use axum::http::StatusCode;
+use domain::{Error, LoginInput, RegisterInput};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::authn::Caller;
+use crate::dto::*;
+use crate::envelope::Success;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiId, ApiJson, Client};
+use crate::ratelimit::Bucket;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+        .routes(routes!(me))
+        .routes(routes!(list_sessions))
+        .routes(routes!(revoke_session))
+}
+
+fn limit(state: &AppState, bucket: Bucket, client: &Client) -> Result<(), ApiError> {
+    match (&state.rate_limit, client.ip) {
+        (Some(rl), Some(ip)) => rl
+            .check(bucket, ip)
+            .map_err(|retry_after| ApiError::Domain(Error::RateLimited { retry_after })),
+        _ => Ok(()),
+    }
+}
+
+/// Create an account and log it in.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered and logged in", body = EnvelopeDoc<AuthDto>),
+        (status = 400, description = "Validation failed / invalid JSON", body = ErrorEnvelopeDoc),
+        (status = 409, description = "Username or email taken", body = ErrorEnvelopeDoc),
+        (status = 429, description = "Rate limited", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn register(
+    State(state): State<AppState>,
+    client: Client,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> ApiResult<Success<AuthDto>> {
+    limit(&state, Bucket::Register, &client)?;
+    let input = RegisterInput {
+        username: body.username,
+        email: body.email,
+        password: body.password,
+        first_name: body.first_name,
+        last_name: body.last_name,
+    };
+    let session = state.auth.register(&client.ctx, input).await?;
+    Ok(Success::created(session.into()))
+}
+
+/// Log in with username or email and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Token pair and user", body = EnvelopeDoc<AuthDto>),
+        (status = 400, description = "Validation failed / invalid JSON", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Invalid credentials", body = ErrorEnvelopeDoc),
+        (status = 403, description = "Account not active (password was correct)", body = ErrorEnvelopeDoc),
+        (status = 423, description = "Account locked", body = ErrorEnvelopeDoc),
+        (status = 429, description = "Rate limited", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    client: Client,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Success<AuthDto>> {
+    limit(&state, Bucket::Login, &client)?;
+    let input = LoginInput {
+        username_or_email: body.username_or_email,
+        password: body.password,
+    };
+    let session = state.auth.login(&client.ctx, input).await?;
+    Ok(Success::ok(session.into()))
+}
+
+/// Exchange a refresh token for a new pair (the old refresh token dies).
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New token pair", body = EnvelopeDoc<AuthDto>),
+        (status = 401, description = "Invalid, expired, revoked or reused refresh token", body = ErrorEnvelopeDoc),
+        (status = 429, description = "Rate limited", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    client: Client,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<Success<AuthDto>> {
+    limit(&state, Bucket::Refresh, &client)?;
+    let session = state.auth.refresh(&client.ctx, &body.refresh_token).await?;
+    Ok(Success::ok(session.into()))
+}
+
+/// Revoke the caller's session.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Logged out", body = EnvelopeDoc<Option<String>>),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn logout(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+) -> ApiResult<Success<Option<()>>> {
+    state.auth.logout(&client.ctx, &who).await?;
+    state.authn.forget(who.session_id);
+    Ok(Success::ok(None).with_message("logged out"))
+}
+
+/// Revoke every session of the caller.
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "All sessions revoked", body = EnvelopeDoc<RevokedDto>),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn logout_all(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+) -> ApiResult<Success<RevokedDto>> {
+    let revoked_count = state.auth.logout_all(&client.ctx, &who).await?;
+    state.authn.forget_all();
+    Ok(Success::ok(RevokedDto { revoked_count }))
+}
+
+/// The caller's user.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = EnvelopeDoc<UserDto>),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn me(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+) -> ApiResult<Success<UserDto>> {
+    Ok(Success::ok(state.auth.me(&client.ctx, &who).await?.into()))
+}
+
+/// The caller's live sessions.
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Live sessions", body = EnvelopeDoc<Vec<SessionDto>>),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+) -> ApiResult<Success<Vec<SessionDto>>> {
+    let sessions = state.auth.list_sessions(&client.ctx, &who).await?;
+    Ok(Success::ok(
+        sessions.into_iter().map(SessionDto::from).collect(),
+    ))
+}
+
+/// Revoke one of the caller's sessions.
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+        (status = 404, description = "No such session of the caller", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+    ApiId(id): ApiId,
+) -> ApiResult<StatusCode> {
+    state.auth.revoke_session(&client.ctx, &who, id).await?;
+    state.authn.forget(id);
+    Ok(StatusCode::NO_CONTENT)
+}

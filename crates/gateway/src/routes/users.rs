@@ -1,0 +1,277 @@
+//! `/api/v1/users`: user administration (admin) and self-service profile/password.
+use axum::extract::State;
+use axum::http::StatusCode;
+use domain::{ChangePasswordInput, CreateUserInput, UserPatch};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::authn::Caller;
+use crate::dto::*;
+use crate::envelope::Success;
+use crate::error::ApiResult;
+use crate::extract::{ApiId, ApiJson, ApiQuery, Client};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, replace_user, patch_user, delete_user))
+        .routes(routes!(change_password))
+        .routes(routes!(verify_user))
+        .routes(routes!(set_status))
+        .routes(routes!(set_role))
+}
+
+/// List, filter and search users (admin).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+    params(ListUsersParams),
+    responses(
+        (status = 200, description = "A page of users", body = EnvelopeDoc<UserListDto>),
+        (status = 400, description = "Bad query parameter", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+        (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+    ApiQuery(params): ApiQuery<ListUsersParams>,
+) -> ApiResult<Success<UserListDto>> {
+    let page = state
+        .users
+        .list_users(&client.ctx, &who, params.into())
+        .await?;
+    Ok(Success::ok(page.into()))
+}
+
+/// Create a user (admin).
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+    request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "Created", body = EnvelopeDoc<UserDto>),
+        (status = 400, description = "Validation failed", body = ErrorEnvelopeDoc),
+        (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
+        (status = 409, description = "Username or email taken", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+    ApiJson(b): ApiJson<CreateUserRequest>,
+) -> ApiResult<Success<UserDto>> {
+    let input = CreateUserInput {
+        username: b.username,
+        email: b.email,
+        password: b.password,
+        first_name: b.first_name,
+        last_name: b.last_name,
+        phone: b.phone,
+        avatar_url: b.avatar_url,
+        role: b.role,
+        status: b.status,
+        is_verified: b.is_verified,
+    };
+    let user = state.users.create_user(&client.ctx, &who, input).await?;
+    Ok(Success::created(user.into()))
+}
+
+/// A user (self or admin; others answer 404).
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The user", body = EnvelopeDoc<UserDto>),
+        (status = 404, description = "No such user (or not yours)", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+    ApiId(id): ApiId,
+) -> ApiResult<Success<UserDto>> {
+    Ok(Success::ok(
+        state.users.get_user(&client.ctx, &who, id).await?.into(),
+    ))
+}
+
+/// Replace the profile (self or admin). Omitted optional fields are cleared.
+#[utoipa::path(put, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = ReplaceUserRequest,
+    responses(
+        (status = 200, description = "Updated", body = EnvelopeDoc<UserDto>),
+        (status = 400, description = "Validation failed", body = ErrorEnvelopeDoc),
+        (status = 404, description = "No such user (or not yours)", body = ErrorEnvelopeDoc),
+        (status = 409, description = "Email taken", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn replace_user(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+    ApiId(id): ApiId,
+    ApiJson(b): ApiJson<ReplaceUserRequest>,
+) -> ApiResult<Success<UserDto>> {
+    let patch = UserPatch {
+        email: Some(b.email),
+        first_name: Some(b.first_name),
+        last_name: Some(b.last_name),
+        phone: Some(b.phone),
+        avatar_url: Some(b.avatar_url),
+    };
+    Ok(Success::ok(
+        state
+            .users
+            .update_user(&client.ctx, &who, id, patch)
+            .await?
+            .into(),
+    ))
+}
+
+/// Change some profile fields (self or admin); `null` clears.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = PatchUserRequest,
+    responses(
+        (status = 200, description = "Updated", body = EnvelopeDoc<UserDto>),
+        (status = 400, description = "Validation failed", body = ErrorEnvelopeDoc),
+        (status = 404, description = "No such user (or not yours)", body = ErrorEnvelopeDoc),
+        (status = 409, description = "Email taken", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn patch_user(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+    ApiId(id): ApiId,
+    ApiJson(b): ApiJson<PatchUserRequest>,
+) -> ApiResult<Success<UserDto>> {
+    let patch = UserPatch {
+        email: b.email,
+        first_name: b.first_name,
+        last_name: b.last_name,
+        phone: b.phone,
+        avatar_url: b.avatar_url,
+    };
+    Ok(Success::ok(
+        state
+            .users
+            .update_user(&client.ctx, &who, id, patch)
+            .await?
+            .into(),
+    ))
+}
+
+/// Soft-delete a user (admin): sessions revoked, username and email freed.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
+        (status = 404, description = "No such user", body = ErrorEnvelopeDoc),
+        (status = 409, description = "Last active admin", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+    ApiId(id): ApiId,
+) -> ApiResult<StatusCode> {
+    state.users.delete_user(&client.ctx, &who, id).await?;
+    state.authn.forget_all();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change a password: self with `current_password`, or admin without.
+#[utoipa::path(put, path = "/api/v1/users/{id}/password", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed; the user's other sessions are revoked"),
+        (status = 400, description = "Validation failed", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Current password wrong", body = ErrorEnvelopeDoc),
+        (status = 404, description = "No such user (or not yours)", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+    ApiId(id): ApiId,
+    ApiJson(b): ApiJson<ChangePasswordRequest>,
+) -> ApiResult<StatusCode> {
+    let input = ChangePasswordInput {
+        current_password: b.current_password,
+        new_password: b.new_password,
+    };
+    state
+        .users
+        .change_password(&client.ctx, &who, id, input)
+        .await?;
+    state.authn.forget_all();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mark a user's email as verified (admin).
+#[utoipa::path(post, path = "/api/v1/users/{id}/verify", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Verified", body = EnvelopeDoc<UserDto>),
+        (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
+        (status = 404, description = "No such user", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn verify_user(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+    ApiId(id): ApiId,
+) -> ApiResult<Success<UserDto>> {
+    Ok(Success::ok(
+        state.users.verify_user(&client.ctx, &who, id).await?.into(),
+    ))
+}
+
+/// Set a user's status (admin). Anything but active revokes their sessions.
+#[utoipa::path(put, path = "/api/v1/users/{id}/status", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = StatusRequest,
+    responses(
+        (status = 200, description = "Updated", body = EnvelopeDoc<UserDto>),
+        (status = 400, description = "Validation failed", body = ErrorEnvelopeDoc),
+        (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
+        (status = 404, description = "No such user", body = ErrorEnvelopeDoc),
+        (status = 409, description = "Last active admin", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn set_status(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+    ApiId(id): ApiId,
+    ApiJson(b): ApiJson<StatusRequest>,
+) -> ApiResult<Success<UserDto>> {
+    let user = state
+        .users
+        .set_status(&client.ctx, &who, id, &b.status)
+        .await?;
+    state.authn.forget_all();
+    Ok(Success::ok(user.into()))
+}
+
+/// Set a user's role (admin). Revokes their sessions.
+#[utoipa::path(put, path = "/api/v1/users/{id}/role", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = RoleRequest,
+    responses(
+        (status = 200, description = "Updated", body = EnvelopeDoc<UserDto>),
+        (status = 400, description = "Validation failed", body = ErrorEnvelopeDoc),
+        (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
+        (status = 404, description = "No such user", body = ErrorEnvelopeDoc),
+        (status = 409, description = "Last active admin", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn set_role(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    client: Client,
+    ApiId(id): ApiId,
+    ApiJson(b): ApiJson<RoleRequest>,
+) -> ApiResult<Success<UserDto>> {
+    let user = state.users.set_role(&client.ctx, &who, id, &b.role).await?;
+    state.authn.forget_all();
+    Ok(Success::ok(user.into()))
+}
