@@ -1,0 +1,105 @@
+//! Calling the layer below: a load-balanced channel over every configured endpoint, the internal
+//! credential and request id on each call, a deadline on every call, and retries for idempotent
+//! reads only (writes are never retried blindly).
+use std::future::Future;
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+use crate::context;
+use crate::credential::InternalCredential;
+
+/// Default deadline of one internal call.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    channel: Channel,
+    credential: InternalCredential,
+    deadline: Duration,
+}
+
+impl Upstream {
+    /// A lazily connecting channel balanced over `urls` (comma-separated `http://host:port`).
+    /// Endpoints that go down are retried in the background and rejoin when they return.
+    pub fn new(
+        urls: &str,
+        credential: InternalCredential,
+        deadline: Duration,
+    ) -> Result<Self, String> {
+        let endpoints = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                let u = if u.contains("://") {
+                    u.to_owned()
+                } else {
+                    format!("http://{u}")
+                };
+                Endpoint::from_shared(u.clone())
+                    .map(|e| {
+                        e.connect_timeout(Duration::from_secs(2))
+                            .timeout(deadline)
+                            .tcp_nodelay(true)
+                            .http2_keep_alive_interval(Duration::from_secs(30))
+                            .keep_alive_while_idle(true)
+                    })
+                    .map_err(|_| format!("{u:?} is not a valid upstream URL"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if endpoints.is_empty() {
+            return Err("no upstream endpoint configured".into());
+        }
+        let channel = Channel::balance_list(endpoints.into_iter());
+        Ok(Self {
+            channel,
+            credential,
+            deadline,
+        })
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// Wrap `msg` with the deadline, the credential and the request id in scope.
+    pub fn request<T>(&self, msg: T) -> Request<T> {
+        self.request_with_id(msg, context::request_id())
+    }
+
+    pub fn request_with_id<T>(&self, msg: T, request_id: Option<String>) -> Request<T> {
+        let mut req = Request::new(msg);
+        req.set_timeout(self.deadline);
+        self.credential.attach(req.metadata_mut());
+        if let Some(id) = request_id
+            && let Ok(v) = id.parse()
+        {
+            req.metadata_mut().insert(context::REQUEST_ID, v);
+        }
+        req
+    }
+}
+
+/// Run an idempotent read, retrying twice (50 ms, 150 ms) when the upstream is unavailable.
+pub async fn retry_read<T, F, Fut>(mut op: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let mut delay = Duration::from_millis(50);
+    for _ in 0..2 {
+        match op().await {
+            Err(s)
+                if s.code() == Code::Unavailable
+                    && s.metadata().get(crate::status::ERROR_CODE).is_none() =>
+            {
+                tokio::time::sleep(delay).await;
+                delay *= 3;
+            }
+            other => return other,
+        }
+    }
+    op().await
+}

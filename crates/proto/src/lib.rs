@@ -1,0 +1,37 @@
+//! Generated gRPC code for everything in `proto/`: the public `arcana.v1` API and the internal
+//! `arcana.internal.v1` services between layers, plus the encoded descriptor set for reflection.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+pub mod client;
+pub mod context;
+pub mod convert;
+pub mod credential;
+pub mod server;
+pub mod status;
+
+#[allow(clippy::all, clippy::pedantic)]
+pub mod arcana {
+    pub mod v1 {
+        tonic::include_proto!("arcana.v1");
+    }
+    pub mod internal {
+        pub mod v1 {
+            tonic::include_proto!("arcana.internal.v1");
+        }
+    }
+}
+
+/// Every file of `proto/` (and its imports) as an encoded `FileDescriptorSet`, for reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("arcana_descriptor");
+
+pub use arcana::internal::v1 as internal;
+pub use arcana::v1;

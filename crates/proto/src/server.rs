@@ -1,0 +1,167 @@
+//! Serving gRPC without tonic's axum-based router, so layers that must not link axum (the
+//! repository and service layers) can still serve several services on one port.
+//!
+//! [`GrpcRouter`] dispatches on the `/package.Service/` path prefix; every port also gets the
+//! standard `grpc.health.v1.Health` and server reflection (both open: probes carry no credential,
+//! and they reveal nothing but the schema and a serving flag).
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::BoxFuture;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceExt};
+
+type Svc = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Infallible>;
+
+/// Path-prefix router over gRPC services.
+#[derive(Clone, Default)]
+pub struct GrpcRouter {
+    routes: Arc<HashMap<&'static str, Svc>>,
+}
+
+impl GrpcRouter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a generated service (`FooServer::new(..)`, possibly wrapped in an interceptor:
+    /// `FooServer::with_interceptor(..)` answers with its own body type, boxed here).
+    #[allow(clippy::should_implement_trait)] // a builder step, not `Add`
+    pub fn add<S, B>(mut self, svc: S) -> Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        B: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+        B::Error: Into<tonic::codegen::StdError>,
+    {
+        let svc = svc.map_response(|r: http::Response<B>| r.map(Body::new));
+        let routes = Arc::make_mut(&mut self.routes);
+        routes.insert(S::NAME, BoxCloneSyncService::new(svc));
+        self
+    }
+
+    /// Add `grpc.health.v1.Health` and server reflection (over everything in `proto/`). The
+    /// reporter sets each service's serving status (the layer's readiness task drives it).
+    pub fn with_health_and_reflection(self) -> (Self, tonic_health::server::HealthReporter) {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        let mut me = self.add(health);
+        match tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+        {
+            Ok(r) => me = me.add(r),
+            Err(e) => tracing::warn!(error = %e, "gRPC reflection unavailable"),
+        }
+        (me, reporter)
+    }
+
+    /// Serve on `listener` until `shutdown` resolves (in-flight calls finish).
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        tonic::transport::Server::builder()
+            .serve_with_incoming_shutdown(self, incoming, shutdown)
+            .await
+    }
+
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+        tokio::net::TcpListener::bind(addr).await
+    }
+}
+
+impl Service<http::Request<Body>> for GrpcRouter {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<http::Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let name = req
+            .uri()
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        match self.routes.get(name.as_str()) {
+            Some(svc) => {
+                let svc = svc.clone();
+                Box::pin(async move { svc.oneshot(req).await })
+            }
+            None => Box::pin(async move {
+                Ok(tonic::Status::new(
+                    tonic::Code::Unimplemented,
+                    format!("unknown service {name:?}"),
+                )
+                .into_http())
+            }),
+        }
+    }
+}
+
+/// Keep a port's `grpc.health.v1` answers in step with `check` (readiness of the layer below):
+/// `""` and every name in `services` are NOT_SERVING until the first check passes, then follow
+/// it. Re-checks every `every` while serving and every 500 ms while not. Runs until dropped.
+pub async fn track_health<F, Fut>(
+    reporter: tonic_health::server::HealthReporter,
+    services: Vec<&'static str>,
+    every: std::time::Duration,
+    check: F,
+) where
+    F: Fn() -> Fut + Send,
+    Fut: std::future::Future<Output = domain::Result<()>> + Send,
+{
+    use tonic_health::ServingStatus;
+    let names: Vec<&'static str> = std::iter::once("").chain(services).collect();
+    // The reporter starts out SERVING; nothing is ready until the layer below has answered.
+    for name in &names {
+        reporter
+            .set_service_status(*name, ServingStatus::NotServing)
+            .await;
+    }
+    let mut last = None;
+    loop {
+        let ready = check().await.is_ok();
+        if last != Some(ready) {
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            if ready {
+                tracing::info!("ready: reporting SERVING");
+            } else {
+                tracing::warn!("layer below unavailable: reporting NOT_SERVING");
+            }
+            for name in &names {
+                reporter.set_service_status(*name, status).await;
+            }
+            last = Some(ready);
+        }
+        let pause = if ready {
+            every
+        } else {
+            every.min(std::time::Duration::from_millis(500))
+        };
+        tokio::time::sleep(pause).await;
+    }
+}
