@@ -1,6 +1,8 @@
 //! The repository contract (domain/src/ports.rs), one body per behaviour, run against every
 //! backend: SQLite always; PostgreSQL with ARCANA_TEST_POSTGRES_URL; MySQL/MariaDB with
-//! ARCANA_TEST_MYSQL_URL and the `mysql` feature.
+//! ARCANA_TEST_MYSQL_URL and the `mysql` feature. The bodies that need only the ports also run
+//! through the gRPC boundary (`grpc::<name>`: `RepositoryClient` → `RepositoryGrpc` → SQLite),
+//! so both adapters keep one contract.
 // Test code: a failed expectation panics. (clippy's allow-*-in-tests only covers #[test] fns.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod support;
@@ -9,9 +11,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use domain::{
-    AuditEvent, AuditRepository, Cursor, Error, FailedLogin, LockoutPolicy, PageInfo, PageRequest,
-    RevokeReason, Role, SessionRepository, SortOrder, Status, User, UserPage, UserQuery,
-    UserRepository, UserSort, UserUpdate,
+    AuditEvent, Cursor, Error, FailedLogin, LockoutPolicy, PageInfo, PageRequest, RevokeReason,
+    Role, SortOrder, Status, User, UserPage, UserQuery, UserRepository, UserSort, UserUpdate,
 };
 use repository::{Backend, Database};
 use uuid::Uuid;
@@ -19,24 +20,27 @@ use uuid::Uuid;
 use support::*;
 
 contract_tests!(
-    create_and_find,
-    names_are_unique_case_insensitively,
-    parallel_creates_of_one_name_yield_one_winner,
-    soft_delete_frees_names_and_hides_the_user,
-    update_changes_fields_and_email_key,
-    last_admin_cannot_be_demoted_suspended_or_deleted,
-    concurrent_demotions_keep_one_admin,
-    list_filters_search_and_offset_pages,
-    list_sorts_in_byte_order_with_id_tie_break,
-    keyset_walk_equals_offset_order,
-    keyset_rejects_bad_cursors,
-    failed_logins_lock_with_backoff,
-    parallel_failed_logins_count_exactly_to_the_limit,
-    login_success_resets_the_counters,
-    session_lifecycle,
-    revoke_all_keeps_the_current_session,
-    audit_events_newest_first,
-    ping_pool_state_and_migrations_are_idempotent,
+    ports: [
+        create_and_find,
+        names_are_unique_case_insensitively,
+        parallel_creates_of_one_name_yield_one_winner,
+        soft_delete_frees_names_and_hides_the_user,
+        update_changes_fields_and_email_key,
+        last_admin_cannot_be_demoted_suspended_or_deleted,
+        concurrent_demotions_keep_one_admin,
+        list_filters_search_and_offset_pages,
+        list_sorts_in_byte_order_with_id_tie_break,
+        keyset_walk_equals_offset_order,
+        keyset_rejects_bad_cursors,
+        failed_logins_lock_with_backoff,
+        parallel_failed_logins_count_exactly_to_the_limit,
+        login_success_resets_the_counters,
+        session_lifecycle,
+        revoke_all_keeps_the_current_session,
+        audit_events_newest_first,
+        ping_and_count_on_a_fresh_repository,
+    ],
+    database: [ping_pool_state_and_migrations_are_idempotent],
 );
 
 fn conflict(r: Result<impl std::fmt::Debug, Error>) -> String {
@@ -47,7 +51,7 @@ fn conflict(r: Result<impl std::fmt::Debug, Error>) -> String {
 }
 
 /// `Database` implements both `UserRepository` and `SessionRepository`, which each have a
-/// `create`: say which one.
+/// `create`: say which one (for the tests of the diesel adapter alone).
 fn repo(db: &Database) -> &dyn UserRepository {
     db
 }
@@ -69,7 +73,7 @@ fn query(page: PageRequest, per_page: u32, sort: UserSort, order: SortOrder) -> 
 // ---------------------------------------------------------------------------------------------
 // users: create, find, uniqueness
 
-async fn create_and_find(db: Database) {
+async fn create_and_find(db: Repos) {
     let mut n = new_user("Alice");
     n.email = "Alice.Smith@Example.COM".into();
     n.first_name = Some("Alice".into());
@@ -77,7 +81,7 @@ async fn create_and_find(db: Database) {
     n.is_verified = true;
     // sub-microsecond precision is not kept
     n.created_at = at(10) + Duration::from_nanos(1_234_567);
-    let created = repo(&db).create(n.clone()).await.unwrap();
+    let created = db.users.create(n.clone()).await.unwrap();
     assert_eq!(created.id, n.id);
     assert_eq!(created.username, "Alice");
     assert_eq!(
@@ -89,9 +93,9 @@ async fn create_and_find(db: Database) {
     assert_eq!(created.last_login_at, None);
     assert!(created.is_verified);
 
-    let found = db.find_by_id(n.id).await.unwrap().unwrap();
+    let found = db.users.find_by_id(n.id).await.unwrap().unwrap();
     assert_eq!(found, created);
-    assert_eq!(db.find_by_id(Uuid::new_v4()).await.unwrap(), None);
+    assert_eq!(db.users.find_by_id(Uuid::new_v4()).await.unwrap(), None);
 
     for login in [
         "alice",
@@ -100,56 +104,68 @@ async fn create_and_find(db: Database) {
         "alice.smith@example.com",
         "ALICE.SMITH@example.com",
     ] {
-        let c = db.find_credentials(login).await.unwrap();
+        let c = db.users.find_credentials(login).await.unwrap();
         let c = c.unwrap_or_else(|| panic!("{login} not found"));
         assert_eq!(c.user, created);
         assert_eq!(c.password_hash, n.password_hash);
         assert_eq!(c.failed_login_count, 0);
         assert_eq!(c.locked_until, None);
     }
-    assert!(db.find_credentials("alic").await.unwrap().is_none());
-    assert!(db.find_credentials("%").await.unwrap().is_none());
-    let c = db.find_credentials_by_id(n.id).await.unwrap().unwrap();
+    assert!(db.users.find_credentials("alic").await.unwrap().is_none());
+    assert!(db.users.find_credentials("%").await.unwrap().is_none());
+    let c = db
+        .users
+        .find_credentials_by_id(n.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.user, created);
     assert!(
-        db.find_credentials_by_id(Uuid::new_v4())
+        db.users
+            .find_credentials_by_id(Uuid::new_v4())
             .await
             .unwrap()
             .is_none()
     );
 }
 
-async fn names_are_unique_case_insensitively(db: Database) {
-    repo(&db).create(new_user("Bob")).await.unwrap();
+async fn names_are_unique_case_insensitively(db: Repos) {
+    db.users.create(new_user("Bob")).await.unwrap();
 
     let mut same_name = new_user("bOB");
     same_name.email = "other@example.com".into();
     assert_eq!(
-        conflict(repo(&db).create(same_name).await),
+        conflict(db.users.create(same_name).await),
         "username already taken"
     );
 
     let mut same_email = new_user("robert");
     same_email.email = "BOB@EXAMPLE.COM".into();
     assert_eq!(
-        conflict(repo(&db).create(same_email).await),
+        conflict(db.users.create(same_email).await),
         "email already registered"
     );
 
     // the id of a user, reused
-    let existing = db.find_credentials("bob").await.unwrap().unwrap().user;
+    let existing = db
+        .users
+        .find_credentials("bob")
+        .await
+        .unwrap()
+        .unwrap()
+        .user;
     let mut same_id = new_user("carol");
     same_id.id = existing.id;
     assert!(matches!(
-        repo(&db).create(same_id).await,
+        db.users.create(same_id).await,
         Err(Error::Conflict(_))
     ));
 
-    let page = db.list(&UserQuery::default()).await.unwrap();
+    let page = db.users.list(&UserQuery::default()).await.unwrap();
     assert_eq!(page.items.len(), 1);
 }
 
-async fn parallel_creates_of_one_name_yield_one_winner(db: Database) {
+async fn parallel_creates_of_one_name_yield_one_winner(db: Repos) {
     let mut tasks = Vec::new();
     for i in 0..20 {
         let db = db.clone();
@@ -167,7 +183,7 @@ async fn parallel_creates_of_one_name_yield_one_winner(db: Database) {
             .collect();
         let mut u = new_user(&name);
         u.email = format!("racer{i}@example.com");
-        tasks.push(tokio::spawn(async move { repo(&db).create(u).await }));
+        tasks.push(tokio::spawn(async move { db.users.create(u).await }));
     }
     let (mut ok, mut conflicts) = (0, 0);
     for t in tasks {
@@ -183,38 +199,45 @@ async fn parallel_creates_of_one_name_yield_one_winner(db: Database) {
     assert_eq!((ok, conflicts), (1, 19));
 }
 
-async fn soft_delete_frees_names_and_hides_the_user(db: Database) {
-    let u = repo(&db).create(new_user("Dora")).await.unwrap();
-    let other = repo(&db).create(new_user("Eve")).await.unwrap();
+async fn soft_delete_frees_names_and_hides_the_user(db: Repos) {
+    let u = db.users.create(new_user("Dora")).await.unwrap();
+    let other = db.users.create(new_user("Eve")).await.unwrap();
 
-    assert!(db.soft_delete(u.id, at(100)).await.unwrap());
+    assert!(db.users.soft_delete(u.id, at(100)).await.unwrap());
     assert!(
-        !db.soft_delete(u.id, at(101)).await.unwrap(),
+        !db.users.soft_delete(u.id, at(101)).await.unwrap(),
         "already deleted"
     );
     assert!(
-        !db.soft_delete(Uuid::new_v4(), at(101)).await.unwrap(),
+        !db.users.soft_delete(Uuid::new_v4(), at(101)).await.unwrap(),
         "absent"
     );
 
-    let deleted = db.find_by_id(u.id).await.unwrap().unwrap();
+    let deleted = db.users.find_by_id(u.id).await.unwrap().unwrap();
     assert_eq!(deleted.status, Status::Deleted);
     assert_eq!(deleted.updated_at, at(100));
-    assert!(db.find_credentials("dora").await.unwrap().is_none());
+    assert!(db.users.find_credentials("dora").await.unwrap().is_none());
     assert!(
-        db.find_credentials("dora@example.com")
+        db.users
+            .find_credentials("dora@example.com")
             .await
             .unwrap()
             .is_none()
     );
-    assert!(db.find_credentials_by_id(u.id).await.unwrap().is_none());
+    assert!(
+        db.users
+            .find_credentials_by_id(u.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let update = UserUpdate {
         first_name: Some(Some("x".into())),
         ..Default::default()
     };
-    assert_eq!(db.update(u.id, update, at(102)).await.unwrap(), None);
+    assert_eq!(db.users.update(u.id, update, at(102)).await.unwrap(), None);
 
-    let page = db.list(&UserQuery::default()).await.unwrap();
+    let page = db.users.list(&UserQuery::default()).await.unwrap();
     assert_eq!(
         ids(&page),
         vec![other.id],
@@ -224,23 +247,32 @@ async fn soft_delete_frees_names_and_hides_the_user(db: Database) {
         status: Some(Status::Deleted),
         ..UserQuery::default()
     };
-    assert_eq!(ids(&db.list(&deleted_only).await.unwrap()), vec![u.id]);
+    assert_eq!(
+        ids(&db.users.list(&deleted_only).await.unwrap()),
+        vec![u.id]
+    );
 
     // both names are free again, in any case
-    let again = repo(&db).create(new_user("DORA")).await.unwrap();
+    let again = db.users.create(new_user("DORA")).await.unwrap();
     assert_eq!(again.email, "dora@example.com");
     assert_eq!(
-        db.find_credentials("dora").await.unwrap().unwrap().user.id,
+        db.users
+            .find_credentials("dora")
+            .await
+            .unwrap()
+            .unwrap()
+            .user
+            .id,
         again.id
     );
 }
 
-async fn update_changes_fields_and_email_key(db: Database) {
+async fn update_changes_fields_and_email_key(db: Repos) {
     let mut n = new_user("frank");
     n.first_name = Some("Frank".into());
     n.last_name = Some("Castle".into());
-    let u = repo(&db).create(n).await.unwrap();
-    repo(&db).create(new_user("grace")).await.unwrap();
+    let u = db.users.create(n).await.unwrap();
+    db.users.create(new_user("grace")).await.unwrap();
 
     let update = UserUpdate {
         email: Some("Frank.New@Example.org".into()),
@@ -252,7 +284,12 @@ async fn update_changes_fields_and_email_key(db: Database) {
         password_hash: Some("new-hash".into()),
         ..Default::default()
     };
-    let updated = db.update(u.id, update, at(50)).await.unwrap().unwrap();
+    let updated = db
+        .users
+        .update(u.id, update, at(50))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(updated.email, "frank.new@example.org");
     assert_eq!(updated.first_name, None);
     assert_eq!(updated.last_name.as_deref(), Some("Smith"));
@@ -264,9 +301,10 @@ async fn update_changes_fields_and_email_key(db: Database) {
     assert!(updated.is_verified);
     assert_eq!(updated.updated_at, at(50));
     assert_eq!(updated.created_at, u.created_at);
-    assert_eq!(db.find_by_id(u.id).await.unwrap().unwrap(), updated);
+    assert_eq!(db.users.find_by_id(u.id).await.unwrap().unwrap(), updated);
 
     let c = db
+        .users
         .find_credentials("FRANK.NEW@example.org")
         .await
         .unwrap()
@@ -274,7 +312,8 @@ async fn update_changes_fields_and_email_key(db: Database) {
     assert_eq!(c.user.id, u.id);
     assert_eq!(c.password_hash, "new-hash");
     assert!(
-        db.find_credentials("frank@example.com")
+        db.users
+            .find_credentials("frank@example.com")
             .await
             .unwrap()
             .is_none()
@@ -282,17 +321,17 @@ async fn update_changes_fields_and_email_key(db: Database) {
     // the old address is free, the new one taken
     let mut reuse = new_user("henry");
     reuse.email = "frank@example.com".into();
-    repo(&db).create(reuse).await.unwrap();
+    db.users.create(reuse).await.unwrap();
     let steal = UserUpdate {
         email: Some("GRACE@example.com".into()),
         ..Default::default()
     };
     assert_eq!(
-        conflict(db.update(u.id, steal, at(60)).await),
+        conflict(db.users.update(u.id, steal, at(60)).await),
         "email already registered"
     );
     assert_eq!(
-        db.find_by_id(u.id).await.unwrap().unwrap(),
+        db.users.find_by_id(u.id).await.unwrap().unwrap(),
         updated,
         "unchanged"
     );
@@ -303,16 +342,23 @@ async fn update_changes_fields_and_email_key(db: Database) {
         status: Some(Status::Suspended),
         ..Default::default()
     };
-    let p = db.update(u.id, promoted, at(70)).await.unwrap().unwrap();
+    let p = db
+        .users
+        .update(u.id, promoted, at(70))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((p.role, p.status), (Role::Guest, Status::Suspended));
     let same = db
+        .users
         .update(u.id, UserUpdate::default(), at(80))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(same, p, "an empty update changes nothing");
     assert_eq!(
-        db.update(Uuid::new_v4(), UserUpdate::default(), at(80))
+        db.users
+            .update(Uuid::new_v4(), UserUpdate::default(), at(80))
             .await
             .unwrap(),
         None
@@ -322,22 +368,23 @@ async fn update_changes_fields_and_email_key(db: Database) {
         ..Default::default()
     };
     assert!(matches!(
-        db.update(u.id, delete, at(90)).await,
+        db.users.update(u.id, delete, at(90)).await,
         Err(Error::Validation(f)) if f.0.contains_key("status")
     ));
 }
 
-async fn last_admin_cannot_be_demoted_suspended_or_deleted(db: Database) {
+async fn last_admin_cannot_be_demoted_suspended_or_deleted(db: Repos) {
     const LAST: &str = "the last active admin cannot be demoted, suspended or deleted";
-    let root = repo(&db)
+    let root = db
+        .users
         .create(with_role(new_user("root"), Role::Admin))
         .await
         .unwrap();
     // an inactive admin does not count
     let mut idle = with_role(new_user("idle-admin"), Role::Admin);
     idle.status = Status::Inactive;
-    repo(&db).create(idle).await.unwrap();
-    assert_eq!(db.count_active_admins().await.unwrap(), 1);
+    db.users.create(idle).await.unwrap();
+    assert_eq!(db.users.count_active_admins().await.unwrap(), 1);
 
     for update in [
         UserUpdate {
@@ -362,11 +409,14 @@ async fn last_admin_cannot_be_demoted_suspended_or_deleted(db: Database) {
             ..Default::default()
         },
     ] {
-        assert_eq!(conflict(db.update(root.id, update, at(10)).await), LAST);
+        assert_eq!(
+            conflict(db.users.update(root.id, update, at(10)).await),
+            LAST
+        );
     }
-    assert_eq!(conflict(db.soft_delete(root.id, at(10)).await), LAST);
+    assert_eq!(conflict(db.users.soft_delete(root.id, at(10)).await), LAST);
     assert_eq!(
-        db.find_by_id(root.id).await.unwrap().unwrap(),
+        db.users.find_by_id(root.id).await.unwrap().unwrap(),
         root,
         "nothing changed"
     );
@@ -378,10 +428,15 @@ async fn last_admin_cannot_be_demoted_suspended_or_deleted(db: Database) {
         first_name: Some(Some("Root".into())),
         ..Default::default()
     };
-    db.update(root.id, keep, at(11)).await.unwrap().unwrap();
+    db.users
+        .update(root.id, keep, at(11))
+        .await
+        .unwrap()
+        .unwrap();
 
     // with a second active admin the first may go; then the second is the last
-    let second = repo(&db)
+    let second = db
+        .users
         .create(with_role(new_user("second"), Role::Admin))
         .await
         .unwrap();
@@ -390,29 +445,38 @@ async fn last_admin_cannot_be_demoted_suspended_or_deleted(db: Database) {
         ..Default::default()
     };
     let r = db
+        .users
         .update(root.id, demote.clone(), at(12))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(r.role, Role::User);
-    assert_eq!(conflict(db.update(second.id, demote, at(13)).await), LAST);
-    assert_eq!(conflict(db.soft_delete(second.id, at(13)).await), LAST);
+    assert_eq!(
+        conflict(db.users.update(second.id, demote, at(13)).await),
+        LAST
+    );
+    assert_eq!(
+        conflict(db.users.soft_delete(second.id, at(13)).await),
+        LAST
+    );
 
     // non-admins are never blocked by the guard
-    assert!(db.soft_delete(root.id, at(14)).await.unwrap());
-    assert_eq!(db.count_active_admins().await.unwrap(), 1);
+    assert!(db.users.soft_delete(root.id, at(14)).await.unwrap());
+    assert_eq!(db.users.count_active_admins().await.unwrap(), 1);
 }
 
-async fn concurrent_demotions_keep_one_admin(db: Database) {
+async fn concurrent_demotions_keep_one_admin(db: Repos) {
     // Each round races a demotion of one admin against the deletion of the other, with no third
     // active admin: exactly one may succeed. The survivor is retired when the next pair exists.
     let mut survivor: Option<Uuid> = None;
     for round in 0..6 {
-        let a = repo(&db)
+        let a = db
+            .users
             .create(with_role(new_user(&format!("a{round}")), Role::Admin))
             .await
             .unwrap();
-        let b = repo(&db)
+        let b = db
+            .users
             .create(with_role(new_user(&format!("b{round}")), Role::Admin))
             .await
             .unwrap();
@@ -421,18 +485,18 @@ async fn concurrent_demotions_keep_one_admin(db: Database) {
                 status: Some(Status::Inactive),
                 ..Default::default()
             };
-            db.update(s, retire, at(1)).await.unwrap().unwrap();
+            db.users.update(s, retire, at(1)).await.unwrap().unwrap();
         }
-        assert_eq!(db.count_active_admins().await.unwrap(), 2);
+        assert_eq!(db.users.count_active_admins().await.unwrap(), 2);
         let (da, db2) = (db.clone(), db.clone());
         let ta = tokio::spawn(async move {
             let demote = UserUpdate {
                 role: Some(Role::User),
                 ..Default::default()
             };
-            da.update(a.id, demote, at(2)).await
+            da.users.update(a.id, demote, at(2)).await
         });
-        let tb = tokio::spawn(async move { db2.soft_delete(b.id, at(2)).await });
+        let tb = tokio::spawn(async move { db2.users.soft_delete(b.id, at(2)).await });
         let (ra, rb) = (ta.await.unwrap(), tb.await.unwrap());
         assert_eq!(
             usize::from(ra.is_ok()) + usize::from(rb.is_ok()),
@@ -442,7 +506,7 @@ async fn concurrent_demotions_keep_one_admin(db: Database) {
         for r in [ra.as_ref().err(), rb.as_ref().err()].into_iter().flatten() {
             assert!(matches!(r, Error::Conflict(_)), "{r:?}");
         }
-        assert_eq!(db.count_active_admins().await.unwrap(), 1);
+        assert_eq!(db.users.count_active_admins().await.unwrap(), 1);
         survivor = Some(if ra.is_ok() { b.id } else { a.id });
     }
 }
@@ -451,7 +515,7 @@ async fn concurrent_demotions_keep_one_admin(db: Database) {
 // users: list
 
 /// 12 users with distinct facts; returns them in creation order.
-async fn seed_for_filters(db: &Database) -> Vec<User> {
+async fn seed_for_filters(db: &Repos) -> Vec<User> {
     type Spec<'a> = (
         &'a str,
         &'a str,
@@ -580,15 +644,15 @@ async fn seed_for_filters(db: &Database) -> Vec<User> {
         u.role = *role;
         u.status = *status;
         u.created_at = at(*t);
-        out.push(repo(db).create(u).await.unwrap());
+        out.push(db.users.create(u).await.unwrap());
     }
     out
 }
 
-async fn list_filters_search_and_offset_pages(db: Database) {
+async fn list_filters_search_and_offset_pages(db: Repos) {
     let users = seed_for_filters(&db).await;
-    let gone = repo(&db).create(new_user("zed")).await.unwrap();
-    db.soft_delete(gone.id, at(5)).await.unwrap();
+    let gone = db.users.create(new_user("zed")).await.unwrap();
+    db.users.soft_delete(gone.id, at(5)).await.unwrap();
     let by_name = |names: &[&str]| -> HashSet<Uuid> {
         names
             .iter()
@@ -599,7 +663,7 @@ async fn list_filters_search_and_offset_pages(db: Database) {
         let db = db.clone();
         async move {
             let q = UserQuery { per_page: 100, ..q };
-            let page = db.list(&q).await.unwrap();
+            let page = db.users.list(&q).await.unwrap();
             page.items.iter().map(|u| u.id).collect::<HashSet<_>>()
         }
     };
@@ -677,7 +741,7 @@ async fn list_filters_search_and_offset_pages(db: Database) {
             UserSort::CreatedAt,
             SortOrder::Asc,
         );
-        let p = db.list(&q).await.unwrap();
+        let p = db.users.list(&q).await.unwrap();
         assert_eq!(p.pagination, PageInfo::offset(page, 5, 12));
         let expected_len = [5, 5, 2, 0][page as usize - 1];
         assert_eq!(p.items.len(), expected_len, "page {page}");
@@ -692,30 +756,31 @@ async fn list_filters_search_and_offset_pages(db: Database) {
         SortOrder::Desc,
     );
     filtered.role = Some(Role::Admin);
-    let p = db.list(&filtered).await.unwrap();
+    let p = db.users.list(&filtered).await.unwrap();
     assert_eq!(p.pagination, PageInfo::offset(1, 1, 2));
     assert_eq!(p.items[0].username, "gina");
 }
 
-async fn list_sorts_in_byte_order_with_id_tie_break(db: Database) {
+async fn list_sorts_in_byte_order_with_id_tie_break(db: Repos) {
     // mixed case: byte order puts upper case first, in every backend
     let names = ["delta", "Bravo", "alpha", "Charlie", "echo", "ALPHA2"];
     let mut users = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let mut u = new_user(name);
         u.created_at = at(i as i64 / 2); // pairs share a timestamp
-        users.push(repo(&db).create(u).await.unwrap());
+        users.push(db.users.create(u).await.unwrap());
     }
     // last logins: some never
     for (i, u) in users.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
-        db.record_login_success(u.id, at(1000 - i as i64), None)
+        db.users
+            .record_login_success(u.id, at(1000 - i as i64), None)
             .await
             .unwrap();
     }
     let users: Vec<User> = {
         let mut v = Vec::new();
         for u in &users {
-            v.push(db.find_by_id(u.id).await.unwrap().unwrap());
+            v.push(db.users.find_by_id(u.id).await.unwrap().unwrap());
         }
         v
     };
@@ -744,7 +809,7 @@ async fn list_sorts_in_byte_order_with_id_tie_break(db: Database) {
                 expected.reverse();
             }
             let q = query(PageRequest::Offset { page: 1 }, 100, sort, order);
-            let got = db.list(&q).await.unwrap();
+            let got = db.users.list(&q).await.unwrap();
             assert_eq!(
                 got.items.iter().map(|u| &u.username).collect::<Vec<_>>(),
                 expected.iter().map(|u| &u.username).collect::<Vec<_>>(),
@@ -754,7 +819,7 @@ async fn list_sorts_in_byte_order_with_id_tie_break(db: Database) {
     }
 }
 
-async fn keyset_walk(db: &Database, base: &UserQuery, per_page: u32) -> Vec<Uuid> {
+async fn keyset_walk(db: &Repos, base: &UserQuery, per_page: u32) -> Vec<Uuid> {
     let mut out = Vec::new();
     let mut after = None;
     for _ in 0..1000 {
@@ -763,7 +828,7 @@ async fn keyset_walk(db: &Database, base: &UserQuery, per_page: u32) -> Vec<Uuid
             per_page,
             ..base.clone()
         };
-        let page = db.list(&q).await.unwrap();
+        let page = db.users.list(&q).await.unwrap();
         assert!(page.items.len() <= per_page as usize);
         out.extend(ids(&page));
         let PageInfo::Keyset {
@@ -789,7 +854,7 @@ async fn keyset_walk(db: &Database, base: &UserQuery, per_page: u32) -> Vec<Uuid
     panic!("keyset walk does not end");
 }
 
-async fn keyset_walk_equals_offset_order(db: Database) {
+async fn keyset_walk_equals_offset_order(db: Repos) {
     // 23 users; created_at in groups of three equal values, names unrelated to creation order
     let mut created = Vec::new();
     for i in 0..23i64 {
@@ -803,7 +868,7 @@ async fn keyset_walk_equals_offset_order(db: Database) {
         if i % 4 == 0 {
             u.role = Role::Guest;
         }
-        created.push(repo(&db).create(u).await.unwrap());
+        created.push(db.users.create(u).await.unwrap());
     }
     for sort in [UserSort::CreatedAt, UserSort::Username, UserSort::Email] {
         for order in [SortOrder::Asc, SortOrder::Desc] {
@@ -815,6 +880,7 @@ async fn keyset_walk_equals_offset_order(db: Database) {
                     ..UserQuery::default()
                 };
                 let offset_order = ids(&db
+                    .users
                     .list(&UserQuery {
                         per_page: 100,
                         ..base.clone()
@@ -840,7 +906,7 @@ async fn keyset_walk_equals_offset_order(db: Database) {
                         per_page: 4,
                         ..base.clone()
                     };
-                    paged.extend(ids(&db.list(&q).await.unwrap()));
+                    paged.extend(ids(&db.users.list(&q).await.unwrap()));
                 }
                 assert_eq!(paged, offset_order);
             }
@@ -853,6 +919,7 @@ async fn keyset_walk_equals_offset_order(db: Database) {
         ..Default::default()
     };
     let first = db
+        .users
         .list(&UserQuery {
             page: PageRequest::Keyset { after: None },
             per_page: 5,
@@ -869,8 +936,9 @@ async fn keyset_walk_equals_offset_order(db: Database) {
     };
     let mut early = new_user("early");
     early.created_at = at(-100);
-    repo(&db).create(early).await.unwrap();
+    db.users.create(early).await.unwrap();
     let second = db
+        .users
         .list(&UserQuery {
             page: PageRequest::Keyset {
                 after: Some(Cursor::decode(&c).unwrap()),
@@ -888,8 +956,8 @@ async fn keyset_walk_equals_offset_order(db: Database) {
     assert_eq!(all.len(), 23);
 }
 
-async fn keyset_rejects_bad_cursors(db: Database) {
-    let u = repo(&db).create(new_user("solo")).await.unwrap();
+async fn keyset_rejects_bad_cursors(db: Repos) {
+    let u = db.users.create(new_user("solo")).await.unwrap();
     let field = |r: Result<UserPage, Error>| match r {
         Err(Error::Validation(f)) => f.0.keys().cloned().collect::<Vec<_>>(),
         other => panic!("expected a validation error, got {other:?}"),
@@ -900,7 +968,7 @@ async fn keyset_rejects_bad_cursors(db: Database) {
         UserSort::LastLoginAt,
         SortOrder::Asc,
     );
-    assert_eq!(field(db.list(&last_login).await), ["cursor"]);
+    assert_eq!(field(db.users.list(&last_login).await), ["cursor"]);
     let c = Cursor::after(&u, UserSort::Username, SortOrder::Asc).unwrap();
     let mismatched = query(
         PageRequest::Keyset { after: Some(c) },
@@ -908,7 +976,7 @@ async fn keyset_rejects_bad_cursors(db: Database) {
         UserSort::Email,
         SortOrder::Asc,
     );
-    assert_eq!(field(db.list(&mismatched).await), ["cursor"]);
+    assert_eq!(field(db.users.list(&mismatched).await), ["cursor"]);
     // an empty result set: no items, no cursor
     let c = Cursor::after(&u, UserSort::Username, SortOrder::Asc).unwrap();
     let past = query(
@@ -917,7 +985,7 @@ async fn keyset_rejects_bad_cursors(db: Database) {
         UserSort::Username,
         SortOrder::Asc,
     );
-    let page = db.list(&past).await.unwrap();
+    let page = db.users.list(&past).await.unwrap();
     assert!(page.items.is_empty());
     assert_eq!(
         page.pagination,
@@ -931,30 +999,37 @@ async fn keyset_rejects_bad_cursors(db: Database) {
 // ---------------------------------------------------------------------------------------------
 // users: lockout
 
-async fn failed_logins_lock_with_backoff(db: Database) {
+async fn failed_logins_lock_with_backoff(db: Repos) {
     let policy = LockoutPolicy {
         max_failures: 3,
         base_lock: Duration::from_secs(30),
         max_lock: Duration::from_secs(100),
     };
-    let u = repo(&db).create(new_user("target")).await.unwrap();
+    let u = db.users.create(new_user("target")).await.unwrap();
     let t0 = at(1000);
     assert_eq!(
-        db.record_failed_login(u.id, t0, policy).await.unwrap(),
+        db.users
+            .record_failed_login(u.id, t0, policy)
+            .await
+            .unwrap(),
         FailedLogin::Counted {
             failures: 1,
             locked_until: None
         }
     );
     assert_eq!(
-        db.record_failed_login(u.id, t0, policy).await.unwrap(),
+        db.users
+            .record_failed_login(u.id, t0, policy)
+            .await
+            .unwrap(),
         FailedLogin::Counted {
             failures: 2,
             locked_until: None
         }
     );
     assert_eq!(
-        db.record_failed_login(u.id, t0 + secs(1), policy)
+        db.users
+            .record_failed_login(u.id, t0 + secs(1), policy)
             .await
             .unwrap(),
         FailedLogin::Counted {
@@ -964,21 +1039,23 @@ async fn failed_logins_lock_with_backoff(db: Database) {
     );
     // while locked nothing is counted
     assert_eq!(
-        db.record_failed_login(u.id, t0 + secs(30), policy)
+        db.users
+            .record_failed_login(u.id, t0 + secs(30), policy)
             .await
             .unwrap(),
         FailedLogin::AlreadyLocked {
             locked_until: t0 + secs(31)
         }
     );
-    let c = db.find_credentials("target").await.unwrap().unwrap();
+    let c = db.users.find_credentials("target").await.unwrap().unwrap();
     assert_eq!(
         (c.failed_login_count, c.locked_until),
         (3, Some(t0 + secs(31)))
     );
     // after the lock: the next failure locks again, twice as long, then capped
     assert_eq!(
-        db.record_failed_login(u.id, t0 + secs(31), policy)
+        db.users
+            .record_failed_login(u.id, t0 + secs(31), policy)
             .await
             .unwrap(),
         FailedLogin::Counted {
@@ -987,7 +1064,8 @@ async fn failed_logins_lock_with_backoff(db: Database) {
         }
     );
     assert_eq!(
-        db.record_failed_login(u.id, t0 + secs(200), policy)
+        db.users
+            .record_failed_login(u.id, t0 + secs(200), policy)
             .await
             .unwrap(),
         FailedLogin::Counted {
@@ -996,33 +1074,37 @@ async fn failed_logins_lock_with_backoff(db: Database) {
         }
     );
     assert_eq!(
-        db.record_failed_login(Uuid::new_v4(), t0, policy)
+        db.users
+            .record_failed_login(Uuid::new_v4(), t0, policy)
             .await
             .unwrap(),
         FailedLogin::UnknownUser
     );
-    let gone = repo(&db).create(new_user("gone")).await.unwrap();
-    db.soft_delete(gone.id, t0).await.unwrap();
+    let gone = db.users.create(new_user("gone")).await.unwrap();
+    db.users.soft_delete(gone.id, t0).await.unwrap();
     assert_eq!(
-        db.record_failed_login(gone.id, t0, policy).await.unwrap(),
+        db.users
+            .record_failed_login(gone.id, t0, policy)
+            .await
+            .unwrap(),
         FailedLogin::UnknownUser
     );
     // profile timestamps are not touched by the counters
     assert_eq!(
-        db.find_by_id(u.id).await.unwrap().unwrap().updated_at,
+        db.users.find_by_id(u.id).await.unwrap().unwrap().updated_at,
         u.updated_at
     );
 }
 
-async fn parallel_failed_logins_count_exactly_to_the_limit(db: Database) {
+async fn parallel_failed_logins_count_exactly_to_the_limit(db: Repos) {
     let policy = LockoutPolicy::default();
-    let u = repo(&db).create(new_user("popular")).await.unwrap();
+    let u = db.users.create(new_user("popular")).await.unwrap();
     let now = at(5000);
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let db = db.clone();
         tasks.push(tokio::spawn(async move {
-            db.record_failed_login(u.id, now, policy).await
+            db.users.record_failed_login(u.id, now, policy).await
         }));
     }
     let (mut counted, mut locked) = (Vec::new(), 0);
@@ -1039,37 +1121,51 @@ async fn parallel_failed_logins_count_exactly_to_the_limit(db: Database) {
     counted.sort_unstable();
     assert_eq!(counted, vec![1, 2, 3, 4, 5], "every count exactly once");
     assert_eq!(locked, 15);
-    let c = db.find_credentials_by_id(u.id).await.unwrap().unwrap();
+    let c = db
+        .users
+        .find_credentials_by_id(u.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (c.failed_login_count, c.locked_until),
         (5, Some(now + secs(30)))
     );
 }
 
-async fn login_success_resets_the_counters(db: Database) {
+async fn login_success_resets_the_counters(db: Repos) {
     let policy = LockoutPolicy {
         max_failures: 2,
         ..LockoutPolicy::default()
     };
-    let u = repo(&db).create(new_user("back")).await.unwrap();
+    let u = db.users.create(new_user("back")).await.unwrap();
     for _ in 0..2 {
-        db.record_failed_login(u.id, at(10), policy).await.unwrap();
+        db.users
+            .record_failed_login(u.id, at(10), policy)
+            .await
+            .unwrap();
     }
-    db.record_login_success(u.id, at(100), None).await.unwrap();
-    let c = db.find_credentials("back").await.unwrap().unwrap();
+    db.users
+        .record_login_success(u.id, at(100), None)
+        .await
+        .unwrap();
+    let c = db.users.find_credentials("back").await.unwrap().unwrap();
     assert_eq!((c.failed_login_count, c.locked_until), (0, None));
     assert_eq!(c.user.last_login_at, Some(at(100)));
     assert_eq!(c.user.updated_at, u.updated_at, "not a profile change");
     assert_eq!(c.password_hash, "pbkdf2:sha256:1000$salt$back");
 
-    db.record_login_success(u.id, at(200), Some("pbkdf2:sha256:600000$new$hash".into()))
+    db.users
+        .record_login_success(u.id, at(200), Some("pbkdf2:sha256:600000$new$hash".into()))
         .await
         .unwrap();
-    let c = db.find_credentials("back").await.unwrap().unwrap();
+    let c = db.users.find_credentials("back").await.unwrap().unwrap();
     assert_eq!(c.password_hash, "pbkdf2:sha256:600000$new$hash");
     assert_eq!(c.user.last_login_at, Some(at(200)));
     assert!(matches!(
-        db.record_login_success(Uuid::new_v4(), at(1), None).await,
+        db.users
+            .record_login_success(Uuid::new_v4(), at(1), None)
+            .await,
         Err(Error::NotFound)
     ));
 }
@@ -1077,66 +1173,80 @@ async fn login_success_resets_the_counters(db: Database) {
 // ---------------------------------------------------------------------------------------------
 // sessions
 
-async fn session_lifecycle(db: Database) {
-    let u = repo(&db).create(new_user("sess")).await.unwrap();
+async fn session_lifecycle(db: Repos) {
+    let u = db.users.create(new_user("sess")).await.unwrap();
     let new = new_session(u.id, 0, 3600);
-    let s = SessionRepository::create(&db, new.clone()).await.unwrap();
+    let s = db.sessions.create(new.clone()).await.unwrap();
     assert_eq!(s.id, new.id);
     assert_eq!(s.generation, 0);
     assert_eq!(s.last_used_at, at(0));
     assert_eq!(s.expires_at, at(3600));
     assert_eq!((s.revoked_at, s.revoked_reason.as_deref()), (None, None));
     assert_eq!(s.user_agent.as_deref(), Some("test-agent/1.0"));
-    assert_eq!(db.find(s.id).await.unwrap().unwrap(), s);
-    assert_eq!(db.find(Uuid::new_v4()).await.unwrap(), None);
+    assert_eq!(db.sessions.find(s.id).await.unwrap().unwrap(), s);
+    assert_eq!(db.sessions.find(Uuid::new_v4()).await.unwrap(), None);
 
     // compare-and-swap rotation
     assert!(
-        db.rotate(s.id, &hash('a'), &hash('b'), at(10))
+        db.sessions
+            .rotate(s.id, &hash('a'), &hash('b'), at(10))
             .await
             .unwrap()
     );
     assert!(
-        !db.rotate(s.id, &hash('a'), &hash('c'), at(11))
+        !db.sessions
+            .rotate(s.id, &hash('a'), &hash('c'), at(11))
             .await
             .unwrap(),
         "old hash"
     );
-    let r = db.find(s.id).await.unwrap().unwrap();
+    let r = db.sessions.find(s.id).await.unwrap().unwrap();
     assert_eq!(
         (r.refresh_token_hash, r.generation, r.last_used_at),
         (hash('b'), 1, at(10))
     );
     assert!(
-        db.rotate(s.id, &hash('b'), &hash('c'), at(12))
+        db.sessions
+            .rotate(s.id, &hash('b'), &hash('c'), at(12))
             .await
             .unwrap()
     );
-    assert_eq!(db.find(s.id).await.unwrap().unwrap().generation, 2);
+    assert_eq!(db.sessions.find(s.id).await.unwrap().unwrap().generation, 2);
     assert!(
-        !db.rotate(Uuid::new_v4(), &hash('c'), &hash('d'), at(12))
+        !db.sessions
+            .rotate(Uuid::new_v4(), &hash('c'), &hash('d'), at(12))
             .await
             .unwrap()
     );
 
     // revoke
-    assert!(db.revoke(s.id, RevokeReason::Logout, at(20)).await.unwrap());
     assert!(
-        !db.revoke(s.id, RevokeReason::Logout, at(21)).await.unwrap(),
-        "already revoked"
-    );
-    assert!(
-        !db.revoke(Uuid::new_v4(), RevokeReason::Logout, at(21))
+        db.sessions
+            .revoke(s.id, RevokeReason::Logout, at(20))
             .await
             .unwrap()
     );
-    let r = db.find(s.id).await.unwrap().unwrap();
+    assert!(
+        !db.sessions
+            .revoke(s.id, RevokeReason::Logout, at(21))
+            .await
+            .unwrap(),
+        "already revoked"
+    );
+    assert!(
+        !db.sessions
+            .revoke(Uuid::new_v4(), RevokeReason::Logout, at(21))
+            .await
+            .unwrap()
+    );
+    let r = db.sessions.find(s.id).await.unwrap().unwrap();
     assert_eq!(
         (r.revoked_at, r.revoked_reason.as_deref()),
         (Some(at(20)), Some("logout"))
     );
     assert!(
-        !db.rotate(s.id, &hash('c'), &hash('d'), at(22))
+        !db.sessions
+            .rotate(s.id, &hash('c'), &hash('d'), at(22))
             .await
             .unwrap(),
         "revoked"
@@ -1144,12 +1254,14 @@ async fn session_lifecycle(db: Database) {
 
     // a session needs a user
     assert!(matches!(
-        SessionRepository::create(&db, new_session(Uuid::new_v4(), 0, 10)).await,
+        db.sessions.create(new_session(Uuid::new_v4(), 0, 10)).await,
         Err(Error::NotFound)
     ));
 
     // parallel rotations of one token: exactly one wins
-    let s = SessionRepository::create(&db, new_session(u.id, 0, 3600))
+    let s = db
+        .sessions
+        .create(new_session(u.id, 0, 3600))
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -1157,7 +1269,7 @@ async fn session_lifecycle(db: Database) {
         let db = db.clone();
         let next = hash(char::from(b'0' + i));
         tasks.push(tokio::spawn(async move {
-            db.rotate(s.id, &hash('a'), &next, at(30)).await
+            db.sessions.rotate(s.id, &hash('a'), &next, at(30)).await
         }));
     }
     let mut wins = 0;
@@ -1165,35 +1277,45 @@ async fn session_lifecycle(db: Database) {
         wins += usize::from(t.await.unwrap().unwrap());
     }
     assert_eq!(wins, 1);
-    assert_eq!(db.find(s.id).await.unwrap().unwrap().generation, 1);
+    assert_eq!(db.sessions.find(s.id).await.unwrap().unwrap().generation, 1);
 }
 
-async fn revoke_all_keeps_the_current_session(db: Database) {
-    let u = repo(&db).create(new_user("many")).await.unwrap();
-    let other = repo(&db).create(new_user("other")).await.unwrap();
-    let a = SessionRepository::create(&db, new_session(u.id, 0, 1000))
+async fn revoke_all_keeps_the_current_session(db: Repos) {
+    let u = db.users.create(new_user("many")).await.unwrap();
+    let other = db.users.create(new_user("other")).await.unwrap();
+    let a = db
+        .sessions
+        .create(new_session(u.id, 0, 1000))
         .await
         .unwrap();
-    let b = SessionRepository::create(&db, new_session(u.id, 10, 1000))
+    let b = db
+        .sessions
+        .create(new_session(u.id, 10, 1000))
         .await
         .unwrap();
-    let c = SessionRepository::create(&db, new_session(u.id, 20, 1000))
+    let c = db
+        .sessions
+        .create(new_session(u.id, 20, 1000))
         .await
         .unwrap();
-    let expired = SessionRepository::create(&db, new_session(u.id, 30, 50))
+    let expired = db.sessions.create(new_session(u.id, 30, 50)).await.unwrap();
+    let revoked = db
+        .sessions
+        .create(new_session(u.id, 40, 1000))
         .await
         .unwrap();
-    let revoked = SessionRepository::create(&db, new_session(u.id, 40, 1000))
+    let foreign = db
+        .sessions
+        .create(new_session(other.id, 0, 1000))
         .await
         .unwrap();
-    let foreign = SessionRepository::create(&db, new_session(other.id, 0, 1000))
-        .await
-        .unwrap();
-    db.revoke(revoked.id, RevokeReason::RevokedByUser, at(45))
+    db.sessions
+        .revoke(revoked.id, RevokeReason::RevokedByUser, at(45))
         .await
         .unwrap();
 
     let live: Vec<Uuid> = db
+        .sessions
         .list_live_for_user(u.id, at(100))
         .await
         .unwrap()
@@ -1206,6 +1328,7 @@ async fn revoke_all_keeps_the_current_session(db: Database) {
         "newest first, no expired or revoked"
     );
     let at_49: Vec<Uuid> = db
+        .sessions
         .list_live_for_user(u.id, at(49))
         .await
         .unwrap()
@@ -1216,11 +1339,13 @@ async fn revoke_all_keeps_the_current_session(db: Database) {
 
     // the expired one is still unrevoked, so it counts
     let n = db
+        .sessions
         .revoke_all_for_user(u.id, RevokeReason::PasswordChanged, at(100), Some(b.id))
         .await
         .unwrap();
     assert_eq!(n, 3);
     let live: Vec<Uuid> = db
+        .sessions
         .list_live_for_user(u.id, at(100))
         .await
         .unwrap()
@@ -1228,36 +1353,48 @@ async fn revoke_all_keeps_the_current_session(db: Database) {
         .map(|s| s.id)
         .collect();
     assert_eq!(live, vec![b.id]);
-    let ra = db.find(a.id).await.unwrap().unwrap();
+    let ra = db.sessions.find(a.id).await.unwrap().unwrap();
     assert_eq!(ra.revoked_reason.as_deref(), Some("password_changed"));
-    let rr = db.find(revoked.id).await.unwrap().unwrap();
+    let rr = db.sessions.find(revoked.id).await.unwrap().unwrap();
     assert_eq!(
         (rr.revoked_at, rr.revoked_reason.as_deref()),
         (Some(at(45)), Some("revoked_by_user")),
         "an earlier revocation is kept"
     );
     assert_eq!(
-        db.list_live_for_user(other.id, at(100))
+        db.sessions
+            .list_live_for_user(other.id, at(100))
             .await
             .unwrap()
             .len(),
         1
     );
-    assert_eq!(db.find(foreign.id).await.unwrap().unwrap().revoked_at, None);
+    assert_eq!(
+        db.sessions
+            .find(foreign.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
 
     let n = db
+        .sessions
         .revoke_all_for_user(u.id, RevokeReason::LogoutAll, at(200), None)
         .await
         .unwrap();
     assert_eq!(n, 1);
     assert!(
-        db.list_live_for_user(u.id, at(100))
+        db.sessions
+            .list_live_for_user(u.id, at(100))
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
-        db.revoke_all_for_user(u.id, RevokeReason::LogoutAll, at(300), None)
+        db.sessions
+            .revoke_all_for_user(u.id, RevokeReason::LogoutAll, at(300), None)
             .await
             .unwrap(),
         0
@@ -1267,7 +1404,7 @@ async fn revoke_all_keeps_the_current_session(db: Database) {
 // ---------------------------------------------------------------------------------------------
 // audit
 
-async fn audit_events_newest_first(db: Database) {
+async fn audit_events_newest_first(db: Repos) {
     let subject = Uuid::new_v4();
     let actor = Uuid::new_v4();
     let event = |t: i64, action: &str, subject: Option<Uuid>| AuditEvent {
@@ -1282,14 +1419,17 @@ async fn audit_events_newest_first(db: Database) {
         details: Some(r#"{"k":"v"}"#.into()),
     };
     let first = event(1, "auth.login", Some(subject));
-    db.record(first.clone()).await.unwrap();
-    db.record(event(3, "user.role_changed", Some(subject)))
+    db.audit.record(first.clone()).await.unwrap();
+    db.audit
+        .record(event(3, "user.role_changed", Some(subject)))
         .await
         .unwrap();
-    db.record(event(2, "auth.logout", Some(subject)))
+    db.audit
+        .record(event(2, "auth.logout", Some(subject)))
         .await
         .unwrap();
-    db.record(event(4, "auth.login", Some(Uuid::new_v4())))
+    db.audit
+        .record(event(4, "auth.login", Some(Uuid::new_v4())))
         .await
         .unwrap();
     let mut bare = event(5, "auth.login", None);
@@ -1297,16 +1437,26 @@ async fn audit_events_newest_first(db: Database) {
     bare.ip = None;
     bare.request_id = None;
     bare.details = None;
-    db.record(bare).await.unwrap();
+    db.audit.record(bare).await.unwrap();
 
-    let got = db.list_for_subject(subject, 10).await.unwrap();
+    let got = db.audit.list_for_subject(subject, 10).await.unwrap();
     let actions: Vec<&str> = got.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["user.role_changed", "auth.logout", "auth.login"]);
     assert_eq!(got[2], first, "every field round-trips");
-    assert_eq!(db.list_for_subject(subject, 2).await.unwrap().len(), 2);
-    assert!(db.list_for_subject(subject, 0).await.unwrap().is_empty());
+    assert_eq!(
+        db.audit.list_for_subject(subject, 2).await.unwrap().len(),
+        2
+    );
     assert!(
-        db.list_for_subject(Uuid::new_v4(), 10)
+        db.audit
+            .list_for_subject(subject, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        db.audit
+            .list_for_subject(Uuid::new_v4(), 10)
             .await
             .unwrap()
             .is_empty()
@@ -1315,6 +1465,19 @@ async fn audit_events_newest_first(db: Database) {
 
 // ---------------------------------------------------------------------------------------------
 // operations
+
+async fn ping_and_count_on_a_fresh_repository(db: Repos) {
+    db.users.ping().await.unwrap();
+    assert_eq!(db.users.count_active_admins().await.unwrap(), 0);
+    assert!(
+        db.users
+            .list(&UserQuery::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
 
 async fn ping_pool_state_and_migrations_are_idempotent(db: Database) {
     db.ping().await.unwrap();

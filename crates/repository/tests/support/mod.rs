@@ -1,39 +1,100 @@
-//! Fixtures and the per-backend test generator for the contract suite.
+//! Fixtures, the per-backend test generator for the contract suite, and a repository gRPC server
+//! on a free local port.
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta};
-use domain::{NewSession, NewUser, Role, Status, Timestamp, UserId};
+use domain::{
+    AuditRepository, NewSession, NewUser, Role, SessionRepository, Status, Timestamp, UserId,
+    UserRepository,
+};
+use proto::client::Upstream;
+use proto::credential::InternalCredential;
+use proto::server::GrpcRouter;
+use repository::grpc::{self, RepositoryClient};
 use repository::testing::TestDb;
 use repository::{Backend, Database};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-/// Generate one `#[tokio::test]` per backend for every listed body:
-/// `sqlite::<name>`, `postgres::<name>`, `mysql::<name>`. Each runs `<name>(db)` against a fresh
-/// database, or prints `SKIPPED <test>: <reason>` and passes when the backend is not configured.
+/// Generate the contract tests:
+///
+/// - every body in `ports` takes a [`Repos`] and runs once per backend as `sqlite::<name>`,
+///   `postgres::<name>`, `mysql::<name>` (the diesel `Database` itself), and once as
+///   `grpc::<name>` (a `RepositoryClient` talking to a `RepositoryGrpc` over a SQLite `Database`
+///   on a local port), so both adapters of the boundary keep the same contract;
+/// - every body in `database` takes a `Database` (it needs what only the diesel adapter has) and
+///   runs per backend only.
+///
+/// A backend that is not configured prints `SKIPPED <test>: <reason>` and passes.
 #[macro_export]
 macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {
-        $crate::contract_tests!(@backend sqlite, Sqlite, $($name),*);
-        $crate::contract_tests!(@backend postgres, Postgres, $($name),*);
-        $crate::contract_tests!(@backend mysql, Mysql, $($name),*);
+    (ports: [$($port:ident),* $(,)?], database: [$($db:ident),* $(,)?] $(,)?) => {
+        $crate::contract_tests!(@backend sqlite, Sqlite, [$($port),*], [$($db),*]);
+        $crate::contract_tests!(@backend postgres, Postgres, [$($port),*], [$($db),*]);
+        $crate::contract_tests!(@backend mysql, Mysql, [$($port),*], [$($db),*]);
+        mod grpc {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $port() {
+                    $crate::support::run_grpc(super::$port).await;
+                }
+            )*
+        }
     };
-    (@backend $module:ident, $backend:ident, $($name:ident),*) => {
+    (@backend $module:ident, $backend:ident, [$($port:ident),*], [$($db:ident),*]) => {
         mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
+                async fn $port() {
                     $crate::support::run(
                         ::repository::Backend::$backend,
-                        concat!(stringify!($module), "::", stringify!($name)),
-                        super::$name,
+                        concat!(stringify!($module), "::", stringify!($port)),
+                        |db| super::$port($crate::support::Repos::of(db)),
+                    )
+                    .await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $db() {
+                    $crate::support::run(
+                        ::repository::Backend::$backend,
+                        concat!(stringify!($module), "::", stringify!($db)),
+                        super::$db,
                     )
                     .await;
                 }
             )*
         }
     };
+}
+
+/// The three repository ports as the service layer holds them, whichever adapter is behind.
+#[derive(Clone)]
+pub struct Repos {
+    pub users: Arc<dyn UserRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
+    pub audit: Arc<dyn AuditRepository>,
+}
+
+impl Repos {
+    pub fn of<R>(r: R) -> Repos
+    where
+        R: UserRepository + SessionRepository + AuditRepository + 'static,
+    {
+        let r = Arc::new(r);
+        Repos {
+            users: r.clone(),
+            sessions: r.clone(),
+            audit: r,
+        }
+    }
 }
 
 pub async fn run<F, Fut>(backend: Backend, test: &str, body: F)
@@ -48,6 +109,102 @@ where
     };
     assert_eq!(t.db().backend(), backend);
     body(t.db().clone()).await;
+}
+
+/// Run `body` against a `RepositoryClient` whose server keeps its data in a fresh SQLite
+/// database.
+pub async fn run_grpc<F, Fut>(body: F)
+where
+    F: FnOnce(Repos) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let server = GrpcServer::start().await;
+    body(Repos::of(server.client())).await;
+    server.stop().await;
+}
+
+/// The internal credential of the test servers.
+pub const TOKEN: &str = "test-internal-token-0123456789abcdefghij";
+
+pub fn credential() -> InternalCredential {
+    InternalCredential::new(TOKEN).unwrap()
+}
+
+/// Generous: the concurrency tests queue many writes on a small shared machine.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// `RepositoryService` (with health and reflection) over a fresh SQLite database, on
+/// `127.0.0.1:<free port>`, served by `proto::server::GrpcRouter` in a spawned task.
+pub struct GrpcServer {
+    pub db: TestDb,
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl GrpcServer {
+    pub async fn start() -> GrpcServer {
+        let db = TestDb::sqlite();
+        let ports = Arc::new(db.db().clone());
+        Self::start_with(db, ports.clone(), ports.clone(), ports).await
+    }
+
+    /// Serve the given ports (the `TestDb` is kept alive for as long as the server).
+    pub async fn start_with(
+        db: TestDb,
+        users: Arc<dyn UserRepository>,
+        sessions: Arc<dyn SessionRepository>,
+        audit: Arc<dyn AuditRepository>,
+    ) -> GrpcServer {
+        let service = grpc::server(users, sessions, audit, credential());
+        let (router, health) = GrpcRouter::new().add(service).with_health_and_reflection();
+        health.set_serving::<grpc::RepositoryServer>().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(router.serve(listener, async move {
+            let _ = rx.await;
+        }));
+        GrpcServer {
+            db,
+            addr,
+            shutdown: Some(tx),
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A client with the right credential.
+    pub fn client(&self) -> RepositoryClient {
+        self.client_with(credential())
+    }
+
+    pub fn client_with(&self, credential: InternalCredential) -> RepositoryClient {
+        RepositoryClient::new(Upstream::new(&self.url(), credential, DEADLINE).unwrap())
+    }
+
+    /// A plain channel (no credential, no deadline) for the raw generated clients.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// Stop serving and wait (briefly) for the server task, before the database goes.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match tokio::time::timeout(Duration::from_secs(5), &mut self.task).await {
+            Ok(result) => result.unwrap().unwrap(),
+            Err(_) => self.task.abort(),
+        }
+    }
 }
 
 /// 2025-01-01T00:00:00Z plus `secs` seconds.

@@ -1,0 +1,18 @@
+//! The repository ports over internal gRPC (`arcana.internal.v1.RepositoryService`), both
+//! adapters of the boundary:
+//!
+//! - [`server`] / [`RepositoryGrpc`]: serves any implementation of the three ports (normally the
+//!   diesel `Database`) to authenticated callers only;
+//! - [`RepositoryClient`]: implements the three ports by calling such a server, so the service
+//!   layer cannot tell it from the in-process implementation.
+//!
+//! Always compiled (no diesel): it needs only the domain, the generated code and tonic.
+mod client;
+mod server;
+
+pub use client::RepositoryClient;
+pub use server::{RepositoryGrpc, server};
+
+/// The generated server type, e.g. for `HealthReporter::set_serving::<RepositoryServer>()`.
+pub type RepositoryServer =
+    proto::internal::repository_service_server::RepositoryServiceServer<RepositoryGrpc>;
