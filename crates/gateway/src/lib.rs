@@ -1,6 +1,6 @@
-//! arcana gateway: the REST edge.
+//! arcana gateway: the REST edge, and the public gRPC API ([`grpc`]) under the same rules.
 //!
-//! Owns HTTP only: routing, extraction and validation of wire input, caller authentication
+//! Owns the edge only: routing, extraction and validation of wire input, caller authentication
 //! (bearer token + session liveness), per-IP rate limits, the error envelope, OpenAPI/Swagger UI,
 //! health and metrics. Business rules live behind the `AuthService`/`UserService` ports; this crate
 //! never sees a database.
@@ -20,6 +20,7 @@ pub mod dto;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod grpc;
 pub mod metrics;
 pub mod ratelimit;
 pub mod routes;

@@ -5,7 +5,9 @@
 //! self-service user operations). Both work only through the repository ports
 //! ([`domain::UserRepository`], [`domain::SessionRepository`], [`domain::AuditRepository`]), so
 //! the same code runs in the monolith (diesel adapters in-process) and in the service binaries
-//! (gRPC clients of the repository layer). This crate knows nothing of HTTP, gRPC or SQL.
+//! (gRPC clients of the repository layer). The rules know nothing of HTTP, gRPC or SQL; the
+//! [`grpc`] module serves the two ports over gRPC and implements them as gRPC clients, so a
+//! gateway can hold this layer in-process or remote without noticing.
 //!
 //! # Passwords
 //! Hashing and verification are CPU-bound (PBKDF2-SHA256, 600k iterations ≈ 80 ms). They run on
@@ -62,6 +64,7 @@ mod audit;
 mod auth;
 pub mod clock;
 mod core;
+pub mod grpc;
 mod hasher;
 mod users;
 
