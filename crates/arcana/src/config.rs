@@ -1,52 +1,13 @@
-//! Command line and environment: every flag has an `ARCANA_*` env fallback, and every secret can
-//! also come from a file named by `<ENV>_FILE` (Kubernetes Secrets).
+//! Flags shared by the binaries. Every flag has an `ARCANA_*` env fallback; every secret can also
+//! come from a file named by `<ENV>_FILE` (Kubernetes Secrets). Each binary flattens only the
+//! groups it needs.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use secrecy::SecretString;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "arcana",
-    version,
-    about = "arcana: user management and authentication platform"
-)]
-pub struct Cli {
-    #[command(flatten)]
-    pub common: Common,
-    #[command(flatten)]
-    pub serve: ServeArgs,
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Serve REST (and gRPC) — the default.
-    Serve,
-    /// Run database migrations and exit.
-    Migrate,
-    /// Administrative tasks.
-    Admin {
-        #[command(subcommand)]
-        command: AdminCommand,
-    },
-    /// Print the OpenAPI document and exit.
-    Openapi,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AdminCommand {
-    /// Create an active, verified admin. The password comes from ARCANA_ADMIN_PASSWORD(_FILE) or stdin.
-    Create {
-        #[arg(long)]
-        username: String,
-        #[arg(long)]
-        email: String,
-    },
-}
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -54,8 +15,15 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Args)]
-pub struct Common {
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log format: human-readable or one JSON object per line.
+    #[arg(long, env = "ARCANA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
     /// Where the monolith keeps its SQLite file and generated signing key.
     #[arg(long, env = "ARCANA_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
@@ -70,8 +38,78 @@ pub struct Common {
     /// Maximum database connections.
     #[arg(long, env = "ARCANA_DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: u32,
-    #[arg(long, env = "ARCANA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
-    pub log_format: LogFormat,
+}
+
+impl DbArgs {
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        if let Some(u) = secret(self.database_url.as_deref(), "ARCANA_DATABASE_URL")? {
+            return Ok(u.expose_secret().to_owned());
+        }
+        Ok(format!(
+            "sqlite://{}",
+            self.data_dir.join("arcana.db").display()
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JwtArgs {
+    /// HS256 secret (≥ 32 bytes).
+    #[arg(long, env = "ARCANA_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+    /// Ed25519 private key (PKCS#8 PEM): sign with EdDSA instead of HS256.
+    #[arg(
+        long,
+        env = "ARCANA_JWT_PRIVATE_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_private_key: Option<String>,
+    /// Ed25519 public keys (PEM, concatenated) accepted for verification (rotation).
+    #[arg(long, env = "ARCANA_JWT_PUBLIC_KEYS", global = true)]
+    pub jwt_public_keys: Option<String>,
+}
+
+impl JwtArgs {
+    /// The configured keys: EdDSA when a private or public key is given, else the HS256 secret,
+    /// else (`generate_in`, monolith only) a secret generated and kept in that directory.
+    pub fn keys(&self, generate_in: Option<&Path>) -> anyhow::Result<crypto::JwtKeys> {
+        let private = secret(self.jwt_private_key.as_deref(), "ARCANA_JWT_PRIVATE_KEY")?;
+        let publics = secret(self.jwt_public_keys.as_deref(), "ARCANA_JWT_PUBLIC_KEYS")?;
+        if private.is_some() || publics.is_some() {
+            let publics = publics
+                .map(|p| p.expose_secret().to_owned())
+                .unwrap_or_default();
+            let refs: Vec<&str> = if publics.is_empty() {
+                vec![]
+            } else {
+                vec![publics.as_str()]
+            };
+            return crypto::JwtKeys::ed25519(private.as_ref().map(|p| p.expose_secret()), &refs)
+                .map_err(describe)
+                .context("loading the Ed25519 keys");
+        }
+        let secret = match (
+            secret(self.jwt_secret.as_deref(), "ARCANA_JWT_SECRET")?,
+            generate_in,
+        ) {
+            (Some(s), _) => s,
+            (None, Some(dir)) => data_dir_jwt_secret(dir)?,
+            (None, None) => {
+                bail!(
+                    "ARCANA_JWT_SECRET (or ARCANA_JWT_SECRET_FILE, or ARCANA_JWT_PRIVATE_KEY/PUBLIC_KEYS) is required"
+                )
+            }
+        };
+        crypto::JwtKeys::hs256(secret.expose_secret().as_bytes())
+            .map_err(describe)
+            .context("ARCANA_JWT_SECRET")
+    }
+}
+
+/// The business layer's knobs.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
     /// PBKDF2 iterations for new password hashes.
     #[arg(
         long,
@@ -80,92 +118,146 @@ pub struct Common {
         global = true
     )]
     pub password_iterations: u32,
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    #[arg(
-        long,
-        global = true,
-        env = "ARCANA_HTTP_ADDR",
-        default_value = "0.0.0.0:8080"
-    )]
-    pub http_addr: SocketAddr,
-    #[arg(
-        long,
-        global = true,
-        env = "ARCANA_GRPC_ADDR",
-        default_value = "0.0.0.0:9090"
-    )]
-    pub grpc_addr: SocketAddr,
-    /// HS256 secret (≥ 32 bytes). Generated in the data dir for the monolith when absent.
-    #[arg(long, global = true, env = "ARCANA_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
-    /// Ed25519 private key (PKCS#8 PEM): sign with EdDSA instead of HS256.
-    #[arg(
-        long,
-        global = true,
-        env = "ARCANA_JWT_PRIVATE_KEY",
-        hide_env_values = true
-    )]
-    pub jwt_private_key: Option<String>,
-    /// Extra Ed25519 public keys (PEM, concatenated) still accepted for verification (rotation).
-    #[arg(long, global = true, env = "ARCANA_JWT_PUBLIC_KEYS")]
-    pub jwt_public_keys: Option<String>,
     /// Access-token lifetime in seconds.
-    #[arg(long, global = true, env = "ARCANA_ACCESS_TTL", default_value_t = 900)]
+    #[arg(long, env = "ARCANA_ACCESS_TTL", default_value_t = 900, global = true)]
     pub access_ttl: u64,
     /// Refresh-token lifetime in seconds.
-    #[arg(long, global = true, env = "ARCANA_REFRESH_TTL", default_value_t = 30 * 24 * 3600)]
+    #[arg(long, env = "ARCANA_REFRESH_TTL", default_value_t = 30 * 24 * 3600, global = true)]
     pub refresh_ttl: u64,
+    /// Threads that compute password hashes (default: the number of cores).
+    #[arg(long, env = "ARCANA_HASH_WORKERS", global = true)]
+    pub hash_workers: Option<usize>,
+}
+
+#[cfg(feature = "service")]
+impl AuthArgs {
+    pub fn service_config(&self) -> service::ServiceConfig {
+        service::ServiceConfig {
+            password_iterations: self.password_iterations,
+            access_ttl: Duration::from_secs(self.access_ttl),
+            refresh_ttl: Duration::from_secs(self.refresh_ttl),
+            hash_workers: self
+                .hash_workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            ..service::ServiceConfig::default()
+        }
+    }
+}
+
+/// The public edge (gateway, monolith).
+#[derive(Debug, Clone, Args)]
+pub struct EdgeArgs {
+    #[arg(
+        long,
+        env = "ARCANA_HTTP_ADDR",
+        default_value = "0.0.0.0:8080",
+        global = true
+    )]
+    pub http_addr: SocketAddr,
+    /// Public gRPC.
+    #[arg(
+        long,
+        env = "ARCANA_GRPC_ADDR",
+        default_value = "0.0.0.0:9090",
+        global = true
+    )]
+    pub grpc_addr: SocketAddr,
     /// Requests per minute per client IP on login, register and refresh (0 disables).
     #[arg(
         long,
-        global = true,
         env = "ARCANA_AUTH_RATE_LIMIT",
-        default_value_t = 60
+        default_value_t = 60,
+        global = true
     )]
     pub auth_rate_limit: u32,
     /// CIDRs whose X-Forwarded-For is believed for the client IP (comma-separated).
     #[arg(
         long,
-        global = true,
         env = "ARCANA_TRUSTED_PROXIES",
-        value_delimiter = ','
+        value_delimiter = ',',
+        global = true
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Origins allowed by CORS (comma-separated; none by default).
     #[arg(
         long,
-        global = true,
         env = "ARCANA_CORS_ORIGINS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        global = true
     )]
     pub cors_origins: Vec<String>,
     /// Seconds a request may take before it answers 503.
     #[arg(
         long,
-        global = true,
         env = "ARCANA_REQUEST_TIMEOUT",
-        default_value_t = 30
+        default_value_t = 30,
+        global = true
     )]
     pub request_timeout: u64,
-    /// Threads that compute password hashes (default: the number of cores).
-    #[arg(long, global = true, env = "ARCANA_HASH_WORKERS")]
-    pub hash_workers: Option<usize>,
 }
 
-impl Common {
-    pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("arcana.db").display()))
+#[cfg(feature = "gateway")]
+impl EdgeArgs {
+    pub fn gateway_config(&self) -> gateway::GatewayConfig {
+        gateway::GatewayConfig {
+            cors_origins: self.cors_origins.clone(),
+            auth_rate_limit: self.auth_rate_limit,
+            trusted_proxies: self.trusted_proxies.clone(),
+            request_timeout: Duration::from_secs(self.request_timeout),
+        }
+    }
+}
+
+/// Calls between layers.
+#[derive(Debug, Clone, Args)]
+pub struct InternalArgs {
+    /// Credential every internal gRPC call carries and every internal server checks (≥ 32 chars).
+    #[arg(
+        long,
+        env = "ARCANA_INTERNAL_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub internal_token: Option<String>,
+    /// Deadline of one internal call, in milliseconds.
+    #[arg(
+        long,
+        env = "ARCANA_UPSTREAM_DEADLINE_MS",
+        default_value_t = 5000,
+        global = true
+    )]
+    pub upstream_deadline_ms: u64,
+}
+
+impl InternalArgs {
+    pub fn credential(&self) -> anyhow::Result<proto::credential::InternalCredential> {
+        let token = secret(self.internal_token.as_deref(), "ARCANA_INTERNAL_TOKEN")?
+            .context("ARCANA_INTERNAL_TOKEN (or ARCANA_INTERNAL_TOKEN_FILE) is required outside the monolith")?;
+        proto::credential::InternalCredential::new(token.expose_secret())
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+
+    pub fn upstream(&self, urls: &str, what: &str) -> anyhow::Result<proto::client::Upstream> {
+        proto::client::Upstream::new(
+            urls,
+            self.credential()?,
+            Duration::from_millis(self.upstream_deadline_ms),
+        )
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))
+    }
+}
+
+/// A domain error as a startup/CLI failure (never includes secrets).
+pub fn describe(e: domain::Error) -> anyhow::Error {
+    match e {
+        domain::Error::Validation(f) => anyhow::anyhow!("invalid input: {:?}", f.0),
+        other => anyhow::anyhow!("{other}"),
     }
 }
 
 /// A secret from `value` (flag or env), else from the file named by `<env>_FILE`.
 pub fn secret(value: Option<&str>, env: &str) -> anyhow::Result<Option<SecretString>> {
-    if let Some(v) = value {
+    if let Some(v) = value.filter(|v| !v.is_empty()) {
         return Ok(Some(SecretString::from(v.to_owned())));
     }
     let file_var = format!("{env}_FILE");
@@ -232,28 +324,14 @@ fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Split concatenated PEM blocks.
-pub fn pem_blocks(text: &str) -> Vec<String> {
-    text.split_inclusive("-----END PUBLIC KEY-----")
-        .map(str::trim)
-        .filter(|b| b.contains("-----BEGIN"))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     #[test]
     fn secret_prefers_value_then_file() {
-        assert_eq!(
-            secret(Some("x"), "ARCANA_TEST_NOPE")
-                .unwrap()
-                .map(|s| s.expose_secret().to_owned()),
-            Some("x".into())
-        );
+        let v = secret(Some("x"), "ARCANA_TEST_NOPE").unwrap().unwrap();
+        assert_eq!(v.expose_secret(), "x");
         assert!(secret(None, "ARCANA_TEST_NOPE").unwrap().is_none());
     }
 
@@ -264,11 +342,5 @@ mod tests {
         let b = data_dir_jwt_secret(dir.path()).unwrap();
         assert_eq!(a.expose_secret(), b.expose_secret());
         assert!(a.expose_secret().len() >= 64);
-    }
-
-    #[test]
-    fn splits_pem_blocks() {
-        let two = "-----BEGIN PUBLIC KEY-----\nA\n-----END PUBLIC KEY-----\n-----BEGIN PUBLIC KEY-----\nB\n-----END PUBLIC KEY-----\n";
-        assert_eq!(pem_blocks(two).len(), 2);
     }
 }

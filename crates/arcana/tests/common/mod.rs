@@ -16,10 +16,33 @@ pub const ADMIN_EMAIL: &str = "root@example.com";
 pub const ADMIN_PASSWORD: &str = "AdminPass123";
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 
+/// How the platform is deployed for a test: one process, or one process per layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Monolith,
+    /// gateway → service → repository
+    Layered,
+    /// gateway → auth-service + user-service → repository
+    Microservices,
+}
+
+/// Environment of one process.
+type Env = Vec<(&'static str, String)>;
+
+pub const INTERNAL_TOKEN: &str = "internal-token-internal-token-0123456789";
+
 pub struct TestApp {
     pub base: String,
+    /// Public gRPC endpoint (`http://127.0.0.1:port`).
+    pub grpc: String,
     pub client: reqwest::Client,
-    child: Child,
+    pub mode: Mode,
+    /// (name, process); the first is the edge (monolith or gateway).
+    children: Vec<(String, Child)>,
+    /// (executable, environment) of each process, to restart it.
+    specs: Vec<(String, Vec<(&'static str, String)>)>,
+    /// Internal ports by process name, for tests that talk to or stop a layer.
+    pub internal: Vec<(String, u16)>,
     _db: Option<TestDb>,
     _dir: tempfile::TempDir,
 }
@@ -46,6 +69,10 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, opts: Options) -> Option<TestApp> {
+        Self::start_mode(Mode::Monolith, backend, opts).await
+    }
+
+    pub async fn start_mode(mode: Mode, backend: Backend, opts: Options) -> Option<TestApp> {
         let dir = tempfile::tempdir().unwrap();
         let (db, url) = match backend {
             Backend::Sqlite => (
@@ -58,49 +85,146 @@ impl TestApp {
                 (Some(db), url)
             }
         };
-        let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_arcana"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ARCANA_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("ARCANA_GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
-            .env("ARCANA_DATA_DIR", dir.path())
-            .env("ARCANA_DATABASE_URL", &url)
-            .env("ARCANA_DB_POOL_SIZE", "8")
-            .env("ARCANA_PASSWORD_ITERATIONS", "1000")
-            .env("ARCANA_JWT_SECRET", JWT_SECRET)
-            .env("ARCANA_AUTH_RATE_LIMIT", opts.rate_limit.to_string())
-            .env("ARCANA_BOOTSTRAP_ADMIN_USERNAME", ADMIN_USER)
-            .env("ARCANA_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("ARCANA_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("ARCANA_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(
-                std::fs::File::create(dir.path().join("stdout.log")).unwrap(),
-            ))
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("stderr.log")).unwrap(),
-            ));
-        for (k, v) in &opts.extra_env {
-            cmd.env(k, v);
+        // A port picked here can be taken by another test before the child binds it: if a
+        // process dies at start, start the whole set again on fresh ports.
+        let mut db = db;
+        let mut dir = Some(dir);
+        for attempt in 1..=3 {
+            let dir_path = dir.as_ref().unwrap().path().to_path_buf();
+            let port = free_port();
+            let grpc_port = free_port();
+            let common: Vec<(&'static str, String)> = vec![
+                ("ARCANA_PASSWORD_ITERATIONS", "1000".into()),
+                ("ARCANA_JWT_SECRET", JWT_SECRET.into()),
+                ("ARCANA_INTERNAL_TOKEN", INTERNAL_TOKEN.into()),
+                ("ARCANA_LOG_FORMAT", "json".into()),
+                ("RUST_LOG", "info".into()),
+            ];
+            let edge: Vec<(&'static str, String)> = vec![
+                ("ARCANA_HTTP_ADDR", format!("127.0.0.1:{port}")),
+                ("ARCANA_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
+                ("ARCANA_AUTH_RATE_LIMIT", opts.rate_limit.to_string()),
+            ];
+            let bootstrap: Vec<(&'static str, String)> = vec![
+                ("ARCANA_BOOTSTRAP_ADMIN_USERNAME", ADMIN_USER.into()),
+                ("ARCANA_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.into()),
+                ("ARCANA_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.into()),
+            ];
+            let database: Vec<(&'static str, String)> = vec![
+                ("ARCANA_DATA_DIR", dir_path.as_path().display().to_string()),
+                ("ARCANA_DATABASE_URL", url.clone()),
+                ("ARCANA_DB_POOL_SIZE", "8".into()),
+            ];
+            let mut plan: Vec<(&str, &str, Env)> = Vec::new();
+            let mut internal = Vec::new();
+            match mode {
+                Mode::Monolith => {
+                    plan.push((
+                        "arcana",
+                        env!("CARGO_BIN_EXE_arcana"),
+                        [&edge[..], &bootstrap, &database].concat(),
+                    ));
+                }
+                Mode::Layered | Mode::Microservices => {
+                    let repo_port = free_port();
+                    internal.push(("arcana-repository".to_owned(), repo_port));
+                    let repo_url = format!("http://127.0.0.1:{repo_port}");
+                    let services: Vec<(&str, &str)> = if mode == Mode::Layered {
+                        vec![("arcana-service", env!("CARGO_BIN_EXE_arcana-service"))]
+                    } else {
+                        vec![
+                            (
+                                "arcana-auth-service",
+                                env!("CARGO_BIN_EXE_arcana-auth-service"),
+                            ),
+                            (
+                                "arcana-user-service",
+                                env!("CARGO_BIN_EXE_arcana-user-service"),
+                            ),
+                        ]
+                    };
+                    let mut gateway_env = edge.clone();
+                    let mut service_plan = Vec::new();
+                    for (name, exe) in services {
+                        let p = free_port();
+                        internal.push((name.to_owned(), p));
+                        let var = match name {
+                            "arcana-auth-service" => "ARCANA_AUTH_SERVICE_URL",
+                            "arcana-user-service" => "ARCANA_USER_SERVICE_URL",
+                            _ => "ARCANA_SERVICE_URL",
+                        };
+                        gateway_env.push((var, format!("http://127.0.0.1:{p}")));
+                        let mut env = bootstrap.clone();
+                        env.push(("ARCANA_GRPC_ADDR", format!("127.0.0.1:{p}")));
+                        env.push(("ARCANA_REPOSITORY_URL", repo_url.clone()));
+                        service_plan.push((name, exe, env));
+                    }
+                    plan.push((
+                        "arcana-gateway",
+                        env!("CARGO_BIN_EXE_arcana-gateway"),
+                        gateway_env,
+                    ));
+                    plan.extend(service_plan);
+                    let mut repo_env = database.clone();
+                    repo_env.push(("ARCANA_GRPC_ADDR", format!("127.0.0.1:{repo_port}")));
+                    plan.push((
+                        "arcana-repository",
+                        env!("CARGO_BIN_EXE_arcana-repository"),
+                        repo_env,
+                    ));
+                }
+            }
+            let mut children = Vec::new();
+            let mut specs = Vec::new();
+            let extra: Vec<(&'static str, String)> = opts
+                .extra_env
+                .iter()
+                .map(|(k, v)| (&*k.clone().leak(), v.clone()))
+                .collect();
+            for (name, exe, env) in plan {
+                let env: Vec<(&'static str, String)> = common
+                    .iter()
+                    .chain(env.iter())
+                    .chain(extra.iter())
+                    .cloned()
+                    .collect();
+                children.push((
+                    name.to_owned(),
+                    spawn(dir_path.as_path(), name, exe, env.iter()),
+                ));
+                specs.push((exe.to_owned(), env));
+            }
+            let mut app = TestApp {
+                base: format!("http://127.0.0.1:{port}"),
+                grpc: format!("http://127.0.0.1:{grpc_port}"),
+                client: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(20))
+                    .build()
+                    .unwrap(),
+                mode,
+                children,
+                specs,
+                internal,
+                _db: db.take(),
+                _dir: dir.take().unwrap(),
+            };
+            match app.wait_ready().await {
+                Ok(()) => return Some(app),
+                Err(why) if attempt < 3 => {
+                    eprintln!("attempt {attempt}: {why}; retrying on new ports");
+                    db = app._db.take();
+                    dir = Some(std::mem::replace(
+                        &mut app._dir,
+                        tempfile::tempdir().unwrap(),
+                    ));
+                }
+                Err(why) => panic!("{why}"),
+            }
         }
-        let child = cmd.spawn().expect("spawning arcana");
-        let app = TestApp {
-            base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap(),
-            child,
-            _db: db,
-            _dir: dir,
-        };
-        app.wait_ready().await;
-        Some(app)
+        unreachable!()
     }
 
-    async fn wait_ready(&self) {
+    async fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = self
@@ -110,41 +234,77 @@ impl TestApp {
                 .await
                 && r.status() == StatusCode::OK
             {
-                return;
+                return Ok(());
+            }
+            let mut dead = None;
+            for (name, child) in &mut self.children {
+                if let Ok(Some(status)) = child.try_wait() {
+                    dead = Some(format!("{name} exited at start ({status})"));
+                }
+            }
+            if let Some(dead) = dead {
+                return Err(format!("{dead}; logs:\n{}", self.logs()));
             }
             if Instant::now() > deadline {
-                panic!("arcana did not become ready; logs:\n{}", self.logs());
+                return Err(format!(
+                    "arcana did not become ready; logs:\n{}",
+                    self.logs()
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    /// What the server logged (stdout and stderr).
+    /// What every process logged (stdout and stderr).
     pub fn logs(&self) -> String {
-        let read = |n: &str| std::fs::read_to_string(self._dir.path().join(n)).unwrap_or_default();
-        format!("{}{}", read("stdout.log"), read("stderr.log"))
+        let mut all = String::new();
+        for (name, _) in &self.children {
+            for stream in ["stdout", "stderr"] {
+                let path = self._dir.path().join(format!("{name}.{stream}.log"));
+                all.push_str(&std::fs::read_to_string(path).unwrap_or_default());
+            }
+        }
+        all
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Send SIGTERM and wait for the exit status.
+    /// Send SIGTERM to the edge process and wait for its exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.terminate_process(0)
+    }
+
+    /// Send SIGTERM to process `i` (0 = the edge) and wait for its exit status.
+    pub fn terminate_process(&mut self, i: usize) -> std::process::ExitStatus {
+        let (name, child) = &mut self.children[i];
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(self.child.id().to_string())
+            .arg(child.id().to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
             if Instant::now() > deadline {
-                panic!("arcana did not stop after SIGTERM");
+                panic!("{name} did not stop after SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Index of the process named `name`.
+    pub fn process(&self, name: &str) -> usize {
+        self.children
+            .iter()
+            .position(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    /// Start process `i` again with the same command line (after `terminate_process`).
+    pub fn restart_process(&mut self, i: usize) {
+        let (name, child) = &mut self.children[i];
+        let _ = child.wait();
+        let spec = self.specs[i].clone();
+        *child = spawn(self._dir.path(), name, &spec.0, spec.1.iter());
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -196,9 +356,20 @@ impl TestApp {
 
     /// Access token of the bootstrap admin.
     pub async fn admin_token(&self) -> String {
-        let r = self.login(ADMIN_USER, ADMIN_PASSWORD).await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-        r.body["data"]["access_token"].as_str().unwrap().to_owned()
+        // Layer processes create the bootstrap admin in the background; give them a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.login(ADMIN_USER, ADMIN_PASSWORD).await;
+            if r.status == 200 {
+                return r.body["data"]["access_token"].as_str().unwrap().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bootstrap admin cannot log in: {:?}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Register a user and return (id, access token, refresh token).
@@ -239,9 +410,30 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+fn spawn<'a>(
+    dir: &std::path::Path,
+    name: &str,
+    exe: &str,
+    env: impl Iterator<Item = &'a (&'static str, String)>,
+) -> Child {
+    let mut cmd = Command::new(exe);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(log_file(dir, name, "stdout")))
+        .stderr(Stdio::from(log_file(dir, name, "stderr")))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {name}: {e}"))
 }
 
 #[derive(Debug)]
@@ -309,5 +501,19 @@ macro_rules! backends {
                 None => eprintln!("SKIPPED mysql::{}: ARCANA_TEST_MYSQL_URL not set or mysql feature off", stringify!($name)),
             }
         } )* }
+        mod layered { use super::*; $( #[tokio::test] async fn $name() {
+            super::$name(TestApp::start_mode(Mode::Layered, Backend::Sqlite, Options::default()).await.unwrap()).await
+        } )* }
+        mod microservices { use super::*; $( #[tokio::test] async fn $name() {
+            super::$name(TestApp::start_mode(Mode::Microservices, Backend::Sqlite, Options::default()).await.unwrap()).await
+        } )* }
     };
+}
+
+fn log_file(dir: &std::path::Path, name: &str, stream: &str) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.{stream}.log")))
+        .unwrap()
 }

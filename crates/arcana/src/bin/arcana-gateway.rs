@@ -1,0 +1,81 @@
+//! `arcana-gateway`: the public edge alone (REST :8080, gRPC :9090). Verifies tokens locally and
+//! reaches the service layer over gRPC: one upstream list (layered) or separate auth and user
+//! upstreams (microservices).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+use std::sync::Arc;
+
+use anyhow::bail;
+use arcana::config::{EdgeArgs, InternalArgs, JwtArgs, LogArgs};
+use arcana::layers;
+use arcana::runtime::{self, Shutdown};
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "arcana-gateway",
+    version,
+    about = "arcana gateway (REST + public gRPC)"
+)]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    edge: EdgeArgs,
+    #[command(flatten)]
+    jwt: JwtArgs,
+    #[command(flatten)]
+    internal: InternalArgs,
+    /// Layered: service layer endpoints (comma-separated).
+    #[arg(long, env = "ARCANA_SERVICE_URL")]
+    service_url: Option<String>,
+    /// Microservices: auth service endpoints (comma-separated).
+    #[arg(long, env = "ARCANA_AUTH_SERVICE_URL")]
+    auth_service_url: Option<String>,
+    /// Microservices: user service endpoints (comma-separated).
+    #[arg(long, env = "ARCANA_USER_SERVICE_URL")]
+    user_service_url: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    runtime::init_logging(cli.log.log_format);
+    runtime::exit(run(cli).await)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = Shutdown::on_signals();
+    let (auth_url, user_url) = match (
+        &cli.service_url,
+        &cli.auth_service_url,
+        &cli.user_service_url,
+    ) {
+        (_, Some(a), Some(u)) => (a.clone(), u.clone()),
+        (Some(s), None, None) => (s.clone(), s.clone()),
+        _ => bail!(
+            "set ARCANA_SERVICE_URL (layered) or both ARCANA_AUTH_SERVICE_URL and ARCANA_USER_SERVICE_URL (microservices)"
+        ),
+    };
+    let auth: Arc<dyn domain::AuthService> = Arc::new(service::grpc::AuthClient::new(
+        cli.internal.upstream(&auth_url, "auth upstream")?,
+    ));
+    let users: Arc<dyn domain::UserService> = Arc::new(service::grpc::UserClient::new(
+        cli.internal.upstream(&user_url, "user upstream")?,
+    ));
+    let keys = cli.jwt.keys(None)?;
+    layers::serve_edge(
+        &cli.edge,
+        auth,
+        users,
+        layers::verifier(&keys),
+        vec![],
+        shutdown,
+    )
+    .await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}

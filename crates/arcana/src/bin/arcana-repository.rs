@@ -1,0 +1,61 @@
+//! `arcana-repository`: the repository layer alone. Owns the database (migrations on start) and
+//! serves `arcana.internal.v1.RepositoryService` on :50052 to callers holding the internal credential.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+use std::net::SocketAddr;
+
+use arcana::config::{DbArgs, InternalArgs, LogArgs};
+use arcana::layers;
+use arcana::runtime::{self, Shutdown};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "arcana-repository",
+    version,
+    about = "arcana repository layer (internal gRPC)"
+)]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    internal: InternalArgs,
+    #[arg(long, env = "ARCANA_GRPC_ADDR", default_value = "0.0.0.0:50052")]
+    grpc_addr: SocketAddr,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve internal gRPC (the default).
+    Serve,
+    /// Run database migrations and exit (Helm pre-install/pre-upgrade Job).
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    runtime::init_logging(cli.log.log_format);
+    runtime::exit(run(cli).await)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Migrate) = cli.command {
+        layers::open_database(&cli.db).await?;
+        tracing::info!("migrations applied");
+        return Ok(());
+    }
+    let shutdown = Shutdown::on_signals();
+    let credential = cli.internal.credential()?;
+    let db = layers::open_database(&cli.db).await?;
+    layers::serve_repository(db, cli.grpc_addr, credential, shutdown).await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}

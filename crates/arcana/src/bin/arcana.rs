@@ -1,0 +1,150 @@
+//! `arcana`: the monolith. Gateway, service and repository layers in one process, wired with the
+//! in-process adapters; SQLite in `./data` when nothing is configured.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use arcana::config::{AuthArgs, DbArgs, EdgeArgs, JwtArgs, LogArgs, describe, secret_env};
+use arcana::layers;
+use arcana::runtime::{self, Shutdown};
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "arcana",
+    version,
+    about = "arcana monolith: REST + gRPC over all layers in one process"
+)]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    edge: EdgeArgs,
+    #[command(flatten)]
+    jwt: JwtArgs,
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve REST and gRPC (the default).
+    Serve,
+    /// Run database migrations and exit.
+    Migrate,
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Print the OpenAPI document and exit.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an active, verified admin. Password from ARCANA_ADMIN_PASSWORD(_FILE) or stdin.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    runtime::init_logging(cli.log.log_format);
+    runtime::exit(run(cli).await)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Openapi) => {
+            println!(
+                "{}",
+                gateway::openapi()
+                    .to_pretty_json()
+                    .context("rendering OpenAPI")?
+            );
+            Ok(())
+        }
+        Some(Command::Migrate) => {
+            layers::open_database(&cli.db).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Some(Command::Admin {
+            command: AdminCommand::Create { username, email },
+        }) => {
+            let password = match secret_env("ARCANA_ADMIN_PASSWORD")? {
+                Some(p) => p.expose_secret().to_owned(),
+                None => {
+                    eprintln!("admin password (one line on stdin):");
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .lock()
+                        .read_line(&mut line)
+                        .context("reading the password from stdin")?;
+                    line.trim_end_matches(['\n', '\r']).to_owned()
+                }
+            };
+            if password.is_empty() {
+                bail!(
+                    "no password given (ARCANA_ADMIN_PASSWORD, ARCANA_ADMIN_PASSWORD_FILE or stdin)"
+                );
+            }
+            let db = layers::open_database(&cli.db).await?;
+            // Creating a user issues no token: a throwaway signing key is enough.
+            let keys =
+                crypto::JwtKeys::hs256(crypto::new_refresh_token().as_bytes()).map_err(describe)?;
+            let services =
+                layers::build_services(service::Repositories::from_one(db), &cli.auth, &keys)?;
+            let user = services
+                .users
+                .create_admin(&username, &email, &password)
+                .await
+                .map_err(describe)?;
+            println!("created admin {} ({})", user.username, user.id);
+            Ok(())
+        }
+        Some(Command::Serve) | None => serve(cli).await,
+    }
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = Shutdown::on_signals();
+    let db = layers::open_database(&cli.db).await?;
+    let keys = cli.jwt.keys(Some(&cli.db.data_dir))?;
+    let services = layers::build_services(
+        service::Repositories::from_one(db.clone()),
+        &cli.auth,
+        &keys,
+    )?;
+    layers::bootstrap_admin(services.users.clone())?;
+    let gauges = layers::monolith_gauges(db, services.hasher.clone());
+    let auth: Arc<dyn domain::AuthService> = services.auth.clone();
+    let users: Arc<dyn domain::UserService> = services.users.clone();
+    layers::serve_edge(
+        &cli.edge,
+        auth,
+        users,
+        layers::verifier(&keys),
+        gauges,
+        shutdown,
+    )
+    .await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}

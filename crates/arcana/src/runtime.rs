@@ -1,0 +1,80 @@
+//! Process plumbing every binary shares: logging, shutdown on SIGTERM/SIGINT, and the readiness
+//! loop behind each gRPC port's `grpc.health.v1` answer.
+use std::future::Future;
+
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+/// Run `main` and turn its error into a logged failure exit.
+pub fn exit(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "arcana stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// One shutdown signal shared by every server of the process.
+#[derive(Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Starts listening for SIGINT/SIGTERM.
+    pub fn on_signals() -> Self {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            signal().await;
+            tracing::info!("shutdown requested; finishing in-flight requests");
+            let _ = tx.send(true);
+        });
+        Shutdown(rx)
+    }
+
+    /// Resolves once shutdown was requested.
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+}
+
+async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,389 @@
+//! The public gRPC API (`arcana.v1`, gateway :9090) driven with the generated client against every
+//! deployment mode, as real processes. Same rules and error codes as REST.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use proto::v1::auth_service_client::AuthServiceClient;
+use proto::v1::user_service_client::UserServiceClient;
+use proto::v1::*;
+use repository::Backend;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+struct Grpc {
+    auth: AuthServiceClient<Channel>,
+    users: UserServiceClient<Channel>,
+    channel: Channel,
+}
+
+async fn connect(app: &TestApp) -> Grpc {
+    let channel = Channel::from_shared(app.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    Grpc {
+        auth: AuthServiceClient::new(channel.clone()),
+        users: UserServiceClient::new(channel.clone()),
+        channel,
+    }
+}
+
+fn bearer<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+fn error_code(s: &Status) -> &str {
+    s.metadata()
+        .get("x-error-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn register(username: &str) -> RegisterRequest {
+    RegisterRequest {
+        username: username.into(),
+        email: format!("{username}@example.com"),
+        password: "Secret123".into(),
+        first_name: None,
+        last_name: None,
+    }
+}
+
+async fn auth_flow_over_grpc(app: TestApp) {
+    let mut g = connect(&app).await;
+    let r = g
+        .auth
+        .register(register("gwen"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.token_type, "Bearer");
+    let user = r.user.unwrap();
+    assert_eq!(
+        (user.username.as_str(), user.role.as_str()),
+        ("gwen", "user")
+    );
+
+    let login = g
+        .auth
+        .login(LoginRequest {
+            username_or_email: "GWEN@example.com".into(),
+            password: "Secret123".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let me = g
+        .auth
+        .me(bearer(MeRequest {}, &login.access_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.id, user.id);
+
+    // the same user over REST: identical view
+    let rest = app.get("/api/v1/auth/me", Some(&login.access_token)).await;
+    assert_eq!(rest.body["data"]["id"], me.id.as_str());
+
+    let rotated = g
+        .auth
+        .refresh(RefreshRequest {
+            refresh_token: login.refresh_token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(rotated.refresh_token, login.refresh_token);
+    let reuse = g
+        .auth
+        .refresh(RefreshRequest {
+            refresh_token: login.refresh_token,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (reuse.code(), error_code(&reuse)),
+        (Code::Unauthenticated, "UNAUTHORIZED")
+    );
+    let dead = g
+        .auth
+        .refresh(RefreshRequest {
+            refresh_token: rotated.refresh_token,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(dead.code(), Code::Unauthenticated);
+
+    let sessions = g
+        .auth
+        .list_sessions(bearer(ListSessionsRequest {}, &r.access_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sessions.sessions.iter().filter(|s| s.current).count(), 1);
+    g.auth
+        .logout(bearer(LogoutRequest {}, &r.access_token))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match g.auth.me(bearer(MeRequest {}, &r.access_token)).await {
+            Err(s) if s.code() == Code::Unauthenticated => break,
+            _ if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            other => panic!("token still works after logout: {other:?}"),
+        }
+    }
+}
+
+async fn errors_map_to_grpc_codes(app: TestApp) {
+    let mut g = connect(&app).await;
+    let bad = g
+        .auth
+        .register(RegisterRequest {
+            username: "x".into(),
+            email: "nope".into(),
+            password: "short".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (bad.code(), error_code(&bad)),
+        (Code::InvalidArgument, "VALIDATION_FAILED")
+    );
+    let details: serde_json::Value = serde_json::from_str(
+        bad.metadata()
+            .get("x-error-details")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+    )
+    .unwrap();
+    for f in ["username", "email", "password"] {
+        assert!(details["fields"].get(f).is_some(), "{f} in {details}");
+    }
+    let anon = g.auth.me(MeRequest {}).await.unwrap_err();
+    assert_eq!(
+        (anon.code(), error_code(&anon)),
+        (Code::Unauthenticated, "UNAUTHORIZED")
+    );
+    let garbage = g
+        .auth
+        .me(bearer(MeRequest {}, "not-a-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(garbage.code(), Code::Unauthenticated);
+
+    g.auth.register(register("hugo")).await.unwrap();
+    let dup = g.auth.register(register("HUGO")).await.unwrap_err();
+    assert_eq!(
+        (dup.code(), error_code(&dup)),
+        (Code::AlreadyExists, "CONFLICT")
+    );
+
+    let wrong = |_: ()| LoginRequest {
+        username_or_email: "hugo".into(),
+        password: "WrongPass1".into(),
+    };
+    for _ in 0..5 {
+        let e = g.auth.login(wrong(())).await.unwrap_err();
+        assert_eq!(error_code(&e), "INVALID_CREDENTIALS");
+    }
+    let locked = g.auth.login(wrong(())).await.unwrap_err();
+    assert_eq!(
+        (locked.code(), error_code(&locked)),
+        (Code::FailedPrecondition, "ACCOUNT_LOCKED")
+    );
+}
+
+async fn user_admin_over_grpc(app: TestApp) {
+    let mut g = connect(&app).await;
+    let admin = app.admin_token().await;
+    let ivy = g.auth.register(register("ivy")).await.unwrap().into_inner();
+    let jon = g.auth.register(register("jon")).await.unwrap().into_inner();
+    let ivy_id = ivy.user.unwrap().id;
+    let jon_id = jon.user.unwrap().id;
+
+    // non-admin: others are invisible, admin ops forbidden
+    let e = g
+        .users
+        .get_user(bearer(
+            GetUserRequest { id: jon_id.clone() },
+            &ivy.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), error_code(&e)), (Code::NotFound, "NOT_FOUND"));
+    let e = g
+        .users
+        .list_users(bearer(ListUsersRequest::default(), &ivy.access_token))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), error_code(&e)),
+        (Code::PermissionDenied, "FORBIDDEN")
+    );
+
+    // admin: list with the REST parameters, keyset paging
+    let page = g
+        .users
+        .list_users(bearer(
+            ListUsersRequest {
+                sort: Some("username".into()),
+                order: Some("asc".into()),
+                per_page: Some("2".into()),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.items.len(), 2);
+    assert_eq!(page.pagination.unwrap().total, Some(3));
+
+    // PATCH semantics with a field mask: only the named field changes
+    let patched = g
+        .users
+        .update_user(bearer(
+            UpdateUserRequest {
+                id: ivy_id.clone(),
+                first_name: Some("Ivy".into()),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["first_name".into()],
+                }),
+                ..Default::default()
+            },
+            &ivy.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (patched.first_name.as_deref(), patched.email.as_str()),
+        (Some("Ivy"), "ivy@example.com")
+    );
+
+    let promoted = g
+        .users
+        .set_role(bearer(
+            SetRoleRequest {
+                id: jon_id.clone(),
+                role: "admin".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(promoted.role, "admin");
+    let e = g
+        .users
+        .set_role(bearer(
+            SetRoleRequest {
+                id: jon_id.clone(),
+                role: "root".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    g.users
+        .delete_user(bearer(DeleteUserRequest { id: jon_id }, &admin))
+        .await
+        .unwrap();
+    let verified = g
+        .users
+        .verify_user(bearer(VerifyUserRequest { id: ivy_id.clone() }, &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verified.is_verified);
+    g.users
+        .change_password(bearer(
+            ChangePasswordRequest {
+                id: ivy_id,
+                current_password: Some("Secret123".into()),
+                new_password: "NewSecret9".into(),
+            },
+            &ivy.access_token,
+        ))
+        .await
+        .unwrap();
+    g.auth
+        .login(LoginRequest {
+            username_or_email: "ivy".into(),
+            password: "NewSecret9".into(),
+        })
+        .await
+        .unwrap();
+}
+
+async fn health_and_reflection(app: TestApp) {
+    let g = connect(&app).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(g.channel.clone());
+    // The public port follows readiness (re-checked every 2 s): SERVING soon after start.
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let req = tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        };
+        let r = health.check(req).await.unwrap().into_inner();
+        if r.status() == serving {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "public gRPC health is {:?}",
+            r.status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut refl = ServerReflectionClient::new(g.channel);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = refl
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let msg = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else {
+        panic!("no service list")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "arcana.v1.AuthService",
+        "arcana.v1.UserService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from reflection: {names:?}"
+        );
+    }
+}
+
+backends!(
+    auth_flow_over_grpc,
+    errors_map_to_grpc_codes,
+    user_admin_over_grpc,
+    health_and_reflection
+);
