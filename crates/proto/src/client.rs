@@ -103,3 +103,68 @@ where
     }
     op().await
 }
+
+/// Whether a failed call certainly never reached the server (the connection was refused), so
+/// sending it again cannot apply it twice.
+pub fn never_sent(status: &Status) -> bool {
+    if status.code() != Code::Unavailable {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Run a write, sending it again (up to twice) only when it certainly never reached the server,
+/// e.g. one endpoint of a balanced list is down and another may take the call.
+pub async fn retry_unsent<T, F, Fut>(mut op: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let mut delay = Duration::from_millis(20);
+    for _ in 0..2 {
+        match op().await {
+            Err(s) if never_sent(&s) => {
+                tokio::time::sleep(delay).await;
+                delay *= 3;
+            }
+            other => return other,
+        }
+    }
+    op().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_known_never_sent() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cred = InternalCredential::new("0123456789abcdef0123456789abcdef").unwrap();
+        let up = Upstream::new(&format!("127.0.0.1:{port}"), cred, Duration::from_secs(2)).unwrap();
+        let mut client = tonic_health::pb::health_client::HealthClient::new(up.channel());
+        let mut attempts = 0;
+        let err = retry_unsent(|| {
+            attempts += 1;
+            let req = up.request(tonic_health::pb::HealthCheckRequest { service: String::new() });
+            let mut c = client.clone();
+            async move { c.check(req).await }
+        })
+        .await
+        .unwrap_err();
+        assert!(never_sent(&err), "{err:?}");
+        assert_eq!(attempts, 3);
+        // a server-side UNAVAILABLE (the call arrived) is not "never sent"
+        assert!(!never_sent(&Status::unavailable("database down")));
+        let _ = &mut client;
+    }
+}

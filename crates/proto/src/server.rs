@@ -50,18 +50,26 @@ impl GrpcRouter {
         self
     }
 
-    /// Add `grpc.health.v1.Health` and server reflection (over everything in `proto/`). The
+    /// Add `grpc.health.v1.Health` and server reflection v1 + v1alpha (over everything in `proto/`). The
     /// reporter sets each service's serving status (the layer's readiness task drives it).
     pub fn with_health_and_reflection(self) -> (Self, tonic_health::server::HealthReporter) {
         let (reporter, health) = tonic_health::server::health_reporter();
         let mut me = self.add(health);
-        match tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-        {
-            Ok(r) => me = me.add(r),
-            Err(e) => tracing::warn!(error = %e, "gRPC reflection unavailable"),
+        // Advertise only what this port serves (the descriptor set holds every contract).
+        let names: Vec<String> = me.routes.keys().map(|n| (*n).to_owned()).collect();
+        let reflection = || {
+            let mut b = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+            for n in &names {
+                b = b.with_service_name(n.clone());
+            }
+            b
+        };
+        // v1 and v1alpha: grpcurl and many other clients still speak only v1alpha.
+        match (reflection().build_v1(), reflection().build_v1alpha()) {
+            (Ok(v1), Ok(v1alpha)) => me = me.add(v1).add(v1alpha),
+            (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "gRPC reflection unavailable"),
         }
         (me, reporter)
     }

@@ -7,7 +7,7 @@ use domain::{
     RevokeReason, Session, SessionId, SessionRepository, Timestamp, User, UserCredentials, UserId,
     UserPage, UserQuery, UserRepository, UserUpdate,
 };
-use proto::client::{Upstream, retry_read};
+use proto::client::{Upstream, retry_read, retry_unsent};
 use proto::convert::internal::{self as conv, malformed_response};
 use proto::internal as pb;
 use proto::internal::repository_service_client::RepositoryServiceClient;
@@ -46,14 +46,16 @@ impl RepositoryClient {
             .map_err(to_error)
     }
 
-    /// A write: sent once. Whether a call that timed out was applied is unknown, so retrying
-    /// is the caller's decision.
+    /// A write: sent once, unless it certainly never reached the server (connection refused,
+    /// e.g. one endpoint of a balanced list is down). Whether a call that timed out was applied is
+    /// unknown, so that is never retried here.
     async fn write<Req, Resp, F, Fut>(&self, msg: Req, call: F) -> Result<Resp>
     where
-        F: FnOnce(Client, Request<Req>) -> Fut,
+        Req: Clone,
+        F: Fn(Client, Request<Req>) -> Fut,
         Fut: Future<Output = std::result::Result<Response<Resp>, Status>>,
     {
-        call(self.client.clone(), self.upstream.request(msg))
+        retry_unsent(|| call(self.client.clone(), self.upstream.request(msg.clone())))
             .await
             .map(Response::into_inner)
             .map_err(to_error)

@@ -13,7 +13,7 @@ use domain::{
     RawUserQuery, RegisterInput, RequestContext, Result, SessionId, SessionInfo, User, UserId,
     UserPage, UserPatch, UserService,
 };
-use proto::client::{Upstream, retry_read};
+use proto::client::{Upstream, retry_read, retry_unsent};
 use proto::convert::v1 as conv;
 use proto::internal::{self, session_check_service_client::SessionCheckServiceClient};
 use proto::status::to_error;
@@ -64,11 +64,16 @@ where
         .map_err(to_error)
 }
 
-/// A call that changes state: sent once.
-async fn write<R>(
-    call: impl Future<Output = std::result::Result<Response<R>, Status>>,
-) -> Result<R> {
-    call.await.map(Response::into_inner).map_err(to_error)
+/// A call that changes state: sent once, unless it certainly never left (connection refused).
+async fn write<R, F, Fut>(call: F) -> Result<R>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<Response<R>, Status>>,
+{
+    retry_unsent(call)
+        .await
+        .map(Response::into_inner)
+        .map_err(to_error)
 }
 
 /// An answer that does not decode is the upstream's fault, not the caller's: never a 400.
@@ -130,13 +135,21 @@ impl AuthService for AuthClient {
 
     async fn register(&self, ctx: &RequestContext, input: RegisterInput) -> Result<AuthSession> {
         let msg = v1::RegisterRequest::from(input);
-        let r = write(self.rpc().register(self.req(ctx, None, msg))).await?;
+        let r = write(|| {
+            let (mut c, r) = (self.rpc(), self.req(ctx, None, msg.clone()));
+            async move { c.register(r).await }
+        })
+        .await?;
         decoded(r.try_into())
     }
 
     async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<AuthSession> {
         let msg = v1::LoginRequest::from(input);
-        let r = write(self.rpc().login(self.req(ctx, None, msg))).await?;
+        let r = write(|| {
+            let (mut c, r) = (self.rpc(), self.req(ctx, None, msg.clone()));
+            async move { c.login(r).await }
+        })
+        .await?;
         decoded(r.try_into())
     }
 
@@ -144,19 +157,31 @@ impl AuthService for AuthClient {
         let msg = v1::RefreshRequest {
             refresh_token: refresh_token.to_owned(),
         };
-        let r = write(self.rpc().refresh(self.req(ctx, None, msg))).await?;
+        let r = write(|| {
+            let (mut c, r) = (self.rpc(), self.req(ctx, None, msg.clone()));
+            async move { c.refresh(r).await }
+        })
+        .await?;
         decoded(r.try_into())
     }
 
     async fn logout(&self, ctx: &RequestContext, who: &Principal) -> Result<()> {
         let msg = v1::LogoutRequest {};
-        write(self.rpc().logout(self.req(ctx, Some(who), msg))).await?;
+        write(|| {
+            let (mut c, r) = (self.rpc(), self.req(ctx, Some(who), msg.clone()));
+            async move { c.logout(r).await }
+        })
+        .await?;
         Ok(())
     }
 
     async fn logout_all(&self, ctx: &RequestContext, who: &Principal) -> Result<u64> {
         let msg = v1::LogoutAllRequest {};
-        let r = write(self.rpc().logout_all(self.req(ctx, Some(who), msg))).await?;
+        let r = write(|| {
+            let (mut c, r) = (self.rpc(), self.req(ctx, Some(who), msg.clone()));
+            async move { c.logout_all(r).await }
+        })
+        .await?;
         Ok(r.revoked_count)
     }
 
@@ -199,7 +224,11 @@ impl AuthService for AuthClient {
         id: SessionId,
     ) -> Result<()> {
         let msg = v1::RevokeSessionRequest { id: id.to_string() };
-        write(self.rpc().revoke_session(self.req(ctx, Some(who), msg))).await?;
+        write(|| {
+            let (mut c, r) = (self.rpc(), self.req(ctx, Some(who), msg.clone()));
+            async move { c.revoke_session(r).await }
+        })
+        .await?;
         Ok(())
     }
 
@@ -270,7 +299,11 @@ impl UserService for UserClient {
         input: CreateUserInput,
     ) -> Result<User> {
         let msg = v1::CreateUserRequest::from(input);
-        let r = write(self.rpc().create_user(self.req(ctx, who, msg))).await?;
+        let r = write(|| {
+            let (mut c, r) = (self.rpc(), self.req(ctx, who, msg.clone()));
+            async move { c.create_user(r).await }
+        })
+        .await?;
         decoded(r.try_into())
     }
 
@@ -296,13 +329,21 @@ impl UserService for UserClient {
         patch: UserPatch,
     ) -> Result<User> {
         let msg = conv::update_user_request(id, patch);
-        let r = write(self.rpc().update_user(self.req(ctx, who, msg))).await?;
+        let r = write(|| {
+            let (mut c, r) = (self.rpc(), self.req(ctx, who, msg.clone()));
+            async move { c.update_user(r).await }
+        })
+        .await?;
         decoded(r.try_into())
     }
 
     async fn delete_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<()> {
         let msg = v1::DeleteUserRequest { id: id.to_string() };
-        write(self.rpc().delete_user(self.req(ctx, who, msg))).await?;
+        write(|| {
+            let (mut c, r) = (self.rpc(), self.req(ctx, who, msg.clone()));
+            async move { c.delete_user(r).await }
+        })
+        .await?;
         Ok(())
     }
 
@@ -314,13 +355,21 @@ impl UserService for UserClient {
         input: ChangePasswordInput,
     ) -> Result<()> {
         let msg = conv::change_password_request(id, input);
-        write(self.rpc().change_password(self.req(ctx, who, msg))).await?;
+        write(|| {
+            let (mut c, r) = (self.rpc(), self.req(ctx, who, msg.clone()));
+            async move { c.change_password(r).await }
+        })
+        .await?;
         Ok(())
     }
 
     async fn verify_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<User> {
         let msg = v1::VerifyUserRequest { id: id.to_string() };
-        let r = write(self.rpc().verify_user(self.req(ctx, who, msg))).await?;
+        let r = write(|| {
+            let (mut c, r) = (self.rpc(), self.req(ctx, who, msg.clone()));
+            async move { c.verify_user(r).await }
+        })
+        .await?;
         decoded(r.try_into())
     }
 
@@ -335,7 +384,11 @@ impl UserService for UserClient {
             id: id.to_string(),
             status: status.to_owned(),
         };
-        let r = write(self.rpc().set_status(self.req(ctx, who, msg))).await?;
+        let r = write(|| {
+            let (mut c, r) = (self.rpc(), self.req(ctx, who, msg.clone()));
+            async move { c.set_status(r).await }
+        })
+        .await?;
         decoded(r.try_into())
     }
 
@@ -350,7 +403,11 @@ impl UserService for UserClient {
             id: id.to_string(),
             role: role.to_owned(),
         };
-        let r = write(self.rpc().set_role(self.req(ctx, who, msg))).await?;
+        let r = write(|| {
+            let (mut c, r) = (self.rpc(), self.req(ctx, who, msg.clone()));
+            async move { c.set_role(r).await }
+        })
+        .await?;
         decoded(r.try_into())
     }
 }
