@@ -894,3 +894,31 @@ async fn internal_ports_refuse_calls_without_the_credential() {
     let r = app.get(&format!("/api/v1/users/{uid}"), Some(&admin)).await;
     assert_eq!(r.body["data"]["role"], "user");
 }
+
+/// Several upstream endpoints per layer: the gateway balances over both service replicas and keeps
+/// answering when one of them goes away.
+#[tokio::test]
+async fn layered_gateway_balances_over_replicas_and_survives_losing_one() {
+    let opts = Options {
+        service_replicas: 2,
+        ..Default::default()
+    };
+    let mut app = TestApp::start_mode(Mode::Layered, Backend::Sqlite, opts)
+        .await
+        .unwrap();
+    let (_, tok, _) = app.user("rita").await;
+    for _ in 0..20 {
+        assert_eq!(app.get("/api/v1/auth/me", Some(&tok)).await.status, 200);
+    }
+    let second = app.process("arcana-service-2");
+    assert!(app.terminate_process(second).success());
+    for i in 0..20 {
+        let r = app.get("/api/v1/auth/me", Some(&tok)).await;
+        assert_eq!(
+            r.status, 200,
+            "call {i} after losing a replica: {:?}",
+            r.body
+        );
+    }
+    assert_eq!(app.login("rita", "Secret123").await.status, 200);
+}

@@ -52,6 +52,8 @@ pub struct Options {
     /// ARCANA_AUTH_RATE_LIMIT (0 = off, the default in tests).
     pub rate_limit: u32,
     pub extra_env: Vec<(String, String)>,
+    /// Layered mode: how many `arcana-service` processes share the load (1 or 2).
+    pub service_replicas: usize,
 }
 
 fn free_port() -> u16 {
@@ -130,7 +132,12 @@ impl TestApp {
                     internal.push(("arcana-repository".to_owned(), repo_port));
                     let repo_url = format!("http://127.0.0.1:{repo_port}");
                     let services: Vec<(&str, &str)> = if mode == Mode::Layered {
-                        vec![("arcana-service", env!("CARGO_BIN_EXE_arcana-service"))]
+                        let exe = env!("CARGO_BIN_EXE_arcana-service");
+                        let mut v = vec![("arcana-service", exe)];
+                        if opts.service_replicas > 1 {
+                            v.push(("arcana-service-2", exe));
+                        }
+                        v
                     } else {
                         vec![
                             (
@@ -148,12 +155,16 @@ impl TestApp {
                     for (name, exe) in services {
                         let p = free_port();
                         internal.push((name.to_owned(), p));
-                        let var = match name {
+                        let var: &'static str = match name {
                             "arcana-auth-service" => "ARCANA_AUTH_SERVICE_URL",
                             "arcana-user-service" => "ARCANA_USER_SERVICE_URL",
                             _ => "ARCANA_SERVICE_URL",
                         };
-                        gateway_env.push((var, format!("http://127.0.0.1:{p}")));
+                        // Replicas of one layer: one comma-separated upstream list.
+                        match gateway_env.iter_mut().find(|(k, _)| *k == var) {
+                            Some((_, list)) => list.push_str(&format!(",http://127.0.0.1:{p}")),
+                            None => gateway_env.push((var, format!("http://127.0.0.1:{p}"))),
+                        }
                         let mut env = bootstrap.clone();
                         env.push(("ARCANA_GRPC_ADDR", format!("127.0.0.1:{p}")));
                         env.push(("ARCANA_REPOSITORY_URL", repo_url.clone()));
