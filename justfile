@@ -16,3 +16,24 @@ lint:
 # Everything CI runs
 ci:
     bash .ci/run
+
+# End-to-end tests: the real binaries in every mode (monolith, layered, microservices)
+e2e *ARGS:
+    cargo nextest run -p arcana {{ARGS}}
+
+# Load benchmark of the deployment modes (the `bench` package)
+bench *ARGS:
+    cargo run --release -p bench -- {{ARGS}}
+
+# Validate the deployment artefacts offline: Helm chart in every mode, compose files, Dockerfile
+helm-lint:
+    bash .ci/deploy-checks
+
+# Build one image per binary (needs a Docker engine with BuildKit, which CI lacks): just docker-build 0.1.0
+docker-build tag="latest" prefix="arcana/":
+    docker build -f deploy/docker/Dockerfile --target monolith     -t {{prefix}}arcana:{{tag}} .
+    docker build -f deploy/docker/Dockerfile --target gateway      -t {{prefix}}arcana-gateway:{{tag}} .
+    docker build -f deploy/docker/Dockerfile --target service      -t {{prefix}}arcana-service:{{tag}} .
+    docker build -f deploy/docker/Dockerfile --target auth-service -t {{prefix}}arcana-auth-service:{{tag}} .
+    docker build -f deploy/docker/Dockerfile --target user-service -t {{prefix}}arcana-user-service:{{tag}} .
+    docker build -f deploy/docker/Dockerfile --target repository   -t {{prefix}}arcana-repository:{{tag}} .
