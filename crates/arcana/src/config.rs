@@ -219,6 +219,18 @@ pub struct InternalArgs {
         global = true
     )]
     pub internal_token: Option<String>,
+    /// PEM certificate chain of this process for mutual TLS between layers (with --tls-key, --tls-ca).
+    #[arg(long, env = "ARCANA_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching --tls-cert.
+    #[arg(long, env = "ARCANA_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA that signs every layer's certificate (servers require client certificates from it).
+    #[arg(long, env = "ARCANA_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
+    /// Name upstream certificates are checked against (default: the host of each URL).
+    #[arg(long, env = "ARCANA_TLS_SERVER_NAME", global = true)]
+    pub tls_server_name: Option<String>,
     /// Deadline of one internal call, in milliseconds.
     #[arg(
         long,
@@ -237,13 +249,35 @@ impl InternalArgs {
             .map_err(|e| anyhow::anyhow!(e))
     }
 
+    /// Mutual TLS files, when configured (all three of cert, key and CA, or none).
+    pub fn tls(&self) -> anyhow::Result<Option<proto::tls::TlsFiles>> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(proto::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+                server_name: self.tls_server_name.clone(),
+            })),
+            _ => bail!("mutual TLS needs all of ARCANA_TLS_CERT, ARCANA_TLS_KEY and ARCANA_TLS_CA"),
+        }
+    }
+
+    /// Server-side TLS of an internal port, when configured.
+    pub fn server_tls(&self) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+        self.tls()?
+            .map(|t| t.server().map_err(|e| anyhow::anyhow!(e)))
+            .transpose()
+    }
+
     pub fn upstream(&self, urls: &str, what: &str) -> anyhow::Result<proto::client::Upstream> {
-        proto::client::Upstream::new(
-            urls,
-            self.credential()?,
-            Duration::from_millis(self.upstream_deadline_ms),
-        )
-        .map_err(|e| anyhow::anyhow!("{what}: {e}"))
+        let tls = self
+            .tls()?
+            .map(|t| t.client().map_err(|e| anyhow::anyhow!(e)))
+            .transpose()?;
+        let deadline = Duration::from_millis(self.upstream_deadline_ms);
+        proto::client::Upstream::with_tls(urls, self.credential()?, deadline, tls)
+            .map_err(|e| anyhow::anyhow!("{what}: {e}"))
     }
 }
 

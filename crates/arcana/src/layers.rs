@@ -63,6 +63,7 @@ pub async fn serve_repository(
     db: repository::Database,
     addr: SocketAddr,
     credential: proto::credential::InternalCredential,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     use proto::internal::repository_service_server::RepositoryServiceServer;
@@ -87,7 +88,7 @@ pub async fn serve_repository(
     ));
     let listener = bind(addr, "internal gRPC (repository)").await?;
     router
-        .serve(listener, shutdown.wait())
+        .serve_tls(listener, tls, shutdown.wait())
         .await
         .context("serving gRPC")
 }
@@ -170,6 +171,7 @@ pub async fn serve_service_layer(
     serve_auth: bool,
     serve_users: bool,
     credential: proto::credential::InternalCredential,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let auth: Option<Arc<dyn domain::AuthService>> =
@@ -186,7 +188,7 @@ pub async fn serve_service_layer(
     ));
     let listener = bind(addr, "internal gRPC (service)").await?;
     router
-        .serve(listener, shutdown.wait())
+        .serve_tls(listener, tls, shutdown.wait())
         .await
         .context("serving gRPC")
 }
@@ -284,6 +286,7 @@ pub fn service_main(
             serve_auth,
             serve_users,
             credential,
+            cli.internal.server_tls()?,
             shutdown,
         )
         .await?;

@@ -922,3 +922,124 @@ async fn layered_gateway_balances_over_replicas_and_survives_losing_one() {
     }
     assert_eq!(app.login("rita", "Secret123").await.status, 200);
 }
+
+/// With certificates configured, layers talk mutual TLS (on top of the internal credential):
+/// the platform works end to end, and a plaintext client cannot reach an internal port.
+#[tokio::test]
+async fn layered_over_mutual_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    let ossl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    ossl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=arcana-test-ca",
+            ],
+        ]
+        .concat(),
+    );
+    ossl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "node.key",
+                "-out",
+                "node.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    ossl(&[
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "node.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let path = |f: &str| d.join(f).display().to_string();
+    let opts = Options {
+        extra_env: vec![
+            ("ARCANA_TLS_CERT".into(), path("node.pem")),
+            ("ARCANA_TLS_KEY".into(), path("node.key")),
+            ("ARCANA_TLS_CA".into(), path("ca.pem")),
+        ],
+        ..Default::default()
+    };
+    let app = TestApp::start_mode(Mode::Layered, Backend::Sqlite, opts)
+        .await
+        .unwrap();
+    let (_, tok, _) = app.user("tess").await;
+    assert_eq!(app.get("/api/v1/auth/me", Some(&tok)).await.status, 200);
+    assert!(!app.admin_token().await.is_empty());
+
+    // plaintext h2 to the repository port: refused at the TLS layer, before any gRPC
+    let rport = app
+        .internal
+        .iter()
+        .find(|(n, _)| n == "arcana-repository")
+        .unwrap()
+        .1;
+    let plain = proto::internal::repository_service_client::RepositoryServiceClient::connect(
+        format!("http://127.0.0.1:{rport}"),
+    )
+    .await;
+    if let Ok(mut c) = plain {
+        let mut req = tonic::Request::new(proto::internal::FindCredentialsRequest {
+            login: "tess".into(),
+        });
+        req.metadata_mut()
+            .insert("x-internal-token", INTERNAL_TOKEN.parse().unwrap());
+        let err = c.find_credentials(req).await.unwrap_err();
+        assert_ne!(err.code(), tonic::Code::Ok);
+        assert!(
+            err.metadata().get("x-error-code").is_none(),
+            "the call must not reach the service: {err:?}"
+        );
+    }
+}

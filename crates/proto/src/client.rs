@@ -28,6 +28,16 @@ impl Upstream {
         credential: InternalCredential,
         deadline: Duration,
     ) -> Result<Self, String> {
+        Self::with_tls(urls, credential, deadline, None)
+    }
+
+    /// As [`Upstream::new`], over mutual TLS when `tls` is given (`http://` URLs become `https://`).
+    pub fn with_tls(
+        urls: &str,
+        credential: InternalCredential,
+        deadline: Duration,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> Result<Self, String> {
         let endpoints = urls
             .split(',')
             .map(str::trim)
@@ -38,15 +48,23 @@ impl Upstream {
                 } else {
                     format!("http://{u}")
                 };
-                Endpoint::from_shared(u.clone())
-                    .map(|e| {
-                        e.connect_timeout(Duration::from_secs(2))
-                            .timeout(deadline)
-                            .tcp_nodelay(true)
-                            .http2_keep_alive_interval(Duration::from_secs(30))
-                            .keep_alive_while_idle(true)
-                    })
-                    .map_err(|_| format!("{u:?} is not a valid upstream URL"))
+                let u = match (&tls, u.strip_prefix("http://")) {
+                    (Some(_), Some(rest)) => format!("https://{rest}"),
+                    _ => u,
+                };
+                let e = Endpoint::from_shared(u.clone())
+                    .map_err(|_| format!("{u:?} is not a valid upstream URL"))?
+                    .connect_timeout(Duration::from_secs(2))
+                    .timeout(deadline)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(30))
+                    .keep_alive_while_idle(true);
+                match &tls {
+                    Some(t) => e
+                        .tls_config(t.clone())
+                        .map_err(|err| format!("TLS for {u:?}: {err}")),
+                    None => Ok(e),
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         if endpoints.is_empty() {
@@ -148,14 +166,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_connection_is_known_never_sent() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let cred = InternalCredential::new("0123456789abcdef0123456789abcdef").unwrap();
         let up = Upstream::new(&format!("127.0.0.1:{port}"), cred, Duration::from_secs(2)).unwrap();
         let mut client = tonic_health::pb::health_client::HealthClient::new(up.channel());
         let mut attempts = 0;
         let err = retry_unsent(|| {
             attempts += 1;
-            let req = up.request(tonic_health::pb::HealthCheckRequest { service: String::new() });
+            let req = up.request(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            });
             let mut c = client.clone();
             async move { c.check(req).await }
         })

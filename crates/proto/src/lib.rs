@@ -17,6 +17,7 @@ pub mod convert;
 pub mod credential;
 pub mod server;
 pub mod status;
+pub mod tls;
 
 #[allow(clippy::all, clippy::pedantic)]
 pub mod arcana {

@@ -55,7 +55,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let credential = cli.internal.credential()?;
     let db = layers::open_database(&cli.db).await?;
-    layers::serve_repository(db, cli.grpc_addr, credential, shutdown).await?;
+    let tls = cli.internal.server_tls()?;
+    layers::serve_repository(db, cli.grpc_addr, credential, tls, shutdown).await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

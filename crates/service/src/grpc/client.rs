@@ -168,7 +168,7 @@ impl AuthService for AuthClient {
     async fn logout(&self, ctx: &RequestContext, who: &Principal) -> Result<()> {
         let msg = v1::LogoutRequest {};
         write(|| {
-            let (mut c, r) = (self.rpc(), self.req(ctx, Some(who), msg.clone()));
+            let (mut c, r) = (self.rpc(), self.req(ctx, Some(who), msg));
             async move { c.logout(r).await }
         })
         .await?;
@@ -178,7 +178,7 @@ impl AuthService for AuthClient {
     async fn logout_all(&self, ctx: &RequestContext, who: &Principal) -> Result<u64> {
         let msg = v1::LogoutAllRequest {};
         let r = write(|| {
-            let (mut c, r) = (self.rpc(), self.req(ctx, Some(who), msg.clone()));
+            let (mut c, r) = (self.rpc(), self.req(ctx, Some(who), msg));
             async move { c.logout_all(r).await }
         })
         .await?;
