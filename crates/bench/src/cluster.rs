@@ -46,6 +46,8 @@ impl Kind {
 pub struct Bins {
     pub arcana: HashMap<String, PathBuf>,
     pub bench: PathBuf,
+    /// Extra environment for every arcana process.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Bins {
@@ -76,7 +78,9 @@ impl Bins {
         } else {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             eprintln!("building: cargo build --release -p arcana --bins");
-            let out = Command::new(cargo)
+            let mut cmd = Command::new(cargo);
+            without_cargo_run_env(&mut cmd);
+            let out = cmd
                 .current_dir(workspace)
                 .args([
                     "build",
@@ -115,7 +119,49 @@ impl Bins {
                 );
             }
         }
-        Ok(Self { arcana, bench })
+        Ok(Self {
+            arcana,
+            bench,
+            extra_env: Vec::new(),
+        })
+    }
+}
+
+/// `cargo run` gives the bench variables meant for it (OUT_DIR, CARGO_MANIFEST_DIR, CARGO_PKG_*,
+/// its directories in LD_LIBRARY_PATH). Passed on to `cargo build`, some build scripts see them
+/// (ring tracks OUT_DIR and CARGO_MANIFEST_DIR) and everything above them is rebuilt each time.
+fn without_cargo_run_env(cmd: &mut Command) {
+    for (key, value) in std::env::vars_os() {
+        let Some(k) = key.to_str() else { continue };
+        if k.starts_with("CARGO_PKG_")
+            || matches!(
+                k,
+                "OUT_DIR"
+                    | "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+            )
+        {
+            cmd.env_remove(&key);
+        } else if k == "LD_LIBRARY_PATH" {
+            let kept: Vec<PathBuf> = std::env::split_paths(&value)
+                .filter(|p| {
+                    let p = p.to_string_lossy();
+                    !p.contains("/target/") && !p.contains("/toolchains/")
+                })
+                .collect();
+            match std::env::join_paths(kept) {
+                Ok(v) if !v.is_empty() => {
+                    cmd.env(&key, v);
+                }
+                _ => {
+                    cmd.env_remove(&key);
+                }
+            }
+        }
     }
 }
 
@@ -186,7 +232,7 @@ impl Cluster {
                 let mut cmd = Command::new(&bins.bench);
                 cmd.args([sub, &addr.to_string()]);
                 // The baseline exits when its stdin closes, i.e. when this process goes away.
-                cluster.spawn(kind.name(), cmd, &[], Stdio::piped())?;
+                cluster.spawn(kind.name(), &mut cmd, &[], &[], Stdio::piped())?;
                 cluster.wait_port(addr).await?;
             }
             Kind::Monolith | Kind::Layered | Kind::Microservices => {
@@ -255,9 +301,9 @@ impl Cluster {
             plan.push(("arcana-repository", repo_env));
         }
         for (name, env) in plan {
-            let cmd = Command::new(bins.get(name)?);
+            let mut cmd = Command::new(bins.get(name)?);
             let env: Env = common.iter().chain(env.iter()).cloned().collect();
-            self.spawn(name, cmd, &env, Stdio::null())?;
+            self.spawn(name, &mut cmd, &env, &bins.extra_env, Stdio::null())?;
         }
         Ok(())
     }
@@ -265,8 +311,9 @@ impl Cluster {
     fn spawn(
         &mut self,
         name: &str,
-        mut cmd: Command,
+        cmd: &mut Command,
         env: &[(&'static str, String)],
+        extra: &[(String, String)],
         stdin: Stdio,
     ) -> Result<()> {
         let log = |stream: &str| {
@@ -275,6 +322,9 @@ impl Cluster {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());
         for (k, v) in env {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
             cmd.env(k, v);
         }
         let child = cmd

@@ -92,9 +92,19 @@ struct Cli {
     /// Use the release binaries next to this executable instead of running cargo build.
     #[arg(long)]
     skip_build: bool,
+    /// Extra environment for every arcana process, e.g. `--env ARCANA_DB_POOL_SIZE=32`
+    /// (repeatable; for experiments — the published figures use none).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    server_env: Vec<(String, String)>,
     /// Deployments to measure (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Mode::Monolith, Mode::Layered, Mode::Microservices])]
     modes: Vec<Mode>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -195,12 +205,15 @@ struct Report {
     hash_ms: f64,
     /// Hashes per second with one thread per core hashing at once.
     hash_parallel_per_s: f64,
+    /// Extra environment given to the arcana processes (`--env`).
+    server_env: Vec<(String, String)>,
     rows: Vec<Row>,
     targets: Vec<report::Target>,
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// Fraction of all cores busy over `window` (from /proc/stat).
@@ -225,9 +238,9 @@ async fn cpu_busy(window: Duration) -> Option<f64> {
     Some(1.0 - i1.saturating_sub(i0) as f64 / total)
 }
 
-/// Wait (at most 60 s) until the machine is quiet; returns the last busy fraction seen.
-async fn wait_quiet() -> Option<f64> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// Wait (at most `patience`) until the machine is quiet; returns the last busy fraction seen.
+async fn wait_quiet(patience: Duration) -> Option<f64> {
+    let deadline = Instant::now() + patience;
     loop {
         let busy = cpu_busy(Duration::from_secs(1)).await?;
         if busy < 0.10 {
@@ -280,8 +293,9 @@ async fn run(cli: Cli) -> Result<()> {
             "WARNING: the bench itself is a debug build; its client steals CPU. Use --release."
         );
     }
-    let bins = Bins::build(&workspace_root(), cli.skip_build)?;
-    let busy_at_start = wait_quiet().await;
+    let mut bins = Bins::build(&workspace_root(), cli.skip_build)?;
+    bins.extra_env.clone_from(&cli.server_env);
+    let busy_at_start = wait_quiet(Duration::from_secs(if quick { 10 } else { 60 })).await;
 
     let (hash_ms, hash_capacity) = tokio::task::spawn_blocking(move || hash_cost(cores)).await?;
     eprintln!(
@@ -328,6 +342,7 @@ async fn run(cli: Cli) -> Result<()> {
         password_iterations: PASSWORD_ITERATIONS,
         hash_ms,
         hash_parallel_per_s: hash_capacity,
+        server_env: bins.extra_env.clone(),
         rows,
         targets,
     };

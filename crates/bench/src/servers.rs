@@ -3,18 +3,21 @@
 //! Same runtime (tokio multi-thread, one worker per core) and socket options as arcana's edge.
 use std::net::SocketAddr;
 
+use std::io::Read;
+
 use anyhow::Result;
-use tokio::io::AsyncReadExt;
 
 use crate::hello::hello_server::{Hello, HelloServer};
 use crate::hello::{HelloReply, HelloRequest};
 
 /// Exit when stdin closes: the bench holds the other end, so a baseline never outlives it.
+/// (A plain thread: tokio's `io-std` would change tokio's feature set, and with it the build of
+/// every crate shared with the arcana binaries when both are built together.)
 fn exit_with_parent() {
-    tokio::spawn(async {
-        let mut stdin = tokio::io::stdin();
+    std::thread::spawn(|| {
+        let mut stdin = std::io::stdin();
         let mut buf = [0u8; 64];
-        while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+        while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
         std::process::exit(0);
     });
 }
