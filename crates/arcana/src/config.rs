@@ -35,8 +35,9 @@ pub struct DbArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// Maximum database connections.
-    #[arg(long, env = "ARCANA_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    /// Maximum database connections (1–1000).
+    #[arg(long, env = "ARCANA_DB_POOL_SIZE", default_value_t = 16, global = true,
+        value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_pool_size: u32,
 }
 
@@ -110,29 +111,51 @@ impl JwtArgs {
 /// The business layer's knobs.
 #[derive(Debug, Clone, Args)]
 pub struct AuthArgs {
-    /// PBKDF2 iterations for new password hashes.
+    /// PBKDF2 iterations for new password hashes (1–20,000,000; below 100,000 is weak and
+    /// logged as such at start).
     #[arg(
         long,
         env = "ARCANA_PASSWORD_ITERATIONS",
         default_value_t = 600_000,
-        global = true
+        global = true,
+        value_parser = clap::value_parser!(u32).range(1..=20_000_000)
     )]
     pub password_iterations: u32,
-    /// Access-token lifetime in seconds.
-    #[arg(long, env = "ARCANA_ACCESS_TTL", default_value_t = 900, global = true)]
+    /// Access-token lifetime in seconds (1 s – 1 day).
+    #[arg(long, env = "ARCANA_ACCESS_TTL", default_value_t = 900, global = true,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub access_ttl: u64,
-    /// Refresh-token lifetime in seconds.
-    #[arg(long, env = "ARCANA_REFRESH_TTL", default_value_t = 30 * 24 * 3600, global = true)]
+    /// Refresh-token (session) lifetime in seconds (1 s – 365 days).
+    #[arg(long, env = "ARCANA_REFRESH_TTL", default_value_t = 30 * 24 * 3600, global = true,
+        value_parser = clap::value_parser!(u64).range(1..=365 * 24 * 3600))]
     pub refresh_ttl: u64,
-    /// Threads that compute password hashes (default: the number of cores).
-    #[arg(long, env = "ARCANA_HASH_WORKERS", global = true)]
+    /// Threads that compute password hashes (1–1024; default: the number of cores).
+    #[arg(long, env = "ARCANA_HASH_WORKERS", global = true,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub hash_workers: Option<usize>,
+    /// Seconds after a refresh during which the just-replaced refresh token is accepted once
+    /// more (two tabs, a lost answer); 0 = any reuse revokes the session (0–60).
+    #[arg(long, env = "ARCANA_REFRESH_REUSE_GRACE", default_value_t = 0, global = true,
+        value_parser = clap::value_parser!(u64).range(0..=60))]
+    pub refresh_reuse_grace: u64,
 }
+
+/// Below this many PBKDF2 iterations a warning is logged at start (OWASP asks for 600,000).
+pub const WEAK_ITERATIONS: u32 = 100_000;
 
 #[cfg(feature = "service")]
 impl AuthArgs {
     pub fn service_config(&self) -> service::ServiceConfig {
+        if self.password_iterations < WEAK_ITERATIONS {
+            tracing::warn!(
+                iterations = self.password_iterations,
+                recommended = 600_000,
+                "ARCANA_PASSWORD_ITERATIONS is below {WEAK_ITERATIONS}: password hashes are WEAK \
+                 and cheap to brute-force; use this only for tests"
+            );
+        }
         service::ServiceConfig {
+            refresh_reuse_grace: Duration::from_secs(self.refresh_reuse_grace),
             password_iterations: self.password_iterations,
             access_ttl: Duration::from_secs(self.access_ttl),
             refresh_ttl: Duration::from_secs(self.refresh_ttl),
@@ -162,7 +185,8 @@ pub struct EdgeArgs {
         global = true
     )]
     pub grpc_addr: SocketAddr,
-    /// Requests per minute per client IP on login, register and refresh (0 disables).
+    /// Requests per minute per client IP on login, register, refresh and password change
+    /// (0 disables).
     #[arg(
         long,
         env = "ARCANA_AUTH_RATE_LIMIT",
@@ -170,6 +194,14 @@ pub struct EdgeArgs {
         global = true
     )]
     pub auth_rate_limit: u32,
+    /// Password changes per minute per calling user (each costs two password hashes; 0 disables).
+    #[arg(
+        long,
+        env = "ARCANA_PASSWORD_CHANGE_RATE_LIMIT",
+        default_value_t = 5,
+        global = true
+    )]
+    pub password_change_rate_limit: u32,
     /// CIDRs whose X-Forwarded-For is believed for the client IP (comma-separated).
     #[arg(
         long,
@@ -178,7 +210,8 @@ pub struct EdgeArgs {
         global = true
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Origins allowed by CORS (comma-separated; none by default).
+    /// Origins allowed by CORS (comma-separated; none by default). `*` alone allows any
+    /// origin (without credentials).
     #[arg(
         long,
         env = "ARCANA_CORS_ORIGINS",
@@ -186,27 +219,94 @@ pub struct EdgeArgs {
         global = true
     )]
     pub cors_origins: Vec<String>,
-    /// Seconds a request may take before it answers 503.
+    /// Seconds a request may take before it answers 503 (gRPC: DEADLINE_EXCEEDED) (1–3600).
     #[arg(
         long,
         env = "ARCANA_REQUEST_TIMEOUT",
         default_value_t = 30,
-        global = true
+        global = true,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     pub request_timeout: u64,
+    /// Seconds an HTTP/1 connection may take to send a request head, and may stay idle between
+    /// requests (1–300).
+    #[arg(
+        long,
+        env = "ARCANA_HTTP_HEADER_TIMEOUT",
+        default_value_t = 10,
+        global = true,
+        value_parser = clap::value_parser!(u64).range(1..=300)
+    )]
+    pub http_header_timeout: u64,
+    /// Seconds between HTTP/2 keep-alive pings (REST h2c and public gRPC); a peer silent for 10 s
+    /// after a ping is disconnected (1–3600).
+    #[arg(
+        long,
+        env = "ARCANA_HTTP2_KEEPALIVE",
+        default_value_t = 30,
+        global = true,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub http2_keepalive: u64,
+    /// Concurrent streams per HTTP/2 connection (public gRPC, REST over h2c) (1–10000).
+    #[arg(
+        long,
+        env = "ARCANA_MAX_CONCURRENT_STREAMS",
+        default_value_t = 100,
+        global = true,
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub max_concurrent_streams: u32,
 }
 
 #[cfg(feature = "gateway")]
 impl EdgeArgs {
-    pub fn gateway_config(&self) -> gateway::GatewayConfig {
-        gateway::GatewayConfig {
-            cors_origins: self.cors_origins.clone(),
+    pub fn gateway_config(&self) -> anyhow::Result<gateway::GatewayConfig> {
+        Ok(gateway::GatewayConfig {
+            cors_origins: cors_origins(&self.cors_origins)?,
             auth_rate_limit: self.auth_rate_limit,
+            password_change_rate_limit: self.password_change_rate_limit,
             trusted_proxies: self.trusted_proxies.clone(),
             request_timeout: Duration::from_secs(self.request_timeout),
-        }
+            header_read_timeout: Duration::from_secs(self.http_header_timeout),
+            http2_keepalive_interval: Duration::from_secs(self.http2_keepalive),
+            max_concurrent_streams: self.max_concurrent_streams,
+        })
     }
 }
+
+/// CORS origins as given, checked: `*` alone, or origins such as `https://app.example.com`.
+pub fn cors_origins(given: &[String]) -> anyhow::Result<Vec<String>> {
+    let origins: Vec<String> = given
+        .iter()
+        .map(|o| o.trim().to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.iter().any(|o| o == "*") {
+        if origins.len() > 1 {
+            bail!(
+                "ARCANA_CORS_ORIGINS: `*` allows every origin and cannot be combined with a list"
+            );
+        }
+        return Ok(origins);
+    }
+    for o in &origins {
+        let (scheme, host) = o.split_once("://").unwrap_or(("", ""));
+        let valid = matches!(scheme, "http" | "https")
+            && !host.is_empty()
+            && !host.contains('/')
+            && o.bytes().all(|b| b.is_ascii_graphic());
+        if !valid {
+            bail!(
+                "ARCANA_CORS_ORIGINS: {o:?} is not an origin (expected scheme://host[:port], e.g. https://app.example.com, or `*`)"
+            );
+        }
+    }
+    Ok(origins)
+}
+
+#[cfg(feature = "gateway")]
+impl EdgeArgs {}
 
 /// Calls between layers.
 #[derive(Debug, Clone, Args)]
@@ -231,22 +331,63 @@ pub struct InternalArgs {
     /// Name upstream certificates are checked against (default: the host of each URL).
     #[arg(long, env = "ARCANA_TLS_SERVER_NAME", global = true)]
     pub tls_server_name: Option<String>,
-    /// Deadline of one internal call, in milliseconds.
+    /// Deadline of one internal call, in milliseconds (1–600000).
     #[arg(
         long,
         env = "ARCANA_UPSTREAM_DEADLINE_MS",
         default_value_t = 5000,
-        global = true
+        global = true,
+        value_parser = clap::value_parser!(u64).range(1..=600_000)
     )]
     pub upstream_deadline_ms: u64,
+    /// Credential of the service layers towards the repository layer; the repository accepts
+    /// only this one, never the gateway's (≥ 32 chars). Unset: ARCANA_INTERNAL_TOKEN, with a
+    /// warning.
+    #[arg(
+        long,
+        env = "ARCANA_REPOSITORY_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub repository_token: Option<String>,
 }
 
 impl InternalArgs {
+    /// The credential between the gateway and the service layers.
     pub fn credential(&self) -> anyhow::Result<proto::credential::InternalCredential> {
         let token = secret(self.internal_token.as_deref(), "ARCANA_INTERNAL_TOKEN")?
             .context("ARCANA_INTERNAL_TOKEN (or ARCANA_INTERNAL_TOKEN_FILE) is required outside the monolith")?;
         proto::credential::InternalCredential::new(token.expose_secret())
-            .map_err(|e| anyhow::anyhow!(e))
+            .map_err(|e| anyhow::anyhow!("ARCANA_INTERNAL_TOKEN: {e}"))
+    }
+
+    /// The credential between the service layers and the repository (see `--repository-token`).
+    pub fn repository_credential(&self) -> anyhow::Result<proto::credential::InternalCredential> {
+        let own = secret(self.repository_token.as_deref(), "ARCANA_REPOSITORY_TOKEN")?;
+        let internal = secret(self.internal_token.as_deref(), "ARCANA_INTERNAL_TOKEN")?;
+        let token = match (own, internal) {
+            (Some(own), internal) => {
+                if internal.is_some_and(|i| i.expose_secret() == own.expose_secret()) {
+                    tracing::warn!(
+                        "ARCANA_REPOSITORY_TOKEN equals ARCANA_INTERNAL_TOKEN: whoever holds the \
+                         gateway's credential can call the repository layer; give them different secrets"
+                    );
+                }
+                own
+            }
+            (None, Some(internal)) => {
+                tracing::warn!(
+                    "ARCANA_REPOSITORY_TOKEN is not set: the repository layer accepts \
+                     ARCANA_INTERNAL_TOKEN, which the gateway holds too; set a separate secret"
+                );
+                internal
+            }
+            (None, None) => bail!(
+                "ARCANA_REPOSITORY_TOKEN (or ARCANA_REPOSITORY_TOKEN_FILE) is required outside the monolith"
+            ),
+        };
+        proto::credential::InternalCredential::new(token.expose_secret())
+            .map_err(|e| anyhow::anyhow!("ARCANA_REPOSITORY_TOKEN: {e}"))
     }
 
     /// Mutual TLS files, when configured (all three of cert, key and CA, or none).
@@ -270,13 +411,19 @@ impl InternalArgs {
             .transpose()
     }
 
-    pub fn upstream(&self, urls: &str, what: &str) -> anyhow::Result<proto::client::Upstream> {
+    /// The endpoints `urls` of the layer below, called with `credential`.
+    pub fn upstream(
+        &self,
+        urls: &str,
+        what: &str,
+        credential: proto::credential::InternalCredential,
+    ) -> anyhow::Result<proto::client::Upstream> {
         let tls = self
             .tls()?
             .map(|t| t.client().map_err(|e| anyhow::anyhow!(e)))
             .transpose()?;
         let deadline = Duration::from_millis(self.upstream_deadline_ms);
-        proto::client::Upstream::with_tls(urls, self.credential()?, deadline, tls)
+        proto::client::Upstream::with_tls(urls, credential, deadline, tls)
             .map_err(|e| anyhow::anyhow!("{what}: {e}"))
     }
 }
@@ -367,6 +514,25 @@ mod tests {
         let v = secret(Some("x"), "ARCANA_TEST_NOPE").unwrap().unwrap();
         assert_eq!(v.expose_secret(), "x");
         assert!(secret(None, "ARCANA_TEST_NOPE").unwrap().is_none());
+    }
+
+    #[test]
+    fn cors_origins_are_checked() {
+        let v = |xs: &[&str]| xs.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(cors_origins(&v(&["*"])).unwrap(), v(&["*"]));
+        assert_eq!(
+            cors_origins(&v(&["https://a.example", " http://b.example:8080 "])).unwrap(),
+            v(&["https://a.example", "http://b.example:8080"])
+        );
+        for bad in [
+            &["*", "https://a.example"][..],
+            &["a.example"],
+            &["https://"],
+            &["https://a.example/path"],
+            &["ftp://a"],
+        ] {
+            assert!(cors_origins(&v(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

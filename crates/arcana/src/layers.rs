@@ -197,23 +197,23 @@ pub async fn serve_service_layer(
 #[cfg(feature = "gateway")]
 pub async fn serve_edge(
     args: &crate::config::EdgeArgs,
+    config: gateway::GatewayConfig,
     auth: Arc<dyn domain::AuthService>,
     users: Arc<dyn domain::UserService>,
     verifier: crypto::TokenVerifier,
     gauges: Vec<gateway::metrics::GaugeFn>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let state = gateway::AppState::new(
-        auth,
-        users,
-        Arc::new(verifier),
-        args.gateway_config(),
-        gauges,
-    );
+    let state = gateway::AppState::new(auth, users, Arc::new(verifier), config, gauges);
     let http = bind(args.http_addr, "REST").await?;
     let grpc = bind(args.grpc_addr, "public gRPC").await?;
-    let rest = gateway::serve(http, gateway::router(state.clone()), shutdown.wait());
-    let public = gateway::grpc::serve(grpc, state, shutdown.wait());
+    let rest = gateway::serve(
+        http,
+        gateway::router(state.clone()),
+        &state.config,
+        shutdown.wait(),
+    );
+    let public = gateway::grpc::serve(grpc, state.clone(), shutdown.wait());
     let (r, g) = tokio::join!(rest, public);
     r.context("serving REST")?;
     g.context("serving public gRPC")?;
@@ -268,10 +268,11 @@ pub fn service_main(
     crate::runtime::exit(rt.block_on(async move {
         let shutdown = Shutdown::on_signals();
         let credential = cli.internal.credential()?;
-        let repos = remote_repositories(
-            cli.internal
-                .upstream(&cli.repository_url, "ARCANA_REPOSITORY_URL")?,
-        );
+        let repos = remote_repositories(cli.internal.upstream(
+            &cli.repository_url,
+            "ARCANA_REPOSITORY_URL",
+            cli.internal.repository_credential()?,
+        )?);
         // Only the auth context signs tokens; the user context never issues one.
         let keys = if serve_auth {
             cli.jwt.keys(None)?

@@ -76,6 +76,8 @@ pub struct UserCredentials {
     pub password_hash: String,
     pub failed_login_count: u32,
     pub locked_until: Option<Timestamp>,
+    /// Changes with every password change; sessions remember the version they were opened with.
+    pub credential_version: u32,
 }
 
 impl fmt::Debug for UserCredentials {
@@ -85,6 +87,7 @@ impl fmt::Debug for UserCredentials {
             .field("password_hash", &"<redacted>")
             .field("failed_login_count", &self.failed_login_count)
             .field("locked_until", &self.locked_until)
+            .field("credential_version", &self.credential_version)
             .finish()
     }
 }
@@ -189,18 +192,67 @@ impl LockoutPolicy {
     }
 }
 
-/// Outcome of atomically recording one failed login.
+/// Outcome of atomically reserving one login attempt (before any password is hashed).
+///
+/// An attempt is counted as a failure the moment it is reserved; a correct password gives it
+/// back ([`crate::UserRepository::record_login_success`]). So whatever the concurrency, at most
+/// `max_failures` passwords are evaluated per lock window: the reservation that takes the last
+/// remaining attempt locks the account at once, and every later one is refused unhashed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailedLogin {
-    /// The failure was counted; `locked_until` is set when this failure locked the account.
-    Counted {
-        failures: u32,
+pub enum LoginAttempt {
+    /// The caller may evaluate one password. `attempt` is the account's failure count including
+    /// this attempt (hand it back on success); `locked_until` is set when this attempt used the
+    /// last one and locked the account.
+    Reserved {
+        attempt: u32,
         locked_until: Option<Timestamp>,
     },
-    /// The account was already locked when the failure arrived: nothing was counted.
-    AlreadyLocked { locked_until: Timestamp },
+    /// The account is locked: no password may be evaluated.
+    Locked { locked_until: Timestamp },
     /// The user no longer exists (or is deleted).
     UnknownUser,
+}
+
+/// A stored hash to replace after a successful login (parameters upgraded), only if the stored
+/// hash is still the one that was verified: a password change in between wins.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Rehash {
+    pub verified_hash: String,
+    pub new_hash: String,
+}
+
+impl fmt::Debug for Rehash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Rehash(<redacted>)")
+    }
+}
+
+/// A password change as one unit: the new hash, a new credential version (sessions opened with
+/// an older one stop working), and the revocation of every other session of the user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordChange {
+    pub user_id: UserId,
+    pub new_hash: String,
+    /// Compare-and-set: apply only while the stored hash is still this one (the hash the current
+    /// password was verified against). `None` for an admin's change.
+    pub verified_hash: Option<String>,
+    /// The login attempt reserved for checking the current password, given back on success.
+    pub attempt: Option<u32>,
+    /// The session that made the change and keeps working (moved to the new version).
+    pub keep_session: Option<SessionId>,
+    pub now: Timestamp,
+}
+
+impl fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordChange")
+            .field("user_id", &self.user_id)
+            .field("cas", &self.verified_hash.is_some())
+            .field("attempt", &self.attempt)
+            .field("keep_session", &self.keep_session)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One refresh-token family: created at login, its refresh token rotated on every refresh.
@@ -211,8 +263,16 @@ pub struct Session {
     pub user_id: UserId,
     /// SHA-256 (hex) of the current refresh token; the token itself is never stored.
     pub refresh_token_hash: String,
+    /// SHA-256 of the token the last rotation replaced: presenting it again is reuse (theft
+    /// detection), or within the reuse grace a second chance; any other token is just invalid.
+    pub previous_refresh_hash: Option<String>,
+    /// When the refresh token was last rotated.
+    pub rotated_at: Option<Timestamp>,
     /// How many times the refresh token has been rotated.
     pub generation: u32,
+    /// The owner's credential version when the session was opened (or kept by a password
+    /// change); a session of an older version is dead.
+    pub credential_version: u32,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub created_at: Timestamp,
@@ -232,11 +292,33 @@ impl Session {
 pub struct NewSession {
     pub id: SessionId,
     pub user_id: UserId,
+    /// The credential version the password was verified against; the session is refused
+    /// (`Error::InvalidCredentials`) when the user's version moved on meanwhile.
+    pub credential_version: u32,
     pub refresh_token_hash: String,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+}
+
+/// A session together with its owner as they stand now (one read: token verification and
+/// refresh need both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOwner {
+    pub session: Session,
+    pub user: User,
+    /// The user's current credential version.
+    pub credential_version: u32,
+}
+
+impl SessionOwner {
+    /// Unrevoked, unexpired, opened with the current credentials, and the owner is active.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.session.is_live(now)
+            && self.session.credential_version == self.credential_version
+            && self.user.status == Status::Active
+    }
 }
 
 /// Why a session stopped working (stored in `sessions.revoked_reason`).

@@ -29,31 +29,45 @@ pub trait UserRepository: Send + Sync {
     async fn update(&self, id: UserId, update: UserUpdate, now: Timestamp) -> Result<Option<User>>;
     /// Mark deleted and free username/email. `Ok(false)` when absent or already deleted.
     async fn soft_delete(&self, id: UserId, now: Timestamp) -> Result<bool>;
-    /// Atomically count one failed login and lock the account when the policy says so.
-    async fn record_failed_login(
+    /// Atomically (one transaction) check the lock and take one of the remaining attempts,
+    /// BEFORE any password is hashed; see [`LoginAttempt`].
+    async fn reserve_login_attempt(
         &self,
         id: UserId,
         now: Timestamp,
         policy: LockoutPolicy,
-    ) -> Result<FailedLogin>;
-    /// Reset the failure counter and lock, set `last_login_at`, and replace the password hash
-    /// when `rehash` is given (parameters upgraded on login).
+    ) -> Result<LoginAttempt>;
+    /// A correct password for `attempt` (the count [`UserRepository::reserve_login_attempt`]
+    /// answered): set `last_login_at`; reset the failure count and lock only if no other attempt
+    /// was reserved since (so a lock set meanwhile stays); replace the hash per `rehash` only if
+    /// the stored one is still the verified one. `Error::NotFound` when there is no such user.
     async fn record_login_success(
         &self,
         id: UserId,
         now: Timestamp,
-        rehash: Option<String>,
+        attempt: u32,
+        rehash: Option<Rehash>,
     ) -> Result<()>;
+    /// Apply a password change in one transaction (see [`PasswordChange`]). `Ok(None)` when
+    /// the user is absent or deleted; `Error::Conflict` when `verified_hash` no longer matches;
+    /// else the number of sessions revoked.
+    async fn change_password(&self, change: PasswordChange) -> Result<Option<u64>>;
     /// Number of users with role admin and status active.
     async fn count_active_admins(&self) -> Result<u64>;
 }
 
 #[async_trait]
 pub trait SessionRepository: Send + Sync {
+    /// `Error::NotFound` when the user does not exist; `Error::InvalidCredentials` when the
+    /// user's credential version is no longer `session.credential_version` (the password changed
+    /// after it was verified). Checked and inserted in one transaction.
     async fn create(&self, session: NewSession) -> Result<Session>;
     async fn find(&self, id: SessionId) -> Result<Option<Session>>;
+    /// The session and its owner as they stand, in one read.
+    async fn find_with_owner(&self, id: SessionId) -> Result<Option<SessionOwner>>;
     /// Compare-and-swap: replace the refresh hash only if the session is unrevoked and its hash
-    /// still equals `expected_hash`. `Ok(false)` means someone else rotated (or revoked) first.
+    /// still equals `expected_hash`, which becomes the previous hash (`rotated_at` = `now`).
+    /// `Ok(false)` means someone else rotated (or revoked) first.
     async fn rotate(
         &self,
         id: SessionId,

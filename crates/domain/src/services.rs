@@ -151,9 +151,10 @@ pub trait AuthService: Send + Sync {
         who: &Principal,
         id: SessionId,
     ) -> Result<()>;
-    /// Whether session `sid` of `user_id` is live (not revoked, not expired, user active).
+    /// Whether the token of `who` is still good: its session is live (not revoked, not expired,
+    /// opened with the current credentials), the user is active and still has the token's role.
     /// Token verifiers call this (through a short cache) so revocation takes effect within seconds.
-    async fn session_live(&self, user_id: UserId, sid: SessionId) -> Result<bool>;
+    async fn session_live(&self, who: &Principal) -> Result<bool>;
 }
 
 #[async_trait]

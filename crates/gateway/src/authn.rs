@@ -7,13 +7,13 @@
 //! sessions) stops the token within that time in every deployment mode, while a busy client costs
 //! one liveness lookup per session per TTL rather than one per request.
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use crypto::jwt::TokenVerifier;
-use domain::{AuthService, Error, Principal, SessionId};
+use domain::{AuthService, Error, Principal, Role, SessionId, UserId};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -24,7 +24,20 @@ pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(2);
 pub struct Authenticator {
     verifier: Arc<TokenVerifier>,
     auth: Arc<dyn AuthService>,
-    live: moka::sync::Cache<SessionId, bool>,
+    /// Liveness per (session, role of the token): a role change leaves tokens of both roles
+    /// with one session id for a moment, and only the current role's may pass.
+    live: moka::sync::Cache<(SessionId, Role), Liveness>,
+    /// Users whose sessions this process revoked, and when: answers looked up before that are
+    /// stale. Lives as long as a cached answer can, so it stays small.
+    revoked_users: moka::sync::Cache<UserId, Instant>,
+}
+
+#[derive(Clone, Copy)]
+struct Liveness {
+    live: bool,
+    user: UserId,
+    /// When the lookup started (an answer from before a revocation is stale).
+    asked: Instant,
 }
 
 impl Authenticator {
@@ -33,10 +46,15 @@ impl Authenticator {
             .max_capacity(100_000)
             .time_to_live(SESSION_CACHE_TTL)
             .build();
+        let revoked_users = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(SESSION_CACHE_TTL)
+            .build();
         Self {
             verifier,
             auth,
             live,
+            revoked_users,
         }
     }
 
@@ -47,11 +65,25 @@ impl Authenticator {
     /// Verify `token` and check its session is live.
     pub async fn authenticate(&self, token: &str) -> domain::Result<Principal> {
         let p = self.verifier.verify(token)?;
-        let live = match self.live.get(&p.session_id) {
-            Some(live) => live,
+        let key = (p.session_id, p.role);
+        let cached = self.live.get(&key).filter(|l| {
+            self.revoked_users
+                .get(&l.user)
+                .is_none_or(|revoked| l.asked > revoked)
+        });
+        let live = match cached {
+            Some(l) => l.live,
             None => {
-                let live = self.auth.session_live(p.user_id, p.session_id).await?;
-                self.live.insert(p.session_id, live);
+                let asked = Instant::now();
+                let live = self.auth.session_live(&p).await?;
+                self.live.insert(
+                    key,
+                    Liveness {
+                        live,
+                        user: p.user_id,
+                        asked,
+                    },
+                );
                 live
             }
         };
@@ -64,12 +96,15 @@ impl Authenticator {
 
     /// Forget what is cached about a session (this process just revoked it).
     pub fn forget(&self, sid: SessionId) {
-        self.live.invalidate(&sid);
+        for role in Role::ALL {
+            self.live.invalidate(&(sid, *role));
+        }
     }
 
-    /// Forget everything cached (this process just revoked many sessions).
-    pub fn forget_all(&self) {
-        self.live.invalidate_all();
+    /// Forget what is cached about every session of `user` (this process just revoked them, or
+    /// changed the user's role or status); other users' answers stay cached.
+    pub fn forget_user(&self, user: UserId) {
+        self.revoked_users.insert(user, Instant::now());
     }
 }
 

@@ -20,11 +20,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use domain::{Error, Principal, RequestContext, Result};
-use proto::server::GrpcRouter;
+use proto::server::{GrpcRouter, ServerLimits};
 use proto::v1::auth_service_server::AuthServiceServer;
 use proto::v1::user_service_server::UserServiceServer;
 use service::grpc::{
-    AuthGrpc, Call, HealthReporter, PrincipalSource, PublicCall, Revoked, UserGrpc,
+    AuthGrpc, Call, HealthReporter, PrincipalSource, Revoked, Throttled, UserGrpc,
     request_id_or_new,
 };
 use tonic::Code;
@@ -87,24 +87,23 @@ impl PrincipalSource for BearerPrincipal {
         }
     }
 
-    fn admit(&self, kind: PublicCall, call: &Call<'_>, _ctx: &RequestContext) -> Result<()> {
-        let bucket = match kind {
-            PublicCall::Register => Bucket::Register,
-            PublicCall::Login => Bucket::Login,
-            PublicCall::Refresh => Bucket::Refresh,
+    fn admit(&self, kind: Throttled, ctx: &RequestContext) -> Result<()> {
+        let ip = ctx.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok());
+        let rl = &self.state.rate_limit;
+        let checked = match (kind, ip) {
+            (Throttled::PasswordChange(user), ip) => rl.check_password_change(user, ip),
+            (_, None) => Ok(()),
+            (Throttled::Register, Some(ip)) => rl.check(Bucket::Register, ip),
+            (Throttled::Login, Some(ip)) => rl.check(Bucket::Login, ip),
+            (Throttled::Refresh, Some(ip)) => rl.check(Bucket::Refresh, ip),
         };
-        match (&self.state.rate_limit, self.client_ip(call)) {
-            (Some(rl), Some(ip)) => rl
-                .check(bucket, ip)
-                .map_err(|retry_after| Error::RateLimited { retry_after }),
-            _ => Ok(()),
-        }
+        checked.map_err(|retry_after| Error::RateLimited { retry_after })
     }
 
     fn revoked(&self, what: Revoked) {
         match what {
             Revoked::Session(sid) => self.state.authn.forget(sid),
-            Revoked::User(_) => self.state.authn.forget_all(),
+            Revoked::User(user) => self.state.authn.forget_user(user),
         }
     }
 
@@ -125,7 +124,15 @@ pub fn router_with_health(state: AppState) -> (GrpcRouter, HealthReporter) {
         .max_decoding_message_size(MESSAGE_LIMIT);
     let users = UserServiceServer::new(UserGrpc::new(state.users.clone(), source))
         .max_decoding_message_size(MESSAGE_LIMIT);
+    let cfg = &state.config;
+    let limits = ServerLimits {
+        max_concurrent_streams: cfg.max_concurrent_streams,
+        rpc_timeout: cfg.request_timeout,
+        keepalive_interval: cfg.http2_keepalive_interval,
+        keepalive_timeout: crate::HTTP2_KEEPALIVE_TIMEOUT,
+    };
     GrpcRouter::new()
+        .with_limits(limits)
         .add(auth)
         .add(users)
         .with_health_and_reflection()

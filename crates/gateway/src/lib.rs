@@ -25,7 +25,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod routes;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,21 +60,39 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct GatewayConfig {
     /// Origins allowed by CORS; empty disables CORS headers entirely.
     pub cors_origins: Vec<String>,
-    /// Requests per minute per client IP on login, register and refresh; 0 disables.
+    /// Requests per minute per client IP on login, register, refresh and password change;
+    /// 0 disables.
     pub auth_rate_limit: u32,
+    /// Password changes per minute per calling user; 0 disables.
+    pub password_change_rate_limit: u32,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
-    /// Whole-request deadline.
+    /// Whole-request deadline (REST answers 503, gRPC DEADLINE_EXCEEDED).
     pub request_timeout: Duration,
+    /// HTTP/1: the request head must arrive within this time, and an idle keep-alive
+    /// connection is closed after it (slow-header and idle connections cannot pile up).
+    pub header_read_timeout: Duration,
+    /// HTTP/2 (REST and gRPC): PING interval; a peer that does not answer within
+    /// [`HTTP2_KEEPALIVE_TIMEOUT`] is disconnected.
+    pub http2_keepalive_interval: Duration,
+    /// Concurrent streams per HTTP/2 connection (REST over h2c and public gRPC).
+    pub max_concurrent_streams: u32,
 }
+
+/// How long an HTTP/2 keep-alive PING may go unanswered.
+pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             cors_origins: Vec::new(),
             auth_rate_limit: 60,
+            password_change_rate_limit: 5,
             trusted_proxies: Vec::new(),
             request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            http2_keepalive_interval: Duration::from_secs(30),
+            max_concurrent_streams: 100,
         }
     }
 }
@@ -83,7 +101,7 @@ pub struct Inner {
     pub auth: Arc<dyn AuthService>,
     pub users: Arc<dyn UserService>,
     pub authn: Authenticator,
-    pub rate_limit: Option<AuthRateLimit>,
+    pub rate_limit: AuthRateLimit,
     pub config: GatewayConfig,
     pub gauges: Vec<GaugeFn>,
 }
@@ -108,7 +126,8 @@ impl AppState {
         gauges: Vec<GaugeFn>,
     ) -> Self {
         let authn = Authenticator::new(verifier, auth.clone());
-        let rate_limit = AuthRateLimit::new(config.auth_rate_limit);
+        let rate_limit =
+            AuthRateLimit::new(config.auth_rate_limit, config.password_change_rate_limit);
         Self(Arc::new(Inner {
             auth,
             users,
@@ -119,27 +138,72 @@ impl AppState {
         }))
     }
 
-    /// The client's address: the peer, unless the peer is a trusted proxy, in which case the
-    /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+    /// The client's address (see [`client_ip`]).
     pub fn client_ip<'a>(
         &self,
         peer: IpAddr,
-        forwarded: impl Iterator<Item = &'a HeaderValue>,
+        forwarded: impl DoubleEndedIterator<Item = &'a HeaderValue>,
     ) -> IpAddr {
-        let trusted = |ip: &IpAddr| self.config.trusted_proxies.iter().any(|n| n.contains(ip));
-        if !trusted(&peer) {
-            return peer;
-        }
-        let hops: Vec<IpAddr> = forwarded
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse().ok())
-            .collect();
-        hops.into_iter()
-            .rev()
-            .find(|ip| !trusted(ip))
-            .unwrap_or(peer)
+        client_ip(&self.config.trusted_proxies, peer, forwarded)
     }
+}
+
+/// One `X-Forwarded-For` entry: `ip`, `ipv4:port`, `[ipv6]` or `[ipv6]:port` (IPv4-mapped IPv6
+/// as IPv4); `None` for anything else (`unknown`, obfuscated identifiers, garbage).
+pub fn parse_forwarded_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        let (inner, after) = rest.split_once(']')?;
+        let port_ok = after.is_empty()
+            || after
+                .strip_prefix(':')
+                .is_some_and(|p| p.parse::<u16>().is_ok());
+        return port_ok
+            .then(|| inner.parse::<std::net::Ipv6Addr>().ok())
+            .flatten()
+            .map(|v6| IpAddr::V6(v6).to_canonical());
+    }
+    let (host, port) = hop.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+/// The client's address: the TCP peer, unless the peer is a trusted proxy; then the
+/// `X-Forwarded-For` hops (all headers, in order) are walked from the right, each trusted hop
+/// vouching for the one before it, and the first untrusted address is the client. A hop that
+/// does not parse ends the trust: the answer is the last address a trusted hop vouched for,
+/// never anything further left (which the client may have made up).
+pub fn client_ip<'a>(
+    trusted: &[IpNet],
+    peer: IpAddr,
+    forwarded: impl DoubleEndedIterator<Item = &'a HeaderValue>,
+) -> IpAddr {
+    let peer = peer.to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for header in forwarded.rev() {
+        let Ok(text) = header.to_str() else {
+            return client;
+        };
+        for hop in text.rsplit(',') {
+            match parse_forwarded_hop(hop) {
+                None => return client,
+                Some(ip) => {
+                    client = ip;
+                    if !is_trusted(&ip) {
+                        return ip;
+                    }
+                }
+            }
+        }
+    }
+    client
 }
 
 #[derive(OpenApi)]
@@ -192,13 +256,19 @@ pub fn router(state: AppState) -> Router {
     let (api, doc) = api();
     let cfg = &state.config;
     let cors = (!cfg.cors_origins.is_empty()).then(|| {
-        let origins: Vec<HeaderValue> = cfg
-            .cors_origins
-            .iter()
-            .filter_map(|o| HeaderValue::from_str(o).ok())
-            .collect();
+        // `*` allows every origin, without credentials (no cookies are used: tokens travel in
+        // the Authorization header). The composition root refuses `*` mixed with origins.
+        let allow = if cfg.cors_origins.iter().any(|o| o == "*") {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(
+                cfg.cors_origins
+                    .iter()
+                    .filter_map(|o| HeaderValue::from_str(o).ok()),
+            )
+        };
         CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
+            .allow_origin(allow)
             .allow_methods([
                 Method::GET,
                 Method::POST,
@@ -279,16 +349,70 @@ async fn ensure_envelope(req: Request, next: Next) -> Response {
     new
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves; in-flight requests finish first.
+/// Serve `app` on `listener` until `shutdown` resolves; in-flight requests finish first (at
+/// most `config.request_timeout`). HTTP/1.1 and HTTP/2 (h2c), with the connection limits of
+/// `config` (header-read/idle timeout, HTTP/2 keep-alive and stream limit), which
+/// `axum::serve` cannot set.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
+    config: &GatewayConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(config.http2_keepalive_interval))
+        .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT)
+        .max_concurrent_streams(config.max_concurrent_streams);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let svc = tower::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // Timeouts and resets end connections here; nothing to report per connection.
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(config.request_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight HTTP requests did not finish in time; closing");
+    }
+    Ok(())
 }

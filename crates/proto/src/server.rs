@@ -9,6 +9,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tonic::body::Body;
@@ -18,15 +19,52 @@ use tower::{Service, ServiceExt};
 
 type Svc = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Infallible>;
 
+/// What one connection and one call may take from a gRPC port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Concurrent streams (calls) per HTTP/2 connection.
+    pub max_concurrent_streams: u32,
+    /// A unary call that has not answered within this time (including a request whose body
+    /// never arrives) ends with DEADLINE_EXCEEDED.
+    pub rpc_timeout: Duration,
+    /// HTTP/2 PING every `keepalive_interval`; a connection whose peer does not answer within
+    /// `keepalive_timeout` is closed (dead peers, half-open connections).
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+}
+
+impl ServerLimits {
+    /// Internal ports: one gateway multiplexes all its traffic over few connections.
+    pub const INTERNAL: ServerLimits = ServerLimits {
+        max_concurrent_streams: 1024,
+        rpc_timeout: Duration::from_secs(30),
+        keepalive_interval: Duration::from_secs(30),
+        keepalive_timeout: Duration::from_secs(10),
+    };
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self::INTERNAL
+    }
+}
+
 /// Path-prefix router over gRPC services.
 #[derive(Clone, Default)]
 pub struct GrpcRouter {
     routes: Arc<HashMap<&'static str, Svc>>,
+    limits: ServerLimits,
 }
 
 impl GrpcRouter {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Serve with these limits instead of [`ServerLimits::INTERNAL`].
+    pub fn with_limits(mut self, limits: ServerLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Add a generated service (`FooServer::new(..)`, possibly wrapped in an interceptor:
@@ -92,7 +130,11 @@ impl GrpcRouter {
     ) -> Result<(), tonic::transport::Error> {
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let mut builder = tonic::transport::Server::builder();
+        let limits = self.limits;
+        let mut builder = tonic::transport::Server::builder()
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_keepalive_interval(Some(limits.keepalive_interval))
+            .http2_keepalive_timeout(Some(limits.keepalive_timeout));
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
         }
@@ -127,7 +169,16 @@ impl Service<http::Request<Body>> for GrpcRouter {
         match self.routes.get(name.as_str()) {
             Some(svc) => {
                 let svc = svc.clone();
-                Box::pin(async move { svc.oneshot(req).await })
+                let timeout = self.limits.rpc_timeout;
+                Box::pin(async move {
+                    match tokio::time::timeout(timeout, svc.oneshot(req)).await {
+                        Ok(answer) => answer,
+                        Err(_) => Ok(tonic::Status::deadline_exceeded(
+                            "the call took longer than the server allows",
+                        )
+                        .into_http()),
+                    }
+                })
             }
             None => Box::pin(async move {
                 Ok(tonic::Status::new(

@@ -63,6 +63,7 @@ pub(crate) struct UserRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_login_at: Option<i64>,
+    pub credential_version: i32,
 }
 
 impl UserRow {
@@ -89,6 +90,7 @@ impl UserRow {
             created_at,
             updated_at: created_at,
             last_login_at: None,
+            credential_version: 0,
         }
     }
 
@@ -118,11 +120,13 @@ impl UserRow {
         let password_hash = std::mem::take(&mut self.password_hash);
         let failed_login_count = to_u32("failed_login_count", self.failed_login_count)?;
         let locked_until = opt_from_micros(self.locked_until)?;
+        let credential_version = to_u32("credential_version", self.credential_version)?;
         Ok(UserCredentials {
             user: self.into_user()?,
             password_hash,
             failed_login_count,
             locked_until,
+            credential_version,
         })
     }
 }
@@ -158,6 +162,9 @@ pub(crate) struct SessionRow {
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
+    pub credential_version: i32,
+    pub previous_refresh_hash: Option<String>,
+    pub rotated_at: Option<i64>,
 }
 
 impl SessionRow {
@@ -175,6 +182,9 @@ impl SessionRow {
             expires_at: micros(s.expires_at),
             revoked_at: None,
             revoked_reason: None,
+            credential_version: i32::try_from(s.credential_version).unwrap_or(i32::MAX),
+            previous_refresh_hash: None,
+            rotated_at: None,
         }
     }
 
@@ -191,6 +201,9 @@ impl SessionRow {
             expires_at: from_micros(self.expires_at)?,
             revoked_at: opt_from_micros(self.revoked_at)?,
             revoked_reason: self.revoked_reason,
+            credential_version: to_u32("credential_version", self.credential_version)?,
+            previous_refresh_hash: self.previous_refresh_hash,
+            rotated_at: opt_from_micros(self.rotated_at)?,
         })
     }
 }

@@ -20,6 +20,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         last_login_at -> Nullable<BigInt>,
+        credential_version -> Integer,
     }
 }
 
@@ -36,6 +37,9 @@ diesel::table! {
         expires_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
         revoked_reason -> Nullable<Text>,
+        credential_version -> Integer,
+        previous_refresh_hash -> Nullable<Text>,
+        rotated_at -> Nullable<BigInt>,
     }
 }
 

@@ -2,22 +2,44 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use domain::{
-    NewSession, Result, RevokeReason, Session, SessionId, SessionRepository, Timestamp, UserId,
+    Error, NewSession, Result, RevokeReason, Session, SessionId, SessionOwner, SessionRepository,
+    Timestamp, UserId,
 };
 
-use crate::database::Database;
-use crate::models::{SessionRow, micros};
-use crate::schema::sessions;
+use crate::connection::AnyConnection;
+use crate::database::{Database, write_transaction};
+use crate::models::{SessionRow, UserRow, micros};
+use crate::schema::{sessions, users};
 
 #[async_trait]
 impl SessionRepository for Database {
-    /// `Error::NotFound` when the user does not exist.
     async fn create(&self, session: NewSession) -> Result<Session> {
         let row = SessionRow::from_new(session);
         self.run(move |conn| {
-            diesel::insert_into(sessions::table)
-                .values(&row)
-                .execute(conn)?;
+            write_transaction(conn, |conn| {
+                // The user's row stays locked until the insert commits, so a password change
+                // either comes first (and this refuses) or revokes this session after it.
+                let q = users::table
+                    .find(&row.user_id)
+                    .select(users::credential_version);
+                let version: Option<i32> = match conn {
+                    AnyConnection::Sqlite(c) => q.first(c).optional()?,
+                    AnyConnection::Postgres(c) => q.for_update().first(c).optional()?,
+                    #[cfg(feature = "mysql")]
+                    AnyConnection::Mysql(c) => q.for_update().first(c).optional()?,
+                };
+                match version {
+                    None => return Err(Error::NotFound.into()),
+                    Some(v) if v != row.credential_version => {
+                        return Err(Error::InvalidCredentials.into());
+                    }
+                    Some(_) => {}
+                }
+                diesel::insert_into(sessions::table)
+                    .values(&row)
+                    .execute(conn)?;
+                Ok(())
+            })?;
             row.into_session()
         })
         .await
@@ -32,6 +54,27 @@ impl SessionRepository for Database {
                 .optional()?
                 .map(SessionRow::into_session)
                 .transpose()
+        })
+        .await
+    }
+
+    async fn find_with_owner(&self, id: SessionId) -> Result<Option<SessionOwner>> {
+        self.run(move |conn| {
+            let row: Option<(SessionRow, UserRow)> = sessions::table
+                .inner_join(users::table)
+                .filter(sessions::id.eq(id.to_string()))
+                .select((SessionRow::as_select(), UserRow::as_select()))
+                .first(conn)
+                .optional()?;
+            let Some((session, user)) = row else {
+                return Ok(None);
+            };
+            let credential_version = u32::try_from(user.credential_version).unwrap_or(0);
+            Ok(Some(SessionOwner {
+                session: session.into_session()?,
+                user: user.into_user()?,
+                credential_version,
+            }))
         })
         .await
     }
@@ -58,6 +101,8 @@ impl SessionRepository for Database {
             )
             .set((
                 sessions::refresh_token_hash.eq(&new),
+                sessions::previous_refresh_hash.eq(Some(&expected)),
+                sessions::rotated_at.eq(Some(micros(now))),
                 sessions::generation.eq(sessions::generation + 1),
                 sessions::last_used_at.eq(micros(now)),
             ))

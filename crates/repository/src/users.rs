@@ -7,18 +7,20 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use domain::{
-    Cursor, CursorValue, Error, FailedLogin, LockoutPolicy, MAX_PER_PAGE, NewUser, PageInfo,
-    PageRequest, Result, Role, SortOrder, Status, Timestamp, User, UserCredentials, UserId,
-    UserPage, UserQuery, UserRepository, UserSort, UserUpdate,
+    Cursor, CursorValue, Error, LockoutPolicy, LoginAttempt, MAX_PER_PAGE, NewUser, PageInfo,
+    PageRequest, PasswordChange, Rehash, Result, RevokeReason, Role, SortOrder, Status, Timestamp,
+    User, UserCredentials, UserId, UserPage, UserQuery, UserRepository, UserSort, UserUpdate,
 };
 
 use crate::connection::{AnyConnection, MultiBackend};
 use crate::database::{Database, write_transaction};
 use crate::error::DbError;
 use crate::models::{UserChanges, UserRow, from_micros, micros, name_key};
-use crate::schema::users;
+use crate::schema::{sessions, users};
 
 const LAST_ADMIN: &str = "the last active admin cannot be demoted, suspended or deleted";
+const PASSWORD_CHANGED_MEANWHILE: &str =
+    "the password was changed by another request meanwhile; try again";
 const ADMIN: &str = "admin";
 const ACTIVE: &str = "active";
 const DELETED: &str = "deleted";
@@ -403,12 +405,12 @@ impl UserRepository for Database {
         .await
     }
 
-    async fn record_failed_login(
+    async fn reserve_login_attempt(
         &self,
         id: UserId,
         now: Timestamp,
         policy: LockoutPolicy,
-    ) -> Result<FailedLogin> {
+    ) -> Result<LoginAttempt> {
         let id = id.to_string();
         let now_us = micros(now);
         self.run(move |conn| {
@@ -424,16 +426,18 @@ impl UserRepository for Database {
                     AnyConnection::Mysql(c) => q.for_update().first(c).optional()?,
                 };
                 let Some((count, locked_until)) = row else {
-                    return Ok(FailedLogin::UnknownUser);
+                    return Ok(LoginAttempt::UnknownUser);
                 };
                 if let Some(until) = locked_until.filter(|u| *u > now_us) {
-                    return Ok(FailedLogin::AlreadyLocked {
+                    return Ok(LoginAttempt::Locked {
                         locked_until: from_micros(until)?,
                     });
                 }
-                let failures = u32::try_from(count).unwrap_or(0).saturating_add(1);
+                // Counted as a failure now, before the password is looked at; a success gives
+                // it back. The attempt that takes the last one locks the account at once.
+                let attempt = u32::try_from(count).unwrap_or(0).saturating_add(1);
                 let lock_until = policy
-                    .lock_for(failures)
+                    .lock_for(attempt)
                     .map(|d| {
                         TimeDelta::from_std(d)
                             .ok()
@@ -444,12 +448,12 @@ impl UserRepository for Database {
                     .transpose()?;
                 diesel::update(users::table.find(&id))
                     .set((
-                        users::failed_login_count.eq(i32::try_from(failures).unwrap_or(i32::MAX)),
+                        users::failed_login_count.eq(i32::try_from(attempt).unwrap_or(i32::MAX)),
                         users::locked_until.eq(lock_until),
                     ))
                     .execute(conn)?;
-                Ok(FailedLogin::Counted {
-                    failures,
+                Ok(LoginAttempt::Reserved {
+                    attempt,
                     locked_until: lock_until.map(from_micros).transpose()?,
                 })
             })
@@ -462,27 +466,97 @@ impl UserRepository for Database {
         &self,
         id: UserId,
         now: Timestamp,
-        rehash: Option<String>,
+        attempt: u32,
+        rehash: Option<Rehash>,
     ) -> Result<()> {
         let id = id.to_string();
         let now_us = micros(now);
+        let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
         self.run(move |conn| {
-            let target = users::table.find(&id);
-            let reset = (
-                users::failed_login_count.eq(0),
-                users::locked_until.eq(None::<i64>),
-                users::last_login_at.eq(Some(now_us)),
-            );
-            let n = match rehash {
-                Some(hash) => diesel::update(target)
-                    .set((reset, users::password_hash.eq(hash)))
-                    .execute(conn)?,
-                None => diesel::update(target).set(reset).execute(conn)?,
-            };
-            if n == 0 {
-                return Err(Error::NotFound.into());
-            }
-            Ok(())
+            write_transaction(conn, |conn| {
+                let target = users::table.find(&id);
+                let n = diesel::update(target)
+                    .set(users::last_login_at.eq(Some(now_us)))
+                    .execute(conn)?;
+                if n == 0 {
+                    return Err(Error::NotFound.into());
+                }
+                // Give the attempt back only if nobody reserved another since: a lock set
+                // meanwhile stays.
+                diesel::update(target.filter(users::failed_login_count.eq(attempt)))
+                    .set((
+                        users::failed_login_count.eq(0),
+                        users::locked_until.eq(None::<i64>),
+                    ))
+                    .execute(conn)?;
+                if let Some(r) = &rehash {
+                    // Only over the hash that was verified: a password change in between wins.
+                    diesel::update(target.filter(users::password_hash.eq(&r.verified_hash)))
+                        .set(users::password_hash.eq(&r.new_hash))
+                        .execute(conn)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn change_password(&self, change: PasswordChange) -> Result<Option<u64>> {
+        let id = change.user_id.to_string();
+        let now_us = micros(change.now);
+        let keep = change.keep_session.map(|k| k.to_string());
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                let Some(row) = lock_live_user(conn, &id)? else {
+                    return Ok(None);
+                };
+                if let Some(verified) = &change.verified_hash
+                    && *verified != row.password_hash
+                {
+                    return Err(Error::Conflict(PASSWORD_CHANGED_MEANWHILE.into()).into());
+                }
+                let version = row.credential_version.saturating_add(1);
+                let target = users::table.find(&id);
+                diesel::update(target)
+                    .set((
+                        users::password_hash.eq(&change.new_hash),
+                        users::credential_version.eq(version),
+                        users::updated_at.eq(now_us),
+                    ))
+                    .execute(conn)?;
+                if let Some(attempt) = change.attempt {
+                    let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
+                    diesel::update(target.filter(users::failed_login_count.eq(attempt)))
+                        .set((
+                            users::failed_login_count.eq(0),
+                            users::locked_until.eq(None::<i64>),
+                        ))
+                        .execute(conn)?;
+                }
+                let live = sessions::table
+                    .filter(sessions::user_id.eq(&id))
+                    .filter(sessions::revoked_at.is_null());
+                let set = (
+                    sessions::revoked_at.eq(Some(now_us)),
+                    sessions::revoked_reason.eq(Some(RevokeReason::PasswordChanged.as_str())),
+                );
+                let revoked = match &keep {
+                    Some(keep) => {
+                        diesel::update(
+                            sessions::table
+                                .filter(sessions::id.eq(keep))
+                                .filter(sessions::user_id.eq(&id)),
+                        )
+                        .set(sessions::credential_version.eq(version))
+                        .execute(conn)?;
+                        diesel::update(live.filter(sessions::id.ne(keep)))
+                            .set(set)
+                            .execute(conn)?
+                    }
+                    None => diesel::update(live).set(set).execute(conn)?,
+                };
+                Ok(Some(revoked as u64))
+            })
         })
         .await
     }

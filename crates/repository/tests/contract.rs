@@ -11,8 +11,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use domain::{
-    AuditEvent, Cursor, Error, FailedLogin, LockoutPolicy, PageInfo, PageRequest, RevokeReason,
-    Role, SortOrder, Status, User, UserPage, UserQuery, UserRepository, UserSort, UserUpdate,
+    AuditEvent, Cursor, Error, LockoutPolicy, LoginAttempt, PageInfo, PageRequest, PasswordChange,
+    Rehash, RevokeReason, Role, SortOrder, Status, User, UserPage, UserQuery, UserRepository,
+    UserSort, UserUpdate,
 };
 use repository::{Backend, Database};
 use uuid::Uuid;
@@ -35,7 +36,11 @@ contract_tests!(
         failed_logins_lock_with_backoff,
         parallel_failed_logins_count_exactly_to_the_limit,
         login_success_resets_the_counters,
+        success_keeps_a_lock_set_meanwhile,
+        password_change_is_one_unit,
         session_lifecycle,
+        rotation_remembers_the_previous_hash,
+        session_with_owner_is_one_read,
         revoke_all_keeps_the_current_session,
         audit_events_newest_first,
         ping_and_count_on_a_fresh_repository,
@@ -773,7 +778,7 @@ async fn list_sorts_in_byte_order_with_id_tie_break(db: Repos) {
     // last logins: some never
     for (i, u) in users.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
         db.users
-            .record_login_success(u.id, at(1000 - i as i64), None)
+            .record_login_success(u.id, at(1000 - i as i64), 0, None)
             .await
             .unwrap();
     }
@@ -1009,41 +1014,41 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
     let t0 = at(1000);
     assert_eq!(
         db.users
-            .record_failed_login(u.id, t0, policy)
+            .reserve_login_attempt(u.id, t0, policy)
             .await
             .unwrap(),
-        FailedLogin::Counted {
-            failures: 1,
+        LoginAttempt::Reserved {
+            attempt: 1,
             locked_until: None
         }
     );
     assert_eq!(
         db.users
-            .record_failed_login(u.id, t0, policy)
+            .reserve_login_attempt(u.id, t0, policy)
             .await
             .unwrap(),
-        FailedLogin::Counted {
-            failures: 2,
+        LoginAttempt::Reserved {
+            attempt: 2,
             locked_until: None
         }
     );
     assert_eq!(
         db.users
-            .record_failed_login(u.id, t0 + secs(1), policy)
+            .reserve_login_attempt(u.id, t0 + secs(1), policy)
             .await
             .unwrap(),
-        FailedLogin::Counted {
-            failures: 3,
+        LoginAttempt::Reserved {
+            attempt: 3,
             locked_until: Some(t0 + secs(31))
         }
     );
     // while locked nothing is counted
     assert_eq!(
         db.users
-            .record_failed_login(u.id, t0 + secs(30), policy)
+            .reserve_login_attempt(u.id, t0 + secs(30), policy)
             .await
             .unwrap(),
-        FailedLogin::AlreadyLocked {
+        LoginAttempt::Locked {
             locked_until: t0 + secs(31)
         }
     );
@@ -1055,39 +1060,39 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
     // after the lock: the next failure locks again, twice as long, then capped
     assert_eq!(
         db.users
-            .record_failed_login(u.id, t0 + secs(31), policy)
+            .reserve_login_attempt(u.id, t0 + secs(31), policy)
             .await
             .unwrap(),
-        FailedLogin::Counted {
-            failures: 4,
+        LoginAttempt::Reserved {
+            attempt: 4,
             locked_until: Some(t0 + secs(91))
         }
     );
     assert_eq!(
         db.users
-            .record_failed_login(u.id, t0 + secs(200), policy)
+            .reserve_login_attempt(u.id, t0 + secs(200), policy)
             .await
             .unwrap(),
-        FailedLogin::Counted {
-            failures: 5,
+        LoginAttempt::Reserved {
+            attempt: 5,
             locked_until: Some(t0 + secs(300))
         }
     );
     assert_eq!(
         db.users
-            .record_failed_login(Uuid::new_v4(), t0, policy)
+            .reserve_login_attempt(Uuid::new_v4(), t0, policy)
             .await
             .unwrap(),
-        FailedLogin::UnknownUser
+        LoginAttempt::UnknownUser
     );
     let gone = db.users.create(new_user("gone")).await.unwrap();
     db.users.soft_delete(gone.id, t0).await.unwrap();
     assert_eq!(
         db.users
-            .record_failed_login(gone.id, t0, policy)
+            .reserve_login_attempt(gone.id, t0, policy)
             .await
             .unwrap(),
-        FailedLogin::UnknownUser
+        LoginAttempt::UnknownUser
     );
     // profile timestamps are not touched by the counters
     assert_eq!(
@@ -1104,18 +1109,18 @@ async fn parallel_failed_logins_count_exactly_to_the_limit(db: Repos) {
     for _ in 0..20 {
         let db = db.clone();
         tasks.push(tokio::spawn(async move {
-            db.users.record_failed_login(u.id, now, policy).await
+            db.users.reserve_login_attempt(u.id, now, policy).await
         }));
     }
     let (mut counted, mut locked) = (Vec::new(), 0);
     for t in tasks {
         match t.await.unwrap().unwrap() {
-            FailedLogin::Counted { failures, .. } => counted.push(failures),
-            FailedLogin::AlreadyLocked { locked_until } => {
+            LoginAttempt::Reserved { attempt, .. } => counted.push(attempt),
+            LoginAttempt::Locked { locked_until } => {
                 assert_eq!(locked_until, now + secs(30));
                 locked += 1;
             }
-            FailedLogin::UnknownUser => panic!("the user exists"),
+            LoginAttempt::UnknownUser => panic!("the user exists"),
         }
     }
     counted.sort_unstable();
@@ -1141,12 +1146,12 @@ async fn login_success_resets_the_counters(db: Repos) {
     let u = db.users.create(new_user("back")).await.unwrap();
     for _ in 0..2 {
         db.users
-            .record_failed_login(u.id, at(10), policy)
+            .reserve_login_attempt(u.id, at(10), policy)
             .await
             .unwrap();
     }
     db.users
-        .record_login_success(u.id, at(100), None)
+        .record_login_success(u.id, at(100), 2, None)
         .await
         .unwrap();
     let c = db.users.find_credentials("back").await.unwrap().unwrap();
@@ -1155,8 +1160,32 @@ async fn login_success_resets_the_counters(db: Repos) {
     assert_eq!(c.user.updated_at, u.updated_at, "not a profile change");
     assert_eq!(c.password_hash, "pbkdf2:sha256:1000$salt$back");
 
+    // A re-hash over a hash that is no longer stored is dropped...
     db.users
-        .record_login_success(u.id, at(200), Some("pbkdf2:sha256:600000$new$hash".into()))
+        .record_login_success(
+            u.id,
+            at(150),
+            0,
+            Some(Rehash {
+                verified_hash: "pbkdf2:sha256:1000$salt$other".into(),
+                new_hash: "pbkdf2:sha256:600000$stale$hash".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    let c = db.users.find_credentials("back").await.unwrap().unwrap();
+    assert_eq!(c.password_hash, "pbkdf2:sha256:1000$salt$back");
+    // ...over the verified one it is applied.
+    db.users
+        .record_login_success(
+            u.id,
+            at(200),
+            0,
+            Some(Rehash {
+                verified_hash: "pbkdf2:sha256:1000$salt$back".into(),
+                new_hash: "pbkdf2:sha256:600000$new$hash".into(),
+            }),
+        )
         .await
         .unwrap();
     let c = db.users.find_credentials("back").await.unwrap().unwrap();
@@ -1164,10 +1193,217 @@ async fn login_success_resets_the_counters(db: Repos) {
     assert_eq!(c.user.last_login_at, Some(at(200)));
     assert!(matches!(
         db.users
-            .record_login_success(Uuid::new_v4(), at(1), None)
+            .record_login_success(Uuid::new_v4(), at(1), 1, None)
             .await,
         Err(Error::NotFound)
     ));
+}
+
+async fn success_keeps_a_lock_set_meanwhile(db: Repos) {
+    let policy = LockoutPolicy {
+        max_failures: 3,
+        ..LockoutPolicy::default()
+    };
+    let u = db.users.create(new_user("meanwhile")).await.unwrap();
+    let mine = db
+        .users
+        .reserve_login_attempt(u.id, at(10), policy)
+        .await
+        .unwrap();
+    assert_eq!(
+        mine,
+        LoginAttempt::Reserved {
+            attempt: 1,
+            locked_until: None
+        }
+    );
+    // Two more attempts while the first is being checked: the last one locks.
+    db.users
+        .reserve_login_attempt(u.id, at(10), policy)
+        .await
+        .unwrap();
+    let LoginAttempt::Reserved {
+        locked_until: Some(until),
+        ..
+    } = db
+        .users
+        .reserve_login_attempt(u.id, at(10), policy)
+        .await
+        .unwrap()
+    else {
+        panic!("the third attempt locks")
+    };
+    assert!(matches!(
+        db.users
+            .reserve_login_attempt(u.id, at(11), policy)
+            .await
+            .unwrap(),
+        LoginAttempt::Locked { .. }
+    ));
+    // The first attempt was right: it logs in, but neither the count nor the lock go away.
+    db.users
+        .record_login_success(u.id, at(12), 1, None)
+        .await
+        .unwrap();
+    let c = db
+        .users
+        .find_credentials_by_id(u.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.failed_login_count, c.locked_until), (3, Some(until)));
+    assert_eq!(c.user.last_login_at, Some(at(12)));
+}
+
+async fn password_change_is_one_unit(db: Repos) {
+    let u = db.users.create(new_user("changer")).await.unwrap();
+    let keep = db
+        .sessions
+        .create(new_session(u.id, 0, 3600))
+        .await
+        .unwrap();
+    let other = db
+        .sessions
+        .create(new_session(u.id, 0, 3600))
+        .await
+        .unwrap();
+    let old_hash = "pbkdf2:sha256:1000$salt$changer".to_owned();
+    let policy = LockoutPolicy::default();
+    let LoginAttempt::Reserved { attempt, .. } = db
+        .users
+        .reserve_login_attempt(u.id, at(5), policy)
+        .await
+        .unwrap()
+    else {
+        panic!("reserved")
+    };
+    // Compare-and-set on the verified hash.
+    let stale = PasswordChange {
+        user_id: u.id,
+        new_hash: "pbkdf2:sha256:1000$salt$new".into(),
+        verified_hash: Some("pbkdf2:sha256:1000$salt$other".into()),
+        attempt: Some(attempt),
+        keep_session: Some(keep.id),
+        now: at(10),
+    };
+    conflict(db.users.change_password(stale.clone()).await);
+    let revoked = db
+        .users
+        .change_password(PasswordChange {
+            verified_hash: Some(old_hash),
+            ..stale.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(revoked, Some(1));
+    let c = db
+        .users
+        .find_credentials_by_id(u.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.password_hash, "pbkdf2:sha256:1000$salt$new");
+    assert_eq!(c.credential_version, 1);
+    assert_eq!(
+        (c.failed_login_count, c.locked_until),
+        (0, None),
+        "attempt given back"
+    );
+    let kept = db.sessions.find(keep.id).await.unwrap().unwrap();
+    assert_eq!((kept.revoked_at, kept.credential_version), (None, 1));
+    let gone = db.sessions.find(other.id).await.unwrap().unwrap();
+    assert_eq!(gone.revoked_reason.as_deref(), Some("password_changed"));
+    // A login that verified the old password (version 0) cannot open a session any more.
+    assert!(matches!(
+        db.sessions.create(new_session(u.id, 20, 3600)).await,
+        Err(Error::InvalidCredentials)
+    ));
+    let mut fresh = new_session(u.id, 20, 3600);
+    fresh.credential_version = 1;
+    db.sessions.create(fresh).await.unwrap();
+    // An admin's change (no compare-and-set), and absent or deleted users.
+    let by_admin = PasswordChange {
+        verified_hash: None,
+        attempt: None,
+        keep_session: None,
+        ..stale.clone()
+    };
+    assert_eq!(
+        db.users.change_password(by_admin.clone()).await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        db.users
+            .find_credentials_by_id(u.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .credential_version,
+        2
+    );
+    let absent = PasswordChange {
+        user_id: Uuid::new_v4(),
+        ..by_admin.clone()
+    };
+    assert_eq!(db.users.change_password(absent).await.unwrap(), None);
+    db.users.soft_delete(u.id, at(30)).await.unwrap();
+    assert_eq!(db.users.change_password(by_admin).await.unwrap(), None);
+}
+
+async fn rotation_remembers_the_previous_hash(db: Repos) {
+    let u = db.users.create(new_user("rot")).await.unwrap();
+    let s = db
+        .sessions
+        .create(new_session(u.id, 0, 3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.previous_refresh_hash.as_deref(), s.rotated_at),
+        (None, None)
+    );
+    assert!(
+        db.sessions
+            .rotate(s.id, &hash('a'), &hash('b'), at(10))
+            .await
+            .unwrap()
+    );
+    let r = db.sessions.find(s.id).await.unwrap().unwrap();
+    assert_eq!(r.refresh_token_hash, hash('b'));
+    assert_eq!(r.previous_refresh_hash, Some(hash('a')));
+    assert_eq!(r.rotated_at, Some(at(10)));
+    assert!(
+        db.sessions
+            .rotate(s.id, &hash('b'), &hash('c'), at(20))
+            .await
+            .unwrap()
+    );
+    let r = db.sessions.find(s.id).await.unwrap().unwrap();
+    assert_eq!(
+        (r.previous_refresh_hash, r.rotated_at, r.generation),
+        (Some(hash('b')), Some(at(20)), 2)
+    );
+}
+
+async fn session_with_owner_is_one_read(db: Repos) {
+    let u = db.users.create(new_user("owner")).await.unwrap();
+    let s = db
+        .sessions
+        .create(new_session(u.id, 0, 3600))
+        .await
+        .unwrap();
+    let o = db.sessions.find_with_owner(s.id).await.unwrap().unwrap();
+    assert_eq!(o.session, s);
+    assert_eq!(o.user, db.users.find_by_id(u.id).await.unwrap().unwrap());
+    assert_eq!(o.credential_version, 0);
+    assert!(o.is_live(at(10)));
+    assert!(!o.is_live(at(3600)), "expired");
+    assert_eq!(
+        db.sessions.find_with_owner(Uuid::new_v4()).await.unwrap(),
+        None
+    );
+    db.users.soft_delete(u.id, at(5)).await.unwrap();
+    let o = db.sessions.find_with_owner(s.id).await.unwrap().unwrap();
+    assert!(!o.is_live(at(10)), "the owner is deleted");
 }
 
 // ---------------------------------------------------------------------------------------------

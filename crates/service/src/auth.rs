@@ -5,13 +5,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use crypto::Verified;
 use domain::{
-    AuthService, AuthSession, CreateUserInput, Error, FailedLogin, FieldErrors, LoginInput,
-    Principal, RegisterInput, RequestContext, Result, RevokeReason, SessionId, SessionInfo, Status,
-    User, UserCredentials, UserId,
+    AuthService, AuthSession, CreateUserInput, Error, FieldErrors, LoginInput, Principal,
+    RegisterInput, Rehash, RequestContext, Result, RevokeReason, SessionId, SessionInfo, Status,
+    Timestamp, User, UserId,
 };
 
 use crate::audit::{Event, FAILURE, SUCCESS};
-use crate::core::{Core, new_refresh_token, refresh_token_session, retry_after};
+use crate::core::{Core, chrono_duration, new_refresh_token, refresh_token_session, retry_after};
+use crate::hasher::Priority;
 
 /// The in-process [`AuthService`].
 pub struct Auth {
@@ -34,57 +35,35 @@ impl Auth {
         self.core.hasher.queue_depth()
     }
 
-    /// A wrong password for a known account: count it atomically and answer. The failure that
-    /// reaches the limit still answers `InvalidCredentials`; later ones answer `Locked`.
-    async fn count_failure(&self, ctx: &RequestContext, creds: &UserCredentials) -> Result<Error> {
+    /// A wrong password for a known account (already counted by its reservation).
+    async fn wrong_password(
+        &self,
+        ctx: &RequestContext,
+        id: UserId,
+        attempt: u32,
+        locked_until: Option<Timestamp>,
+    ) -> Error {
         let core = &self.core;
-        let id = creds.user.id;
-        let now = core.now();
-        let outcome = core
-            .repos
-            .users
-            .record_failed_login(id, now, core.config.lockout)
-            .await?;
-        Ok(match outcome {
-            FailedLogin::Counted {
-                failures,
-                locked_until,
-            } => {
-                core.audit(
-                    ctx,
-                    Event::new("auth.login", FAILURE)
-                        .subject(id)
-                        .detail("reason", "bad_password")
-                        .detail("failures", failures),
-                )
-                .await;
-                if let Some(until) = locked_until {
-                    core.audit(
-                        ctx,
-                        Event::new("auth.lockout", "locked")
-                            .subject(id)
-                            .detail("failures", failures)
-                            .detail("locked_until", until.to_rfc3339())
-                            .detail("lock_seconds", retry_after(until, now).as_secs()),
-                    )
-                    .await;
-                }
-                Error::InvalidCredentials
-            }
-            FailedLogin::AlreadyLocked { locked_until } => {
-                core.audit(
-                    ctx,
-                    Event::new("auth.login", FAILURE)
-                        .subject(id)
-                        .detail("reason", "locked"),
-                )
-                .await;
-                Error::Locked {
-                    retry_after: retry_after(locked_until, now),
-                }
-            }
-            FailedLogin::UnknownUser => Error::InvalidCredentials,
-        })
+        core.audit(
+            ctx,
+            Event::new("auth.login", FAILURE)
+                .subject(id)
+                .detail("reason", "bad_password")
+                .detail("failures", attempt),
+        )
+        .await;
+        if let Some(until) = locked_until {
+            core.audit(
+                ctx,
+                Event::new("auth.lockout", "locked")
+                    .subject(id)
+                    .detail("failures", attempt)
+                    .detail("locked_until", until.to_rfc3339())
+                    .detail("lock_seconds", retry_after(until, core.now()).as_secs()),
+            )
+            .await;
+        }
+        Error::InvalidCredentials
     }
 
     /// Someone presented a refresh token of this family that is no longer current: an older,
@@ -143,7 +122,8 @@ impl AuthService for Auth {
         let user = core.create_account(account).await?;
         core.audit(ctx, Event::new("auth.register", SUCCESS).own(user.id))
             .await;
-        let tokens = core.open_session(ctx, &user).await?;
+        // A new account is at credential version 0.
+        let tokens = core.open_session(ctx, &user, 0).await?;
         Ok(AuthSession { tokens, user })
     }
 
@@ -163,7 +143,7 @@ impl AuthService for Auth {
             // Same work as a wrong password, so timing does not reveal who has an account.
             let _ = core
                 .hasher
-                .verify(&input.password, &core.dummy_hash)
+                .verify(&input.password, &core.dummy_hash, Priority::Login)
                 .await?;
             core.audit(
                 ctx,
@@ -174,30 +154,34 @@ impl AuthService for Auth {
         };
         let id = creds.user.id;
 
-        let now = core.now();
-        if let Some(until) = creds.locked_until.filter(|t| *t > now) {
-            core.audit(
-                ctx,
-                Event::new("auth.login", FAILURE)
-                    .subject(id)
-                    .detail("reason", "locked"),
-            )
-            .await;
-            return Err(Error::Locked {
-                retry_after: retry_after(until, now),
-            });
-        }
-
+        // The attempt is taken before the password is looked at: a burst cannot get more
+        // passwords evaluated than the lockout allows.
+        let (attempt, locked_until) = match core.reserve_attempt(id).await {
+            Err(locked @ Error::Locked { .. }) => {
+                core.audit(
+                    ctx,
+                    Event::new("auth.login", FAILURE)
+                        .subject(id)
+                        .detail("reason", "locked"),
+                )
+                .await;
+                return Err(locked);
+            }
+            other => other?,
+        };
         let needs_rehash = match core
             .hasher
-            .verify(&input.password, &creds.password_hash)
+            .verify(&input.password, &creds.password_hash, Priority::Login)
             .await?
         {
-            Verified::Invalid => return Err(self.count_failure(ctx, &creds).await?),
+            Verified::Invalid => {
+                return Err(self.wrong_password(ctx, id, attempt, locked_until).await);
+            }
             Verified::Valid { needs_rehash } => needs_rehash,
         };
 
-        // Only now may the answer reveal the account's status.
+        // Only now may the answer reveal the account's status. (The attempt stays counted: a
+        // refused login is no success.)
         if let Some(reason) = status_reason(creds.user.status) {
             core.audit(
                 ctx,
@@ -211,8 +195,12 @@ impl AuthService for Auth {
         }
 
         let rehash = if needs_rehash {
-            match core.hasher.hash(&input.password).await {
-                Ok(h) => Some(h),
+            match core.hasher.hash(&input.password, Priority::Other).await {
+                // Applied only over the hash just verified: a password change meanwhile wins.
+                Ok(new_hash) => Some(Rehash {
+                    verified_hash: creds.password_hash.clone(),
+                    new_hash,
+                }),
                 // Upgrading the hash is an optimisation: never fail a login for it.
                 Err(e) => {
                     tracing::warn!(error = %e, user_id = %id, "password re-hash skipped");
@@ -226,11 +214,14 @@ impl AuthService for Auth {
         let now = core.now();
         core.repos
             .users
-            .record_login_success(id, now, rehash)
+            .record_login_success(id, now, attempt, rehash)
             .await?;
         let mut user = creds.user;
         user.last_login_at = Some(now);
-        let tokens = core.open_session(ctx, &user).await?;
+        // Refused when the password changed since it was verified (a racing change).
+        let tokens = core
+            .open_session(ctx, &user, creds.credential_version)
+            .await?;
         core.audit(
             ctx,
             Event::new("auth.login", SUCCESS)
@@ -243,46 +234,77 @@ impl AuthService for Auth {
 
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {
         let core = &self.core;
-        let sid = refresh_token_session(refresh_token.trim()).ok_or(Error::Unauthorized)?;
-        let presented = crypto::sha256_hex(refresh_token.trim());
-        let now = core.now();
-        let session = core
-            .repos
-            .sessions
-            .find(sid)
-            .await?
-            .ok_or(Error::Unauthorized)?;
-        if !session.is_live(now) {
-            return Err(Error::Unauthorized);
+        let token = refresh_token.trim();
+        let sid = refresh_token_session(token).ok_or(Error::Unauthorized)?;
+        let presented = crypto::sha256_hex(token);
+        let grace = chrono_duration(core.config.refresh_reuse_grace);
+        // A lost compare-and-swap means another refresh of this session got in first: look
+        // again (the token presented may now be the previous one).
+        for _ in 0..3 {
+            let now = core.now();
+            let owner = core
+                .repos
+                .sessions
+                .find_with_owner(sid)
+                .await?
+                .ok_or(Error::Unauthorized)?;
+            let session = &owner.session;
+            if !session.is_live(now) {
+                return Err(Error::Unauthorized);
+            }
+            let current = crypto::tokens::constant_time_eq(&presented, &session.refresh_token_hash);
+            if !current {
+                let previous = session
+                    .previous_refresh_hash
+                    .as_deref()
+                    .is_some_and(|p| crypto::tokens::constant_time_eq(&presented, p));
+                if !previous {
+                    // Never issued for this session (a forgery, or an older generation): no
+                    // proof of theft, so nothing changes.
+                    return Err(Error::Unauthorized);
+                }
+                let in_grace = grace > chrono::Duration::zero()
+                    && session.rotated_at.is_some_and(|t| now - t <= grace);
+                if !in_grace {
+                    return Err(self
+                        .refresh_reuse(ctx, sid, session.user_id, "rotated_token_presented")
+                        .await?);
+                }
+                tracing::info!(session_id = %sid, "refresh token reused within the grace: accepted once more");
+                core.audit(
+                    ctx,
+                    Event::new("auth.refresh_reuse", "grace_accepted")
+                        .subject(session.user_id)
+                        .detail("session_id", sid.to_string()),
+                )
+                .await;
+            }
+            // Opened with credentials that have changed since, or the owner is not active.
+            if !owner.is_live(now) {
+                return Err(Error::Unauthorized);
+            }
+            let next = new_refresh_token(sid);
+            // Rotating from the current hash: in the grace case the displaced current token
+            // becomes the previous one, so the just-rotated token is accepted only once.
+            let rotated = core
+                .repos
+                .sessions
+                .rotate(
+                    sid,
+                    &session.refresh_token_hash,
+                    &crypto::sha256_hex(&next),
+                    now,
+                )
+                .await?;
+            if rotated {
+                let tokens = core.token_pair(&owner.user, sid, next, now)?;
+                return Ok(AuthSession {
+                    tokens,
+                    user: owner.user,
+                });
+            }
         }
-
-        if !crypto::tokens::constant_time_eq(&presented, &session.refresh_token_hash) {
-            return Err(self
-                .refresh_reuse(ctx, sid, session.user_id, "rotated_token_presented")
-                .await?);
-        }
-
-        let user = core
-            .repos
-            .users
-            .find_by_id(session.user_id)
-            .await?
-            .filter(|u| u.status == Status::Active)
-            .ok_or(Error::Unauthorized)?;
-
-        let next = new_refresh_token(sid);
-        let rotated = core
-            .repos
-            .sessions
-            .rotate(sid, &presented, &crypto::sha256_hex(&next), now)
-            .await?;
-        if !rotated {
-            return Err(self
-                .refresh_reuse(ctx, sid, session.user_id, "concurrent_rotation")
-                .await?);
-        }
-        let tokens = core.token_pair(&user, sid, next, now)?;
-        Ok(AuthSession { tokens, user })
+        Err(Error::Unauthorized)
     }
 
     async fn logout(&self, ctx: &RequestContext, who: &Principal) -> Result<()> {
@@ -396,23 +418,16 @@ impl AuthService for Auth {
         Ok(())
     }
 
-    async fn session_live(&self, user_id: UserId, sid: SessionId) -> Result<bool> {
-        let core = &self.core;
-        let now = core.now();
-        let session_ok = core
+    async fn session_live(&self, who: &Principal) -> Result<bool> {
+        let now = self.core.now();
+        Ok(self
+            .core
             .repos
             .sessions
-            .find(sid)
+            .find_with_owner(who.session_id)
             .await?
-            .is_some_and(|s| s.user_id == user_id && s.is_live(now));
-        if !session_ok {
-            return Ok(false);
-        }
-        Ok(core
-            .repos
-            .users
-            .find_by_id(user_id)
-            .await?
-            .is_some_and(|u| u.status == Status::Active))
+            .is_some_and(|o| {
+                o.session.user_id == who.user_id && o.user.role == who.role && o.is_live(now)
+            }))
     }
 }

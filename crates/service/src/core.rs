@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use crypto::TokenIssuer;
 use domain::{
-    CreateUserInput, Email, Error, FieldErrors, NewSession, NewUser, Password, RequestContext,
-    Result, Role, SessionId, Status, Timestamp, TokenPair, User, Username, parse_avatar_url,
-    parse_name, parse_phone,
+    CreateUserInput, Email, Error, FieldErrors, LoginAttempt, NewSession, NewUser, Password,
+    RequestContext, Result, Role, SessionId, Status, Timestamp, TokenPair, User, UserId, Username,
+    parse_avatar_url, parse_name, parse_phone,
 };
 
 use crate::audit::Event;
 use crate::clock::Clock;
-use crate::hasher::Hasher;
+use crate::hasher::{Hasher, Priority};
 use crate::{Repositories, ServiceConfig};
 
 pub(crate) struct Core {
@@ -82,6 +82,29 @@ impl Core {
         }
     }
 
+    /// Reserve one login attempt for `id` before a password of it is hashed (login, and the
+    /// current password of a password change): the attempt number and the lock it set, or
+    /// `Error::Locked` when none is left (nothing may be evaluated).
+    pub(crate) async fn reserve_attempt(&self, id: UserId) -> Result<(u32, Option<Timestamp>)> {
+        let now = self.now();
+        match self
+            .repos
+            .users
+            .reserve_login_attempt(id, now, self.config.lockout)
+            .await?
+        {
+            LoginAttempt::Reserved {
+                attempt,
+                locked_until,
+            } => Ok((attempt, locked_until)),
+            LoginAttempt::Locked { locked_until } => Err(Error::Locked {
+                retry_after: retry_after(locked_until, now),
+            }),
+            // Deleted between the lookup and the reservation.
+            LoginAttempt::UnknownUser => Err(Error::InvalidCredentials),
+        }
+    }
+
     /// Validate every field of a new account, collecting all problems. Role defaults to
     /// `user`, status to `active`, verification to `false`.
     pub(crate) fn validate_account(input: &CreateUserInput) -> Result<ValidAccount> {
@@ -133,7 +156,10 @@ impl Core {
     /// Hash the password (on the pool) and insert the user. Duplicates are the repository's
     /// `Error::Conflict`.
     pub(crate) async fn create_account(&self, account: ValidAccount) -> Result<User> {
-        let password_hash = self.hasher.hash(account.password.expose()).await?;
+        let password_hash = self
+            .hasher
+            .hash(account.password.expose(), Priority::Other)
+            .await?;
         self.repos
             .users
             .create(NewUser {
@@ -153,13 +179,19 @@ impl Core {
             .await
     }
 
-    /// Start a new session (refresh-token family) for `user` and return its first token pair.
+    /// Start a new session (refresh-token family) for `user`, whose password was verified at
+    /// `credential_version`, and return its first token pair. `Error::InvalidCredentials` when
+    /// the password changed since.
     pub(crate) async fn open_session(
         &self,
         ctx: &RequestContext,
         user: &User,
+        credential_version: u32,
     ) -> Result<TokenPair> {
         let now = self.now();
+        let expires_at = now
+            .checked_add_signed(chrono_duration(self.config.refresh_ttl))
+            .ok_or_else(|| Error::internal("refresh TTL out of range"))?;
         let id = uuid::Uuid::new_v4();
         let refresh_token = new_refresh_token(id);
         self.repos
@@ -167,11 +199,12 @@ impl Core {
             .create(NewSession {
                 id,
                 user_id: user.id,
+                credential_version,
                 refresh_token_hash: crypto::sha256_hex(&refresh_token),
                 user_agent: ctx.user_agent.as_deref().map(|s| truncate(s, 255)),
                 ip: ctx.ip.as_deref().map(|s| truncate(s, 64)),
                 created_at: now,
-                expires_at: now + chrono_duration(self.config.refresh_ttl),
+                expires_at,
             })
             .await?;
         self.token_pair(user, id, refresh_token, now)

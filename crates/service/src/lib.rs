@@ -75,7 +75,7 @@ use domain::{AuditRepository, LockoutPolicy, Result, SessionRepository, UserRepo
 
 pub use auth::Auth;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use hasher::Hasher;
+pub use hasher::{Hasher, Priority};
 pub use users::Users;
 
 /// Tunables of the service layer. `Default` is the production configuration.
@@ -92,8 +92,15 @@ pub struct ServiceConfig {
     /// Threads of the password-hash pool.
     pub hash_workers: usize,
     /// Hash jobs that may wait for a thread; one more is refused with `Error::Unavailable`.
+    /// Work other than login may fill only half of it, so logins always find room.
     pub hash_queue: usize,
+    /// How long after a rotation the just-replaced refresh token is accepted once more (two
+    /// tabs, a lost answer). Zero: any reuse revokes the session (theft detection).
+    pub refresh_reuse_grace: Duration,
 }
+
+/// The largest `refresh_reuse_grace` accepted.
+pub const MAX_REFRESH_REUSE_GRACE: Duration = Duration::from_secs(60);
 
 impl Default for ServiceConfig {
     fn default() -> Self {
@@ -106,6 +113,7 @@ impl Default for ServiceConfig {
             audience: "arcana".into(),
             hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             hash_queue: 64,
+            refresh_reuse_grace: Duration::ZERO,
         }
     }
 }

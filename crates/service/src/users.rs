@@ -10,13 +10,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use crypto::Verified;
 use domain::{
-    ChangePasswordInput, CreateUserInput, Email, Error, FailedLogin, FieldErrors, Password,
+    ChangePasswordInput, CreateUserInput, Email, Error, FieldErrors, Password, PasswordChange,
     Principal, RawUserQuery, RequestContext, Result, RevokeReason, Role, Status, User, UserId,
     UserPage, UserPatch, UserService, UserUpdate, parse_avatar_url, parse_name, parse_phone,
 };
 
 use crate::audit::{Event, SUCCESS};
-use crate::core::{Core, parse_settable_status, retry_after};
+use crate::core::{Core, parse_settable_status};
+use crate::hasher::Priority;
 
 /// The in-process [`UserService`].
 pub struct Users {
@@ -219,20 +220,30 @@ impl UserService for Users {
         if update.is_empty() {
             return self.existing(id).await;
         }
+        // A new address is unverified until its owner proves it (the same address in another
+        // case is not new).
+        let mut verification_cleared = false;
+        if let Some(email) = &update.email {
+            let before = self.existing(id).await?;
+            if before.email.to_lowercase() != email.to_lowercase() {
+                update.is_verified = Some(false);
+                verification_cleared = before.is_verified;
+            }
+        }
         let user = core
             .repos
             .users
             .update(id, update, core.now())
             .await?
             .ok_or(Error::NotFound)?;
-        core.audit(
-            ctx,
-            Event::new("user.updated", SUCCESS)
-                .by(who)
-                .subject(id)
-                .detail("fields", fields),
-        )
-        .await;
+        let mut event = Event::new("user.updated", SUCCESS)
+            .by(who)
+            .subject(id)
+            .detail("fields", fields);
+        if verification_cleared {
+            event = event.detail("email_verification_cleared", true);
+        }
+        core.audit(ctx, event).await;
         Ok(user)
     }
 
@@ -302,55 +313,54 @@ impl UserService for Users {
             .filter(|c| c.user.status != Status::Deleted)
             .ok_or(Error::NotFound)?;
 
-        if let Some(current) = current {
-            let now = core.now();
-            if let Some(until) = creds.locked_until.filter(|t| *t > now) {
-                return Err(Error::Locked {
-                    retry_after: retry_after(until, now),
-                });
-            }
-            if core.hasher.verify(current, &creds.password_hash).await? == Verified::Invalid {
-                // Guessing through this endpoint counts like guessing at login.
-                let outcome = core
-                    .repos
-                    .users
-                    .record_failed_login(id, now, core.config.lockout)
+        // Guessing through this endpoint counts like guessing at login, and the attempt is
+        // reserved before the current password is hashed.
+        let (verified_hash, attempt) = match current {
+            Some(current) => {
+                let (attempt, _) = match core.reserve_attempt(id).await {
+                    Err(Error::InvalidCredentials) => return Err(Error::NotFound),
+                    other => other?,
+                };
+                let verified = core
+                    .hasher
+                    .verify(current, &creds.password_hash, Priority::Other)
                     .await?;
-                core.audit(
-                    ctx,
-                    Event::new("user.password_changed", "failure")
-                        .own(id)
-                        .detail("reason", "bad_current_password"),
-                )
-                .await;
-                return Err(match outcome {
-                    FailedLogin::AlreadyLocked { locked_until } => Error::Locked {
-                        retry_after: retry_after(locked_until, now),
-                    },
-                    _ => Error::validation("current_password", "is incorrect"),
-                });
+                if verified == Verified::Invalid {
+                    core.audit(
+                        ctx,
+                        Event::new("user.password_changed", "failure")
+                            .own(id)
+                            .detail("reason", "bad_current_password")
+                            .detail("failures", attempt),
+                    )
+                    .await;
+                    return Err(Error::validation("current_password", "is incorrect"));
+                }
+                (Some(creds.password_hash), Some(attempt))
             }
-        }
+            None => (None, None),
+        };
 
-        let hash = core.hasher.hash(new_password.expose()).await?;
-        core.repos
+        let new_hash = core
+            .hasher
+            .hash(new_password.expose(), Priority::Other)
+            .await?;
+        // One transaction: the new hash, a new credential version (a session opened by a login
+        // that verified the old password dies with it), and every other session revoked. One's
+        // own change keeps the session that made it.
+        let revoked = core
+            .repos
             .users
-            .update(
-                id,
-                UserUpdate {
-                    password_hash: Some(hash),
-                    ..UserUpdate::default()
-                },
-                core.now(),
-            )
+            .change_password(PasswordChange {
+                user_id: id,
+                new_hash,
+                verified_hash,
+                attempt,
+                keep_session: own.then_some(who.session_id),
+                now: core.now(),
+            })
             .await?
             .ok_or(Error::NotFound)?;
-        // After the new hash is stored, so no session opened with the old password survives.
-        // One's own change keeps the session that made it.
-        let keep = own.then_some(who.session_id);
-        let revoked = self
-            .revoke_all(id, RevokeReason::PasswordChanged, keep)
-            .await?;
         core.audit(
             ctx,
             Event::new("user.password_changed", SUCCESS)

@@ -561,10 +561,11 @@ async fn refresh_with_a_malformed_or_unknown_token_is_unauthorized() {
         assert!(matches!(err, Error::Unauthorized), "{bad}: {err:?}");
     }
     assert!(app.session_live(&p).await, "junk does not revoke anything");
-    // A token naming a real session with the wrong secret is treated as reuse.
+    // A token naming a real session with a secret never issued for it: refused, and nothing
+    // changes (only a really issued, already-rotated token proves theft).
     let err = app.auth.refresh(&ctx(), &forged).await.unwrap_err();
     assert!(matches!(err, Error::Unauthorized));
-    assert!(!app.session_live(&p).await);
+    assert!(app.session_live(&p).await);
 }
 
 #[tokio::test]
@@ -705,18 +706,19 @@ async fn session_live_checks_owner_expiry_and_user_status() {
     let (_, other) = app.user("fay").await;
     assert!(app.session_live(&p).await);
     // Right session, wrong user.
-    assert!(
-        !app.auth
-            .session_live(other.user_id, p.session_id)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !app.auth
-            .session_live(p.user_id, uuid::Uuid::new_v4())
-            .await
-            .unwrap()
-    );
+    let claims = |user_id, session_id, role| domain::Principal {
+        user_id,
+        session_id,
+        role,
+    };
+    let live = |who| {
+        let auth = app.auth.clone();
+        async move { auth.session_live(&who).await.unwrap() }
+    };
+    assert!(!live(claims(other.user_id, p.session_id, p.role)).await);
+    assert!(!live(claims(p.user_id, uuid::Uuid::new_v4(), p.role)).await);
+    // Right session, but the token claims a role the user does not have.
+    assert!(!live(claims(p.user_id, p.session_id, Role::Admin)).await);
     set_status_raw(&app, p.user_id, Status::Suspended).await;
     assert!(!app.session_live(&p).await);
     set_status_raw(&app, p.user_id, Status::Active).await;

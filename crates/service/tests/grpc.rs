@@ -176,12 +176,7 @@ async fn register_login_me_refresh_and_reuse_detection() {
         .await
         .unwrap();
     assert_ne!(rotated.tokens.refresh_token, session.tokens.refresh_token);
-    assert!(
-        r.auth
-            .session_live(who.user_id, who.session_id)
-            .await
-            .unwrap()
-    );
+    assert!(r.auth.session_live(&who).await.unwrap());
 
     // Presenting the rotated-away token again: theft detection kills the whole family.
     let err = r
@@ -190,12 +185,7 @@ async fn register_login_me_refresh_and_reuse_detection() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Unauthorized), "{err:?}");
-    assert!(
-        !r.auth
-            .session_live(who.user_id, who.session_id)
-            .await
-            .unwrap()
-    );
+    assert!(!r.auth.session_live(&who).await.unwrap());
     let err = r
         .auth
         .refresh(&ctx(), &rotated.tokens.refresh_token)
@@ -205,19 +195,9 @@ async fn register_login_me_refresh_and_reuse_detection() {
 
     // The other session (from registration) is untouched; logout-all ends it.
     let first = r.app.principal(&registered);
-    assert!(
-        r.auth
-            .session_live(first.user_id, first.session_id)
-            .await
-            .unwrap()
-    );
+    assert!(r.auth.session_live(&first).await.unwrap());
     assert_eq!(r.auth.logout_all(&ctx(), &first).await.unwrap(), 1);
-    assert!(
-        !r.auth
-            .session_live(first.user_id, first.session_id)
-            .await
-            .unwrap()
-    );
+    assert!(!r.auth.session_live(&first).await.unwrap());
 }
 
 #[tokio::test]
@@ -229,7 +209,7 @@ async fn logout_and_revoke_session_end_sessions() {
         .revoke_session(&ctx(), &a, b.session_id)
         .await
         .unwrap();
-    assert!(!r.auth.session_live(b.user_id, b.session_id).await.unwrap());
+    assert!(!r.auth.session_live(&b).await.unwrap());
     let err = r
         .auth
         .revoke_session(&ctx(), &a, uuid::Uuid::new_v4())
@@ -237,11 +217,14 @@ async fn logout_and_revoke_session_end_sessions() {
         .unwrap_err();
     assert!(matches!(err, Error::NotFound), "{err:?}");
     r.auth.logout(&ctx(), &a).await.unwrap();
-    assert!(!r.auth.session_live(a.user_id, a.session_id).await.unwrap());
+    assert!(!r.auth.session_live(&a).await.unwrap());
     // An unknown session is simply not live.
     assert!(
         !r.auth
-            .session_live(a.user_id, uuid::Uuid::new_v4())
+            .session_live(&domain::Principal {
+                session_id: uuid::Uuid::new_v4(),
+                ..a
+            })
             .await
             .unwrap()
     );
@@ -509,12 +492,7 @@ async fn admin_operations_and_password_change() {
         .await
         .unwrap();
     assert_eq!(u.role, Role::Guest);
-    assert!(
-        !r.auth
-            .session_live(erin.user_id, erin.session_id)
-            .await
-            .unwrap()
-    );
+    assert!(!r.auth.session_live(&erin).await.unwrap());
     let err = r
         .users
         .set_status(&ctx(), &admin, erin.user_id, "frozen")
@@ -599,6 +577,7 @@ async fn calls_without_the_internal_credential_are_refused() {
         .session_live(proto::internal::SessionLiveRequest {
             user_id: alice.user_id.to_string(),
             session_id: alice.session_id.to_string(),
+            role: "user".into(),
         })
         .await
         .unwrap_err();

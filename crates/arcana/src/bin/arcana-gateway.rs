@@ -48,6 +48,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let edge = cli.edge.gateway_config()?;
     let shutdown = Shutdown::on_signals();
     let (auth_url, user_url) = match (
         &cli.service_url,
@@ -60,15 +61,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             "set ARCANA_SERVICE_URL (layered) or both ARCANA_AUTH_SERVICE_URL and ARCANA_USER_SERVICE_URL (microservices)"
         ),
     };
+    let credential = cli.internal.credential()?;
     let auth: Arc<dyn domain::AuthService> = Arc::new(service::grpc::AuthClient::new(
-        cli.internal.upstream(&auth_url, "auth upstream")?,
+        cli.internal
+            .upstream(&auth_url, "auth upstream", credential.clone())?,
     ));
     let users: Arc<dyn domain::UserService> = Arc::new(service::grpc::UserClient::new(
-        cli.internal.upstream(&user_url, "user upstream")?,
+        cli.internal
+            .upstream(&user_url, "user upstream", credential)?,
     ));
     let keys = cli.jwt.keys(None)?;
     layers::serve_edge(
         &cli.edge,
+        edge,
         auth,
         users,
         layers::verifier(&keys),

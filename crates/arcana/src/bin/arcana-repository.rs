@@ -53,7 +53,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     let shutdown = Shutdown::on_signals();
-    let credential = cli.internal.credential()?;
+    // Only the service layers' credential: a compromised gateway cannot read password hashes.
+    let credential = cli.internal.repository_credential()?;
     let db = layers::open_database(&cli.db).await?;
     let tls = cli.internal.server_tls()?;
     layers::serve_repository(db, cli.grpc_addr, credential, tls, shutdown).await?;

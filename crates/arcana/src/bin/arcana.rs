@@ -124,6 +124,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
+    let edge = cli.edge.gateway_config()?;
     let shutdown = Shutdown::on_signals();
     let db = layers::open_database(&cli.db).await?;
     let keys = cli.jwt.keys(Some(&cli.db.data_dir))?;
@@ -138,6 +139,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let users: Arc<dyn domain::UserService> = services.users.clone();
     layers::serve_edge(
         &cli.edge,
+        edge,
         auth,
         users,
         layers::verifier(&keys),

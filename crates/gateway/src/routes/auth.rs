@@ -26,11 +26,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 fn limit(state: &AppState, bucket: Bucket, client: &Client) -> Result<(), ApiError> {
-    match (&state.rate_limit, client.ip) {
-        (Some(rl), Some(ip)) => rl
+    match client.ip {
+        Some(ip) => state
+            .rate_limit
             .check(bucket, ip)
             .map_err(|retry_after| ApiError::Domain(Error::RateLimited { retry_after })),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
@@ -131,7 +132,7 @@ pub async fn logout_all(
     client: Client,
 ) -> ApiResult<Success<RevokedDto>> {
     let revoked_count = state.auth.logout_all(&client.ctx, &who).await?;
-    state.authn.forget_all();
+    state.authn.forget_user(who.user_id);
     Ok(Success::ok(RevokedDto { revoked_count }))
 }
 

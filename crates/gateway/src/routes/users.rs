@@ -1,7 +1,7 @@
 //! `/api/v1/users`: user administration (admin) and self-service profile/password.
 use axum::extract::State;
 use axum::http::StatusCode;
-use domain::{ChangePasswordInput, CreateUserInput, UserPatch};
+use domain::{ChangePasswordInput, CreateUserInput, Error, UserPatch};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -175,7 +175,7 @@ pub async fn delete_user(
     ApiId(id): ApiId,
 ) -> ApiResult<StatusCode> {
     state.users.delete_user(&client.ctx, &who, id).await?;
-    state.authn.forget_all();
+    state.authn.forget_user(id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -188,6 +188,8 @@ pub async fn delete_user(
         (status = 400, description = "Validation failed", body = ErrorEnvelopeDoc),
         (status = 401, description = "Current password wrong", body = ErrorEnvelopeDoc),
         (status = 404, description = "No such user (or not yours)", body = ErrorEnvelopeDoc),
+        (status = 423, description = "Locked after repeated wrong current passwords", body = ErrorEnvelopeDoc),
+        (status = 429, description = "Too many password changes (per user and per address)", body = ErrorEnvelopeDoc),
     ))]
 pub async fn change_password(
     State(state): State<AppState>,
@@ -196,6 +198,11 @@ pub async fn change_password(
     ApiId(id): ApiId,
     ApiJson(b): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
+    // Two password hashes per call: budgeted per caller and per address.
+    state
+        .rate_limit
+        .check_password_change(who.user_id, client.ip)
+        .map_err(|retry_after| Error::RateLimited { retry_after })?;
     let input = ChangePasswordInput {
         current_password: b.current_password,
         new_password: b.new_password,
@@ -204,7 +211,7 @@ pub async fn change_password(
         .users
         .change_password(&client.ctx, &who, id, input)
         .await?;
-    state.authn.forget_all();
+    state.authn.forget_user(id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -249,7 +256,7 @@ pub async fn set_status(
         .users
         .set_status(&client.ctx, &who, id, &b.status)
         .await?;
-    state.authn.forget_all();
+    state.authn.forget_user(id);
     Ok(Success::ok(user.into()))
 }
 
@@ -272,6 +279,6 @@ pub async fn set_role(
     ApiJson(b): ApiJson<RoleRequest>,
 ) -> ApiResult<Success<UserDto>> {
     let user = state.users.set_role(&client.ctx, &who, id, &b.role).await?;
-    state.authn.forget_all();
+    state.authn.forget_user(id);
     Ok(Success::ok(user.into()))
 }

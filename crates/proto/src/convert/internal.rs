@@ -8,14 +8,14 @@
 use std::time::Duration;
 
 use domain::{
-    AuditEvent, Cursor, Error, FailedLogin, LockoutPolicy, NewSession, NewUser, PageInfo,
-    PageRequest, Result, RevokeReason, Session, SessionId, SortOrder, Timestamp, User,
-    UserCredentials, UserId, UserPage, UserQuery, UserSort, UserUpdate,
+    AuditEvent, Cursor, Error, LockoutPolicy, LoginAttempt, NewSession, NewUser, PageInfo,
+    PageRequest, PasswordChange, Rehash, Result, RevokeReason, Session, SessionId, SessionOwner,
+    SortOrder, Timestamp, User, UserCredentials, UserId, UserPage, UserQuery, UserSort, UserUpdate,
 };
 
 use super::{from_opt_ts, from_ts, opt_ts, parse, ts, uuid};
 use crate::internal as pb;
-use pb::failed_login_response::Outcome;
+use pb::login_attempt_response::Outcome;
 
 /// A response that does not decode is an internal error of the layer below (the field problems
 /// are kept in the logged cause, never shown to the caller).
@@ -111,6 +111,7 @@ impl From<UserCredentials> for pb::Credentials {
             password_hash: c.password_hash,
             failed_login_count: c.failed_login_count,
             locked_until: opt_ts(c.locked_until),
+            credential_version: c.credential_version,
         }
     }
 }
@@ -126,6 +127,7 @@ impl TryFrom<pb::Credentials> for UserCredentials {
             password_hash: c.password_hash,
             failed_login_count: c.failed_login_count,
             locked_until: from_opt_ts(c.locked_until, "locked_until")?,
+            credential_version: c.credential_version,
         })
     }
 }
@@ -353,13 +355,13 @@ impl TryFrom<pb::UserPage> for UserPage {
 // ---------------------------------------------------------------------------------------------
 // lockout
 
-/// `UserRepository::record_failed_login(id, now, policy)` as a request.
-pub fn failed_login_request(
+/// `UserRepository::reserve_login_attempt(id, now, policy)` as a request.
+pub fn login_attempt_request(
     id: UserId,
     now: Timestamp,
     policy: LockoutPolicy,
-) -> pb::RecordFailedLoginRequest {
-    pb::RecordFailedLoginRequest {
+) -> pb::ReserveLoginAttemptRequest {
+    pb::ReserveLoginAttemptRequest {
         id: id.to_string(),
         now: Some(ts(now)),
         max_failures: policy.max_failures,
@@ -368,9 +370,9 @@ pub fn failed_login_request(
     }
 }
 
-/// The arguments of `UserRepository::record_failed_login` from a request.
-pub fn failed_login_from_wire(
-    r: pb::RecordFailedLoginRequest,
+/// The arguments of `UserRepository::reserve_login_attempt` from a request.
+pub fn login_attempt_from_wire(
+    r: pb::ReserveLoginAttemptRequest,
 ) -> Result<(UserId, Timestamp, LockoutPolicy)> {
     let policy = LockoutPolicy {
         max_failures: r.max_failures,
@@ -380,43 +382,43 @@ pub fn failed_login_from_wire(
     Ok((uuid(&r.id, "id")?, from_ts(r.now, "now")?, policy))
 }
 
-impl From<FailedLogin> for pb::FailedLoginResponse {
-    fn from(f: FailedLogin) -> Self {
+impl From<LoginAttempt> for pb::LoginAttemptResponse {
+    fn from(f: LoginAttempt) -> Self {
         match f {
-            FailedLogin::Counted {
-                failures,
+            LoginAttempt::Reserved {
+                attempt,
                 locked_until,
             } => Self {
-                outcome: Outcome::Counted.into(),
-                failures,
+                outcome: Outcome::Reserved.into(),
+                attempt,
                 locked_until: opt_ts(locked_until),
             },
-            FailedLogin::AlreadyLocked { locked_until } => Self {
-                outcome: Outcome::AlreadyLocked.into(),
-                failures: 0,
+            LoginAttempt::Locked { locked_until } => Self {
+                outcome: Outcome::Locked.into(),
+                attempt: 0,
                 locked_until: Some(ts(locked_until)),
             },
-            FailedLogin::UnknownUser => Self {
+            LoginAttempt::UnknownUser => Self {
                 outcome: Outcome::UnknownUser.into(),
-                failures: 0,
+                attempt: 0,
                 locked_until: None,
             },
         }
     }
 }
 
-impl TryFrom<pb::FailedLoginResponse> for FailedLogin {
+impl TryFrom<pb::LoginAttemptResponse> for LoginAttempt {
     type Error = Error;
-    fn try_from(r: pb::FailedLoginResponse) -> Result<Self> {
+    fn try_from(r: pb::LoginAttemptResponse) -> Result<Self> {
         match Outcome::try_from(r.outcome) {
-            Ok(Outcome::Counted) => Ok(FailedLogin::Counted {
-                failures: r.failures,
+            Ok(Outcome::Reserved) => Ok(LoginAttempt::Reserved {
+                attempt: r.attempt,
                 locked_until: from_opt_ts(r.locked_until, "locked_until")?,
             }),
-            Ok(Outcome::AlreadyLocked) => Ok(FailedLogin::AlreadyLocked {
+            Ok(Outcome::Locked) => Ok(LoginAttempt::Locked {
                 locked_until: from_ts(r.locked_until, "locked_until")?,
             }),
-            Ok(Outcome::UnknownUser) => Ok(FailedLogin::UnknownUser),
+            Ok(Outcome::UnknownUser) => Ok(LoginAttempt::UnknownUser),
             Ok(Outcome::Unspecified) | Err(_) => {
                 Err(Error::validation("outcome", "is not a known outcome"))
             }
@@ -424,24 +426,86 @@ impl TryFrom<pb::FailedLoginResponse> for FailedLogin {
     }
 }
 
-/// `UserRepository::record_login_success(id, now, rehash)` as a request.
+/// `UserRepository::record_login_success(id, now, attempt, rehash)` as a request.
 pub fn login_success_request(
     id: UserId,
     now: Timestamp,
-    rehash: Option<String>,
+    attempt: u32,
+    rehash: Option<Rehash>,
 ) -> pb::RecordLoginSuccessRequest {
+    let (verified_hash, rehash) = match rehash {
+        Some(r) => (Some(r.verified_hash), Some(r.new_hash)),
+        None => (None, None),
+    };
     pb::RecordLoginSuccessRequest {
         id: id.to_string(),
         now: Some(ts(now)),
         rehash,
+        verified_hash,
+        attempt,
     }
 }
 
-/// The arguments of `UserRepository::record_login_success` from a request.
+/// The arguments of `UserRepository::record_login_success` from a request. A new hash without
+/// the verified one cannot be compared-and-set, so it is dropped.
 pub fn login_success_from_wire(
     r: pb::RecordLoginSuccessRequest,
-) -> Result<(UserId, Timestamp, Option<String>)> {
-    Ok((uuid(&r.id, "id")?, from_ts(r.now, "now")?, r.rehash))
+) -> Result<(UserId, Timestamp, u32, Option<Rehash>)> {
+    let rehash = match (r.verified_hash, r.rehash) {
+        (Some(verified_hash), Some(new_hash)) => Some(Rehash {
+            verified_hash,
+            new_hash,
+        }),
+        _ => None,
+    };
+    Ok((
+        uuid(&r.id, "id")?,
+        from_ts(r.now, "now")?,
+        r.attempt,
+        rehash,
+    ))
+}
+
+impl From<PasswordChange> for pb::ChangePasswordRequest {
+    fn from(c: PasswordChange) -> Self {
+        Self {
+            user_id: c.user_id.to_string(),
+            new_hash: c.new_hash,
+            verified_hash: c.verified_hash,
+            attempt: c.attempt,
+            keep_session: c.keep_session.map(|k| k.to_string()),
+            now: Some(ts(c.now)),
+        }
+    }
+}
+
+impl TryFrom<pb::ChangePasswordRequest> for PasswordChange {
+    type Error = Error;
+    fn try_from(r: pb::ChangePasswordRequest) -> Result<Self> {
+        Ok(PasswordChange {
+            user_id: uuid(&r.user_id, "user_id")?,
+            new_hash: r.new_hash,
+            verified_hash: r.verified_hash,
+            attempt: r.attempt,
+            keep_session: opt_uuid(r.keep_session.as_deref(), "keep_session")?,
+            now: from_ts(r.now, "now")?,
+        })
+    }
+}
+
+impl From<Option<u64>> for pb::ChangePasswordResponse {
+    fn from(r: Option<u64>) -> Self {
+        Self {
+            found: r.is_some(),
+            revoked: r.unwrap_or(0),
+        }
+    }
+}
+
+impl From<pb::ChangePasswordResponse> for Option<u64> {
+    fn from(r: pb::ChangePasswordResponse) -> Self {
+        r.found.then_some(r.revoked)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -483,6 +547,9 @@ impl From<Session> for pb::SessionRecord {
             expires_at: Some(ts(s.expires_at)),
             revoked_at: opt_ts(s.revoked_at),
             revoked_reason: s.revoked_reason,
+            credential_version: s.credential_version,
+            previous_refresh_hash: s.previous_refresh_hash,
+            rotated_at: opt_ts(s.rotated_at),
         }
     }
 }
@@ -502,6 +569,9 @@ impl TryFrom<pb::SessionRecord> for Session {
             expires_at: from_ts(s.expires_at, "expires_at")?,
             revoked_at: from_opt_ts(s.revoked_at, "revoked_at")?,
             revoked_reason: s.revoked_reason,
+            credential_version: s.credential_version,
+            previous_refresh_hash: s.previous_refresh_hash,
+            rotated_at: from_opt_ts(s.rotated_at, "rotated_at")?,
         })
     }
 }
@@ -518,6 +588,34 @@ impl TryFrom<pb::OptionalSession> for Option<Session> {
     type Error = Error;
     fn try_from(r: pb::OptionalSession) -> Result<Self> {
         r.session.map(Session::try_from).transpose()
+    }
+}
+
+impl From<Option<SessionOwner>> for pb::OptionalSessionOwner {
+    fn from(o: Option<SessionOwner>) -> Self {
+        match o {
+            Some(o) => Self {
+                session: Some(o.session.into()),
+                user: Some(o.user.into()),
+                credential_version: o.credential_version,
+            },
+            None => Self::default(),
+        }
+    }
+}
+
+impl TryFrom<pb::OptionalSessionOwner> for Option<SessionOwner> {
+    type Error = Error;
+    fn try_from(r: pb::OptionalSessionOwner) -> Result<Self> {
+        match (r.session, r.user) {
+            (Some(session), Some(user)) => Ok(Some(SessionOwner {
+                session: session.try_into()?,
+                user: user.try_into()?,
+                credential_version: r.credential_version,
+            })),
+            (None, None) => Ok(None),
+            _ => Err(Error::validation("user", "must come with the session")),
+        }
     }
 }
 
@@ -546,6 +644,7 @@ impl From<NewSession> for pb::NewSession {
             ip: n.ip,
             created_at: Some(ts(n.created_at)),
             expires_at: Some(ts(n.expires_at)),
+            credential_version: n.credential_version,
         }
     }
 }
@@ -561,6 +660,7 @@ impl TryFrom<pb::NewSession> for NewSession {
             ip: n.ip,
             created_at: from_ts(n.created_at, "created_at")?,
             expires_at: from_ts(n.expires_at, "expires_at")?,
+            credential_version: n.credential_version,
         })
     }
 }
@@ -771,6 +871,7 @@ mod tests {
             password_hash: "pbkdf2:sha256:1$s$h".into(),
             failed_login_count: 3,
             locked_until: Some(t(60)),
+            credential_version: 7,
         };
         let back: Option<UserCredentials> = pb::OptionalCredentials::from(Some(c.clone()))
             .try_into()
@@ -913,49 +1014,79 @@ mod tests {
         let id = Uuid::new_v4();
         let policy = LockoutPolicy::default();
         assert_eq!(
-            failed_login_from_wire(failed_login_request(id, t(0), policy)).unwrap(),
+            login_attempt_from_wire(login_attempt_request(id, t(0), policy)).unwrap(),
             (id, t(0), policy)
         );
         for f in [
-            FailedLogin::Counted {
-                failures: 2,
+            LoginAttempt::Reserved {
+                attempt: 2,
                 locked_until: None,
             },
-            FailedLogin::Counted {
-                failures: 5,
+            LoginAttempt::Reserved {
+                attempt: 5,
                 locked_until: Some(t(30)),
             },
-            FailedLogin::AlreadyLocked {
+            LoginAttempt::Locked {
                 locked_until: t(30),
             },
-            FailedLogin::UnknownUser,
+            LoginAttempt::UnknownUser,
         ] {
             assert_eq!(
-                FailedLogin::try_from(pb::FailedLoginResponse::from(f)).unwrap(),
+                LoginAttempt::try_from(pb::LoginAttemptResponse::from(f)).unwrap(),
                 f
             );
         }
         assert_eq!(
-            fields(FailedLogin::try_from(pb::FailedLoginResponse::default())),
+            fields(LoginAttempt::try_from(pb::LoginAttemptResponse::default())),
             ["outcome"]
         );
-        let odd = pb::FailedLoginResponse {
+        let odd = pb::LoginAttemptResponse {
             outcome: 42,
             ..Default::default()
         };
-        assert_eq!(fields(FailedLogin::try_from(odd)), ["outcome"]);
-        let locked_without_time = pb::FailedLoginResponse {
-            outcome: Outcome::AlreadyLocked.into(),
+        assert_eq!(fields(LoginAttempt::try_from(odd)), ["outcome"]);
+        let locked_without_time = pb::LoginAttemptResponse {
+            outcome: Outcome::Locked.into(),
             ..Default::default()
         };
         assert_eq!(
-            fields(FailedLogin::try_from(locked_without_time)),
+            fields(LoginAttempt::try_from(locked_without_time)),
             ["locked_until"]
         );
+        let rehash = Rehash {
+            verified_hash: "old".into(),
+            new_hash: "new".into(),
+        };
         assert_eq!(
-            login_success_from_wire(login_success_request(id, t(1), Some("h".into()))).unwrap(),
-            (id, t(1), Some("h".into()))
+            login_success_from_wire(login_success_request(id, t(1), 3, Some(rehash.clone())))
+                .unwrap(),
+            (id, t(1), 3, Some(rehash))
         );
+        // A new hash without the verified one cannot be compared-and-set: dropped.
+        let blind = pb::RecordLoginSuccessRequest {
+            verified_hash: None,
+            ..login_success_request(id, t(1), 3, None)
+        };
+        let blind = pb::RecordLoginSuccessRequest {
+            rehash: Some("new".into()),
+            ..blind
+        };
+        assert_eq!(login_success_from_wire(blind).unwrap().3, None);
+        let change = PasswordChange {
+            user_id: id,
+            new_hash: "new".into(),
+            verified_hash: Some("old".into()),
+            attempt: Some(2),
+            keep_session: Some(Uuid::new_v4()),
+            now: t(5),
+        };
+        assert_eq!(
+            PasswordChange::try_from(pb::ChangePasswordRequest::from(change.clone())).unwrap(),
+            change
+        );
+        for r in [None, Some(0), Some(3)] {
+            assert_eq!(Option::<u64>::from(pb::ChangePasswordResponse::from(r)), r);
+        }
     }
 
     #[test]
@@ -964,7 +1095,10 @@ mod tests {
             id: Uuid::new_v4(),
             user_id: Uuid::new_v4(),
             refresh_token_hash: "ab".repeat(32),
+            previous_refresh_hash: Some("cd".repeat(32)),
+            rotated_at: Some(t(40)),
             generation: 4,
+            credential_version: 2,
             user_agent: Some("ua".into()),
             ip: None,
             created_at: t(0),
@@ -982,6 +1116,7 @@ mod tests {
             .unwrap();
         assert_eq!(list, vec![s.clone(), s.clone()]);
         let n = NewSession {
+            credential_version: 3,
             id: s.id,
             user_id: s.user_id,
             refresh_token_hash: s.refresh_token_hash.clone(),

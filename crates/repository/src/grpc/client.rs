@@ -3,9 +3,9 @@ use std::future::Future;
 
 use async_trait::async_trait;
 use domain::{
-    AuditEvent, AuditRepository, FailedLogin, LockoutPolicy, NewSession, NewUser, Result,
-    RevokeReason, Session, SessionId, SessionRepository, Timestamp, User, UserCredentials, UserId,
-    UserPage, UserQuery, UserRepository, UserUpdate,
+    AuditEvent, AuditRepository, LockoutPolicy, LoginAttempt, NewSession, NewUser, PasswordChange,
+    Rehash, Result, RevokeReason, Session, SessionId, SessionOwner, SessionRepository, Timestamp,
+    User, UserCredentials, UserId, UserPage, UserQuery, UserRepository, UserUpdate,
 };
 use proto::client::{Upstream, retry_read, retry_unsent};
 use proto::convert::internal::{self as conv, malformed_response};
@@ -144,17 +144,17 @@ impl UserRepository for RepositoryClient {
         Ok(r.value)
     }
 
-    async fn record_failed_login(
+    async fn reserve_login_attempt(
         &self,
         id: UserId,
         now: Timestamp,
         policy: LockoutPolicy,
-    ) -> Result<FailedLogin> {
-        let msg = conv::failed_login_request(id, now, policy);
+    ) -> Result<LoginAttempt> {
+        let msg = conv::login_attempt_request(id, now, policy);
         let r = self
             .write(
                 msg,
-                |mut c, r| async move { c.record_failed_login(r).await },
+                |mut c, r| async move { c.reserve_login_attempt(r).await },
             )
             .await?;
         decode(r)
@@ -164,15 +164,26 @@ impl UserRepository for RepositoryClient {
         &self,
         id: UserId,
         now: Timestamp,
-        rehash: Option<String>,
+        attempt: u32,
+        rehash: Option<Rehash>,
     ) -> Result<()> {
-        let msg = conv::login_success_request(id, now, rehash);
+        let msg = conv::login_success_request(id, now, attempt, rehash);
         self.write(
             msg,
             |mut c, r| async move { c.record_login_success(r).await },
         )
         .await?;
         Ok(())
+    }
+
+    async fn change_password(&self, change: PasswordChange) -> Result<Option<u64>> {
+        let r = self
+            .write(
+                pb::ChangePasswordRequest::from(change),
+                |mut c, r| async move { c.change_password(r).await },
+            )
+            .await?;
+        Ok(r.into())
     }
 
     async fn count_active_admins(&self) -> Result<u64> {
@@ -200,6 +211,15 @@ impl SessionRepository for RepositoryClient {
         let r = self
             .read(conv::id_request(id), |mut c, r| async move {
                 c.find_session(r).await
+            })
+            .await?;
+        decode(r)
+    }
+
+    async fn find_with_owner(&self, id: SessionId) -> Result<Option<SessionOwner>> {
+        let r = self
+            .read(conv::id_request(id), |mut c, r| async move {
+                c.find_session_with_owner(r).await
             })
             .await?;
         decode(r)

@@ -4,8 +4,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use domain::{
-    AuditEvent, AuditRepository, NewSession, NewUser, Result, SessionRepository, UserQuery,
-    UserRepository,
+    AuditEvent, AuditRepository, NewSession, NewUser, PasswordChange, Result, SessionRepository,
+    UserQuery, UserRepository,
 };
 use proto::context;
 use proto::convert::internal as conv;
@@ -163,15 +163,15 @@ impl RepositoryService for RepositoryGrpc {
         .await
     }
 
-    async fn record_failed_login(
+    async fn reserve_login_attempt(
         &self,
-        req: Request<pb::RecordFailedLoginRequest>,
-    ) -> Answer<pb::FailedLoginResponse> {
-        handle("record_failed_login", req, |m| async move {
-            let (id, now, policy) = conv::failed_login_from_wire(m)?;
+        req: Request<pb::ReserveLoginAttemptRequest>,
+    ) -> Answer<pb::LoginAttemptResponse> {
+        handle("reserve_login_attempt", req, |m| async move {
+            let (id, now, policy) = conv::login_attempt_from_wire(m)?;
             Ok(self
                 .users
-                .record_failed_login(id, now, policy)
+                .reserve_login_attempt(id, now, policy)
                 .await?
                 .into())
         })
@@ -183,9 +183,22 @@ impl RepositoryService for RepositoryGrpc {
         req: Request<pb::RecordLoginSuccessRequest>,
     ) -> Answer<pb::Empty> {
         handle("record_login_success", req, |m| async move {
-            let (id, now, rehash) = conv::login_success_from_wire(m)?;
-            self.users.record_login_success(id, now, rehash).await?;
+            let (id, now, attempt, rehash) = conv::login_success_from_wire(m)?;
+            self.users
+                .record_login_success(id, now, attempt, rehash)
+                .await?;
             Ok(pb::Empty {})
+        })
+        .await
+    }
+
+    async fn change_password(
+        &self,
+        req: Request<pb::ChangePasswordRequest>,
+    ) -> Answer<pb::ChangePasswordResponse> {
+        handle("change_password", req, |m| async move {
+            let change = PasswordChange::try_from(m)?;
+            Ok(self.users.change_password(change).await?.into())
         })
         .await
     }
@@ -210,6 +223,17 @@ impl RepositoryService for RepositoryGrpc {
         handle("find_session", req, |m| async move {
             let id = conv::id_from_wire(&m)?;
             Ok(self.sessions.find(id).await?.into())
+        })
+        .await
+    }
+
+    async fn find_session_with_owner(
+        &self,
+        req: Request<pb::IdRequest>,
+    ) -> Answer<pb::OptionalSessionOwner> {
+        handle("find_session_with_owner", req, |m| async move {
+            let id = conv::id_from_wire(&m)?;
+            Ok(self.sessions.find_with_owner(id).await?.into())
         })
         .await
     }

@@ -247,6 +247,7 @@ pub fn new_session(user_id: UserId, created: i64, expires: i64) -> NewSession {
     NewSession {
         id: Uuid::new_v4(),
         user_id,
+        credential_version: 0,
         refresh_token_hash: hash('a'),
         user_agent: Some("test-agent/1.0".into()),
         ip: Some("127.0.0.1".into()),

@@ -1,13 +1,13 @@
 //! `arcana.v1.AuthService` and `arcana.internal.v1.SessionCheckService` over the auth port.
 use std::sync::Arc;
 
-use domain::AuthService;
-use proto::convert::{uuid, v1 as conv};
+use domain::{AuthService, Principal};
+use proto::convert::{parse, uuid, v1 as conv};
 use proto::internal::{self, session_check_service_server::SessionCheckService};
 use proto::v1::{self, auth_service_server::AuthService as AuthRpc};
 use tonic::{Request, Response, Status};
 
-use super::{Call, ForwardedPrincipal, PrincipalSource, PublicCall, Revoked, bearer, public, run};
+use super::{Call, ForwardedPrincipal, PrincipalSource, Revoked, Throttled, bearer, public, run};
 
 type Answer<T> = std::result::Result<Response<T>, Status>;
 
@@ -30,7 +30,7 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
         public(
             &self.source,
             "Register",
-            PublicCall::Register,
+            Throttled::Register,
             req,
             |ctx, m| async move { auth.register(&ctx, m.into()).await.map(Into::into) },
         )
@@ -42,7 +42,7 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
         public(
             &self.source,
             "Login",
-            PublicCall::Login,
+            Throttled::Login,
             req,
             |ctx, m| async move { auth.login(&ctx, m.into()).await.map(Into::into) },
         )
@@ -54,7 +54,7 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
         public(
             &self.source,
             "Refresh",
-            PublicCall::Refresh,
+            Throttled::Refresh,
             req,
             |ctx, m| async move { auth.refresh(&ctx, &m.refresh_token).await.map(Into::into) },
         )
@@ -143,9 +143,12 @@ impl SessionCheckService for SessionCheckGrpc {
         let m = req.into_inner();
         let auth = &self.auth;
         let body = async move {
-            let user_id = uuid(&m.user_id, "user_id")?;
-            let session_id = uuid(&m.session_id, "session_id")?;
-            let live = auth.session_live(user_id, session_id).await?;
+            let who = Principal {
+                user_id: uuid(&m.user_id, "user_id")?,
+                session_id: uuid(&m.session_id, "session_id")?,
+                role: parse(&m.role, "role")?,
+            };
+            let live = auth.session_live(&who).await?;
             Ok(internal::SessionLiveResponse { live })
         };
         run(&source, "SessionLive", request_id, body).await

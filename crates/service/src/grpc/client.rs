@@ -232,12 +232,13 @@ impl AuthService for AuthClient {
         Ok(())
     }
 
-    async fn session_live(&self, user_id: UserId, sid: SessionId) -> Result<bool> {
+    async fn session_live(&self, who: &Principal) -> Result<bool> {
         let up = &self.upstream;
         let client = SessionCheckServiceClient::new(up.channel());
         let msg = internal::SessionLiveRequest {
-            user_id: user_id.to_string(),
-            session_id: sid.to_string(),
+            user_id: who.user_id.to_string(),
+            session_id: who.session_id.to_string(),
+            role: who.role.as_str().to_owned(),
         };
         let r = read(up, client, None, None, msg, |mut c, r| async move {
             c.session_live(r).await

@@ -68,12 +68,14 @@ impl<'a> Call<'a> {
     }
 }
 
-/// The unauthenticated calls an edge may rate-limit.
+/// The calls an edge may rate-limit: the unauthenticated ones, and password changes (two
+/// password hashes each) by the calling user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PublicCall {
+pub enum Throttled {
     Register,
     Login,
     Refresh,
+    PasswordChange(UserId),
 }
 
 /// What a successful call revoked, for caches of session liveness in front of the server.
@@ -95,8 +97,9 @@ pub trait PrincipalSource: Send + Sync + 'static {
     /// The facts the audit log and sessions record (request id, client ip, user agent).
     fn context(&self, call: &Call<'_>) -> RequestContext;
 
-    /// Asked before Register, Login and Refresh; an error (e.g. `RateLimited`) refuses the call.
-    fn admit(&self, _kind: PublicCall, _call: &Call<'_>, _ctx: &RequestContext) -> Result<()> {
+    /// Asked before Register, Login, Refresh and ChangePassword; an error (e.g.
+    /// `RateLimited`) refuses the call.
+    fn admit(&self, _kind: Throttled, _ctx: &RequestContext) -> Result<()> {
         Ok(())
     }
 
@@ -111,7 +114,7 @@ pub trait PrincipalSource: Send + Sync + 'static {
 pub(crate) async fn public<P, T, R, F, Fut>(
     source: &P,
     rpc: &'static str,
-    kind: PublicCall,
+    kind: Throttled,
     req: Request<T>,
     f: F,
 ) -> std::result::Result<Response<R>, Status>
@@ -123,7 +126,7 @@ where
     let ctx = source.context(&Call::of(&req));
     let request_id = ctx.request_id.clone();
     let body = async move {
-        source.admit(kind, &Call::of(&req), &ctx)?;
+        source.admit(kind, &ctx)?;
         f(ctx, req.into_inner()).await
     };
     run(source, rpc, request_id, body).await

@@ -6,7 +6,7 @@ use proto::convert::{uuid, v1 as conv};
 use proto::v1::{self, user_service_server::UserService as UserRpc};
 use tonic::{Request, Response, Status};
 
-use super::{PrincipalSource, Revoked, bearer};
+use super::{PrincipalSource, Revoked, Throttled, bearer};
 
 type Answer<T> = std::result::Result<Response<T>, Status>;
 
@@ -87,6 +87,7 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
     ) -> Answer<v1::ChangePasswordResponse> {
         let (users, source) = (&self.users, &self.source);
         bearer(source, "ChangePassword", req, |ctx, who, m| async move {
+            source.admit(Throttled::PasswordChange(who.user_id), &ctx)?;
             let (id, input) = conv::change_password_from_request(m)?;
             users.change_password(&ctx, &who, id, input).await?;
             source.revoked(Revoked::User(id));

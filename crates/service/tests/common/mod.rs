@@ -143,10 +143,7 @@ impl TestApp {
     }
 
     pub async fn session_live(&self, p: &Principal) -> bool {
-        self.auth
-            .session_live(p.user_id, p.session_id)
-            .await
-            .unwrap()
+        self.auth.session_live(p).await.unwrap()
     }
 
     pub async fn fetch(&self, id: UserId) -> User {
