@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Creates the secret files the layered and microservices compose files mount (once; existing files
-# are kept): the internal credential, the HS256 JWT secret, the PostgreSQL password, the database
-# URL built from it, and the bootstrap admin's password. The directory is private to you; the
-# files are world-readable because compose bind-mounts them as they are and the containers run as
-# uid 10001.
+# are kept):
+#   internal-token     the gateway's credential towards the service layer (ARCANA_INTERNAL_TOKEN)
+#   repository-token   the service layer's credential towards the repository (ARCANA_REPOSITORY_TOKEN;
+#                      the repository accepts nothing else, and the gateway never gets it)
+#   jwt-private-key    Ed25519 signing key, PKCS#8 PEM (only the service / auth-service mount it)
+#   jwt-public-keys    its public key, PEM (what the gateway verifies with); append the previous
+#                      public key here while rotating
+#   postgres-password, database-url, admin-password (the bootstrap admin's)
+# Needs OpenSSL >= 1.1.1 for the Ed25519 key pair. The directory is private to you; the files are
+# world-readable because compose bind-mounts them as they are and the containers run as uid 10001.
 set -euo pipefail
 dir="$(cd "$(dirname "$0")" && pwd)/secrets"
 mkdir -p "$dir"
@@ -17,8 +23,23 @@ put() { # name value
   fi
 }
 put internal-token "$(rand 32)"
-put jwt-secret "$(rand 48)"
+put repository-token "$(rand 32)"
 put postgres-password "$(rand 24)"
 put database-url "postgres://arcana:$(cat "$dir/postgres-password")@postgres:5432/arcana"
 put admin-password "Admin-1$(rand 12)"
+
+# EdDSA: the service layer signs with the private key; the gateway holds only the public keys.
+command -v openssl >/dev/null || { echo "init-secrets.sh: openssl (>= 1.1.1) is needed for the Ed25519 key pair" >&2; exit 1; }
+if [ ! -s "$dir/jwt-private-key" ]; then
+  openssl genpkey -algorithm ed25519 -out "$dir/jwt-private-key.tmp"
+  chmod 0644 "$dir/jwt-private-key.tmp"
+  mv "$dir/jwt-private-key.tmp" "$dir/jwt-private-key"
+  rm -f "$dir/jwt-public-keys"
+  echo "created secrets/jwt-private-key"
+fi
+if [ ! -s "$dir/jwt-public-keys" ]; then
+  openssl pkey -in "$dir/jwt-private-key" -pubout -out "$dir/jwt-public-keys"
+  chmod 0644 "$dir/jwt-public-keys"
+  echo "created secrets/jwt-public-keys"
+fi
 echo "bootstrap admin password: $(cat "$dir/admin-password")"

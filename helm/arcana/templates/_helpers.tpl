@@ -59,16 +59,19 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/*
 What each layer is: Kubernetes name, binary (= image name), whether it is the public edge, which
-secrets it needs (jwt: sign | verify | none), its gRPC port and its arguments.
+credentials it needs and its gRPC port and arguments:
+  jwt              sign (issues tokens) | verify (checks them) | none
+  internalToken    ARCANA_INTERNAL_TOKEN: the gateway sends it, the service layers check it
+  repositoryToken  ARCANA_REPOSITORY_TOKEN: the service layers send it, the repository checks it
 */}}
 {{- define "arcana.componentInfo" -}}
 {{- $all := dict
-  "monolith"    (dict "name" "monolith"     "binary" "arcana"              "edge" true  "database" true  "internalToken" false "jwt" "sign"   "grpcPort" 9090  "args" (list "serve") "bootstrap" true)
-  "gateway"     (dict "name" "gateway"      "binary" "arcana-gateway"      "edge" true  "database" false "internalToken" true  "jwt" "verify" "grpcPort" 9090  "args" (list)         "bootstrap" false)
-  "service"     (dict "name" "service"      "binary" "arcana-service"      "edge" false "database" false "internalToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" true)
-  "authService" (dict "name" "auth-service" "binary" "arcana-auth-service" "edge" false "database" false "internalToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" false)
-  "userService" (dict "name" "user-service" "binary" "arcana-user-service" "edge" false "database" false "internalToken" true  "jwt" "none"   "grpcPort" 50051 "args" (list)         "bootstrap" true)
-  "repository"  (dict "name" "repository"   "binary" "arcana-repository"   "edge" false "database" true  "internalToken" true  "jwt" "none"   "grpcPort" 50052 "args" (list "serve") "bootstrap" false)
+  "monolith"    (dict "name" "monolith"     "binary" "arcana"              "edge" true  "database" true  "internalToken" false "repositoryToken" false "jwt" "sign"   "grpcPort" 9090  "args" (list "serve") "bootstrap" true)
+  "gateway"     (dict "name" "gateway"      "binary" "arcana-gateway"      "edge" true  "database" false "internalToken" true  "repositoryToken" false "jwt" "verify" "grpcPort" 9090  "args" (list)         "bootstrap" false)
+  "service"     (dict "name" "service"      "binary" "arcana-service"      "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" true)
+  "authService" (dict "name" "auth-service" "binary" "arcana-auth-service" "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" false)
+  "userService" (dict "name" "user-service" "binary" "arcana-user-service" "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "none"   "grpcPort" 50051 "args" (list)         "bootstrap" true)
+  "repository"  (dict "name" "repository"   "binary" "arcana-repository"   "edge" false "database" true  "internalToken" false "repositoryToken" true  "jwt" "none"   "grpcPort" 50052 "args" (list "serve") "bootstrap" false)
 -}}
 {{- toJson (get $all .) -}}
 {{- end -}}
@@ -110,8 +113,89 @@ secrets it needs (jwt: sign | verify | none), its gRPC port and its arguments.
 {{- if or .Values.database.url .Values.database.existingSecret -}}true{{- end -}}
 {{- end -}}
 
-{{- define "arcana.secretName" -}}
-{{- .Values.secrets.existingSecret | default (printf "%s-secrets" (include "arcana.fullname" .)) -}}
+{{/* The JWT algorithm in effect: secrets.jwtAlgorithm, else HS256 (monolith) or EdDSA (layers). */}}
+{{- define "arcana.jwtAlgorithm" -}}
+{{- .Values.secrets.jwtAlgorithm | default (ternary "HS256" "EdDSA" (eq .Values.mode "monolith")) -}}
+{{- end -}}
+
+{{/*
+The credential Secrets, one per purpose (argument: dict "root" $ "purpose" <purpose>):
+  jwtSigning       key jwt-secret (HS256) or jwt-private-key (EdDSA)
+  jwtPublicKeys    key jwt-public-keys (EdDSA)
+  internalToken    key internal-token
+  repositoryToken  key repository-token
+Name: secrets.existingSecrets.<purpose>, else secrets.existingSecret, else <fullname>-<suffix>
+(created by the chart).
+*/}}
+{{- define "arcana.credentialSecretName" -}}
+{{- $s := .root.Values.secrets -}}
+{{- $suffix := get (dict "jwtSigning" "jwt-signing" "jwtPublicKeys" "jwt-public-keys" "internalToken" "internal-token" "repositoryToken" "repository-token") .purpose -}}
+{{- get ($s.existingSecrets | default dict) .purpose | default $s.existingSecret | default (printf "%s-%s" (include "arcana.fullname" .root) $suffix) -}}
+{{- end -}}
+
+{{/* "true" when the chart creates the Secret of this purpose (no existing Secret given). */}}
+{{- define "arcana.credentialGenerated" -}}
+{{- $s := .root.Values.secrets -}}
+{{- if not (or (get ($s.existingSecrets | default dict) .purpose) $s.existingSecret) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The credential files of one layer (argument: dict "root" $ "key" <layer key>), as a JSON list of
+{secret, key, env}: the file /var/run/secrets/arcana/<key> from Secret <secret>, named by <env>.
+The single source of what each layer gets: the gateway never the JWT private key (EdDSA) nor the
+repository token, the repository never a JWT key nor the gateway's internal token.
+*/}}
+{{- define "arcana.credentialMounts" -}}
+{{- $root := .root -}}
+{{- $c := include "arcana.componentInfo" .key | fromJson -}}
+{{- $alg := include "arcana.jwtAlgorithm" $root -}}
+{{- $m := list -}}
+{{- if $c.internalToken -}}
+{{- $m = append $m (dict "purpose" "internalToken" "key" "internal-token" "env" "ARCANA_INTERNAL_TOKEN_FILE") -}}
+{{- end -}}
+{{- if $c.repositoryToken -}}
+{{- $m = append $m (dict "purpose" "repositoryToken" "key" "repository-token" "env" "ARCANA_REPOSITORY_TOKEN_FILE") -}}
+{{- end -}}
+{{- if and (ne $c.jwt "none") (eq $alg "HS256") -}}
+{{- $m = append $m (dict "purpose" "jwtSigning" "key" "jwt-secret" "env" "ARCANA_JWT_SECRET_FILE") -}}
+{{- end -}}
+{{- if and (eq $c.jwt "sign") (eq $alg "EdDSA") -}}
+{{- $m = append $m (dict "purpose" "jwtSigning" "key" "jwt-private-key" "env" "ARCANA_JWT_PRIVATE_KEY_FILE") -}}
+{{- end -}}
+{{- if and (ne $c.jwt "none") (eq $alg "EdDSA") -}}
+{{- $m = append $m (dict "purpose" "jwtPublicKeys" "key" "jwt-public-keys" "env" "ARCANA_JWT_PUBLIC_KEYS_FILE") -}}
+{{- end -}}
+{{- $out := list -}}
+{{- range $m -}}
+{{- $out = append $out (dict "secret" (include "arcana.credentialSecretName" (dict "root" $root "purpose" .purpose)) "key" .key "env" .env) -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* The data of an existing Secret in the release namespace as JSON ({} without a cluster). */}}
+{{- define "arcana.lookupSecretData" -}}
+{{- $data := dict -}}
+{{- with (lookup "v1" "Secret" .root.Release.Namespace .name) -}}
+{{- $data = .data | default dict -}}
+{{- end -}}
+{{- toJson $data -}}
+{{- end -}}
+
+{{/*
+The public key (SPKI PEM) of an Ed25519 private key (PKCS#8 PEM). Templates have no function for
+it, but a certificate holds the public key: sign a throw-away one with the key and cut the
+SubjectPublicKeyInfo out of its DER. An Ed25519 SPKI is always the 12 bytes
+30 2a 30 05 06 03 2b 65 70 03 21 00 followed by the 32-byte key (RFC 8410).
+*/}}
+{{- define "arcana.ed25519PublicKey" -}}
+{{- $cert := genSelfSignedCertWithKey "arcana-jwt" nil nil 1 . -}}
+{{- $der := $cert.Cert | replace "-----BEGIN CERTIFICATE-----" "" | replace "-----END CERTIFICATE-----" "" | nospace | b64dec -}}
+{{- $prefix := "\x30\x2a\x30\x05\x06\x03\x2b\x65\x70\x03\x21\x00" -}}
+{{- $parts := splitList $prefix $der -}}
+{{- if or (ne (len $parts) 2) (lt (len (index $parts 1)) 32) -}}
+{{- fail "secrets.jwtPrivateKey is not an Ed25519 private key: create one with `openssl genpkey -algorithm ed25519` (PKCS#8 PEM)" -}}
+{{- end -}}
+{{- printf "-----BEGIN PUBLIC KEY-----\n%s\n-----END PUBLIC KEY-----\n" (printf "%s%s" $prefix (substr 0 32 (index $parts 1)) | b64enc) -}}
 {{- end -}}
 
 {{- define "arcana.databaseSecretName" -}}
@@ -149,10 +233,15 @@ secrets it needs (jwt: sign | verify | none), its gRPC port and its arguments.
 {{- fail "the monolith on SQLite runs one replica: set database.url (PostgreSQL/MySQL) to scale it" -}}
 {{- end -}}
 {{- end -}}
-{{- if and (eq $v.secrets.jwtAlgorithm "EdDSA") (not $v.secrets.existingSecret) -}}
-{{- if or (not $v.secrets.jwtPrivateKey) (not $v.secrets.jwtPublicKeys) -}}
-{{- fail "secrets.jwtAlgorithm EdDSA needs secrets.jwtPrivateKey and secrets.jwtPublicKeys (or secrets.existingSecret)" -}}
+{{- if eq (include "arcana.jwtAlgorithm" .) "EdDSA" -}}
+{{- $signing := include "arcana.credentialGenerated" (dict "root" . "purpose" "jwtSigning") -}}
+{{- $public := include "arcana.credentialGenerated" (dict "root" . "purpose" "jwtPublicKeys") -}}
+{{- if ne $signing $public -}}
+{{- fail "EdDSA: the private key and the public keys come both from existing Secrets (secrets.existingSecrets.jwtSigning and .jwtPublicKeys, or secrets.existingSecret) or both from the chart; otherwise the gateway could not verify what the service layer signs" -}}
 {{- end -}}
+{{- end -}}
+{{- if and $v.secrets.internalToken (eq $v.secrets.internalToken $v.secrets.repositoryToken) -}}
+{{- fail "secrets.repositoryToken must differ from secrets.internalToken: the repository accepts only the repository token, so a compromised gateway (which holds the internal token) cannot call it" -}}
 {{- end -}}
 {{- range $key := include "arcana.componentKeys" . | fromJsonArray -}}
 {{- $a := (index $v $key).autoscaling -}}
@@ -160,7 +249,19 @@ secrets it needs (jwt: sign | verify | none), its gRPC port and its arguments.
 {{- fail (printf "%s.autoscaling.maxReplicas must be >= minReplicas" $key) -}}
 {{- end -}}
 {{- end -}}
-{{- if and $v.ingress.enabled (eq (len $v.ingress.hosts) 0) -}}
+{{- if $v.ingress.enabled -}}
+{{- if eq (len $v.ingress.hosts) 0 -}}
 {{- fail "ingress.enabled needs at least one entry in ingress.hosts" -}}
+{{- end -}}
+{{- if not $v.config.trustedProxies -}}
+{{- fail "ingress.enabled needs config.trustedProxies (the CIDRs of the ingress controller's pods): behind an Ingress every request reaches the gateway from the controller's address, so without trusted proxies all clients would share one rate-limit bucket (config.authRateLimit) and the audit log would record the controller instead of the client" -}}
+{{- end -}}
+{{- range $h := $v.ingress.hosts -}}
+{{- range ($h.paths | default $v.ingress.paths) -}}
+{{- if or (hasPrefix .path "/metrics") (hasPrefix "/metrics" .path) -}}
+{{- fail (printf "ingress path %q (host %s) would route /metrics to the internet: route only the API paths (see ingress.paths) and scrape /metrics in-cluster (serviceMonitor)" .path $h.host) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
