@@ -1034,7 +1034,7 @@ async fn layered_over_mutual_tls() {
             login: "tess".into(),
         });
         req.metadata_mut()
-            .insert("x-internal-token", INTERNAL_TOKEN.parse().unwrap());
+            .insert("x-internal-token", REPOSITORY_TOKEN.parse().unwrap());
         let err = c.find_credentials(req).await.unwrap_err();
         assert_ne!(err.code(), tonic::Code::Ok);
         assert!(

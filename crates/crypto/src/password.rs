@@ -14,13 +14,22 @@ use rand::Rng;
 use rand::distributions::Alphanumeric;
 use rand::rngs::OsRng;
 use sha2::Sha256;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+
 use subtle::ConstantTimeEq;
 
 const SALT_CHARS: usize = 16;
 const PBKDF2_KEY_LEN: usize = 32;
 /// Refuse absurd parameters from a stored hash instead of burning a worker for minutes.
 const MAX_PBKDF2_ITERATIONS: u32 = 20_000_000;
-const MAX_SCRYPT_MEMORY: u64 = 256 * 1024 * 1024;
+/// Memory every scrypt verification in flight may use together (bytes). scrypt is memory-hard:
+/// Werkzeug's default (N=2^15, r=8) takes 32 MiB per verification, so N parallel failed logins
+/// on imported accounts would take N × 32 MiB. Verifications wait for their share instead; a
+/// stored hash that alone needs more than this is refused (never verifiable). With the default,
+/// at most two Werkzeug-default verifications run at once, whatever the number of hash workers.
+pub const SCRYPT_MEMORY_BUDGET: u64 = 64 * 1024 * 1024;
+const MAX_SCRYPT_MEMORY: u64 = SCRYPT_MEMORY_BUDGET;
 const MAX_SCRYPT_P: u32 = 16;
 /// Werkzeug's defaults for a bare `scrypt` method.
 const WERKZEUG_SCRYPT_N: u64 = 1 << 15;
@@ -151,7 +160,62 @@ fn scrypt_hash(
     let log_n = u8::try_from(n.trailing_zeros()).map_err(|_| "scrypt N out of range")?;
     let params =
         scrypt::Params::new(log_n, r, p, out.len()).map_err(|_| "scrypt parameters rejected")?;
+    let _share = SCRYPT_MEMORY.acquire(scrypt_memory(n, r));
     scrypt::scrypt(password, salt, &params, out).map_err(|_| "scrypt output length rejected")
+}
+
+/// What one scrypt computation allocates: the N × 128·r scratch array dominates.
+fn scrypt_memory(n: u64, r: u32) -> u64 {
+    n.saturating_mul(u64::from(r)).saturating_mul(128)
+}
+
+/// A counting semaphore over bytes, blocking (hash workers are OS threads).
+struct MemoryBudget {
+    in_use: Mutex<u64>,
+    freed: Condvar,
+    limit: u64,
+    peak: AtomicU64,
+}
+
+static SCRYPT_MEMORY: MemoryBudget = MemoryBudget {
+    in_use: Mutex::new(0),
+    freed: Condvar::new(),
+    limit: SCRYPT_MEMORY_BUDGET,
+    peak: AtomicU64::new(0),
+};
+
+struct Share<'a> {
+    budget: &'a MemoryBudget,
+    bytes: u64,
+}
+
+impl MemoryBudget {
+    fn acquire(&self, bytes: u64) -> Share<'_> {
+        let bytes = bytes.min(self.limit);
+        let mut in_use = self.in_use.lock().unwrap_or_else(|p| p.into_inner());
+        while *in_use + bytes > self.limit {
+            in_use = self.freed.wait(in_use).unwrap_or_else(|p| p.into_inner());
+        }
+        *in_use += bytes;
+        self.peak.fetch_max(*in_use, Ordering::Relaxed);
+        Share {
+            budget: self,
+            bytes,
+        }
+    }
+}
+
+impl Drop for Share<'_> {
+    fn drop(&mut self) {
+        let mut in_use = self.budget.in_use.lock().unwrap_or_else(|p| p.into_inner());
+        *in_use -= self.bytes;
+        self.budget.freed.notify_all();
+    }
+}
+
+/// The most scrypt memory that was ever in use at once in this process (bytes; metrics, tests).
+pub fn scrypt_memory_peak() -> u64 {
+    SCRYPT_MEMORY.peak.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -416,3 +416,129 @@ pub async fn serve(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(s: &[&str]) -> Vec<IpNet> {
+        s.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn client(trusted: &[&str], peer: &str, headers: &[&str]) -> IpAddr {
+        let values: Vec<HeaderValue> = headers
+            .iter()
+            .map(|h| HeaderValue::from_str(h).unwrap())
+            .collect();
+        client_ip(&nets(trusted), ip(peer), values.iter())
+    }
+
+    #[test]
+    fn hops_parse_with_and_without_ports() {
+        for (hop, want) in [
+            ("203.0.113.9", Some("203.0.113.9")),
+            (" 203.0.113.9 ", Some("203.0.113.9")),
+            ("203.0.113.9:5555", Some("203.0.113.9")),
+            ("2001:db8::1", Some("2001:db8::1")),
+            ("[2001:db8::1]", Some("2001:db8::1")),
+            ("[2001:db8::1]:443", Some("2001:db8::1")),
+            ("::ffff:192.0.2.1", Some("192.0.2.1")),
+            ("[::ffff:192.0.2.1]:80", Some("192.0.2.1")),
+            ("unknown", None),
+            ("_hidden", None),
+            ("", None),
+            ("203.0.113.9:99999", None),
+            ("203.0.113.9:port", None),
+            ("[2001:db8::1]:", None),
+            ("[2001:db8::1", None),
+            ("[203.0.113.9]", None),
+            ("2001:db8::1:443:x", None),
+            ("example.com:80", None),
+        ] {
+            assert_eq!(parse_forwarded_hop(hop), want.map(ip), "{hop:?}");
+        }
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        assert_eq!(
+            client(&["10.0.0.0/8"], "198.51.100.1", &["1.2.3.4"]),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client(&[], "198.51.100.1", &["1.2.3.4"]),
+            ip("198.51.100.1")
+        );
+    }
+
+    #[test]
+    fn the_right_most_untrusted_hop_is_the_client() {
+        let t = ["10.0.0.0/8"];
+        assert_eq!(
+            client(&t, "10.0.0.1", &["1.2.3.4, 203.0.113.9"]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client(&t, "10.0.0.1", &["1.2.3.4, 203.0.113.9, 10.0.0.7"]),
+            ip("203.0.113.9")
+        );
+        // Ports are stripped: the proxy's own entry wins over the spoofed one to its left.
+        assert_eq!(
+            client(&t, "10.0.0.1", &["1.2.3.4, 203.0.113.9:5555"]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client(&t, "10.0.0.1", &["1.2.3.4, [2001:db8::9]:443"]),
+            ip("2001:db8::9")
+        );
+    }
+
+    #[test]
+    fn an_unparseable_hop_ends_the_trust() {
+        let t = ["10.0.0.0/8"];
+        // `unknown` as reported by the proxy: nothing left of it is believed; the client is the
+        // last address vouched for (here the proxy itself).
+        assert_eq!(
+            client(&t, "10.0.0.1", &["1.2.3.4, unknown"]),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            client(&t, "10.0.0.1", &["1.2.3.4, garbage, 10.0.0.2"]),
+            ip("10.0.0.2")
+        );
+        assert_eq!(client(&t, "10.0.0.1", &["1.2.3.4,,"]), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn several_headers_are_one_list_in_order() {
+        let t = ["10.0.0.0/8"];
+        assert_eq!(
+            client(&t, "10.0.0.1", &["1.2.3.4", "203.0.113.9, 10.0.0.5"]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client(&t, "10.0.0.1", &["1.2.3.4", "unknown", "10.0.0.5"]),
+            ip("10.0.0.5")
+        );
+        // Every hop trusted: the left-most one.
+        assert_eq!(
+            client(&t, "10.0.0.1", &["10.0.0.3", "10.0.0.4"]),
+            ip("10.0.0.3")
+        );
+        assert_eq!(client(&t, "10.0.0.1", &[]), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_are_normalised() {
+        assert_eq!(client(&[], "::ffff:198.51.100.1", &[]), ip("198.51.100.1"));
+        // ...and matched against IPv4 trusted ranges.
+        assert_eq!(
+            client(&["10.0.0.0/8"], "::ffff:10.0.0.1", &["203.0.113.9"]),
+            ip("203.0.113.9")
+        );
+    }
+}

@@ -29,7 +29,10 @@ pub enum Mode {
 /// Environment of one process.
 type Env = Vec<(&'static str, String)>;
 
+/// The gateway's credential towards the service layers.
 pub const INTERNAL_TOKEN: &str = "internal-token-internal-token-0123456789";
+/// The service layers' credential towards the repository (the only one it accepts).
+pub const REPOSITORY_TOKEN: &str = "repository-token-repository-token-0123456789";
 
 pub struct TestApp {
     pub base: String,
@@ -98,7 +101,6 @@ impl TestApp {
             let common: Vec<(&'static str, String)> = vec![
                 ("ARCANA_PASSWORD_ITERATIONS", "1000".into()),
                 ("ARCANA_JWT_SECRET", JWT_SECRET.into()),
-                ("ARCANA_INTERNAL_TOKEN", INTERNAL_TOKEN.into()),
                 ("ARCANA_LOG_FORMAT", "json".into()),
                 ("RUST_LOG", "info".into()),
             ];
@@ -151,6 +153,7 @@ impl TestApp {
                         ]
                     };
                     let mut gateway_env = edge.clone();
+                    gateway_env.push(("ARCANA_INTERNAL_TOKEN", INTERNAL_TOKEN.into()));
                     let mut service_plan = Vec::new();
                     for (name, exe) in services {
                         let p = free_port();
@@ -168,6 +171,8 @@ impl TestApp {
                         let mut env = bootstrap.clone();
                         env.push(("ARCANA_GRPC_ADDR", format!("127.0.0.1:{p}")));
                         env.push(("ARCANA_REPOSITORY_URL", repo_url.clone()));
+                        env.push(("ARCANA_INTERNAL_TOKEN", INTERNAL_TOKEN.into()));
+                        env.push(("ARCANA_REPOSITORY_TOKEN", REPOSITORY_TOKEN.into()));
                         service_plan.push((name, exe, env));
                     }
                     plan.push((
@@ -178,6 +183,7 @@ impl TestApp {
                     plan.extend(service_plan);
                     let mut repo_env = database.clone();
                     repo_env.push(("ARCANA_GRPC_ADDR", format!("127.0.0.1:{repo_port}")));
+                    repo_env.push(("ARCANA_REPOSITORY_TOKEN", REPOSITORY_TOKEN.into()));
                     plan.push((
                         "arcana-repository",
                         env!("CARGO_BIN_EXE_arcana-repository"),

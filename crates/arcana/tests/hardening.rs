@@ -1,0 +1,430 @@
+//! The edges of the attacker's review, against the real binaries: password-change throttling,
+//! bounded metric labels, connection limits, client addresses behind proxies, configuration
+//! that used to crash or weaken, and per-caller internal credentials. Each failed before the fix.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use proto::v1::user_service_client::UserServiceClient;
+use rand::Rng;
+use repository::Backend;
+use reqwest::Method;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn opts(env: &[(&str, &str)]) -> Options {
+    Options {
+        extra_env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+async fn monolith(env: &[(&str, &str)]) -> TestApp {
+    TestApp::start_with(Backend::Sqlite, opts(env))
+        .await
+        .unwrap()
+}
+
+// ---- 7. password changes are throttled per user --------------------------------------------
+
+#[tokio::test]
+async fn password_changes_are_throttled_per_user() {
+    let app = monolith(&[]).await;
+    let (id, token, _) = app.user("churner").await;
+    let passwords = ["Secret123", "Secret124"];
+    for i in 0..5 {
+        let r = app
+            .call(
+                Method::PUT,
+                &format!("/api/v1/users/{id}/password"),
+                Some(&token),
+                Some(json!({"current_password": passwords[i % 2], "new_password": passwords[(i + 1) % 2]})),
+            )
+            .await;
+        assert_eq!(r.status, 204, "change {i}: {:?}", r.body);
+    }
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{id}/password"),
+            Some(&token),
+            Some(json!({"current_password": "Secret124", "new_password": "Secret123"})),
+        )
+        .await;
+    r.assert_error(429, "RATE_LIMITED");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Another user is not affected.
+    let (other, other_token, _) = app.user("bystander").await;
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{other}/password"),
+            Some(&other_token),
+            Some(json!({"current_password": "Secret123", "new_password": "Secret124"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn password_changes_are_throttled_over_grpc_too() {
+    let app = monolith(&[]).await;
+    let (id, token, _) = app.user("grpcchurner").await;
+    let mut users = UserServiceClient::connect(app.grpc.clone()).await.unwrap();
+    let passwords = ["Secret123", "Secret124"];
+    let change = |i: usize| {
+        let mut r = tonic::Request::new(proto::v1::ChangePasswordRequest {
+            id: id.clone(),
+            current_password: Some(passwords[i % 2].into()),
+            new_password: passwords[(i + 1) % 2].into(),
+        });
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        r
+    };
+    for i in 0..5 {
+        users.change_password(change(i)).await.unwrap();
+    }
+    let e = users.change_password(change(5)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert_eq!(e.metadata().get("x-error-code").unwrap(), "RATE_LIMITED");
+}
+
+// ---- 9. metric labels stay bounded -------------------------------------------------------
+
+fn series(metrics: &str) -> usize {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count()
+}
+
+async fn random_requests(app: &TestApp, n: usize) {
+    const STANDARD: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    for i in 0..n {
+        let (method, path) = {
+            let mut rng = rand::thread_rng();
+            let method = match STANDARD.get(i) {
+                Some(m) => (*m).to_owned(),
+                None if rng.gen_bool(0.5) => STANDARD[rng.gen_range(0..STANDARD.len())].to_owned(),
+                None => format!("FOO{}", rng.r#gen::<u32>()),
+            };
+            (
+                method,
+                format!("/x/{}/{}", rng.r#gen::<u64>(), rng.r#gen::<u16>()),
+            )
+        };
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let r = app.client.request(m, app.url(&path)).send().await.unwrap();
+        assert!(
+            r.status().is_client_error(),
+            "{method} {path}: {}",
+            r.status()
+        );
+    }
+}
+
+#[tokio::test]
+async fn metric_labels_stay_bounded_under_random_methods_and_paths() {
+    let app = monolith(&[]).await;
+    // Every label combination random traffic can produce exists after a first round.
+    random_requests(&app, 50).await;
+    app.get("/metrics", None).await;
+    let before = app
+        .get("/metrics", None)
+        .await
+        .body
+        .as_str()
+        .unwrap()
+        .to_owned();
+    random_requests(&app, 1000).await;
+    let after = app
+        .get("/metrics", None)
+        .await
+        .body
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        series(&before),
+        series(&after),
+        "1,000 random requests added series:\n{after}"
+    );
+    assert!(after.contains("method=\"OTHER\""), "{after}");
+    assert!(after.contains("route=\"unmatched\""), "{after}");
+    assert!(!after.contains("FOO"), "{after}");
+}
+
+// ---- 10. connection limits -----------------------------------------------------------------
+
+#[tokio::test]
+async fn a_slow_request_head_is_cut_off() {
+    let app = monolith(&[("ARCANA_HTTP_HEADER_TIMEOUT", "1")]).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // Half a request head, then silence.
+    tcp.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(6), tcp.read_to_end(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "the connection was still open after 6 s (header timeout 1 s)"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // An idle keep-alive connection is closed as well.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(6), idle.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "an idle keep-alive connection stayed open");
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn a_grpc_call_whose_body_never_arrives_ends() {
+    let app = monolith(&[("ARCANA_REQUEST_TIMEOUT", "1")]).await;
+    let addr = app.grpc.trim_start_matches("http://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (h2, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut h2 = h2.ready().await.unwrap();
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/arcana.v1.AuthService/Login"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    // Headers only: the body (and end of stream) never comes.
+    let (answer, _body_never_sent) = h2.send_request(req, false).unwrap();
+    let started = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(8), answer)
+        .await
+        .expect("no answer 8 s after a call whose body never came (request timeout 1 s)");
+    match answer {
+        Ok(resp) => {
+            let status = resp
+                .headers()
+                .get("grpc-status")
+                .map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(status.as_deref(), Some("4"), "DEADLINE_EXCEEDED: {resp:?}");
+        }
+        // A reset stream is an acceptable end too.
+        Err(e) => assert!(e.is_reset() || e.is_go_away(), "{e:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+// ---- 11. client addresses behind proxies ---------------------------------------------------
+
+#[tokio::test]
+async fn a_spoofed_forwarded_address_cannot_dodge_the_rate_limit() {
+    let app = TestApp::start_with(
+        Backend::Sqlite,
+        Options {
+            rate_limit: 3,
+            ..opts(&[("ARCANA_TRUSTED_PROXIES", "127.0.0.1/32")])
+        },
+    )
+    .await
+    .unwrap();
+    // The proxy appends the real client with a port (or an obfuscated `unknown`); the attacker
+    // varies the left-most entry on every request.
+    for right in ["203.0.113.9:5555", "unknown", "[2001:db8::1]:443"] {
+        let mut statuses = Vec::new();
+        for i in 0..5 {
+            let r = app
+                .client
+                .post(app.url("/api/v1/auth/login"))
+                .header("x-forwarded-for", format!("198.51.100.{i}, {right}"))
+                .json(&json!({"username_or_email": "nobody", "password": "Whatever1"}))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(r.status().as_u16());
+        }
+        assert_eq!(
+            statuses,
+            [401, 401, 401, 429, 429],
+            "hop {right:?}: the spoofed left-most value must not become the client"
+        );
+        // Each round is its own bucket: 203.0.113.9; the proxy itself (127.0.0.1), where
+        // `unknown` ends the trust; 2001:db8::/64.
+    }
+}
+
+// ---- 12. configuration that crashed or weakened --------------------------------------------
+
+/// Start the monolith with `env` and wait for it to exit (at most 20 s). `None`: it kept running.
+fn run_to_exit(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let grpc = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = dir.path().join("out.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_arcana"));
+    cmd.env_clear()
+        .env("ARCANA_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("ARCANA_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+        .env("ARCANA_DATA_DIR", dir.path())
+        .env("ARCANA_PASSWORD_ITERATIONS", "1000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::options().append(true).open(&out).unwrap(),
+        ));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (code, std::fs::read_to_string(out).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn bad_numbers_refuse_to_start_with_a_clear_message() {
+    for (var, value, says) in [
+        ("ARCANA_REFRESH_TTL", "999999999999", "refresh-ttl"),
+        ("ARCANA_ACCESS_TTL", "0", "access-ttl"),
+        ("ARCANA_REFRESH_REUSE_GRACE", "61", "refresh-reuse-grace"),
+        ("ARCANA_DB_POOL_SIZE", "0", "db-pool-size"),
+        ("ARCANA_REQUEST_TIMEOUT", "0", "request-timeout"),
+        ("ARCANA_PASSWORD_ITERATIONS", "0", "password-iterations"),
+        (
+            "ARCANA_HTTP_HEADER_TIMEOUT",
+            "100000",
+            "http-header-timeout",
+        ),
+        (
+            "ARCANA_CORS_ORIGINS",
+            "*,https://app.example.com",
+            "ARCANA_CORS_ORIGINS",
+        ),
+        (
+            "ARCANA_CORS_ORIGINS",
+            "app.example.com",
+            "ARCANA_CORS_ORIGINS",
+        ),
+    ] {
+        let (code, out) = run_to_exit(&[(var, value)]);
+        assert!(
+            matches!(code, Some(c) if c != 0),
+            "{var}={value} must refuse to start (exit {code:?}):\n{out}"
+        );
+        assert!(!out.contains("panicked"), "{var}={value} panicked:\n{out}");
+        assert!(
+            out.contains(says),
+            "{var}={value}: no clear message:\n{out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cors_star_allows_any_origin_without_credentials() {
+    let app = monolith(&[("ARCANA_CORS_ORIGINS", "*")]).await;
+    let r = app
+        .client
+        .get(app.url("/health/live"))
+        .header("origin", "https://anything.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(
+        r.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn weak_password_iterations_are_announced_at_start() {
+    let app = monolith(&[]).await;
+    assert!(
+        app.logs().contains("below 100000"),
+        "no warning about 1,000 iterations:\n{}",
+        app.logs()
+    );
+}
+
+// ---- 14. per-caller internal credentials ---------------------------------------------------
+
+#[tokio::test]
+async fn the_repository_refuses_the_gateways_credential() {
+    use proto::internal::repository_service_client::RepositoryServiceClient;
+    let app = TestApp::start_mode(Mode::Layered, Backend::Sqlite, Options::default())
+        .await
+        .unwrap();
+    app.user("hashholder").await;
+    let port = app
+        .internal
+        .iter()
+        .find(|(n, _)| n == "arcana-repository")
+        .unwrap()
+        .1;
+    let mut repo = RepositoryServiceClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let ask = |token: &str| {
+        let mut r = tonic::Request::new(proto::internal::FindCredentialsRequest {
+            login: "hashholder".into(),
+        });
+        r.metadata_mut()
+            .insert("x-internal-token", token.parse().unwrap());
+        r
+    };
+    // What a compromised gateway holds: refused before any handler runs.
+    let e = repo
+        .find_credentials(ask(INTERNAL_TOKEN))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e.code(),
+            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+        ),
+        "{e:?}"
+    );
+    // The service layers' credential works.
+    let found = repo
+        .find_credentials(ask(REPOSITORY_TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(found.credentials.is_some());
+}

@@ -1,0 +1,130 @@
+//! The session-liveness cache at the edge: revoking one user's sessions forgets only that
+//! user's cached answers (the whole cache used to be dropped on every password change, so any
+//! user could make every other user's next request pay a lookup).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use domain::{
+    AuthService, AuthSession, LoginInput, Principal, RegisterInput, RequestContext, Result,
+    SessionId, SessionInfo, User,
+};
+use gateway::authn::Authenticator;
+use repository::testing::TestDb;
+use service::{Repositories, ServiceConfig};
+
+/// The real service, counting the liveness lookups that reach it.
+struct Counting {
+    inner: Arc<dyn AuthService>,
+    lookups: AtomicUsize,
+}
+
+#[async_trait]
+impl AuthService for Counting {
+    async fn ready(&self) -> Result<()> {
+        self.inner.ready().await
+    }
+    async fn register(&self, ctx: &RequestContext, input: RegisterInput) -> Result<AuthSession> {
+        self.inner.register(ctx, input).await
+    }
+    async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<AuthSession> {
+        self.inner.login(ctx, input).await
+    }
+    async fn refresh(&self, ctx: &RequestContext, token: &str) -> Result<AuthSession> {
+        self.inner.refresh(ctx, token).await
+    }
+    async fn logout(&self, ctx: &RequestContext, who: &Principal) -> Result<()> {
+        self.inner.logout(ctx, who).await
+    }
+    async fn logout_all(&self, ctx: &RequestContext, who: &Principal) -> Result<u64> {
+        self.inner.logout_all(ctx, who).await
+    }
+    async fn me(&self, ctx: &RequestContext, who: &Principal) -> Result<User> {
+        self.inner.me(ctx, who).await
+    }
+    async fn list_sessions(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+    ) -> Result<Vec<SessionInfo>> {
+        self.inner.list_sessions(ctx, who).await
+    }
+    async fn revoke_session(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        id: SessionId,
+    ) -> Result<()> {
+        self.inner.revoke_session(ctx, who, id).await
+    }
+    async fn session_live(&self, who: &Principal) -> Result<bool> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.session_live(who).await
+    }
+}
+
+fn input(username: &str) -> RegisterInput {
+    RegisterInput {
+        username: username.into(),
+        email: format!("{username}@example.com"),
+        password: "Secret123".into(),
+        first_name: None,
+        last_name: None,
+    }
+}
+
+#[tokio::test]
+async fn revoking_one_user_forgets_only_that_users_cached_sessions() {
+    let db = TestDb::sqlite();
+    let config = ServiceConfig {
+        password_iterations: 1000,
+        ..ServiceConfig::default()
+    };
+    let keys = crypto::JwtKeys::hs256(b"authn-tests-secret-0123456789abcdef").unwrap();
+    let services = service::build(
+        Repositories::from_one(db.db().clone()),
+        config.clone(),
+        &keys,
+    )
+    .unwrap();
+    let counting = Arc::new(Counting {
+        inner: services.auth.clone(),
+        lookups: AtomicUsize::new(0),
+    });
+    let authn = Authenticator::new(
+        Arc::new(keys.verifier(&config.issuer, &config.audience)),
+        counting.clone(),
+    );
+    let ctx = RequestContext::default();
+    let alice = counting.register(&ctx, input("alice")).await.unwrap();
+    let bob = counting.register(&ctx, input("bob")).await.unwrap();
+    let lookups = || counting.lookups.load(Ordering::SeqCst);
+
+    let a = authn
+        .authenticate(&alice.tokens.access_token)
+        .await
+        .unwrap();
+    authn.authenticate(&bob.tokens.access_token).await.unwrap();
+    assert_eq!(lookups(), 2);
+    authn
+        .authenticate(&alice.tokens.access_token)
+        .await
+        .unwrap();
+    authn.authenticate(&bob.tokens.access_token).await.unwrap();
+    assert_eq!(lookups(), 2, "both answers are cached");
+
+    // Alice logs out everywhere (through this process).
+    counting.logout_all(&ctx, &a).await.unwrap();
+    authn.forget_user(a.user_id);
+    assert!(
+        authn
+            .authenticate(&alice.tokens.access_token)
+            .await
+            .is_err()
+    );
+    assert_eq!(lookups(), 3, "alice's answer was looked up again");
+    authn.authenticate(&bob.tokens.access_token).await.unwrap();
+    assert_eq!(lookups(), 3, "bob's answer is still cached");
+}

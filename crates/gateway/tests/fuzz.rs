@@ -1,0 +1,322 @@
+//! Property tests of every decoder of untrusted input at the edge: bearer tokens, the
+//! X-Forwarded-For header, JSON bodies through the real REST router, and protobuf requests
+//! through the public gRPC service. Whatever arrives: no panic, and always the error envelope
+//! (REST) or a gRPC status.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, Method, Request};
+use domain::{AuthService, Error, LoginInput, RequestContext, UserService};
+use gateway::{AppState, GatewayConfig};
+use http_body_util::BodyExt;
+use proptest::prelude::*;
+use repository::testing::TestDb;
+use service::{Repositories, ServiceConfig};
+use tower::ServiceExt;
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    state: AppState,
+    admin_token: String,
+    target: uuid::Uuid,
+    _db: TestDb,
+}
+
+/// One edge over a real SQLite database for all cases of a test binary.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let db = TestDb::sqlite();
+        let config = ServiceConfig {
+            password_iterations: 1000,
+            hash_workers: 2,
+            ..ServiceConfig::default()
+        };
+        let keys = crypto::JwtKeys::hs256(b"gateway-fuzz-tests-secret-0123456789").unwrap();
+        let services = service::build(
+            Repositories::from_one(db.db().clone()),
+            config.clone(),
+            &keys,
+        )
+        .unwrap();
+        let (admin_token, target) = rt.block_on(async {
+            services
+                .users
+                .create_admin("fuzzadmin", "fuzzadmin@example.com", "Secret123")
+                .await
+                .unwrap();
+            let s = services
+                .auth
+                .login(
+                    &RequestContext::default(),
+                    LoginInput {
+                        username_or_email: "fuzzadmin".into(),
+                        password: "Secret123".into(),
+                    },
+                )
+                .await
+                .unwrap();
+            let target = services
+                .auth
+                .register(
+                    &RequestContext::default(),
+                    domain::RegisterInput {
+                        username: "target".into(),
+                        email: "target@example.com".into(),
+                        password: "Secret123".into(),
+                        first_name: None,
+                        last_name: None,
+                    },
+                )
+                .await
+                .unwrap()
+                .user
+                .id;
+            (s.tokens.access_token, target)
+        });
+        let auth: Arc<dyn AuthService> = services.auth.clone();
+        let users: Arc<dyn UserService> = services.users.clone();
+        let state = AppState::new(
+            auth,
+            users,
+            Arc::new(keys.verifier(&config.issuer, &config.audience)),
+            GatewayConfig::default(),
+            Vec::new(),
+        );
+        Fixture {
+            rt,
+            state,
+            admin_token,
+            target,
+            _db: db,
+        }
+    })
+}
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        ".{0,40}".prop_map(serde_json::Value::from),
+        "[a-z0-9_.@-]{0,20}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(2, 12, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            prop::collection::btree_map(".{0,8}", inner, 0..4)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+const FIELDS: &[&str] = &[
+    "username",
+    "email",
+    "password",
+    "username_or_email",
+    "refresh_token",
+    "first_name",
+    "last_name",
+    "phone",
+    "avatar_url",
+    "role",
+    "status",
+    "is_verified",
+    "current_password",
+    "new_password",
+];
+
+/// Mostly objects with the API's field names (so validation runs), sometimes anything at all.
+fn body() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => prop::collection::btree_map(prop::sample::select(FIELDS), json_value(), 0..6)
+            .prop_map(|m| serde_json::to_vec(&m).unwrap()),
+        1 => json_value().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+        1 => prop::collection::vec(any::<u8>(), 0..200),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_authorization_header_is_refused_cleanly(value in ".{0,300}") {
+        let f = fixture();
+        match gateway::authn::bearer(Some(&value)) {
+            Ok(token) => {
+                let r = f.rt.block_on(f.state.authn.authenticate(token));
+                prop_assert!(
+                    matches!(r, Err(Error::Unauthorized | Error::TokenExpired)),
+                    "{r:?}"
+                );
+            }
+            Err(e) => prop_assert!(matches!(e, Error::Unauthorized)),
+        }
+    }
+
+    #[test]
+    fn any_forwarded_for_header_yields_the_peer_or_one_of_its_hops(
+        headers in prop::collection::vec("[0-9a-f:.,\\[\\] unknow]{0,60}", 0..4),
+        peer_trusted in any::<bool>(),
+    ) {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = if peer_trusted { "10.0.0.1" } else { "198.51.100.1" }.parse().unwrap();
+        let values: Vec<HeaderValue> = headers
+            .iter()
+            .filter_map(|h| HeaderValue::from_str(h).ok())
+            .collect();
+        let got = gateway::client_ip(&trusted, peer, values.iter());
+        let hops: Vec<IpAddr> = values
+            .iter()
+            .flat_map(|v| v.to_str().unwrap().split(',').map(str::to_owned).collect::<Vec<_>>())
+            .filter_map(|h| gateway::parse_forwarded_hop(&h))
+            .collect();
+        prop_assert!(got == peer || hops.contains(&got), "{got} from {headers:?}");
+        if !peer_trusted {
+            prop_assert_eq!(got, peer);
+        }
+    }
+
+    #[test]
+    fn any_json_body_gets_an_answer_in_the_envelope(
+        route in 0usize..9,
+        bytes in body(),
+        with_token in any::<bool>(),
+        json_type in any::<bool>(),
+    ) {
+        let f = fixture();
+        let t = f.target;
+        let (method, path) = [
+            (Method::POST, "/api/v1/auth/register".to_owned()),
+            (Method::POST, "/api/v1/auth/login".to_owned()),
+            (Method::POST, "/api/v1/auth/refresh".to_owned()),
+            (Method::POST, "/api/v1/users".to_owned()),
+            (Method::PUT, format!("/api/v1/users/{t}")),
+            (Method::PATCH, format!("/api/v1/users/{t}")),
+            (Method::PUT, format!("/api/v1/users/{t}/password")),
+            (Method::PUT, format!("/api/v1/users/{t}/status")),
+            (Method::PUT, format!("/api/v1/users/{t}/role")),
+        ][route]
+            .clone();
+        let mut req = Request::builder().method(method.clone()).uri(&path);
+        if json_type {
+            req = req.header("content-type", "application/json");
+        }
+        if with_token {
+            req = req.header("authorization", format!("Bearer {}", f.admin_token));
+        }
+        let req = req.body(Body::from(bytes.clone())).unwrap();
+        let app = gateway::router(f.state.clone());
+        let (status, body) = f.rt.block_on(async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, body)
+        });
+        prop_assert!(
+            !status.is_server_error(),
+            "{method} {path} {:?} -> {status}: {}",
+            String::from_utf8_lossy(&bytes),
+            String::from_utf8_lossy(&body)
+        );
+        if !body.is_empty() {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            prop_assert!(v["success"].is_boolean(), "{v}");
+            if status.is_client_error() {
+                prop_assert!(v["error"]["code"].is_string(), "{v}");
+                prop_assert!(v["request_id"].is_string(), "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn any_protobuf_request_gets_a_grpc_status(
+        rpc in 0usize..17,
+        message in prop_oneof![
+            // Every field a length-delimited value (the requests are mostly strings): decodes,
+            // and drives the conversions with arbitrary text.
+            prop::collection::vec((1u32..12, ".{0,40}"), 0..8).prop_map(|fields| encode(&fields)),
+            prop::collection::vec(any::<u8>(), 0..120),
+        ],
+        with_token in any::<bool>(),
+    ) {
+        let f = fixture();
+        let path = [
+            "arcana.v1.AuthService/Register",
+            "arcana.v1.AuthService/Login",
+            "arcana.v1.AuthService/Refresh",
+            "arcana.v1.AuthService/Logout",
+            "arcana.v1.AuthService/LogoutAll",
+            "arcana.v1.AuthService/Me",
+            "arcana.v1.AuthService/ListSessions",
+            "arcana.v1.AuthService/RevokeSession",
+            "arcana.v1.UserService/ListUsers",
+            "arcana.v1.UserService/CreateUser",
+            "arcana.v1.UserService/GetUser",
+            "arcana.v1.UserService/UpdateUser",
+            "arcana.v1.UserService/DeleteUser",
+            "arcana.v1.UserService/ChangePassword",
+            "arcana.v1.UserService/VerifyUser",
+            "arcana.v1.UserService/SetStatus",
+            "arcana.v1.UserService/SetRole",
+        ][rpc];
+        // Never log the admin out or delete it: those would end the fixture's session.
+        prop_assume!(!(with_token && matches!(rpc, 3 | 4)));
+        let mut framed = vec![0u8];
+        framed.extend(u32::try_from(message.len()).unwrap().to_be_bytes());
+        framed.extend(&message);
+        let mut req = axum::http::Request::builder()
+            .method("POST")
+            .uri(format!("http://localhost/{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        if with_token {
+            req = req.header("authorization", format!("Bearer {}", f.admin_token));
+        }
+        let req = req
+            .body(tonic::body::Body::new(http_body_util::Full::new(Bytes::from(framed))))
+            .unwrap();
+        let router = gateway::grpc::router(f.state.clone());
+        let code = f.rt.block_on(async move {
+            let resp = router.oneshot(req).await.unwrap();
+            if let Some(code) = resp.headers().get("grpc-status") {
+                return Some(code.to_str().unwrap().to_owned());
+            }
+            let collected = resp.into_body().collect().await.ok()?;
+            collected
+                .trailers()
+                .and_then(|t| t.get("grpc-status"))
+                .map(|c| c.to_str().unwrap().to_owned())
+        });
+        let code = code.unwrap_or_else(|| panic!("{path}: no grpc-status"));
+        // 2 = UNKNOWN: what a panic or an unmapped failure would look like.
+        prop_assert_ne!(code.as_str(), "2", "{}", path);
+    }
+}
+
+/// Protobuf wire format: each field as (tag, wire type 2 = length-delimited) + length + bytes.
+fn encode(fields: &[(u32, String)]) -> Vec<u8> {
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut out = Vec::new();
+    for (field, value) in fields {
+        varint(u64::from(*field) << 3 | 2, &mut out);
+        varint(value.len() as u64, &mut out);
+        out.extend(value.as_bytes());
+    }
+    out
+}
