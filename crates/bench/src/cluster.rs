@@ -15,6 +15,8 @@ use crate::load::RestConn;
 
 pub const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-0123456789";
 pub const INTERNAL_TOKEN: &str = "bench-internal-token-bench-internal-token-0123";
+/// The service layers' own credential towards the repository (which refuses the gateway's).
+pub const REPOSITORY_TOKEN: &str = "bench-repository-token-bench-repository-token-0123";
 pub const ADMIN_USER: &str = "bench-admin";
 pub const ADMIN_EMAIL: &str = "bench-admin@example.com";
 pub const ADMIN_PASSWORD: &str = "BenchAdmin123";
@@ -251,6 +253,7 @@ impl Cluster {
             ("ARCANA_PASSWORD_ITERATIONS", "600000".into()),
             ("ARCANA_JWT_SECRET", JWT_SECRET.into()),
             ("ARCANA_INTERNAL_TOKEN", INTERNAL_TOKEN.into()),
+            ("ARCANA_REPOSITORY_TOKEN", REPOSITORY_TOKEN.into()),
             ("ARCANA_LOG_FORMAT", "json".into()),
             ("RUST_LOG", rust_log.into()),
         ];
