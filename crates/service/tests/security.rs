@@ -42,6 +42,18 @@ async fn insert_with_hash(app: &TestApp, username: &str, hash: &str) -> domain::
     .unwrap()
 }
 
+/// Wait until a password verification beyond the first `before` has started.
+async fn started_evaluating(app: &TestApp, before: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.hasher.verifications() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no verification started"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 fn slow_app_config() -> ServiceConfig {
     ServiceConfig {
         password_iterations: SLOW_ITERATIONS,
@@ -67,6 +79,9 @@ async fn a_burst_cannot_outguess_the_lockout() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(50)).await;
+    // However loaded the machine, the right password arrives once a burst password is being
+    // evaluated (by then the old code had counted nothing yet).
+    started_evaluating(&app, evaluated_before).await;
     let right = app.login("burst", PASSWORD).await;
     assert!(
         matches!(right, Err(Error::Locked { .. })),
@@ -104,6 +119,7 @@ async fn a_burst_cannot_outguess_the_current_password_check() {
             .unwrap_err();
         assert!(matches!(e, Error::Validation(_)), "{e:?}");
     }
+    let evaluated_before = app.hasher.verifications();
     let burst: Vec<_> = (0..30)
         .map(|i| {
             let (app, change) = (app.clone(), change(format!("Wrong-password-{i}")));
@@ -115,6 +131,7 @@ async fn a_burst_cannot_outguess_the_current_password_check() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(50)).await;
+    started_evaluating(&app, evaluated_before).await;
     let right = app
         .users
         .change_password(&ctx(), &p, p.user_id, change(PASSWORD.into()))
@@ -143,11 +160,13 @@ async fn success_does_not_clear_a_lock_set_meanwhile() {
             .await
             .unwrap_err();
     }
+    let evaluated_before = app.hasher.verifications();
     let right = {
         let app = app.clone();
         tokio::spawn(async move { app.login("meanwhile", PASSWORD).await })
     };
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // The right password is being hashed (its attempt reserved) when the wrong ones come.
+    started_evaluating(&app, evaluated_before).await;
     let wrong: Vec<_> = (0..4)
         .map(|_| {
             let app = app.clone();
