@@ -69,6 +69,61 @@ pub struct JwtArgs {
     /// Ed25519 public keys (PEM, concatenated) accepted for verification (rotation).
     #[arg(long, env = "ARCANA_JWT_PUBLIC_KEYS", global = true)]
     pub jwt_public_keys: Option<String>,
+    /// `iss` of the access tokens (issued and required).
+    #[arg(
+        long,
+        env = "ARCANA_JWT_ISSUER",
+        default_value = "arcana",
+        global = true
+    )]
+    pub jwt_issuer: String,
+    /// `aud` of the access tokens (issued and required).
+    #[arg(
+        long,
+        env = "ARCANA_JWT_AUDIENCE",
+        default_value = "arcana",
+        global = true
+    )]
+    pub jwt_audience: String,
+}
+
+/// The admin a fresh installation starts with (processes that hold the user context create it
+/// on start when no active admin exists).
+#[derive(Debug, Clone, Args)]
+pub struct BootstrapArgs {
+    #[arg(long, env = "ARCANA_BOOTSTRAP_ADMIN_USERNAME", global = true)]
+    pub bootstrap_admin_username: Option<String>,
+    #[arg(long, env = "ARCANA_BOOTSTRAP_ADMIN_EMAIL", global = true)]
+    pub bootstrap_admin_email: Option<String>,
+    /// Also from the file named by ARCANA_BOOTSTRAP_ADMIN_PASSWORD_FILE.
+    #[arg(
+        long,
+        env = "ARCANA_BOOTSTRAP_ADMIN_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub bootstrap_admin_password: Option<String>,
+}
+
+impl BootstrapArgs {
+    /// (username, email, password) when all three are given.
+    pub fn admin(&self) -> anyhow::Result<Option<(String, String, SecretString)>> {
+        let password = secret(
+            self.bootstrap_admin_password.as_deref(),
+            "ARCANA_BOOTSTRAP_ADMIN_PASSWORD",
+        )?;
+        let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        Ok(
+            match (
+                nonempty(&self.bootstrap_admin_username),
+                nonempty(&self.bootstrap_admin_email),
+                password,
+            ) {
+                (Some(u), Some(e), Some(p)) => Some((u, e, p)),
+                _ => None,
+            },
+        )
+    }
 }
 
 impl JwtArgs {
@@ -142,30 +197,6 @@ pub struct AuthArgs {
 
 /// Below this many PBKDF2 iterations a warning is logged at start (OWASP asks for 600,000).
 pub const WEAK_ITERATIONS: u32 = 100_000;
-
-#[cfg(feature = "service")]
-impl AuthArgs {
-    pub fn service_config(&self) -> service::ServiceConfig {
-        if self.password_iterations < WEAK_ITERATIONS {
-            tracing::warn!(
-                iterations = self.password_iterations,
-                recommended = 600_000,
-                "ARCANA_PASSWORD_ITERATIONS is below {WEAK_ITERATIONS}: password hashes are WEAK \
-                 and cheap to brute-force; use this only for tests"
-            );
-        }
-        service::ServiceConfig {
-            refresh_reuse_grace: Duration::from_secs(self.refresh_reuse_grace),
-            password_iterations: self.password_iterations,
-            access_ttl: Duration::from_secs(self.access_ttl),
-            refresh_ttl: Duration::from_secs(self.refresh_ttl),
-            hash_workers: self
-                .hash_workers
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-            ..service::ServiceConfig::default()
-        }
-    }
-}
 
 /// The public edge (gateway, monolith).
 #[derive(Debug, Clone, Args)]
@@ -259,22 +290,6 @@ pub struct EdgeArgs {
     pub max_concurrent_streams: u32,
 }
 
-#[cfg(feature = "gateway")]
-impl EdgeArgs {
-    pub fn gateway_config(&self) -> anyhow::Result<gateway::GatewayConfig> {
-        Ok(gateway::GatewayConfig {
-            cors_origins: cors_origins(&self.cors_origins)?,
-            auth_rate_limit: self.auth_rate_limit,
-            password_change_rate_limit: self.password_change_rate_limit,
-            trusted_proxies: self.trusted_proxies.clone(),
-            request_timeout: Duration::from_secs(self.request_timeout),
-            header_read_timeout: Duration::from_secs(self.http_header_timeout),
-            http2_keepalive_interval: Duration::from_secs(self.http2_keepalive),
-            max_concurrent_streams: self.max_concurrent_streams,
-        })
-    }
-}
-
 /// CORS origins as given, checked: `*` alone, or origins such as `https://app.example.com`.
 pub fn cors_origins(given: &[String]) -> anyhow::Result<Vec<String>> {
     let origins: Vec<String> = given
@@ -304,9 +319,6 @@ pub fn cors_origins(given: &[String]) -> anyhow::Result<Vec<String>> {
     }
     Ok(origins)
 }
-
-#[cfg(feature = "gateway")]
-impl EdgeArgs {}
 
 /// Calls between layers.
 #[derive(Debug, Clone, Args)]
@@ -354,15 +366,15 @@ pub struct InternalArgs {
 
 impl InternalArgs {
     /// The credential between the gateway and the service layers.
-    pub fn credential(&self) -> anyhow::Result<proto::credential::InternalCredential> {
+    pub fn credential(&self) -> anyhow::Result<rpc::credential::InternalCredential> {
         let token = secret(self.internal_token.as_deref(), "ARCANA_INTERNAL_TOKEN")?
             .context("ARCANA_INTERNAL_TOKEN (or ARCANA_INTERNAL_TOKEN_FILE) is required outside the monolith")?;
-        proto::credential::InternalCredential::new(token.expose_secret())
+        rpc::credential::InternalCredential::new(token.expose_secret())
             .map_err(|e| anyhow::anyhow!("ARCANA_INTERNAL_TOKEN: {e}"))
     }
 
     /// The credential between the service layers and the repository (see `--repository-token`).
-    pub fn repository_credential(&self) -> anyhow::Result<proto::credential::InternalCredential> {
+    pub fn repository_credential(&self) -> anyhow::Result<rpc::credential::InternalCredential> {
         let own = secret(self.repository_token.as_deref(), "ARCANA_REPOSITORY_TOKEN")?;
         let internal = secret(self.internal_token.as_deref(), "ARCANA_INTERNAL_TOKEN")?;
         let token = match (own, internal) {
@@ -386,15 +398,15 @@ impl InternalArgs {
                 "ARCANA_REPOSITORY_TOKEN (or ARCANA_REPOSITORY_TOKEN_FILE) is required outside the monolith"
             ),
         };
-        proto::credential::InternalCredential::new(token.expose_secret())
+        rpc::credential::InternalCredential::new(token.expose_secret())
             .map_err(|e| anyhow::anyhow!("ARCANA_REPOSITORY_TOKEN: {e}"))
     }
 
     /// Mutual TLS files, when configured (all three of cert, key and CA, or none).
-    pub fn tls(&self) -> anyhow::Result<Option<proto::tls::TlsFiles>> {
+    pub fn tls(&self) -> anyhow::Result<Option<rpc::tls::TlsFiles>> {
         match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
             (None, None, None) => Ok(None),
-            (Some(cert), Some(key), Some(ca)) => Ok(Some(proto::tls::TlsFiles {
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(rpc::tls::TlsFiles {
                 cert: cert.clone(),
                 key: key.clone(),
                 ca: ca.clone(),
@@ -416,14 +428,14 @@ impl InternalArgs {
         &self,
         urls: &str,
         what: &str,
-        credential: proto::credential::InternalCredential,
-    ) -> anyhow::Result<proto::client::Upstream> {
+        credential: rpc::credential::InternalCredential,
+    ) -> anyhow::Result<rpc::client::Upstream> {
         let tls = self
             .tls()?
             .map(|t| t.client().map_err(|e| anyhow::anyhow!(e)))
             .transpose()?;
         let deadline = Duration::from_millis(self.upstream_deadline_ms);
-        proto::client::Upstream::with_tls(urls, credential, deadline, tls)
+        rpc::client::Upstream::with_tls(urls, credential, deadline, tls)
             .map_err(|e| anyhow::anyhow!("{what}: {e}"))
     }
 }

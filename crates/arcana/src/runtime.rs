@@ -1,6 +1,9 @@
 //! Process plumbing every binary shares: logging, shutdown on SIGTERM/SIGINT, and the readiness
 //! loop behind each gRPC port's `grpc.health.v1` answer.
 use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
 
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
@@ -77,4 +80,13 @@ async fn signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// Listen on `addr` (logged as `what`).
+pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {what} on {addr}"))?;
+    tracing::info!(addr = %l.local_addr()?, "{what} listening");
+    Ok(l)
 }

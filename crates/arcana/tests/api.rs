@@ -830,7 +830,7 @@ async fn layered_outage_of_a_lower_layer_answers_503_and_recovers() {
 /// refused, even one that forges the forwarded caller identity of an admin.
 #[tokio::test]
 async fn internal_ports_refuse_calls_without_the_credential() {
-    use proto::v1::user_service_client::UserServiceClient;
+    use rpc::v1::user_service_client::UserServiceClient;
     let app = TestApp::start_mode(Mode::Layered, Backend::Sqlite, Options::default())
         .await
         .unwrap();
@@ -844,7 +844,7 @@ async fn internal_ports_refuse_calls_without_the_credential() {
     let mut client = UserServiceClient::connect(format!("http://127.0.0.1:{port}"))
         .await
         .unwrap();
-    let mut req = tonic::Request::new(proto::v1::SetRoleRequest {
+    let mut req = tonic::Request::new(rpc::v1::SetRoleRequest {
         id: uid.clone(),
         role: "admin".into(),
     });
@@ -858,7 +858,7 @@ async fn internal_ports_refuse_calls_without_the_credential() {
         .insert("x-arcana-role", "admin".parse().unwrap());
     let err = client.set_role(req).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
-    let mut req = tonic::Request::new(proto::v1::SetRoleRequest {
+    let mut req = tonic::Request::new(rpc::v1::SetRoleRequest {
         id: uid.clone(),
         role: "admin".into(),
     });
@@ -877,13 +877,13 @@ async fn internal_ports_refuse_calls_without_the_credential() {
         .find(|(n, _)| n == "arcana-repository")
         .unwrap()
         .1;
-    let mut repo = proto::internal::repository_service_client::RepositoryServiceClient::connect(
+    let mut repo = rpc::internal::repository_service_client::RepositoryServiceClient::connect(
         format!("http://127.0.0.1:{rport}"),
     )
     .await
     .unwrap();
     let err = repo
-        .find_credentials(proto::internal::FindCredentialsRequest {
+        .find_credentials(rpc::internal::FindCredentialsRequest {
             login: "mallory".into(),
         })
         .await
@@ -1025,12 +1025,12 @@ async fn layered_over_mutual_tls() {
         .find(|(n, _)| n == "arcana-repository")
         .unwrap()
         .1;
-    let plain = proto::internal::repository_service_client::RepositoryServiceClient::connect(
+    let plain = rpc::internal::repository_service_client::RepositoryServiceClient::connect(
         format!("http://127.0.0.1:{rport}"),
     )
     .await;
     if let Ok(mut c) = plain {
-        let mut req = tonic::Request::new(proto::internal::FindCredentialsRequest {
+        let mut req = tonic::Request::new(rpc::internal::FindCredentialsRequest {
             login: "tess".into(),
         });
         req.metadata_mut()

@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use proto::v1::auth_service_client::AuthServiceClient;
-use proto::v1::user_service_client::UserServiceClient;
-use proto::v1::*;
 use repository::Backend;
+use rpc::v1::auth_service_client::AuthServiceClient;
+use rpc::v1::user_service_client::UserServiceClient;
+use rpc::v1::*;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 

@@ -8,10 +8,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use proto::v1::user_service_client::UserServiceClient;
 use rand::Rng;
 use repository::Backend;
 use reqwest::Method;
+use rpc::v1::user_service_client::UserServiceClient;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -80,7 +80,7 @@ async fn password_changes_are_throttled_over_grpc_too() {
     let mut users = UserServiceClient::connect(app.grpc.clone()).await.unwrap();
     let passwords = ["Secret123", "Secret124"];
     let change = |i: usize| {
-        let mut r = tonic::Request::new(proto::v1::ChangePasswordRequest {
+        let mut r = tonic::Request::new(rpc::v1::ChangePasswordRequest {
             id: id.clone(),
             current_password: Some(passwords[i % 2].into()),
             new_password: passwords[(i + 1) % 2].into(),
@@ -386,7 +386,7 @@ async fn weak_password_iterations_are_announced_at_start() {
 
 #[tokio::test]
 async fn the_repository_refuses_the_gateways_credential() {
-    use proto::internal::repository_service_client::RepositoryServiceClient;
+    use rpc::internal::repository_service_client::RepositoryServiceClient;
     let app = TestApp::start_mode(Mode::Layered, Backend::Sqlite, Options::default())
         .await
         .unwrap();
@@ -401,7 +401,7 @@ async fn the_repository_refuses_the_gateways_credential() {
         .await
         .unwrap();
     let ask = |token: &str| {
-        let mut r = tonic::Request::new(proto::internal::FindCredentialsRequest {
+        let mut r = tonic::Request::new(rpc::internal::FindCredentialsRequest {
             login: "hashholder".into(),
         });
         r.metadata_mut()

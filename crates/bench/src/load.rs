@@ -13,8 +13,8 @@ use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use proto::v1::auth_service_client::AuthServiceClient;
-use proto::v1::user_service_client::UserServiceClient;
+use rpc::v1::auth_service_client::AuthServiceClient;
+use rpc::v1::user_service_client::UserServiceClient;
 use serde::{Deserialize, Serialize};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -408,7 +408,7 @@ impl Worker {
             }
             (Protocol::Grpc, Op::GetUser) => {
                 let req = with_meta(
-                    proto::v1::GetUserRequest {
+                    rpc::v1::GetUserRequest {
                         id: self.id.user_id.clone(),
                     },
                     &self.access_meta,
@@ -416,12 +416,12 @@ impl Worker {
                 self.grpc()?.users.get_user(req).await?;
             }
             (Protocol::Grpc, Op::Me) => {
-                let req = with_meta(proto::v1::MeRequest {}, &self.access_meta);
+                let req = with_meta(rpc::v1::MeRequest {}, &self.access_meta);
                 self.grpc()?.auth.me(req).await?;
             }
             (Protocol::Grpc, Op::ListUsers) => {
                 let req = with_meta(
-                    proto::v1::ListUsersRequest {
+                    rpc::v1::ListUsersRequest {
                         page: Some("1".into()),
                         ..Default::default()
                     },
@@ -430,7 +430,7 @@ impl Worker {
                 self.grpc()?.users.list_users(req).await?;
             }
             (Protocol::Grpc, Op::Login) => {
-                let req = proto::v1::LoginRequest {
+                let req = rpc::v1::LoginRequest {
                     username_or_email: self.id.username.clone(),
                     password: self.id.password.clone(),
                 };
@@ -438,7 +438,7 @@ impl Worker {
             }
             (Protocol::Grpc, Op::Refresh) => {
                 self.ensure_chain().await?;
-                let req = proto::v1::RefreshRequest {
+                let req = rpc::v1::RefreshRequest {
                     refresh_token: self.id.refresh.clone(),
                 };
                 match self.grpc()?.auth.refresh(req).await {

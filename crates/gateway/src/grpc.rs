@@ -20,13 +20,13 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use domain::{Error, Principal, RequestContext, Result};
-use proto::server::{GrpcRouter, ServerLimits};
-use proto::v1::auth_service_server::AuthServiceServer;
-use proto::v1::user_service_server::UserServiceServer;
-use service::grpc::{
+use rpc::server::{GrpcRouter, ServerLimits};
+use rpc::service::{
     AuthGrpc, Call, HealthReporter, PrincipalSource, Revoked, Throttled, UserGrpc,
     request_id_or_new,
 };
+use rpc::v1::auth_service_server::AuthServiceServer;
+use rpc::v1::user_service_server::UserServiceServer;
 use tonic::Code;
 
 use crate::AppState;
@@ -151,7 +151,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::result::Result<(), tonic::transport::Error> {
     let (router, health) = router_with_health(state.clone());
-    let readiness = tokio::spawn(service::grpc::track_readiness(
+    let readiness = tokio::spawn(rpc::service::track_readiness(
         health,
         Some(state.auth.clone()),
         Some(state.users.clone()),

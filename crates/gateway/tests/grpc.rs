@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use domain::{AuthService, UserService};
 use gateway::{AppState, GatewayConfig};
-use proto::v1::{
+use repository::testing::TestDb;
+use rpc::v1::{
     self, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
 };
-use repository::testing::TestDb;
 use service::{Repositories, ServiceConfig};
 use tokio::sync::oneshot;
 use tonic::metadata::MetadataValue;
@@ -117,7 +117,7 @@ fn with_token<T>(token: &str, msg: T) -> Request<T> {
 
 fn error_code(s: &Status) -> &str {
     s.metadata()
-        .get(proto::status::ERROR_CODE)
+        .get(rpc::status::ERROR_CODE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
 }
@@ -211,7 +211,7 @@ async fn full_flow_with_bearer_metadata() {
         .unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument);
     assert_eq!(error_code(&s), "VALIDATION_FAILED");
-    let details = s.metadata().get(proto::status::ERROR_DETAILS).unwrap();
+    let details = s.metadata().get(rpc::status::ERROR_DETAILS).unwrap();
     assert!(details.to_str().unwrap().contains("\"id\""), "{details:?}");
 
     // Refresh rotates; the new access token works.
@@ -343,7 +343,7 @@ async fn login_register_and_refresh_are_rate_limited_per_ip() {
     let s = edge.login("nobody", "Wrong-password-1").await.unwrap_err();
     assert_eq!(s.code(), Code::ResourceExhausted);
     assert_eq!(error_code(&s), "RATE_LIMITED");
-    let details = s.metadata().get(proto::status::ERROR_DETAILS).unwrap();
+    let details = s.metadata().get(rpc::status::ERROR_DETAILS).unwrap();
     assert!(
         details.to_str().unwrap().contains("retry_after_seconds"),
         "{details:?}"

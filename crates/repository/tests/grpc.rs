@@ -13,14 +13,14 @@ use domain::{
     AuditEvent, AuditRepository, Error, PageRequest, SortOrder, Status, UserId, UserQuery,
     UserRepository, UserSort, UserUpdate,
 };
-use proto::client::Upstream;
-use proto::credential::InternalCredential;
-use proto::internal as pb;
-use proto::internal::repository_service_client::RepositoryServiceClient;
-use proto::status::ERROR_CODE;
 use repository::Database;
-use repository::grpc::RepositoryClient;
 use repository::testing::TestDb;
+use rpc::client::Upstream;
+use rpc::credential::InternalCredential;
+use rpc::internal as pb;
+use rpc::internal::repository_service_client::RepositoryServiceClient;
+use rpc::repository::RepositoryClient;
+use rpc::status::ERROR_CODE;
 use tonic::{Code, Request};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -193,7 +193,7 @@ async fn errors_survive_the_round_trip() {
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument);
-    match proto::status::to_error(s) {
+    match rpc::status::to_error(s) {
         Error::Validation(f) => assert_eq!(f.0.keys().collect::<Vec<_>>(), ["id"]),
         other => panic!("expected a validation error, got {other:?}"),
     }
@@ -205,7 +205,7 @@ async fn errors_survive_the_round_trip() {
         .await
         .unwrap_err();
     assert!(matches!(
-        proto::status::to_error(s),
+        rpc::status::to_error(s),
         Error::Validation(f) if f.0.contains_key("cursor")
     ));
 
@@ -268,7 +268,7 @@ struct RequestIds {
 #[async_trait]
 impl AuditRepository for RequestIds {
     async fn record(&self, event: AuditEvent) -> domain::Result<()> {
-        self.seen.lock().unwrap().push(proto::context::request_id());
+        self.seen.lock().unwrap().push(rpc::context::request_id());
         self.inner.record(event).await
     }
     async fn list_for_subject(
@@ -291,7 +291,7 @@ async fn request_ids_reach_the_repository() {
     let server = GrpcServer::start_with(db, database.clone(), database, spy.clone()).await;
     let client = server.client();
     let subject = Uuid::new_v4();
-    proto::context::with_request_id(
+    rpc::context::with_request_id(
         Some("req-42.a_b".into()),
         client.record(event(Some(subject))),
     )
@@ -299,7 +299,7 @@ async fn request_ids_reach_the_repository() {
     .unwrap();
     client.record(event(Some(subject))).await.unwrap();
     // an id that is not a sane token is dropped, not trusted
-    proto::context::with_request_id(Some("x".repeat(200)), client.record(event(Some(subject))))
+    rpc::context::with_request_id(Some("x".repeat(200)), client.record(event(Some(subject))))
         .await
         .unwrap();
     assert_eq!(

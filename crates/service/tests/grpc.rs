@@ -14,12 +14,12 @@ use domain::{
     AuthService, ChangePasswordInput, CreateUserInput, Error, LoginInput, PageInfo, Principal,
     RawUserQuery, RegisterInput, Role, UserPatch, UserService,
 };
-use proto::client::Upstream;
-use proto::credential::InternalCredential;
-use proto::v1::{
+use rpc::client::Upstream;
+use rpc::credential::InternalCredential;
+use rpc::service::{self as grpc, AuthClient, UserClient};
+use rpc::v1::{
     self, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
 };
-use service::grpc::{self, AuthClient, UserClient};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::Code;
@@ -133,7 +133,7 @@ fn register_input(username: &str) -> RegisterInput {
 
 fn error_code(s: &tonic::Status) -> &str {
     s.metadata()
-        .get(proto::status::ERROR_CODE)
+        .get(rpc::status::ERROR_CODE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
 }
@@ -451,9 +451,7 @@ async fn put_and_patch_semantics() {
     };
     let s = raw.update_user(r.raw(&me, no_email)).await.unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument);
-    assert!(
-        matches!(proto::status::to_error(s), Error::Validation(f) if f.0.contains_key("email"))
-    );
+    assert!(matches!(rpc::status::to_error(s), Error::Validation(f) if f.0.contains_key("email")));
     // An update_mask naming something else is refused on `update_mask`.
     let bad_mask = v1::UpdateUserRequest {
         id: id.to_string(),
@@ -463,7 +461,7 @@ async fn put_and_patch_semantics() {
         ..Default::default()
     };
     let s = raw.update_user(r.raw(&me, bad_mask)).await.unwrap_err();
-    let e = proto::status::to_error(s);
+    let e = rpc::status::to_error(s);
     assert_eq!(field_errors(&e), ["update_mask"]);
     // Invalid values keep their field names across the hop.
     let bad = UserPatch {
@@ -563,18 +561,18 @@ async fn calls_without_the_internal_credential_are_refused() {
     let mut req = tonic::Request::new(v1::MeRequest {});
     grpc::forward(req.metadata_mut(), None, Some(&alice));
     req.metadata_mut().insert(
-        proto::credential::INTERNAL_TOKEN,
+        rpc::credential::INTERNAL_TOKEN,
         MetadataValue::from_static("grpc-tests-internal-credential-XXXXXXXXXX"),
     );
     let s = raw.me(req).await.unwrap_err();
     assert_eq!(s.code(), Code::Unauthenticated);
 
     // The session check is internal too.
-    let mut check = proto::internal::session_check_service_client::SessionCheckServiceClient::new(
+    let mut check = rpc::internal::session_check_service_client::SessionCheckServiceClient::new(
         r.upstream.channel(),
     );
     let s = check
-        .session_live(proto::internal::SessionLiveRequest {
+        .session_live(rpc::internal::SessionLiveRequest {
             user_id: alice.user_id.to_string(),
             session_id: alice.session_id.to_string(),
             role: "user".into(),

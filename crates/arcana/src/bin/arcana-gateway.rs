@@ -1,10 +1,6 @@
 //! `arcana-gateway`: the public edge alone (REST :8080, gRPC :9090). Verifies tokens locally and
 //! reaches the service layer over gRPC: one upstream list (layered) or separate auth and user
 //! upstreams (microservices).
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 use std::sync::Arc;
 
@@ -48,7 +44,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let edge = cli.edge.gateway_config()?;
+    let config = layers::gateway::config(&cli.edge)?;
     let shutdown = Shutdown::on_signals();
     let (auth_url, user_url) = match (
         &cli.service_url,
@@ -62,21 +58,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ),
     };
     let credential = cli.internal.credential()?;
-    let auth: Arc<dyn domain::AuthService> = Arc::new(service::grpc::AuthClient::new(
+    let auth: Arc<dyn domain::AuthService> = Arc::new(rpc::service::AuthClient::new(
         cli.internal
             .upstream(&auth_url, "auth upstream", credential.clone())?,
     ));
-    let users: Arc<dyn domain::UserService> = Arc::new(service::grpc::UserClient::new(
+    let users: Arc<dyn domain::UserService> = Arc::new(rpc::service::UserClient::new(
         cli.internal
             .upstream(&user_url, "user upstream", credential)?,
     ));
     let keys = cli.jwt.keys(None)?;
-    layers::serve_edge(
+    layers::gateway::serve(
         &cli.edge,
-        edge,
+        config,
         auth,
         users,
-        layers::verifier(&keys),
+        layers::gateway::verifier(&keys, &cli.jwt),
         vec![],
         shutdown,
     )

@@ -1,9 +1,5 @@
 //! `arcana-repository`: the repository layer alone. Owns the database (migrations on start) and
 //! serves `arcana.internal.v1.RepositoryService` on :50052 to callers holding the internal credential.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 use std::net::SocketAddr;
 
@@ -48,16 +44,16 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Migrate) = cli.command {
-        layers::open_database(&cli.db).await?;
+        layers::repository::open_database(&cli.db).await?;
         tracing::info!("migrations applied");
         return Ok(());
     }
     let shutdown = Shutdown::on_signals();
     // Only the service layers' credential: a compromised gateway cannot read password hashes.
     let credential = cli.internal.repository_credential()?;
-    let db = layers::open_database(&cli.db).await?;
+    let db = layers::repository::open_database(&cli.db).await?;
     let tls = cli.internal.server_tls()?;
-    layers::serve_repository(db, cli.grpc_addr, credential, tls, shutdown).await?;
+    layers::repository::serve(db, cli.grpc_addr, credential, tls, shutdown).await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -1,15 +1,13 @@
 //! `arcana`: the monolith. Gateway, service and repository layers in one process, wired with the
 //! in-process adapters; SQLite in `./data` when nothing is configured.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 use std::io::BufRead;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use arcana::config::{AuthArgs, DbArgs, EdgeArgs, JwtArgs, LogArgs, describe, secret_env};
+use arcana::config::{
+    AuthArgs, BootstrapArgs, DbArgs, EdgeArgs, JwtArgs, LogArgs, describe, secret_env,
+};
 use arcana::layers;
 use arcana::runtime::{self, Shutdown};
 use clap::{Parser, Subcommand};
@@ -32,6 +30,8 @@ struct Cli {
     jwt: JwtArgs,
     #[command(flatten)]
     auth: AuthArgs,
+    #[command(flatten)]
+    bootstrap: BootstrapArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -81,7 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Migrate) => {
-            layers::open_database(&cli.db).await?;
+            layers::repository::open_database(&cli.db).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
@@ -105,12 +105,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "no password given (ARCANA_ADMIN_PASSWORD, ARCANA_ADMIN_PASSWORD_FILE or stdin)"
                 );
             }
-            let db = layers::open_database(&cli.db).await?;
+            let db = layers::repository::open_database(&cli.db).await?;
             // Creating a user issues no token: a throwaway signing key is enough.
             let keys =
                 crypto::JwtKeys::hs256(crypto::new_refresh_token().as_bytes()).map_err(describe)?;
-            let services =
-                layers::build_services(service::Repositories::from_one(db), &cli.auth, &keys)?;
+            let services = layers::service::build(
+                service::Repositories::from_one(db),
+                &cli.auth,
+                &cli.jwt,
+                &keys,
+            )?;
             let user = services
                 .users
                 .create_admin(&username, &email, &password)
@@ -124,29 +128,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
-    let edge = cli.edge.gateway_config()?;
+    let config = layers::gateway::config(&cli.edge)?;
     let shutdown = Shutdown::on_signals();
-    let db = layers::open_database(&cli.db).await?;
+    let db = layers::repository::open_database(&cli.db).await?;
     let keys = cli.jwt.keys(Some(&cli.db.data_dir))?;
-    let services = layers::build_services(
+    let services = layers::service::build(
         service::Repositories::from_one(db.clone()),
         &cli.auth,
+        &cli.jwt,
         &keys,
     )?;
-    layers::bootstrap_admin(services.users.clone())?;
-    let gauges = layers::monolith_gauges(db, services.hasher.clone());
+    layers::service::bootstrap_admin(services.users.clone(), &cli.bootstrap)?;
+    let gauges = gauges(db, services.hasher.clone());
     let auth: Arc<dyn domain::AuthService> = services.auth.clone();
     let users: Arc<dyn domain::UserService> = services.users.clone();
-    layers::serve_edge(
+    layers::gateway::serve(
         &cli.edge,
-        edge,
+        config,
         auth,
         users,
-        layers::verifier(&keys),
+        layers::gateway::verifier(&keys, &cli.jwt),
         gauges,
         shutdown,
     )
     .await?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// `/metrics` gauges of what only the monolith holds in the edge's process: the pool and the
+/// hash queue.
+fn gauges(
+    db: repository::Database,
+    hasher: Arc<service::Hasher>,
+) -> Vec<gateway::metrics::GaugeFn> {
+    vec![Arc::new(move || {
+        let (connections, idle) = db.pool_state();
+        gateway::metrics::set_gauge("db_pool_connections", f64::from(connections));
+        gateway::metrics::set_gauge("db_pool_idle_connections", f64::from(idle));
+        gateway::metrics::set_gauge("password_hash_queue_depth", hasher.queue_depth() as f64);
+    })]
 }

@@ -12,12 +12,12 @@ use domain::{
     AuditRepository, NewSession, NewUser, Role, SessionRepository, Status, Timestamp, UserId,
     UserRepository,
 };
-use proto::client::Upstream;
-use proto::credential::InternalCredential;
-use proto::server::GrpcRouter;
-use repository::grpc::{self, RepositoryClient};
 use repository::testing::TestDb;
 use repository::{Backend, Database};
+use rpc::client::Upstream;
+use rpc::credential::InternalCredential;
+use rpc::repository::{self as grpc, RepositoryClient};
+use rpc::server::GrpcRouter;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -134,7 +134,7 @@ pub fn credential() -> InternalCredential {
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// `RepositoryService` (with health and reflection) over a fresh SQLite database, on
-/// `127.0.0.1:<free port>`, served by `proto::server::GrpcRouter` in a spawned task.
+/// `127.0.0.1:<free port>`, served by `rpc::server::GrpcRouter` in a spawned task.
 pub struct GrpcServer {
     pub db: TestDb,
     pub addr: SocketAddr,

@@ -15,4 +15,4 @@ pub use server::{RepositoryGrpc, server};
 
 /// The generated server type, e.g. for `HealthReporter::set_serving::<RepositoryServer>()`.
 pub type RepositoryServer =
-    proto::internal::repository_service_server::RepositoryServiceServer<RepositoryGrpc>;
+    crate::internal::repository_service_server::RepositoryServiceServer<RepositoryGrpc>;

@@ -3,16 +3,16 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::context;
+use crate::convert::internal as conv;
+use crate::credential::InternalCredential;
+use crate::internal as pb;
+use crate::internal::repository_service_server::{RepositoryService, RepositoryServiceServer};
+use crate::status::to_status;
 use domain::{
     AuditEvent, AuditRepository, NewSession, NewUser, PasswordChange, Result, SessionRepository,
     UserQuery, UserRepository,
 };
-use proto::context;
-use proto::convert::internal as conv;
-use proto::credential::InternalCredential;
-use proto::internal as pb;
-use proto::internal::repository_service_server::{RepositoryService, RepositoryServiceServer};
-use proto::status::to_status;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
@@ -49,7 +49,7 @@ impl RepositoryGrpc {
 
 /// `RepositoryService` over the given ports, refusing every call that does not carry
 /// `credential` (`UNAUTHENTICATED`, before any handler runs). Add it to a
-/// `proto::server::GrpcRouter` next to health and reflection.
+/// `crate::server::GrpcRouter` next to health and reflection.
 pub fn server(
     users: Arc<dyn UserRepository>,
     sessions: Arc<dyn SessionRepository>,

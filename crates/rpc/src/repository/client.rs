@@ -1,17 +1,17 @@
 //! Client adapter: the repository ports implemented by calling `RepositoryService`.
 use std::future::Future;
 
+use crate::client::{Upstream, retry_read, retry_unsent};
+use crate::convert::internal::{self as conv, malformed_response};
+use crate::internal as pb;
+use crate::internal::repository_service_client::RepositoryServiceClient;
+use crate::status::to_error;
 use async_trait::async_trait;
 use domain::{
     AuditEvent, AuditRepository, LockoutPolicy, LoginAttempt, NewSession, NewUser, PasswordChange,
     Rehash, Result, RevokeReason, Session, SessionId, SessionOwner, SessionRepository, Timestamp,
     User, UserCredentials, UserId, UserPage, UserQuery, UserRepository, UserUpdate,
 };
-use proto::client::{Upstream, retry_read, retry_unsent};
-use proto::convert::internal::{self as conv, malformed_response};
-use proto::internal as pb;
-use proto::internal::repository_service_client::RepositoryServiceClient;
-use proto::status::to_error;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -20,7 +20,7 @@ type Client = RepositoryServiceClient<Channel>;
 /// The repository ports over gRPC. Every call carries the internal credential, the request id in
 /// scope and a deadline (all from the [`Upstream`]); idempotent reads are retried while the
 /// layer below is unavailable, writes never are. Errors come back as the domain error the server
-/// answered (`proto::status::to_error`). Cheap to clone.
+/// answered (`crate::status::to_error`). Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct RepositoryClient {
     upstream: Upstream,

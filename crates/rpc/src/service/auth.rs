@@ -1,10 +1,10 @@
 //! `arcana.v1.AuthService` and `arcana.internal.v1.SessionCheckService` over the auth port.
 use std::sync::Arc;
 
+use crate::convert::{parse, uuid, v1 as conv};
+use crate::internal::{self, session_check_service_server::SessionCheckService};
+use crate::v1::{self, auth_service_server::AuthService as AuthRpc};
 use domain::{AuthService, Principal};
-use proto::convert::{parse, uuid, v1 as conv};
-use proto::internal::{self, session_check_service_server::SessionCheckService};
-use proto::v1::{self, auth_service_server::AuthService as AuthRpc};
 use tonic::{Request, Response, Status};
 
 use super::{Call, ForwardedPrincipal, PrincipalSource, Revoked, Throttled, bearer, public, run};

@@ -11,9 +11,9 @@
 //! - on the public port of the gateway (:9090) the gateway's own source verifies the bearer token,
 //!   rate-limits the unauthenticated calls and drops its session cache after revocations.
 //!
-//! Every handler runs with the request id in scope ([`proto::context::with_request_id`]) inside a
+//! Every handler runs with the request id in scope ([`crate::context::with_request_id`]) inside a
 //! tracing span carrying it, echoes it in `x-request-id`, and maps errors with
-//! [`proto::status::to_status`] — the one mapping — so a client adapter rebuilds the exact domain
+//! [`crate::status::to_status`] — the one mapping — so a client adapter rebuilds the exact domain
 //! error and the REST answers are identical in every deployment mode.
 mod auth;
 mod client;
@@ -28,12 +28,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::credential::InternalCredential;
+use crate::internal::session_check_service_server::SessionCheckServiceServer;
+use crate::server::GrpcRouter;
+use crate::v1::auth_service_server::AuthServiceServer;
+use crate::v1::user_service_server::UserServiceServer;
 use domain::{AuthService, Principal, RequestContext, Result, SessionId, UserId, UserService};
-use proto::credential::InternalCredential;
-use proto::internal::session_check_service_server::SessionCheckServiceServer;
-use proto::server::GrpcRouter;
-use proto::v1::auth_service_server::AuthServiceServer;
-use proto::v1::user_service_server::UserServiceServer;
 use tonic::body::Body;
 use tonic::codegen::{InterceptedService, Service, http};
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -170,20 +170,20 @@ where
     );
     let started = Instant::now();
     let outcome =
-        proto::context::with_request_id(request_id.clone(), body.instrument(span.clone())).await;
+        crate::context::with_request_id(request_id.clone(), body.instrument(span.clone())).await;
     let echo = request_id.and_then(|id| MetadataValue::try_from(id).ok());
     let answer = match outcome {
         Ok(r) => {
             let mut resp = Response::new(r);
             if let Some(v) = echo {
-                resp.metadata_mut().insert(proto::context::REQUEST_ID, v);
+                resp.metadata_mut().insert(crate::context::REQUEST_ID, v);
             }
             Ok(resp)
         }
         Err(e) => {
-            let mut status = span.in_scope(|| proto::status::to_status(e));
+            let mut status = span.in_scope(|| crate::status::to_status(e));
             if let Some(v) = echo {
-                status.metadata_mut().insert(proto::context::REQUEST_ID, v);
+                status.metadata_mut().insert(crate::context::REQUEST_ID, v);
             }
             Err(status)
         }
@@ -320,10 +320,10 @@ pub async fn track_readiness(
 ) {
     let mut names = Vec::new();
     if auth.is_some() {
-        names.push(proto::v1::auth_service_server::SERVICE_NAME);
+        names.push(crate::v1::auth_service_server::SERVICE_NAME);
     }
     if users.is_some() {
-        names.push(proto::v1::user_service_server::SERVICE_NAME);
+        names.push(crate::v1::user_service_server::SERVICE_NAME);
     }
     let check = || async {
         let a = async {
@@ -341,5 +341,5 @@ pub async fn track_readiness(
         let (a, u) = tokio::join!(a, u);
         a.and(u)
     };
-    proto::server::track_health(reporter, names, every, check).await
+    crate::server::track_health(reporter, names, every, check).await
 }

@@ -19,7 +19,7 @@ const MAX_USER_AGENT: usize = 255;
 
 /// The caller's sane `x-request-id`, else a fresh id.
 pub fn request_id_or_new(md: &MetadataMap) -> String {
-    proto::context::from_metadata(md).unwrap_or_else(|| Uuid::new_v4().to_string())
+    crate::context::from_metadata(md).unwrap_or_else(|| Uuid::new_v4().to_string())
 }
 
 fn text<'a>(md: &'a MetadataMap, key: &str) -> Option<&'a str> {
@@ -63,7 +63,7 @@ impl PrincipalSource for ForwardedPrincipal {
 }
 
 /// Client side: put `who` and the facts of `ctx` (client ip, user agent) in `md`. The request id
-/// travels separately (`proto::client::Upstream::request_with_id`).
+/// travels separately (`crate::client::Upstream::request_with_id`).
 pub fn forward(md: &mut MetadataMap, ctx: Option<&RequestContext>, who: Option<&Principal>) {
     let mut put = |key: &'static str, value: &str| {
         // Metadata values are visible ASCII; anything else is replaced (facts for the log only).
@@ -116,7 +116,7 @@ mod tests {
         let mut md = MetadataMap::new();
         forward(&mut md, Some(&ctx), Some(&who));
         md.insert(
-            proto::context::REQUEST_ID,
+            crate::context::REQUEST_ID,
             MetadataValue::from_static("abc-1"),
         );
         let call = Call {

@@ -7,18 +7,18 @@
 //! survives the hop.
 use std::future::Future;
 
+use crate::client::{Upstream, retry_read, retry_unsent};
+use crate::convert::v1 as conv;
+use crate::internal::{self, session_check_service_client::SessionCheckServiceClient};
+use crate::status::to_error;
+use crate::v1::{
+    self, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
+};
 use async_trait::async_trait;
 use domain::{
     AuthService, AuthSession, ChangePasswordInput, CreateUserInput, Error, LoginInput, Principal,
     RawUserQuery, RegisterInput, RequestContext, Result, SessionId, SessionInfo, User, UserId,
     UserPage, UserPatch, UserService,
-};
-use proto::client::{Upstream, retry_read, retry_unsent};
-use proto::convert::v1 as conv;
-use proto::internal::{self, session_check_service_client::SessionCheckServiceClient};
-use proto::status::to_error;
-use proto::v1::{
-    self, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
 };
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -37,7 +37,7 @@ fn outgoing<T>(
 ) -> Request<T> {
     let id = ctx
         .and_then(|c| c.request_id.clone())
-        .or_else(proto::context::request_id);
+        .or_else(crate::context::request_id);
     let mut req = up.request_with_id(msg, id);
     forward(req.metadata_mut(), ctx, who);
     req

@@ -1,9 +1,9 @@
 //! `arcana.v1.UserService` over the users port.
 use std::sync::Arc;
 
+use crate::convert::{uuid, v1 as conv};
+use crate::v1::{self, user_service_server::UserService as UserRpc};
 use domain::UserService;
-use proto::convert::{uuid, v1 as conv};
-use proto::v1::{self, user_service_server::UserService as UserRpc};
 use tonic::{Request, Response, Status};
 
 use super::{PrincipalSource, Revoked, Throttled, bearer};

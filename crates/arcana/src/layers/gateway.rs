@@ -1,0 +1,53 @@
+//! The public edge: REST and public gRPC over the service ports (in-process or remote).
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::{EdgeArgs, JwtArgs, cors_origins};
+use crate::runtime::{Shutdown, bind};
+
+/// The edge's settings from its flags (checked: a bad value stops the start).
+pub fn config(args: &EdgeArgs) -> anyhow::Result<gateway::GatewayConfig> {
+    Ok(gateway::GatewayConfig {
+        cors_origins: cors_origins(&args.cors_origins)?,
+        auth_rate_limit: args.auth_rate_limit,
+        password_change_rate_limit: args.password_change_rate_limit,
+        trusted_proxies: args.trusted_proxies.clone(),
+        request_timeout: Duration::from_secs(args.request_timeout),
+        header_read_timeout: Duration::from_secs(args.http_header_timeout),
+        http2_keepalive_interval: Duration::from_secs(args.http2_keepalive),
+        max_concurrent_streams: args.max_concurrent_streams,
+    })
+}
+
+/// Verifies access tokens with `keys` for the configured issuer and audience.
+pub fn verifier(keys: &crypto::JwtKeys, jwt: &JwtArgs) -> crypto::TokenVerifier {
+    keys.verifier(&jwt.jwt_issuer, &jwt.jwt_audience)
+}
+
+/// REST on `args.http_addr` and public gRPC on `args.grpc_addr`, until shutdown.
+pub async fn serve(
+    args: &EdgeArgs,
+    config: gateway::GatewayConfig,
+    auth: Arc<dyn domain::AuthService>,
+    users: Arc<dyn domain::UserService>,
+    verifier: crypto::TokenVerifier,
+    gauges: Vec<gateway::metrics::GaugeFn>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let state = gateway::AppState::new(auth, users, Arc::new(verifier), config, gauges);
+    let http = bind(args.http_addr, "REST").await?;
+    let grpc = bind(args.grpc_addr, "public gRPC").await?;
+    let rest = gateway::serve(
+        http,
+        gateway::router(state.clone()),
+        &state.config,
+        shutdown.wait(),
+    );
+    let public = gateway::grpc::serve(grpc, state.clone(), shutdown.wait());
+    let (r, g) = tokio::join!(rest, public);
+    r.context("serving REST")?;
+    g.context("serving public gRPC")?;
+    Ok(())
+}

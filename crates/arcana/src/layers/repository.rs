@@ -1,0 +1,59 @@
+//! The repository layer: the database (pool + migrations) and its internal gRPC port.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rpc::credential::InternalCredential;
+use rpc::internal::repository_service_server::RepositoryServiceServer;
+use tonic::server::NamedService;
+
+use crate::config::{DbArgs, describe};
+use crate::runtime::{Shutdown, bind};
+
+/// Open the pool and apply pending migrations.
+pub async fn open_database(args: &DbArgs) -> anyhow::Result<repository::Database> {
+    let db = repository::Database::connect(&args.database_url()?, args.db_pool_size)
+        .map_err(describe)
+        .context("opening the database")?;
+    db.run_migrations()
+        .await
+        .map_err(describe)
+        .context("running migrations")?;
+    tracing::info!(backend = %db.backend(), "database ready");
+    Ok(db)
+}
+
+/// The internal gRPC port (:50052): `RepositoryService` behind `credential` (the service layers'
+/// own), plus health (following the database) and reflection.
+pub async fn serve(
+    db: repository::Database,
+    addr: SocketAddr,
+    credential: InternalCredential,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let repo = Arc::new(db.clone());
+    let (router, reporter) = rpc::server::GrpcRouter::new()
+        .add(rpc::repository::server(
+            repo.clone(),
+            repo.clone(),
+            repo,
+            credential,
+        ))
+        .with_health_and_reflection();
+    tokio::spawn(rpc::server::track_health(
+        reporter,
+        vec![<RepositoryServiceServer<rpc::repository::RepositoryGrpc> as NamedService>::NAME],
+        Duration::from_secs(2),
+        move || {
+            let db = db.clone();
+            async move { domain::UserRepository::ping(&db).await }
+        },
+    ));
+    let listener = bind(addr, "internal gRPC (repository)").await?;
+    router
+        .serve_tls(listener, tls, shutdown.wait())
+        .await
+        .context("serving gRPC")
+}

@@ -1,0 +1,130 @@
+//! The service layer: the business rules over the repository ports, and its internal gRPC port.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rpc::credential::InternalCredential;
+use secrecy::ExposeSecret;
+
+use crate::config::{AuthArgs, BootstrapArgs, JwtArgs, WEAK_ITERATIONS, describe};
+use crate::runtime::{Shutdown, bind};
+
+/// Which bounded contexts a service-layer process holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contexts {
+    /// `arcana-auth-service`: registration, login, tokens, sessions.
+    Auth,
+    /// `arcana-user-service`: user administration.
+    Users,
+    /// `arcana-service` (and the monolith): both.
+    Both,
+}
+
+impl Contexts {
+    pub fn auth(self) -> bool {
+        matches!(self, Contexts::Auth | Contexts::Both)
+    }
+    pub fn users(self) -> bool {
+        matches!(self, Contexts::Users | Contexts::Both)
+    }
+}
+
+/// Repositories reached over gRPC (service layers outside the monolith).
+pub fn remote_repositories(upstream: rpc::client::Upstream) -> service::Repositories {
+    service::Repositories::from_one(rpc::repository::RepositoryClient::new(upstream))
+}
+
+/// The service layer's settings from its flags.
+pub fn config(auth: &AuthArgs, jwt: &JwtArgs) -> service::ServiceConfig {
+    if auth.password_iterations < WEAK_ITERATIONS {
+        tracing::warn!(
+            iterations = auth.password_iterations,
+            recommended = 600_000,
+            "ARCANA_PASSWORD_ITERATIONS is below {WEAK_ITERATIONS}: password hashes are WEAK \
+             and cheap to brute-force; use this only for tests"
+        );
+    }
+    service::ServiceConfig {
+        password_iterations: auth.password_iterations,
+        access_ttl: Duration::from_secs(auth.access_ttl),
+        refresh_ttl: Duration::from_secs(auth.refresh_ttl),
+        refresh_reuse_grace: Duration::from_secs(auth.refresh_reuse_grace),
+        hash_workers: auth
+            .hash_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        issuer: jwt.jwt_issuer.clone(),
+        audience: jwt.jwt_audience.clone(),
+        ..service::ServiceConfig::default()
+    }
+}
+
+pub fn build(
+    repos: service::Repositories,
+    auth: &AuthArgs,
+    jwt: &JwtArgs,
+    keys: &crypto::JwtKeys,
+) -> anyhow::Result<service::Services> {
+    service::build(repos, config(auth, jwt), keys).map_err(describe)
+}
+
+/// Create the bootstrap admin if configured and no admin exists. Retries in the background while
+/// the layer below is unreachable, so start order does not matter.
+pub fn bootstrap_admin(users: Arc<service::Users>, args: &BootstrapArgs) -> anyhow::Result<()> {
+    let Some((username, email, password)) = args.admin()? else {
+        return Ok(());
+    };
+    tokio::spawn(async move {
+        for attempt in 0u32.. {
+            match users
+                .bootstrap_admin(&username, &email, password.expose_secret())
+                .await
+            {
+                Ok(Some(user)) => {
+                    tracing::info!(username = %user.username, "bootstrap admin created");
+                    return;
+                }
+                Ok(None) => return,
+                Err(domain::Error::Unavailable) if attempt < 600 => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                // Another replica won the race, or the input is invalid: nothing more to do here.
+                Err(e) => {
+                    tracing::warn!(error = %e, "bootstrap admin not created");
+                    return;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The internal gRPC port (:50051): the contracts of `contexts` (`arcana.v1.AuthService` +
+/// session checks, `arcana.v1.UserService`), each behind `credential`.
+pub async fn serve(
+    addr: SocketAddr,
+    services: &service::Services,
+    contexts: Contexts,
+    credential: InternalCredential,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let auth: Option<Arc<dyn domain::AuthService>> = contexts
+        .auth()
+        .then(|| services.auth.clone() as Arc<dyn domain::AuthService>);
+    let users: Option<Arc<dyn domain::UserService>> = contexts
+        .users()
+        .then(|| services.users.clone() as Arc<dyn domain::UserService>);
+    let (router, reporter) = rpc::service::internal_router(auth.clone(), users.clone(), credential);
+    tokio::spawn(rpc::service::track_readiness(
+        reporter,
+        auth,
+        users,
+        Duration::from_secs(2),
+    ));
+    let listener = bind(addr, "internal gRPC (service)").await?;
+    router
+        .serve_tls(listener, tls, shutdown.wait())
+        .await
+        .context("serving gRPC")
+}

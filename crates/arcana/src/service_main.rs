@@ -1,0 +1,74 @@
+// The service-layer binaries, one source included by three (src/bin/arcana-service.rs,
+// arcana-auth-service.rs, arcana-user-service.rs): auth + users, auth only, users only. Each
+// serves its part of `arcana.v1` on :50051 to gateways holding the internal credential and
+// reaches the repository layer over gRPC with the repository credential. What a build holds is
+// decided by the name Cargo builds it under (no flags).
+use std::net::SocketAddr;
+
+use arcana::config::{AuthArgs, BootstrapArgs, InternalArgs, JwtArgs, LogArgs, describe};
+use arcana::layers::service::{self, Contexts};
+use arcana::runtime::{self, Shutdown};
+use clap::Parser;
+
+/// Which contexts this build holds, from the name Cargo builds it under.
+const CONTEXTS: Contexts = match env!("CARGO_BIN_NAME").as_bytes() {
+    b"arcana-auth-service" => Contexts::Auth,
+    b"arcana-user-service" => Contexts::Users,
+    _ => Contexts::Both,
+};
+
+#[derive(Debug, Parser)]
+#[command(name = env!("CARGO_BIN_NAME"), version, about = "arcana service layer (internal gRPC)")]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    jwt: JwtArgs,
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(flatten)]
+    bootstrap: BootstrapArgs,
+    #[command(flatten)]
+    internal: InternalArgs,
+    #[arg(long, env = "ARCANA_GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    grpc_addr: SocketAddr,
+    /// Repository layer endpoints (comma-separated).
+    #[arg(long, env = "ARCANA_REPOSITORY_URL")]
+    repository_url: String,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    runtime::init_logging(cli.log.log_format);
+    runtime::exit(run(cli).await)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = Shutdown::on_signals();
+    let credential = cli.internal.credential()?;
+    let repos = service::remote_repositories(cli.internal.upstream(
+        &cli.repository_url,
+        "ARCANA_REPOSITORY_URL",
+        cli.internal.repository_credential()?,
+    )?);
+    // Only the auth context signs tokens; the user context never issues one.
+    let keys = if CONTEXTS.auth() {
+        cli.jwt.keys(None)?
+    } else {
+        crypto::JwtKeys::hs256(crypto::new_refresh_token().as_bytes()).map_err(describe)?
+    };
+    let services = service::build(repos, &cli.auth, &cli.jwt, &keys)?;
+    service::bootstrap_admin(services.users.clone(), &cli.bootstrap)?;
+    service::serve(
+        cli.grpc_addr,
+        &services,
+        CONTEXTS,
+        credential,
+        cli.internal.server_tls()?,
+        shutdown,
+    )
+    .await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
