@@ -44,6 +44,19 @@ impl FieldErrors {
     }
 }
 
+/// Why a change conflicts with the state: decides the gRPC code (ALREADY_EXISTS for duplicates,
+/// FAILED_PRECONDITION otherwise); HTTP answers 409 for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictKind {
+    /// A username or email that is taken.
+    Duplicate,
+    /// The last active admin cannot be demoted, suspended or deleted.
+    LastAdmin,
+    /// Another request changed the same thing first (compare-and-set lost).
+    ChangedMeanwhile,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("validation failed")]
@@ -60,9 +73,9 @@ pub enum Error {
     Forbidden(String),
     #[error("not found")]
     NotFound,
-    /// Duplicate username/email, last active admin, ...; the text is safe to show.
-    #[error("conflict: {0}")]
-    Conflict(String),
+    /// The change conflicts with the current state; the text is safe to show.
+    #[error("conflict: {message}")]
+    Conflict { kind: ConflictKind, message: String },
     #[error("account locked")]
     Locked { retry_after: Duration },
     #[error("rate limited")]
@@ -79,6 +92,12 @@ impl Error {
     pub fn internal(msg: impl std::fmt::Display) -> Self {
         Error::Internal(anyhow::anyhow!("{msg}"))
     }
+    pub fn conflict(kind: ConflictKind, message: impl Into<String>) -> Self {
+        Error::Conflict {
+            kind,
+            message: message.into(),
+        }
+    }
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
         Error::Validation(FieldErrors::single(field, message))
     }
@@ -91,7 +110,7 @@ impl Error {
             Error::InvalidCredentials => "INVALID_CREDENTIALS",
             Error::Forbidden(_) => "FORBIDDEN",
             Error::NotFound => "NOT_FOUND",
-            Error::Conflict(_) => "CONFLICT",
+            Error::Conflict { .. } => "CONFLICT",
             Error::Locked { .. } => "ACCOUNT_LOCKED",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Unavailable => "SERVICE_UNAVAILABLE",
@@ -107,7 +126,7 @@ impl Error {
             Error::InvalidCredentials => "invalid username/email or password".into(),
             Error::Forbidden(reason) => reason.clone(),
             Error::NotFound => "resource not found".into(),
-            Error::Conflict(reason) => reason.clone(),
+            Error::Conflict { message, .. } => message.clone(),
             Error::Locked { .. } => {
                 "account temporarily locked after repeated failed logins".into()
             }

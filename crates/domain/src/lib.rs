@@ -8,12 +8,14 @@ pub mod error;
 pub mod model;
 pub mod pagination;
 pub mod ports;
+pub mod revocation;
 pub mod services;
 pub mod values;
 
-pub use error::{Error, FieldErrors, Result};
+pub use error::{ConflictKind, Error, FieldErrors, Result};
 pub use model::*;
 pub use pagination::*;
 pub use ports::*;
+pub use revocation::*;
 pub use services::*;
 pub use values::*;

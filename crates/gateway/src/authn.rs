@@ -13,7 +13,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use crypto::jwt::TokenVerifier;
-use domain::{AuthService, Error, Principal, Role, SessionId, UserId};
+use domain::{AuthService, Error, Principal, RevocationListener, Revoked, Role, SessionId, UserId};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -94,7 +94,7 @@ impl Authenticator {
         }
     }
 
-    /// Forget what is cached about a session (this process just revoked it).
+    /// Forget what is cached about a session (it was just revoked).
     pub fn forget(&self, sid: SessionId) {
         for role in Role::ALL {
             self.live.invalidate(&(sid, *role));
@@ -105,6 +105,16 @@ impl Authenticator {
     /// changed the user's role or status); other users' answers stay cached.
     pub fn forget_user(&self, user: UserId) {
         self.revoked_users.insert(user, Instant::now());
+    }
+}
+
+/// Told by the ports (`domain::Revocations`) about every revocation made through this process.
+impl RevocationListener for Authenticator {
+    fn revoked(&self, what: Revoked) {
+        match what {
+            Revoked::Session(sid) => self.forget(sid),
+            Revoked::User(user) => self.forget_user(user),
+        }
     }
 }
 

@@ -72,7 +72,7 @@ impl IntoResponse for ApiError {
             }
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Locked { .. } => StatusCode::LOCKED,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -144,7 +144,11 @@ mod tests {
             (Error::InvalidCredentials.into(), 401, "INVALID_CREDENTIALS"),
             (Error::Forbidden("no".into()).into(), 403, "FORBIDDEN"),
             (Error::NotFound.into(), 404, "NOT_FOUND"),
-            (Error::Conflict("dup".into()).into(), 409, "CONFLICT"),
+            (
+                Error::conflict(domain::ConflictKind::Duplicate, "dup").into(),
+                409,
+                "CONFLICT",
+            ),
             (ApiError::PayloadTooLarge, 413, "PAYLOAD_TOO_LARGE"),
             (
                 Error::Locked {

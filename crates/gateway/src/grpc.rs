@@ -3,7 +3,7 @@
 //!
 //! - callers authenticate with `authorization: Bearer <access token>` metadata, verified by the
 //!   same [`Authenticator`](crate::authn::Authenticator) (signature, claims, session liveness
-//!   through the 2 s cache); revocations made here drop that cache exactly as the REST handlers do;
+//!   through the 2 s cache), which the ports tell about every revocation (`domain::Revocations`);
 //! - the client IP is the TCP peer, or — when the peer is a trusted proxy — the right-most
 //!   untrusted `x-forwarded-for` entry ([`AppState::client_ip`]); the user agent is the
 //!   `user-agent` metadata;
@@ -22,8 +22,7 @@ use std::time::Duration;
 use domain::{Error, Principal, RequestContext, Result};
 use rpc::server::{GrpcRouter, ServerLimits};
 use rpc::service::{
-    AuthGrpc, Call, HealthReporter, PrincipalSource, Revoked, Throttled, UserGrpc,
-    request_id_or_new,
+    AuthGrpc, Call, HealthReporter, PrincipalSource, Throttled, UserGrpc, request_id_or_new,
 };
 use rpc::v1::auth_service_server::AuthServiceServer;
 use rpc::v1::user_service_server::UserServiceServer;
@@ -98,13 +97,6 @@ impl PrincipalSource for BearerPrincipal {
             (Throttled::Refresh, Some(ip)) => rl.check(Bucket::Refresh, ip),
         };
         checked.map_err(|retry_after| Error::RateLimited { retry_after })
-    }
-
-    fn revoked(&self, what: Revoked) {
-        match what {
-            Revoked::Session(sid) => self.state.authn.forget(sid),
-            Revoked::User(user) => self.state.authn.forget_user(user),
-        }
     }
 
     fn completed(&self, rpc: &'static str, code: Code, elapsed: Duration) {

@@ -26,7 +26,7 @@ use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use domain::{AuthService, Error, UserService};
+use domain::{AuthService, Error, Revocations, UserService};
 use ipnet::IpNet;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -88,9 +88,10 @@ impl Default for GatewayConfig {
 }
 
 pub struct Inner {
+    /// The ports, telling `authn` what they revoke.
     pub auth: Arc<dyn AuthService>,
     pub users: Arc<dyn UserService>,
-    pub authn: Authenticator,
+    pub authn: Arc<Authenticator>,
     pub rate_limit: AuthRateLimit,
     pub config: GatewayConfig,
     pub gauges: Vec<GaugeFn>,
@@ -115,7 +116,9 @@ impl AppState {
         config: GatewayConfig,
         gauges: Vec<GaugeFn>,
     ) -> Self {
-        let authn = Authenticator::new(verifier, auth.clone());
+        let authn = Arc::new(Authenticator::new(verifier, auth.clone()));
+        let auth: Arc<dyn AuthService> = Arc::new(Revocations::new(auth, authn.clone()));
+        let users: Arc<dyn UserService> = Arc::new(Revocations::new(users, authn.clone()));
         let rate_limit =
             AuthRateLimit::new(config.auth_rate_limit, config.password_change_rate_limit);
         Self(Arc::new(Inner {

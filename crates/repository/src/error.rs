@@ -1,6 +1,6 @@
 //! Mapping storage failures onto the domain error, in one place.
 use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error as DieselError};
-use domain::Error;
+use domain::{ConflictKind, Error};
 
 pub(crate) const USERNAME_TAKEN: &str = "username already taken";
 pub(crate) const EMAIL_TAKEN: &str = "email already registered";
@@ -58,7 +58,9 @@ fn map_diesel(e: DieselError) -> Error {
     match e {
         DieselError::NotFound => Error::NotFound,
         DieselError::DatabaseError(kind, info) => match kind {
-            DatabaseErrorKind::UniqueViolation => Error::Conflict(unique_message(&*info).into()),
+            DatabaseErrorKind::UniqueViolation => {
+                Error::conflict(ConflictKind::Duplicate, unique_message(&*info))
+            }
             // The referenced user does not exist.
             DatabaseErrorKind::ForeignKeyViolation => Error::NotFound,
             DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure => {
@@ -184,7 +186,10 @@ mod tests {
         ];
         for (message, constraint, expected) in cases {
             match unique(message, constraint) {
-                Error::Conflict(m) => assert_eq!(m, expected, "{message}"),
+                Error::Conflict { message: m, kind } => {
+                    assert_eq!(kind, ConflictKind::Duplicate);
+                    assert_eq!(m, expected, "{message}");
+                }
                 other => panic!("{message}: {other:?}"),
             }
         }
@@ -204,7 +209,7 @@ mod tests {
         ))
         .into();
         assert!(matches!(e, Error::Internal(_)));
-        let e: Error = DbError::from(Error::Conflict("x".into())).into();
-        assert!(matches!(e, Error::Conflict(m) if m == "x"));
+        let e: Error = DbError::from(Error::conflict(ConflictKind::LastAdmin, "x")).into();
+        assert!(matches!(e, Error::Conflict { message, .. } if message == "x"));
     }
 }

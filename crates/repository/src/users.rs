@@ -7,9 +7,10 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use domain::{
-    Cursor, CursorValue, Error, LockoutPolicy, LoginAttempt, MAX_PER_PAGE, NewUser, PageInfo,
-    PageRequest, PasswordChange, Rehash, Result, RevokeReason, Role, SortOrder, Status, Timestamp,
-    User, UserCredentials, UserId, UserPage, UserQuery, UserRepository, UserSort, UserUpdate,
+    ConflictKind, Cursor, CursorValue, Error, LockoutPolicy, LoginAttempt, MAX_PER_PAGE, NewUser,
+    PageInfo, PageRequest, PasswordChange, Rehash, Result, RevokeReason, Role, SortOrder, Status,
+    Timestamp, User, UserCredentials, UserId, UserPage, UserQuery, UserRepository, UserSort,
+    UserUpdate,
 };
 
 use crate::connection::{AnyConnection, MultiBackend};
@@ -183,7 +184,7 @@ fn lock_live_user(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRow>,
 /// Conflict when `target` is an active admin and `admins` (locked) holds no other.
 fn guard_last_admin(target: &UserRow, admins: &[String]) -> Result<(), DbError> {
     if target.is_active_admin() && !admins.iter().any(|a| *a != target.id) {
-        return Err(Error::Conflict(LAST_ADMIN.into()).into());
+        return Err(Error::conflict(ConflictKind::LastAdmin, LAST_ADMIN).into());
     }
     Ok(())
 }
@@ -513,7 +514,11 @@ impl UserRepository for Database {
                 if let Some(verified) = &change.verified_hash
                     && *verified != row.password_hash
                 {
-                    return Err(Error::Conflict(PASSWORD_CHANGED_MEANWHILE.into()).into());
+                    return Err(Error::conflict(
+                        ConflictKind::ChangedMeanwhile,
+                        PASSWORD_CHANGED_MEANWHILE,
+                    )
+                    .into());
                 }
                 let version = row.credential_version.saturating_add(1);
                 let target = users::table.find(&id);

@@ -50,7 +50,7 @@ contract_tests!(
 
 fn conflict(r: Result<impl std::fmt::Debug, Error>) -> String {
     match r {
-        Err(Error::Conflict(m)) => m,
+        Err(Error::Conflict { message: m, .. }) => m,
         other => panic!("expected a conflict, got {other:?}"),
     }
 }
@@ -163,7 +163,7 @@ async fn names_are_unique_case_insensitively(db: Repos) {
     same_id.id = existing.id;
     assert!(matches!(
         db.users.create(same_id).await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict { .. })
     ));
 
     let page = db.users.list(&UserQuery::default()).await.unwrap();
@@ -194,7 +194,7 @@ async fn parallel_creates_of_one_name_yield_one_winner(db: Repos) {
     for t in tasks {
         match t.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(Error::Conflict(m)) => {
+            Err(Error::Conflict { message: m, .. }) => {
                 assert_eq!(m, "username already taken");
                 conflicts += 1;
             }
@@ -509,7 +509,7 @@ async fn concurrent_demotions_keep_one_admin(db: Repos) {
             "round {round}: exactly one may win: {ra:?} {rb:?}"
         );
         for r in [ra.as_ref().err(), rb.as_ref().err()].into_iter().flatten() {
-            assert!(matches!(r, Error::Conflict(_)), "{r:?}");
+            assert!(matches!(r, Error::Conflict { .. }), "{r:?}");
         }
         assert_eq!(db.users.count_active_admins().await.unwrap(), 1);
         survivor = Some(if ra.is_ok() { b.id } else { a.id });

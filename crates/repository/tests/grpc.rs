@@ -74,10 +74,7 @@ async fn unauthenticated_internal_calls_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
-    let e = raw
-        .ping(Request::new(pb::PingRequest {}))
-        .await
-        .unwrap_err();
+    let e = raw.ping(Request::new(pb::Empty {})).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
     // the client adapter with a wrong credential gets the domain's answer
     let impostor = server.client_with(wrong);
@@ -155,7 +152,7 @@ async fn errors_survive_the_round_trip() {
     let mut again = new_user("bob");
     again.email = "other@example.com".into();
     match client.create(again.clone()).await {
-        Err(Error::Conflict(m)) => assert_eq!(m, "username already taken"),
+        Err(Error::Conflict { message: m, .. }) => assert_eq!(m, "username already taken"),
         other => panic!("expected a conflict, got {other:?}"),
     }
     let mut raw = RepositoryServiceClient::new(server.channel().await);

@@ -100,6 +100,42 @@ impl Upstream {
     }
 }
 
+/// Whether a call may be sent again when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Idempotent: retried while the layer below is unavailable.
+    Read,
+    /// Changes state: sent again only when it certainly never left (connection refused).
+    Write,
+}
+
+impl Upstream {
+    /// One call to the layer below: `request` builds each attempt (credential, deadline, request
+    /// id, forwarded facts), `call` sends it on a clone of `client`; errors come back as the
+    /// domain error the server answered, and the answer is decoded (a message that does not
+    /// decode is the server's fault: `malformed_response`).
+    pub async fn call<C, M, W, T, F, Fut>(
+        &self,
+        retry: Retry,
+        client: &C,
+        request: impl Fn() -> Request<M>,
+        call: F,
+    ) -> domain::Result<T>
+    where
+        C: Clone,
+        F: Fn(C, Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<W>, Status>>,
+        T: TryFrom<W, Error = domain::Error>,
+    {
+        let attempt = || call(client.clone(), request());
+        let answer = match retry {
+            Retry::Read => retry_read(attempt).await,
+            Retry::Write => retry_unsent(attempt).await,
+        };
+        crate::convert::decode(answer.map_err(crate::status::to_error)?.into_inner())
+    }
+}
+
 /// Run an idempotent read, retrying twice (50 ms, 150 ms) when the upstream is unavailable.
 pub async fn retry_read<T, F, Fut>(mut op: F) -> Result<T, Status>
 where

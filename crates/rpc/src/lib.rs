@@ -10,6 +10,7 @@ pub mod server;
 pub mod service;
 pub mod status;
 pub mod tls;
+pub mod wire;
 
 #[allow(clippy::all, clippy::pedantic)]
 pub mod arcana {

@@ -12,8 +12,16 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use std::future::Future;
 use tonic::body::Body;
+use tonic::metadata::MetadataValue;
 use tonic::server::NamedService;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tracing::Instrument;
+
+use crate::context;
+use crate::credential::InternalCredential;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
@@ -189,6 +197,42 @@ impl Service<http::Request<Body>> for GrpcRouter {
             }),
         }
     }
+}
+
+/// `svc` behind `credential`: every call without it is refused with UNAUTHENTICATED before any
+/// handler runs. The one credential wrapper of every internal port.
+pub fn internal<S>(
+    svc: S,
+    credential: &InternalCredential,
+) -> InterceptedService<S, impl Interceptor + Clone + use<S>> {
+    InterceptedService::new(svc, credential.interceptor())
+}
+
+/// Answer one call: `body` runs with the caller's request id in scope (the one task-local of
+/// [`crate::context`]) and on a span; its domain error becomes the one `Status` mapping (internal
+/// causes logged, never sent); the request id is echoed in `x-request-id`.
+pub async fn answer<R>(
+    rpc: &'static str,
+    request_id: Option<String>,
+    body: impl Future<Output = domain::Result<R>>,
+) -> Result<tonic::Response<R>, tonic::Status> {
+    let span = tracing::info_span!(
+        "grpc",
+        rpc,
+        request_id = request_id.as_deref().unwrap_or_default()
+    );
+    let outcome = context::with_request_id(request_id.clone(), body.instrument(span.clone())).await;
+    let echo = request_id.and_then(|id| MetadataValue::try_from(id).ok());
+    let mut answer = outcome
+        .map(tonic::Response::new)
+        .map_err(|e| span.in_scope(|| crate::status::to_status(e)));
+    if let Some(v) = echo {
+        match &mut answer {
+            Ok(r) => r.metadata_mut().insert(context::REQUEST_ID, v),
+            Err(s) => s.metadata_mut().insert(context::REQUEST_ID, v),
+        };
+    }
+    answer
 }
 
 /// Keep a port's `grpc.health.v1` answers in step with `check` (readiness of the layer below):

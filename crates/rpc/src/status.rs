@@ -5,7 +5,7 @@
 //! and the gateway answers REST and gRPC alike whatever the deployment mode.
 use std::time::Duration;
 
-use domain::{Error, FieldErrors};
+use domain::{ConflictKind, Error, FieldErrors};
 use serde_json::json;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
@@ -22,20 +22,18 @@ pub fn to_status(e: Error) -> Status {
         }
         Error::Forbidden(_) => Code::PermissionDenied,
         Error::NotFound => Code::NotFound,
-        Error::Conflict(reason)
-            if reason.contains("taken")
-                || reason.contains("registered")
-                || reason.contains("exists") =>
-        {
-            Code::AlreadyExists
-        }
-        Error::Conflict(_) | Error::Locked { .. } => Code::FailedPrecondition,
+        Error::Conflict {
+            kind: ConflictKind::Duplicate,
+            ..
+        } => Code::AlreadyExists,
+        Error::Conflict { .. } | Error::Locked { .. } => Code::FailedPrecondition,
         Error::RateLimited { .. } => Code::ResourceExhausted,
         Error::Unavailable => Code::Unavailable,
         Error::Internal(_) => Code::Internal,
     };
     let details = match &e {
         Error::Validation(f) => Some(json!({ "fields": f.0 })),
+        Error::Conflict { kind, .. } => Some(json!({ "conflict": kind })),
         Error::Locked { retry_after } | Error::RateLimited { retry_after } => Some(json!({
             "retry_after_seconds": retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
             "retry_after_ms": u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
@@ -81,7 +79,11 @@ pub fn to_error(s: Status) -> Error {
         Some("INVALID_CREDENTIALS") => Error::InvalidCredentials,
         Some("FORBIDDEN") => Error::Forbidden(message),
         Some("NOT_FOUND") => Error::NotFound,
-        Some("CONFLICT") => Error::Conflict(message),
+        Some("CONFLICT") => Error::Conflict {
+            kind: serde_json::from_value(details["conflict"].clone())
+                .unwrap_or(ConflictKind::ChangedMeanwhile),
+            message,
+        },
         Some("ACCOUNT_LOCKED") => Error::Locked {
             retry_after: retry_after(),
         },
@@ -120,7 +122,12 @@ mod tests {
             Error::InvalidCredentials,
             Error::Forbidden("account suspended".into()),
             Error::NotFound,
-            Error::Conflict("username already taken".into()),
+            Error::conflict(ConflictKind::Duplicate, "username already taken"),
+            Error::conflict(
+                ConflictKind::LastAdmin,
+                "the last active admin cannot be deleted",
+            ),
+            Error::conflict(ConflictKind::ChangedMeanwhile, "changed meanwhile"),
             Error::Locked {
                 retry_after: Duration::from_millis(29_500),
             },
@@ -143,14 +150,11 @@ mod tests {
             Code::InvalidArgument
         );
         assert_eq!(
-            to_status(Error::Conflict("username already taken".into())).code(),
+            to_status(Error::conflict(ConflictKind::Duplicate, "taken")).code(),
             Code::AlreadyExists
         );
         assert_eq!(
-            to_status(Error::Conflict(
-                "the last active admin cannot be deleted".into()
-            ))
-            .code(),
+            to_status(Error::conflict(ConflictKind::LastAdmin, "last admin")).code(),
             Code::FailedPrecondition
         );
         assert_eq!(

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use crypto::Verified;
 use domain::{
-    ChangePasswordInput, CreateUserInput, Email, Error, FieldErrors, Password, PasswordChange,
-    Principal, RawUserQuery, RequestContext, Result, RevokeReason, Role, Status, User, UserId,
-    UserPage, UserPatch, UserService, UserUpdate, parse_avatar_url, parse_name, parse_phone,
+    ChangePasswordInput, ConflictKind, CreateUserInput, Email, Error, FieldErrors, Password,
+    PasswordChange, Principal, RawUserQuery, RequestContext, Result, RevokeReason, Role, Status,
+    User, UserId, UserPage, UserPatch, UserService, UserUpdate, parse_avatar_url, parse_name,
+    parse_phone,
 };
 
 use crate::audit::{Event, SUCCESS};
@@ -50,7 +51,10 @@ fn require_self_or_admin(who: &Principal, id: UserId) -> Result<()> {
 /// The repository's last-admin refusal, said plainly.
 fn last_admin(e: Error, what: &str) -> Error {
     match e {
-        Error::Conflict(_) => Error::Conflict(format!("the last active admin cannot be {what}")),
+        Error::Conflict {
+            kind: kind @ ConflictKind::LastAdmin,
+            ..
+        } => Error::conflict(kind, format!("the last active admin cannot be {what}")),
         other => other,
     }
 }

@@ -146,7 +146,7 @@ async fn duplicate_username_or_email_conflicts_case_insensitively() {
             .register(&ctx(), register_input(u, e))
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Conflict(_)), "{u} {e}: {err:?}");
+        assert!(matches!(err, Error::Conflict { .. }), "{u} {e}: {err:?}");
     }
 }
 
@@ -170,7 +170,7 @@ async fn parallel_registrations_of_one_username_yield_one_winner() {
     for t in tasks {
         match t.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(Error::Conflict(_)) => {}
+            Err(Error::Conflict { .. }) => {}
             Err(e) => panic!("unexpected {e:?}"),
         }
     }

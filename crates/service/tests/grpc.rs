@@ -258,7 +258,7 @@ async fn domain_errors_survive_the_hop() {
         .register(&ctx(), register_input("carol"))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
 
     let err = r.login("carol", "Wrong-password-1").await.unwrap_err();
     assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
@@ -502,7 +502,7 @@ async fn admin_operations_and_password_change() {
         .set_status(&ctx(), &admin, admin.user_id, "suspended")
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
 
     let erin = r.app.principal(&r.login("erin", PASSWORD).await.unwrap());
     let err = r

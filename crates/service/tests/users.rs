@@ -221,7 +221,7 @@ async fn create_user_validates_every_field() {
         .create_user(&ctx(), &admin, create_input("root"))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
 }
 
 // ---- get / update --------------------------------------------------------------------------
@@ -364,7 +364,7 @@ async fn update_to_a_taken_email_conflicts() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
 }
 
 // ---- delete --------------------------------------------------------------------------------
@@ -412,7 +412,7 @@ async fn admin_may_delete_themselves_unless_last_admin() {
         .await
         .unwrap_err();
     match err {
-        Error::Conflict(m) => assert!(m.contains("last active admin"), "{m}"),
+        Error::Conflict { message: m, .. } => assert!(m.contains("last active admin"), "{m}"),
         other => panic!("expected Conflict, got {other:?}"),
     }
     let (_, second) = app.admin("second").await;
@@ -436,7 +436,9 @@ async fn last_admin_cannot_be_demoted() {
         .await
         .unwrap_err();
     match err {
-        Error::Conflict(m) => assert_eq!(m, "the last active admin cannot be demoted"),
+        Error::Conflict { message: m, .. } => {
+            assert_eq!(m, "the last active admin cannot be demoted")
+        }
         other => panic!("expected Conflict, got {other:?}"),
     }
     assert_eq!(app.fetch(root.user_id).await.role, Role::Admin);
@@ -463,7 +465,7 @@ async fn last_admin_cannot_be_suspended_or_deactivated() {
             .set_status(&ctx(), &root, root.user_id, status)
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Conflict(_)), "{status}: {err:?}");
+        assert!(matches!(err, Error::Conflict { .. }), "{status}: {err:?}");
     }
     assert_eq!(app.fetch(root.user_id).await.status, Status::Active);
 }
@@ -741,5 +743,5 @@ async fn create_admin_for_the_cli() {
         .create_admin("ops", "other@example.com", PASSWORD)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Conflict(_)));
+    assert!(matches!(err, Error::Conflict { .. }));
 }

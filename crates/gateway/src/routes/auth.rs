@@ -116,7 +116,6 @@ pub async fn logout(
     client: Client,
 ) -> ApiResult<Success<Option<()>>> {
     state.auth.logout(&client.ctx, &who).await?;
-    state.authn.forget(who.session_id);
     Ok(Success::ok(None).with_message("logged out"))
 }
 
@@ -132,7 +131,6 @@ pub async fn logout_all(
     client: Client,
 ) -> ApiResult<Success<RevokedDto>> {
     let revoked_count = state.auth.logout_all(&client.ctx, &who).await?;
-    state.authn.forget_user(who.user_id);
     Ok(Success::ok(RevokedDto { revoked_count }))
 }
 
@@ -182,6 +180,5 @@ pub async fn revoke_session(
     ApiId(id): ApiId,
 ) -> ApiResult<StatusCode> {
     state.auth.revoke_session(&client.ctx, &who, id).await?;
-    state.authn.forget(id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -175,7 +175,6 @@ pub async fn delete_user(
     ApiId(id): ApiId,
 ) -> ApiResult<StatusCode> {
     state.users.delete_user(&client.ctx, &who, id).await?;
-    state.authn.forget_user(id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -211,7 +210,6 @@ pub async fn change_password(
         .users
         .change_password(&client.ctx, &who, id, input)
         .await?;
-    state.authn.forget_user(id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -256,7 +254,6 @@ pub async fn set_status(
         .users
         .set_status(&client.ctx, &who, id, &b.status)
         .await?;
-    state.authn.forget_user(id);
     Ok(Success::ok(user.into()))
 }
 
@@ -279,6 +276,5 @@ pub async fn set_role(
     ApiJson(b): ApiJson<RoleRequest>,
 ) -> ApiResult<Success<UserDto>> {
     let user = state.users.set_role(&client.ctx, &who, id, &b.role).await?;
-    state.authn.forget_user(id);
     Ok(Success::ok(user.into()))
 }

@@ -2,11 +2,9 @@
 //! adapters of the boundary:
 //!
 //! - [`server`] / [`RepositoryGrpc`]: serves any implementation of the three ports (normally the
-//!   diesel `Database`) to authenticated callers only;
+//!   diesel `Database`) to callers holding the repository credential only;
 //! - [`RepositoryClient`]: implements the three ports by calling such a server, so the service
 //!   layer cannot tell it from the in-process implementation.
-//!
-//! Always compiled (no diesel): it needs only the domain, the generated code and tonic.
 mod client;
 mod server;
 

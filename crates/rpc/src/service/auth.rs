@@ -1,13 +1,12 @@
 //! `arcana.v1.AuthService` and `arcana.internal.v1.SessionCheckService` over the auth port.
 use std::sync::Arc;
 
-use crate::convert::{parse, uuid, v1 as conv};
 use crate::internal::{self, session_check_service_server::SessionCheckService};
 use crate::v1::{self, auth_service_server::AuthService as AuthRpc};
 use domain::{AuthService, Principal};
 use tonic::{Request, Response, Status};
 
-use super::{Call, ForwardedPrincipal, PrincipalSource, Revoked, Throttled, bearer, public, run};
+use super::{Call, ForwardedPrincipal, PrincipalSource, Throttled, bearer, public, run};
 
 type Answer<T> = std::result::Result<Response<T>, Status>;
 
@@ -32,7 +31,7 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
             "Register",
             Throttled::Register,
             req,
-            |ctx, m| async move { auth.register(&ctx, m.into()).await.map(Into::into) },
+            |ctx, m| async move { auth.register(&ctx, m.try_into()?).await.map(Into::into) },
         )
         .await
     }
@@ -44,7 +43,7 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
             "Login",
             Throttled::Login,
             req,
-            |ctx, m| async move { auth.login(&ctx, m.into()).await.map(Into::into) },
+            |ctx, m| async move { auth.login(&ctx, m.try_into()?).await.map(Into::into) },
         )
         .await
     }
@@ -56,17 +55,18 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
             "Refresh",
             Throttled::Refresh,
             req,
-            |ctx, m| async move { auth.refresh(&ctx, &m.refresh_token).await.map(Into::into) },
+            |ctx, m| async move {
+                let (token,) = m.parse()?;
+                auth.refresh(&ctx, &token).await.map(Into::into)
+            },
         )
         .await
     }
 
     async fn logout(&self, req: Request<v1::LogoutRequest>) -> Answer<v1::LogoutResponse> {
-        let (auth, source) = (&self.auth, &self.source);
-        bearer(source, "Logout", req, |ctx, who, _| async move {
-            auth.logout(&ctx, &who).await?;
-            source.revoked(Revoked::Session(who.session_id));
-            Ok(v1::LogoutResponse {})
+        let auth = &self.auth;
+        bearer(&self.source, "Logout", req, |ctx, who, _| async move {
+            auth.logout(&ctx, &who).await.map(Into::into)
         })
         .await
     }
@@ -75,11 +75,9 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
         &self,
         req: Request<v1::LogoutAllRequest>,
     ) -> Answer<v1::LogoutAllResponse> {
-        let (auth, source) = (&self.auth, &self.source);
-        bearer(source, "LogoutAll", req, |ctx, who, _| async move {
-            let revoked_count = auth.logout_all(&ctx, &who).await?;
-            source.revoked(Revoked::User(who.user_id));
-            Ok(v1::LogoutAllResponse { revoked_count })
+        let auth = &self.auth;
+        bearer(&self.source, "LogoutAll", req, |ctx, who, _| async move {
+            auth.logout_all(&ctx, &who).await.map(Into::into)
         })
         .await
     }
@@ -101,7 +99,7 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
             &self.source,
             "ListSessions",
             req,
-            |ctx, who, _| async move { auth.list_sessions(&ctx, &who).await.map(conv::sessions) },
+            |ctx, who, _| async move { auth.list_sessions(&ctx, &who).await.map(Into::into) },
         )
         .await
     }
@@ -110,13 +108,16 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
         &self,
         req: Request<v1::RevokeSessionRequest>,
     ) -> Answer<v1::RevokeSessionResponse> {
-        let (auth, source) = (&self.auth, &self.source);
-        bearer(source, "RevokeSession", req, |ctx, who, m| async move {
-            let id = uuid(&m.id, "id")?;
-            auth.revoke_session(&ctx, &who, id).await?;
-            source.revoked(Revoked::Session(id));
-            Ok(v1::RevokeSessionResponse {})
-        })
+        let auth = &self.auth;
+        bearer(
+            &self.source,
+            "RevokeSession",
+            req,
+            |ctx, who, m| async move {
+                let (id,) = m.parse()?;
+                auth.revoke_session(&ctx, &who, id).await.map(Into::into)
+            },
+        )
         .await
     }
 }
@@ -143,13 +144,13 @@ impl SessionCheckService for SessionCheckGrpc {
         let m = req.into_inner();
         let auth = &self.auth;
         let body = async move {
+            let (user_id, session_id, role) = m.parse()?;
             let who = Principal {
-                user_id: uuid(&m.user_id, "user_id")?,
-                session_id: uuid(&m.session_id, "session_id")?,
-                role: parse(&m.role, "role")?,
+                user_id,
+                session_id,
+                role,
             };
-            let live = auth.session_live(&who).await?;
-            Ok(internal::SessionLiveResponse { live })
+            auth.session_live(&who).await.map(Into::into)
         };
         run(&source, "SessionLive", request_id, body).await
     }

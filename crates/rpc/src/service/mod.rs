@@ -1,15 +1,16 @@
 //! The service layer over gRPC: servers that expose the [`domain::AuthService`] /
 //! [`domain::UserService`] ports as `arcana.v1.AuthService` / `arcana.v1.UserService` (plus the
 //! internal `SessionCheckService`), and client adapters that implement the same ports by calling
-//! such a server. Callers never know whether they got [`crate::Auth`] or an [`AuthClient`].
+//! such a server. Callers never know whether they got the in-process `service::Auth` or an
+//! [`AuthClient`].
 //!
 //! # Who is calling
 //! The servers are generic over a [`PrincipalSource`], the policy of the port they are served on:
 //! - on the internal port (:50051) [`ForwardedPrincipal`] believes the caller identity and request
 //!   facts the gateway forwards in `x-arcana-*` metadata. It is only ever served behind the
-//!   internal credential ([`Internal`], built by [`auth_services`] / [`user_services`]);
-//! - on the public port of the gateway (:9090) the gateway's own source verifies the bearer token,
-//!   rate-limits the unauthenticated calls and drops its session cache after revocations.
+//!   internal credential ([`internal_router`]);
+//! - on the public port of the gateway (:9090) the gateway's own source verifies the bearer token
+//!   and rate-limits the unauthenticated calls and password changes.
 //!
 //! Every handler runs with the request id in scope ([`crate::context::with_request_id`]) inside a
 //! tracing span carrying it, echoes it in `x-request-id`, and maps errors with
@@ -20,12 +21,9 @@ mod client;
 mod principal;
 mod users;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::credential::InternalCredential;
@@ -33,14 +31,9 @@ use crate::internal::session_check_service_server::SessionCheckServiceServer;
 use crate::server::GrpcRouter;
 use crate::v1::auth_service_server::AuthServiceServer;
 use crate::v1::user_service_server::UserServiceServer;
-use domain::{AuthService, Principal, RequestContext, Result, SessionId, UserId, UserService};
-use tonic::body::Body;
-use tonic::codegen::{InterceptedService, Service, http};
-use tonic::metadata::{MetadataMap, MetadataValue};
-use tonic::server::NamedService;
-use tonic::service::Interceptor;
+use domain::{AuthService, Principal, RequestContext, Result, UserId, UserService};
+use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
-use tracing::Instrument;
 
 pub use auth::{AuthGrpc, SessionCheckGrpc};
 pub use client::{AuthClient, UserClient};
@@ -78,15 +71,6 @@ pub enum Throttled {
     PasswordChange(UserId),
 }
 
-/// What a successful call revoked, for caches of session liveness in front of the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Revoked {
-    /// One session (logout, session delete).
-    Session(SessionId),
-    /// Every (or every other) session of a user (logout-all, password, role, status, deletion).
-    User(UserId),
-}
-
 /// The policy of the port a server is served on: who the caller is, where the call comes from,
 /// and what happens around calls.
 #[tonic::async_trait]
@@ -102,9 +86,6 @@ pub trait PrincipalSource: Send + Sync + 'static {
     fn admit(&self, _kind: Throttled, _ctx: &RequestContext) -> Result<()> {
         Ok(())
     }
-
-    /// Told after a call that revoked sessions succeeded.
-    fn revoked(&self, _what: Revoked) {}
 
     /// Told when a call finished (metrics).
     fn completed(&self, _rpc: &'static str, _code: Code, _elapsed: Duration) {}
@@ -153,7 +134,7 @@ where
     run(source, rpc, request_id, body).await
 }
 
-/// Run `body` with the request id in scope and in a span; map the outcome to the wire.
+/// Answer a call (see [`crate::server::answer`]) and tell the source it finished.
 pub(crate) async fn run<P, R>(
     source: &P,
     rpc: &'static str,
@@ -163,131 +144,11 @@ pub(crate) async fn run<P, R>(
 where
     P: PrincipalSource,
 {
-    let span = tracing::info_span!(
-        "grpc",
-        rpc,
-        request_id = request_id.as_deref().unwrap_or_default()
-    );
     let started = Instant::now();
-    let outcome =
-        crate::context::with_request_id(request_id.clone(), body.instrument(span.clone())).await;
-    let echo = request_id.and_then(|id| MetadataValue::try_from(id).ok());
-    let answer = match outcome {
-        Ok(r) => {
-            let mut resp = Response::new(r);
-            if let Some(v) = echo {
-                resp.metadata_mut().insert(crate::context::REQUEST_ID, v);
-            }
-            Ok(resp)
-        }
-        Err(e) => {
-            let mut status = span.in_scope(|| crate::status::to_status(e));
-            if let Some(v) = echo {
-                status.metadata_mut().insert(crate::context::REQUEST_ID, v);
-            }
-            Err(status)
-        }
-    };
+    let answer = crate::server::answer(rpc, request_id, body).await;
     let code = answer.as_ref().map_or_else(Status::code, |_| Code::Ok);
-    let elapsed = started.elapsed();
-    span.in_scope(|| {
-        tracing::debug!(code = ?code, elapsed_ms = elapsed.as_millis() as u64, "rpc finished");
-    });
-    source.completed(rpc, code, elapsed);
+    source.completed(rpc, code, started.elapsed());
     answer
-}
-
-type CheckFn = dyn Fn(Request<()>) -> std::result::Result<Request<()>, Status> + Send + Sync;
-
-/// The interceptor of [`InternalCredential::interceptor`] behind a nameable type.
-#[derive(Clone)]
-pub struct CredentialCheck(Arc<CheckFn>);
-
-impl CredentialCheck {
-    pub fn new(credential: &InternalCredential) -> Self {
-        let check = credential.interceptor();
-        Self(Arc::new(move |req| check.clone().call(req)))
-    }
-}
-
-impl Interceptor for CredentialCheck {
-    fn call(&mut self, req: Request<()>) -> std::result::Result<Request<()>, Status> {
-        (self.0)(req)
-    }
-}
-
-/// A generated server behind the internal credential, ready for [`GrpcRouter::add`]: calls
-/// without the credential are refused with UNAUTHENTICATED before any handler runs.
-#[derive(Clone)]
-pub struct Internal<S> {
-    inner: InterceptedService<S, CredentialCheck>,
-}
-
-impl<S> Internal<S> {
-    pub fn new(svc: S, credential: &InternalCredential) -> Self {
-        Self {
-            inner: InterceptedService::new(svc, CredentialCheck::new(credential)),
-        }
-    }
-}
-
-impl<S: NamedService> NamedService for Internal<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-type BoxedResponse =
-    Pin<Box<dyn Future<Output = std::result::Result<http::Response<Body>, Infallible>> + Send>>;
-
-impl<S> Service<http::Request<Body>> for Internal<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = BoxedResponse;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let fut = self.inner.call(req);
-        Box::pin(async move { fut.await.map(|resp| resp.map(Body::new)) })
-    }
-}
-
-/// `arcana.v1.AuthService` and `arcana.internal.v1.SessionCheckService` over `auth`, trusting
-/// the forwarded caller identity, both behind `credential`.
-pub fn auth_services(
-    auth: Arc<dyn AuthService>,
-    credential: InternalCredential,
-) -> (
-    Internal<AuthServiceServer<AuthGrpc<ForwardedPrincipal>>>,
-    Internal<SessionCheckServiceServer<SessionCheckGrpc>>,
-) {
-    (
-        Internal::new(
-            AuthServiceServer::new(AuthGrpc::new(auth.clone(), ForwardedPrincipal)),
-            &credential,
-        ),
-        Internal::new(
-            SessionCheckServiceServer::new(SessionCheckGrpc::new(auth)),
-            &credential,
-        ),
-    )
-}
-
-/// `arcana.v1.UserService` over `users`, trusting the forwarded caller identity, behind
-/// `credential`.
-pub fn user_services(
-    users: Arc<dyn UserService>,
-    credential: InternalCredential,
-) -> Internal<UserServiceServer<UserGrpc<ForwardedPrincipal>>> {
-    Internal::new(
-        UserServiceServer::new(UserGrpc::new(users, ForwardedPrincipal)),
-        &credential,
-    )
 }
 
 /// The internal port of a service-layer binary: the services of the contexts it holds (`auth`
@@ -298,13 +159,18 @@ pub fn internal_router(
     users: Option<Arc<dyn UserService>>,
     credential: InternalCredential,
 ) -> (GrpcRouter, HealthReporter) {
+    use crate::server::internal;
     let mut router = GrpcRouter::new();
     if let Some(auth) = auth {
-        let (a, s) = auth_services(auth, credential.clone());
-        router = router.add(a).add(s);
+        let rpc = AuthServiceServer::new(AuthGrpc::new(auth.clone(), ForwardedPrincipal));
+        let check = SessionCheckServiceServer::new(SessionCheckGrpc::new(auth));
+        router = router
+            .add(internal(rpc, &credential))
+            .add(internal(check, &credential));
     }
     if let Some(users) = users {
-        router = router.add(user_services(users, credential));
+        let rpc = UserServiceServer::new(UserGrpc::new(users, ForwardedPrincipal));
+        router = router.add(internal(rpc, &credential));
     }
     router.with_health_and_reflection()
 }

@@ -1,12 +1,12 @@
 //! `arcana.v1.UserService` over the users port.
 use std::sync::Arc;
 
-use crate::convert::{uuid, v1 as conv};
+use crate::convert::v1::update_user_from_request;
 use crate::v1::{self, user_service_server::UserService as UserRpc};
-use domain::UserService;
+use domain::{ChangePasswordInput, UserService};
 use tonic::{Request, Response, Status};
 
-use super::{PrincipalSource, Revoked, Throttled, bearer};
+use super::{PrincipalSource, Throttled, bearer};
 
 type Answer<T> = std::result::Result<Response<T>, Status>;
 
@@ -30,7 +30,10 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
     ) -> Answer<v1::ListUsersResponse> {
         let users = &self.users;
         bearer(&self.source, "ListUsers", req, |ctx, who, m| async move {
-            users.list_users(&ctx, &who, m.into()).await.map(Into::into)
+            users
+                .list_users(&ctx, &who, m.try_into()?)
+                .await
+                .map(Into::into)
         })
         .await
     }
@@ -39,7 +42,7 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
         let users = &self.users;
         bearer(&self.source, "CreateUser", req, |ctx, who, m| async move {
             users
-                .create_user(&ctx, &who, m.into())
+                .create_user(&ctx, &who, m.try_into()?)
                 .await
                 .map(Into::into)
         })
@@ -49,7 +52,7 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
     async fn get_user(&self, req: Request<v1::GetUserRequest>) -> Answer<v1::User> {
         let users = &self.users;
         bearer(&self.source, "GetUser", req, |ctx, who, m| async move {
-            let id = uuid(&m.id, "id")?;
+            let (id,) = m.parse()?;
             users.get_user(&ctx, &who, id).await.map(Into::into)
         })
         .await
@@ -58,7 +61,7 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
     async fn update_user(&self, req: Request<v1::UpdateUserRequest>) -> Answer<v1::User> {
         let users = &self.users;
         bearer(&self.source, "UpdateUser", req, |ctx, who, m| async move {
-            let (id, patch) = conv::update_user_from_request(m)?;
+            let (id, patch) = update_user_from_request(m)?;
             users
                 .update_user(&ctx, &who, id, patch)
                 .await
@@ -71,12 +74,10 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
         &self,
         req: Request<v1::DeleteUserRequest>,
     ) -> Answer<v1::DeleteUserResponse> {
-        let (users, source) = (&self.users, &self.source);
-        bearer(source, "DeleteUser", req, |ctx, who, m| async move {
-            let id = uuid(&m.id, "id")?;
-            users.delete_user(&ctx, &who, id).await?;
-            source.revoked(Revoked::User(id));
-            Ok(v1::DeleteUserResponse {})
+        let users = &self.users;
+        bearer(&self.source, "DeleteUser", req, |ctx, who, m| async move {
+            let (id,) = m.parse()?;
+            users.delete_user(&ctx, &who, id).await.map(Into::into)
         })
         .await
     }
@@ -88,10 +89,15 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
         let (users, source) = (&self.users, &self.source);
         bearer(source, "ChangePassword", req, |ctx, who, m| async move {
             source.admit(Throttled::PasswordChange(who.user_id), &ctx)?;
-            let (id, input) = conv::change_password_from_request(m)?;
-            users.change_password(&ctx, &who, id, input).await?;
-            source.revoked(Revoked::User(id));
-            Ok(v1::ChangePasswordResponse {})
+            let (id, current_password, new_password) = m.parse()?;
+            let input = ChangePasswordInput {
+                current_password,
+                new_password,
+            };
+            users
+                .change_password(&ctx, &who, id, input)
+                .await
+                .map(Into::into)
         })
         .await
     }
@@ -99,30 +105,29 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
     async fn verify_user(&self, req: Request<v1::VerifyUserRequest>) -> Answer<v1::User> {
         let users = &self.users;
         bearer(&self.source, "VerifyUser", req, |ctx, who, m| async move {
-            let id = uuid(&m.id, "id")?;
+            let (id,) = m.parse()?;
             users.verify_user(&ctx, &who, id).await.map(Into::into)
         })
         .await
     }
 
     async fn set_status(&self, req: Request<v1::SetStatusRequest>) -> Answer<v1::User> {
-        let (users, source) = (&self.users, &self.source);
-        bearer(source, "SetStatus", req, |ctx, who, m| async move {
-            let id = uuid(&m.id, "id")?;
-            let user = users.set_status(&ctx, &who, id, &m.status).await?;
-            source.revoked(Revoked::User(id));
-            Ok(user.into())
+        let users = &self.users;
+        bearer(&self.source, "SetStatus", req, |ctx, who, m| async move {
+            let (id, status) = m.parse()?;
+            users
+                .set_status(&ctx, &who, id, &status)
+                .await
+                .map(Into::into)
         })
         .await
     }
 
     async fn set_role(&self, req: Request<v1::SetRoleRequest>) -> Answer<v1::User> {
-        let (users, source) = (&self.users, &self.source);
-        bearer(source, "SetRole", req, |ctx, who, m| async move {
-            let id = uuid(&m.id, "id")?;
-            let user = users.set_role(&ctx, &who, id, &m.role).await?;
-            source.revoked(Revoked::User(id));
-            Ok(user.into())
+        let users = &self.users;
+        bearer(&self.source, "SetRole", req, |ctx, who, m| async move {
+            let (id, role) = m.parse()?;
+            users.set_role(&ctx, &who, id, &role).await.map(Into::into)
         })
         .await
     }

@@ -1,0 +1,163 @@
+//! Which operations end sessions, in one place: a decorator on the service ports that tells a
+//! listener (the edge's cache of session liveness) what every successful call revoked, whatever
+//! protocol the call came in by and whichever adapter (in-process or gRPC) it went through.
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::{SessionId, User, UserId};
+use crate::pagination::{RawUserQuery, UserPage};
+use crate::services::*;
+
+/// What a successful call revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// One session (logout, session delete).
+    Session(SessionId),
+    /// Every (or every other) session of a user (logout-all, password change, status or role
+    /// change, deletion).
+    User(UserId),
+}
+
+/// Told after a call that revoked sessions succeeded.
+pub trait RevocationListener: Send + Sync {
+    fn revoked(&self, what: Revoked);
+}
+
+/// `inner` (a service port), telling `listener` what each successful call revoked.
+pub struct Revocations<S: ?Sized> {
+    inner: Arc<S>,
+    listener: Arc<dyn RevocationListener>,
+}
+
+impl<S: ?Sized> Revocations<S> {
+    pub fn new(inner: Arc<S>, listener: Arc<dyn RevocationListener>) -> Self {
+        Self { inner, listener }
+    }
+
+    fn tell<T>(&self, r: Result<T>, what: Revoked) -> Result<T> {
+        if r.is_ok() {
+            self.listener.revoked(what);
+        }
+        r
+    }
+}
+
+#[async_trait]
+impl AuthService for Revocations<dyn AuthService> {
+    async fn ready(&self) -> Result<()> {
+        self.inner.ready().await
+    }
+    async fn register(&self, ctx: &RequestContext, input: RegisterInput) -> Result<AuthSession> {
+        self.inner.register(ctx, input).await
+    }
+    async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<AuthSession> {
+        self.inner.login(ctx, input).await
+    }
+    async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {
+        self.inner.refresh(ctx, refresh_token).await
+    }
+    async fn logout(&self, ctx: &RequestContext, who: &Principal) -> Result<()> {
+        let r = self.inner.logout(ctx, who).await;
+        self.tell(r, Revoked::Session(who.session_id))
+    }
+    async fn logout_all(&self, ctx: &RequestContext, who: &Principal) -> Result<u64> {
+        let r = self.inner.logout_all(ctx, who).await;
+        self.tell(r, Revoked::User(who.user_id))
+    }
+    async fn me(&self, ctx: &RequestContext, who: &Principal) -> Result<User> {
+        self.inner.me(ctx, who).await
+    }
+    async fn list_sessions(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+    ) -> Result<Vec<SessionInfo>> {
+        self.inner.list_sessions(ctx, who).await
+    }
+    async fn revoke_session(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        id: SessionId,
+    ) -> Result<()> {
+        let r = self.inner.revoke_session(ctx, who, id).await;
+        self.tell(r, Revoked::Session(id))
+    }
+    async fn session_live(&self, who: &Principal) -> Result<bool> {
+        self.inner.session_live(who).await
+    }
+}
+
+#[async_trait]
+impl UserService for Revocations<dyn UserService> {
+    async fn ready(&self) -> Result<()> {
+        self.inner.ready().await
+    }
+    async fn list_users(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        query: RawUserQuery,
+    ) -> Result<UserPage> {
+        self.inner.list_users(ctx, who, query).await
+    }
+    async fn create_user(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        input: CreateUserInput,
+    ) -> Result<User> {
+        self.inner.create_user(ctx, who, input).await
+    }
+    async fn get_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<User> {
+        self.inner.get_user(ctx, who, id).await
+    }
+    async fn update_user(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        id: UserId,
+        patch: UserPatch,
+    ) -> Result<User> {
+        self.inner.update_user(ctx, who, id, patch).await
+    }
+    async fn delete_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<()> {
+        let r = self.inner.delete_user(ctx, who, id).await;
+        self.tell(r, Revoked::User(id))
+    }
+    async fn change_password(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        id: UserId,
+        input: ChangePasswordInput,
+    ) -> Result<()> {
+        let r = self.inner.change_password(ctx, who, id, input).await;
+        self.tell(r, Revoked::User(id))
+    }
+    async fn verify_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<User> {
+        self.inner.verify_user(ctx, who, id).await
+    }
+    async fn set_status(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        id: UserId,
+        status: &str,
+    ) -> Result<User> {
+        let r = self.inner.set_status(ctx, who, id, status).await;
+        self.tell(r, Revoked::User(id))
+    }
+    async fn set_role(
+        &self,
+        ctx: &RequestContext,
+        who: &Principal,
+        id: UserId,
+        role: &str,
+    ) -> Result<User> {
+        let r = self.inner.set_role(ctx, who, id, role).await;
+        self.tell(r, Revoked::User(id))
+    }
+}

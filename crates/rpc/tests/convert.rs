@@ -1,0 +1,473 @@
+//! Every wire shape round-trips to the same domain value, and wire data that does not fit the
+//! domain is a validation error naming the field (never a panic).
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use domain::{
+    AuditEvent, AuthSession, CreateUserInput, Cursor, CursorValue, Error, LockoutPolicy,
+    LoginAttempt, NewSession, NewUser, PageInfo, PageRequest, PasswordChange, RawUserQuery, Rehash,
+    RevokeReason, Role, Session, SessionInfo, SessionOwner, SortOrder, Status, Timestamp,
+    TokenPair, User, UserCredentials, UserPage, UserPatch, UserQuery, UserSort, UserUpdate,
+};
+use rpc::convert::v1::{update_user_from_request, update_user_request};
+use rpc::{internal as pb, v1};
+use uuid::Uuid;
+
+fn t(s: i64) -> Timestamp {
+    Utc.timestamp_opt(1_700_000_000 + s, 123_456_789)
+        .single()
+        .unwrap()
+}
+
+fn fields(e: Error) -> Vec<String> {
+    match e {
+        Error::Validation(f) => f.0.keys().cloned().collect(),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+fn user() -> User {
+    User {
+        id: Uuid::new_v4(),
+        username: "ada".into(),
+        email: "ada@example.com".into(),
+        first_name: Some("Ada".into()),
+        last_name: None,
+        phone: Some("+1 555".into()),
+        avatar_url: None,
+        role: Role::Admin,
+        status: Status::Suspended,
+        is_verified: true,
+        created_at: t(0),
+        updated_at: t(1),
+        last_login_at: None,
+    }
+}
+
+fn session() -> Session {
+    Session {
+        id: Uuid::new_v4(),
+        user_id: Uuid::new_v4(),
+        refresh_token_hash: "ab".repeat(32),
+        previous_refresh_hash: Some("cd".repeat(32)),
+        rotated_at: Some(t(40)),
+        generation: 4,
+        credential_version: 2,
+        user_agent: Some("ua".into()),
+        ip: None,
+        created_at: t(0),
+        last_used_at: t(1),
+        expires_at: t(100),
+        revoked_at: Some(t(50)),
+        revoked_reason: Some("logout".into()),
+    }
+}
+
+/// `value` → wire → value is the identity.
+fn round_trip<D, W>(value: D)
+where
+    D: Clone + PartialEq + std::fmt::Debug + TryFrom<W, Error = Error>,
+    W: From<D>,
+{
+    assert_eq!(D::try_from(W::from(value.clone())).unwrap(), value);
+}
+
+#[test]
+fn users_and_sessions_round_trip() {
+    round_trip::<User, v1::User>(user());
+    round_trip::<User, v1::User>(User {
+        last_login_at: Some(t(9)),
+        ..user()
+    });
+    let c = UserCredentials {
+        user: user(),
+        password_hash: "pbkdf2:sha256:1$s$h".into(),
+        failed_login_count: 3,
+        locked_until: Some(t(60)),
+        credential_version: 7,
+    };
+    assert_eq!(
+        Option::<UserCredentials>::try_from(pb::OptionalCredentials::from(Some(c.clone())))
+            .unwrap(),
+        Some(c)
+    );
+    round_trip::<NewUser, pb::NewUser>(NewUser {
+        id: Uuid::new_v4(),
+        username: "n".into(),
+        email: "n@example.com".into(),
+        password_hash: "h".into(),
+        first_name: None,
+        last_name: Some("L".into()),
+        phone: None,
+        avatar_url: Some("https://x".into()),
+        role: Role::Guest,
+        status: Status::Inactive,
+        is_verified: false,
+        created_at: t(3),
+    });
+    round_trip::<Session, pb::Session>(session());
+    round_trip::<NewSession, pb::NewSession>(NewSession {
+        id: Uuid::new_v4(),
+        user_id: Uuid::new_v4(),
+        credential_version: 3,
+        refresh_token_hash: "h".into(),
+        user_agent: None,
+        ip: Some("::1".into()),
+        created_at: t(0),
+        expires_at: t(9),
+    });
+    let owner = SessionOwner {
+        session: session(),
+        user: user(),
+        credential_version: 2,
+    };
+    assert_eq!(
+        Option::<SessionOwner>::try_from(pb::OptionalSessionOwner::from(Some(owner.clone())))
+            .unwrap(),
+        Some(owner)
+    );
+    let list = vec![session(), session()];
+    assert_eq!(
+        Vec::<Session>::try_from(pb::SessionList::from(list.clone())).unwrap(),
+        list
+    );
+    round_trip::<AuditEvent, pb::AuditEvent>(AuditEvent {
+        id: Uuid::new_v4(),
+        at: t(5),
+        actor_id: Some(Uuid::new_v4()),
+        subject_id: None,
+        action: "auth.login".into(),
+        outcome: "success".into(),
+        ip: None,
+        request_id: Some("r".into()),
+        details: Some("{}".into()),
+    });
+}
+
+#[test]
+fn bad_wire_values_name_the_field() {
+    let mut w = v1::User::from(user());
+    w.id = "nope".into();
+    assert_eq!(fields(User::try_from(w).unwrap_err()), ["id"]);
+    let mut w = v1::User::from(user());
+    w.role = "root".into();
+    assert_eq!(fields(User::try_from(w).unwrap_err()), ["role"]);
+    let mut w = v1::User::from(user());
+    w.created_at = None;
+    assert_eq!(fields(User::try_from(w).unwrap_err()), ["created_at"]);
+    let mut w = v1::User::from(user());
+    w.updated_at = Some(prost_types::Timestamp {
+        seconds: 0,
+        nanos: -1,
+    });
+    assert_eq!(fields(User::try_from(w).unwrap_err()), ["updated_at"]);
+    assert_eq!(
+        fields(UserCredentials::try_from(pb::Credentials::default()).unwrap_err()),
+        ["user"]
+    );
+    assert_eq!(
+        fields(AuthSession::try_from(v1::AuthResponse::default()).unwrap_err()),
+        ["user"]
+    );
+    let mut s = pb::Session::from(session());
+    s.revoked_reason = Some("anything".into());
+    assert!(Session::try_from(s).is_ok(), "the reason is free text");
+    let r = pb::RevokeSessionRequest {
+        id: Uuid::new_v4().to_string(),
+        reason: "because".into(),
+        now: None,
+    };
+    assert_eq!(fields(r.parse().unwrap_err()), ["reason"]);
+}
+
+#[test]
+fn call_arguments_round_trip() {
+    let (id, now) = (Uuid::new_v4(), t(7));
+    assert_eq!(pb::AtRequest::new(id, now).parse().unwrap(), (id, now));
+    let update = UserUpdate {
+        email: Some("e@example.com".into()),
+        first_name: Some(None),
+        last_name: Some(Some("L".into())),
+        role: Some(Role::User),
+        status: Some(Status::Active),
+        is_verified: Some(false),
+        password_hash: Some("h".into()),
+        ..UserUpdate::default()
+    };
+    let (i, u, n) = pb::UpdateUserRequest::new(id, update.clone(), now)
+        .parse()
+        .unwrap();
+    assert_eq!((i, n), (id, now));
+    assert!(u == update, "the update survives, clears included");
+    let policy = LockoutPolicy {
+        max_failures: 5,
+        base_lock: Duration::from_secs(30),
+        max_lock: Duration::from_secs(900),
+    };
+    assert_eq!(
+        pb::ReserveLoginAttemptRequest::new(id, now, policy)
+            .parse()
+            .unwrap(),
+        (id, now, policy)
+    );
+    let rehash = Rehash {
+        verified_hash: "old".into(),
+        new_hash: "new".into(),
+    };
+    let (_, _, attempt, back) =
+        pb::RecordLoginSuccessRequest::new(id, now, 3, Some(rehash.clone()))
+            .parse()
+            .unwrap();
+    assert_eq!(attempt, 3);
+    assert!(back == Some(rehash));
+    let keep = Some(Uuid::new_v4());
+    assert_eq!(
+        pb::RevokeAllSessionsRequest::new(id, RevokeReason::RoleChanged, now, keep)
+            .parse()
+            .unwrap(),
+        (id, RevokeReason::RoleChanged, now, keep)
+    );
+    let change = PasswordChange {
+        user_id: id,
+        new_hash: "new".into(),
+        verified_hash: Some("old".into()),
+        attempt: Some(2),
+        keep_session: keep,
+        now,
+    };
+    assert!(PasswordChange::try_from(pb::PasswordChange::from(change.clone())).unwrap() == change);
+    for count in [None, Some(0), Some(3)] {
+        assert_eq!(
+            Option::<u64>::try_from(pb::OptionalCount::from(count)).unwrap(),
+            count
+        );
+    }
+}
+
+#[test]
+fn login_attempts_round_trip() {
+    for a in [
+        LoginAttempt::Reserved {
+            attempt: 2,
+            locked_until: None,
+        },
+        LoginAttempt::Reserved {
+            attempt: 5,
+            locked_until: Some(t(30)),
+        },
+        LoginAttempt::Locked {
+            locked_until: t(30),
+        },
+        LoginAttempt::UnknownUser,
+    ] {
+        round_trip::<LoginAttempt, pb::LoginAttemptResponse>(a);
+    }
+    assert_eq!(
+        fields(LoginAttempt::try_from(pb::LoginAttemptResponse::default()).unwrap_err()),
+        ["outcome"]
+    );
+    let locked_without_time = pb::LoginAttemptResponse {
+        outcome: pb::login_attempt_response::Outcome::Locked.into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        fields(LoginAttempt::try_from(locked_without_time).unwrap_err()),
+        ["locked_until"]
+    );
+}
+
+#[test]
+fn queries_and_pages_round_trip() {
+    let cursor = Cursor {
+        sort: UserSort::Username,
+        order: SortOrder::Asc,
+        value: CursorValue::Text("m".into()),
+        id: Uuid::new_v4(),
+    };
+    for page in [
+        PageRequest::Offset { page: 3 },
+        PageRequest::Keyset { after: None },
+        PageRequest::Keyset {
+            after: Some(cursor),
+        },
+    ] {
+        let q = UserQuery {
+            page,
+            per_page: 7,
+            sort: UserSort::Username,
+            order: SortOrder::Asc,
+            role: Some(Role::User),
+            status: None,
+            search: Some("ad".into()),
+            created_after: Some(t(1)),
+            created_before: None,
+        };
+        assert_eq!(UserQuery::try_from(pb::UserQuery::from(&q)).unwrap(), q);
+    }
+    for pagination in [
+        PageInfo::offset(2, 20, 41),
+        PageInfo::Keyset {
+            per_page: 5,
+            next_cursor: Some("abc".into()),
+        },
+    ] {
+        round_trip::<UserPage, v1::ListUsersResponse>(UserPage {
+            items: vec![user()],
+            pagination,
+        });
+    }
+    let broken = v1::ListUsersResponse {
+        items: vec![],
+        pagination: Some(v1::Pagination {
+            per_page: 20,
+            ..Default::default()
+        }),
+    };
+    assert_eq!(
+        fields(UserPage::try_from(broken).unwrap_err()),
+        ["pagination"]
+    );
+    let q = RawUserQuery {
+        per_page: Some("5".into()),
+        cursor: Some(String::new()),
+        ..Default::default()
+    };
+    round_trip::<RawUserQuery, v1::ListUsersRequest>(q);
+}
+
+#[test]
+fn public_messages_round_trip() {
+    let s = AuthSession {
+        tokens: TokenPair {
+            access_token: "a".into(),
+            refresh_token: "r".into(),
+            token_type: "Bearer".into(),
+            expires_in: 900,
+        },
+        user: user(),
+    };
+    assert_eq!(
+        AuthSession::try_from(v1::AuthResponse::from(s.clone())).unwrap(),
+        s
+    );
+    round_trip::<SessionInfo, v1::Session>(SessionInfo {
+        id: Uuid::new_v4(),
+        created_at: t(0),
+        last_used_at: t(1),
+        expires_at: t(2),
+        user_agent: None,
+        ip: Some("203.0.113.9".into()),
+        current: true,
+    });
+    let input = CreateUserInput {
+        username: "u".into(),
+        email: "u@example.com".into(),
+        password: "Secret123".into(),
+        role: Some("admin".into()),
+        is_verified: Some(true),
+        ..CreateUserInput::default()
+    };
+    assert!(
+        CreateUserInput::try_from(v1::CreateUserRequest::from(input.clone())).unwrap() == input
+    );
+    let id = Uuid::new_v4();
+    let (got, current, new) =
+        v1::ChangePasswordRequest::new(id, Some("Old1".into()), "New1".into())
+            .parse()
+            .unwrap();
+    assert_eq!(
+        (got, current.as_deref(), new.as_str()),
+        (id, Some("Old1"), "New1")
+    );
+}
+
+#[test]
+fn put_without_mask_clears_absent_fields() {
+    let id = Uuid::new_v4();
+    let req = v1::UpdateUserRequest {
+        id: id.to_string(),
+        email: Some("a@example.com".into()),
+        first_name: Some("A".into()),
+        ..Default::default()
+    };
+    let (got, patch) = update_user_from_request(req).unwrap();
+    assert_eq!(got, id);
+    assert_eq!(
+        patch,
+        UserPatch {
+            email: Some("a@example.com".into()),
+            first_name: Some(Some("A".into())),
+            last_name: Some(None),
+            phone: Some(None),
+            avatar_url: Some(None),
+        }
+    );
+    let no_email = v1::UpdateUserRequest {
+        id: id.to_string(),
+        ..Default::default()
+    };
+    assert_eq!(
+        fields(update_user_from_request(no_email).unwrap_err()),
+        ["email"]
+    );
+}
+
+#[test]
+fn patch_with_mask_changes_only_named_paths() {
+    let id = Uuid::new_v4();
+    let req = v1::UpdateUserRequest {
+        id: id.to_string(),
+        email: Some("ignored@example.com".into()),
+        first_name: Some("A".into()),
+        phone: Some("ignored".into()),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["first_name".into(), "last_name".into()],
+        }),
+        ..Default::default()
+    };
+    let (_, patch) = update_user_from_request(req).unwrap();
+    assert_eq!(
+        patch,
+        UserPatch {
+            first_name: Some(Some("A".into())),
+            last_name: Some(None),
+            ..Default::default()
+        }
+    );
+    let bad = v1::UpdateUserRequest {
+        id: "x".into(),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["password".into(), "email".into()],
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        fields(update_user_from_request(bad).unwrap_err()),
+        ["email", "id", "update_mask"]
+    );
+}
+
+#[test]
+fn patches_survive_the_client_round_trip() {
+    let id = Uuid::new_v4();
+    for patch in [
+        UserPatch::default(),
+        UserPatch {
+            email: Some("b@example.com".into()),
+            phone: Some(None),
+            ..Default::default()
+        },
+        UserPatch {
+            email: Some("c@example.com".into()),
+            first_name: Some(Some("C".into())),
+            last_name: Some(None),
+            phone: Some(Some("1".into())),
+            avatar_url: Some(None),
+        },
+    ] {
+        let back = update_user_from_request(update_user_request(id, patch.clone())).unwrap();
+        assert_eq!(back, (id, patch));
+    }
+}
