@@ -11,6 +11,7 @@ pub const DEFAULT_PER_PAGE: u32 = 20;
 pub const MAX_PER_PAGE: u32 = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UserSort {
     #[default]
@@ -41,6 +42,7 @@ impl UserSort {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SortOrder {
     Asc,
@@ -166,18 +168,40 @@ impl Default for UserQuery {
 }
 
 /// List parameters as they arrive from REST query strings or gRPC fields.
+/// The query of `GET /users` as typed by the caller (REST query string, gRPC request): every
+/// value still text, validated by [`RawUserQuery::parse`] so both protocols share the rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct RawUserQuery {
+    /// Page number (default 1). Not with `cursor`.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<u32>, minimum = 1, maximum = 1000000))]
     pub page: Option<String>,
+    /// Users per page (default 20).
+    #[cfg_attr(feature = "openapi", param(value_type = Option<u32>, minimum = 1, maximum = 100))]
     pub per_page: Option<String>,
+    /// Default `created_at`.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<UserSort>))]
     pub sort: Option<String>,
+    /// Default `desc`.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<SortOrder>))]
     pub order: Option<String>,
+    #[cfg_attr(feature = "openapi", param(value_type = Option<Role>))]
     pub role: Option<String>,
+    /// Default: every status but `deleted`.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<Status>))]
     pub status: Option<String>,
+    /// Case-insensitive substring of username, email, first or last name.
+    #[cfg_attr(feature = "openapi", param(max_length = 100))]
     pub search: Option<String>,
+    /// Users created at or after (RFC 3339).
+    #[cfg_attr(feature = "openapi", param(value_type = Option<chrono::DateTime<chrono::Utc>>))]
     pub created_after: Option<String>,
+    /// Users created before (RFC 3339).
+    #[cfg_attr(feature = "openapi", param(value_type = Option<chrono::DateTime<chrono::Utc>>))]
     pub created_before: Option<String>,
-    /// Present (even empty) selects keyset pagination.
+    /// Keyset pagination: empty for the first page, then the `next_cursor` of the last one.
     pub cursor: Option<String>,
 }
 
@@ -269,7 +293,9 @@ impl RawUserQuery {
     }
 }
 
+/// Offset pages carry totals; keyset pages the cursor of the next one (null at the end).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum PageInfo {
     Offset {
@@ -284,7 +310,8 @@ pub enum PageInfo {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPage {
     pub items: Vec<User>,
     pub pagination: PageInfo,

@@ -32,51 +32,189 @@ impl Principal {
     }
 }
 
+/// `POST /auth/register`. The password needs 8–128 characters with at least one upper-case
+/// letter, one lower-case letter and one digit.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterInput {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 3,
+            max_length = 80,
+            pattern = "^[A-Za-z0-9_-]+$",
+            example = "alice"
+        )
+    )]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, example = "alice@example.com"))]
     pub email: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 8, max_length = 128, example = "Secret123")
+    )]
     pub password: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 50, example = "Ada"))]
     pub first_name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 50, example = "Ada"))]
     pub last_name: Option<String>,
 }
 
+/// `POST /auth/login`.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginInput {
+    /// Username or email address.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, example = "alice"))]
     pub username_or_email: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, example = "Secret123"))]
     pub password: String,
 }
 
-/// Admin-created user: the register fields plus optional role/status/verification.
+/// Admin-created user (`POST /users`): the register fields plus optional role/status/verification.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateUserInput {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 3,
+            max_length = 80,
+            pattern = "^[A-Za-z0-9_-]+$",
+            example = "alice"
+        )
+    )]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, example = "alice@example.com"))]
     pub email: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 8, max_length = 128, example = "Secret123")
+    )]
     pub password: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 50, example = "Ada"))]
     pub first_name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 50, example = "Ada"))]
     pub last_name: Option<String>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 20, pattern = "^[0-9 +().-]*$", example = "+1 555 0100")
+    )]
     pub phone: Option<String>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 255,
+            pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/\\s][^\\s]*$",
+            example = "https://example.com/a.png"
+        )
+    )]
     pub avatar_url: Option<String>,
+    /// Default `user`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Role>))]
     pub role: Option<String>,
+    /// Default `active` (`deleted` only through delete).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<SettableStatus>))]
     pub status: Option<String>,
     pub is_verified: Option<bool>,
 }
 
-/// Profile change. `None` leaves a field alone; `Some(None)` (or an empty string) clears it.
-/// PUT sends every field; PATCH only the ones it names.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The statuses an admin may set (`deleted` only through delete): a schema, never a value.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+pub enum SettableStatus {
+    Active,
+    Inactive,
+    Suspended,
+}
+
+/// Profile change (`PATCH /users/{id}`): `None` leaves a field alone; `Some(None)` (JSON
+/// `null`, or an empty string) clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPatch {
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, example = "alice@example.com"))]
     pub email: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 50))]
     pub first_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 50))]
     pub last_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 20, pattern = "^[0-9 +().-]*$"))]
     pub phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 255, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/\\s][^\\s]*$"))]
     pub avatar_url: Option<Option<String>>,
 }
 
+/// The full profile (`PUT /users/{id}`): omitted optional fields are cleared.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserProfile {
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, example = "alice@example.com"))]
+    pub email: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 50, example = "Ada"))]
+    pub first_name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 50, example = "Ada"))]
+    pub last_name: Option<String>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 20, pattern = "^[0-9 +().-]*$", example = "+1 555 0100")
+    )]
+    pub phone: Option<String>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 255,
+            pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/\\s][^\\s]*$",
+            example = "https://example.com/a.png"
+        )
+    )]
+    pub avatar_url: Option<String>,
+}
+
+impl From<UserProfile> for UserPatch {
+    fn from(p: UserProfile) -> Self {
+        Self {
+            email: Some(p.email),
+            first_name: Some(p.first_name),
+            last_name: Some(p.last_name),
+            phone: Some(p.phone),
+            avatar_url: Some(p.avatar_url),
+        }
+    }
+}
+
+/// `PUT /users/{id}/password`.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangePasswordInput {
+    /// Required when changing your own password.
     pub current_password: Option<String>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 8, max_length = 128, example = "Secret123")
+    )]
     pub new_password: String,
+}
+
+/// For PATCH bodies: tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Deserialize::deserialize(de).map(Some)
 }
 
 macro_rules! redacted_debug {
@@ -94,9 +232,11 @@ redacted_debug!(CreateUserInput, username, email, role, status);
 redacted_debug!(ChangePasswordInput,);
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
+    /// Always `Bearer`.
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
@@ -110,19 +250,26 @@ impl fmt::Debug for TokenPair {
     }
 }
 
-/// What register, login and refresh return.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What register, login and refresh return: the token pair and the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthSession {
+    #[serde(flatten)]
     pub tokens: TokenPair,
     pub user: User,
 }
 
 /// A live session as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub id: SessionId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub last_used_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
     pub user_agent: Option<String>,
     pub ip: Option<String>,

@@ -1,7 +1,7 @@
-//! `/api/v1/auth`: register, login, refresh, logout, sessions.
+//! `/api/v1/auth`: register, login, refresh, logout, sessions. Bodies are the domain inputs.
 use axum::extract::State;
 use axum::http::StatusCode;
-use domain::{Error, LoginInput, RegisterInput};
+use domain::{AuthSession, Error, LoginInput, RegisterInput, SessionInfo, User};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -37,71 +37,64 @@ fn limit(state: &AppState, bucket: Bucket, client: &Client) -> Result<(), ApiErr
 
 /// Create an account and log it in.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
-    request_body = RegisterRequest,
+    request_body = RegisterInput,
     responses(
-        (status = 201, description = "Registered and logged in", body = EnvelopeDoc<AuthDto>),
-        (status = 400, description = "Validation failed / invalid JSON", body = ErrorEnvelopeDoc),
+        (status = 201, description = "Registered and logged in", body = EnvelopeDoc<AuthSession>),
+        (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
         (status = 409, description = "Username or email taken", body = ErrorEnvelopeDoc),
-        (status = 429, description = "Rate limited", body = ErrorEnvelopeDoc),
+        (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
+        (status = 429, description = "Rate limited (Retry-After)", body = ErrorEnvelopeDoc),
     ))]
 pub async fn register(
     State(state): State<AppState>,
     client: Client,
-    ApiJson(body): ApiJson<RegisterRequest>,
-) -> ApiResult<Success<AuthDto>> {
+    ApiJson(input): ApiJson<RegisterInput>,
+) -> ApiResult<Success<AuthSession>> {
     limit(&state, Bucket::Register, &client)?;
-    let input = RegisterInput {
-        username: body.username,
-        email: body.email,
-        password: body.password,
-        first_name: body.first_name,
-        last_name: body.last_name,
-    };
     let session = state.auth.register(&client.ctx, input).await?;
-    Ok(Success::created(session.into()))
+    Ok(Success::created(session))
 }
 
 /// Log in with username or email and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
-    request_body = LoginRequest,
+    request_body = LoginInput,
     responses(
-        (status = 200, description = "Token pair and user", body = EnvelopeDoc<AuthDto>),
-        (status = 400, description = "Validation failed / invalid JSON", body = ErrorEnvelopeDoc),
-        (status = 401, description = "Invalid credentials", body = ErrorEnvelopeDoc),
-        (status = 403, description = "Account not active (password was correct)", body = ErrorEnvelopeDoc),
-        (status = 423, description = "Account locked", body = ErrorEnvelopeDoc),
-        (status = 429, description = "Rate limited", body = ErrorEnvelopeDoc),
+        (status = 200, description = "Token pair and user", body = EnvelopeDoc<AuthSession>),
+        (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 401, description = "INVALID_CREDENTIALS", body = ErrorEnvelopeDoc),
+        (status = 403, description = "Right password, account not active", body = ErrorEnvelopeDoc),
+        (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
+        (status = 423, description = "ACCOUNT_LOCKED (Retry-After)", body = ErrorEnvelopeDoc),
+        (status = 429, description = "Rate limited (Retry-After)", body = ErrorEnvelopeDoc),
     ))]
 pub async fn login(
     State(state): State<AppState>,
     client: Client,
-    ApiJson(body): ApiJson<LoginRequest>,
-) -> ApiResult<Success<AuthDto>> {
+    ApiJson(input): ApiJson<LoginInput>,
+) -> ApiResult<Success<AuthSession>> {
     limit(&state, Bucket::Login, &client)?;
-    let input = LoginInput {
-        username_or_email: body.username_or_email,
-        password: body.password,
-    };
     let session = state.auth.login(&client.ctx, input).await?;
-    Ok(Success::ok(session.into()))
+    Ok(Success::ok(session))
 }
 
-/// Exchange a refresh token for a new pair (the old refresh token dies).
+/// Rotate the refresh token: a new pair; the presented token is dead from now on.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "New token pair", body = EnvelopeDoc<AuthDto>),
-        (status = 401, description = "Invalid, expired, revoked or reused refresh token", body = ErrorEnvelopeDoc),
-        (status = 429, description = "Rate limited", body = ErrorEnvelopeDoc),
+        (status = 200, description = "New token pair", body = EnvelopeDoc<AuthSession>),
+        (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Unknown, expired, revoked or reused token", body = ErrorEnvelopeDoc),
+        (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
+        (status = 429, description = "Rate limited (Retry-After)", body = ErrorEnvelopeDoc),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
     client: Client,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> ApiResult<Success<AuthDto>> {
+) -> ApiResult<Success<AuthSession>> {
     limit(&state, Bucket::Refresh, &client)?;
     let session = state.auth.refresh(&client.ctx, &body.refresh_token).await?;
-    Ok(Success::ok(session.into()))
+    Ok(Success::ok(session))
 }
 
 /// Revoke the caller's session.
@@ -137,31 +130,30 @@ pub async fn logout_all(
 /// The caller's user.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller", body = EnvelopeDoc<UserDto>),
+        (status = 200, description = "The caller", body = EnvelopeDoc<User>),
         (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
     ))]
 pub async fn me(
     State(state): State<AppState>,
     Caller(who): Caller,
     client: Client,
-) -> ApiResult<Success<UserDto>> {
-    Ok(Success::ok(state.auth.me(&client.ctx, &who).await?.into()))
+) -> ApiResult<Success<User>> {
+    Ok(Success::ok(state.auth.me(&client.ctx, &who).await?))
 }
 
 /// The caller's live sessions.
 #[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Live sessions", body = EnvelopeDoc<Vec<SessionDto>>),
+        (status = 200, description = "Live sessions", body = EnvelopeDoc<Vec<SessionInfo>>),
         (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
     ))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     Caller(who): Caller,
     client: Client,
-) -> ApiResult<Success<Vec<SessionDto>>> {
-    let sessions = state.auth.list_sessions(&client.ctx, &who).await?;
+) -> ApiResult<Success<Vec<SessionInfo>>> {
     Ok(Success::ok(
-        sessions.into_iter().map(SessionDto::from).collect(),
+        state.auth.list_sessions(&client.ctx, &who).await?,
     ))
 }
 
@@ -170,6 +162,7 @@ pub async fn list_sessions(
     params(("id" = Uuid, Path, description = "Session id")),
     responses(
         (status = 204, description = "Revoked"),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelopeDoc),
         (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
         (status = 404, description = "No such session of the caller", body = ErrorEnvelopeDoc),
     ))]

@@ -1,7 +1,11 @@
-//! `/api/v1/users`: user administration (admin) and self-service profile/password.
+//! `/api/v1/users`: user administration (admin) and self-service profile/password. Bodies and
+//! the query are the domain inputs.
 use axum::extract::State;
 use axum::http::StatusCode;
-use domain::{ChangePasswordInput, CreateUserInput, Error, UserPatch};
+use domain::{
+    ChangePasswordInput, CreateUserInput, Error, RawUserQuery, User, UserPage, UserPatch,
+    UserProfile,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -24,10 +28,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// List, filter and search users (admin).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
-    params(ListUsersParams),
+    params(RawUserQuery),
     responses(
-        (status = 200, description = "A page of users", body = EnvelopeDoc<UserListDto>),
-        (status = 400, description = "Bad query parameter", body = ErrorEnvelopeDoc),
+        (status = 200, description = "A page of users", body = EnvelopeDoc<UserPage>),
+        (status = 400, description = "A query parameter out of its range", body = ErrorEnvelopeDoc),
         (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
         (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
     ))]
@@ -35,51 +39,41 @@ pub async fn list_users(
     State(state): State<AppState>,
     Caller(who): Caller,
     client: Client,
-    ApiQuery(params): ApiQuery<ListUsersParams>,
-) -> ApiResult<Success<UserListDto>> {
-    let page = state
-        .users
-        .list_users(&client.ctx, &who, params.into())
-        .await?;
-    Ok(Success::ok(page.into()))
+    ApiQuery(query): ApiQuery<RawUserQuery>,
+) -> ApiResult<Success<UserPage>> {
+    Ok(Success::ok(
+        state.users.list_users(&client.ctx, &who, query).await?,
+    ))
 }
 
 /// Create a user (admin).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
-    request_body = CreateUserRequest,
+    request_body = CreateUserInput,
     responses(
-        (status = 201, description = "Created", body = EnvelopeDoc<UserDto>),
-        (status = 400, description = "Validation failed", body = ErrorEnvelopeDoc),
+        (status = 201, description = "Created", body = EnvelopeDoc<User>),
+        (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
         (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
         (status = 409, description = "Username or email taken", body = ErrorEnvelopeDoc),
+        (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
     ))]
 pub async fn create_user(
     State(state): State<AppState>,
     Caller(who): Caller,
     client: Client,
-    ApiJson(b): ApiJson<CreateUserRequest>,
-) -> ApiResult<Success<UserDto>> {
-    let input = CreateUserInput {
-        username: b.username,
-        email: b.email,
-        password: b.password,
-        first_name: b.first_name,
-        last_name: b.last_name,
-        phone: b.phone,
-        avatar_url: b.avatar_url,
-        role: b.role,
-        status: b.status,
-        is_verified: b.is_verified,
-    };
+    ApiJson(input): ApiJson<CreateUserInput>,
+) -> ApiResult<Success<User>> {
     let user = state.users.create_user(&client.ctx, &who, input).await?;
-    Ok(Success::created(user.into()))
+    Ok(Success::created(user))
 }
 
 /// A user (self or admin; others answer 404).
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     responses(
-        (status = 200, description = "The user", body = EnvelopeDoc<UserDto>),
+        (status = 200, description = "The user", body = EnvelopeDoc<User>),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
         (status = 404, description = "No such user (or not yours)", body = ErrorEnvelopeDoc),
     ))]
 pub async fn get_user(
@@ -87,76 +81,62 @@ pub async fn get_user(
     Caller(who): Caller,
     client: Client,
     ApiId(id): ApiId,
-) -> ApiResult<Success<UserDto>> {
+) -> ApiResult<Success<User>> {
     Ok(Success::ok(
-        state.users.get_user(&client.ctx, &who, id).await?.into(),
+        state.users.get_user(&client.ctx, &who, id).await?,
     ))
 }
 
 /// Replace the profile (self or admin). Omitted optional fields are cleared.
 #[utoipa::path(put, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
-    request_body = ReplaceUserRequest,
+    request_body = UserProfile,
     responses(
-        (status = 200, description = "Updated", body = EnvelopeDoc<UserDto>),
-        (status = 400, description = "Validation failed", body = ErrorEnvelopeDoc),
+        (status = 200, description = "Updated", body = EnvelopeDoc<User>),
+        (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
         (status = 404, description = "No such user (or not yours)", body = ErrorEnvelopeDoc),
         (status = 409, description = "Email taken", body = ErrorEnvelopeDoc),
+        (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
     ))]
 pub async fn replace_user(
     State(state): State<AppState>,
     Caller(who): Caller,
     client: Client,
     ApiId(id): ApiId,
-    ApiJson(b): ApiJson<ReplaceUserRequest>,
-) -> ApiResult<Success<UserDto>> {
-    let patch = UserPatch {
-        email: Some(b.email),
-        first_name: Some(b.first_name),
-        last_name: Some(b.last_name),
-        phone: Some(b.phone),
-        avatar_url: Some(b.avatar_url),
-    };
-    Ok(Success::ok(
-        state
-            .users
-            .update_user(&client.ctx, &who, id, patch)
-            .await?
-            .into(),
-    ))
+    ApiJson(profile): ApiJson<UserProfile>,
+) -> ApiResult<Success<User>> {
+    let user = state
+        .users
+        .update_user(&client.ctx, &who, id, profile.into())
+        .await?;
+    Ok(Success::ok(user))
 }
 
 /// Change some profile fields (self or admin); `null` clears.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
-    request_body = PatchUserRequest,
+    request_body = UserPatch,
     responses(
-        (status = 200, description = "Updated", body = EnvelopeDoc<UserDto>),
-        (status = 400, description = "Validation failed", body = ErrorEnvelopeDoc),
+        (status = 200, description = "Updated", body = EnvelopeDoc<User>),
+        (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
         (status = 404, description = "No such user (or not yours)", body = ErrorEnvelopeDoc),
         (status = 409, description = "Email taken", body = ErrorEnvelopeDoc),
+        (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
     ))]
 pub async fn patch_user(
     State(state): State<AppState>,
     Caller(who): Caller,
     client: Client,
     ApiId(id): ApiId,
-    ApiJson(b): ApiJson<PatchUserRequest>,
-) -> ApiResult<Success<UserDto>> {
-    let patch = UserPatch {
-        email: b.email,
-        first_name: b.first_name,
-        last_name: b.last_name,
-        phone: b.phone,
-        avatar_url: b.avatar_url,
-    };
-    Ok(Success::ok(
-        state
-            .users
-            .update_user(&client.ctx, &who, id, patch)
-            .await?
-            .into(),
-    ))
+    ApiJson(patch): ApiJson<UserPatch>,
+) -> ApiResult<Success<User>> {
+    let user = state
+        .users
+        .update_user(&client.ctx, &who, id, patch)
+        .await?;
+    Ok(Success::ok(user))
 }
 
 /// Soft-delete a user (admin): sessions revoked, username and email freed.
@@ -164,6 +144,8 @@ pub async fn patch_user(
     params(("id" = Uuid, Path, description = "User id")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
         (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
         (status = 404, description = "No such user", body = ErrorEnvelopeDoc),
         (status = 409, description = "Last active admin", body = ErrorEnvelopeDoc),
@@ -181,12 +163,14 @@ pub async fn delete_user(
 /// Change a password: self with `current_password`, or admin without.
 #[utoipa::path(put, path = "/api/v1/users/{id}/password", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
-    request_body = ChangePasswordRequest,
+    request_body = ChangePasswordInput,
     responses(
         (status = 204, description = "Changed; the user's other sessions are revoked"),
-        (status = 400, description = "Validation failed", body = ErrorEnvelopeDoc),
-        (status = 401, description = "Current password wrong", body = ErrorEnvelopeDoc),
+        (status = 400, description = "VALIDATION_FAILED (e.g. current_password wrong) or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
         (status = 404, description = "No such user (or not yours)", body = ErrorEnvelopeDoc),
+        (status = 409, description = "Changed by another request meanwhile", body = ErrorEnvelopeDoc),
+        (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
         (status = 423, description = "Locked after repeated wrong current passwords", body = ErrorEnvelopeDoc),
         (status = 429, description = "Too many password changes (per user and per address)", body = ErrorEnvelopeDoc),
     ))]
@@ -195,17 +179,13 @@ pub async fn change_password(
     Caller(who): Caller,
     client: Client,
     ApiId(id): ApiId,
-    ApiJson(b): ApiJson<ChangePasswordRequest>,
+    ApiJson(input): ApiJson<ChangePasswordInput>,
 ) -> ApiResult<StatusCode> {
     // Two password hashes per call: budgeted per caller and per address.
     state
         .rate_limit
         .check_password_change(who.user_id, client.ip)
         .map_err(|retry_after| Error::RateLimited { retry_after })?;
-    let input = ChangePasswordInput {
-        current_password: b.current_password,
-        new_password: b.new_password,
-    };
     state
         .users
         .change_password(&client.ctx, &who, id, input)
@@ -217,7 +197,9 @@ pub async fn change_password(
 #[utoipa::path(post, path = "/api/v1/users/{id}/verify", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     responses(
-        (status = 200, description = "Verified", body = EnvelopeDoc<UserDto>),
+        (status = 200, description = "Verified", body = EnvelopeDoc<User>),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
         (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
         (status = 404, description = "No such user", body = ErrorEnvelopeDoc),
     ))]
@@ -226,22 +208,24 @@ pub async fn verify_user(
     Caller(who): Caller,
     client: Client,
     ApiId(id): ApiId,
-) -> ApiResult<Success<UserDto>> {
+) -> ApiResult<Success<User>> {
     Ok(Success::ok(
-        state.users.verify_user(&client.ctx, &who, id).await?.into(),
+        state.users.verify_user(&client.ctx, &who, id).await?,
     ))
 }
 
-/// Set a user's status (admin). Anything but active revokes their sessions.
+/// Set a user's status (admin): suspension or deactivation revokes their sessions.
 #[utoipa::path(put, path = "/api/v1/users/{id}/status", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     request_body = StatusRequest,
     responses(
-        (status = 200, description = "Updated", body = EnvelopeDoc<UserDto>),
-        (status = 400, description = "Validation failed", body = ErrorEnvelopeDoc),
+        (status = 200, description = "Updated", body = EnvelopeDoc<User>),
+        (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
         (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
         (status = 404, description = "No such user", body = ErrorEnvelopeDoc),
         (status = 409, description = "Last active admin", body = ErrorEnvelopeDoc),
+        (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
     ))]
 pub async fn set_status(
     State(state): State<AppState>,
@@ -249,24 +233,26 @@ pub async fn set_status(
     client: Client,
     ApiId(id): ApiId,
     ApiJson(b): ApiJson<StatusRequest>,
-) -> ApiResult<Success<UserDto>> {
+) -> ApiResult<Success<User>> {
     let user = state
         .users
         .set_status(&client.ctx, &who, id, &b.status)
         .await?;
-    Ok(Success::ok(user.into()))
+    Ok(Success::ok(user))
 }
 
-/// Set a user's role (admin). Revokes their sessions.
+/// Set a user's role (admin): revokes their sessions (the role is in their tokens).
 #[utoipa::path(put, path = "/api/v1/users/{id}/role", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     request_body = RoleRequest,
     responses(
-        (status = 200, description = "Updated", body = EnvelopeDoc<UserDto>),
-        (status = 400, description = "Validation failed", body = ErrorEnvelopeDoc),
+        (status = 200, description = "Updated", body = EnvelopeDoc<User>),
+        (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
         (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
         (status = 404, description = "No such user", body = ErrorEnvelopeDoc),
         (status = 409, description = "Last active admin", body = ErrorEnvelopeDoc),
+        (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
     ))]
 pub async fn set_role(
     State(state): State<AppState>,
@@ -274,7 +260,7 @@ pub async fn set_role(
     client: Client,
     ApiId(id): ApiId,
     ApiJson(b): ApiJson<RoleRequest>,
-) -> ApiResult<Success<UserDto>> {
+) -> ApiResult<Success<User>> {
     let user = state.users.set_role(&client.ctx, &who, id, &b.role).await?;
-    Ok(Success::ok(user.into()))
+    Ok(Success::ok(user))
 }
