@@ -175,7 +175,7 @@ impl Default for UserQuery {
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct RawUserQuery {
-    /// Page number (default 1). Not with `cursor`.
+    /// Page number (default 1); ignored with `cursor`.
     #[cfg_attr(feature = "openapi", param(value_type = Option<u32>, minimum = 1, maximum = 1000000))]
     pub page: Option<String>,
     /// Users per page (default 20).
@@ -263,10 +263,8 @@ impl RawUserQuery {
         }
         q.page = match &self.cursor {
             None => PageRequest::Offset { page },
+            // The cursor decides where the page starts: `page` is ignored with it.
             Some(c) => {
-                if self.page.is_some() {
-                    errs.add("cursor", "cannot be combined with page");
-                }
                 if q.sort == UserSort::LastLoginAt {
                     errs.add(
                         "cursor",

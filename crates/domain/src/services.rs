@@ -48,16 +48,35 @@ pub struct RegisterInput {
         )
     )]
     pub username: String,
-    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, example = "alice@example.com"))]
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, pattern = r#"^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$"#, example = "alice@example.com"))]
     pub email: String,
     #[cfg_attr(
         feature = "openapi",
-        schema(min_length = 8, max_length = 128, example = "Secret123")
+        schema(
+            min_length = 8,
+            max_length = 128,
+            pattern = r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s\S]*[0-9])",
+            example = "Secret123"
+        )
     )]
     pub password: String,
-    #[cfg_attr(feature = "openapi", schema(max_length = 50, example = "Ada"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 50,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$",
+            example = "Ada"
+        )
+    )]
     pub first_name: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(max_length = 50, example = "Ada"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 50,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$",
+            example = "Ada"
+        )
+    )]
     pub last_name: Option<String>,
 }
 
@@ -67,7 +86,10 @@ pub struct RegisterInput {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginInput {
     /// Username or email address.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, example = "alice"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, pattern = r"\S", example = "alice")
+    )]
     pub username_or_email: String,
     #[cfg_attr(feature = "openapi", schema(min_length = 1, example = "Secret123"))]
     pub password: String,
@@ -88,16 +110,35 @@ pub struct CreateUserInput {
         )
     )]
     pub username: String,
-    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, example = "alice@example.com"))]
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, pattern = r#"^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$"#, example = "alice@example.com"))]
     pub email: String,
     #[cfg_attr(
         feature = "openapi",
-        schema(min_length = 8, max_length = 128, example = "Secret123")
+        schema(
+            min_length = 8,
+            max_length = 128,
+            pattern = r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s\S]*[0-9])",
+            example = "Secret123"
+        )
     )]
     pub password: String,
-    #[cfg_attr(feature = "openapi", schema(max_length = 50, example = "Ada"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 50,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$",
+            example = "Ada"
+        )
+    )]
     pub first_name: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(max_length = 50, example = "Ada"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 50,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$",
+            example = "Ada"
+        )
+    )]
     pub last_name: Option<String>,
     #[cfg_attr(
         feature = "openapi",
@@ -108,7 +149,7 @@ pub struct CreateUserInput {
         feature = "openapi",
         schema(
             max_length = 255,
-            pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/\\s][^\\s]*$",
+            pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/\\s\\u0000-\\u001F\\u007F-\\u009F][^\\s\\u0000-\\u001F\\u007F-\\u009F]*$",
             example = "https://example.com/a.png"
         )
     )]
@@ -139,19 +180,19 @@ pub enum SettableStatus {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPatch {
-    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, example = "alice@example.com"))]
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, pattern = r#"^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$"#, example = "alice@example.com"))]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 50))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 50, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"))]
     pub first_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 50))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 50, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"))]
     pub last_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 20, pattern = "^[0-9 +().-]*$"))]
     pub phone: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 255, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/\\s][^\\s]*$"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 255, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/\\s\\u0000-\\u001F\\u007F-\\u009F][^\\s\\u0000-\\u001F\\u007F-\\u009F]*$"))]
     pub avatar_url: Option<Option<String>>,
 }
 
@@ -160,11 +201,25 @@ pub struct UserPatch {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserProfile {
-    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, example = "alice@example.com"))]
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, pattern = r#"^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$"#, example = "alice@example.com"))]
     pub email: String,
-    #[cfg_attr(feature = "openapi", schema(max_length = 50, example = "Ada"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 50,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$",
+            example = "Ada"
+        )
+    )]
     pub first_name: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(max_length = 50, example = "Ada"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 50,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$",
+            example = "Ada"
+        )
+    )]
     pub last_name: Option<String>,
     #[cfg_attr(
         feature = "openapi",
@@ -175,7 +230,7 @@ pub struct UserProfile {
         feature = "openapi",
         schema(
             max_length = 255,
-            pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/\\s][^\\s]*$",
+            pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/\\s\\u0000-\\u001F\\u007F-\\u009F][^\\s\\u0000-\\u001F\\u007F-\\u009F]*$",
             example = "https://example.com/a.png"
         )
     )]
@@ -200,10 +255,16 @@ impl From<UserProfile> for UserPatch {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangePasswordInput {
     /// Required when changing your own password.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub current_password: Option<String>,
     #[cfg_attr(
         feature = "openapi",
-        schema(min_length = 8, max_length = 128, example = "Secret123")
+        schema(
+            min_length = 8,
+            max_length = 128,
+            pattern = r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s\S]*[0-9])",
+            example = "Secret123"
+        )
     )]
     pub new_password: String,
 }

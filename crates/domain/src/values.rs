@@ -71,8 +71,9 @@ impl Email {
     }
 }
 
-/// A password that meets the policy: 8–128 chars with an upper-case letter, a lower-case
-/// letter and a digit. `Debug` never shows it.
+/// A password that meets the policy: 8–128 chars with an ASCII upper-case letter, lower-case
+/// letter and digit (the OpenAPI schema states the same rule as a pattern). `Debug` never shows
+/// it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);
 
@@ -89,10 +90,10 @@ impl Password {
         if !(8..=128).contains(&n) {
             problems.push("be 8 to 128 characters");
         }
-        if !s.chars().any(|c| c.is_uppercase()) {
+        if !s.chars().any(|c| c.is_ascii_uppercase()) {
             problems.push("contain an upper-case letter");
         }
-        if !s.chars().any(|c| c.is_lowercase()) {
+        if !s.chars().any(|c| c.is_ascii_lowercase()) {
             problems.push("contain a lower-case letter");
         }
         if !s.chars().any(|c| c.is_ascii_digit()) {

@@ -203,6 +203,7 @@ pub fn client_ip<'a>(
 #[openapi(
     info(title = "arcana", description = "User management and authentication platform. Every JSON answer is wrapped in the success or error envelope."),
     modifiers(&BearerScheme),
+    components(schemas(domain::Role, domain::Status, domain::SettableStatus, domain::UserSort, domain::SortOrder)),
     tags(
         (name = "auth", description = "Registration, login, tokens and sessions"),
         (name = "users", description = "User administration and self-service"),

@@ -296,12 +296,15 @@ impl UserService for Users {
         let mut errs = FieldErrors::new();
         // Changing one's own password always proves knowledge of the current one (admins
         // included): a stolen access token alone must not be enough to take the account over.
+        let given = input.current_password.as_deref();
+        if given == Some("") {
+            errs.add("current_password", "must not be empty");
+        }
         let current = if own {
-            let c = input.current_password.as_deref().filter(|c| !c.is_empty());
-            if c.is_none() {
+            if given.is_none() {
                 errs.add("current_password", "is required");
             }
-            c
+            given.filter(|c| !c.is_empty())
         } else {
             None
         };
@@ -338,7 +341,9 @@ impl UserService for Users {
                             .detail("failures", attempt),
                     )
                     .await;
-                    return Err(Error::validation("current_password", "is incorrect"));
+                    // The caller is known but may not do this without the right password: 403,
+                    // not 401 (the token is fine) nor 400 (the value is well formed).
+                    return Err(Error::Forbidden("the current password is incorrect".into()));
                 }
                 (Some(creds.password_hash), Some(attempt))
             }

@@ -518,7 +518,7 @@ async fn admin_operations_and_password_change() {
         )
         .await
         .unwrap_err();
-    assert_eq!(field_errors(&err), ["current_password"]);
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
     r.users
         .change_password(
             &ctx(),

@@ -117,7 +117,7 @@ async fn a_burst_cannot_outguess_the_current_password_check() {
             .change_password(&ctx(), &p, p.user_id, change("Wrong-password-1".into()))
             .await
             .unwrap_err();
-        assert!(matches!(e, Error::Validation(_)), "{e:?}");
+        assert!(matches!(e, Error::Forbidden(_)), "{e:?}");
     }
     let evaluated_before = app.hasher.verifications();
     let burst: Vec<_> = (0..30)
@@ -140,7 +140,7 @@ async fn a_burst_cannot_outguess_the_current_password_check() {
     for t in burst {
         let r = t.await.unwrap();
         assert!(
-            matches!(r, Err(Error::Validation(_) | Error::Locked { .. })),
+            matches!(r, Err(Error::Forbidden(_) | Error::Locked { .. })),
             "{r:?}"
         );
     }

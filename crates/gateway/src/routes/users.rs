@@ -166,8 +166,9 @@ pub async fn delete_user(
     request_body = ChangePasswordInput,
     responses(
         (status = 204, description = "Changed; the user's other sessions are revoked"),
-        (status = 400, description = "VALIDATION_FAILED (e.g. current_password wrong) or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
         (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+        (status = 403, description = "The current password is incorrect", body = ErrorEnvelopeDoc),
         (status = 404, description = "No such user (or not yours)", body = ErrorEnvelopeDoc),
         (status = 409, description = "Changed by another request meanwhile", body = ErrorEnvelopeDoc),
         (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
