@@ -591,7 +591,10 @@ async fn operations_endpoints(app: TestApp) {
     let doc = app.get("/api-docs/openapi.json", None).await.body;
     let committed: Value =
         serde_json::from_str(include_str!("../../../docs/openapi.json")).unwrap();
-    assert!(doc == committed, "the served OpenAPI document is not docs/openapi.json");
+    assert!(
+        doc == committed,
+        "the served OpenAPI document is not docs/openapi.json"
+    );
     let paths = doc["paths"].as_object().unwrap();
     let expected: &[(&str, &[&str])] = &[
         ("/api/v1/auth/register", &["post"]),
