@@ -5,27 +5,26 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, Method, Request};
-use domain::{AuthService, Error, LoginInput, RequestContext, UserService};
-use gateway::{AppState, GatewayConfig};
+use domain::Error;
+use gateway::GatewayConfig;
 use http_body_util::BodyExt;
 use proptest::prelude::*;
-use repository::testing::TestDb;
-use service::{Repositories, ServiceConfig};
+use service::ServiceConfig;
+use testkit::app::TestApp;
 use tower::ServiceExt;
 
 struct Fixture {
     rt: tokio::runtime::Runtime,
-    state: AppState,
+    app: TestApp,
     admin_token: String,
     target: uuid::Uuid,
-    _db: TestDb,
 }
 
-/// One edge over a real SQLite database for all cases of a test binary.
+/// One edge over the in-process layers and a real SQLite database for all cases of a test binary.
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
@@ -34,69 +33,46 @@ fn fixture() -> &'static Fixture {
             .enable_all()
             .build()
             .unwrap();
-        let db = TestDb::sqlite();
-        let config = ServiceConfig {
-            password_iterations: 1000,
-            hash_workers: 2,
-            ..ServiceConfig::default()
-        };
-        let keys = crypto::JwtKeys::hs256(b"gateway-fuzz-tests-secret-0123456789").unwrap();
-        let services = service::build(
-            Repositories::from_one(db.db().clone()),
-            config.clone(),
-            &keys,
-        )
-        .unwrap();
+        let app = TestApp::with(
+            ServiceConfig {
+                password_iterations: 1000,
+                hash_workers: 2,
+                ..ServiceConfig::default()
+            },
+            GatewayConfig::default(),
+        );
         let (admin_token, target) = rt.block_on(async {
-            services
+            app.services
                 .users
                 .create_admin("fuzzadmin", "fuzzadmin@example.com", "Secret123")
                 .await
                 .unwrap();
-            let s = services
-                .auth
-                .login(
-                    &RequestContext::default(),
-                    LoginInput {
-                        username_or_email: "fuzzadmin".into(),
-                        password: "Secret123".into(),
-                    },
+            let admin = app
+                .call(
+                    Method::POST,
+                    "/api/v1/auth/login",
+                    None,
+                    Some(serde_json::json!({"username_or_email": "fuzzadmin", "password": "Secret123"})),
                 )
-                .await
-                .unwrap();
-            let target = services
-                .auth
-                .register(
-                    &RequestContext::default(),
-                    domain::RegisterInput {
-                        username: "target".into(),
-                        email: "target@example.com".into(),
-                        password: "Secret123".into(),
-                        first_name: None,
-                        last_name: None,
-                    },
+                .await;
+            let target = app
+                .call(
+                    Method::POST,
+                    "/api/v1/auth/register",
+                    None,
+                    Some(serde_json::json!({"username": "target", "email": "target@example.com", "password": "Secret123"})),
                 )
-                .await
-                .unwrap()
-                .user
-                .id;
-            (s.tokens.access_token, target)
+                .await;
+            (
+                admin.data()["access_token"].as_str().unwrap().to_owned(),
+                target.data()["user"]["id"].as_str().unwrap().parse().unwrap(),
+            )
         });
-        let auth: Arc<dyn AuthService> = services.auth.clone();
-        let users: Arc<dyn UserService> = services.users.clone();
-        let state = AppState::new(
-            auth,
-            users,
-            Arc::new(keys.verifier(&config.issuer, &config.audience)),
-            GatewayConfig::default(),
-            Vec::new(),
-        );
         Fixture {
             rt,
-            state,
+            app,
             admin_token,
             target,
-            _db: db,
         }
     })
 }
@@ -153,7 +129,7 @@ proptest! {
         let f = fixture();
         match gateway::authn::bearer(Some(&value)) {
             Ok(token) => {
-                let r = f.rt.block_on(f.state.authn.authenticate(token));
+                let r = f.rt.block_on(f.app.state.authn.authenticate(token));
                 prop_assert!(
                     matches!(r, Err(Error::Unauthorized | Error::TokenExpired)),
                     "{r:?}"
@@ -215,7 +191,7 @@ proptest! {
             req = req.header("authorization", format!("Bearer {}", f.admin_token));
         }
         let req = req.body(Body::from(bytes.clone())).unwrap();
-        let app = gateway::router(f.state.clone());
+        let app = gateway::router(f.app.state.clone());
         let (status, body) = f.rt.block_on(async move {
             let resp = app.oneshot(req).await.unwrap();
             let status = resp.status();
@@ -285,7 +261,7 @@ proptest! {
         let req = req
             .body(tonic::body::Body::new(http_body_util::Full::new(Bytes::from(framed))))
             .unwrap();
-        let router = gateway::grpc::router(f.state.clone());
+        let router = gateway::grpc::router(f.app.state.clone());
         let code = f.rt.block_on(async move {
             let resp = router.oneshot(req).await.unwrap();
             if let Some(code) = resp.headers().get("grpc-status") {

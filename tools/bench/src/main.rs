@@ -421,11 +421,11 @@ fn progress(mode: &str, p: Protocol, case: &str, sample: &Sample) {
 }
 
 fn memory_rows(c: &Cluster, what: &str, field: &str, rows: &mut Vec<Row>) {
-    for proc in &c.procs {
+    for (name, pid) in c.procs() {
         rows.push(Row::memory(
             c.kind.name(),
-            format!("{what}: {}", proc.name),
-            cluster::status_kb(proc.pid(), field),
+            format!("{what}: {name}"),
+            cluster::status_kb(pid, field),
         ));
     }
 }
