@@ -20,6 +20,7 @@ mod sessions;
 mod url;
 mod users;
 
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use database::{Backend, Database};
