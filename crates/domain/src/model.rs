@@ -233,6 +233,54 @@ impl fmt::Debug for Rehash {
     }
 }
 
+/// Take one of `user_id`'s remaining login attempts under `policy` at `now`, before a password
+/// is evaluated (`UserRepository::reserve_login_attempt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptReservation {
+    pub user_id: UserId,
+    pub policy: LockoutPolicy,
+    pub now: Timestamp,
+}
+
+/// Revoke every unrevoked session of `user_id` except `keep`, for `reason`, at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserRevocation {
+    pub user_id: UserId,
+    pub reason: RevokeReason,
+    pub now: Timestamp,
+    pub keep: Option<SessionId>,
+}
+
+/// A correct password for the reserved login attempt `attempt` (the count
+/// `UserRepository::reserve_login_attempt` answered), recorded at `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginSuccess {
+    pub user_id: UserId,
+    pub attempt: u32,
+    /// Replace the hash, only if the stored one is still the verified one.
+    pub rehash: Option<Rehash>,
+    pub now: Timestamp,
+}
+
+/// Compare-and-swap of a session's refresh hash: `expected_hash` (the hash the presented token
+/// matched) becomes the previous hash and `new_hash` the current one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Rotation {
+    pub id: SessionId,
+    pub expected_hash: String,
+    pub new_hash: String,
+    pub now: Timestamp,
+}
+
+impl fmt::Debug for Rotation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rotation")
+            .field("id", &self.id)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A password change as one unit: the new hash, a new credential version (sessions opened with
 /// an older one stop working), and the revocation of every other session of the user.
 #[derive(Clone, PartialEq, Eq)]

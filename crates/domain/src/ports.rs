@@ -31,23 +31,12 @@ pub trait UserRepository: Send + Sync {
     async fn soft_delete(&self, id: UserId, now: Timestamp) -> Result<bool>;
     /// Atomically (one transaction) check the lock and take one of the remaining attempts,
     /// BEFORE any password is hashed; see [`LoginAttempt`].
-    async fn reserve_login_attempt(
-        &self,
-        id: UserId,
-        now: Timestamp,
-        policy: LockoutPolicy,
-    ) -> Result<LoginAttempt>;
-    /// A correct password for `attempt` (the count [`UserRepository::reserve_login_attempt`]
-    /// answered): set `last_login_at`; reset the failure count and lock only if no other attempt
-    /// was reserved since (so a lock set meanwhile stays); replace the hash per `rehash` only if
-    /// the stored one is still the verified one. `Error::NotFound` when there is no such user.
-    async fn record_login_success(
-        &self,
-        id: UserId,
-        now: Timestamp,
-        attempt: u32,
-        rehash: Option<Rehash>,
-    ) -> Result<()>;
+    async fn reserve_login_attempt(&self, r: AttemptReservation) -> Result<LoginAttempt>;
+    /// A correct password ([`LoginSuccess`]): set `last_login_at`; reset the failure count and
+    /// lock only if no other attempt was reserved since (so a lock set meanwhile stays); replace
+    /// the hash per `rehash` only if the stored one is still the verified one.
+    /// `Error::NotFound` when there is no such user.
+    async fn record_login_success(&self, success: LoginSuccess) -> Result<()>;
     /// Apply a password change in one transaction (see [`PasswordChange`]). `Ok(None)` when
     /// the user is absent or deleted; `Error::Conflict` when `verified_hash` no longer matches;
     /// else the number of sessions revoked.
@@ -65,26 +54,14 @@ pub trait SessionRepository: Send + Sync {
     async fn find(&self, id: SessionId) -> Result<Option<Session>>;
     /// The session and its owner as they stand, in one read.
     async fn find_with_owner(&self, id: SessionId) -> Result<Option<SessionOwner>>;
-    /// Compare-and-swap: replace the refresh hash only if the session is unrevoked and its hash
-    /// still equals `expected_hash`, which becomes the previous hash (`rotated_at` = `now`).
-    /// `Ok(false)` means someone else rotated (or revoked) first.
-    async fn rotate(
-        &self,
-        id: SessionId,
-        expected_hash: &str,
-        new_hash: &str,
-        now: Timestamp,
-    ) -> Result<bool>;
+    /// Compare-and-swap ([`Rotation`]): replace the refresh hash only if the session is
+    /// unrevoked and its hash still equals `expected_hash`, which becomes the previous hash
+    /// (`rotated_at` = `now`). `Ok(false)` means someone else rotated (or revoked) first.
+    async fn rotate(&self, rotation: Rotation) -> Result<bool>;
     /// Revoke one session; `Ok(false)` when absent or already revoked.
     async fn revoke(&self, id: SessionId, reason: RevokeReason, now: Timestamp) -> Result<bool>;
     /// Revoke every unrevoked session of a user except `keep`; returns how many were revoked.
-    async fn revoke_all_for_user(
-        &self,
-        user_id: UserId,
-        reason: RevokeReason,
-        now: Timestamp,
-        keep: Option<SessionId>,
-    ) -> Result<u64>;
+    async fn revoke_all_for_user(&self, r: UserRevocation) -> Result<u64>;
     /// Unrevoked, unexpired sessions of a user, newest first.
     async fn list_live_for_user(&self, user_id: UserId, now: Timestamp) -> Result<Vec<Session>>;
 }

@@ -58,31 +58,22 @@ impl AuthService for Revocations<dyn AuthService> {
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {
         self.inner.refresh(ctx, refresh_token).await
     }
-    async fn logout(&self, ctx: &RequestContext, who: &Principal) -> Result<()> {
-        let r = self.inner.logout(ctx, who).await;
-        self.tell(r, Revoked::Session(who.session_id))
+    async fn logout(&self, caller: &Caller) -> Result<()> {
+        let r = self.inner.logout(caller).await;
+        self.tell(r, Revoked::Session(caller.who.session_id))
     }
-    async fn logout_all(&self, ctx: &RequestContext, who: &Principal) -> Result<u64> {
-        let r = self.inner.logout_all(ctx, who).await;
-        self.tell(r, Revoked::User(who.user_id))
+    async fn logout_all(&self, caller: &Caller) -> Result<u64> {
+        let r = self.inner.logout_all(caller).await;
+        self.tell(r, Revoked::User(caller.who.user_id))
     }
-    async fn me(&self, ctx: &RequestContext, who: &Principal) -> Result<User> {
-        self.inner.me(ctx, who).await
+    async fn me(&self, caller: &Caller) -> Result<User> {
+        self.inner.me(caller).await
     }
-    async fn list_sessions(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-    ) -> Result<Vec<SessionInfo>> {
-        self.inner.list_sessions(ctx, who).await
+    async fn list_sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>> {
+        self.inner.list_sessions(caller).await
     }
-    async fn revoke_session(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: SessionId,
-    ) -> Result<()> {
-        let r = self.inner.revoke_session(ctx, who, id).await;
+    async fn revoke_session(&self, caller: &Caller, id: SessionId) -> Result<()> {
+        let r = self.inner.revoke_session(caller, id).await;
         self.tell(r, Revoked::Session(id))
     }
     async fn session_live(&self, who: &Principal) -> Result<bool> {
@@ -95,69 +86,35 @@ impl UserService for Revocations<dyn UserService> {
     async fn ready(&self) -> Result<()> {
         self.inner.ready().await
     }
-    async fn list_users(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        query: RawUserQuery,
-    ) -> Result<UserPage> {
-        self.inner.list_users(ctx, who, query).await
+    async fn list_users(&self, caller: &Caller, query: RawUserQuery) -> Result<UserPage> {
+        self.inner.list_users(caller, query).await
     }
-    async fn create_user(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        input: CreateUserInput,
-    ) -> Result<User> {
-        self.inner.create_user(ctx, who, input).await
+    async fn create_user(&self, caller: &Caller, input: CreateUserInput) -> Result<User> {
+        self.inner.create_user(caller, input).await
     }
-    async fn get_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<User> {
-        self.inner.get_user(ctx, who, id).await
+    async fn get_user(&self, caller: &Caller, id: UserId) -> Result<User> {
+        self.inner.get_user(caller, id).await
     }
-    async fn update_user(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        patch: UserPatch,
-    ) -> Result<User> {
-        self.inner.update_user(ctx, who, id, patch).await
+    async fn update_user(&self, caller: &Caller, id: UserId, patch: UserPatch) -> Result<User> {
+        self.inner.update_user(caller, id, patch).await
     }
-    async fn delete_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<()> {
-        let r = self.inner.delete_user(ctx, who, id).await;
+    async fn delete_user(&self, caller: &Caller, id: UserId) -> Result<()> {
+        let r = self.inner.delete_user(caller, id).await;
         self.tell(r, Revoked::User(id))
     }
-    async fn change_password(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        input: ChangePasswordInput,
-    ) -> Result<()> {
-        let r = self.inner.change_password(ctx, who, id, input).await;
+    async fn change_password(&self, caller: &Caller, id: UserId, pw: PasswordInput) -> Result<()> {
+        let r = self.inner.change_password(caller, id, pw).await;
         self.tell(r, Revoked::User(id))
     }
-    async fn verify_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<User> {
-        self.inner.verify_user(ctx, who, id).await
+    async fn verify_user(&self, caller: &Caller, id: UserId) -> Result<User> {
+        self.inner.verify_user(caller, id).await
     }
-    async fn set_status(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        status: &str,
-    ) -> Result<User> {
-        let r = self.inner.set_status(ctx, who, id, status).await;
+    async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User> {
+        let r = self.inner.set_status(caller, id, status).await;
         self.tell(r, Revoked::User(id))
     }
-    async fn set_role(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        role: &str,
-    ) -> Result<User> {
-        let r = self.inner.set_role(ctx, who, id, role).await;
+    async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User> {
+        let r = self.inner.set_role(caller, id, role).await;
         self.tell(r, Revoked::User(id))
     }
 }

@@ -32,6 +32,13 @@ impl Principal {
     }
 }
 
+/// An authenticated call: who asks and the facts about the request they asked with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub who: Principal,
+    pub ctx: RequestContext,
+}
+
 /// `POST /auth/register`. The password needs 8–128 characters with at least one upper-case
 /// letter, one lower-case letter and one digit.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -253,7 +260,7 @@ impl From<UserProfile> for UserPatch {
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ChangePasswordInput {
+pub struct PasswordInput {
     /// Required when changing your own password.
     #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub current_password: Option<String>,
@@ -290,7 +297,7 @@ macro_rules! redacted_debug {
 redacted_debug!(RegisterInput, username, email);
 redacted_debug!(LoginInput, username_or_email);
 redacted_debug!(CreateUserInput, username, email, role, status);
-redacted_debug!(ChangePasswordInput,);
+redacted_debug!(PasswordInput,);
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -345,20 +352,11 @@ pub trait AuthService: Send + Sync {
     async fn register(&self, ctx: &RequestContext, input: RegisterInput) -> Result<AuthSession>;
     async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<AuthSession>;
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession>;
-    async fn logout(&self, ctx: &RequestContext, who: &Principal) -> Result<()>;
-    async fn logout_all(&self, ctx: &RequestContext, who: &Principal) -> Result<u64>;
-    async fn me(&self, ctx: &RequestContext, who: &Principal) -> Result<User>;
-    async fn list_sessions(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-    ) -> Result<Vec<SessionInfo>>;
-    async fn revoke_session(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: SessionId,
-    ) -> Result<()>;
+    async fn logout(&self, caller: &Caller) -> Result<()>;
+    async fn logout_all(&self, caller: &Caller) -> Result<u64>;
+    async fn me(&self, caller: &Caller) -> Result<User>;
+    async fn list_sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>>;
+    async fn revoke_session(&self, caller: &Caller, id: SessionId) -> Result<()>;
     /// Whether the token of `who` is still good: its session is live (not revoked, not expired,
     /// opened with the current credentials), the user is active and still has the token's role.
     /// Token verifiers call this (through a short cache) so revocation takes effect within seconds.
@@ -368,47 +366,13 @@ pub trait AuthService: Send + Sync {
 #[async_trait]
 pub trait UserService: Send + Sync {
     async fn ready(&self) -> Result<()>;
-    async fn list_users(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        query: RawUserQuery,
-    ) -> Result<UserPage>;
-    async fn create_user(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        input: CreateUserInput,
-    ) -> Result<User>;
-    async fn get_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<User>;
-    async fn update_user(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        patch: UserPatch,
-    ) -> Result<User>;
-    async fn delete_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<()>;
-    async fn change_password(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        input: ChangePasswordInput,
-    ) -> Result<()>;
-    async fn verify_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<User>;
-    async fn set_status(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        status: &str,
-    ) -> Result<User>;
-    async fn set_role(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        role: &str,
-    ) -> Result<User>;
+    async fn list_users(&self, caller: &Caller, query: RawUserQuery) -> Result<UserPage>;
+    async fn create_user(&self, caller: &Caller, input: CreateUserInput) -> Result<User>;
+    async fn get_user(&self, caller: &Caller, id: UserId) -> Result<User>;
+    async fn update_user(&self, caller: &Caller, id: UserId, patch: UserPatch) -> Result<User>;
+    async fn delete_user(&self, caller: &Caller, id: UserId) -> Result<()>;
+    async fn change_password(&self, caller: &Caller, id: UserId, pw: PasswordInput) -> Result<()>;
+    async fn verify_user(&self, caller: &Caller, id: UserId) -> Result<User>;
+    async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User>;
+    async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User>;
 }

@@ -13,10 +13,13 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use crypto::jwt::TokenVerifier;
-use domain::{AuthService, Error, Principal, RevocationListener, Revoked, Role, SessionId, UserId};
+use domain::{
+    AuthService, Caller, Error, Principal, RevocationListener, Revoked, Role, SessionId, UserId,
+};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::Client;
 
 /// How long a session-liveness answer is trusted. Must stay well under the 5 s revocation promise.
 pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(2);
@@ -118,8 +121,8 @@ impl RevocationListener for Authenticator {
     }
 }
 
-/// The authenticated caller of a handler.
-pub struct Caller(pub Principal);
+/// The authenticated caller of a handler, with the facts of its request.
+pub struct Authed(pub Caller);
 
 /// The token from `Authorization: Bearer <token>`.
 pub fn bearer(value: Option<&str>) -> Result<&str, Error> {
@@ -131,7 +134,7 @@ pub fn bearer(value: Option<&str>) -> Result<&str, Error> {
     Ok(token.trim())
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -140,7 +143,9 @@ impl FromRequestParts<AppState> for Caller {
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let token = bearer(header)?;
-        Ok(Caller(state.authn.authenticate(token).await?))
+        let who = state.authn.authenticate(token).await?;
+        let Client { ctx, .. } = Client::from_request_parts(parts, state).await?;
+        Ok(Authed(Caller { who, ctx }))
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use domain::{
-    AuthService, AuthSession, LoginInput, Principal, RegisterInput, RequestContext, Result,
+    AuthService, AuthSession, Caller, LoginInput, Principal, RegisterInput, RequestContext, Result,
     SessionId, SessionInfo, User,
 };
 use gateway::authn::Authenticator;
@@ -35,29 +35,20 @@ impl AuthService for Counting {
     async fn refresh(&self, ctx: &RequestContext, token: &str) -> Result<AuthSession> {
         self.inner.refresh(ctx, token).await
     }
-    async fn logout(&self, ctx: &RequestContext, who: &Principal) -> Result<()> {
-        self.inner.logout(ctx, who).await
+    async fn logout(&self, caller: &Caller) -> Result<()> {
+        self.inner.logout(caller).await
     }
-    async fn logout_all(&self, ctx: &RequestContext, who: &Principal) -> Result<u64> {
-        self.inner.logout_all(ctx, who).await
+    async fn logout_all(&self, caller: &Caller) -> Result<u64> {
+        self.inner.logout_all(caller).await
     }
-    async fn me(&self, ctx: &RequestContext, who: &Principal) -> Result<User> {
-        self.inner.me(ctx, who).await
+    async fn me(&self, caller: &Caller) -> Result<User> {
+        self.inner.me(caller).await
     }
-    async fn list_sessions(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-    ) -> Result<Vec<SessionInfo>> {
-        self.inner.list_sessions(ctx, who).await
+    async fn list_sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>> {
+        self.inner.list_sessions(caller).await
     }
-    async fn revoke_session(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: SessionId,
-    ) -> Result<()> {
-        self.inner.revoke_session(ctx, who, id).await
+    async fn revoke_session(&self, caller: &Caller, id: SessionId) -> Result<()> {
+        self.inner.revoke_session(caller, id).await
     }
     async fn session_live(&self, who: &Principal) -> Result<bool> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
@@ -116,7 +107,7 @@ async fn revoking_one_user_forgets_only_that_users_cached_sessions() {
     assert_eq!(lookups(), 2, "both answers are cached");
 
     // Alice logs out everywhere (through this process).
-    counting.logout_all(&ctx, &a).await.unwrap();
+    counting.logout_all(&Caller { who: a, ctx }).await.unwrap();
     authn.forget_user(a.user_id);
     assert!(
         authn

@@ -134,6 +134,7 @@ impl Database {
         self.run(migrate).await
     }
 
+    #[cfg(feature = "testing")]
     pub(crate) fn run_migrations_blocking(&self) -> Result<()> {
         let mut conn = self.checkout()?;
         migrate(&mut conn).map_err(Error::from)
@@ -149,6 +150,7 @@ impl Database {
         (s.connections, s.idle_connections)
     }
 
+    #[cfg(feature = "testing")]
     fn checkout(&self) -> Result<r2d2::PooledConnection<Manager>> {
         checkout(&self.pool)
     }

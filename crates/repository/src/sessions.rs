@@ -2,8 +2,8 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use domain::{
-    Error, NewSession, Result, RevokeReason, Session, SessionId, SessionOwner, SessionRepository,
-    Timestamp, UserId,
+    Error, NewSession, Result, RevokeReason, Rotation, Session, SessionId, SessionOwner,
+    SessionRepository, Timestamp, UserId, UserRevocation,
 };
 
 use crate::connection::AnyConnection;
@@ -79,18 +79,14 @@ impl SessionRepository for Database {
         .await
     }
 
-    async fn rotate(
-        &self,
-        id: SessionId,
-        expected_hash: &str,
-        new_hash: &str,
-        now: Timestamp,
-    ) -> Result<bool> {
-        let (id, expected, new) = (
-            id.to_string(),
-            expected_hash.to_owned(),
-            new_hash.to_owned(),
-        );
+    async fn rotate(&self, rotation: Rotation) -> Result<bool> {
+        let Rotation {
+            id,
+            expected_hash: expected,
+            new_hash: new,
+            now,
+        } = rotation;
+        let id = id.to_string();
         self.run(move |conn| {
             // One statement: the WHERE clause is the compare, the SET the swap.
             let n = diesel::update(
@@ -130,13 +126,13 @@ impl SessionRepository for Database {
         .await
     }
 
-    async fn revoke_all_for_user(
-        &self,
-        user_id: UserId,
-        reason: RevokeReason,
-        now: Timestamp,
-        keep: Option<SessionId>,
-    ) -> Result<u64> {
+    async fn revoke_all_for_user(&self, r: UserRevocation) -> Result<u64> {
+        let UserRevocation {
+            user_id,
+            reason,
+            now,
+            keep,
+        } = r;
         let user_id = user_id.to_string();
         let keep = keep.map(|k| k.to_string());
         self.run(move |conn| {

@@ -160,6 +160,7 @@ fn redact(url: &str) -> (String, Option<String>) {
 
 /// The same server URL naming database `name` instead of the one it names (used by the test
 /// helper to create one database per test).
+#[cfg(feature = "testing")]
 pub(crate) fn with_database(url: &str, name: &str) -> Option<String> {
     let (scheme, authority, tail) = split_authority(url)?;
     let query = tail.find('?').map(|i| &tail[i..]).unwrap_or("");
@@ -271,6 +272,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "testing")]
     fn database_name_replacement() {
         assert_eq!(
             with_database("postgres://postgres@127.0.0.1:5432/test", "arcana_t_1").as_deref(),

@@ -7,10 +7,10 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use domain::{
-    ConflictKind, Cursor, CursorValue, Error, LockoutPolicy, LoginAttempt, MAX_PER_PAGE, NewUser,
-    PageInfo, PageRequest, PasswordChange, Rehash, Result, RevokeReason, Role, SortOrder, Status,
-    Timestamp, User, UserCredentials, UserId, UserPage, UserQuery, UserRepository, UserSort,
-    UserUpdate,
+    AttemptReservation, ConflictKind, Cursor, CursorValue, Error, LoginAttempt, LoginSuccess,
+    MAX_PER_PAGE, NewUser, PageInfo, PageRequest, PasswordChange, Result, RevokeReason, Role,
+    SortOrder, Status, Timestamp, User, UserCredentials, UserId, UserPage, UserQuery,
+    UserRepository, UserSort, UserUpdate,
 };
 
 use crate::connection::{AnyConnection, MultiBackend};
@@ -406,13 +406,13 @@ impl UserRepository for Database {
         .await
     }
 
-    async fn reserve_login_attempt(
-        &self,
-        id: UserId,
-        now: Timestamp,
-        policy: LockoutPolicy,
-    ) -> Result<LoginAttempt> {
-        let id = id.to_string();
+    async fn reserve_login_attempt(&self, r: AttemptReservation) -> Result<LoginAttempt> {
+        let AttemptReservation {
+            user_id,
+            policy,
+            now,
+        } = r;
+        let id = user_id.to_string();
         let now_us = micros(now);
         self.run(move |conn| {
             write_transaction(conn, |conn| {
@@ -463,14 +463,14 @@ impl UserRepository for Database {
     }
 
     /// `Error::NotFound` when there is no such user.
-    async fn record_login_success(
-        &self,
-        id: UserId,
-        now: Timestamp,
-        attempt: u32,
-        rehash: Option<Rehash>,
-    ) -> Result<()> {
-        let id = id.to_string();
+    async fn record_login_success(&self, success: LoginSuccess) -> Result<()> {
+        let LoginSuccess {
+            user_id,
+            attempt,
+            rehash,
+            now,
+        } = success;
+        let id = user_id.to_string();
         let now_us = micros(now);
         let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
         self.run(move |conn| {

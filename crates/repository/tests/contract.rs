@@ -778,7 +778,7 @@ async fn list_sorts_in_byte_order_with_id_tie_break(db: Repos) {
     // last logins: some never
     for (i, u) in users.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
         db.users
-            .record_login_success(u.id, at(1000 - i as i64), 0, None)
+            .record_login_success(success(u.id, at(1000 - i as i64), 0, None))
             .await
             .unwrap();
     }
@@ -1014,7 +1014,7 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
     let t0 = at(1000);
     assert_eq!(
         db.users
-            .reserve_login_attempt(u.id, t0, policy)
+            .reserve_login_attempt(reservation(u.id, t0, policy))
             .await
             .unwrap(),
         LoginAttempt::Reserved {
@@ -1024,7 +1024,7 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
     );
     assert_eq!(
         db.users
-            .reserve_login_attempt(u.id, t0, policy)
+            .reserve_login_attempt(reservation(u.id, t0, policy))
             .await
             .unwrap(),
         LoginAttempt::Reserved {
@@ -1034,7 +1034,7 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
     );
     assert_eq!(
         db.users
-            .reserve_login_attempt(u.id, t0 + secs(1), policy)
+            .reserve_login_attempt(reservation(u.id, t0 + secs(1), policy))
             .await
             .unwrap(),
         LoginAttempt::Reserved {
@@ -1045,7 +1045,7 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
     // while locked nothing is counted
     assert_eq!(
         db.users
-            .reserve_login_attempt(u.id, t0 + secs(30), policy)
+            .reserve_login_attempt(reservation(u.id, t0 + secs(30), policy))
             .await
             .unwrap(),
         LoginAttempt::Locked {
@@ -1060,7 +1060,7 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
     // after the lock: the next failure locks again, twice as long, then capped
     assert_eq!(
         db.users
-            .reserve_login_attempt(u.id, t0 + secs(31), policy)
+            .reserve_login_attempt(reservation(u.id, t0 + secs(31), policy))
             .await
             .unwrap(),
         LoginAttempt::Reserved {
@@ -1070,7 +1070,7 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
     );
     assert_eq!(
         db.users
-            .reserve_login_attempt(u.id, t0 + secs(200), policy)
+            .reserve_login_attempt(reservation(u.id, t0 + secs(200), policy))
             .await
             .unwrap(),
         LoginAttempt::Reserved {
@@ -1080,7 +1080,7 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
     );
     assert_eq!(
         db.users
-            .reserve_login_attempt(Uuid::new_v4(), t0, policy)
+            .reserve_login_attempt(reservation(Uuid::new_v4(), t0, policy))
             .await
             .unwrap(),
         LoginAttempt::UnknownUser
@@ -1089,7 +1089,7 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
     db.users.soft_delete(gone.id, t0).await.unwrap();
     assert_eq!(
         db.users
-            .reserve_login_attempt(gone.id, t0, policy)
+            .reserve_login_attempt(reservation(gone.id, t0, policy))
             .await
             .unwrap(),
         LoginAttempt::UnknownUser
@@ -1109,7 +1109,9 @@ async fn parallel_failed_logins_count_exactly_to_the_limit(db: Repos) {
     for _ in 0..20 {
         let db = db.clone();
         tasks.push(tokio::spawn(async move {
-            db.users.reserve_login_attempt(u.id, now, policy).await
+            db.users
+                .reserve_login_attempt(reservation(u.id, now, policy))
+                .await
         }));
     }
     let (mut counted, mut locked) = (Vec::new(), 0);
@@ -1146,12 +1148,12 @@ async fn login_success_resets_the_counters(db: Repos) {
     let u = db.users.create(new_user("back")).await.unwrap();
     for _ in 0..2 {
         db.users
-            .reserve_login_attempt(u.id, at(10), policy)
+            .reserve_login_attempt(reservation(u.id, at(10), policy))
             .await
             .unwrap();
     }
     db.users
-        .record_login_success(u.id, at(100), 2, None)
+        .record_login_success(success(u.id, at(100), 2, None))
         .await
         .unwrap();
     let c = db.users.find_credentials("back").await.unwrap().unwrap();
@@ -1162,7 +1164,7 @@ async fn login_success_resets_the_counters(db: Repos) {
 
     // A re-hash over a hash that is no longer stored is dropped...
     db.users
-        .record_login_success(
+        .record_login_success(success(
             u.id,
             at(150),
             0,
@@ -1170,14 +1172,14 @@ async fn login_success_resets_the_counters(db: Repos) {
                 verified_hash: "pbkdf2:sha256:1000$salt$other".into(),
                 new_hash: "pbkdf2:sha256:600000$stale$hash".into(),
             }),
-        )
+        ))
         .await
         .unwrap();
     let c = db.users.find_credentials("back").await.unwrap().unwrap();
     assert_eq!(c.password_hash, "pbkdf2:sha256:1000$salt$back");
     // ...over the verified one it is applied.
     db.users
-        .record_login_success(
+        .record_login_success(success(
             u.id,
             at(200),
             0,
@@ -1185,7 +1187,7 @@ async fn login_success_resets_the_counters(db: Repos) {
                 verified_hash: "pbkdf2:sha256:1000$salt$back".into(),
                 new_hash: "pbkdf2:sha256:600000$new$hash".into(),
             }),
-        )
+        ))
         .await
         .unwrap();
     let c = db.users.find_credentials("back").await.unwrap().unwrap();
@@ -1193,7 +1195,7 @@ async fn login_success_resets_the_counters(db: Repos) {
     assert_eq!(c.user.last_login_at, Some(at(200)));
     assert!(matches!(
         db.users
-            .record_login_success(Uuid::new_v4(), at(1), 1, None)
+            .record_login_success(success(Uuid::new_v4(), at(1), 1, None))
             .await,
         Err(Error::NotFound)
     ));
@@ -1207,7 +1209,7 @@ async fn success_keeps_a_lock_set_meanwhile(db: Repos) {
     let u = db.users.create(new_user("meanwhile")).await.unwrap();
     let mine = db
         .users
-        .reserve_login_attempt(u.id, at(10), policy)
+        .reserve_login_attempt(reservation(u.id, at(10), policy))
         .await
         .unwrap();
     assert_eq!(
@@ -1219,7 +1221,7 @@ async fn success_keeps_a_lock_set_meanwhile(db: Repos) {
     );
     // Two more attempts while the first is being checked: the last one locks.
     db.users
-        .reserve_login_attempt(u.id, at(10), policy)
+        .reserve_login_attempt(reservation(u.id, at(10), policy))
         .await
         .unwrap();
     let LoginAttempt::Reserved {
@@ -1227,7 +1229,7 @@ async fn success_keeps_a_lock_set_meanwhile(db: Repos) {
         ..
     } = db
         .users
-        .reserve_login_attempt(u.id, at(10), policy)
+        .reserve_login_attempt(reservation(u.id, at(10), policy))
         .await
         .unwrap()
     else {
@@ -1235,14 +1237,14 @@ async fn success_keeps_a_lock_set_meanwhile(db: Repos) {
     };
     assert!(matches!(
         db.users
-            .reserve_login_attempt(u.id, at(11), policy)
+            .reserve_login_attempt(reservation(u.id, at(11), policy))
             .await
             .unwrap(),
         LoginAttempt::Locked { .. }
     ));
     // The first attempt was right: it logs in, but neither the count nor the lock go away.
     db.users
-        .record_login_success(u.id, at(12), 1, None)
+        .record_login_success(success(u.id, at(12), 1, None))
         .await
         .unwrap();
     let c = db
@@ -1271,7 +1273,7 @@ async fn password_change_is_one_unit(db: Repos) {
     let policy = LockoutPolicy::default();
     let LoginAttempt::Reserved { attempt, .. } = db
         .users
-        .reserve_login_attempt(u.id, at(5), policy)
+        .reserve_login_attempt(reservation(u.id, at(5), policy))
         .await
         .unwrap()
     else {
@@ -1363,7 +1365,7 @@ async fn rotation_remembers_the_previous_hash(db: Repos) {
     );
     assert!(
         db.sessions
-            .rotate(s.id, &hash('a'), &hash('b'), at(10))
+            .rotate(rotation(s.id, &hash('a'), &hash('b'), at(10)))
             .await
             .unwrap()
     );
@@ -1373,7 +1375,7 @@ async fn rotation_remembers_the_previous_hash(db: Repos) {
     assert_eq!(r.rotated_at, Some(at(10)));
     assert!(
         db.sessions
-            .rotate(s.id, &hash('b'), &hash('c'), at(20))
+            .rotate(rotation(s.id, &hash('b'), &hash('c'), at(20)))
             .await
             .unwrap()
     );
@@ -1425,13 +1427,13 @@ async fn session_lifecycle(db: Repos) {
     // compare-and-swap rotation
     assert!(
         db.sessions
-            .rotate(s.id, &hash('a'), &hash('b'), at(10))
+            .rotate(rotation(s.id, &hash('a'), &hash('b'), at(10)))
             .await
             .unwrap()
     );
     assert!(
         !db.sessions
-            .rotate(s.id, &hash('a'), &hash('c'), at(11))
+            .rotate(rotation(s.id, &hash('a'), &hash('c'), at(11)))
             .await
             .unwrap(),
         "old hash"
@@ -1443,14 +1445,14 @@ async fn session_lifecycle(db: Repos) {
     );
     assert!(
         db.sessions
-            .rotate(s.id, &hash('b'), &hash('c'), at(12))
+            .rotate(rotation(s.id, &hash('b'), &hash('c'), at(12)))
             .await
             .unwrap()
     );
     assert_eq!(db.sessions.find(s.id).await.unwrap().unwrap().generation, 2);
     assert!(
         !db.sessions
-            .rotate(Uuid::new_v4(), &hash('c'), &hash('d'), at(12))
+            .rotate(rotation(Uuid::new_v4(), &hash('c'), &hash('d'), at(12)))
             .await
             .unwrap()
     );
@@ -1482,7 +1484,7 @@ async fn session_lifecycle(db: Repos) {
     );
     assert!(
         !db.sessions
-            .rotate(s.id, &hash('c'), &hash('d'), at(22))
+            .rotate(rotation(s.id, &hash('c'), &hash('d'), at(22)))
             .await
             .unwrap(),
         "revoked"
@@ -1505,7 +1507,9 @@ async fn session_lifecycle(db: Repos) {
         let db = db.clone();
         let next = hash(char::from(b'0' + i));
         tasks.push(tokio::spawn(async move {
-            db.sessions.rotate(s.id, &hash('a'), &next, at(30)).await
+            db.sessions
+                .rotate(rotation(s.id, &hash('a'), &next, at(30)))
+                .await
         }));
     }
     let mut wins = 0;
@@ -1576,7 +1580,12 @@ async fn revoke_all_keeps_the_current_session(db: Repos) {
     // the expired one is still unrevoked, so it counts
     let n = db
         .sessions
-        .revoke_all_for_user(u.id, RevokeReason::PasswordChanged, at(100), Some(b.id))
+        .revoke_all_for_user(user_revocation(
+            u.id,
+            RevokeReason::PasswordChanged,
+            at(100),
+            Some(b.id),
+        ))
         .await
         .unwrap();
     assert_eq!(n, 3);
@@ -1617,7 +1626,12 @@ async fn revoke_all_keeps_the_current_session(db: Repos) {
 
     let n = db
         .sessions
-        .revoke_all_for_user(u.id, RevokeReason::LogoutAll, at(200), None)
+        .revoke_all_for_user(user_revocation(
+            u.id,
+            RevokeReason::LogoutAll,
+            at(200),
+            None,
+        ))
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -1630,7 +1644,12 @@ async fn revoke_all_keeps_the_current_session(db: Repos) {
     );
     assert_eq!(
         db.sessions
-            .revoke_all_for_user(u.id, RevokeReason::LogoutAll, at(300), None)
+            .revoke_all_for_user(user_revocation(
+                u.id,
+                RevokeReason::LogoutAll,
+                at(300),
+                None
+            ))
             .await
             .unwrap(),
         0

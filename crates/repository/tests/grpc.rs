@@ -209,7 +209,7 @@ async fn errors_survive_the_round_trip() {
     // NotFound stays NotFound
     assert!(matches!(
         client
-            .record_login_success(Uuid::new_v4(), at(1), 1, None)
+            .record_login_success(success(Uuid::new_v4(), at(1), 1, None))
             .await,
         Err(Error::NotFound)
     ));

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use domain::{
-    AuditEvent, AuthSession, CreateUserInput, Cursor, CursorValue, Error, LockoutPolicy,
-    LoginAttempt, NewSession, NewUser, PageInfo, PageRequest, PasswordChange, RawUserQuery, Rehash,
-    RevokeReason, Role, Session, SessionInfo, SessionOwner, SortOrder, Status, Timestamp,
-    TokenPair, User, UserCredentials, UserPage, UserPatch, UserQuery, UserSort, UserUpdate,
+    AttemptReservation, AuditEvent, AuthSession, CreateUserInput, Cursor, CursorValue, Error,
+    LockoutPolicy, LoginAttempt, LoginSuccess, NewSession, NewUser, PageInfo, PageRequest,
+    PasswordChange, RawUserQuery, Rehash, RevokeReason, Role, Rotation, Session, SessionInfo,
+    SessionOwner, SortOrder, Status, Timestamp, TokenPair, User, UserCredentials, UserPage,
+    UserPatch, UserQuery, UserRevocation, UserSort, UserUpdate,
 };
 use rpc::convert::v1::{update_user_from_request, update_user_request};
 use rpc::{internal as pb, v1};
@@ -206,29 +207,42 @@ fn call_arguments_round_trip() {
         base_lock: Duration::from_secs(30),
         max_lock: Duration::from_secs(900),
     };
-    assert_eq!(
-        pb::ReserveLoginAttemptRequest::new(id, now, policy)
-            .parse()
-            .unwrap(),
-        (id, now, policy)
-    );
+    let reservation = AttemptReservation {
+        user_id: id,
+        policy,
+        now,
+    };
+    let back = AttemptReservation::try_from(pb::AttemptReservation::from(reservation)).unwrap();
+    assert_eq!(back, reservation);
     let rehash = Rehash {
         verified_hash: "old".into(),
         new_hash: "new".into(),
     };
-    let (_, _, attempt, back) =
-        pb::RecordLoginSuccessRequest::new(id, now, 3, Some(rehash.clone()))
-            .parse()
-            .unwrap();
-    assert_eq!(attempt, 3);
-    assert!(back == Some(rehash));
+    let success = LoginSuccess {
+        user_id: id,
+        attempt: 3,
+        rehash: Some(rehash),
+        now,
+    };
+    let back = LoginSuccess::try_from(pb::LoginSuccess::from(success.clone())).unwrap();
+    assert_eq!(back, success);
+    let rotation = Rotation {
+        id,
+        expected_hash: "a".repeat(64),
+        new_hash: "b".repeat(64),
+        now,
+    };
+    let back = Rotation::try_from(pb::Rotation::from(rotation.clone())).unwrap();
+    assert!(back == rotation);
     let keep = Some(Uuid::new_v4());
-    assert_eq!(
-        pb::RevokeAllSessionsRequest::new(id, RevokeReason::RoleChanged, now, keep)
-            .parse()
-            .unwrap(),
-        (id, RevokeReason::RoleChanged, now, keep)
-    );
+    let revocation = UserRevocation {
+        user_id: id,
+        reason: RevokeReason::RoleChanged,
+        now,
+        keep,
+    };
+    let back = UserRevocation::try_from(pb::UserRevocation::from(revocation)).unwrap();
+    assert_eq!(back, revocation);
     let change = PasswordChange {
         user_id: id,
         new_hash: "new".into(),

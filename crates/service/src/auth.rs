@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use crypto::Verified;
 use domain::{
-    AuthService, AuthSession, CreateUserInput, Error, FieldErrors, LoginInput, Principal,
-    RegisterInput, Rehash, RequestContext, Result, RevokeReason, SessionId, SessionInfo, Status,
-    Timestamp, User, UserId,
+    AuthService, AuthSession, Caller, CreateUserInput, Error, FieldErrors, LoginInput,
+    LoginSuccess, Principal, RegisterInput, Rehash, RequestContext, Result, RevokeReason, Rotation,
+    SessionId, SessionInfo, Status, Timestamp, User, UserId, UserRevocation,
 };
 
 use crate::audit::{Event, FAILURE, SUCCESS};
@@ -212,10 +212,13 @@ impl AuthService for Auth {
         };
         let rehashed = rehash.is_some();
         let now = core.now();
-        core.repos
-            .users
-            .record_login_success(id, now, attempt, rehash)
-            .await?;
+        let success = LoginSuccess {
+            user_id: id,
+            attempt,
+            rehash,
+            now,
+        };
+        core.repos.users.record_login_success(success).await?;
         let mut user = creds.user;
         user.last_login_at = Some(now);
         // Refused when the password changed since it was verified (a racing change).
@@ -289,12 +292,12 @@ impl AuthService for Auth {
             let rotated = core
                 .repos
                 .sessions
-                .rotate(
-                    sid,
-                    &session.refresh_token_hash,
-                    &crypto::sha256_hex(&next),
+                .rotate(Rotation {
+                    id: sid,
+                    expected_hash: session.refresh_token_hash.clone(),
+                    new_hash: crypto::sha256_hex(&next),
                     now,
-                )
+                })
                 .await?;
             if rotated {
                 let tokens = core.token_pair(&owner.user, sid, next, now)?;
@@ -307,7 +310,8 @@ impl AuthService for Auth {
         Err(Error::Unauthorized)
     }
 
-    async fn logout(&self, ctx: &RequestContext, who: &Principal) -> Result<()> {
+    async fn logout(&self, caller: &Caller) -> Result<()> {
+        let (ctx, who) = (&caller.ctx, &caller.who);
         let core = &self.core;
         let owned = core
             .repos
@@ -332,12 +336,18 @@ impl AuthService for Auth {
         Ok(())
     }
 
-    async fn logout_all(&self, ctx: &RequestContext, who: &Principal) -> Result<u64> {
+    async fn logout_all(&self, caller: &Caller) -> Result<u64> {
+        let (ctx, who) = (&caller.ctx, &caller.who);
         let core = &self.core;
         let n = core
             .repos
             .sessions
-            .revoke_all_for_user(who.user_id, RevokeReason::LogoutAll, core.now(), None)
+            .revoke_all_for_user(UserRevocation {
+                user_id: who.user_id,
+                reason: RevokeReason::LogoutAll,
+                now: core.now(),
+                keep: None,
+            })
             .await?;
         core.audit(
             ctx,
@@ -349,26 +359,21 @@ impl AuthService for Auth {
         Ok(n)
     }
 
-    async fn me(&self, _ctx: &RequestContext, who: &Principal) -> Result<User> {
-        self.core
-            .repos
-            .users
-            .find_by_id(who.user_id)
+    async fn me(&self, caller: &Caller) -> Result<User> {
+        let users = &self.core.repos.users;
+        users
+            .find_by_id(caller.who.user_id)
             .await?
             .filter(|u| u.status != Status::Deleted)
             .ok_or(Error::Unauthorized)
     }
 
-    async fn list_sessions(
-        &self,
-        _ctx: &RequestContext,
-        who: &Principal,
-    ) -> Result<Vec<SessionInfo>> {
-        let sessions = self
-            .core
+    async fn list_sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>> {
+        let (who, core) = (&caller.who, &self.core);
+        let sessions = core
             .repos
             .sessions
-            .list_live_for_user(who.user_id, self.core.now())
+            .list_live_for_user(who.user_id, core.now())
             .await?;
         Ok(sessions
             .into_iter()
@@ -384,12 +389,8 @@ impl AuthService for Auth {
             .collect())
     }
 
-    async fn revoke_session(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: SessionId,
-    ) -> Result<()> {
+    async fn revoke_session(&self, caller: &Caller, id: SessionId) -> Result<()> {
+        let (ctx, who) = (&caller.ctx, &caller.who);
         let core = &self.core;
         let now = core.now();
         // Someone else's session and a session that does not exist look the same: 404.

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crypto::TokenIssuer;
 use domain::{
-    CreateUserInput, Email, Error, FieldErrors, LoginAttempt, NewSession, NewUser, Password,
-    RequestContext, Result, Role, SessionId, Status, Timestamp, TokenPair, User, UserId, Username,
-    parse_avatar_url, parse_name, parse_phone,
+    AttemptReservation, CreateUserInput, Email, Error, FieldErrors, LoginAttempt, NewSession,
+    NewUser, Password, RequestContext, Result, Role, SessionId, Status, Timestamp, TokenPair, User,
+    UserId, Username, parse_avatar_url, parse_name, parse_phone,
 };
 
 use crate::audit::Event;
@@ -87,12 +87,12 @@ impl Core {
     /// `Error::Locked` when none is left (nothing may be evaluated).
     pub(crate) async fn reserve_attempt(&self, id: UserId) -> Result<(u32, Option<Timestamp>)> {
         let now = self.now();
-        match self
-            .repos
-            .users
-            .reserve_login_attempt(id, now, self.config.lockout)
-            .await?
-        {
+        let reservation = AttemptReservation {
+            user_id: id,
+            policy: self.config.lockout,
+            now,
+        };
+        match self.repos.users.reserve_login_attempt(reservation).await? {
             LoginAttempt::Reserved {
                 attempt,
                 locked_until,

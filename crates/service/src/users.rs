@@ -10,10 +10,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use crypto::Verified;
 use domain::{
-    ChangePasswordInput, ConflictKind, CreateUserInput, Email, Error, FieldErrors, Password,
-    PasswordChange, Principal, RawUserQuery, RequestContext, Result, RevokeReason, Role, Status,
-    User, UserId, UserPage, UserPatch, UserService, UserUpdate, parse_avatar_url, parse_name,
-    parse_phone,
+    Caller, ConflictKind, CreateUserInput, Email, Error, FieldErrors, Password, PasswordChange,
+    PasswordInput, Principal, RawUserQuery, RequestContext, Result, RevokeReason, Role, Status,
+    User, UserId, UserPage, UserPatch, UserRevocation, UserService, UserUpdate, parse_avatar_url,
+    parse_name, parse_phone,
 };
 
 use crate::audit::{Event, SUCCESS};
@@ -136,7 +136,12 @@ impl Users {
         let core = &self.core;
         core.repos
             .sessions
-            .revoke_all_for_user(id, reason, core.now(), keep)
+            .revoke_all_for_user(UserRevocation {
+                user_id: id,
+                reason,
+                now: core.now(),
+                keep,
+            })
             .await
     }
 }
@@ -147,23 +152,14 @@ impl UserService for Users {
         self.core.ready().await
     }
 
-    async fn list_users(
-        &self,
-        _ctx: &RequestContext,
-        who: &Principal,
-        query: RawUserQuery,
-    ) -> Result<UserPage> {
-        require_admin(who)?;
+    async fn list_users(&self, caller: &Caller, query: RawUserQuery) -> Result<UserPage> {
+        require_admin(&caller.who)?;
         let query = query.parse()?;
         self.core.repos.users.list(&query).await
     }
 
-    async fn create_user(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        input: CreateUserInput,
-    ) -> Result<User> {
+    async fn create_user(&self, caller: &Caller, input: CreateUserInput) -> Result<User> {
+        let (ctx, who) = (&caller.ctx, &caller.who);
         require_admin(who)?;
         let core = &self.core;
         let account = Core::validate_account(&input)?;
@@ -181,8 +177,8 @@ impl UserService for Users {
         Ok(user)
     }
 
-    async fn get_user(&self, _ctx: &RequestContext, who: &Principal, id: UserId) -> Result<User> {
-        require_self_or_admin(who, id)?;
+    async fn get_user(&self, caller: &Caller, id: UserId) -> Result<User> {
+        require_self_or_admin(&caller.who, id)?;
         self.core
             .repos
             .users
@@ -191,13 +187,8 @@ impl UserService for Users {
             .ok_or(Error::NotFound)
     }
 
-    async fn update_user(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        patch: UserPatch,
-    ) -> Result<User> {
+    async fn update_user(&self, caller: &Caller, id: UserId, patch: UserPatch) -> Result<User> {
+        let (ctx, who) = (&caller.ctx, &caller.who);
         require_self_or_admin(who, id)?;
         let mut errs = FieldErrors::new();
         let mut update = UserUpdate::default();
@@ -251,7 +242,8 @@ impl UserService for Users {
         Ok(user)
     }
 
-    async fn delete_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<()> {
+    async fn delete_user(&self, caller: &Caller, id: UserId) -> Result<()> {
+        let (ctx, who) = (&caller.ctx, &caller.who);
         require_admin(who)?;
         let core = &self.core;
         let deleted = core
@@ -283,20 +275,15 @@ impl UserService for Users {
         Ok(())
     }
 
-    async fn change_password(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        input: ChangePasswordInput,
-    ) -> Result<()> {
+    async fn change_password(&self, caller: &Caller, id: UserId, pw: PasswordInput) -> Result<()> {
+        let (ctx, who) = (&caller.ctx, &caller.who);
         require_self_or_admin(who, id)?;
         let core = &self.core;
         let own = who.user_id == id;
         let mut errs = FieldErrors::new();
         // Changing one's own password always proves knowledge of the current one (admins
         // included): a stolen access token alone must not be enough to take the account over.
-        let given = input.current_password.as_deref();
+        let given = pw.current_password.as_deref();
         if given == Some("") {
             errs.add("current_password", "must not be empty");
         }
@@ -308,7 +295,7 @@ impl UserService for Users {
         } else {
             None
         };
-        let new_password = errs.check("new_password", Password::parse(&input.new_password));
+        let new_password = errs.check("new_password", Password::parse(&pw.new_password));
         errs.into_result()?;
         let new_password = new_password.ok_or_else(|| Error::internal("unreachable"))?;
 
@@ -382,7 +369,8 @@ impl UserService for Users {
         Ok(())
     }
 
-    async fn verify_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<User> {
+    async fn verify_user(&self, caller: &Caller, id: UserId) -> Result<User> {
+        let (ctx, who) = (&caller.ctx, &caller.who);
         require_admin(who)?;
         let core = &self.core;
         let user = core
@@ -406,13 +394,8 @@ impl UserService for Users {
         Ok(user)
     }
 
-    async fn set_status(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        status: &str,
-    ) -> Result<User> {
+    async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User> {
+        let (ctx, who) = (&caller.ctx, &caller.who);
         require_admin(who)?;
         let status = parse_settable_status(status).map_err(|m| Error::validation("status", m))?;
         let core = &self.core;
@@ -450,13 +433,8 @@ impl UserService for Users {
         Ok(user)
     }
 
-    async fn set_role(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        role: &str,
-    ) -> Result<User> {
+    async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User> {
+        let (ctx, who) = (&caller.ctx, &caller.who);
         require_admin(who)?;
         let role: Role = role
             .parse()

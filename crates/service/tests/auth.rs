@@ -260,10 +260,7 @@ async fn deleted_accounts_cannot_log_in() {
     let app = TestApp::new().await;
     let (_, admin) = app.admin("root").await;
     let s = app.register("ivan").await;
-    app.users
-        .delete_user(&ctx(), &admin, s.user.id)
-        .await
-        .unwrap();
+    app.users.delete_user(&by(&admin), s.user.id).await.unwrap();
     let err = app.login("ivan", PASSWORD).await.unwrap_err();
     assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
 }
@@ -443,7 +440,7 @@ async fn access_token_carries_the_session_and_role() {
     let (s, p) = app.admin("rita").await;
     assert_eq!(p.role, Role::Admin);
     assert_eq!(p.user_id, s.user.id);
-    let sessions = app.auth.list_sessions(&ctx(), &p).await.unwrap();
+    let sessions = app.auth.list_sessions(&by(&p)).await.unwrap();
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0].id, p.session_id);
     // The refresh token is opaque and at least 256 random bits; only its hash is stored.
@@ -604,7 +601,7 @@ async fn logout_revokes_only_this_session() {
     let (s1, p1) = app.user("yara").await;
     let s2 = app.login("yara", PASSWORD).await.unwrap();
     let p2 = app.principal(&s2);
-    app.auth.logout(&ctx(), &p1).await.unwrap();
+    app.auth.logout(&by(&p1)).await.unwrap();
     assert!(!app.session_live(&p1).await);
     assert!(app.session_live(&p2).await);
     let err = app
@@ -627,7 +624,7 @@ async fn logout_all_revokes_every_session_and_counts_them() {
     let p2 = app.principal(&app.login("zack", PASSWORD).await.unwrap());
     let p3 = app.principal(&app.login("zack", PASSWORD).await.unwrap());
     let (_, other) = app.user("zoe").await;
-    assert_eq!(app.auth.logout_all(&ctx(), &p2).await.unwrap(), 3);
+    assert_eq!(app.auth.logout_all(&by(&p2)).await.unwrap(), 3);
     for p in [p1, p2, p3] {
         assert!(!app.session_live(&p).await);
     }
@@ -643,7 +640,7 @@ async fn logout_all_revokes_every_session_and_counts_them() {
 async fn me_returns_the_caller() {
     let app = TestApp::new().await;
     let (s, p) = app.user("abby").await;
-    let me = app.auth.me(&ctx(), &p).await.unwrap();
+    let me = app.auth.me(&by(&p)).await.unwrap();
     assert_eq!(me.id, s.user.id);
     assert_eq!(me.username, "abby");
 }
@@ -654,8 +651,8 @@ async fn list_sessions_shows_live_ones_and_marks_the_current() {
     let (_, p1) = app.user("bart").await;
     let p2 = app.principal(&app.login("bart", PASSWORD).await.unwrap());
     let p3 = app.principal(&app.login("bart", PASSWORD).await.unwrap());
-    app.auth.logout(&ctx(), &p3).await.unwrap();
-    let list = app.auth.list_sessions(&ctx(), &p2).await.unwrap();
+    app.auth.logout(&by(&p3)).await.unwrap();
+    let list = app.auth.list_sessions(&by(&p2)).await.unwrap();
     let mut ids: Vec<_> = list.iter().map(|s| s.id).collect();
     ids.sort();
     let mut want = vec![p1.session_id, p2.session_id];
@@ -675,12 +672,12 @@ async fn revoke_session_works_only_on_own_sessions() {
     let (_, other) = app.user("dina").await;
     // Someone else's session and a made-up one look the same.
     for id in [other.session_id, uuid::Uuid::new_v4()] {
-        let err = app.auth.revoke_session(&ctx(), &p1, id).await.unwrap_err();
+        let err = app.auth.revoke_session(&by(&p1), id).await.unwrap_err();
         assert!(matches!(err, Error::NotFound), "{err:?}");
     }
     assert!(app.session_live(&other).await);
     app.auth
-        .revoke_session(&ctx(), &p1, p2.session_id)
+        .revoke_session(&by(&p1), p2.session_id)
         .await
         .unwrap();
     assert!(!app.session_live(&p2).await);
@@ -688,7 +685,7 @@ async fn revoke_session_works_only_on_own_sessions() {
     // Already revoked: gone.
     let err = app
         .auth
-        .revoke_session(&ctx(), &p1, p2.session_id)
+        .revoke_session(&by(&p1), p2.session_id)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound));
@@ -762,7 +759,7 @@ async fn a_failed_audit_write_does_not_fail_the_request() {
     let (_, p) = app.user("gina").await;
     app.login("gina", "Wrong-password-1").await.unwrap_err();
     app.login("gina", PASSWORD).await.unwrap();
-    app.auth.logout(&ctx(), &p).await.unwrap();
+    app.auth.logout(&by(&p)).await.unwrap();
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use domain::{
-    AuthService, ChangePasswordInput, CreateUserInput, Error, LoginInput, PageInfo, Principal,
+    AuthService, CreateUserInput, Error, LoginInput, PageInfo, PasswordInput, Principal,
     RawUserQuery, RegisterInput, Role, UserPatch, UserService,
 };
 use rpc::client::Upstream;
@@ -150,11 +150,11 @@ async fn register_login_me_refresh_and_reuse_detection() {
     let session = r.login("alice@example.com", PASSWORD).await.unwrap();
     let who = r.app.principal(&session);
     assert_eq!(who.user_id, registered.user.id);
-    let me = r.auth.me(&ctx(), &who).await.unwrap();
+    let me = r.auth.me(&by(&who)).await.unwrap();
     assert_eq!(me, r.app.fetch(who.user_id).await);
 
     // The client facts and request id crossed the hop into the session and the audit log.
-    let sessions = r.auth.list_sessions(&ctx(), &who).await.unwrap();
+    let sessions = r.auth.list_sessions(&by(&who)).await.unwrap();
     assert_eq!(sessions.len(), 2);
     let current = sessions.iter().find(|s| s.current).unwrap();
     assert_eq!(current.id, who.session_id);
@@ -196,7 +196,7 @@ async fn register_login_me_refresh_and_reuse_detection() {
     // The other session (from registration) is untouched; logout-all ends it.
     let first = r.app.principal(&registered);
     assert!(r.auth.session_live(&first).await.unwrap());
-    assert_eq!(r.auth.logout_all(&ctx(), &first).await.unwrap(), 1);
+    assert_eq!(r.auth.logout_all(&by(&first)).await.unwrap(), 1);
     assert!(!r.auth.session_live(&first).await.unwrap());
 }
 
@@ -205,18 +205,15 @@ async fn logout_and_revoke_session_end_sessions() {
     let r = Remote::new().await;
     let (_, a) = r.user("bob").await;
     let b = r.app.principal(&r.login("bob", PASSWORD).await.unwrap());
-    r.auth
-        .revoke_session(&ctx(), &a, b.session_id)
-        .await
-        .unwrap();
+    r.auth.revoke_session(&by(&a), b.session_id).await.unwrap();
     assert!(!r.auth.session_live(&b).await.unwrap());
     let err = r
         .auth
-        .revoke_session(&ctx(), &a, uuid::Uuid::new_v4())
+        .revoke_session(&by(&a), uuid::Uuid::new_v4())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound), "{err:?}");
-    r.auth.logout(&ctx(), &a).await.unwrap();
+    r.auth.logout(&by(&a)).await.unwrap();
     assert!(!r.auth.session_live(&a).await.unwrap());
     // An unknown session is simply not live.
     assert!(
@@ -278,33 +275,29 @@ async fn non_admins_see_only_themselves() {
     let r = Remote::new().await;
     let (_, alice) = r.user("alice").await;
     let (_, bob) = r.user("bob").await;
-    let own = r
-        .users
-        .get_user(&ctx(), &alice, alice.user_id)
-        .await
-        .unwrap();
+    let own = r.users.get_user(&by(&alice), alice.user_id).await.unwrap();
     assert_eq!(own.username, "alice");
     let err = r
         .users
-        .get_user(&ctx(), &alice, bob.user_id)
+        .get_user(&by(&alice), bob.user_id)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound), "{err:?}");
     let err = r
         .users
-        .update_user(&ctx(), &alice, bob.user_id, UserPatch::default())
+        .update_user(&by(&alice), bob.user_id, UserPatch::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound), "{err:?}");
     let err = r
         .users
-        .list_users(&ctx(), &alice, RawUserQuery::default())
+        .list_users(&by(&alice), RawUserQuery::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
     let err = r
         .users
-        .set_role(&ctx(), &alice, alice.user_id, "admin")
+        .set_role(&by(&alice), alice.user_id, "admin")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
@@ -317,8 +310,7 @@ async fn admin_lists_with_offsets_and_cursors() {
     for name in ["user1", "user2", "user3", "user4", "user5"] {
         r.users
             .create_user(
-                &ctx(),
-                &admin,
+                &by(&admin),
                 CreateUserInput {
                     username: name.into(),
                     email: format!("{name}@example.com"),
@@ -334,8 +326,7 @@ async fn admin_lists_with_offsets_and_cursors() {
     let page = r
         .users
         .list_users(
-            &ctx(),
-            &admin,
+            &by(&admin),
             RawUserQuery {
                 per_page: Some("4".into()),
                 role: Some("guest".into()),
@@ -358,8 +349,7 @@ async fn admin_lists_with_offsets_and_cursors() {
         let page = r
             .users
             .list_users(
-                &ctx(),
-                &admin,
+                &by(&admin),
                 RawUserQuery {
                     per_page: Some("2".into()),
                     sort: Some("username".into()),
@@ -386,8 +376,7 @@ async fn admin_lists_with_offsets_and_cursors() {
     let err = r
         .users
         .list_users(
-            &ctx(),
-            &admin,
+            &by(&admin),
             RawUserQuery {
                 per_page: Some("0".into()),
                 cursor: Some("garbage".into()),
@@ -412,7 +401,7 @@ async fn put_and_patch_semantics() {
         phone: Some(Some("+44 20 7946 0000".into())),
         avatar_url: Some(None),
     };
-    let u = r.users.update_user(&ctx(), &me, id, put).await.unwrap();
+    let u = r.users.update_user(&by(&me), id, put).await.unwrap();
     assert_eq!(u.email, "dave@example.com");
     assert_eq!(
         (
@@ -428,7 +417,7 @@ async fn put_and_patch_semantics() {
         avatar_url: Some(Some("https://example.com/d.png".into())),
         ..Default::default()
     };
-    let u = r.users.update_user(&ctx(), &me, id, patch).await.unwrap();
+    let u = r.users.update_user(&by(&me), id, patch).await.unwrap();
     assert_eq!(u.first_name.as_deref(), Some("Dave"));
     assert_eq!(u.phone.as_deref(), Some("+44 20 7946 0000"));
     assert_eq!(u.last_name, None);
@@ -469,7 +458,7 @@ async fn put_and_patch_semantics() {
         avatar_url: Some(Some("ftp://x".into())),
         ..Default::default()
     };
-    let err = r.users.update_user(&ctx(), &me, id, bad).await.unwrap_err();
+    let err = r.users.update_user(&by(&me), id, bad).await.unwrap_err();
     assert_eq!(field_errors(&err), ["avatar_url", "email"]);
 }
 
@@ -480,26 +469,26 @@ async fn admin_operations_and_password_change() {
     let (_, erin) = r.user("erin").await;
     let u = r
         .users
-        .verify_user(&ctx(), &admin, erin.user_id)
+        .verify_user(&by(&admin), erin.user_id)
         .await
         .unwrap();
     assert!(u.is_verified);
     let u = r
         .users
-        .set_role(&ctx(), &admin, erin.user_id, "guest")
+        .set_role(&by(&admin), erin.user_id, "guest")
         .await
         .unwrap();
     assert_eq!(u.role, Role::Guest);
     assert!(!r.auth.session_live(&erin).await.unwrap());
     let err = r
         .users
-        .set_status(&ctx(), &admin, erin.user_id, "frozen")
+        .set_status(&by(&admin), erin.user_id, "frozen")
         .await
         .unwrap_err();
     assert_eq!(field_errors(&err), ["status"]);
     let err = r
         .users
-        .set_status(&ctx(), &admin, admin.user_id, "suspended")
+        .set_status(&by(&admin), admin.user_id, "suspended")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
@@ -508,10 +497,9 @@ async fn admin_operations_and_password_change() {
     let err = r
         .users
         .change_password(
-            &ctx(),
-            &erin,
+            &by(&erin),
             erin.user_id,
-            ChangePasswordInput {
+            PasswordInput {
                 current_password: Some("Wrong-password-1".into()),
                 new_password: "New-password-2".into(),
             },
@@ -521,10 +509,9 @@ async fn admin_operations_and_password_change() {
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
     r.users
         .change_password(
-            &ctx(),
-            &admin,
+            &by(&admin),
             erin.user_id,
-            ChangePasswordInput {
+            PasswordInput {
                 current_password: None,
                 new_password: "New-password-2".into(),
             },
@@ -533,10 +520,10 @@ async fn admin_operations_and_password_change() {
         .unwrap();
     r.login("erin", "New-password-2").await.unwrap();
     r.users
-        .delete_user(&ctx(), &admin, erin.user_id)
+        .delete_user(&by(&admin), erin.user_id)
         .await
         .unwrap();
-    let err = r.users.get_user(&ctx(), &admin, erin.user_id).await;
+    let err = r.users.get_user(&by(&admin), erin.user_id).await;
     // Soft-deleted: still visible to an admin, with status deleted.
     assert_eq!(err.unwrap().status, domain::Status::Deleted);
 }
@@ -645,7 +632,7 @@ async fn ready_until_the_server_stops() {
     assert!(matches!(err, Error::Unavailable), "{err:?}");
     let err = r
         .users
-        .get_user(&ctx(), &fake_principal(), uuid::Uuid::new_v4())
+        .get_user(&by(&fake_principal()), uuid::Uuid::new_v4())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Unavailable), "{err:?}");

@@ -10,9 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::*;
 use domain::{
-    AuthService, ChangePasswordInput, Error, NewSession, NewUser, RevokeReason, Role, Session,
-    SessionId, SessionOwner, SessionRepository, Status, Timestamp, UserId, UserPatch,
-    UserRepository, UserService,
+    AuthService, Error, NewSession, NewUser, PasswordInput, RevokeReason, Role, Session, SessionId,
+    SessionOwner, SessionRepository, Status, Timestamp, UserId, UserPatch, UserRepository,
+    UserService,
 };
 use service::{Repositories, ServiceConfig};
 
@@ -107,14 +107,14 @@ async fn a_burst_cannot_outguess_the_lockout() {
 async fn a_burst_cannot_outguess_the_current_password_check() {
     let app = Arc::new(TestApp::with_config(slow_app_config()).await);
     let (_, p) = app.user("changer").await;
-    let change = |current: String| ChangePasswordInput {
+    let change = |current: String| PasswordInput {
         current_password: Some(current),
         new_password: "Brand-new-pass-9".into(),
     };
     for _ in 0..4 {
         let e = app
             .users
-            .change_password(&ctx(), &p, p.user_id, change("Wrong-password-1".into()))
+            .change_password(&by(&p), p.user_id, change("Wrong-password-1".into()))
             .await
             .unwrap_err();
         assert!(matches!(e, Error::Forbidden(_)), "{e:?}");
@@ -123,18 +123,14 @@ async fn a_burst_cannot_outguess_the_current_password_check() {
     let burst: Vec<_> = (0..30)
         .map(|i| {
             let (app, change) = (app.clone(), change(format!("Wrong-password-{i}")));
-            tokio::spawn(async move {
-                app.users
-                    .change_password(&ctx(), &p, p.user_id, change)
-                    .await
-            })
+            tokio::spawn(async move { app.users.change_password(&by(&p), p.user_id, change).await })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(50)).await;
     started_evaluating(&app, evaluated_before).await;
     let right = app
         .users
-        .change_password(&ctx(), &p, p.user_id, change(PASSWORD.into()))
+        .change_password(&by(&p), p.user_id, change(PASSWORD.into()))
         .await;
     assert!(matches!(right, Err(Error::Locked { .. })), "{right:?}");
     for t in burst {
@@ -309,10 +305,9 @@ async fn a_login_racing_a_password_change_cannot_open_a_session_or_restore_the_o
     tokio::time::sleep(Duration::from_millis(40)).await;
     app.users
         .change_password(
-            &ctx(),
-            &admin,
+            &by(&admin),
             user.id,
-            ChangePasswordInput {
+            PasswordInput {
                 current_password: None,
                 new_password: "New-password-2".into(),
             },
@@ -354,25 +349,13 @@ impl SessionRepository for FailingRevokeAll {
     async fn find_with_owner(&self, id: SessionId) -> domain::Result<Option<SessionOwner>> {
         self.0.find_with_owner(id).await
     }
-    async fn rotate(
-        &self,
-        id: SessionId,
-        expected: &str,
-        new: &str,
-        now: Timestamp,
-    ) -> domain::Result<bool> {
-        self.0.rotate(id, expected, new, now).await
+    async fn rotate(&self, rotation: domain::Rotation) -> domain::Result<bool> {
+        self.0.rotate(rotation).await
     }
     async fn revoke(&self, id: SessionId, r: RevokeReason, now: Timestamp) -> domain::Result<bool> {
         self.0.revoke(id, r, now).await
     }
-    async fn revoke_all_for_user(
-        &self,
-        _user_id: UserId,
-        _reason: RevokeReason,
-        _now: Timestamp,
-        _keep: Option<SessionId>,
-    ) -> domain::Result<u64> {
+    async fn revoke_all_for_user(&self, _: domain::UserRevocation) -> domain::Result<u64> {
         Err(Error::Unavailable)
     }
     async fn list_live_for_user(
@@ -393,10 +376,7 @@ async fn a_demoted_admins_token_dies_even_when_revocation_fails() {
     let (_, boss) = app.admin("boss").await;
     let (_, deputy) = app.admin("deputy").await;
     assert!(app.session_live(&deputy).await);
-    let _ = app
-        .users
-        .set_role(&ctx(), &boss, deputy.user_id, "user")
-        .await;
+    let _ = app.users.set_role(&by(&boss), deputy.user_id, "user").await;
     assert_eq!(app.fetch(deputy.user_id).await.role, Role::User);
     assert!(
         !app.session_live(&deputy).await,
@@ -414,7 +394,7 @@ async fn a_suspended_users_token_dies_even_when_revocation_fails() {
     let (_, p) = app.user("sus").await;
     let _ = app
         .users
-        .set_status(&ctx(), &boss, p.user_id, "suspended")
+        .set_status(&by(&boss), p.user_id, "suspended")
         .await;
     assert!(!app.session_live(&p).await);
 }
@@ -426,16 +406,12 @@ async fn changing_the_email_clears_is_verified() {
     let app = TestApp::new().await;
     let (_, boss) = app.admin("boss").await;
     let (_, p) = app.user("mover").await;
-    app.users
-        .verify_user(&ctx(), &boss, p.user_id)
-        .await
-        .unwrap();
+    app.users.verify_user(&by(&boss), p.user_id).await.unwrap();
     // The same address (any case) keeps the flag.
     let same = app
         .users
         .update_user(
-            &ctx(),
-            &p,
+            &by(&p),
             p.user_id,
             UserPatch {
                 email: Some("MOVER@example.com".into()),
@@ -448,8 +424,7 @@ async fn changing_the_email_clears_is_verified() {
     let moved = app
         .users
         .update_user(
-            &ctx(),
-            &p,
+            &by(&p),
             p.user_id,
             UserPatch {
                 email: Some("elsewhere@example.com".into()),

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use domain::{
-    ChangePasswordInput, CreateUserInput, Error, PageInfo, RawUserQuery, Role, Status, UserPatch,
+    CreateUserInput, Error, PageInfo, PasswordInput, RawUserQuery, Role, Status, UserPatch,
     UserService,
 };
 
@@ -17,8 +17,8 @@ fn create_input(username: &str) -> CreateUserInput {
     }
 }
 
-fn change(current: Option<&str>, new: &str) -> ChangePasswordInput {
-    ChangePasswordInput {
+fn change(current: Option<&str>, new: &str) -> PasswordInput {
+    PasswordInput {
         current_password: current.map(Into::into),
         new_password: new.into(),
     }
@@ -32,22 +32,22 @@ async fn non_admin_gets_404_for_other_users() {
     let (_, alice) = app.user("alice").await;
     let (_, bob) = app.user("bob").await;
     let u = &app.users;
-    let err = u.get_user(&ctx(), &alice, bob.user_id).await.unwrap_err();
+    let err = u.get_user(&by(&alice), bob.user_id).await.unwrap_err();
     assert!(matches!(err, Error::NotFound), "{err:?}");
     let err = u
-        .update_user(&ctx(), &alice, bob.user_id, UserPatch::default())
+        .update_user(&by(&alice), bob.user_id, UserPatch::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound), "{err:?}");
     let err = u
-        .change_password(&ctx(), &alice, bob.user_id, change(None, "New-password-1"))
+        .change_password(&by(&alice), bob.user_id, change(None, "New-password-1"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound), "{err:?}");
     // Same answer as for an id that does not exist.
     let (_, admin) = app.admin("root").await;
     let err = u
-        .get_user(&ctx(), &admin, uuid::Uuid::new_v4())
+        .get_user(&by(&admin), uuid::Uuid::new_v4())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound));
@@ -59,28 +59,18 @@ async fn admin_only_operations_are_forbidden_for_non_admins() {
     let (_, alice) = app.user("alice").await;
     let (_, bob) = app.user("bob").await;
     let u = &app.users;
-    let c = ctx();
+    let c = by(&alice);
     let results = [
-        u.list_users(&c, &alice, RawUserQuery::default())
-            .await
-            .map(|_| ()),
-        u.create_user(&c, &alice, create_input("carl"))
-            .await
-            .map(|_| ()),
-        u.delete_user(&c, &alice, bob.user_id).await,
-        u.verify_user(&c, &alice, bob.user_id).await.map(|_| ()),
-        u.set_status(&c, &alice, bob.user_id, "suspended")
-            .await
-            .map(|_| ()),
-        u.set_role(&c, &alice, bob.user_id, "admin")
-            .await
-            .map(|_| ()),
+        u.list_users(&c, RawUserQuery::default()).await.map(|_| ()),
+        u.create_user(&c, create_input("carl")).await.map(|_| ()),
+        u.delete_user(&c, bob.user_id).await,
+        u.verify_user(&c, bob.user_id).await.map(|_| ()),
+        u.set_status(&c, bob.user_id, "suspended").await.map(|_| ()),
+        u.set_role(&c, bob.user_id, "admin").await.map(|_| ()),
         // ... on themselves too: no self-promotion, no self-verification.
-        u.set_role(&c, &alice, alice.user_id, "admin")
-            .await
-            .map(|_| ()),
-        u.verify_user(&c, &alice, alice.user_id).await.map(|_| ()),
-        u.delete_user(&c, &alice, alice.user_id).await,
+        u.set_role(&c, alice.user_id, "admin").await.map(|_| ()),
+        u.verify_user(&c, alice.user_id).await.map(|_| ()),
+        u.delete_user(&c, alice.user_id).await,
     ];
     for (i, r) in results.into_iter().enumerate() {
         assert!(matches!(r, Err(Error::Forbidden(_))), "#{i}: {r:?}");
@@ -99,7 +89,7 @@ async fn admin_lists_users_with_filters() {
     }
     let page = app
         .users
-        .list_users(&ctx(), &admin, RawUserQuery::default())
+        .list_users(&by(&admin), RawUserQuery::default())
         .await
         .unwrap();
     assert_eq!(page.items.len(), 4);
@@ -107,8 +97,7 @@ async fn admin_lists_users_with_filters() {
     let page = app
         .users
         .list_users(
-            &ctx(),
-            &admin,
+            &by(&admin),
             RawUserQuery {
                 search: Some("be".into()),
                 ..RawUserQuery::default()
@@ -121,8 +110,7 @@ async fn admin_lists_users_with_filters() {
     let err = app
         .users
         .list_users(
-            &ctx(),
-            &admin,
+            &by(&admin),
             RawUserQuery {
                 per_page: Some("1000".into()),
                 sort: Some("password_hash".into()),
@@ -142,7 +130,7 @@ async fn admin_creates_users_with_role_status_and_verification() {
     let (_, admin) = app.admin("root").await;
     let plain = app
         .users
-        .create_user(&ctx(), &admin, create_input("dora"))
+        .create_user(&by(&admin), create_input("dora"))
         .await
         .unwrap();
     assert_eq!(
@@ -152,8 +140,7 @@ async fn admin_creates_users_with_role_status_and_verification() {
     let full = app
         .users
         .create_user(
-            &ctx(),
-            &admin,
+            &by(&admin),
             CreateUserInput {
                 role: Some("guest".into()),
                 status: Some("inactive".into()),
@@ -187,8 +174,7 @@ async fn create_user_validates_every_field() {
     let err = app
         .users
         .create_user(
-            &ctx(),
-            &admin,
+            &by(&admin),
             CreateUserInput {
                 username: "x".into(),
                 email: "bad".into(),
@@ -218,7 +204,7 @@ async fn create_user_validates_every_field() {
     );
     let err = app
         .users
-        .create_user(&ctx(), &admin, create_input("root"))
+        .create_user(&by(&admin), create_input("root"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
@@ -230,18 +216,13 @@ async fn create_user_validates_every_field() {
 async fn user_reads_and_updates_self() {
     let app = TestApp::new().await;
     let (_, fred) = app.user("fred").await;
-    let me = app
-        .users
-        .get_user(&ctx(), &fred, fred.user_id)
-        .await
-        .unwrap();
+    let me = app.users.get_user(&by(&fred), fred.user_id).await.unwrap();
     assert_eq!(me.username, "fred");
     // PUT-like: every field.
     let updated = app
         .users
         .update_user(
-            &ctx(),
-            &fred,
+            &by(&fred),
             fred.user_id,
             UserPatch {
                 email: Some("Fred.New@Example.com".into()),
@@ -260,8 +241,7 @@ async fn user_reads_and_updates_self() {
     let patched = app
         .users
         .update_user(
-            &ctx(),
-            &fred,
+            &by(&fred),
             fred.user_id,
             UserPatch {
                 phone: Some(None),
@@ -278,7 +258,7 @@ async fn user_reads_and_updates_self() {
     // Empty patch: nothing changes.
     let same = app
         .users
-        .update_user(&ctx(), &fred, fred.user_id, UserPatch::default())
+        .update_user(&by(&fred), fred.user_id, UserPatch::default())
         .await
         .unwrap();
     assert_eq!(same, patched);
@@ -293,8 +273,7 @@ async fn admin_reads_and_updates_anyone() {
     let u = app
         .users
         .update_user(
-            &ctx(),
-            &admin,
+            &by(&admin),
             gail.user_id,
             UserPatch {
                 first_name: Some(Some("Gail".into())),
@@ -307,8 +286,7 @@ async fn admin_reads_and_updates_anyone() {
     let err = app
         .users
         .update_user(
-            &ctx(),
-            &admin,
+            &by(&admin),
             uuid::Uuid::new_v4(),
             UserPatch {
                 first_name: Some(Some("X".into())),
@@ -327,8 +305,7 @@ async fn update_validates_every_field() {
     let err = app
         .users
         .update_user(
-            &ctx(),
-            &hugo,
+            &by(&hugo),
             hugo.user_id,
             UserPatch {
                 email: Some("nope".into()),
@@ -354,8 +331,7 @@ async fn update_to_a_taken_email_conflicts() {
     let err = app
         .users
         .update_user(
-            &ctx(),
-            &iris,
+            &by(&iris),
             iris.user_id,
             UserPatch {
                 email: Some("JACK@example.com".into()),
@@ -375,15 +351,11 @@ async fn delete_is_soft_revokes_sessions_and_frees_the_names() {
     let (_, admin) = app.admin("root").await;
     let (_, kyle) = app.user("kyle").await;
     app.users
-        .delete_user(&ctx(), &admin, kyle.user_id)
+        .delete_user(&by(&admin), kyle.user_id)
         .await
         .unwrap();
     assert!(!app.session_live(&kyle).await);
-    let gone = app
-        .users
-        .get_user(&ctx(), &admin, kyle.user_id)
-        .await
-        .unwrap();
+    let gone = app.users.get_user(&by(&admin), kyle.user_id).await.unwrap();
     assert_eq!(gone.status, Status::Deleted);
     // Username and email can be registered again.
     let again = app.register("kyle").await;
@@ -391,7 +363,7 @@ async fn delete_is_soft_revokes_sessions_and_frees_the_names() {
     // Deleting twice: nothing there any more.
     let err = app
         .users
-        .delete_user(&ctx(), &admin, kyle.user_id)
+        .delete_user(&by(&admin), kyle.user_id)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound));
@@ -408,7 +380,7 @@ async fn admin_may_delete_themselves_unless_last_admin() {
     let (_, root) = app.admin("root").await;
     let err = app
         .users
-        .delete_user(&ctx(), &root, root.user_id)
+        .delete_user(&by(&root), root.user_id)
         .await
         .unwrap_err();
     match err {
@@ -417,7 +389,7 @@ async fn admin_may_delete_themselves_unless_last_admin() {
     }
     let (_, second) = app.admin("second").await;
     app.users
-        .delete_user(&ctx(), &root, root.user_id)
+        .delete_user(&by(&root), root.user_id)
         .await
         .unwrap();
     assert!(!app.session_live(&root).await);
@@ -432,7 +404,7 @@ async fn last_admin_cannot_be_demoted() {
     let (_, root) = app.admin("root").await;
     let err = app
         .users
-        .set_role(&ctx(), &root, root.user_id, "user")
+        .set_role(&by(&root), root.user_id, "user")
         .await
         .unwrap_err();
     match err {
@@ -449,7 +421,7 @@ async fn last_admin_cannot_be_demoted() {
     // With a second admin it works.
     let (_, second) = app.admin("second").await;
     app.users
-        .set_role(&ctx(), &second, root.user_id, "user")
+        .set_role(&by(&second), root.user_id, "user")
         .await
         .unwrap();
     assert_eq!(app.fetch(root.user_id).await.role, Role::User);
@@ -462,7 +434,7 @@ async fn last_admin_cannot_be_suspended_or_deactivated() {
     for status in ["suspended", "inactive"] {
         let err = app
             .users
-            .set_status(&ctx(), &root, root.user_id, status)
+            .set_status(&by(&root), root.user_id, status)
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Conflict { .. }), "{status}: {err:?}");
@@ -479,14 +451,13 @@ async fn changing_own_password_needs_the_current_one_and_keeps_this_session() {
     let elsewhere = app.principal(&app.login("lara", PASSWORD).await.unwrap());
     let u = &app.users;
     let err = u
-        .change_password(&ctx(), &here, here.user_id, change(None, "New-password-1"))
+        .change_password(&by(&here), here.user_id, change(None, "New-password-1"))
         .await
         .unwrap_err();
     assert_eq!(field_errors(&err), ["current_password"]);
     let err = u
         .change_password(
-            &ctx(),
-            &here,
+            &by(&here),
             here.user_id,
             change(Some("Wrong-password-1"), "New-password-1"),
         )
@@ -497,14 +468,13 @@ async fn changing_own_password_needs_the_current_one_and_keeps_this_session() {
         "{err:?}"
     );
     let err = u
-        .change_password(&ctx(), &here, here.user_id, change(Some(PASSWORD), "weak"))
+        .change_password(&by(&here), here.user_id, change(Some(PASSWORD), "weak"))
         .await
         .unwrap_err();
     assert_eq!(field_errors(&err), ["new_password"]);
 
     u.change_password(
-        &ctx(),
-        &here,
+        &by(&here),
         here.user_id,
         change(Some(PASSWORD), "New-password-1"),
     )
@@ -532,8 +502,7 @@ async fn guessing_the_current_password_counts_towards_lockout() {
         let err = app
             .users
             .change_password(
-                &ctx(),
-                &p,
+                &by(&p),
                 p.user_id,
                 change(Some("Wrong-password-1"), "New-password-1"),
             )
@@ -543,12 +512,7 @@ async fn guessing_the_current_password_counts_towards_lockout() {
     }
     let err = app
         .users
-        .change_password(
-            &ctx(),
-            &p,
-            p.user_id,
-            change(Some(PASSWORD), "New-password-1"),
-        )
+        .change_password(&by(&p), p.user_id, change(Some(PASSWORD), "New-password-1"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Locked { .. }), "{err:?}");
@@ -565,12 +529,7 @@ async fn admin_changes_another_users_password_without_the_current_one() {
     let (_, ned) = app.user("ned").await;
     let ned2 = app.principal(&app.login("ned", PASSWORD).await.unwrap());
     app.users
-        .change_password(
-            &ctx(),
-            &admin,
-            ned.user_id,
-            change(None, "Reset-password-1"),
-        )
+        .change_password(&by(&admin), ned.user_id, change(None, "Reset-password-1"))
         .await
         .unwrap();
     assert!(!app.session_live(&ned).await);
@@ -588,7 +547,7 @@ async fn admin_verifies_a_user() {
     let (_, olga) = app.user("olga").await;
     let u = app
         .users
-        .verify_user(&ctx(), &admin, olga.user_id)
+        .verify_user(&by(&admin), olga.user_id)
         .await
         .unwrap();
     assert!(u.is_verified);
@@ -599,7 +558,7 @@ async fn admin_verifies_a_user() {
     );
     let err = app
         .users
-        .verify_user(&ctx(), &admin, uuid::Uuid::new_v4())
+        .verify_user(&by(&admin), uuid::Uuid::new_v4())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound));
@@ -612,7 +571,7 @@ async fn suspension_revokes_sessions_and_reactivation_does_not() {
     let (_, pete) = app.user("pete").await;
     let u = app
         .users
-        .set_status(&ctx(), &admin, pete.user_id, "suspended")
+        .set_status(&by(&admin), pete.user_id, "suspended")
         .await
         .unwrap();
     assert_eq!(u.status, Status::Suspended);
@@ -622,19 +581,19 @@ async fn suspension_revokes_sessions_and_reactivation_does_not() {
         Err(Error::Forbidden(_))
     ));
     app.users
-        .set_status(&ctx(), &admin, pete.user_id, "active")
+        .set_status(&by(&admin), pete.user_id, "active")
         .await
         .unwrap();
     let fresh = app.principal(&app.login("pete", PASSWORD).await.unwrap());
     app.users
-        .set_status(&ctx(), &admin, pete.user_id, "active")
+        .set_status(&by(&admin), pete.user_id, "active")
         .await
         .unwrap();
     assert!(app.session_live(&fresh).await);
     for bad in ["deleted", "banned", ""] {
         let err = app
             .users
-            .set_status(&ctx(), &admin, pete.user_id, bad)
+            .set_status(&by(&admin), pete.user_id, bad)
             .await
             .unwrap_err();
         assert_eq!(field_errors(&err), ["status"], "{bad}");
@@ -651,7 +610,7 @@ async fn role_change_revokes_sessions() {
     let (_, quin) = app.user("quin").await;
     let u = app
         .users
-        .set_role(&ctx(), &admin, quin.user_id, "admin")
+        .set_role(&by(&admin), quin.user_id, "admin")
         .await
         .unwrap();
     assert_eq!(u.role, Role::Admin);
@@ -663,13 +622,13 @@ async fn role_change_revokes_sessions() {
     assert_eq!(promoted.role, Role::Admin);
     let err = app
         .users
-        .set_role(&ctx(), &admin, quin.user_id, "root")
+        .set_role(&by(&admin), quin.user_id, "root")
         .await
         .unwrap_err();
     assert_eq!(field_errors(&err), ["role"]);
     let err = app
         .users
-        .set_role(&ctx(), &admin, uuid::Uuid::new_v4(), "user")
+        .set_role(&by(&admin), uuid::Uuid::new_v4(), "user")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound));

@@ -6,7 +6,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::authn::Caller;
+use crate::authn::Authed;
 use crate::dto::*;
 use crate::envelope::Success;
 use crate::error::{ApiError, ApiResult};
@@ -73,8 +73,7 @@ pub async fn login(
     ApiJson(input): ApiJson<LoginInput>,
 ) -> ApiResult<Success<AuthSession>> {
     limit(&state, Bucket::Login, &client)?;
-    let session = state.auth.login(&client.ctx, input).await?;
-    Ok(Success::ok(session))
+    Ok(Success::ok(state.auth.login(&client.ctx, input).await?))
 }
 
 /// Rotate the refresh token: a new pair; the presented token is dead from now on.
@@ -105,10 +104,9 @@ pub async fn refresh(
     ))]
 pub async fn logout(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
+    Authed(caller): Authed,
 ) -> ApiResult<Success<Option<()>>> {
-    state.auth.logout(&client.ctx, &who).await?;
+    state.auth.logout(&caller).await?;
     Ok(Success::ok(None).with_message("logged out"))
 }
 
@@ -120,10 +118,9 @@ pub async fn logout(
     ))]
 pub async fn logout_all(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
+    Authed(caller): Authed,
 ) -> ApiResult<Success<RevokedDto>> {
-    let revoked_count = state.auth.logout_all(&client.ctx, &who).await?;
+    let revoked_count = state.auth.logout_all(&caller).await?;
     Ok(Success::ok(RevokedDto { revoked_count }))
 }
 
@@ -133,12 +130,8 @@ pub async fn logout_all(
         (status = 200, description = "The caller", body = EnvelopeDoc<User>),
         (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
     ))]
-pub async fn me(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
-) -> ApiResult<Success<User>> {
-    Ok(Success::ok(state.auth.me(&client.ctx, &who).await?))
+pub async fn me(State(state): State<AppState>, Authed(caller): Authed) -> ApiResult<Success<User>> {
+    Ok(Success::ok(state.auth.me(&caller).await?))
 }
 
 /// The caller's live sessions.
@@ -149,12 +142,9 @@ pub async fn me(
     ))]
 pub async fn list_sessions(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
+    Authed(caller): Authed,
 ) -> ApiResult<Success<Vec<SessionInfo>>> {
-    Ok(Success::ok(
-        state.auth.list_sessions(&client.ctx, &who).await?,
-    ))
+    Ok(Success::ok(state.auth.list_sessions(&caller).await?))
 }
 
 /// Revoke one of the caller's sessions.
@@ -168,10 +158,9 @@ pub async fn list_sessions(
     ))]
 pub async fn revoke_session(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
+    Authed(caller): Authed,
     ApiId(id): ApiId,
 ) -> ApiResult<StatusCode> {
-    state.auth.revoke_session(&client.ctx, &who, id).await?;
+    state.auth.revoke_session(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,14 +3,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use domain::{
-    ChangePasswordInput, CreateUserInput, Error, RawUserQuery, User, UserPage, UserPatch,
-    UserProfile,
+    CreateUserInput, Error, PasswordInput, RawUserQuery, User, UserPage, UserPatch, UserProfile,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::authn::Caller;
+use crate::authn::Authed;
 use crate::dto::*;
 use crate::envelope::Success;
 use crate::error::ApiResult;
@@ -37,13 +36,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))]
 pub async fn list_users(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
+    Authed(caller): Authed,
     ApiQuery(query): ApiQuery<RawUserQuery>,
 ) -> ApiResult<Success<UserPage>> {
-    Ok(Success::ok(
-        state.users.list_users(&client.ctx, &who, query).await?,
-    ))
+    Ok(Success::ok(state.users.list_users(&caller, query).await?))
 }
 
 /// Create a user (admin).
@@ -59,11 +55,10 @@ pub async fn list_users(
     ))]
 pub async fn create_user(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
+    Authed(caller): Authed,
     ApiJson(input): ApiJson<CreateUserInput>,
 ) -> ApiResult<Success<User>> {
-    let user = state.users.create_user(&client.ctx, &who, input).await?;
+    let user = state.users.create_user(&caller, input).await?;
     Ok(Success::created(user))
 }
 
@@ -78,13 +73,10 @@ pub async fn create_user(
     ))]
 pub async fn get_user(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
+    Authed(caller): Authed,
     ApiId(id): ApiId,
 ) -> ApiResult<Success<User>> {
-    Ok(Success::ok(
-        state.users.get_user(&client.ctx, &who, id).await?,
-    ))
+    Ok(Success::ok(state.users.get_user(&caller, id).await?))
 }
 
 /// Replace the profile (self or admin). Omitted optional fields are cleared.
@@ -101,15 +93,11 @@ pub async fn get_user(
     ))]
 pub async fn replace_user(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
+    Authed(caller): Authed,
     ApiId(id): ApiId,
     ApiJson(profile): ApiJson<UserProfile>,
 ) -> ApiResult<Success<User>> {
-    let user = state
-        .users
-        .update_user(&client.ctx, &who, id, profile.into())
-        .await?;
+    let user = state.users.update_user(&caller, id, profile.into()).await?;
     Ok(Success::ok(user))
 }
 
@@ -127,15 +115,11 @@ pub async fn replace_user(
     ))]
 pub async fn patch_user(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
+    Authed(caller): Authed,
     ApiId(id): ApiId,
     ApiJson(patch): ApiJson<UserPatch>,
 ) -> ApiResult<Success<User>> {
-    let user = state
-        .users
-        .update_user(&client.ctx, &who, id, patch)
-        .await?;
+    let user = state.users.update_user(&caller, id, patch).await?;
     Ok(Success::ok(user))
 }
 
@@ -152,18 +136,17 @@ pub async fn patch_user(
     ))]
 pub async fn delete_user(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
+    Authed(caller): Authed,
     ApiId(id): ApiId,
 ) -> ApiResult<StatusCode> {
-    state.users.delete_user(&client.ctx, &who, id).await?;
+    state.users.delete_user(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Change a password: self with `current_password`, or admin without.
 #[utoipa::path(put, path = "/api/v1/users/{id}/password", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")),
-    request_body = ChangePasswordInput,
+    request_body = PasswordInput,
     responses(
         (status = 204, description = "Changed; the user's other sessions are revoked"),
         (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
@@ -177,20 +160,17 @@ pub async fn delete_user(
     ))]
 pub async fn change_password(
     State(state): State<AppState>,
-    Caller(who): Caller,
+    Authed(caller): Authed,
     client: Client,
     ApiId(id): ApiId,
-    ApiJson(input): ApiJson<ChangePasswordInput>,
+    ApiJson(input): ApiJson<PasswordInput>,
 ) -> ApiResult<StatusCode> {
     // Two password hashes per call: budgeted per caller and per address.
     state
         .rate_limit
-        .check_password_change(who.user_id, client.ip)
+        .check_password_change(caller.who.user_id, client.ip)
         .map_err(|retry_after| Error::RateLimited { retry_after })?;
-    state
-        .users
-        .change_password(&client.ctx, &who, id, input)
-        .await?;
+    state.users.change_password(&caller, id, input).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -206,13 +186,10 @@ pub async fn change_password(
     ))]
 pub async fn verify_user(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
+    Authed(caller): Authed,
     ApiId(id): ApiId,
 ) -> ApiResult<Success<User>> {
-    Ok(Success::ok(
-        state.users.verify_user(&client.ctx, &who, id).await?,
-    ))
+    Ok(Success::ok(state.users.verify_user(&caller, id).await?))
 }
 
 /// Set a user's status (admin): suspension or deactivation revokes their sessions.
@@ -230,15 +207,11 @@ pub async fn verify_user(
     ))]
 pub async fn set_status(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
+    Authed(caller): Authed,
     ApiId(id): ApiId,
     ApiJson(b): ApiJson<StatusRequest>,
 ) -> ApiResult<Success<User>> {
-    let user = state
-        .users
-        .set_status(&client.ctx, &who, id, &b.status)
-        .await?;
+    let user = state.users.set_status(&caller, id, &b.status).await?;
     Ok(Success::ok(user))
 }
 
@@ -257,11 +230,10 @@ pub async fn set_status(
     ))]
 pub async fn set_role(
     State(state): State<AppState>,
-    Caller(who): Caller,
-    client: Client,
+    Authed(caller): Authed,
     ApiId(id): ApiId,
     ApiJson(b): ApiJson<RoleRequest>,
 ) -> ApiResult<Success<User>> {
-    let user = state.users.set_role(&client.ctx, &who, id, &b.role).await?;
+    let user = state.users.set_role(&caller, id, &b.role).await?;
     Ok(Success::ok(user))
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta};
 use domain::{
-    AuditRepository, NewSession, NewUser, Role, SessionRepository, Status, Timestamp, UserId,
-    UserRepository,
+    AttemptReservation, AuditRepository, LockoutPolicy, LoginSuccess, NewSession, NewUser, Rehash,
+    RevokeReason, Role, Rotation, SessionId, SessionRepository, Status, Timestamp, UserId,
+    UserRepository, UserRevocation,
 };
 use repository::testing::TestDb;
 use repository::{Backend, Database};
@@ -239,6 +240,51 @@ pub fn with_role(mut u: NewUser, role: Role) -> NewUser {
 }
 
 /// A 64-hex-digit stand-in for a SHA-256 refresh-token hash.
+pub fn success(
+    user_id: UserId,
+    now: Timestamp,
+    attempt: u32,
+    rehash: Option<Rehash>,
+) -> LoginSuccess {
+    LoginSuccess {
+        user_id,
+        attempt,
+        rehash,
+        now,
+    }
+}
+
+pub fn rotation(id: SessionId, expected_hash: &str, new_hash: &str, now: Timestamp) -> Rotation {
+    Rotation {
+        id,
+        expected_hash: expected_hash.to_owned(),
+        new_hash: new_hash.to_owned(),
+        now,
+    }
+}
+
+pub fn reservation(user_id: UserId, now: Timestamp, policy: LockoutPolicy) -> AttemptReservation {
+    AttemptReservation {
+        user_id,
+        policy,
+        now,
+    }
+}
+
+pub fn user_revocation(
+    user_id: UserId,
+    reason: RevokeReason,
+    now: Timestamp,
+    keep: Option<SessionId>,
+) -> UserRevocation {
+    UserRevocation {
+        user_id,
+        reason,
+        now,
+        keep,
+    }
+}
+
 pub fn hash(c: char) -> String {
     std::iter::repeat_n(c, 64).collect()
 }

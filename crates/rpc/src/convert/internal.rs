@@ -1,9 +1,10 @@
 //! Domain ↔ `arcana.internal.v1` (the repository boundary). Users and pages of users travel as
 //! their `arcana.v1` messages (see [`super::v1`]).
 use domain::{
-    AuditEvent, Cursor, Error, LockoutPolicy, LoginAttempt, NewSession, NewUser, PageRequest,
-    PasswordChange, Rehash, Result, RevokeReason, Role, Session, SessionOwner, SortOrder,
-    Timestamp, User, UserCredentials, UserQuery, UserSort, UserUpdate,
+    AttemptReservation, AuditEvent, Cursor, Error, LockoutPolicy, LoginAttempt, LoginSuccess,
+    NewSession, NewUser, PageRequest, PasswordChange, Rehash, Result, RevokeReason, Role, Rotation,
+    Session, SessionOwner, SortOrder, Timestamp, User, UserCredentials, UserQuery, UserRevocation,
+    UserSort, UserUpdate,
 };
 use uuid::Uuid;
 
@@ -24,6 +25,10 @@ message!(UserUpdate => pb::UserUpdate {
 });
 message!(LockoutPolicy => pb::LockoutPolicy { max_failures, base_lock, max_lock });
 message!(Rehash => pb::Rehash { verified_hash, new_hash });
+message!(AttemptReservation => pb::AttemptReservation { user_id, policy, now });
+message!(UserRevocation => pb::UserRevocation { user_id, reason, now, keep });
+message!(LoginSuccess => pb::LoginSuccess { user_id, attempt, rehash, now });
+message!(Rotation => pb::Rotation { id, expected_hash, new_hash, now });
 message!(PasswordChange => pb::PasswordChange {
     user_id, new_hash, verified_hash, attempt, keep_session, now,
 });
@@ -61,24 +66,11 @@ call!(pb::UpdateUserRequest {
     update: UserUpdate,
     now: Timestamp
 });
-call!(pb::ReserveLoginAttemptRequest {
-    id: Uuid,
-    now: Timestamp,
-    policy: LockoutPolicy
-});
-call!(pb::RecordLoginSuccessRequest { id: Uuid, now: Timestamp, attempt: u32, rehash: Option<Rehash> });
-call!(pb::RotateSessionRequest {
-    id: Uuid,
-    expected_hash: String,
-    new_hash: String,
-    now: Timestamp
-});
 call!(pb::RevokeSessionRequest {
     id: Uuid,
     reason: RevokeReason,
     now: Timestamp
 });
-call!(pb::RevokeAllSessionsRequest { user_id: Uuid, reason: RevokeReason, now: Timestamp, keep: Option<Uuid> });
 call!(pb::ListAuditRequest {
     subject_id: Uuid,
     limit: u32

@@ -1,9 +1,10 @@
 //! Client adapter: the repository ports implemented by calling `RepositoryService`.
 use async_trait::async_trait;
 use domain::{
-    AuditEvent, AuditRepository, LockoutPolicy, LoginAttempt, NewSession, NewUser, PasswordChange,
-    Rehash, Result, RevokeReason, Session, SessionId, SessionOwner, SessionRepository, Timestamp,
-    User, UserCredentials, UserId, UserPage, UserQuery, UserRepository, UserUpdate,
+    AttemptReservation, AuditEvent, AuditRepository, LoginAttempt, LoginSuccess, NewSession,
+    NewUser, PasswordChange, Result, RevokeReason, Rotation, Session, SessionId, SessionOwner,
+    SessionRepository, Timestamp, User, UserCredentials, UserId, UserPage, UserQuery,
+    UserRepository, UserRevocation, UserUpdate,
 };
 use tonic::transport::Channel;
 
@@ -72,32 +73,17 @@ impl UserRepository for RepositoryClient {
     async fn soft_delete(&self, id: UserId, now: Timestamp) -> Result<bool> {
         call!(self, Write, soft_delete_user, pb::AtRequest::new(id, now))
     }
-    async fn reserve_login_attempt(
-        &self,
-        id: UserId,
-        now: Timestamp,
-        policy: LockoutPolicy,
-    ) -> Result<LoginAttempt> {
-        let msg = pb::ReserveLoginAttemptRequest::new(id, now, policy);
+    async fn reserve_login_attempt(&self, r: AttemptReservation) -> Result<LoginAttempt> {
+        let msg = pb::AttemptReservation::from(r);
         call!(self, Write, reserve_login_attempt, msg)
     }
-    async fn record_login_success(
-        &self,
-        id: UserId,
-        now: Timestamp,
-        attempt: u32,
-        rehash: Option<Rehash>,
-    ) -> Result<()> {
-        let msg = pb::RecordLoginSuccessRequest::new(id, now, attempt, rehash);
+    async fn record_login_success(&self, success: LoginSuccess) -> Result<()> {
+        let msg = pb::LoginSuccess::from(success);
         call!(self, Write, record_login_success, msg)
     }
     async fn change_password(&self, change: PasswordChange) -> Result<Option<u64>> {
-        call!(
-            self,
-            Write,
-            change_password,
-            pb::PasswordChange::from(change)
-        )
+        let msg = pb::PasswordChange::from(change);
+        call!(self, Write, change_password, msg)
     }
     async fn count_active_admins(&self) -> Result<u64> {
         call!(self, Read, count_active_admins, pb::Empty {})
@@ -115,37 +101,20 @@ impl SessionRepository for RepositoryClient {
     async fn find_with_owner(&self, id: SessionId) -> Result<Option<SessionOwner>> {
         call!(self, Read, find_session_with_owner, pb::IdRequest::new(id))
     }
-    async fn rotate(
-        &self,
-        id: SessionId,
-        expected_hash: &str,
-        new_hash: &str,
-        now: Timestamp,
-    ) -> Result<bool> {
-        let msg = pb::RotateSessionRequest::new(id, expected_hash.into(), new_hash.into(), now);
-        call!(self, Write, rotate_session, msg)
+    async fn rotate(&self, rotation: Rotation) -> Result<bool> {
+        call!(self, Write, rotate_session, pb::Rotation::from(rotation))
     }
     async fn revoke(&self, id: SessionId, reason: RevokeReason, now: Timestamp) -> Result<bool> {
         let msg = pb::RevokeSessionRequest::new(id, reason, now);
         call!(self, Write, revoke_session, msg)
     }
-    async fn revoke_all_for_user(
-        &self,
-        user_id: UserId,
-        reason: RevokeReason,
-        now: Timestamp,
-        keep: Option<SessionId>,
-    ) -> Result<u64> {
-        let msg = pb::RevokeAllSessionsRequest::new(user_id, reason, now, keep);
+    async fn revoke_all_for_user(&self, r: UserRevocation) -> Result<u64> {
+        let msg = pb::UserRevocation::from(r);
         call!(self, Write, revoke_all_sessions, msg)
     }
     async fn list_live_for_user(&self, user_id: UserId, now: Timestamp) -> Result<Vec<Session>> {
-        call!(
-            self,
-            Read,
-            list_live_sessions,
-            pb::AtRequest::new(user_id, now)
-        )
+        let msg = pb::AtRequest::new(user_id, now);
+        call!(self, Read, list_live_sessions, msg)
     }
 }
 
@@ -155,11 +124,7 @@ impl AuditRepository for RepositoryClient {
         call!(self, Write, record_audit, pb::AuditEvent::from(event))
     }
     async fn list_for_subject(&self, subject_id: UserId, limit: u32) -> Result<Vec<AuditEvent>> {
-        call!(
-            self,
-            Read,
-            list_audit,
-            pb::ListAuditRequest::new(subject_id, limit)
-        )
+        let msg = pb::ListAuditRequest::new(subject_id, limit);
+        call!(self, Read, list_audit, msg)
     }
 }

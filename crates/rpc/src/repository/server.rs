@@ -128,23 +128,16 @@ impl RepositoryService for RepositoryGrpc {
     }
     async fn reserve_login_attempt(
         &self,
-        req: Request<pb::ReserveLoginAttemptRequest>,
+        req: Request<pb::AttemptReservation>,
     ) -> Answer<pb::LoginAttemptResponse> {
         handle("ReserveLoginAttempt", req, |m| async move {
-            let (id, now, policy) = m.parse()?;
-            self.users.reserve_login_attempt(id, now, policy).await
+            self.users.reserve_login_attempt(m.try_into()?).await
         })
         .await
     }
-    async fn record_login_success(
-        &self,
-        req: Request<pb::RecordLoginSuccessRequest>,
-    ) -> Answer<pb::Empty> {
+    async fn record_login_success(&self, req: Request<pb::LoginSuccess>) -> Answer<pb::Empty> {
         handle("RecordLoginSuccess", req, |m| async move {
-            let (id, now, attempt, rehash) = m.parse()?;
-            self.users
-                .record_login_success(id, now, attempt, rehash)
-                .await
+            self.users.record_login_success(m.try_into()?).await
         })
         .await
     }
@@ -185,13 +178,9 @@ impl RepositoryService for RepositoryGrpc {
         })
         .await
     }
-    async fn rotate_session(
-        &self,
-        req: Request<pb::RotateSessionRequest>,
-    ) -> Answer<pb::BoolResponse> {
+    async fn rotate_session(&self, req: Request<pb::Rotation>) -> Answer<pb::BoolResponse> {
         handle("RotateSession", req, |m| async move {
-            let (id, expected, new, now) = m.parse()?;
-            self.sessions.rotate(id, &expected, &new, now).await
+            self.sessions.rotate(m.try_into()?).await
         })
         .await
     }
@@ -207,13 +196,10 @@ impl RepositoryService for RepositoryGrpc {
     }
     async fn revoke_all_sessions(
         &self,
-        req: Request<pb::RevokeAllSessionsRequest>,
+        req: Request<pb::UserRevocation>,
     ) -> Answer<pb::CountResponse> {
         handle("RevokeAllSessions", req, |m| async move {
-            let (user_id, reason, now, keep) = m.parse()?;
-            self.sessions
-                .revoke_all_for_user(user_id, reason, now, keep)
-                .await
+            self.sessions.revoke_all_for_user(m.try_into()?).await
         })
         .await
     }

@@ -65,8 +65,8 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
 
     async fn logout(&self, req: Request<v1::LogoutRequest>) -> Answer<v1::LogoutResponse> {
         let auth = &self.auth;
-        bearer(&self.source, "Logout", req, |ctx, who, _| async move {
-            auth.logout(&ctx, &who).await.map(Into::into)
+        bearer(&self.source, "Logout", req, |caller, _| async move {
+            auth.logout(&caller).await.map(Into::into)
         })
         .await
     }
@@ -76,16 +76,16 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
         req: Request<v1::LogoutAllRequest>,
     ) -> Answer<v1::LogoutAllResponse> {
         let auth = &self.auth;
-        bearer(&self.source, "LogoutAll", req, |ctx, who, _| async move {
-            auth.logout_all(&ctx, &who).await.map(Into::into)
+        bearer(&self.source, "LogoutAll", req, |caller, _| async move {
+            auth.logout_all(&caller).await.map(Into::into)
         })
         .await
     }
 
     async fn me(&self, req: Request<v1::MeRequest>) -> Answer<v1::User> {
         let auth = &self.auth;
-        bearer(&self.source, "Me", req, |ctx, who, _| async move {
-            auth.me(&ctx, &who).await.map(Into::into)
+        bearer(&self.source, "Me", req, |caller, _| async move {
+            auth.me(&caller).await.map(Into::into)
         })
         .await
     }
@@ -95,12 +95,9 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
         req: Request<v1::ListSessionsRequest>,
     ) -> Answer<v1::ListSessionsResponse> {
         let auth = &self.auth;
-        bearer(
-            &self.source,
-            "ListSessions",
-            req,
-            |ctx, who, _| async move { auth.list_sessions(&ctx, &who).await.map(Into::into) },
-        )
+        bearer(&self.source, "ListSessions", req, |caller, _| async move {
+            auth.list_sessions(&caller).await.map(Into::into)
+        })
         .await
     }
 
@@ -109,15 +106,10 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
         req: Request<v1::RevokeSessionRequest>,
     ) -> Answer<v1::RevokeSessionResponse> {
         let auth = &self.auth;
-        bearer(
-            &self.source,
-            "RevokeSession",
-            req,
-            |ctx, who, m| async move {
-                let (id,) = m.parse()?;
-                auth.revoke_session(&ctx, &who, id).await.map(Into::into)
-            },
-        )
+        bearer(&self.source, "RevokeSession", req, |caller, m| async move {
+            let (id,) = m.parse()?;
+            auth.revoke_session(&caller, id).await.map(Into::into)
+        })
         .await
     }
 }

@@ -6,7 +6,7 @@
 //! ([`Upstream::call`]); every domain error (field names, retry-after) survives the hop.
 use async_trait::async_trait;
 use domain::{
-    AuthService, AuthSession, ChangePasswordInput, CreateUserInput, Error, LoginInput, Principal,
+    AuthService, AuthSession, Caller, CreateUserInput, Error, LoginInput, PasswordInput, Principal,
     RawUserQuery, RegisterInput, RequestContext, Result, SessionId, SessionInfo, User, UserId,
     UserPage, UserPatch, UserService,
 };
@@ -41,9 +41,17 @@ fn outgoing<T>(
     req
 }
 
-/// `call!(self, Read|Write, method, ctx, who, message)`: one call of the generated client.
+/// `call!(self, Read|Write, method, caller: &Caller | ctx: &RequestContext, message)`: one call
+/// of the generated client, as that caller (or unauthenticated, with only the request facts).
 macro_rules! call {
-    ($self:ident, $retry:ident, $method:ident, $ctx:expr, $who:expr, $msg:expr) => {{
+    ($self:ident, $retry:ident, $method:ident, caller: $caller:expr, $msg:expr) => {{
+        let caller: &domain::Caller = $caller;
+        call!(@go $self, $retry, $method, Some(&caller.ctx), Some(&caller.who), $msg)
+    }};
+    ($self:ident, $retry:ident, $method:ident, ctx: $ctx:expr, $msg:expr) => {
+        call!(@go $self, $retry, $method, Some($ctx), None, $msg)
+    };
+    (@go $self:ident, $retry:ident, $method:ident, $ctx:expr, $who:expr, $msg:expr) => {{
         let (ctx, who, msg) = ($ctx, $who, $msg);
         let up = &$self.upstream;
         up.call(
@@ -117,68 +125,32 @@ impl AuthService for AuthClient {
         health(&self.upstream).await
     }
     async fn register(&self, ctx: &RequestContext, input: RegisterInput) -> Result<AuthSession> {
-        call!(
-            self,
-            Write,
-            register,
-            Some(ctx),
-            None,
-            v1::RegisterRequest::from(input)
-        )
+        let msg = v1::RegisterRequest::from(input);
+        call!(self, Write, register, ctx: ctx, msg)
     }
     async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<AuthSession> {
-        call!(
-            self,
-            Write,
-            login,
-            Some(ctx),
-            None,
-            v1::LoginRequest::from(input)
-        )
+        call!(self, Write, login, ctx: ctx, v1::LoginRequest::from(input))
     }
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {
         let msg = v1::RefreshRequest::new(refresh_token.to_owned());
-        call!(self, Write, refresh, Some(ctx), None, msg)
+        call!(self, Write, refresh, ctx: ctx, msg)
     }
-    async fn logout(&self, ctx: &RequestContext, who: &Principal) -> Result<()> {
-        call!(
-            self,
-            Write,
-            logout,
-            Some(ctx),
-            Some(who),
-            v1::LogoutRequest {}
-        )
+    async fn logout(&self, caller: &Caller) -> Result<()> {
+        call!(self, Write, logout, caller: caller, v1::LogoutRequest {})
     }
-    async fn logout_all(&self, ctx: &RequestContext, who: &Principal) -> Result<u64> {
-        call!(
-            self,
-            Write,
-            logout_all,
-            Some(ctx),
-            Some(who),
-            v1::LogoutAllRequest {}
-        )
+    async fn logout_all(&self, caller: &Caller) -> Result<u64> {
+        call!(self, Write, logout_all, caller: caller, v1::LogoutAllRequest {})
     }
-    async fn me(&self, ctx: &RequestContext, who: &Principal) -> Result<User> {
-        call!(self, Read, me, Some(ctx), Some(who), v1::MeRequest {})
+    async fn me(&self, caller: &Caller) -> Result<User> {
+        call!(self, Read, me, caller: caller, v1::MeRequest {})
     }
-    async fn list_sessions(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-    ) -> Result<Vec<SessionInfo>> {
+    async fn list_sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>> {
         let msg = v1::ListSessionsRequest {};
-        call!(self, Read, list_sessions, Some(ctx), Some(who), msg)
+        call!(self, Read, list_sessions, caller: caller, msg)
     }
-    async fn revoke_session(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: SessionId,
-    ) -> Result<()> {
+    async fn revoke_session(&self, caller: &Caller, id: SessionId) -> Result<()> {
         let msg = v1::RevokeSessionRequest::new(id);
-        call!(self, Write, revoke_session, Some(ctx), Some(who), msg)
+        call!(self, Write, revoke_session, caller: caller, msg)
     }
     async fn session_live(&self, who: &Principal) -> Result<bool> {
         let msg = SessionLiveRequest::new(who.user_id, who.session_id, who.role);
@@ -214,74 +186,40 @@ impl UserService for UserClient {
     async fn ready(&self) -> Result<()> {
         health(&self.upstream).await
     }
-    async fn list_users(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        query: RawUserQuery,
-    ) -> Result<UserPage> {
+    async fn list_users(&self, caller: &Caller, query: RawUserQuery) -> Result<UserPage> {
         let msg = v1::ListUsersRequest::from(query);
-        call!(self, Read, list_users, Some(ctx), Some(who), msg)
+        call!(self, Read, list_users, caller: caller, msg)
     }
-    async fn create_user(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        input: CreateUserInput,
-    ) -> Result<User> {
+    async fn create_user(&self, caller: &Caller, input: CreateUserInput) -> Result<User> {
         let msg = v1::CreateUserRequest::from(input);
-        call!(self, Write, create_user, Some(ctx), Some(who), msg)
+        call!(self, Write, create_user, caller: caller, msg)
     }
-    async fn get_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<User> {
+    async fn get_user(&self, caller: &Caller, id: UserId) -> Result<User> {
         let msg = v1::GetUserRequest::new(id);
-        call!(self, Read, get_user, Some(ctx), Some(who), msg)
+        call!(self, Read, get_user, caller: caller, msg)
     }
-    async fn update_user(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        patch: UserPatch,
-    ) -> Result<User> {
+    async fn update_user(&self, caller: &Caller, id: UserId, patch: UserPatch) -> Result<User> {
         let msg = update_user_request(id, patch);
-        call!(self, Write, update_user, Some(ctx), Some(who), msg)
+        call!(self, Write, update_user, caller: caller, msg)
     }
-    async fn delete_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<()> {
+    async fn delete_user(&self, caller: &Caller, id: UserId) -> Result<()> {
         let msg = v1::DeleteUserRequest::new(id);
-        call!(self, Write, delete_user, Some(ctx), Some(who), msg)
+        call!(self, Write, delete_user, caller: caller, msg)
     }
-    async fn change_password(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        input: ChangePasswordInput,
-    ) -> Result<()> {
-        let msg = v1::ChangePasswordRequest::new(id, input.current_password, input.new_password);
-        call!(self, Write, change_password, Some(ctx), Some(who), msg)
+    async fn change_password(&self, caller: &Caller, id: UserId, pw: PasswordInput) -> Result<()> {
+        let msg = v1::ChangePasswordRequest::new(id, pw.current_password, pw.new_password);
+        call!(self, Write, change_password, caller: caller, msg)
     }
-    async fn verify_user(&self, ctx: &RequestContext, who: &Principal, id: UserId) -> Result<User> {
+    async fn verify_user(&self, caller: &Caller, id: UserId) -> Result<User> {
         let msg = v1::VerifyUserRequest::new(id);
-        call!(self, Write, verify_user, Some(ctx), Some(who), msg)
+        call!(self, Write, verify_user, caller: caller, msg)
     }
-    async fn set_status(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        status: &str,
-    ) -> Result<User> {
+    async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User> {
         let msg = v1::SetStatusRequest::new(id, status.to_owned());
-        call!(self, Write, set_status, Some(ctx), Some(who), msg)
+        call!(self, Write, set_status, caller: caller, msg)
     }
-    async fn set_role(
-        &self,
-        ctx: &RequestContext,
-        who: &Principal,
-        id: UserId,
-        role: &str,
-    ) -> Result<User> {
+    async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User> {
         let msg = v1::SetRoleRequest::new(id, role.to_owned());
-        call!(self, Write, set_role, Some(ctx), Some(who), msg)
+        call!(self, Write, set_role, caller: caller, msg)
     }
 }

@@ -31,7 +31,7 @@ use crate::internal::session_check_service_server::SessionCheckServiceServer;
 use crate::server::GrpcRouter;
 use crate::v1::auth_service_server::AuthServiceServer;
 use crate::v1::user_service_server::UserServiceServer;
-use domain::{AuthService, Principal, RequestContext, Result, UserId, UserService};
+use domain::{AuthService, Caller, Principal, RequestContext, Result, UserId, UserService};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
@@ -113,7 +113,7 @@ where
     run(source, rpc, request_id, body).await
 }
 
-/// A bearer call: context, the caller's principal, then `f(ctx, principal, message)`.
+/// A bearer call: context, the caller's principal, then `f(caller, message)`.
 pub(crate) async fn bearer<P, T, R, F, Fut>(
     source: &P,
     rpc: &'static str,
@@ -122,14 +122,14 @@ pub(crate) async fn bearer<P, T, R, F, Fut>(
 ) -> std::result::Result<Response<R>, Status>
 where
     P: PrincipalSource,
-    F: FnOnce(RequestContext, Principal, T) -> Fut,
+    F: FnOnce(Caller, T) -> Fut,
     Fut: Future<Output = Result<R>>,
 {
     let ctx = source.context(&Call::of(&req));
     let request_id = ctx.request_id.clone();
     let body = async move {
         let who = source.principal(&Call::of(&req)).await?;
-        f(ctx, who, req.into_inner()).await
+        f(Caller { who, ctx }, req.into_inner()).await
     };
     run(source, rpc, request_id, body).await
 }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use crate::convert::v1::update_user_from_request;
 use crate::v1::{self, user_service_server::UserService as UserRpc};
-use domain::{ChangePasswordInput, UserService};
+use domain::{PasswordInput, UserService};
 use tonic::{Request, Response, Status};
 
 use super::{PrincipalSource, Throttled, bearer};
@@ -29,9 +29,9 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
         req: Request<v1::ListUsersRequest>,
     ) -> Answer<v1::ListUsersResponse> {
         let users = &self.users;
-        bearer(&self.source, "ListUsers", req, |ctx, who, m| async move {
+        bearer(&self.source, "ListUsers", req, |caller, m| async move {
             users
-                .list_users(&ctx, &who, m.try_into()?)
+                .list_users(&caller, m.try_into()?)
                 .await
                 .map(Into::into)
         })
@@ -40,9 +40,9 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
 
     async fn create_user(&self, req: Request<v1::CreateUserRequest>) -> Answer<v1::User> {
         let users = &self.users;
-        bearer(&self.source, "CreateUser", req, |ctx, who, m| async move {
+        bearer(&self.source, "CreateUser", req, |caller, m| async move {
             users
-                .create_user(&ctx, &who, m.try_into()?)
+                .create_user(&caller, m.try_into()?)
                 .await
                 .map(Into::into)
         })
@@ -51,21 +51,18 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
 
     async fn get_user(&self, req: Request<v1::GetUserRequest>) -> Answer<v1::User> {
         let users = &self.users;
-        bearer(&self.source, "GetUser", req, |ctx, who, m| async move {
+        bearer(&self.source, "GetUser", req, |caller, m| async move {
             let (id,) = m.parse()?;
-            users.get_user(&ctx, &who, id).await.map(Into::into)
+            users.get_user(&caller, id).await.map(Into::into)
         })
         .await
     }
 
     async fn update_user(&self, req: Request<v1::UpdateUserRequest>) -> Answer<v1::User> {
         let users = &self.users;
-        bearer(&self.source, "UpdateUser", req, |ctx, who, m| async move {
+        bearer(&self.source, "UpdateUser", req, |caller, m| async move {
             let (id, patch) = update_user_from_request(m)?;
-            users
-                .update_user(&ctx, &who, id, patch)
-                .await
-                .map(Into::into)
+            users.update_user(&caller, id, patch).await.map(Into::into)
         })
         .await
     }
@@ -75,9 +72,9 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
         req: Request<v1::DeleteUserRequest>,
     ) -> Answer<v1::DeleteUserResponse> {
         let users = &self.users;
-        bearer(&self.source, "DeleteUser", req, |ctx, who, m| async move {
+        bearer(&self.source, "DeleteUser", req, |caller, m| async move {
             let (id,) = m.parse()?;
-            users.delete_user(&ctx, &who, id).await.map(Into::into)
+            users.delete_user(&caller, id).await.map(Into::into)
         })
         .await
     }
@@ -87,15 +84,15 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
         req: Request<v1::ChangePasswordRequest>,
     ) -> Answer<v1::ChangePasswordResponse> {
         let (users, source) = (&self.users, &self.source);
-        bearer(source, "ChangePassword", req, |ctx, who, m| async move {
-            source.admit(Throttled::PasswordChange(who.user_id), &ctx)?;
+        bearer(source, "ChangePassword", req, |caller, m| async move {
+            source.admit(Throttled::PasswordChange(caller.who.user_id), &caller.ctx)?;
             let (id, current_password, new_password) = m.parse()?;
-            let input = ChangePasswordInput {
+            let input = PasswordInput {
                 current_password,
                 new_password,
             };
             users
-                .change_password(&ctx, &who, id, input)
+                .change_password(&caller, id, input)
                 .await
                 .map(Into::into)
         })
@@ -104,30 +101,27 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
 
     async fn verify_user(&self, req: Request<v1::VerifyUserRequest>) -> Answer<v1::User> {
         let users = &self.users;
-        bearer(&self.source, "VerifyUser", req, |ctx, who, m| async move {
+        bearer(&self.source, "VerifyUser", req, |caller, m| async move {
             let (id,) = m.parse()?;
-            users.verify_user(&ctx, &who, id).await.map(Into::into)
+            users.verify_user(&caller, id).await.map(Into::into)
         })
         .await
     }
 
     async fn set_status(&self, req: Request<v1::SetStatusRequest>) -> Answer<v1::User> {
         let users = &self.users;
-        bearer(&self.source, "SetStatus", req, |ctx, who, m| async move {
+        bearer(&self.source, "SetStatus", req, |caller, m| async move {
             let (id, status) = m.parse()?;
-            users
-                .set_status(&ctx, &who, id, &status)
-                .await
-                .map(Into::into)
+            users.set_status(&caller, id, &status).await.map(Into::into)
         })
         .await
     }
 
     async fn set_role(&self, req: Request<v1::SetRoleRequest>) -> Answer<v1::User> {
         let users = &self.users;
-        bearer(&self.source, "SetRole", req, |ctx, who, m| async move {
+        bearer(&self.source, "SetRole", req, |caller, m| async move {
             let (id, role) = m.parse()?;
-            users.set_role(&ctx, &who, id, &role).await.map(Into::into)
+            users.set_role(&caller, id, &role).await.map(Into::into)
         })
         .await
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crypto::{JwtKeys, TokenVerifier};
 use domain::{
-    AuditEvent, AuditRepository, AuthService, AuthSession, LoginInput, Principal, RegisterInput,
-    RequestContext, Result, User, UserId,
+    AuditEvent, AuditRepository, AuthService, AuthSession, Caller, LoginInput, Principal,
+    RegisterInput, RequestContext, Result, User, UserId,
 };
 use repository::Database;
 use repository::testing::TestDb;
@@ -40,6 +40,14 @@ pub fn ctx() -> RequestContext {
         request_id: Some("test-request".into()),
         ip: Some("192.0.2.7".into()),
         user_agent: Some("service-tests".into()),
+    }
+}
+
+/// `who` calling with the test request's facts.
+pub fn by(who: &Principal) -> Caller {
+    Caller {
+        who: *who,
+        ctx: ctx(),
     }
 }
 
