@@ -193,6 +193,11 @@ pub struct AuthArgs {
     #[arg(long, env = "ARCANA_REFRESH_REUSE_GRACE", default_value_t = 0, global = true,
         value_parser = clap::value_parser!(u64).range(0..=60))]
     pub refresh_reuse_grace: u64,
+    /// Users the service layer keeps in its read cache for up to 2 s (writes through this
+    /// process drop their entry at once); 0 turns the cache off (0–10,000,000).
+    #[arg(long, env = "ARCANA_USER_CACHE_SIZE", default_value_t = 10_000, global = true,
+        value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub user_cache_size: u64,
 }
 
 /// Below this many PBKDF2 iterations a warning is logged at start (OWASP asks for 600,000).

@@ -28,8 +28,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use domain::{AuthService, Error, Revocations, UserService};
 use ipnet::IpNet;
+use tower_http::CompressionLevel;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -289,21 +291,38 @@ pub fn router(state: AppState) -> Router {
         Some(c) => app.layer(c),
         None => app,
     };
-    app.layer(CompressionLayer::new())
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
-        .layer(middleware::from_fn(ensure_envelope))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("handler panicked");
-            ApiError::Domain(Error::internal("handler panicked")).into_response()
-        }))
-        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
-        .layer(security_header(header::CACHE_CONTROL, "no-store"))
-        .layer(middleware::from_fn(envelope::request_id_middleware))
+    app.layer(
+        CompressionLayer::new()
+            .quality(CompressionLevel::Fastest)
+            .compress_when(compress_when()),
+    )
+    .layer(TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        timeout,
+    ))
+    .layer(middleware::from_fn(ensure_envelope))
+    .layer(CatchPanicLayer::custom(|_| {
+        tracing::error!("handler panicked");
+        ApiError::Domain(Error::internal("handler panicked")).into_response()
+    }))
+    .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+    .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+    .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
+    .layer(security_header(header::CACHE_CONTROL, "no-store"))
+    .layer(middleware::from_fn(envelope::request_id_middleware))
+}
+
+/// Bodies smaller than this go out uncompressed even when the client accepts gzip: they fit in
+/// one TCP segment either way, and setting up a deflate stream per answer cost more CPU than
+/// the whole rest of a small authenticated read (docs/benchmarks.md, "where the time goes").
+/// Larger ones are compressed at gzip's fastest level: API answers are generated per request,
+/// and level 1 keeps most of the size gain of the default level for a fraction of its CPU.
+pub const COMPRESS_ABOVE_BYTES: u64 = 1400;
+
+/// tower-http's default rules (no gRPC, images or event streams) and at least
+/// [`COMPRESS_ABOVE_BYTES`].
+fn compress_when() -> impl Predicate {
+    DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE_BYTES))
 }
 
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

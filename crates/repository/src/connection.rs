@@ -3,7 +3,7 @@
 //! The derived `MultiConnection::establish` tries every backend in turn and swallows the errors,
 //! so the pool uses [`Manager`], which opens exactly the backend the URL names and keeps the
 //! driver's error for the log.
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
@@ -26,6 +26,44 @@ pub(crate) enum AnyConnection {
 pub(crate) enum AnyConnection {
     Sqlite(SqliteConnection),
     Postgres(PgConnection),
+}
+
+/// A pooled connection used less than this long ago is handed out without a validation query
+/// (HikariCP's "alive bypass window"): under load every checkout skips the extra round trip,
+/// while a connection that sat idle (the server may have closed it meanwhile) is pinged first.
+pub(crate) const VALIDATE_AFTER_IDLE: Duration = Duration::from_millis(500);
+
+/// A connection as the pool keeps it: the connection, when it was last handed back, and
+/// whether it must not be reused.
+pub(crate) struct Pooled {
+    pub conn: AnyConnection,
+    pub returned: Instant,
+    pub broken: bool,
+}
+
+impl Pooled {
+    /// Whether to ping this connection before use: a server connection that sat idle. A SQLite
+    /// connection is a file handle in this process and never goes away.
+    /// `dropped`: when a sibling connection was last found dead (the server may have dropped
+    /// them all).
+    pub fn needs_validation(&self, now: Instant, dropped: Option<Instant>) -> bool {
+        !matches!(self.conn, AnyConnection::Sqlite(_))
+            && (now.saturating_duration_since(self.returned) >= VALIDATE_AFTER_IDLE
+                || dropped.is_some_and(|d| self.returned <= d))
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
 }
 
 /// SQLite waits this long for another writer's lock before answering SQLITE_BUSY.
@@ -68,21 +106,31 @@ impl Manager {
     }
 }
 
+/// The pool does not validate on checkout (`test_on_check_out(false)`): `Database::run` pings
+/// only connections that were idle (see [`Pooled::needs_validation`]) and marks a connection
+/// broken when a ping fails, so the pool drops it instead of handing it out again.
 impl r2d2::ManageConnection for Manager {
-    type Connection = AnyConnection;
+    type Connection = Pooled;
     type Error = ConnectError;
 
-    fn connect(&self) -> Result<AnyConnection, ConnectError> {
-        self.establish()
+    fn connect(&self) -> Result<Pooled, ConnectError> {
+        Ok(Pooled {
+            conn: self.establish()?,
+            returned: Instant::now(),
+            broken: false,
+        })
     }
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectError> {
-        conn.ping()
+    fn is_valid(&self, conn: &mut Pooled) -> Result<(), ConnectError> {
+        conn.conn
+            .ping()
             .map_err(|e| ConnectError(self.url.scrub(&e.to_string())))
     }
 
-    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
-        conn.is_broken()
+    /// Called when a connection comes back to the pool: also stamps when.
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
+        conn.returned = Instant::now();
+        conn.broken || conn.conn.is_broken()
     }
 }
 
@@ -94,8 +142,8 @@ pub(crate) struct SqlitePragmas {
     pub wal: bool,
 }
 
-impl r2d2::CustomizeConnection<AnyConnection, ConnectError> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), ConnectError> {
+impl SqlitePragmas {
+    pub fn apply(&self, conn: &mut AnyConnection) -> Result<(), ConnectError> {
         #[allow(irrefutable_let_patterns)]
         let AnyConnection::Sqlite(c) = conn else {
             return Ok(());
@@ -108,6 +156,12 @@ impl r2d2::CustomizeConnection<AnyConnection, ConnectError> for SqlitePragmas {
         sql.push_str("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
         c.batch_execute(&sql)
             .map_err(|e| ConnectError(format!("configuring the SQLite connection: {e}")))
+    }
+}
+
+impl r2d2::CustomizeConnection<Pooled, ConnectError> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut Pooled) -> Result<(), ConnectError> {
+        self.apply(&mut conn.conn)
     }
 }
 

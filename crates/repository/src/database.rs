@@ -1,6 +1,7 @@
 //! [`Database`]: the pool, the blocking-thread runner, write transactions and migrations.
 use std::fmt;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
 use diesel::r2d2::R2D2Connection;
@@ -53,6 +54,14 @@ impl fmt::Display for Backend {
 pub struct Database {
     pool: r2d2::Pool<Manager>,
     backend: Backend,
+    /// When a pooled server connection was last found dead: the server may have dropped its
+    /// siblings too, so every connection returned before then is pinged before its next use.
+    dropped_at: Arc<Mutex<Option<Instant>>>,
+    /// One permit per pooled connection: a call waits here (as a future) before it takes a
+    /// blocking thread, so the blocking pool never holds more jobs than there are connections
+    /// (otherwise every waiting request parks a thread on r2d2's condition variable: ~180
+    /// threads, four context switches per request and per-thread malloc arenas under load).
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl fmt::Debug for Database {
@@ -98,7 +107,8 @@ impl Database {
         let mut probe = manager
             .establish()
             .map_err(|e| unavailable("cannot connect to the database", &e))?;
-        r2d2::CustomizeConnection::on_acquire(&pragmas, &mut probe)
+        pragmas
+            .apply(&mut probe)
             .map_err(|e| unavailable("cannot configure the database connection", &e))?;
         probe
             .ping()
@@ -108,6 +118,8 @@ impl Database {
         let mut builder = r2d2::Pool::builder()
             .max_size(if memory { 1 } else { pool_size.max(1) })
             .min_idle(Some(1))
+            // `run` validates only connections that were idle (one query less per checkout)
+            .test_on_check_out(false)
             .connection_timeout(POOL_CHECKOUT_TIMEOUT)
             .error_handler(Box::new(LogErrors {
                 redacted_url: url.redacted.clone(),
@@ -123,9 +135,12 @@ impl Database {
             .build(manager)
             .map_err(|e| unavailable("cannot open the database pool", &e))?;
         tracing::info!(backend = %url.backend, url = %url.redacted, "database pool ready");
+        let slots = Arc::new(tokio::sync::Semaphore::new(pool.max_size() as usize));
         Ok(Database {
             pool,
             backend: url.backend,
+            dropped_at: Arc::default(),
+            slots,
         })
     }
 
@@ -152,7 +167,7 @@ impl Database {
 
     #[cfg(feature = "testing")]
     fn checkout(&self) -> Result<r2d2::PooledConnection<Manager>> {
-        checkout(&self.pool)
+        checkout(&self.pool, &self.dropped_at)
     }
 
     /// Run `f` with a pooled connection on a blocking thread.
@@ -161,21 +176,65 @@ impl Database {
         F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, dropped_at) = (self.pool.clone(), self.dropped_at.clone());
+        let slot = tokio::time::timeout(POOL_CHECKOUT_TIMEOUT, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                tracing::warn!("no database connection available");
+                Error::Unavailable
+            })?
+            .map_err(|_| Error::Unavailable)?;
         tokio::task::spawn_blocking(move || {
-            let mut conn = checkout(&pool)?;
-            f(&mut conn).map_err(Error::from)
+            let _slot = slot;
+            let mut conn = checkout(&pool, &dropped_at)?;
+            let result = f(&mut conn);
+            // Failures are rare: check the connection is still usable after one, so a dropped
+            // server connection is replaced (with its siblings checked) instead of failing
+            // every request it is lent to.
+            if result.is_err() && !matches!(conn.conn, AnyConnection::Sqlite(_)) {
+                conn.broken = conn.conn.ping().is_err();
+                if conn.broken {
+                    mark_dropped(&dropped_at);
+                }
+            }
+            result.map_err(Error::from)
         })
         .await
         .map_err(|e| Error::Internal(anyhow::anyhow!("database task failed: {e}")))?
     }
 }
 
-fn checkout(pool: &r2d2::Pool<Manager>) -> Result<r2d2::PooledConnection<Manager>> {
-    pool.get().map_err(|e| {
-        tracing::warn!(error = %e, "no database connection available");
-        Error::Unavailable
-    })
+/// A connection from the pool. One that sat idle, or was returned before a sibling was found
+/// dead, is pinged first and replaced when the server no longer answers on it.
+fn checkout(
+    pool: &r2d2::Pool<Manager>,
+    dropped_at: &Mutex<Option<Instant>>,
+) -> Result<r2d2::PooledConnection<Manager>> {
+    for _ in 0..=pool.max_size() {
+        let mut conn = pool.get().map_err(|e| {
+            tracing::warn!(error = %e, "no database connection available");
+            Error::Unavailable
+        })?;
+        let dropped = dropped_at.lock().map(|d| *d).unwrap_or_default();
+        if !conn.needs_validation(Instant::now(), dropped) {
+            return Ok(conn);
+        }
+        match conn.conn.ping() {
+            Ok(_) => return Ok(conn),
+            Err(e) => {
+                tracing::warn!(error = %e, "replacing a pooled database connection that stopped answering");
+                conn.broken = true;
+                mark_dropped(dropped_at);
+            }
+        }
+    }
+    Err(Error::Unavailable)
+}
+
+fn mark_dropped(dropped_at: &Mutex<Option<Instant>>) {
+    if let Ok(mut d) = dropped_at.lock() {
+        *d = Some(Instant::now());
+    }
 }
 
 type Tm = <AnyConnection as Connection>::TransactionManager;

@@ -23,10 +23,10 @@ impl SessionRepository for Database {
                     .find(&row.user_id)
                     .select(users::credential_version);
                 let version: Option<i32> = match conn {
-                    AnyConnection::Sqlite(c) => q.first(c).optional()?,
-                    AnyConnection::Postgres(c) => q.for_update().first(c).optional()?,
+                    AnyConnection::Sqlite(c) => q.get_result(c).optional()?,
+                    AnyConnection::Postgres(c) => q.for_update().get_result(c).optional()?,
                     #[cfg(feature = "mysql")]
-                    AnyConnection::Mysql(c) => q.for_update().first(c).optional()?,
+                    AnyConnection::Mysql(c) => q.for_update().get_result(c).optional()?,
                 };
                 match version {
                     None => return Err(Error::NotFound.into()),
@@ -50,7 +50,7 @@ impl SessionRepository for Database {
             sessions::table
                 .find(id.to_string())
                 .select(SessionRow::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?
                 .map(SessionRow::into_session)
                 .transpose()
@@ -64,7 +64,7 @@ impl SessionRepository for Database {
                 .inner_join(users::table)
                 .filter(sessions::id.eq(id.to_string()))
                 .select((SessionRow::as_select(), UserRow::as_select()))
-                .first(conn)
+                .get_result(conn)
                 .optional()?;
             let Some((session, user)) = row else {
                 return Ok(None);

@@ -174,10 +174,10 @@ fn lock_live_user(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRow>,
         };
     }
     Ok(match conn {
-        AnyConnection::Sqlite(c) => q!().first(c).optional()?,
-        AnyConnection::Postgres(c) => q!().for_update().first(c).optional()?,
+        AnyConnection::Sqlite(c) => q!().get_result(c).optional()?,
+        AnyConnection::Postgres(c) => q!().for_update().get_result(c).optional()?,
         #[cfg(feature = "mysql")]
-        AnyConnection::Mysql(c) => q!().for_update().first(c).optional()?,
+        AnyConnection::Mysql(c) => q!().for_update().get_result(c).optional()?,
     })
 }
 
@@ -232,7 +232,7 @@ impl UserRepository for Database {
             users::table
                 .find(id.to_string())
                 .select(UserRow::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?
                 .map(UserRow::into_user)
                 .transpose()
@@ -247,7 +247,7 @@ impl UserRepository for Database {
                 .filter(users::username_key.eq(&key).or(users::email_key.eq(&key)))
                 .filter(users::status.ne(DELETED))
                 .select(UserRow::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?
                 .map(UserRow::into_credentials)
                 .transpose()
@@ -262,7 +262,7 @@ impl UserRepository for Database {
                 .find(id.to_string())
                 .filter(users::status.ne(DELETED))
                 .select(UserRow::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?
                 .map(UserRow::into_credentials)
                 .transpose()
@@ -376,7 +376,7 @@ impl UserRepository for Database {
                 let row: UserRow = users::table
                     .find(&id)
                     .select(UserRow::as_select())
-                    .first(conn)?;
+                    .get_result(conn)?;
                 row.into_user().map(Some)
             })
         })
@@ -421,10 +421,10 @@ impl UserRepository for Database {
                     .filter(users::status.ne(DELETED))
                     .select((users::failed_login_count, users::locked_until));
                 let row: Option<(i32, Option<i64>)> = match conn {
-                    AnyConnection::Sqlite(c) => q.first(c).optional()?,
-                    AnyConnection::Postgres(c) => q.for_update().first(c).optional()?,
+                    AnyConnection::Sqlite(c) => q.get_result(c).optional()?,
+                    AnyConnection::Postgres(c) => q.for_update().get_result(c).optional()?,
                     #[cfg(feature = "mysql")]
-                    AnyConnection::Mysql(c) => q.for_update().first(c).optional()?,
+                    AnyConnection::Mysql(c) => q.for_update().get_result(c).optional()?,
                 };
                 let Some((count, locked_until)) = row else {
                     return Ok(LoginAttempt::UnknownUser);

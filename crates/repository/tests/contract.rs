@@ -1818,3 +1818,102 @@ async fn sqlite_files_get_their_directory_and_memory_works() {
         "one connection holds the in-memory database"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// a server that drops the pooled connections (restart, failover, idle kill)
+
+/// Close every connection of the test database except the caller's own, as a server restart or
+/// an idle-connection killer would.
+fn kill_server_connections(backend: Backend, url: &str) {
+    use diesel::{Connection, RunQueryDsl};
+    match backend {
+        Backend::Postgres => {
+            let mut c = diesel::PgConnection::establish(url).unwrap();
+            diesel::sql_query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .execute(&mut c)
+            .unwrap();
+        }
+        #[cfg(feature = "mysql")]
+        Backend::Mysql => {
+            use diesel::sql_types::{Nullable, Text};
+            let mut c = diesel::MysqlConnection::establish(url).unwrap();
+            let ids: Option<String> = diesel::select(diesel::dsl::sql::<Nullable<Text>>(
+                "(SELECT GROUP_CONCAT(ID) FROM information_schema.PROCESSLIST \
+                 WHERE DB = DATABASE() AND ID <> CONNECTION_ID())",
+            ))
+            .get_result(&mut c)
+            .unwrap();
+            for id in ids.iter().flat_map(|s| s.split(',')) {
+                // A connection may end by itself meanwhile.
+                let _ = diesel::sql_query(format!("KILL {id}")).execute(&mut c);
+            }
+        }
+        other => panic!("no server connections to kill on {other}"),
+    }
+}
+
+/// The pool does not run a validation query before every checkout: a connection is pinged only
+/// after it sat idle, or when a sibling was found dead. So an idle pool whose connections the
+/// server dropped recovers without a single failed call, and a busy one loses at most the call
+/// that met the first dead connection.
+async fn dropped_server_connections_are_replaced(backend: Backend) {
+    let Some(t) = repository::testing::TestDb::from_env(backend) else {
+        let reason = repository::testing::TestDb::skip_reason(backend).unwrap_or_default();
+        println!("SKIPPED dropped_server_connections_are_replaced on {backend}: {reason}");
+        return;
+    };
+    let db = t.db().clone();
+    let user = repo(&db).create(new_user("survivor")).await.unwrap();
+    // Eight calls at once: the pool holds several connections.
+    let warm = || async {
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move { db.find_by_id(user.id).await })
+            })
+            .collect();
+        for call in calls {
+            assert_eq!(call.await.unwrap().unwrap().unwrap().id, user.id);
+        }
+    };
+
+    warm().await;
+    kill_server_connections(backend, t.url());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for i in 0..10 {
+        let found = db.find_by_id(user.id).await;
+        assert!(
+            matches!(&found, Ok(Some(u)) if u.id == user.id),
+            "call {i} after an idle pool lost its connections: {found:?}"
+        );
+    }
+
+    warm().await;
+    kill_server_connections(backend, t.url());
+    let mut failed = 0;
+    for _ in 0..20 {
+        match db.find_by_id(user.id).await {
+            Ok(Some(u)) => assert_eq!(u.id, user.id),
+            Err(Error::Unavailable) => failed += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!(
+        failed <= 1,
+        "{failed} of 20 calls failed after a busy pool lost its connections"
+    );
+    db.ping().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_dropped_server_connections_are_replaced() {
+    dropped_server_connections_are_replaced(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_dropped_server_connections_are_replaced() {
+    dropped_server_connections_are_replaced(Backend::Mysql).await;
+}

@@ -52,6 +52,7 @@
 
 mod audit;
 mod auth;
+pub mod cache;
 pub mod clock;
 mod core;
 mod hasher;
@@ -86,6 +87,9 @@ pub struct ServiceConfig {
     /// How long after a rotation the just-replaced refresh token is accepted once more (two
     /// tabs, a lost answer). Zero: any reuse revokes the session (theft detection).
     pub refresh_reuse_grace: Duration,
+    /// Users kept by the read cache in front of the user repository (see [`cache`]); 0 turns
+    /// it off.
+    pub user_cache_size: u64,
 }
 
 /// The largest `refresh_reuse_grace` accepted.
@@ -103,6 +107,7 @@ impl Default for ServiceConfig {
             hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             hash_queue: 64,
             refresh_reuse_grace: Duration::ZERO,
+            user_cache_size: 10_000,
         }
     }
 }
@@ -156,6 +161,10 @@ pub fn build_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<Services> {
     let issuer = keys.issuer(&config.issuer, &config.audience)?;
+    let mut repos = repos;
+    if config.user_cache_size > 0 {
+        repos.users = Arc::new(cache::CachedUsers::new(repos.users, config.user_cache_size));
+    }
     let hasher = Arc::new(Hasher::new(
         config.hash_workers,
         config.hash_queue,

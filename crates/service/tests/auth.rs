@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use common::*;
 use domain::{
-    AuditEvent, AuditRepository, AuthService, Error, NewUser, RegisterInput, Role, Status,
-    UserRepository, UserService, UserUpdate,
+    AuditEvent, AuditRepository, AuthService, Error, RegisterInput, Role, Status, UserRepository,
+    UserService, UserUpdate,
 };
 use service::Repositories;
 
@@ -21,28 +21,6 @@ fn register_input(username: &str, email: &str) -> RegisterInput {
         first_name: Some("Ada".into()),
         last_name: Some("Lovelace".into()),
     }
-}
-
-async fn insert_with_hash(app: &TestApp, username: &str, hash: &str) -> domain::User {
-    UserRepository::create(
-        app.repo(),
-        NewUser {
-            id: uuid::Uuid::new_v4(),
-            username: username.into(),
-            email: format!("{username}@example.com"),
-            password_hash: hash.into(),
-            first_name: None,
-            last_name: None,
-            phone: None,
-            avatar_url: None,
-            role: Role::User,
-            status: Status::Active,
-            is_verified: false,
-            created_at: chrono::Utc::now(),
-        },
-    )
-    .await
-    .unwrap()
 }
 
 async fn stored_hash(app: &TestApp, id: domain::UserId) -> String {

@@ -10,37 +10,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::*;
 use domain::{
-    AuthService, Error, NewSession, NewUser, PasswordInput, RevokeReason, Role, Session, SessionId,
-    SessionOwner, SessionRepository, Status, Timestamp, UserId, UserPatch, UserRepository,
-    UserService,
+    AuthService, Error, NewSession, PasswordInput, RevokeReason, Role, Session, SessionId,
+    SessionOwner, SessionRepository, Timestamp, UserId, UserPatch, UserService,
 };
 use service::{Repositories, ServiceConfig};
 
 /// Iterations at which one verification takes well over the 50 ms the tests wait (≈ 80 ms per
 /// 600k in an optimised build; the crypto crate is optimised in test builds too).
 const SLOW_ITERATIONS: u32 = 1_000_000;
-
-async fn insert_with_hash(app: &TestApp, username: &str, hash: &str) -> domain::User {
-    UserRepository::create(
-        app.repo(),
-        NewUser {
-            id: uuid::Uuid::new_v4(),
-            username: username.into(),
-            email: format!("{username}@example.com"),
-            password_hash: hash.into(),
-            first_name: None,
-            last_name: None,
-            phone: None,
-            avatar_url: None,
-            role: Role::User,
-            status: Status::Active,
-            is_verified: false,
-            created_at: chrono::Utc::now(),
-        },
-    )
-    .await
-    .unwrap()
-}
 
 /// Wait until a password verification beyond the first `before` has started.
 async fn started_evaluating(app: &TestApp, before: u64) {

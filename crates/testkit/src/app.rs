@@ -80,6 +80,16 @@ impl TestApp {
             None => Body::empty(),
         };
         let req = req.body(body).unwrap_or_else(|e| panic!("{e}"));
+        let (status, headers, bytes) = self.send(req).await;
+        Resp::parse(status, headers, &bytes)
+    }
+
+    /// One request as built by the caller (any header); the answer's status, headers and raw
+    /// body bytes (still compressed, if the stack compressed them).
+    pub async fn send(
+        &self,
+        req: Request<Body>,
+    ) -> (u16, axum::http::HeaderMap, axum::body::Bytes) {
         let resp = gateway::router(self.state.clone())
             .oneshot(req)
             .await
@@ -92,17 +102,7 @@ impl TestApp {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        (status, headers, bytes)
     }
 }
 

@@ -19,11 +19,16 @@ impl Resp {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let bytes = r.bytes().await.unwrap_or_default();
+        Resp::parse(status, headers, &bytes)
+    }
+
+    /// An answer whose body is JSON when it parses, else a string (empty: `null`).
+    pub fn parse(status: u16, headers: reqwest::header::HeaderMap, bytes: &[u8]) -> Resp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
         };
         Resp {
             status,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -48,6 +48,8 @@ impl Protocol {
 pub enum Op {
     Hello,
     GetUser,
+    /// `GET /users/{id}` from a client that does not ask for compression.
+    GetUserPlain,
     Me,
     ListUsers,
     Login,
@@ -60,6 +62,7 @@ impl Op {
         match (p, self) {
             (Protocol::Rest, Op::Hello) => "GET /hello (bare axum)",
             (Protocol::Rest, Op::GetUser) => "GET /users/{id}",
+            (_, Op::GetUserPlain) => "GET /users/{id} (no Accept-Encoding)",
             (Protocol::Rest, Op::Me) => "GET /auth/me",
             (Protocol::Rest, Op::ListUsers) => "GET /users?page=1",
             (Protocol::Rest, Op::Login) => "POST /auth/login",
@@ -75,11 +78,17 @@ impl Op {
     }
 }
 
-/// One keep-alive HTTP/1.1 connection; reconnects after an error.
+/// What browsers and HTTP libraries send by default.
+pub const ACCEPT_ENCODING_VALUE: &str = "gzip, br";
+
+/// One keep-alive HTTP/1.1 connection; reconnects after an error. Asks for compression
+/// (`Accept-Encoding: gzip, br`, as real clients do) unless told otherwise, and decompresses
+/// what comes back before the body is used.
 pub struct RestConn {
     addr: SocketAddr,
     host: HeaderValue,
     sender: Option<SendRequest<Full<Bytes>>>,
+    pub accept_encoding: bool,
 }
 
 impl RestConn {
@@ -88,6 +97,7 @@ impl RestConn {
             addr,
             host: HeaderValue::from_str(&addr.to_string())?,
             sender: None,
+            accept_encoding: true,
         })
     }
 
@@ -126,6 +136,7 @@ impl RestConn {
         body: Option<Bytes>,
     ) -> Result<(StatusCode, Bytes)> {
         let host = self.host.clone();
+        let accept_encoding = self.accept_encoding;
         let sender = match self.sender.take() {
             Some(s) if !s.is_closed() => self.sender.insert(s),
             _ => self.connect().await?,
@@ -141,11 +152,15 @@ impl RestConn {
         if body.is_some() {
             req = req.header(CONTENT_TYPE, "application/json");
         }
+        if accept_encoding {
+            req = req.header(ACCEPT_ENCODING, ACCEPT_ENCODING_VALUE);
+        }
         let req = req.body(Full::new(body.unwrap_or_default()))?;
         let resp = sender.send_request(req).await?;
         let status = resp.status();
+        let encoding = resp.headers().get(CONTENT_ENCODING).cloned();
         let body = resp.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        Ok((status, decode(encoding.as_ref(), body)?))
     }
 
     /// Send and require a 2xx answer.
@@ -165,6 +180,23 @@ impl RestConn {
                 String::from_utf8_lossy(&body[..body.len().min(200)])
             )
         }
+    }
+}
+
+/// The body as the server meant it: gzip is inflated (the only coding the gateway produces).
+fn decode(encoding: Option<&HeaderValue>, body: Bytes) -> Result<Bytes> {
+    match encoding.map(HeaderValue::as_bytes) {
+        None | Some(b"identity") => Ok(body),
+        Some(b"gzip") => {
+            use std::io::Read;
+            let mut out = Vec::with_capacity(body.len() * 4);
+            flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out)?;
+            Ok(out.into())
+        }
+        Some(other) => bail!(
+            "unexpected Content-Encoding {}",
+            String::from_utf8_lossy(other)
+        ),
     }
 }
 
@@ -341,6 +373,17 @@ impl Worker {
                 self.rest
                     .expect_ok(Method::GET, uri, Some(&auth), None)
                     .await?;
+            }
+            (Protocol::Rest, Op::GetUserPlain) | (Protocol::Grpc, Op::GetUserPlain) => {
+                let uri = self.user_uri.clone();
+                let auth = self.access_header.clone();
+                self.rest.accept_encoding = false;
+                let r = self
+                    .rest
+                    .expect_ok(Method::GET, uri, Some(&auth), None)
+                    .await;
+                self.rest.accept_encoding = true;
+                r?;
             }
             (Protocol::Rest, Op::Me) => {
                 let auth = self.access_header.clone();

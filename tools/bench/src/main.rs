@@ -490,10 +490,18 @@ fn cases(quick: bool) -> Vec<(Protocol, Op)> {
             (Rest, Login),
         ]
     } else {
-        [GetUser, Me, ListUsers, Refresh, Login]
-            .into_iter()
-            .flat_map(|op| [(Rest, op), (Grpc, op)])
-            .collect()
+        let mut cases = vec![
+            (Rest, GetUser),
+            (Grpc, GetUser),
+            (Rest, GetUserPlain),
+            (Rest, HealthLive),
+        ];
+        cases.extend(
+            [Me, ListUsers, Refresh, Login]
+                .into_iter()
+                .flat_map(|op| [(Rest, op), (Grpc, op)]),
+        );
+        cases
     }
 }
 

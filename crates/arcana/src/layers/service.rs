@@ -50,6 +50,7 @@ pub fn config(auth: &AuthArgs, jwt: &JwtArgs) -> service::ServiceConfig {
         access_ttl: Duration::from_secs(auth.access_ttl),
         refresh_ttl: Duration::from_secs(auth.refresh_ttl),
         refresh_reuse_grace: Duration::from_secs(auth.refresh_reuse_grace),
+        user_cache_size: auth.user_cache_size,
         hash_workers: auth
             .hash_workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crypto::{JwtKeys, TokenVerifier};
 use domain::{
-    AuditEvent, AuditRepository, AuthService, AuthSession, Caller, LoginInput, Principal,
-    RegisterInput, RequestContext, Result, User, UserId,
+    AuditEvent, AuditRepository, AuthService, AuthSession, Caller, LoginInput, NewUser, Principal,
+    RegisterInput, RequestContext, Result, Role, Status, User, UserId, UserRepository,
 };
 use repository::Database;
 use repository::testing::TestDb;
@@ -15,6 +15,31 @@ use service::{Auth, Hasher, ManualClock, Repositories, ServiceConfig, Users};
 
 pub const PASSWORD: &str = "Secret123";
 pub const ITERATIONS: u32 = 1000;
+
+/// An active user `username` (email `<username>@example.com`) with the stored hash `hash`.
+pub fn new_user(username: &str, hash: &str) -> NewUser {
+    NewUser {
+        id: uuid::Uuid::new_v4(),
+        username: username.into(),
+        email: format!("{username}@example.com"),
+        password_hash: hash.into(),
+        first_name: None,
+        last_name: None,
+        phone: None,
+        avatar_url: None,
+        role: Role::User,
+        status: Status::Active,
+        is_verified: false,
+        created_at: chrono::Utc::now(),
+    }
+}
+
+/// Store a user with the given hash directly in the repository (no service rule applies).
+pub async fn insert_with_hash(app: &TestApp, username: &str, hash: &str) -> User {
+    UserRepository::create(app.repo(), new_user(username, hash))
+        .await
+        .unwrap()
+}
 
 pub struct TestApp {
     pub db: TestDb,
