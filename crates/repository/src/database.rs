@@ -177,13 +177,19 @@ impl Database {
         T: Send + 'static,
     {
         let (pool, dropped_at) = (self.pool.clone(), self.dropped_at.clone());
-        let slot = tokio::time::timeout(POOL_CHECKOUT_TIMEOUT, self.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| {
-                tracing::warn!("no database connection available");
-                Error::Unavailable
-            })?
-            .map_err(|_| Error::Unavailable)?;
+        // A free slot is taken at once; only a wait arms the checkout timeout's timer.
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                tokio::time::timeout(POOL_CHECKOUT_TIMEOUT, self.slots.clone().acquire_owned())
+                    .await
+                    .map_err(|_| {
+                        tracing::warn!("no database connection available");
+                        Error::Unavailable
+                    })?
+                    .map_err(|_| Error::Unavailable)?
+            }
+        };
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             let mut conn = checkout(&pool, &dropped_at)?;

@@ -39,6 +39,16 @@ impl Mode {
     }
 }
 
+/// The name of every arcana binary (one per deployment role).
+pub const BINARIES: [&str; 6] = [
+    "arcana",
+    "arcana-gateway",
+    "arcana-service",
+    "arcana-auth-service",
+    "arcana-user-service",
+    "arcana-repository",
+];
+
 /// Where the executables are, by binary name (`arcana`, `arcana-gateway`, …).
 #[derive(Debug, Clone, Default)]
 pub struct Binaries(HashMap<String, PathBuf>);
@@ -56,17 +66,10 @@ impl Binaries {
     /// Every arcana binary in `dir` (e.g. `target/release`).
     pub fn in_dir(dir: &Path) -> Self {
         Self(
-            [
-                "arcana",
-                "arcana-gateway",
-                "arcana-service",
-                "arcana-auth-service",
-                "arcana-user-service",
-                "arcana-repository",
-            ]
-            .iter()
-            .map(|n| ((*n).to_owned(), dir.join(n)))
-            .collect(),
+            BINARIES
+                .iter()
+                .map(|n| ((*n).to_owned(), dir.join(n)))
+                .collect(),
         )
     }
 

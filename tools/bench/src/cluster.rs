@@ -48,14 +48,7 @@ impl Bins {
     /// Build the arcana binaries in release mode (unless `skip`) and find them.
     pub fn build(workspace: &Path, skip: bool) -> Result<Self> {
         let bench = std::env::current_exe()?;
-        let names = [
-            "arcana",
-            "arcana-gateway",
-            "arcana-service",
-            "arcana-auth-service",
-            "arcana-user-service",
-            "arcana-repository",
-        ];
+        let names = testkit::cluster::BINARIES;
         let mut arcana = HashMap::new();
         if skip {
             let dir = bench.parent().context("bench has no directory")?;
@@ -300,14 +293,7 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
 
 /// CPU seconds the whole machine has been busy (user, nice, system, irq, softirq, steal).
 pub fn machine_busy_seconds() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/stat").ok()?;
-    let v: Vec<u64> = text
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let v = machine_cpu_ticks()?;
     let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|i| v.get(*i)).sum();
     Some(busy as f64 / clock_ticks())
 }
@@ -331,4 +317,18 @@ pub fn status_kb(pid: u32, key: &str) -> Option<u64> {
         let rest = l.strip_prefix(key)?.strip_prefix(':')?;
         rest.split_whitespace().next()?.parse().ok()
     })
+}
+
+/// The machine's CPU time counters from the first line of /proc/stat, in clock ticks (user nice
+/// system idle iowait irq softirq steal ...).
+pub fn machine_cpu_ticks() -> Option<Vec<u64>> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    Some(
+        text.lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect(),
+    )
 }

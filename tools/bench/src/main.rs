@@ -209,14 +209,7 @@ fn workspace_root() -> PathBuf {
 /// Fraction of all cores busy over `window` (from /proc/stat).
 async fn cpu_busy(window: Duration) -> Option<f64> {
     fn snapshot() -> Option<(u64, u64)> {
-        let text = std::fs::read_to_string("/proc/stat").ok()?;
-        let v: Vec<u64> = text
-            .lines()
-            .next()?
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
+        let v = cluster::machine_cpu_ticks()?;
         // user nice system idle iowait irq softirq steal
         let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
         Some((v.iter().take(8).sum(), idle))
