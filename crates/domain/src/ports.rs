@@ -54,10 +54,13 @@ pub trait SessionRepository: Send + Sync {
     async fn find(&self, id: SessionId) -> Result<Option<Session>>;
     /// The session and its owner as they stand, in one read.
     async fn find_with_owner(&self, id: SessionId) -> Result<Option<SessionOwner>>;
-    /// Compare-and-swap ([`Rotation`]): replace the refresh hash only if the session is
-    /// unrevoked and its hash still equals `expected_hash`, which becomes the previous hash
-    /// (`rotated_at` = `now`). `Ok(false)` means someone else rotated (or revoked) first.
-    async fn rotate(&self, rotation: Rotation) -> Result<bool>;
+    /// Compare-and-swap ([`Rotation`]), in one call: replace the refresh hash only if the
+    /// session is live ([`SessionOwner::is_live`] at `now`: unrevoked, unexpired, opened with
+    /// the owner's current credentials, owner active) and its hash still equals
+    /// `expected_hash`, which becomes the previous hash (`rotated_at` = `now`). Returns the
+    /// session (as rotated) with its owner; `Ok(None)` when nothing was swapped: absent, not
+    /// live, or another hash is current (someone else rotated first).
+    async fn rotate(&self, rotation: Rotation) -> Result<Option<SessionOwner>>;
     /// Revoke one session; `Ok(false)` when absent or already revoked.
     async fn revoke(&self, id: SessionId, reason: RevokeReason, now: Timestamp) -> Result<bool>;
     /// Revoke every unrevoked session of a user except `keep`; returns how many were revoked.

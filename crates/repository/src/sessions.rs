@@ -8,6 +8,7 @@ use domain::{
 
 use crate::connection::AnyConnection;
 use crate::database::{Database, write_transaction};
+use crate::error::DbError;
 use crate::models::{SessionRow, UserRow, micros};
 use crate::schema::{sessions, users};
 
@@ -59,27 +60,11 @@ impl SessionRepository for Database {
     }
 
     async fn find_with_owner(&self, id: SessionId) -> Result<Option<SessionOwner>> {
-        self.run(move |conn| {
-            let row: Option<(SessionRow, UserRow)> = sessions::table
-                .inner_join(users::table)
-                .filter(sessions::id.eq(id.to_string()))
-                .select((SessionRow::as_select(), UserRow::as_select()))
-                .get_result(conn)
-                .optional()?;
-            let Some((session, user)) = row else {
-                return Ok(None);
-            };
-            let credential_version = u32::try_from(user.credential_version).unwrap_or(0);
-            Ok(Some(SessionOwner {
-                session: session.into_session()?,
-                user: user.into_user()?,
-                credential_version,
-            }))
-        })
-        .await
+        let id = id.to_string();
+        self.run(move |conn| with_owner(conn, &id)).await
     }
 
-    async fn rotate(&self, rotation: Rotation) -> Result<bool> {
+    async fn rotate(&self, rotation: Rotation) -> Result<Option<SessionOwner>> {
         let Rotation {
             id,
             expected_hash: expected,
@@ -87,8 +72,18 @@ impl SessionRepository for Database {
             now,
         } = rotation;
         let id = id.to_string();
+        // One blocking job: read the session with its owner, decide, swap. No transaction
+        // around the two: the UPDATE is the compare-and-swap (a concurrent rotation or
+        // revocation makes it change nothing), and on SQLite the read stays outside the single
+        // writer's lock.
         self.run(move |conn| {
-            // One statement: the WHERE clause is the compare, the SET the swap.
+            let Some(mut owner) = with_owner(conn, &id)? else {
+                return Ok(None);
+            };
+            // Compares hashes of tokens, not secrets an attacker can approach byte by byte.
+            if !owner.is_live(now) || owner.session.refresh_token_hash != expected {
+                return Ok(None);
+            }
             let n = diesel::update(
                 sessions::table
                     .filter(sessions::id.eq(&id))
@@ -103,7 +98,16 @@ impl SessionRepository for Database {
                 sessions::last_used_at.eq(micros(now)),
             ))
             .execute(conn)?;
-            Ok(n == 1)
+            if n != 1 {
+                return Ok(None);
+            }
+            let s = &mut owner.session;
+            s.previous_refresh_hash =
+                Some(std::mem::replace(&mut s.refresh_token_hash, new.clone()));
+            s.rotated_at = Some(now);
+            s.generation += 1;
+            s.last_used_at = now;
+            Ok(Some(owner))
         })
         .await
     }
@@ -170,4 +174,23 @@ impl SessionRepository for Database {
         })
         .await
     }
+}
+
+/// The session `id` and its owner as they stand, in one read.
+fn with_owner(conn: &mut AnyConnection, id: &str) -> Result<Option<SessionOwner>, DbError> {
+    let row: Option<(SessionRow, UserRow)> = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq(id))
+        .select((SessionRow::as_select(), UserRow::as_select()))
+        .get_result(conn)
+        .optional()?;
+    let Some((session, user)) = row else {
+        return Ok(None);
+    };
+    let credential_version = u32::try_from(user.credential_version).unwrap_or(0);
+    Ok(Some(SessionOwner {
+        session: session.into_session()?,
+        user: user.into_user()?,
+        credential_version,
+    }))
 }

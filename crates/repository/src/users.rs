@@ -50,8 +50,25 @@ fn contains_pattern(text: &str) -> String {
     p
 }
 
-/// The WHERE clause shared by the page and its total.
-fn filters(q: &UserQuery) -> Predicate {
+/// Search strings at least this many characters long are narrowed by SQLite's trigram index.
+const TRIGRAM: usize = 3;
+
+/// The users whose username, email or name may contain `search`, from the `users_search` FTS5
+/// trigram index (SQLite): a superset of the LIKE matches, which still decide.
+fn trigram_candidates(search: &str) -> Predicate {
+    let phrase = format!("\"{}\"", search.replace('"', "\"\""));
+    Box::new(
+        sql::<Nullable<Bool>>(
+            "users.rowid IN (SELECT rowid FROM users_search WHERE users_search MATCH ",
+        )
+        .bind::<Text, _>(phrase)
+        .sql(")"),
+    )
+}
+
+/// The WHERE clause shared by the page and its total. `sqlite` adds the trigram index's
+/// candidates to a search (PostgreSQL's trigram indexes serve the LIKE filters themselves).
+fn filters(q: &UserQuery, sqlite: bool) -> Predicate {
     let mut p: Predicate = match q.status {
         Some(s) => Box::new(users::status.eq(s.as_str()).nullable()),
         None => Box::new(users::status.ne(DELETED).nullable()),
@@ -72,6 +89,9 @@ fn filters(q: &UserQuery) -> Predicate {
                     .or(like(Box::new(users::last_name))),
             ),
         );
+        if sqlite && search.chars().count() >= TRIGRAM {
+            p = Box::new(p.and(trigram_candidates(search)));
+        }
     }
     if let Some(t) = q.created_after {
         p = Box::new(p.and(users::created_at.ge(micros(t)).nullable()));
@@ -295,15 +315,20 @@ impl UserRepository for Database {
         };
         self.run(move |conn| {
             let postgres = matches!(conn, AnyConnection::Postgres(_));
+            let sqlite = matches!(conn, AnyConnection::Sqlite(_));
             match q.page {
                 PageRequest::Offset { page } => {
                     let page = page.max(1);
-                    let total: i64 = users::table.filter(filters(&q)).count().get_result(conn)?;
+                    let total: i64 = users::table
+                        .filter(filters(&q, sqlite))
+                        .count()
+                        .get_result(conn)?;
                     let offset = i64::from(page - 1) * i64::from(per_page);
-                    let rows = ordered(select_users(filters(&q)), q.sort, q.order, postgres)
-                        .limit(i64::from(per_page))
-                        .offset(offset)
-                        .load::<UserRow>(conn)?;
+                    let rows =
+                        ordered(select_users(filters(&q, sqlite)), q.sort, q.order, postgres)
+                            .limit(i64::from(per_page))
+                            .offset(offset)
+                            .load::<UserRow>(conn)?;
                     Ok(UserPage {
                         items: page_of(rows)?,
                         pagination: PageInfo::offset(
@@ -315,8 +340,8 @@ impl UserRepository for Database {
                 }
                 PageRequest::Keyset { .. } => {
                     let pred = match after {
-                        Some(after) => Box::new(filters(&q).and(after)) as Predicate,
-                        None => filters(&q),
+                        Some(after) => Box::new(filters(&q, sqlite).and(after)) as Predicate,
+                        None => filters(&q, sqlite),
                     };
                     // One row more than asked tells whether there is a next page.
                     let mut rows = ordered(select_users(pred), q.sort, q.order, postgres)

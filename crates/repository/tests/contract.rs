@@ -30,6 +30,7 @@ contract_tests!(
         last_admin_cannot_be_demoted_suspended_or_deleted,
         concurrent_demotions_keep_one_admin,
         list_filters_search_and_offset_pages,
+        search_follows_every_write,
         list_sorts_in_byte_order_with_id_tie_break,
         keyset_walk_equals_offset_order,
         keyset_rejects_bad_cursors,
@@ -40,6 +41,7 @@ contract_tests!(
         password_change_is_one_unit,
         session_lifecycle,
         rotation_remembers_the_previous_hash,
+        rotation_answers_the_owner_and_needs_a_live_session,
         session_with_owner_is_one_read,
         revoke_all_keeps_the_current_session,
         audit_events_newest_first,
@@ -652,6 +654,78 @@ async fn seed_for_filters(db: &Repos) -> Vec<User> {
         out.push(db.users.create(u).await.unwrap());
     }
     out
+}
+
+/// Search answers from the current rows after inserts, renames, email changes and soft deletes
+/// (the trigram indexes are maintained by the database, not by the adapter), and takes any text.
+async fn search_follows_every_write(db: Repos) {
+    let found = |s: &'static str| {
+        let db = db.clone();
+        async move {
+            let q = UserQuery {
+                search: Some(s.into()),
+                per_page: 100,
+                ..Default::default()
+            };
+            let page = db.users.list(&q).await.unwrap();
+            let PageInfo::Offset { total, .. } = page.pagination else {
+                panic!("an offset page was asked for")
+            };
+            assert_eq!(total, page.items.len() as u64, "total agrees with the page");
+            page.items
+                .iter()
+                .map(|u| u.username.clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut n = new_user("quokka_one");
+    n.first_name = Some("Wilhelmina".into());
+    let u = db.users.create(n).await.unwrap();
+    db.users.create(new_user("other_user")).await.unwrap();
+    assert_eq!(found("okka_o").await, ["quokka_one"]);
+    assert_eq!(found("HELMIN").await, ["quokka_one"]);
+
+    let rename = UserUpdate {
+        first_name: Some(Some("Bartholomew".into())),
+        email: Some("numbat@zoo.example".into()),
+        ..Default::default()
+    };
+    db.users.update(u.id, rename, at(1)).await.unwrap().unwrap();
+    assert!(found("helmin").await.is_empty(), "the old name is gone");
+    assert!(
+        found("quokka_one@example").await.is_empty(),
+        "the old email is gone"
+    );
+    assert_eq!(found("tholom").await, ["quokka_one"]);
+    assert_eq!(found("numbat@zoo").await, ["quokka_one"]);
+    let clear = UserUpdate {
+        first_name: Some(None),
+        ..Default::default()
+    };
+    db.users.update(u.id, clear, at(2)).await.unwrap().unwrap();
+    assert!(found("tholom").await.is_empty(), "a cleared name is gone");
+
+    // the index's query syntax is not exposed: quotes, operators and short strings are text
+    for text in [
+        "\"quokka",
+        "qu\"ok",
+        "quokka OR other",
+        "NEAR(a b)",
+        "*",
+        "ka_",
+        "q",
+    ] {
+        let hits = found(text).await;
+        assert!(hits.len() <= 2, "{text:?}: {hits:?}");
+    }
+    assert_eq!(found("ka_").await, ["quokka_one"]);
+    assert!(found("quokka OR other").await.is_empty());
+
+    db.users.soft_delete(u.id, at(3)).await.unwrap();
+    assert!(
+        found("okka_o").await.is_empty(),
+        "deleted users are not found"
+    );
 }
 
 async fn list_filters_search_and_offset_pages(db: Repos) {
@@ -1368,6 +1442,7 @@ async fn rotation_remembers_the_previous_hash(db: Repos) {
             .rotate(rotation(s.id, &hash('a'), &hash('b'), at(10)))
             .await
             .unwrap()
+            .is_some()
     );
     let r = db.sessions.find(s.id).await.unwrap().unwrap();
     assert_eq!(r.refresh_token_hash, hash('b'));
@@ -1378,11 +1453,83 @@ async fn rotation_remembers_the_previous_hash(db: Repos) {
             .rotate(rotation(s.id, &hash('b'), &hash('c'), at(20)))
             .await
             .unwrap()
+            .is_some()
     );
     let r = db.sessions.find(s.id).await.unwrap().unwrap();
     assert_eq!(
         (r.previous_refresh_hash, r.rotated_at, r.generation),
         (Some(hash('b')), Some(at(20)), 2)
+    );
+}
+
+/// A rotation answers the session as rotated with its owner, in one call, and swaps nothing
+/// for a session that is not live: expired, opened with older credentials, or whose owner is
+/// not active.
+async fn rotation_answers_the_owner_and_needs_a_live_session(db: Repos) {
+    let u = db.users.create(new_user("rotlive")).await.unwrap();
+    let s = db
+        .sessions
+        .create(new_session(u.id, 0, 3600))
+        .await
+        .unwrap();
+    let o = db
+        .sessions
+        .rotate(rotation(s.id, &hash('a'), &hash('b'), at(10)))
+        .await
+        .unwrap()
+        .expect("rotated");
+    assert_eq!(o.session, db.sessions.find(s.id).await.unwrap().unwrap());
+    assert_eq!(o.user, db.users.find_by_id(u.id).await.unwrap().unwrap());
+    assert_eq!(o.credential_version, 0);
+
+    let expired = rotation(s.id, &hash('b'), &hash('c'), at(3600));
+    assert_eq!(db.sessions.rotate(expired).await.unwrap(), None, "expired");
+
+    let suspend = UserUpdate {
+        status: Some(Status::Suspended),
+        ..Default::default()
+    };
+    db.users
+        .update(u.id, suspend, at(11))
+        .await
+        .unwrap()
+        .unwrap();
+    let r = rotation(s.id, &hash('b'), &hash('c'), at(12));
+    assert_eq!(
+        db.sessions.rotate(r).await.unwrap(),
+        None,
+        "owner suspended"
+    );
+    let activate = UserUpdate {
+        status: Some(Status::Active),
+        ..Default::default()
+    };
+    db.users
+        .update(u.id, activate, at(13))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let change = PasswordChange {
+        user_id: u.id,
+        new_hash: "pbkdf2:sha256:1000$salt$new".into(),
+        verified_hash: None,
+        attempt: None,
+        keep_session: None,
+        now: at(14),
+    };
+    db.users.change_password(change).await.unwrap().unwrap();
+    let r = rotation(s.id, &hash('b'), &hash('c'), at(15));
+    assert_eq!(
+        db.sessions.rotate(r).await.unwrap(),
+        None,
+        "older credentials"
+    );
+    let after = db.sessions.find(s.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.refresh_token_hash, after.generation),
+        (hash('b'), 1),
+        "nothing was swapped"
     );
 }
 
@@ -1430,12 +1577,14 @@ async fn session_lifecycle(db: Repos) {
             .rotate(rotation(s.id, &hash('a'), &hash('b'), at(10)))
             .await
             .unwrap()
+            .is_some()
     );
     assert!(
-        !db.sessions
+        db.sessions
             .rotate(rotation(s.id, &hash('a'), &hash('c'), at(11)))
             .await
-            .unwrap(),
+            .unwrap()
+            .is_none(),
         "old hash"
     );
     let r = db.sessions.find(s.id).await.unwrap().unwrap();
@@ -1448,13 +1597,15 @@ async fn session_lifecycle(db: Repos) {
             .rotate(rotation(s.id, &hash('b'), &hash('c'), at(12)))
             .await
             .unwrap()
+            .is_some()
     );
     assert_eq!(db.sessions.find(s.id).await.unwrap().unwrap().generation, 2);
     assert!(
-        !db.sessions
+        db.sessions
             .rotate(rotation(Uuid::new_v4(), &hash('c'), &hash('d'), at(12)))
             .await
             .unwrap()
+            .is_none()
     );
 
     // revoke
@@ -1483,10 +1634,11 @@ async fn session_lifecycle(db: Repos) {
         (Some(at(20)), Some("logout"))
     );
     assert!(
-        !db.sessions
+        db.sessions
             .rotate(rotation(s.id, &hash('c'), &hash('d'), at(22)))
             .await
-            .unwrap(),
+            .unwrap()
+            .is_none(),
         "revoked"
     );
 
@@ -1514,7 +1666,7 @@ async fn session_lifecycle(db: Repos) {
     }
     let mut wins = 0;
     for t in tasks {
-        wins += usize::from(t.await.unwrap().unwrap());
+        wins += usize::from(t.await.unwrap().unwrap().is_some());
     }
     assert_eq!(wins, 1);
     assert_eq!(db.sessions.find(s.id).await.unwrap().unwrap().generation, 1);

@@ -330,3 +330,36 @@ fn drop_table(db: &TestDb, table: &str) {
     let mut conn = diesel::SqliteConnection::establish(path).unwrap();
     conn.batch_execute(&format!("DROP TABLE {table}")).unwrap();
 }
+
+/// `RotateSession`, which services of the previous release call during a rolling update, still
+/// swaps (and answers whether it did) with the live-session rules of `RotateLiveSession`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_previous_release_rotation_rpc_still_swaps() {
+    use domain::SessionRepository;
+    let server = GrpcServer::start().await;
+    let u = UserRepository::create(server.db.db(), new_user("rolling"))
+        .await
+        .unwrap();
+    let sessions: &dyn SessionRepository = server.db.db();
+    let s = sessions.create(new_session(u.id, 0, 3600)).await.unwrap();
+    let mut raw = RepositoryServiceClient::new(server.channel().await);
+    let swap = |expected: char, new: char| {
+        pb::Rotation::from(rotation(s.id, &hash(expected), &hash(new), at(10)))
+    };
+    let ok = raw
+        .rotate_session(with_credential(swap('a', 'b'), &credential()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ok.value);
+    let stale = raw
+        .rotate_session(with_credential(swap('a', 'c'), &credential()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!stale.value, "the hash is no longer current");
+    let now = sessions.find(s.id).await.unwrap().unwrap();
+    assert_eq!((now.refresh_token_hash, now.generation), (hash('b'), 1));
+    drop(raw);
+    server.stop().await;
+}

@@ -241,8 +241,32 @@ impl AuthService for Auth {
         let sid = refresh_token_session(token).ok_or(Error::Unauthorized)?;
         let presented = crypto::sha256_hex(token);
         let grace = chrono_duration(core.config.refresh_reuse_grace);
-        // A lost compare-and-swap means another refresh of this session got in first: look
-        // again (the token presented may now be the previous one).
+        let swap = |expected: String, now| {
+            let next = new_refresh_token(sid);
+            let rotation = Rotation {
+                id: sid,
+                expected_hash: expected,
+                new_hash: crypto::sha256_hex(&next),
+                now,
+            };
+            async move {
+                let owner = core.repos.sessions.rotate(rotation).await?;
+                match owner {
+                    Some(owner) => Ok::<_, Error>(Some(AuthSession {
+                        tokens: core.token_pair(&owner.user, sid, next, now)?,
+                        user: owner.user,
+                    })),
+                    None => Ok(None),
+                }
+            }
+        };
+        // The usual case, in one repository call: the token presented is the current one of a
+        // live session, swapped for a new one.
+        if let Some(done) = swap(presented.clone(), core.now()).await? {
+            return Ok(done);
+        }
+        // Otherwise find out why: not live, an earlier token of this family (reuse, or a retry
+        // within the grace), a forgery, or a concurrent rotation that got in first.
         for _ in 0..3 {
             let now = core.now();
             let owner = core
@@ -273,6 +297,12 @@ impl AuthService for Auth {
                         .refresh_reuse(ctx, sid, session.user_id, "rotated_token_presented")
                         .await?);
                 }
+            }
+            // Opened with credentials that have changed since, or the owner is not active.
+            if !owner.is_live(now) {
+                return Err(Error::Unauthorized);
+            }
+            if !current {
                 tracing::info!(session_id = %sid, "refresh token reused within the grace: accepted once more");
                 core.audit(
                     ctx,
@@ -282,29 +312,10 @@ impl AuthService for Auth {
                 )
                 .await;
             }
-            // Opened with credentials that have changed since, or the owner is not active.
-            if !owner.is_live(now) {
-                return Err(Error::Unauthorized);
-            }
-            let next = new_refresh_token(sid);
             // Rotating from the current hash: in the grace case the displaced current token
             // becomes the previous one, so the just-rotated token is accepted only once.
-            let rotated = core
-                .repos
-                .sessions
-                .rotate(Rotation {
-                    id: sid,
-                    expected_hash: session.refresh_token_hash.clone(),
-                    new_hash: crypto::sha256_hex(&next),
-                    now,
-                })
-                .await?;
-            if rotated {
-                let tokens = core.token_pair(&owner.user, sid, next, now)?;
-                return Ok(AuthSession {
-                    tokens,
-                    user: owner.user,
-                });
+            if let Some(done) = swap(session.refresh_token_hash.clone(), now).await? {
+                return Ok(done);
             }
         }
         Err(Error::Unauthorized)

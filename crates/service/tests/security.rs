@@ -326,7 +326,7 @@ impl SessionRepository for FailingRevokeAll {
     async fn find_with_owner(&self, id: SessionId) -> domain::Result<Option<SessionOwner>> {
         self.0.find_with_owner(id).await
     }
-    async fn rotate(&self, rotation: domain::Rotation) -> domain::Result<bool> {
+    async fn rotate(&self, rotation: domain::Rotation) -> domain::Result<Option<SessionOwner>> {
         self.0.rotate(rotation).await
     }
     async fn revoke(&self, id: SessionId, r: RevokeReason, now: Timestamp) -> domain::Result<bool> {

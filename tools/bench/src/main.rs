@@ -89,6 +89,10 @@ struct Cli {
     /// Deployments to measure (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Mode::Monolith, Mode::Layered, Mode::Microservices])]
     modes: Vec<Mode>,
+    /// Only the cases whose label contains one of these (comma-separated, any case), e.g.
+    /// `--cases refresh` (for experiments: the targets need every case).
+    #[arg(long, value_delimiter = ',')]
+    cases: Vec<String>,
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -131,6 +135,7 @@ struct Settings {
     warmup: Duration,
     quick: bool,
     probe_every: Duration,
+    only: Vec<String>,
 }
 
 impl Settings {
@@ -265,6 +270,7 @@ async fn run(cli: Cli) -> Result<()> {
         warmup: Duration::from_millis(if quick { 200 } else { 1000 }),
         quick,
         probe_every: Duration::from_millis(10),
+        only: cli.cases.iter().map(|c| c.to_lowercase()).collect(),
     };
     if s.duration.is_zero() {
         bail!("--duration must be positive");
@@ -519,6 +525,10 @@ async fn run_mode(kind: Kind, bins: &Bins, s: &Settings, rows: &mut Vec<Row>) ->
         .map(|(i, id)| Worker::new(c.http, pick(&chans, i), id, &admin))
         .collect::<Result<Vec<_>>>()?;
     for (p, op) in cases(s.quick) {
+        let label = op.label(p).to_lowercase();
+        if !s.only.is_empty() && !s.only.iter().any(|c| label.contains(c.as_str())) {
+            continue;
+        }
         if op == Op::Login {
             workers = login_flood(&c, workers, p, s, rows).await?;
             continue;

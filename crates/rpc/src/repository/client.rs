@@ -101,8 +101,13 @@ impl SessionRepository for RepositoryClient {
     async fn find_with_owner(&self, id: SessionId) -> Result<Option<SessionOwner>> {
         call!(self, Read, find_session_with_owner, pb::IdRequest::new(id))
     }
-    async fn rotate(&self, rotation: Rotation) -> Result<bool> {
-        call!(self, Write, rotate_session, pb::Rotation::from(rotation))
+    async fn rotate(&self, rotation: Rotation) -> Result<Option<SessionOwner>> {
+        call!(
+            self,
+            Write,
+            rotate_live_session,
+            pb::Rotation::from(rotation)
+        )
     }
     async fn revoke(&self, id: SessionId, reason: RevokeReason, now: Timestamp) -> Result<bool> {
         let msg = pb::RevokeSessionRequest::new(id, reason, now);

@@ -178,9 +178,18 @@ impl RepositoryService for RepositoryGrpc {
         })
         .await
     }
+    async fn rotate_live_session(
+        &self,
+        req: Request<pb::Rotation>,
+    ) -> Answer<pb::OptionalSessionOwner> {
+        handle("RotateLiveSession", req, |m| async move {
+            self.sessions.rotate(m.try_into()?).await
+        })
+        .await
+    }
     async fn rotate_session(&self, req: Request<pb::Rotation>) -> Answer<pb::BoolResponse> {
         handle("RotateSession", req, |m| async move {
-            self.sessions.rotate(m.try_into()?).await
+            Ok(self.sessions.rotate(m.try_into()?).await?.is_some())
         })
         .await
     }
