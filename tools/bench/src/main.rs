@@ -312,7 +312,15 @@ async fn run(cli: Cli) -> Result<()> {
     }
 
     report::ratios(&mut rows);
-    let targets = report::targets(&rows, cores, hash_ms, hash_capacity, log);
+    // The database every arcana process was given (`--env ARCANA_DATABASE_URL=…`), by scheme.
+    let backend = cli
+        .server_env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "ARCANA_DATABASE_URL")
+        .and_then(|(_, url)| url.split(':').next())
+        .unwrap_or("sqlite");
+    let targets = report::targets(&rows, cores, hash_ms, hash_capacity, log, backend);
     println!("{}", report::render(&rows, &targets));
 
     let total = started.elapsed().as_secs_f64();
@@ -623,6 +631,17 @@ async fn seed(http: SocketAddr, n: usize) -> Result<Vec<Identity>> {
     futures_util::future::try_join_all(all).await
 }
 
+/// A tag unique to each call, so users registered by different clusters of one run, or by
+/// different runs, never collide when they share a database (`--env ARCANA_DATABASE_URL=…`).
+fn run_tag() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{started:x}{n:x}")
+}
+
 async fn register(http: SocketAddr, i: usize) -> Result<Identity> {
     #[derive(serde::Deserialize)]
     struct User {
@@ -638,7 +657,7 @@ async fn register(http: SocketAddr, i: usize) -> Result<Identity> {
     struct Envelope {
         data: Registered,
     }
-    let username = format!("bench{i}");
+    let username = format!("bench{i}_{}", run_tag());
     let body = serde_json::to_vec(&serde_json::json!({
         "username": username,
         "email": format!("{username}@example.com"),

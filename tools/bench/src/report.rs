@@ -189,6 +189,7 @@ pub fn targets(
     hash_ms: f64,
     hash_capacity: f64,
     log: Option<(f64, f64)>,
+    backend: &str,
 ) -> Vec<Target> {
     let mut out = Vec::new();
     let mut push = |target: String, measured: String, met: Option<bool>| {
@@ -262,11 +263,18 @@ pub fn targets(
     }
     for p in [Protocol::Rest, Protocol::Grpc] {
         let r = load("monolith", p, Op::Refresh).and_then(|r| r.rps);
-        push(
-            format!("refresh with rotation >= 8,000/s on SQLite ({})", p.label()),
-            opt(r, |v| format!("{v:.0}/s")),
-            r.map(|v| v >= 8000.0),
-        );
+        // The target is SQLite's; other databases are reported.
+        let (target, met) = match backend {
+            "sqlite" => (
+                format!("refresh with rotation >= 8,000/s on SQLite ({})", p.label()),
+                r.map(|v| v >= 8000.0),
+            ),
+            other => (
+                format!("refresh with rotation on {other} ({}; report)", p.label()),
+                None,
+            ),
+        };
+        push(target, opt(r, |v| format!("{v:.0}/s")), met);
     }
     let login_goal = 0.9 * cores as f64 / (hash_ms / 1000.0);
     for p in [Protocol::Rest, Protocol::Grpc] {
