@@ -102,8 +102,7 @@ impl SessionRepository for Database {
                 return Ok(None);
             }
             let s = &mut owner.session;
-            s.previous_refresh_hash =
-                Some(std::mem::replace(&mut s.refresh_token_hash, new.clone()));
+            s.previous_refresh_hash = Some(std::mem::replace(&mut s.refresh_token_hash, new));
             s.rotated_at = Some(now);
             s.generation += 1;
             s.last_used_at = now;
