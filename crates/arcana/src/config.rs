@@ -200,6 +200,71 @@ pub struct AuthArgs {
     pub user_cache_size: u64,
 }
 
+/// Password reset and email verification: the mails and their links.
+#[derive(Debug, Clone, Args)]
+pub struct MailArgs {
+    /// `smtp://user:pass@host:587` (STARTTLS when offered; `?tls=required` insists; plain on
+    /// loopback) or `smtps://…` (implicit TLS). Unset: mails are written as `.eml` files.
+    #[arg(long, env = "ARCANA_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of the mails.
+    #[arg(
+        long,
+        env = "ARCANA_MAIL_FROM",
+        default_value = "arcana <no-reply@localhost>",
+        global = true
+    )]
+    pub mail_from: String,
+    /// Base URL of the links in mails (`<url>/reset-password?token=…`, `<url>/verify-email?token=…`).
+    #[arg(
+        long,
+        env = "ARCANA_PUBLIC_URL",
+        default_value = "http://localhost:8080",
+        global = true
+    )]
+    pub public_url: String,
+    /// Product name in mails.
+    #[arg(
+        long,
+        env = "ARCANA_PRODUCT_NAME",
+        default_value = "arcana",
+        global = true
+    )]
+    pub product_name: String,
+    /// Refuse logins of accounts whose email address is not verified (403 EMAIL_NOT_VERIFIED).
+    #[arg(long, env = "ARCANA_REQUIRE_VERIFIED_EMAIL", default_value_t = false, global = true,
+        num_args = 0..=1, default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new())]
+    pub require_verified_email: bool,
+    /// Lifetime of a password-reset link in seconds (60 s – 1 day).
+    #[arg(long, env = "ARCANA_RESET_TOKEN_TTL", default_value_t = 30 * 60, global = true,
+        value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    pub reset_token_ttl: u64,
+    /// Lifetime of an email-verification link in seconds (60 s – 30 days).
+    #[arg(long, env = "ARCANA_VERIFY_TOKEN_TTL", default_value_t = 24 * 3600, global = true,
+        value_parser = clap::value_parser!(u64).range(60..=30 * 86_400))]
+    pub verify_token_ttl: u64,
+    /// Where `.eml` files go when no SMTP is set (default: `<data-dir>/mail` in the monolith,
+    /// `./mail` elsewhere).
+    #[arg(long, env = "ARCANA_MAIL_DIR", global = true)]
+    pub mail_dir: Option<PathBuf>,
+    /// Delivered mails and spent tokens are deleted after this many days (1–365).
+    #[arg(long, env = "ARCANA_OUTBOX_RETENTION_DAYS", default_value_t = 7, global = true,
+        value_parser = clap::value_parser!(u64).range(1..=365))]
+    pub outbox_retention_days: u64,
+    /// First retry of a failed delivery after this many milliseconds, doubling per attempt.
+    #[arg(long, env = "ARCANA_MAIL_RETRY_BASE_MS", default_value_t = 1000, global = true,
+        value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub mail_retry_base_ms: u64,
+}
+
+impl MailArgs {
+    /// The SMTP URL from the flag, `ARCANA_SMTP_URL` or `ARCANA_SMTP_URL_FILE`.
+    pub fn smtp_url(&self) -> anyhow::Result<Option<SecretString>> {
+        secret(self.smtp_url.as_deref(), "ARCANA_SMTP_URL")
+    }
+}
+
 /// Below this many PBKDF2 iterations a warning is logged at start (OWASP asks for 600,000).
 pub const WEAK_ITERATIONS: u32 = 100_000;
 

@@ -11,9 +11,23 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 pub fn init_logging(format: LogFormat) {
+    init_logging_to(format, false);
+}
+
+/// As [`init_logging`]; `stderr` keeps stdout for a command's output (the admin commands).
+pub fn init_logging_to(format: LogFormat, stderr: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let writer =
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn std::io::Write> {
+            if stderr {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::io::stdout())
+            }
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(writer)
         .with_target(false);
     let _ = match format {
         LogFormat::Json => builder

@@ -5,7 +5,9 @@
 // decided by the name Cargo builds it under (no flags).
 use std::net::SocketAddr;
 
-use arcana::config::{AuthArgs, BootstrapArgs, InternalArgs, JwtArgs, LogArgs, describe};
+use arcana::config::{
+    AuthArgs, BootstrapArgs, InternalArgs, JwtArgs, LogArgs, MailArgs, describe,
+};
 use arcana::layers::service::{self, Contexts};
 use arcana::runtime::{self, Shutdown};
 use clap::Parser;
@@ -28,6 +30,8 @@ struct Cli {
     auth: AuthArgs,
     #[command(flatten)]
     bootstrap: BootstrapArgs,
+    #[command(flatten)]
+    mail: MailArgs,
     #[command(flatten)]
     internal: InternalArgs,
     #[arg(long, env = "ARCANA_GRPC_ADDR", default_value = "0.0.0.0:50051")]
@@ -58,8 +62,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         crypto::JwtKeys::hs256(crypto::new_refresh_token().as_bytes()).map_err(describe)?
     };
-    let services = service::build(repos, &cli.auth, &cli.jwt, &keys)?;
+    let recovery = repos.recovery.clone();
+    let services = service::build(repos, &cli.auth, &cli.jwt, &cli.mail, &keys)?;
     service::bootstrap_admin(services.users.clone(), &cli.bootstrap)?;
+    // Every process holding the service layer delivers the outbox; leases keep replicas (and
+    // the auth and user services of the microservices mode) from sending a mail twice.
+    service::start_mail_worker(&services, recovery, &cli.mail, "mail".into())?;
     service::serve(
         cli.grpc_addr,
         &services,

@@ -555,6 +555,8 @@ async fn operations_endpoints(app: TestApp) {
         // The process that holds the database and the hasher reports them.
         assert!(m.contains("db_pool_connections"), "{m}");
         assert!(m.contains("password_hash_queue_depth"), "{m}");
+        assert!(m.contains("mail_outbox_pending"), "{m}");
+        assert!(m.contains("mail_delivery_failures_total"), "{m}");
     }
 
     // request ids: a sane one is echoed, anything else replaced
@@ -605,6 +607,10 @@ async fn operations_endpoints(app: TestApp) {
         ("/api/v1/auth/me", &["get"]),
         ("/api/v1/auth/sessions", &["get"]),
         ("/api/v1/auth/sessions/{id}", &["delete"]),
+        ("/api/v1/auth/password/forgot", &["post"]),
+        ("/api/v1/auth/password/reset", &["post"]),
+        ("/api/v1/auth/email/verify", &["post"]),
+        ("/api/v1/auth/email/verify/resend", &["post"]),
         ("/api/v1/users", &["get", "post"]),
         ("/api/v1/users/{id}", &["get", "put", "patch", "delete"]),
         ("/api/v1/users/{id}/password", &["put"]),

@@ -78,6 +78,9 @@ pub enum Error {
     Conflict { kind: ConflictKind, message: String },
     #[error("account locked")]
     Locked { retry_after: Duration },
+    /// Login refused until the account's email address is verified.
+    #[error("email not verified")]
+    EmailNotVerified,
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
     /// A layer below is down or overloaded (DB, upstream gRPC, full hash queue).
@@ -112,6 +115,7 @@ impl Error {
             Error::NotFound => "NOT_FOUND",
             Error::Conflict { .. } => "CONFLICT",
             Error::Locked { .. } => "ACCOUNT_LOCKED",
+            Error::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Unavailable => "SERVICE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL_ERROR",
@@ -129,6 +133,9 @@ impl Error {
             Error::Conflict { message, .. } => message.clone(),
             Error::Locked { .. } => {
                 "account temporarily locked after repeated failed logins".into()
+            }
+            Error::EmailNotVerified => {
+                "verify your email address first: follow the link we sent you".into()
             }
             Error::RateLimited { .. } => "too many requests".into(),
             Error::Unavailable => "service temporarily unavailable".into(),

@@ -387,6 +387,7 @@ pub enum RevokeReason {
     RoleChanged,
     StatusChanged,
     UserDeleted,
+    PasswordReset,
 }
 
 impl RevokeReason {
@@ -400,6 +401,7 @@ impl RevokeReason {
             RevokeReason::RoleChanged => "role_changed",
             RevokeReason::StatusChanged => "status_changed",
             RevokeReason::UserDeleted => "user_deleted",
+            RevokeReason::PasswordReset => "password_reset",
         }
     }
 }
@@ -416,6 +418,7 @@ impl FromStr for RevokeReason {
             "role_changed" => RevokeReason::RoleChanged,
             "status_changed" => RevokeReason::StatusChanged,
             "user_deleted" => RevokeReason::UserDeleted,
+            "password_reset" => RevokeReason::PasswordReset,
             other => return Err(format!("unknown revoke reason {other:?}")),
         })
     }

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::model::*;
 use crate::pagination::{UserPage, UserQuery};
+use crate::recovery::*;
 
 #[async_trait]
 pub trait UserRepository: Send + Sync {
@@ -74,4 +75,26 @@ pub trait AuditRepository: Send + Sync {
     async fn record(&self, event: AuditEvent) -> Result<()>;
     /// Most recent events about `subject_id`, newest first.
     async fn list_for_subject(&self, subject_id: UserId, limit: u32) -> Result<Vec<AuditEvent>>;
+}
+
+/// Mailed single-use tokens and the transactional outbox their mails wait in.
+#[async_trait]
+pub trait RecoveryRepository: Send + Sync {
+    /// Store the token and its mail in one transaction; `Ok(false)` when the throttle of
+    /// [`TokenIssue`] refused (nothing stored).
+    async fn issue_token(&self, issue: TokenIssue) -> Result<bool>;
+    /// Spend a token ([`Redemption`]) and answer the user as changed. A token that is unknown,
+    /// of another purpose, used, expired, or superseded (the user is deleted, or their email or,
+    /// for a reset, their credentials changed since it was issued) is `Error::Validation` on the
+    /// field `token` with one of the `TOKEN_*` messages.
+    async fn redeem_token(&self, redemption: Redemption) -> Result<User>;
+    /// Lease the mails due for delivery ([`MailClaim`]); a mail is leased to one worker at a
+    /// time, whatever the number of replicas claiming.
+    async fn claim_mail(&self, claim: MailClaim) -> Result<Vec<QueuedMail>>;
+    /// Record how a delivery ended; `Ok(false)` when the lease was lost meanwhile (nothing
+    /// changed). A sent mail keeps no body.
+    async fn settle_mail(&self, settlement: MailSettlement) -> Result<bool>;
+    async fn outbox_stats(&self) -> Result<OutboxStats>;
+    /// Delete mails delivered or given up on, and tokens used or expired, before `before`.
+    async fn purge_recovery(&self, before: Timestamp) -> Result<u64>;
 }

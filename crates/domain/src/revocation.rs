@@ -79,6 +79,30 @@ impl AuthService for Revocations<dyn AuthService> {
     async fn session_live(&self, who: &Principal) -> Result<bool> {
         self.inner.session_live(who).await
     }
+    async fn forgot_password(
+        &self,
+        ctx: &RequestContext,
+        input: ForgotPasswordInput,
+    ) -> Result<()> {
+        self.inner.forgot_password(ctx, input).await
+    }
+    async fn reset_password(
+        &self,
+        ctx: &RequestContext,
+        input: ResetPasswordInput,
+    ) -> Result<UserId> {
+        let r = self.inner.reset_password(ctx, input).await;
+        match r {
+            Ok(user) => self.tell(Ok(user), Revoked::User(user)),
+            Err(e) => Err(e),
+        }
+    }
+    async fn verify_email(&self, ctx: &RequestContext, input: VerifyEmailInput) -> Result<User> {
+        self.inner.verify_email(ctx, input).await
+    }
+    async fn resend_verification(&self, caller: &Caller) -> Result<()> {
+        self.inner.resend_verification(caller).await
+    }
 }
 
 #[async_trait]

@@ -276,6 +276,43 @@ pub struct PasswordInput {
     pub new_password: String,
 }
 
+/// `POST /auth/password/forgot`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ForgotPasswordInput {
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, example = "alice@example.com"))]
+    pub email: String,
+}
+
+/// `POST /auth/password/reset`: the token from the mailed link and the new password.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResetPasswordInput {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
+    pub token: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 8,
+            max_length = 128,
+            pattern = r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s\S]*[0-9])",
+            example = "Secret123"
+        )
+    )]
+    pub new_password: String,
+}
+
+/// `POST /auth/email/verify`: the token from the mailed link.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerifyEmailInput {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
+    pub token: String,
+}
+
 /// For PATCH bodies: tells an absent field (`None`) from an explicit `null` (`Some(None)`).
 fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -298,6 +335,9 @@ redacted_debug!(RegisterInput, username, email);
 redacted_debug!(LoginInput, username_or_email);
 redacted_debug!(CreateUserInput, username, email, role, status);
 redacted_debug!(PasswordInput,);
+redacted_debug!(ForgotPasswordInput, email);
+redacted_debug!(ResetPasswordInput,);
+redacted_debug!(VerifyEmailInput,);
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -361,6 +401,21 @@ pub trait AuthService: Send + Sync {
     /// opened with the current credentials), the user is active and still has the token's role.
     /// Token verifiers call this (through a short cache) so revocation takes effect within seconds.
     async fn session_live(&self, who: &Principal) -> Result<bool>;
+    /// Mail a password-reset link to the account with this address, if there is one. Answers
+    /// the same, in comparable time, whether there is or not.
+    async fn forgot_password(&self, ctx: &RequestContext, input: ForgotPasswordInput)
+    -> Result<()>;
+    /// Set a new password with a reset token: every session ends, a lockout is cleared.
+    /// Answers whose password it was (for the edge's revocation listener).
+    async fn reset_password(
+        &self,
+        ctx: &RequestContext,
+        input: ResetPasswordInput,
+    ) -> Result<UserId>;
+    /// Mark the account's address verified with a verification token.
+    async fn verify_email(&self, ctx: &RequestContext, input: VerifyEmailInput) -> Result<User>;
+    /// Mail the caller a new verification link (throttled; nothing when already verified).
+    async fn resend_verification(&self, caller: &Caller) -> Result<()>;
 }
 
 #[async_trait]

@@ -85,6 +85,9 @@ impl<T: Serialize> Success<T> {
     pub fn created(data: T) -> Self {
         Success(StatusCode::CREATED, data, None)
     }
+    pub fn accepted(data: T) -> Self {
+        Success(StatusCode::ACCEPTED, data, None)
+    }
     pub fn with_message(mut self, message: &'static str) -> Self {
         self.2 = Some(message);
         self

@@ -74,6 +74,7 @@ impl IntoResponse for ApiError {
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Locked { .. } => StatusCode::LOCKED,
+            Error::EmailNotVerified => StatusCode::FORBIDDEN,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

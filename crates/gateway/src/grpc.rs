@@ -95,6 +95,7 @@ impl PrincipalSource for BearerPrincipal {
             (Throttled::Register, Some(ip)) => rl.check(Bucket::Register, ip),
             (Throttled::Login, Some(ip)) => rl.check(Bucket::Login, ip),
             (Throttled::Refresh, Some(ip)) => rl.check(Bucket::Refresh, ip),
+            (Throttled::Recovery, Some(ip)) => rl.check(Bucket::Recovery, ip),
         };
         checked.map_err(|retry_after| Error::RateLimited { retry_after })
     }

@@ -283,6 +283,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = cfg.request_timeout;
     let app = api
         .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", doc))
+        .merge(routes::pages::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

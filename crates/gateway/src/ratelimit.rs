@@ -1,5 +1,5 @@
 //! Request budgets at the edge: per client IP for the unauthenticated auth endpoints (login,
-//! register, refresh), so password guessing and account spraying are slowed, and per user AND
+//! register, refresh, and the recovery routes: forgot, reset, verify), so password guessing and account spraying are slowed, and per user AND
 //! per IP for password changes, which cost two password hashes each.
 //!
 //! IPv6 clients are keyed by their /64: one host usually owns a whole /64, so keying by the
@@ -18,6 +18,8 @@ pub enum Bucket {
     Register,
     Refresh,
     PasswordChange,
+    /// Forgot password, reset password, verify email.
+    Recovery,
 }
 
 /// Entries kept before stale ones are dropped (bounds memory under address spraying).

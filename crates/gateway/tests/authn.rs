@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use domain::{
-    AuthService, AuthSession, Caller, LoginInput, Principal, RegisterInput, RequestContext, Result,
-    SessionId, SessionInfo, User,
+    AuthService, AuthSession, Caller, ForgotPasswordInput, LoginInput, Principal, RegisterInput,
+    RequestContext, ResetPasswordInput, Result, SessionId, SessionInfo, User, UserId,
+    VerifyEmailInput,
 };
 use gateway::authn::Authenticator;
 use repository::testing::TestDb;
@@ -53,6 +54,18 @@ impl AuthService for Counting {
     async fn session_live(&self, who: &Principal) -> Result<bool> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         self.inner.session_live(who).await
+    }
+    async fn forgot_password(&self, ctx: &RequestContext, i: ForgotPasswordInput) -> Result<()> {
+        self.inner.forgot_password(ctx, i).await
+    }
+    async fn reset_password(&self, ctx: &RequestContext, i: ResetPasswordInput) -> Result<UserId> {
+        self.inner.reset_password(ctx, i).await
+    }
+    async fn verify_email(&self, ctx: &RequestContext, i: VerifyEmailInput) -> Result<User> {
+        self.inner.verify_email(ctx, i).await
+    }
+    async fn resend_verification(&self, caller: &Caller) -> Result<()> {
+        self.inner.resend_verification(caller).await
     }
 }
 

@@ -18,6 +18,7 @@ mod connection;
 mod database;
 mod error;
 mod models;
+mod recovery;
 mod schema;
 mod sessions;
 mod url;

@@ -57,5 +57,44 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    account_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        token_hash -> Text,
+        email -> Text,
+        credential_version -> Integer,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        recipient -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        leased_by -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
+        sent_at -> Nullable<BigInt>,
+        failed_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, sessions, audit_events);
+diesel::joinable!(account_tokens -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    audit_events,
+    account_tokens,
+    outbox
+);

@@ -183,7 +183,10 @@ fn lock_active_admins(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> 
 }
 
 /// The non-deleted user `id`, locked until the transaction ends.
-fn lock_live_user(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRow>, DbError> {
+pub(crate) fn lock_live_user(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<UserRow>, DbError> {
     // `as_select()` is typed by backend, so the query is built per arm.
     macro_rules! q {
         () => {

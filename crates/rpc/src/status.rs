@@ -26,7 +26,9 @@ pub fn to_status(e: Error) -> Status {
             kind: ConflictKind::Duplicate,
             ..
         } => Code::AlreadyExists,
-        Error::Conflict { .. } | Error::Locked { .. } => Code::FailedPrecondition,
+        Error::Conflict { .. } | Error::Locked { .. } | Error::EmailNotVerified => {
+            Code::FailedPrecondition
+        }
         Error::RateLimited { .. } => Code::ResourceExhausted,
         Error::Unavailable => Code::Unavailable,
         Error::Internal(_) => Code::Internal,
@@ -78,6 +80,7 @@ pub fn to_error(s: Status) -> Error {
         Some("TOKEN_EXPIRED") => Error::TokenExpired,
         Some("INVALID_CREDENTIALS") => Error::InvalidCredentials,
         Some("FORBIDDEN") => Error::Forbidden(message),
+        Some("EMAIL_NOT_VERIFIED") => Error::EmailNotVerified,
         Some("NOT_FOUND") => Error::NotFound,
         Some("CONFLICT") => Error::Conflict {
             kind: serde_json::from_value(details["conflict"].clone())
@@ -121,6 +124,7 @@ mod tests {
             Error::TokenExpired,
             Error::InvalidCredentials,
             Error::Forbidden("account suspended".into()),
+            Error::EmailNotVerified,
             Error::NotFound,
             Error::conflict(ConflictKind::Duplicate, "username already taken"),
             Error::conflict(

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use domain::{Error, Result, RevokeReason, Role, SortOrder, Status, Timestamp, UserSort};
+use domain::{
+    Error, Result, RevokeReason, Role, SortOrder, Status, Timestamp, TokenPurpose, UserSort,
+};
 use uuid::Uuid;
 
 /// A value as it crosses the wire.
@@ -95,6 +97,7 @@ macro_rules! as_text {
     )*};
 }
 as_text!(
+    TokenPurpose: str::parse,
     Role: str::parse,
     Status: str::parse,
     RevokeReason: str::parse,
@@ -237,5 +240,8 @@ empty!(
     crate::v1::ListSessionsRequest,
     crate::v1::RevokeSessionResponse,
     crate::v1::DeleteUserResponse,
-    crate::v1::ChangePasswordResponse
+    crate::v1::ChangePasswordResponse,
+    crate::v1::ForgotPasswordResponse,
+    crate::v1::ResendVerificationRequest,
+    crate::v1::ResendVerificationResponse
 );

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use crypto::Verified;
 use domain::{
-    AuthService, AuthSession, Caller, CreateUserInput, Error, FieldErrors, LoginInput,
-    LoginSuccess, Principal, RegisterInput, Rehash, RequestContext, Result, RevokeReason, Rotation,
-    SessionId, SessionInfo, Status, Timestamp, User, UserId, UserRevocation,
+    AuthService, AuthSession, Caller, CreateUserInput, Error, FieldErrors, ForgotPasswordInput,
+    LoginInput, LoginSuccess, Principal, RegisterInput, Rehash, RequestContext, ResetPasswordInput,
+    Result, RevokeReason, Rotation, SessionId, SessionInfo, Status, Timestamp, User, UserId,
+    UserRevocation, VerifyEmailInput,
 };
 
 use crate::audit::{Event, FAILURE, SUCCESS};
@@ -16,7 +17,7 @@ use crate::hasher::Priority;
 
 /// The in-process [`AuthService`].
 pub struct Auth {
-    core: Arc<Core>,
+    pub(crate) core: Arc<Core>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -122,6 +123,7 @@ impl AuthService for Auth {
         let user = core.create_account(account).await?;
         core.audit(ctx, Event::new("auth.register", SUCCESS).own(user.id))
             .await;
+        core.send_verification(ctx, &user).await;
         // A new account is at credential version 0.
         let tokens = core.open_session(ctx, &user, 0).await?;
         Ok(AuthSession { tokens, user })
@@ -192,6 +194,16 @@ impl AuthService for Auth {
             )
             .await;
             return Err(Error::Forbidden(reason.into()));
+        }
+        if core.config.recovery.require_verified_email && !creds.user.is_verified {
+            core.audit(
+                ctx,
+                Event::new("auth.login", FAILURE)
+                    .subject(id)
+                    .detail("reason", "email_not_verified"),
+            )
+            .await;
+            return Err(Error::EmailNotVerified);
         }
 
         let rehash = if needs_rehash {
@@ -441,5 +453,29 @@ impl AuthService for Auth {
             .is_some_and(|o| {
                 o.session.user_id == who.user_id && o.user.role == who.role && o.is_live(now)
             }))
+    }
+
+    async fn forgot_password(
+        &self,
+        ctx: &RequestContext,
+        input: ForgotPasswordInput,
+    ) -> Result<()> {
+        self.forgot(ctx, input).await
+    }
+
+    async fn reset_password(
+        &self,
+        ctx: &RequestContext,
+        input: ResetPasswordInput,
+    ) -> Result<UserId> {
+        self.reset(ctx, input).await
+    }
+
+    async fn verify_email(&self, ctx: &RequestContext, input: VerifyEmailInput) -> Result<User> {
+        self.verify(ctx, input).await
+    }
+
+    async fn resend_verification(&self, caller: &Caller) -> Result<()> {
+        self.resend(caller).await
     }
 }

@@ -45,6 +45,12 @@ impl CachedUsers {
         }
     }
 
+    /// `id` was written through another port: drop its entry, and tell reads in flight.
+    pub fn forget(&self, id: UserId) {
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        self.users.invalidate(&id);
+    }
+
     /// After a write of `id` (successful or not): drop its entry, and tell reads in flight.
     fn wrote<T>(&self, id: UserId, result: Result<T>) -> Result<T> {
         self.writes.fetch_add(1, Ordering::AcqRel);

@@ -24,6 +24,10 @@ pub(crate) struct Core {
     /// A hash of a random password at the current cost: unknown users are verified against it
     /// so that "no such user" takes as long as "wrong password".
     pub(crate) dummy_hash: String,
+    /// The read cache in front of `repos.users`, when on: writes made through other ports
+    /// (token redemption) drop the user's entry here.
+    cached: Option<Arc<crate::cache::CachedUsers>>,
+    pub(crate) mail_queued: Arc<tokio::sync::Notify>,
 }
 
 /// A new account whose every field passed validation.
@@ -47,6 +51,8 @@ impl Core {
         hasher: Arc<Hasher>,
         issuer: TokenIssuer,
         clock: Arc<dyn Clock>,
+        cached: Option<Arc<crate::cache::CachedUsers>>,
+        mail_queued: Arc<tokio::sync::Notify>,
     ) -> Self {
         let dummy_hash =
             crypto::hash_password(&crypto::new_refresh_token(), config.password_iterations);
@@ -57,6 +63,8 @@ impl Core {
             issuer,
             clock,
             dummy_hash,
+            cached,
+            mail_queued,
         }
     }
 
@@ -150,6 +158,13 @@ impl Core {
                 is_verified: input.is_verified.unwrap_or(false),
             }),
             _ => Err(Error::Validation(errs)),
+        }
+    }
+
+    /// A user changed through a port other than `repos.users`: drop it from the read cache.
+    pub(crate) fn forget_user(&self, id: UserId) {
+        if let Some(c) = &self.cached {
+            c.forget(id);
         }
     }
 

@@ -56,12 +56,16 @@ pub mod cache;
 pub mod clock;
 mod core;
 mod hasher;
+pub mod mail;
+pub mod recovery;
 mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{AuditRepository, LockoutPolicy, Result, SessionRepository, UserRepository};
+use domain::{
+    AuditRepository, LockoutPolicy, RecoveryRepository, Result, SessionRepository, UserRepository,
+};
 
 pub use auth::Auth;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -90,6 +94,8 @@ pub struct ServiceConfig {
     /// Users kept by the read cache in front of the user repository (see [`cache`]); 0 turns
     /// it off.
     pub user_cache_size: u64,
+    /// Password reset and email verification (see [`recovery`]).
+    pub recovery: recovery::RecoveryConfig,
 }
 
 /// The largest `refresh_reuse_grace` accepted.
@@ -108,6 +114,7 @@ impl Default for ServiceConfig {
             hash_queue: 64,
             refresh_reuse_grace: Duration::ZERO,
             user_cache_size: 10_000,
+            recovery: recovery::RecoveryConfig::default(),
         }
     }
 }
@@ -118,18 +125,25 @@ pub struct Repositories {
     pub users: Arc<dyn UserRepository>,
     pub sessions: Arc<dyn SessionRepository>,
     pub audit: Arc<dyn AuditRepository>,
+    pub recovery: Arc<dyn RecoveryRepository>,
 }
 
 impl Repositories {
-    /// All three ports from one adapter (e.g. `repository::Database`).
+    /// Every port from one adapter (e.g. `repository::Database`).
     pub fn from_one<R>(repo: R) -> Self
     where
-        R: UserRepository + SessionRepository + AuditRepository + Clone + 'static,
+        R: UserRepository
+            + SessionRepository
+            + AuditRepository
+            + RecoveryRepository
+            + Clone
+            + 'static,
     {
         Self {
             users: Arc::new(repo.clone()),
             sessions: Arc::new(repo.clone()),
-            audit: Arc::new(repo),
+            audit: Arc::new(repo.clone()),
+            recovery: Arc::new(repo),
         }
     }
 }
@@ -141,6 +155,8 @@ pub struct Services {
     pub users: Arc<Users>,
     /// For metrics (`queue_depth`).
     pub hasher: Arc<Hasher>,
+    /// Told when a mail was queued, so a delivery worker of this process sends it at once.
+    pub mail_queued: Arc<tokio::sync::Notify>,
 }
 
 /// Assemble the service layer. `keys` must be able to sign (a private key or the HS256
@@ -162,24 +178,31 @@ pub fn build_with_clock(
 ) -> Result<Services> {
     let issuer = keys.issuer(&config.issuer, &config.audience)?;
     let mut repos = repos;
+    let mut cached = None;
     if config.user_cache_size > 0 {
-        repos.users = Arc::new(cache::CachedUsers::new(repos.users, config.user_cache_size));
+        let c = Arc::new(cache::CachedUsers::new(repos.users, config.user_cache_size));
+        repos.users = c.clone();
+        cached = Some(c);
     }
     let hasher = Arc::new(Hasher::new(
         config.hash_workers,
         config.hash_queue,
         config.password_iterations,
     )?);
+    let mail_queued = Arc::new(tokio::sync::Notify::new());
     let core = Arc::new(core::Core::new(
         repos,
         config,
         hasher.clone(),
         issuer,
         clock,
+        cached,
+        mail_queued.clone(),
     ));
     Ok(Services {
         auth: Arc::new(Auth::new(core.clone())),
         users: Arc::new(Users::new(core)),
         hasher,
+        mail_queued,
     })
 }

@@ -218,11 +218,13 @@ impl UserService for Users {
         // A new address is unverified until its owner proves it (the same address in another
         // case is not new).
         let mut verification_cleared = false;
+        let mut update_email_changed = false;
         if let Some(email) = &update.email {
             let before = self.existing(id).await?;
             if before.email.to_lowercase() != email.to_lowercase() {
                 update.is_verified = Some(false);
                 verification_cleared = before.is_verified;
+                update_email_changed = true;
             }
         }
         let user = core
@@ -239,6 +241,9 @@ impl UserService for Users {
             event = event.detail("email_verification_cleared", true);
         }
         core.audit(ctx, event).await;
+        if update_email_changed {
+            core.send_verification(ctx, &user).await;
+        }
         Ok(user)
     }
 

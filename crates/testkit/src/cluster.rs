@@ -186,6 +186,8 @@ impl Cluster {
             ("ARCANA_JWT_SECRET", JWT_SECRET.into()),
             ("ARCANA_LOG_FORMAT", "json".into()),
             ("RUST_LOG", opts.rust_log.clone()),
+            // Mails as files in the cluster's directory unless a test sets ARCANA_SMTP_URL.
+            ("ARCANA_MAIL_DIR", format!("{data}/mail")),
         ];
         let edge: Env = vec![
             ("ARCANA_HTTP_ADDR", self.http.to_string()),

@@ -13,6 +13,7 @@
 pub mod app;
 pub mod cluster;
 pub mod rest;
+pub mod smtp;
 
 /// A loopback port free right now (a process started later may still lose it: the launcher
 /// retries on fresh ports).

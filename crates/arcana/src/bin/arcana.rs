@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use arcana::config::{
-    AuthArgs, BootstrapArgs, DbArgs, EdgeArgs, JwtArgs, LogArgs, describe, secret_env,
+    AuthArgs, BootstrapArgs, DbArgs, EdgeArgs, JwtArgs, LogArgs, MailArgs, describe, secret_env,
 };
 use arcana::layers;
 use arcana::runtime::{self, Shutdown};
@@ -32,6 +32,8 @@ struct Cli {
     auth: AuthArgs,
     #[command(flatten)]
     bootstrap: BootstrapArgs,
+    #[command(flatten)]
+    mail: MailArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -60,12 +62,21 @@ enum AdminCommand {
         #[arg(long)]
         email: String,
     },
+    /// Print a one-time password-reset link for a user (no mail is sent): for when SMTP is
+    /// down. The link's base is ARCANA_PUBLIC_URL; it expires after ARCANA_RESET_TOKEN_TTL.
+    ResetLink {
+        /// Username (or email address) of the account.
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    runtime::init_logging(cli.log.log_format);
+    // Admin commands print their result on stdout: their log goes to stderr.
+    let admin = matches!(cli.command, Some(Command::Admin { .. }));
+    runtime::init_logging_to(cli.log.log_format, admin);
     runtime::exit(run(cli).await)
 }
 
@@ -113,6 +124,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 service::Repositories::from_one(db),
                 &cli.auth,
                 &cli.jwt,
+                &cli.mail,
                 &keys,
             )?;
             let user = services
@@ -121,6 +133,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(describe)?;
             println!("created admin {} ({})", user.username, user.id);
+            Ok(())
+        }
+        Some(Command::Admin {
+            command: AdminCommand::ResetLink { username },
+        }) => {
+            let db = layers::repository::open_database(&cli.db).await?;
+            // Issuing a reset link signs nothing: a throwaway key is enough.
+            let keys =
+                crypto::JwtKeys::hs256(crypto::new_refresh_token().as_bytes()).map_err(describe)?;
+            let services = layers::service::build(
+                service::Repositories::from_one(db),
+                &cli.auth,
+                &cli.jwt,
+                &cli.mail,
+                &keys,
+            )?;
+            let link = services
+                .auth
+                .reset_link(&username)
+                .await
+                .map_err(|e| match e {
+                    domain::Error::NotFound => anyhow::anyhow!("no user {username:?}"),
+                    other => describe(other),
+                })?;
+            println!("{link}");
             Ok(())
         }
         Some(Command::Serve) | None => serve(cli).await,
@@ -132,14 +169,17 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let db = layers::repository::open_database(&cli.db).await?;
     let keys = cli.jwt.keys(Some(&cli.db.data_dir))?;
-    let services = layers::service::build(
-        service::Repositories::from_one(db.clone()),
-        &cli.auth,
-        &cli.jwt,
-        &keys,
-    )?;
+    let repos = service::Repositories::from_one(db.clone());
+    let recovery = repos.recovery.clone();
+    let services = layers::service::build(repos, &cli.auth, &cli.jwt, &cli.mail, &keys)?;
     layers::service::bootstrap_admin(services.users.clone(), &cli.bootstrap)?;
-    let gauges = gauges(db, services.hasher.clone());
+    let mail = layers::service::start_mail_worker(
+        &services,
+        recovery,
+        &cli.mail,
+        cli.db.data_dir.join("mail"),
+    )?;
+    let gauges = gauges(db, services.hasher.clone(), mail);
     let auth: Arc<dyn domain::AuthService> = services.auth.clone();
     let users: Arc<dyn domain::UserService> = services.users.clone();
     layers::gateway::serve(
@@ -156,16 +196,25 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `/metrics` gauges of what only the monolith holds in the edge's process: the pool and the
-/// hash queue.
+/// `/metrics` gauges of what only the monolith holds in the edge's process: the pool, the
+/// hash queue and the mail outbox.
 fn gauges(
     db: repository::Database,
     hasher: Arc<service::Hasher>,
+    mail: Arc<service::mail::DeliveryStats>,
 ) -> Vec<gateway::metrics::GaugeFn> {
+    use std::sync::atomic::Ordering::Relaxed;
     vec![Arc::new(move || {
         let (connections, idle) = db.pool_state();
         gateway::metrics::set_gauge("db_pool_connections", f64::from(connections));
         gateway::metrics::set_gauge("db_pool_idle_connections", f64::from(idle));
         gateway::metrics::set_gauge("password_hash_queue_depth", hasher.queue_depth() as f64);
+        gateway::metrics::set_gauge("mail_outbox_pending", mail.pending.load(Relaxed) as f64);
+        gateway::metrics::set_gauge("mail_outbox_given_up", mail.given_up.load(Relaxed) as f64);
+        gateway::metrics::set_counter("mail_sent_total", mail.sent_total.load(Relaxed));
+        gateway::metrics::set_counter(
+            "mail_delivery_failures_total",
+            mail.failures_total.load(Relaxed),
+        );
     })]
 }

@@ -38,6 +38,7 @@ pub async fn serve(
         .add(rpc::repository::server(
             repo.clone(),
             repo.clone(),
+            repo.clone(),
             repo,
             credential,
         ))

@@ -7,7 +7,7 @@ use anyhow::Context;
 use rpc::credential::InternalCredential;
 use secrecy::ExposeSecret;
 
-use crate::config::{AuthArgs, BootstrapArgs, JwtArgs, WEAK_ITERATIONS, describe};
+use crate::config::{AuthArgs, BootstrapArgs, JwtArgs, MailArgs, WEAK_ITERATIONS, describe};
 use crate::runtime::{Shutdown, bind};
 
 /// Which bounded contexts a service-layer process holds.
@@ -36,7 +36,7 @@ pub fn remote_repositories(upstream: rpc::client::Upstream) -> service::Reposito
 }
 
 /// The service layer's settings from its flags.
-pub fn config(auth: &AuthArgs, jwt: &JwtArgs) -> service::ServiceConfig {
+pub fn config(auth: &AuthArgs, jwt: &JwtArgs, mail: &MailArgs) -> service::ServiceConfig {
     if auth.password_iterations < WEAK_ITERATIONS {
         tracing::warn!(
             iterations = auth.password_iterations,
@@ -56,6 +56,14 @@ pub fn config(auth: &AuthArgs, jwt: &JwtArgs) -> service::ServiceConfig {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         issuer: jwt.jwt_issuer.clone(),
         audience: jwt.jwt_audience.clone(),
+        recovery: service::recovery::RecoveryConfig {
+            product_name: mail.product_name.clone(),
+            public_url: mail.public_url.clone(),
+            reset_ttl: Duration::from_secs(mail.reset_token_ttl),
+            verify_ttl: Duration::from_secs(mail.verify_token_ttl),
+            require_verified_email: mail.require_verified_email,
+            ..service::recovery::RecoveryConfig::default()
+        },
         ..service::ServiceConfig::default()
     }
 }
@@ -64,9 +72,55 @@ pub fn build(
     repos: service::Repositories,
     auth: &AuthArgs,
     jwt: &JwtArgs,
+    mail: &MailArgs,
     keys: &crypto::JwtKeys,
 ) -> anyhow::Result<service::Services> {
-    service::build(repos, config(auth, jwt), keys).map_err(describe)
+    service::build(repos, config(auth, jwt, mail), keys).map_err(describe)
+}
+
+/// Start this process's mail delivery worker over `recovery` (see `service::mail`): SMTP when
+/// configured, else `.eml` files under `mail_dir` (or `default_dir`) with one warning.
+pub fn start_mail_worker(
+    services: &service::Services,
+    recovery: Arc<dyn domain::RecoveryRepository>,
+    mail: &MailArgs,
+    default_dir: std::path::PathBuf,
+) -> anyhow::Result<Arc<service::mail::DeliveryStats>> {
+    use service::mail::{DeliveryWorker, Mailbox, Transport, WorkerConfig};
+    let from: Mailbox = mail
+        .mail_from
+        .parse()
+        .map_err(|e| anyhow::anyhow!("ARCANA_MAIL_FROM {:?}: {e}", mail.mail_from))?;
+    let transport = match mail.smtp_url()? {
+        Some(url) => Transport::smtp(url.expose_secret())
+            .map_err(describe)
+            .context("ARCANA_SMTP_URL")?,
+        None => {
+            let dir = mail.mail_dir.clone().unwrap_or(default_dir);
+            tracing::warn!(
+                dir = %dir.display(),
+                "ARCANA_SMTP_URL is not set: password-reset and verification mails are written \
+                 as .eml files instead of being sent"
+            );
+            Transport::Files(dir)
+        }
+    };
+    tracing::info!(transport = %transport.describe(), "mail delivery worker started");
+    let config = WorkerConfig {
+        retry_base: Duration::from_millis(mail.mail_retry_base_ms),
+        retention: Duration::from_secs(mail.outbox_retention_days * 24 * 3600),
+        ..WorkerConfig::new(from)
+    };
+    let worker = DeliveryWorker::new(
+        recovery,
+        transport,
+        config,
+        Arc::new(service::SystemClock),
+        services.mail_queued.clone(),
+    );
+    let stats = worker.stats();
+    worker.spawn();
+    Ok(stats)
 }
 
 /// Create the bootstrap admin if configured and no admin exists. Retries in the background while

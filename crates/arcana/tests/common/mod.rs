@@ -106,6 +106,11 @@ impl TestApp {
         })
     }
 
+    /// The deployment's directory (the monolith's data dir on SQLite, logs, mail files).
+    pub fn dir(&self) -> &std::path::Path {
+        self.cluster.dir()
+    }
+
     /// What every process logged (stdout and stderr).
     pub fn logs(&self) -> String {
         self.cluster.logs()

@@ -1,7 +1,10 @@
 //! `/api/v1/auth`: register, login, refresh, logout, sessions. Bodies are the domain inputs.
 use axum::extract::State;
 use axum::http::StatusCode;
-use domain::{AuthSession, Error, LoginInput, RegisterInput, SessionInfo, User};
+use domain::{
+    AuthSession, Error, ForgotPasswordInput, LoginInput, RegisterInput, ResetPasswordInput,
+    SessionInfo, User, VerifyEmailInput,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -23,6 +26,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(me))
         .routes(routes!(list_sessions))
         .routes(routes!(revoke_session))
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(verify_email))
+        .routes(routes!(resend_verification))
 }
 
 fn limit(state: &AppState, bucket: Bucket, client: &Client) -> Result<(), ApiError> {
@@ -163,4 +170,80 @@ pub async fn revoke_session(
 ) -> ApiResult<StatusCode> {
     state.auth.revoke_session(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ask for a password-reset link by mail. The answer is the same, in comparable time, whether
+/// the address belongs to an account or not.
+#[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth",
+    request_body = ForgotPasswordInput,
+    responses(
+        (status = 202, description = "If the address belongs to an active account, a link is on its way", body = EnvelopeDoc<Option<String>>),
+        (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
+        (status = 429, description = "Rate limited (Retry-After)", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn forgot_password(
+    State(state): State<AppState>,
+    client: Client,
+    ApiJson(input): ApiJson<ForgotPasswordInput>,
+) -> ApiResult<Success<Option<()>>> {
+    limit(&state, Bucket::Recovery, &client)?;
+    state.auth.forgot_password(&client.ctx, input).await?;
+    Ok(Success::accepted(None)
+        .with_message("if this address belongs to an account, a reset link has been sent to it"))
+}
+
+/// Set a new password with the token of a reset link: every session of the account ends and a
+/// lockout is lifted.
+#[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth",
+    request_body = ResetPasswordInput,
+    responses(
+        (status = 204, description = "Password set; sign in with it"),
+        (status = 400, description = "VALIDATION_FAILED (the token is unknown, used, expired or superseded; or the password breaks the policy) or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
+        (status = 429, description = "Rate limited (Retry-After)", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    client: Client,
+    ApiJson(input): ApiJson<ResetPasswordInput>,
+) -> ApiResult<StatusCode> {
+    limit(&state, Bucket::Recovery, &client)?;
+    state.auth.reset_password(&client.ctx, input).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Confirm the account's email address with the token of a verification link.
+#[utoipa::path(post, path = "/api/v1/auth/email/verify", tag = "auth",
+    request_body = VerifyEmailInput,
+    responses(
+        (status = 200, description = "The user, verified", body = EnvelopeDoc<User>),
+        (status = 400, description = "VALIDATION_FAILED (the token is unknown, used, expired or superseded) or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
+        (status = 429, description = "Rate limited (Retry-After)", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    client: Client,
+    ApiJson(input): ApiJson<VerifyEmailInput>,
+) -> ApiResult<Success<User>> {
+    limit(&state, Bucket::Recovery, &client)?;
+    Ok(Success::ok(
+        state.auth.verify_email(&client.ctx, input).await?,
+    ))
+}
+
+/// Mail the caller a new verification link (nothing when the address is already verified).
+#[utoipa::path(post, path = "/api/v1/auth/email/verify/resend", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 202, description = "A link is on its way (or the address is verified already)", body = EnvelopeDoc<Option<String>>),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+        (status = 429, description = "Too many links lately (Retry-After)", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> ApiResult<Success<Option<()>>> {
+    state.auth.resend_verification(&caller).await?;
+    Ok(Success::accepted(None).with_message("verification link sent"))
 }

@@ -1,3 +1,4 @@
 pub mod auth;
 pub mod ops;
+pub mod pages;
 pub mod users;

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta};
 use domain::{
-    AttemptReservation, AuditRepository, LockoutPolicy, LoginSuccess, NewSession, NewUser, Rehash,
-    RevokeReason, Role, Rotation, SessionId, SessionRepository, Status, Timestamp, UserId,
-    UserRepository, UserRevocation,
+    AttemptReservation, AuditRepository, LockoutPolicy, LoginSuccess, NewSession, NewUser,
+    RecoveryRepository, Rehash, RevokeReason, Role, Rotation, SessionId, SessionRepository, Status,
+    Timestamp, UserId, UserRepository, UserRevocation,
 };
 use repository::testing::TestDb;
 use repository::{Backend, Database};
@@ -76,24 +76,26 @@ macro_rules! contract_tests {
     };
 }
 
-/// The three repository ports as the service layer holds them, whichever adapter is behind.
+/// The repository ports as the service layer holds them, whichever adapter is behind.
 #[derive(Clone)]
 pub struct Repos {
     pub users: Arc<dyn UserRepository>,
     pub sessions: Arc<dyn SessionRepository>,
     pub audit: Arc<dyn AuditRepository>,
+    pub recovery: Arc<dyn RecoveryRepository>,
 }
 
 impl Repos {
     pub fn of<R>(r: R) -> Repos
     where
-        R: UserRepository + SessionRepository + AuditRepository + 'static,
+        R: UserRepository + SessionRepository + AuditRepository + RecoveryRepository + 'static,
     {
         let r = Arc::new(r);
         Repos {
             users: r.clone(),
             sessions: r.clone(),
-            audit: r,
+            audit: r.clone(),
+            recovery: r,
         }
     }
 }
@@ -147,7 +149,7 @@ impl GrpcServer {
     pub async fn start() -> GrpcServer {
         let db = TestDb::sqlite();
         let ports = Arc::new(db.db().clone());
-        Self::start_with(db, ports.clone(), ports.clone(), ports).await
+        Self::start_with(db, ports.clone(), ports.clone(), ports.clone(), ports).await
     }
 
     /// Serve the given ports (the `TestDb` is kept alive for as long as the server).
@@ -156,8 +158,9 @@ impl GrpcServer {
         users: Arc<dyn UserRepository>,
         sessions: Arc<dyn SessionRepository>,
         audit: Arc<dyn AuditRepository>,
+        recovery: Arc<dyn RecoveryRepository>,
     ) -> GrpcServer {
-        let service = grpc::server(users, sessions, audit, credential());
+        let service = grpc::server(users, sessions, audit, recovery, credential());
         let (router, health) = GrpcRouter::new().add(service).with_health_and_reflection();
         health.set_serving::<grpc::RepositoryServer>().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

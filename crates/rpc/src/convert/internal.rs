@@ -2,9 +2,10 @@
 //! their `arcana.v1` messages (see [`super::v1`]).
 use domain::{
     AttemptReservation, AuditEvent, Cursor, Error, LockoutPolicy, LoginAttempt, LoginSuccess,
-    NewSession, NewUser, PageRequest, PasswordChange, Rehash, Result, RevokeReason, Role, Rotation,
-    Session, SessionOwner, SortOrder, Timestamp, User, UserCredentials, UserQuery, UserRevocation,
-    UserSort, UserUpdate,
+    MailClaim, MailSettlement, NewAccountToken, NewSession, NewUser, OutboxStats, OutgoingMail,
+    PageRequest, PasswordChange, QueuedMail, Redemption, Rehash, Result, RevokeReason, Role,
+    Rotation, Session, SessionOwner, SortOrder, Timestamp, TokenIssue, User, UserCredentials,
+    UserQuery, UserRevocation, UserSort, UserUpdate,
 };
 use uuid::Uuid;
 
@@ -44,6 +45,23 @@ message!(NewSession => pb::NewSession {
 message!(AuditEvent => pb::AuditEvent {
     id, at, actor_id, subject_id, action, outcome, ip, request_id, details,
 });
+
+message!(NewAccountToken => pb::NewAccountToken {
+    id, user_id, purpose, token_hash, email, credential_version, created_at, expires_at,
+});
+message!(OutgoingMail => pb::OutgoingMail {
+    id, recipient, subject, text_body, html_body, created_at,
+});
+message!(TokenIssue => pb::TokenIssue { token, mail, throttle_since, throttle_max });
+message!(Redemption => pb::Redemption { token_hash, purpose, new_password_hash, now });
+message!(MailClaim => pb::MailClaim { worker, now, lease, limit });
+message!(QueuedMail => pb::QueuedMail {
+    id, recipient, subject, text_body, html_body, attempts, created_at,
+});
+message!(MailSettlement => pb::MailSettlement { id, worker, sent, retry_at, error, now });
+message!(OutboxStats => pb::OutboxStatsResponse { pending, failed });
+wrapper!(pb::MailList { mails: Vec<QueuedMail> });
+call!(pb::PurgeRequest { before: Timestamp });
 
 wrapper!(pb::OptionalUser { user: Option<User> });
 wrapper!(pb::OptionalCredentials { credentials: Option<UserCredentials> });

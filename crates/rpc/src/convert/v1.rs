@@ -1,7 +1,8 @@
 //! Domain ↔ `arcana.v1` (the public API, also the service boundary's contract).
 use domain::{
-    AuthSession, CreateUserInput, Error, FieldErrors, LoginInput, PageInfo, RawUserQuery,
-    RegisterInput, Result, SessionInfo, TokenPair, User, UserId, UserPage, UserPatch,
+    AuthSession, CreateUserInput, Error, FieldErrors, ForgotPasswordInput, LoginInput, PageInfo,
+    RawUserQuery, RegisterInput, ResetPasswordInput, Result, SessionInfo, TokenPair, User, UserId,
+    UserPage, UserPatch, VerifyEmailInput,
 };
 use uuid::Uuid;
 
@@ -24,6 +25,10 @@ message!(CreateUserInput => v1::CreateUserRequest {
     username, email, password, first_name, last_name, phone, avatar_url, role, status,
     is_verified,
 });
+message!(ForgotPasswordInput => v1::ForgotPasswordRequest { email });
+message!(ResetPasswordInput => v1::ResetPasswordRequest { token, new_password });
+message!(VerifyEmailInput => v1::VerifyEmailRequest { token });
+wrapper!(v1::ResetPasswordResponse { user_id: Uuid });
 wrapper!(v1::ListSessionsResponse { sessions: Vec<SessionInfo> });
 wrapper!(v1::LogoutAllResponse { revoked_count: u64 });
 

@@ -1,10 +1,11 @@
 //! Client adapter: the repository ports implemented by calling `RepositoryService`.
 use async_trait::async_trait;
 use domain::{
-    AttemptReservation, AuditEvent, AuditRepository, LoginAttempt, LoginSuccess, NewSession,
-    NewUser, PasswordChange, Result, RevokeReason, Rotation, Session, SessionId, SessionOwner,
-    SessionRepository, Timestamp, User, UserCredentials, UserId, UserPage, UserQuery,
-    UserRepository, UserRevocation, UserUpdate,
+    AttemptReservation, AuditEvent, AuditRepository, LoginAttempt, LoginSuccess, MailClaim,
+    MailSettlement, NewSession, NewUser, OutboxStats, PasswordChange, QueuedMail,
+    RecoveryRepository, Redemption, Result, RevokeReason, Rotation, Session, SessionId,
+    SessionOwner, SessionRepository, Timestamp, TokenIssue, User, UserCredentials, UserId,
+    UserPage, UserQuery, UserRepository, UserRevocation, UserUpdate,
 };
 use tonic::transport::Channel;
 
@@ -131,5 +132,32 @@ impl AuditRepository for RepositoryClient {
     async fn list_for_subject(&self, subject_id: UserId, limit: u32) -> Result<Vec<AuditEvent>> {
         let msg = pb::ListAuditRequest::new(subject_id, limit);
         call!(self, Read, list_audit, msg)
+    }
+}
+
+#[async_trait]
+impl RecoveryRepository for RepositoryClient {
+    async fn issue_token(&self, issue: TokenIssue) -> Result<bool> {
+        call!(self, Write, issue_token, pb::TokenIssue::from(issue))
+    }
+    async fn redeem_token(&self, redemption: Redemption) -> Result<User> {
+        call!(self, Write, redeem_token, pb::Redemption::from(redemption))
+    }
+    async fn claim_mail(&self, claim: MailClaim) -> Result<Vec<QueuedMail>> {
+        call!(self, Write, claim_mail, pb::MailClaim::from(claim))
+    }
+    async fn settle_mail(&self, settlement: MailSettlement) -> Result<bool> {
+        call!(
+            self,
+            Write,
+            settle_mail,
+            pb::MailSettlement::from(settlement)
+        )
+    }
+    async fn outbox_stats(&self) -> Result<OutboxStats> {
+        call!(self, Read, outbox_stats, pb::Empty {})
+    }
+    async fn purge_recovery(&self, before: Timestamp) -> Result<u64> {
+        call!(self, Write, purge_recovery, pb::PurgeRequest::new(before))
     }
 }

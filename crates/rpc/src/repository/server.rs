@@ -4,8 +4,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use domain::{
-    AuditEvent, AuditRepository, NewSession, NewUser, PasswordChange, Result, SessionRepository,
-    UserQuery, UserRepository,
+    AuditEvent, AuditRepository, NewSession, NewUser, PasswordChange, RecoveryRepository, Result,
+    SessionRepository, UserQuery, UserRepository,
 };
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -16,13 +16,14 @@ use crate::credential::InternalCredential;
 use crate::internal as pb;
 use crate::internal::repository_service_server::{RepositoryService, RepositoryServiceServer};
 
-/// The three repository ports, served over gRPC. Generic over the implementations: the
+/// The repository ports, served over gRPC. Generic over the implementations: the
 /// repository binary passes its `Database`, tests may pass anything that keeps the contract.
 #[derive(Clone)]
 pub struct RepositoryGrpc {
     users: Arc<dyn UserRepository>,
     sessions: Arc<dyn SessionRepository>,
     audit: Arc<dyn AuditRepository>,
+    recovery: Arc<dyn RecoveryRepository>,
 }
 
 impl fmt::Debug for RepositoryGrpc {
@@ -38,12 +39,14 @@ pub fn server(
     users: Arc<dyn UserRepository>,
     sessions: Arc<dyn SessionRepository>,
     audit: Arc<dyn AuditRepository>,
+    recovery: Arc<dyn RecoveryRepository>,
     credential: InternalCredential,
 ) -> InterceptedService<RepositoryServiceServer<RepositoryGrpc>, impl Interceptor + Clone> {
     let grpc = RepositoryGrpc {
         users,
         sessions,
         audit,
+        recovery,
     };
     crate::server::internal(RepositoryServiceServer::new(grpc), &credential)
 }
@@ -229,6 +232,40 @@ impl RepositoryService for RepositoryGrpc {
         handle("ListAudit", req, |m| async move {
             let (subject_id, limit) = m.parse()?;
             self.audit.list_for_subject(subject_id, limit).await
+        })
+        .await
+    }
+    async fn issue_token(&self, req: Request<pb::TokenIssue>) -> Answer<pb::BoolResponse> {
+        handle("IssueToken", req, |m| async move {
+            self.recovery.issue_token(m.try_into()?).await
+        })
+        .await
+    }
+    async fn redeem_token(&self, req: Request<pb::Redemption>) -> Answer<crate::v1::User> {
+        handle("RedeemToken", req, |m| async move {
+            self.recovery.redeem_token(m.try_into()?).await
+        })
+        .await
+    }
+    async fn claim_mail(&self, req: Request<pb::MailClaim>) -> Answer<pb::MailList> {
+        handle("ClaimMail", req, |m| async move {
+            self.recovery.claim_mail(m.try_into()?).await
+        })
+        .await
+    }
+    async fn settle_mail(&self, req: Request<pb::MailSettlement>) -> Answer<pb::BoolResponse> {
+        handle("SettleMail", req, |m| async move {
+            self.recovery.settle_mail(m.try_into()?).await
+        })
+        .await
+    }
+    async fn outbox_stats(&self, req: Request<pb::Empty>) -> Answer<pb::OutboxStatsResponse> {
+        handle("OutboxStats", req, |_| self.recovery.outbox_stats()).await
+    }
+    async fn purge_recovery(&self, req: Request<pb::PurgeRequest>) -> Answer<pb::CountResponse> {
+        handle("PurgeRecovery", req, |m| async move {
+            let (before,) = m.parse()?;
+            self.recovery.purge_recovery(before).await
         })
         .await
     }

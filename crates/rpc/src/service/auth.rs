@@ -112,6 +112,70 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
         })
         .await
     }
+
+    async fn forgot_password(
+        &self,
+        req: Request<v1::ForgotPasswordRequest>,
+    ) -> Answer<v1::ForgotPasswordResponse> {
+        let auth = &self.auth;
+        public(
+            &self.source,
+            "ForgotPassword",
+            Throttled::Recovery,
+            req,
+            |ctx, m| async move {
+                auth.forgot_password(&ctx, m.try_into()?)
+                    .await
+                    .map(Into::into)
+            },
+        )
+        .await
+    }
+
+    async fn reset_password(
+        &self,
+        req: Request<v1::ResetPasswordRequest>,
+    ) -> Answer<v1::ResetPasswordResponse> {
+        let auth = &self.auth;
+        public(
+            &self.source,
+            "ResetPassword",
+            Throttled::Recovery,
+            req,
+            |ctx, m| async move {
+                auth.reset_password(&ctx, m.try_into()?)
+                    .await
+                    .map(Into::into)
+            },
+        )
+        .await
+    }
+
+    async fn verify_email(&self, req: Request<v1::VerifyEmailRequest>) -> Answer<v1::User> {
+        let auth = &self.auth;
+        public(
+            &self.source,
+            "VerifyEmail",
+            Throttled::Recovery,
+            req,
+            |ctx, m| async move { auth.verify_email(&ctx, m.try_into()?).await.map(Into::into) },
+        )
+        .await
+    }
+
+    async fn resend_verification(
+        &self,
+        req: Request<v1::ResendVerificationRequest>,
+    ) -> Answer<v1::ResendVerificationResponse> {
+        let auth = &self.auth;
+        bearer(
+            &self.source,
+            "ResendVerification",
+            req,
+            |caller, _| async move { auth.resend_verification(&caller).await.map(Into::into) },
+        )
+        .await
+    }
 }
 
 /// Serves `AuthService::session_live` to gateways (internal port only).

@@ -6,9 +6,10 @@
 //! ([`Upstream::call`]); every domain error (field names, retry-after) survives the hop.
 use async_trait::async_trait;
 use domain::{
-    AuthService, AuthSession, Caller, CreateUserInput, Error, LoginInput, PasswordInput, Principal,
-    RawUserQuery, RegisterInput, RequestContext, Result, SessionId, SessionInfo, User, UserId,
-    UserPage, UserPatch, UserService,
+    AuthService, AuthSession, Caller, CreateUserInput, Error, ForgotPasswordInput, LoginInput,
+    PasswordInput, Principal, RawUserQuery, RegisterInput, RequestContext, ResetPasswordInput,
+    Result, SessionId, SessionInfo, User, UserId, UserPage, UserPatch, UserService,
+    VerifyEmailInput,
 };
 use tonic::Request;
 use tonic::transport::Channel;
@@ -162,6 +163,30 @@ impl AuthService for AuthClient {
             |mut c, r| async move { c.session_live(r).await },
         )
         .await
+    }
+    async fn forgot_password(
+        &self,
+        ctx: &RequestContext,
+        input: ForgotPasswordInput,
+    ) -> Result<()> {
+        let msg = v1::ForgotPasswordRequest::from(input);
+        call!(self, Write, forgot_password, ctx: ctx, msg)
+    }
+    async fn reset_password(
+        &self,
+        ctx: &RequestContext,
+        input: ResetPasswordInput,
+    ) -> Result<UserId> {
+        let msg = v1::ResetPasswordRequest::from(input);
+        call!(self, Write, reset_password, ctx: ctx, msg)
+    }
+    async fn verify_email(&self, ctx: &RequestContext, input: VerifyEmailInput) -> Result<User> {
+        let msg = v1::VerifyEmailRequest::from(input);
+        call!(self, Write, verify_email, ctx: ctx, msg)
+    }
+    async fn resend_verification(&self, caller: &Caller) -> Result<()> {
+        let msg = v1::ResendVerificationRequest {};
+        call!(self, Write, resend_verification, caller: caller, msg)
     }
 }
 

@@ -69,6 +69,8 @@ pub enum Throttled {
     Login,
     Refresh,
     PasswordChange(UserId),
+    /// Forgot password, reset password, verify email: the per-IP budget of the recovery routes.
+    Recovery,
 }
 
 /// The policy of the port a server is served on: who the caller is, where the call comes from,

@@ -1,0 +1,560 @@
+//! Account recovery and email verification against the real binaries and a real SMTP server on
+//! loopback: verify-on-register, forgot → mail → reset → login, in the monolith and the layered
+//! and microservices modes, on SQLite and PostgreSQL; delivery while SMTP is down; the
+//! verified-email requirement; the admin's reset link; the same operations over gRPC.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use repository::Backend;
+use reqwest::Method;
+use rpc::v1::auth_service_client::AuthServiceClient;
+use serde_json::{Value, json};
+use testkit::smtp::{Received, SmtpServer};
+use tonic::Code;
+
+const PUBLIC_URL: &str = "https://id.example.test";
+const MAIL_WAIT: Duration = Duration::from_secs(20);
+
+fn opts(smtp: &str, env: &[(&str, &str)]) -> Options {
+    let mut extra: Vec<(String, String)> = vec![
+        ("ARCANA_SMTP_URL".into(), smtp.into()),
+        ("ARCANA_PUBLIC_URL".into(), PUBLIC_URL.into()),
+        (
+            "ARCANA_MAIL_FROM".into(),
+            "Arcana Test <auth@example.test>".into(),
+        ),
+        ("ARCANA_MAIL_RETRY_BASE_MS".into(), "500".into()),
+    ];
+    extra.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    Options {
+        extra_env: extra,
+        ..Default::default()
+    }
+}
+
+async fn start(mode: Mode, backend: Backend, smtp: &SmtpServer) -> Option<TestApp> {
+    TestApp::start_mode(mode, backend, opts(&smtp.url(), &[])).await
+}
+
+/// The one mail `n` (1-based) to `to`, waiting for it.
+async fn nth_mail(smtp: &SmtpServer, to: &str, n: usize) -> Received {
+    let got = smtp.wait_for(to, n, MAIL_WAIT).await;
+    assert!(got.len() >= n, "mail {n} to {to} never came: {got:?}");
+    got[n - 1].clone()
+}
+
+/// The envelope without what differs per call.
+fn comparable(r: &Resp) -> Value {
+    let mut b = r.body.clone();
+    if let Some(o) = b.as_object_mut() {
+        o.remove("timestamp");
+        o.remove("request_id");
+    }
+    b
+}
+
+fn token_error(r: &Resp) -> String {
+    r.assert_error(400, "VALIDATION_FAILED");
+    r.field_errors()["token"][0].as_str().unwrap().to_owned()
+}
+
+async fn whole_flow(mode: Mode, backend: Backend) {
+    let smtp = SmtpServer::start().await;
+    let Some(app) = start(mode, backend, &smtp).await else {
+        eprintln!("SKIPPED {backend:?}: database not configured");
+        return;
+    };
+    let name = "recoverer";
+    let email = "recoverer@example.com";
+
+    // Registration mails a verification link.
+    let r = app.register(name, "Secret123").await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.data()["user"]["is_verified"], false);
+    let access = r.data()["access_token"].as_str().unwrap().to_owned();
+    let refresh = r.data()["refresh_token"].as_str().unwrap().to_owned();
+    let mail = nth_mail(&smtp, email, 1).await;
+    assert_eq!(mail.from, "auth@example.test");
+    assert!(
+        mail.header("subject")
+            .unwrap()
+            .contains("confirm your email address")
+    );
+    assert!(
+        mail.decoded()
+            .contains(&format!("{PUBLIC_URL}/verify-email?token="))
+    );
+    assert!(mail.data.contains("text/plain") && mail.data.contains("text/html"));
+    let verify = mail.token("verify-email").unwrap();
+    assert_eq!(verify.len(), 43, "256 bits, base64url");
+    // The gateway serves the pages the links open (a front end of its own may take them over).
+    for path in ["/verify-email", "/reset-password"] {
+        let page = app
+            .client
+            .get(app.url(&format!("{path}?token={verify}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let csp = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"));
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains("<script>") && !html.contains(&verify),
+            "the token is never echoed"
+        );
+    }
+
+    let r = app
+        .post("/api/v1/auth/email/verify", None, json!({"token": verify}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.data()["is_verified"], true);
+    assert_eq!(r.data()["username"], name);
+    let me = app.get("/api/v1/auth/me", Some(&access)).await;
+    assert_eq!(me.data()["is_verified"], true, "no stale cached user");
+    let again = app
+        .post("/api/v1/auth/email/verify", None, json!({"token": verify}))
+        .await;
+    assert_eq!(token_error(&again), "has already been used");
+
+    // Known and unknown addresses answer alike; only the known one gets a mail.
+    let started = Instant::now();
+    let known = app
+        .post(
+            "/api/v1/auth/password/forgot",
+            None,
+            json!({"email": "Recoverer@Example.com"}),
+        )
+        .await;
+    let known_took = started.elapsed();
+    let started = Instant::now();
+    let unknown = app
+        .post(
+            "/api/v1/auth/password/forgot",
+            None,
+            json!({"email": "nobody@example.com"}),
+        )
+        .await;
+    let unknown_took = started.elapsed();
+    assert_eq!(known.status, 202, "{:?}", known.body);
+    assert_eq!(unknown.status, 202);
+    assert_eq!(comparable(&known), comparable(&unknown));
+    // Both wait for the same floor (300 ms) before answering.
+    assert!(known_took >= Duration::from_millis(300), "{known_took:?}");
+    assert!(
+        unknown_took >= Duration::from_millis(300),
+        "{unknown_took:?}"
+    );
+    let mail = nth_mail(&smtp, email, 2).await;
+    assert!(
+        mail.header("subject")
+            .unwrap()
+            .contains("reset your password")
+    );
+    let reset = mail.token("reset-password").unwrap();
+
+    // The password policy applies.
+    let weak = app
+        .post(
+            "/api/v1/auth/password/reset",
+            None,
+            json!({"token": reset, "new_password": "short"}),
+        )
+        .await;
+    weak.assert_error(400, "VALIDATION_FAILED");
+    assert!(weak.field_errors().contains_key("new_password"));
+    // A verification token is no reset token.
+    let wrong = app
+        .post(
+            "/api/v1/auth/password/reset",
+            None,
+            json!({"token": verify, "new_password": "Better456"}),
+        )
+        .await;
+    assert_eq!(token_error(&wrong), "is not a valid link token");
+
+    let r = app
+        .post(
+            "/api/v1/auth/password/reset",
+            None,
+            json!({"token": reset, "new_password": "Better456"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    // Every session ended: the refresh token at once, the access token within 5 s.
+    let r = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    r.assert_error(401, "UNAUTHORIZED");
+    app.eventually("/api/v1/auth/me", &access, 401, Duration::from_secs(5))
+        .await;
+    app.login(name, "Secret123")
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+    let r = app.login(email, "Better456").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // Once only.
+    let r = app
+        .post(
+            "/api/v1/auth/password/reset",
+            None,
+            json!({"token": reset, "new_password": "Other789x"}),
+        )
+        .await;
+    assert_eq!(token_error(&r), "has already been used");
+    // Nothing went to the unknown address, and nothing was sent twice.
+    assert!(smtp.to("nobody@example.com").is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.to(email).len(), 2, "each mail exactly once");
+}
+
+#[tokio::test]
+async fn whole_flow_monolith_sqlite() {
+    whole_flow(Mode::Monolith, Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn whole_flow_layered_sqlite() {
+    whole_flow(Mode::Layered, Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn whole_flow_microservices_sqlite() {
+    whole_flow(Mode::Microservices, Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn whole_flow_monolith_postgres() {
+    whole_flow(Mode::Monolith, Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn whole_flow_layered_postgres() {
+    whole_flow(Mode::Layered, Backend::Postgres).await;
+}
+
+/// Mail asked for while SMTP is down goes out once SMTP is back: once, not twice.
+#[tokio::test]
+async fn mail_requested_while_smtp_is_down_is_delivered_once_it_is_back() {
+    let port = testkit::free_port();
+    let url = format!("smtp://127.0.0.1:{port}");
+    let app = TestApp::start_with(Backend::Sqlite, opts(&url, &[]))
+        .await
+        .unwrap();
+    let r = app.register("patient", "Secret123").await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = app.get("/metrics", None).await;
+    let text = metrics.body.as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("mail_delivery_failures_total") && !l.ends_with(" 0")),
+        "failed attempts are counted:\n{text}"
+    );
+    let smtp = SmtpServer::start_on(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let got = smtp.wait_for("patient@example.com", 1, MAIL_WAIT).await;
+    assert_eq!(got.len(), 1, "delivered once SMTP was back");
+    assert!(got[0].token("verify-email").is_some());
+    // Later rounds do not send it again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.to("patient@example.com").len(), 1);
+    let text = app
+        .get("/metrics", None)
+        .await
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(text.contains("mail_outbox_pending 0"), "{text}");
+}
+
+/// With ARCANA_REQUIRE_VERIFIED_EMAIL an unverified account cannot sign in (REST 403, gRPC
+/// FAILED_PRECONDITION, code EMAIL_NOT_VERIFIED) until it follows its link.
+#[tokio::test]
+async fn login_waits_for_a_verified_address_when_required() {
+    let smtp = SmtpServer::start().await;
+    let app = TestApp::start_with(
+        Backend::Sqlite,
+        opts(&smtp.url(), &[("ARCANA_REQUIRE_VERIFIED_EMAIL", "true")]),
+    )
+    .await
+    .unwrap();
+    let r = app.register("unproven", "Secret123").await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    app.login("unproven", "Secret123")
+        .await
+        .assert_error(403, "EMAIL_NOT_VERIFIED");
+    // A wrong password still answers as a wrong password.
+    app.login("unproven", "Wrong1234")
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+    let mut grpc = AuthServiceClient::connect(app.grpc.clone()).await.unwrap();
+    let e = grpc
+        .login(rpc::v1::LoginRequest {
+            username_or_email: "unproven".into(),
+            password: "Secret123".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert_eq!(
+        e.metadata().get("x-error-code").unwrap().to_str().unwrap(),
+        "EMAIL_NOT_VERIFIED"
+    );
+    let token = nth_mail(&smtp, "unproven@example.com", 1)
+        .await
+        .token("verify-email")
+        .unwrap();
+    let r = app
+        .post("/api/v1/auth/email/verify", None, json!({"token": token}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = app.login("unproven", "Secret123").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+/// Resend: a new link per request, three per quarter hour, nothing for a verified address.
+#[tokio::test]
+async fn resend_is_throttled_and_needs_a_session() {
+    let smtp = SmtpServer::start().await;
+    let app = TestApp::start_with(Backend::Sqlite, opts(&smtp.url(), &[]))
+        .await
+        .unwrap();
+    let (_, token, _) = app.user("resender").await;
+    let email = "resender@example.com";
+    nth_mail(&smtp, email, 1).await;
+    app.post("/api/v1/auth/email/verify/resend", None, json!({}))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    for n in 2..=3 {
+        let r = app
+            .call(
+                Method::POST,
+                "/api/v1/auth/email/verify/resend",
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        nth_mail(&smtp, email, n).await;
+    }
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/email/verify/resend",
+            Some(&token),
+            None,
+        )
+        .await;
+    r.assert_error(429, "RATE_LIMITED");
+    assert!(r.headers.get("retry-after").is_some());
+    // Every link sent is good until one is used (the newest here); then the others are void
+    // only by use: follow the first.
+    let first = smtp.to(email)[0].token("verify-email").unwrap();
+    let r = app
+        .post("/api/v1/auth/email/verify", None, json!({"token": first}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+/// `arcana admin reset-link` prints a working one-time link without any mail.
+#[tokio::test]
+async fn admin_reset_link_works_without_mail() {
+    let smtp = SmtpServer::start().await;
+    let app = TestApp::start_with(Backend::Sqlite, opts(&smtp.url(), &[]))
+        .await
+        .unwrap();
+    app.user("stranded").await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arcana"))
+        .args(["admin", "reset-link", "--username", "stranded"])
+        .env_clear()
+        .env("ARCANA_DATA_DIR", app.dir())
+        .env("ARCANA_PUBLIC_URL", PUBLIC_URL)
+        .env("ARCANA_PASSWORD_ITERATIONS", "1000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let token = link
+        .strip_prefix(&format!("{PUBLIC_URL}/reset-password?token="))
+        .unwrap_or_else(|| panic!("unexpected link {link:?}"))
+        .to_owned();
+    let r = app
+        .post(
+            "/api/v1/auth/password/reset",
+            None,
+            json!({"token": token, "new_password": "Rescued789"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(app.login("stranded", "Rescued789").await.status, 200);
+    // Only the verification mail of the registration went out.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.to("stranded@example.com").len(), 1);
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_arcana"))
+        .args(["admin", "reset-link", "--username", "nobody"])
+        .env_clear()
+        .env("ARCANA_DATA_DIR", app.dir())
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no user"));
+}
+
+/// The same operations over the public gRPC API (layered: gateway → service over gRPC).
+#[tokio::test]
+async fn recovery_over_grpc() {
+    let smtp = SmtpServer::start().await;
+    let app = start(Mode::Layered, Backend::Sqlite, &smtp).await.unwrap();
+    let mut g = AuthServiceClient::connect(app.grpc.clone()).await.unwrap();
+    g.register(rpc::v1::RegisterRequest {
+        username: "grpcuser".into(),
+        email: "grpcuser@example.com".into(),
+        password: "Secret123".into(),
+        first_name: None,
+        last_name: None,
+    })
+    .await
+    .unwrap();
+    let verify = nth_mail(&smtp, "grpcuser@example.com", 1)
+        .await
+        .token("verify-email")
+        .unwrap();
+    let user = g
+        .verify_email(rpc::v1::VerifyEmailRequest {
+            token: verify.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(user.is_verified);
+    let e = g
+        .verify_email(rpc::v1::VerifyEmailRequest { token: verify })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    for email in ["grpcuser@example.com", "ghost@example.com"] {
+        g.forgot_password(rpc::v1::ForgotPasswordRequest {
+            email: email.into(),
+        })
+        .await
+        .unwrap();
+    }
+    let reset = nth_mail(&smtp, "grpcuser@example.com", 2)
+        .await
+        .token("reset-password")
+        .unwrap();
+    let done = g
+        .reset_password(rpc::v1::ResetPasswordRequest {
+            token: reset,
+            new_password: "Better456".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.user_id, user.id);
+    g.login(rpc::v1::LoginRequest {
+        username_or_email: "grpcuser".into(),
+        password: "Better456".into(),
+    })
+    .await
+    .unwrap();
+    assert!(smtp.to("ghost@example.com").is_empty());
+}
+
+/// A new address is unverified until its owner follows the link mailed to it; a link sent to
+/// the old address no longer counts. A suspended account gets no reset link.
+#[tokio::test]
+async fn an_email_change_asks_for_a_new_verification() {
+    let smtp = SmtpServer::start().await;
+    let app = TestApp::start_with(Backend::Sqlite, opts(&smtp.url(), &[]))
+        .await
+        .unwrap();
+    let (id, token, _) = app.user("mover").await;
+    let old_link = nth_mail(&smtp, "mover@example.com", 1)
+        .await
+        .token("verify-email")
+        .unwrap();
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(&token),
+            Some(json!({"email": "moved@example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.data()["is_verified"], false);
+    let r = app
+        .post(
+            "/api/v1/auth/email/verify",
+            None,
+            json!({"token": old_link}),
+        )
+        .await;
+    assert!(token_error(&r).starts_with("is no longer valid"));
+    let new_link = nth_mail(&smtp, "moved@example.com", 1)
+        .await
+        .token("verify-email")
+        .unwrap();
+    let r = app
+        .post(
+            "/api/v1/auth/email/verify",
+            None,
+            json!({"token": new_link}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.data()["email"], "moved@example.com");
+    assert_eq!(r.data()["is_verified"], true);
+
+    // Suspended: the answer is the same, no link is sent.
+    let admin = app.admin_token().await;
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{id}/status"),
+            Some(&admin),
+            Some(json!({"status": "suspended"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = app
+        .post(
+            "/api/v1/auth/password/forgot",
+            None,
+            json!({"email": "moved@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        smtp.to("moved@example.com").len(),
+        1,
+        "no reset link for a suspended account"
+    );
+    // Malformed input is a validation error, not a silent 202.
+    let r = app
+        .post(
+            "/api/v1/auth/password/forgot",
+            None,
+            json!({"email": "not-an-address"}),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_FAILED");
+}

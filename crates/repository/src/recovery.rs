@@ -1,0 +1,357 @@
+//! `RecoveryRepository` on [`Database`]: mailed single-use tokens and the transactional outbox.
+use async_trait::async_trait;
+use chrono::TimeDelta;
+use diesel::prelude::*;
+use domain::{
+    Error, MailClaim, MailSettlement, OutboxStats, QueuedMail, RecoveryRepository, Redemption,
+    Result, RevokeReason, TOKEN_EXPIRED, TOKEN_SUPERSEDED, TOKEN_UNKNOWN, TOKEN_USED, Timestamp,
+    TokenIssue, TokenPurpose, User,
+};
+
+use crate::connection::AnyConnection;
+use crate::database::{Database, write_transaction};
+use crate::error::DbError;
+use crate::models::{UserRow, from_micros, micros, parse_id};
+use crate::schema::{account_tokens, outbox, sessions, users};
+use crate::users::lock_live_user;
+
+/// Longest delivery error kept (the column's width).
+const ERROR_CHARS: usize = 500;
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = account_tokens)]
+struct TokenRow {
+    id: String,
+    user_id: String,
+    purpose: String,
+    token_hash: String,
+    email: String,
+    credential_version: i32,
+    created_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = outbox)]
+struct MailRow {
+    id: String,
+    recipient: String,
+    subject: String,
+    text_body: String,
+    html_body: String,
+    attempts: i32,
+    next_attempt_at: i64,
+    leased_by: Option<String>,
+    lease_until: Option<i64>,
+    sent_at: Option<i64>,
+    failed_at: Option<i64>,
+    last_error: Option<String>,
+    created_at: i64,
+}
+
+impl MailRow {
+    fn into_queued(self) -> Result<QueuedMail, DbError> {
+        Ok(QueuedMail {
+            id: parse_id(&self.id)?,
+            recipient: self.recipient,
+            subject: self.subject,
+            text_body: self.text_body,
+            html_body: self.html_body,
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            created_at: from_micros(self.created_at)?,
+        })
+    }
+}
+
+fn refused(message: &str) -> DbError {
+    Error::validation("token", message).into()
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The token row with this hash, locked until the transaction ends.
+fn lock_token(conn: &mut AnyConnection, hash: &str) -> Result<Option<TokenRow>, DbError> {
+    macro_rules! q {
+        () => {
+            account_tokens::table
+                .filter(account_tokens::token_hash.eq(hash))
+                .select(TokenRow::as_select())
+        };
+    }
+    Ok(match conn {
+        AnyConnection::Sqlite(c) => q!().get_result(c).optional()?,
+        AnyConnection::Postgres(c) => q!().for_update().get_result(c).optional()?,
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(c) => q!().for_update().get_result(c).optional()?,
+    })
+}
+
+#[async_trait]
+impl RecoveryRepository for Database {
+    async fn issue_token(&self, issue: TokenIssue) -> Result<bool> {
+        let t = issue.token;
+        let token = TokenRow {
+            id: t.id.to_string(),
+            user_id: t.user_id.to_string(),
+            purpose: t.purpose.as_str().to_owned(),
+            token_hash: t.token_hash,
+            email: t.email.to_lowercase(),
+            credential_version: i32::try_from(t.credential_version).unwrap_or(i32::MAX),
+            created_at: micros(t.created_at),
+            expires_at: micros(t.expires_at),
+            used_at: None,
+        };
+        let mail = issue.mail.map(|m| MailRow {
+            id: m.id.to_string(),
+            recipient: m.recipient,
+            subject: m.subject,
+            text_body: m.text_body,
+            html_body: m.html_body,
+            attempts: 0,
+            next_attempt_at: micros(m.created_at),
+            leased_by: None,
+            lease_until: None,
+            sent_at: None,
+            failed_at: None,
+            last_error: None,
+            created_at: micros(m.created_at),
+        });
+        let (since, max) = (micros(issue.throttle_since), issue.throttle_max);
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                // The user row is locked first, so two requests for one user count in turn.
+                if lock_live_user(conn, &token.user_id)?.is_none() {
+                    return Ok(false);
+                }
+                if max > 0 {
+                    let issued: i64 = account_tokens::table
+                        .filter(account_tokens::user_id.eq(&token.user_id))
+                        .filter(account_tokens::purpose.eq(&token.purpose))
+                        .filter(account_tokens::created_at.ge(since))
+                        .count()
+                        .get_result(conn)?;
+                    if count(issued) >= u64::from(max) {
+                        return Ok(false);
+                    }
+                }
+                diesel::insert_into(account_tokens::table)
+                    .values(&token)
+                    .execute(conn)?;
+                if let Some(mail) = &mail {
+                    diesel::insert_into(outbox::table)
+                        .values(mail)
+                        .execute(conn)?;
+                }
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn redeem_token(&self, r: Redemption) -> Result<User> {
+        let now = micros(r.now);
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                let token = lock_token(conn, &r.token_hash)?
+                    .filter(|t| t.purpose == r.purpose.as_str())
+                    .ok_or_else(|| refused(TOKEN_UNKNOWN))?;
+                if token.used_at.is_some() {
+                    return Err(refused(TOKEN_USED));
+                }
+                if token.expires_at <= now {
+                    return Err(refused(TOKEN_EXPIRED));
+                }
+                let user = lock_live_user(conn, &token.user_id)?
+                    .filter(|u| u.email.to_lowercase() == token.email)
+                    .filter(|u| {
+                        r.purpose != TokenPurpose::Reset
+                            || u.credential_version == token.credential_version
+                    })
+                    .ok_or_else(|| refused(TOKEN_SUPERSEDED))?;
+                diesel::update(account_tokens::table.find(&token.id))
+                    .set(account_tokens::used_at.eq(Some(now)))
+                    .execute(conn)?;
+                let target = users::table.find(&user.id);
+                match (r.purpose, &r.new_password_hash) {
+                    (TokenPurpose::Reset, Some(hash)) => {
+                        diesel::update(target)
+                            .set((
+                                users::password_hash.eq(hash),
+                                users::credential_version
+                                    .eq(user.credential_version.saturating_add(1)),
+                                users::failed_login_count.eq(0),
+                                users::locked_until.eq(None::<i64>),
+                                users::updated_at.eq(now),
+                            ))
+                            .execute(conn)?;
+                        diesel::update(
+                            sessions::table
+                                .filter(sessions::user_id.eq(&user.id))
+                                .filter(sessions::revoked_at.is_null()),
+                        )
+                        .set((
+                            sessions::revoked_at.eq(Some(now)),
+                            sessions::revoked_reason.eq(Some(RevokeReason::PasswordReset.as_str())),
+                        ))
+                        .execute(conn)?;
+                    }
+                    (TokenPurpose::Reset, None) => {
+                        return Err(Error::validation("new_password", "is required").into());
+                    }
+                    (TokenPurpose::Verify, _) => {
+                        diesel::update(target)
+                            .set((users::is_verified.eq(true), users::updated_at.eq(now)))
+                            .execute(conn)?;
+                    }
+                }
+                let row: UserRow = target.select(UserRow::as_select()).get_result(conn)?;
+                row.into_user()
+            })
+        })
+        .await
+    }
+
+    async fn claim_mail(&self, claim: MailClaim) -> Result<Vec<QueuedMail>> {
+        let now_ts = claim.now;
+        let now = micros(now_ts);
+        let until = TimeDelta::from_std(claim.lease)
+            .ok()
+            .and_then(|d| now_ts.checked_add_signed(d))
+            .map(micros)
+            .ok_or_else(|| Error::validation("lease", "is out of range"))?;
+        let limit = i64::from(claim.limit.clamp(1, 100));
+        let worker = claim.worker;
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                macro_rules! due {
+                    () => {
+                        outbox::table
+                            .select(outbox::id)
+                            .filter(outbox::sent_at.is_null())
+                            .filter(outbox::failed_at.is_null())
+                            .filter(outbox::next_attempt_at.le(now))
+                            .filter(
+                                outbox::lease_until
+                                    .is_null()
+                                    .or(outbox::lease_until.le(now)),
+                            )
+                            .order(outbox::next_attempt_at)
+                            .limit(limit)
+                    };
+                }
+                // Rows another worker is claiming right now are skipped, not waited for.
+                let ids: Vec<String> = match conn {
+                    AnyConnection::Sqlite(c) => due!().load(c)?,
+                    AnyConnection::Postgres(c) => due!().for_update().skip_locked().load(c)?,
+                    #[cfg(feature = "mysql")]
+                    AnyConnection::Mysql(c) => due!().for_update().skip_locked().load(c)?,
+                };
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
+                    .set((
+                        outbox::leased_by.eq(Some(&worker)),
+                        outbox::lease_until.eq(Some(until)),
+                        outbox::attempts.eq(outbox::attempts + 1),
+                    ))
+                    .execute(conn)?;
+                let rows: Vec<MailRow> = outbox::table
+                    .filter(outbox::id.eq_any(&ids))
+                    .order(outbox::next_attempt_at)
+                    .select(MailRow::as_select())
+                    .load(conn)?;
+                rows.into_iter().map(MailRow::into_queued).collect()
+            })
+        })
+        .await
+    }
+
+    async fn settle_mail(&self, s: MailSettlement) -> Result<bool> {
+        let now = micros(s.now);
+        let id = s.id.to_string();
+        let error = s
+            .error
+            .map(|e| e.chars().take(ERROR_CHARS).collect::<String>());
+        let retry_at = s.retry_at.map(micros);
+        self.run(move |conn| {
+            let mine = outbox::table
+                .filter(outbox::id.eq(&id))
+                .filter(outbox::leased_by.eq(&s.worker))
+                .filter(outbox::sent_at.is_null())
+                .filter(outbox::failed_at.is_null());
+            let n = match (s.sent, retry_at) {
+                // The bodies carry a token link: nothing of them is kept once delivered.
+                (true, _) => diesel::update(mine)
+                    .set((
+                        outbox::sent_at.eq(Some(now)),
+                        outbox::text_body.eq(""),
+                        outbox::html_body.eq(""),
+                        outbox::lease_until.eq(None::<i64>),
+                        outbox::last_error.eq(None::<String>),
+                    ))
+                    .execute(conn)?,
+                (false, Some(at)) => diesel::update(mine)
+                    .set((
+                        outbox::next_attempt_at.eq(at),
+                        outbox::lease_until.eq(None::<i64>),
+                        outbox::last_error.eq(&error),
+                    ))
+                    .execute(conn)?,
+                (false, None) => diesel::update(mine)
+                    .set((
+                        outbox::failed_at.eq(Some(now)),
+                        outbox::text_body.eq(""),
+                        outbox::html_body.eq(""),
+                        outbox::lease_until.eq(None::<i64>),
+                        outbox::last_error.eq(&error),
+                    ))
+                    .execute(conn)?,
+            };
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats> {
+        self.run(|conn| {
+            let pending: i64 = outbox::table
+                .filter(outbox::sent_at.is_null())
+                .filter(outbox::failed_at.is_null())
+                .count()
+                .get_result(conn)?;
+            let failed: i64 = outbox::table
+                .filter(outbox::failed_at.is_not_null())
+                .count()
+                .get_result(conn)?;
+            Ok(OutboxStats {
+                pending: count(pending),
+                failed: count(failed),
+            })
+        })
+        .await
+    }
+
+    async fn purge_recovery(&self, before: Timestamp) -> Result<u64> {
+        let before = micros(before);
+        self.run(move |conn| {
+            let mails = diesel::delete(
+                outbox::table.filter(outbox::sent_at.lt(before).or(outbox::failed_at.lt(before))),
+            )
+            .execute(conn)?;
+            let tokens = diesel::delete(
+                account_tokens::table.filter(
+                    account_tokens::expires_at
+                        .lt(before)
+                        .or(account_tokens::used_at.lt(before)),
+                ),
+            )
+            .execute(conn)?;
+            Ok((mails + tokens) as u64)
+        })
+        .await
+    }
+}

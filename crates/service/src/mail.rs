@@ -1,0 +1,319 @@
+//! Delivery of the outbox: [`DeliveryWorker`] leases due mails through
+//! [`domain::RecoveryRepository`], hands them to SMTP (or writes `.eml` files when no SMTP is
+//! configured), and records the outcome, retrying with exponential backoff.
+//!
+//! Every process that holds the service layer runs one worker; a mail is leased to one worker at
+//! a time (`FOR UPDATE SKIP LOCKED` on PostgreSQL/MySQL, the write lock on SQLite), so replicas
+//! deliver each mail once. A worker that dies mid-delivery loses its lease after
+//! [`WorkerConfig::lease`] and another one takes the mail: delivery is at least once, and exactly
+//! once unless a process dies between SMTP accepting a mail and the outcome being recorded.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use domain::{Error, MailClaim, MailSettlement, QueuedMail, RecoveryRepository, Result, Timestamp};
+pub use lettre::message::Mailbox;
+use lettre::message::MultiPart;
+use lettre::transport::smtp::AsyncSmtpTransport;
+use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::clock::Clock;
+use crate::core::chrono_duration;
+
+/// Where mails go.
+#[derive(Clone)]
+pub enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// One `<uuid>.eml` file per mail in this directory.
+    Files(PathBuf),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Smtp(_) => f.write_str("Smtp"),
+            Transport::Files(dir) => f.debug_tuple("Files").field(dir).finish(),
+        }
+    }
+}
+
+/// How long one SMTP conversation may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Transport {
+    /// `smtp://[user:pass@]host[:port]` (STARTTLS when the server offers it, `?tls=required`
+    /// insists; plain on loopback), or `smtps://…` (implicit TLS).
+    pub fn smtp(url: &str) -> Result<Self> {
+        let bad = |m: String| Error::validation("smtp_url", m);
+        let mut parsed = url::Url::parse(url).map_err(|e| bad(format!("is not a URL: {e}")))?;
+        let loopback = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => return Err(bad("names no host".into())),
+        };
+        let has_tls = parsed.query_pairs().any(|(k, _)| k == "tls");
+        if parsed.scheme() == "smtp" && !has_tls && !loopback {
+            parsed.query_pairs_mut().append_pair("tls", "opportunistic");
+        }
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(parsed.as_str())
+            .map_err(|e| bad(format!("{e}")))?
+            .timeout(Some(SMTP_TIMEOUT))
+            .build();
+        Ok(Transport::Smtp(transport))
+    }
+
+    /// A short description without credentials, for the log.
+    pub fn describe(&self) -> String {
+        match self {
+            Transport::Smtp(_) => "SMTP".into(),
+            Transport::Files(dir) => format!(".eml files in {}", dir.display()),
+        }
+    }
+}
+
+/// Tunables of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub from: Mailbox,
+    /// Look for due mails at least this often (a mail queued by this process wakes it at once).
+    pub poll: Duration,
+    /// A leased mail is another worker's to take after this long.
+    pub lease: Duration,
+    /// The first retry waits this long, every further one twice as long (at most an hour).
+    pub retry_base: Duration,
+    /// Attempts before a mail is given up on.
+    pub max_attempts: u32,
+    /// Delivered mails, given-up mails and spent tokens are deleted after this long.
+    pub retention: Duration,
+}
+
+impl WorkerConfig {
+    /// The production configuration, sending as `from`.
+    pub fn new(from: Mailbox) -> Self {
+        Self {
+            from,
+            poll: Duration::from_secs(2),
+            lease: Duration::from_secs(120),
+            retry_base: Duration::from_secs(1),
+            max_attempts: 12,
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DeliveryStats {
+    /// Mails waiting (due or backing off), as last counted.
+    pub pending: AtomicU64,
+    /// Mails given up on, as last counted.
+    pub given_up: AtomicU64,
+    pub sent_total: AtomicU64,
+    /// Delivery attempts that failed (each retry counts).
+    pub failures_total: AtomicU64,
+}
+
+pub struct DeliveryWorker {
+    repo: Arc<dyn RecoveryRepository>,
+    transport: Transport,
+    config: WorkerConfig,
+    clock: Arc<dyn Clock>,
+    wake: Arc<tokio::sync::Notify>,
+    stats: Arc<DeliveryStats>,
+    id: String,
+}
+
+/// A mail to deliver, its bodies still secret.
+struct Delivery {
+    mail: QueuedMail,
+}
+
+impl DeliveryWorker {
+    pub fn new(
+        repo: Arc<dyn RecoveryRepository>,
+        transport: Transport,
+        config: WorkerConfig,
+        clock: Arc<dyn Clock>,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        Self {
+            repo,
+            transport,
+            config,
+            clock,
+            wake,
+            stats: Arc::new(DeliveryStats::default()),
+            id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<DeliveryStats> {
+        self.stats.clone()
+    }
+
+    /// Deliver until the process ends.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run())
+    }
+
+    async fn run(self) {
+        let mut last_purge: Option<std::time::Instant> = None;
+        loop {
+            // Armed before the round, so a mail queued during it is not missed.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match self.round().await {
+                // A full batch: there may be more due right away.
+                Ok(n) if n >= BATCH as usize => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "mail outbox unreachable; retrying"),
+            }
+            if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+                last_purge = Some(std::time::Instant::now());
+                self.purge().await;
+            }
+            self.count().await;
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep(self.config.poll) => {}
+            }
+        }
+    }
+
+    /// Lease the due mails and deliver them; how many were leased.
+    pub async fn round(&self) -> Result<usize> {
+        let claim = MailClaim {
+            worker: self.id.clone(),
+            now: self.clock.now(),
+            lease: self.config.lease,
+            limit: BATCH,
+        };
+        let mails = self.repo.claim_mail(claim).await?;
+        let n = mails.len();
+        for mail in mails {
+            self.deliver(Delivery { mail }).await;
+        }
+        Ok(n)
+    }
+
+    async fn deliver(&self, d: Delivery) {
+        let id = d.mail.id;
+        let attempts = d.mail.attempts;
+        let outcome = self.send(d.mail).await;
+        let now = self.clock.now();
+        let settlement = match outcome {
+            Ok(()) => {
+                self.stats.sent_total.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(mail_id = %id, attempts, "mail delivered");
+                MailSettlement {
+                    id,
+                    worker: self.id.clone(),
+                    sent: true,
+                    retry_at: None,
+                    error: None,
+                    now,
+                }
+            }
+            Err(failure) => {
+                self.stats.failures_total.fetch_add(1, Ordering::Relaxed);
+                let retry_at = (!failure.permanent && attempts < self.config.max_attempts)
+                    .then(|| now + chrono_duration(self.backoff(attempts)));
+                tracing::warn!(mail_id = %id, attempts, error = %failure.message,
+                    retry_at = ?retry_at, "mail not delivered");
+                MailSettlement {
+                    id,
+                    worker: self.id.clone(),
+                    sent: false,
+                    retry_at,
+                    error: Some(failure.message),
+                    now,
+                }
+            }
+        };
+        match self.repo.settle_mail(settlement).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(mail_id = %id, "mail lease lost before its outcome was recorded")
+            }
+            // The lease runs out and the mail is tried again: at least once.
+            Err(e) => tracing::warn!(mail_id = %id, error = %e, "mail outcome not recorded"),
+        }
+    }
+
+    /// `retry_base × 2^(attempts-1)`, at most an hour.
+    fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 1u32 << attempts.saturating_sub(1).min(20);
+        self.config
+            .retry_base
+            .saturating_mul(factor)
+            .min(Duration::from_secs(3600))
+    }
+
+    async fn send(&self, mail: QueuedMail) -> std::result::Result<(), Failure> {
+        let to: Mailbox = mail.recipient.parse().map_err(|e| Failure {
+            permanent: true,
+            message: format!("recipient address: {e}"),
+        })?;
+        let message = Message::builder()
+            .from(self.config.from.clone())
+            .to(to)
+            .subject(mail.subject)
+            .date(std::time::SystemTime::from(mail.created_at))
+            .multipart(MultiPart::alternative_plain_html(
+                mail.text_body,
+                mail.html_body,
+            ))
+            .map_err(|e| Failure {
+                permanent: true,
+                message: format!("building the message: {e}"),
+            })?;
+        match &self.transport {
+            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| Failure {
+                permanent: e.is_permanent(),
+                message: format!("SMTP: {e}"),
+            }),
+            Transport::Files(dir) => {
+                tokio::fs::create_dir_all(dir).await.map_err(|e| Failure {
+                    permanent: false,
+                    message: format!("creating {}: {e}", dir.display()),
+                })?;
+                AsyncFileTransport::<Tokio1Executor>::new(dir)
+                    .send(message)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Failure {
+                        permanent: false,
+                        message: format!("writing the mail file: {e}"),
+                    })
+            }
+        }
+    }
+
+    async fn purge(&self) {
+        let before: Timestamp = self.clock.now() - chrono_duration(self.config.retention);
+        match self.repo.purge_recovery(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "purged delivered mails and spent tokens"),
+            Err(e) => tracing::warn!(error = %e, "outbox purge failed"),
+        }
+    }
+
+    async fn count(&self) {
+        if let Ok(s) = self.repo.outbox_stats().await {
+            self.stats.pending.store(s.pending, Ordering::Relaxed);
+            self.stats.given_up.store(s.failed, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Failure {
+    permanent: bool,
+    message: String,
+}
+
+/// Mails leased per round.
+const BATCH: u32 = 16;
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
