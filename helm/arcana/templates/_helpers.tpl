@@ -63,15 +63,16 @@ credentials it needs and its gRPC port and arguments:
   jwt              sign (issues tokens) | verify (checks them) | none
   internalToken    ARCANA_INTERNAL_TOKEN: the gateway sends it, the service layers check it
   repositoryToken  ARCANA_REPOSITORY_TOKEN: the service layers send it, the repository checks it
+  mail             holds the service layer: delivers the mail outbox (SMTP URL, mail directory)
 */}}
 {{- define "arcana.componentInfo" -}}
 {{- $all := dict
-  "monolith"    (dict "name" "monolith"     "binary" "arcana"              "edge" true  "database" true  "internalToken" false "repositoryToken" false "jwt" "sign"   "grpcPort" 9090  "args" (list "serve") "bootstrap" true)
-  "gateway"     (dict "name" "gateway"      "binary" "arcana-gateway"      "edge" true  "database" false "internalToken" true  "repositoryToken" false "jwt" "verify" "grpcPort" 9090  "args" (list)         "bootstrap" false)
-  "service"     (dict "name" "service"      "binary" "arcana-service"      "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" true)
-  "authService" (dict "name" "auth-service" "binary" "arcana-auth-service" "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" false)
-  "userService" (dict "name" "user-service" "binary" "arcana-user-service" "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "none"   "grpcPort" 50051 "args" (list)         "bootstrap" true)
-  "repository"  (dict "name" "repository"   "binary" "arcana-repository"   "edge" false "database" true  "internalToken" false "repositoryToken" true  "jwt" "none"   "grpcPort" 50052 "args" (list "serve") "bootstrap" false)
+  "monolith"    (dict "name" "monolith"     "binary" "arcana"              "edge" true  "database" true  "internalToken" false "repositoryToken" false "jwt" "sign"   "grpcPort" 9090  "args" (list "serve") "bootstrap" true "mail" true)
+  "gateway"     (dict "name" "gateway"      "binary" "arcana-gateway"      "edge" true  "database" false "internalToken" true  "repositoryToken" false "jwt" "verify" "grpcPort" 9090  "args" (list)         "bootstrap" false "mail" false)
+  "service"     (dict "name" "service"      "binary" "arcana-service"      "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" true "mail" true)
+  "authService" (dict "name" "auth-service" "binary" "arcana-auth-service" "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" false "mail" true)
+  "userService" (dict "name" "user-service" "binary" "arcana-user-service" "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "none"   "grpcPort" 50051 "args" (list)         "bootstrap" true "mail" true)
+  "repository"  (dict "name" "repository"   "binary" "arcana-repository"   "edge" false "database" true  "internalToken" false "repositoryToken" true  "jwt" "none"   "grpcPort" 50052 "args" (list "serve") "bootstrap" false "mail" false)
 -}}
 {{- toJson (get $all .) -}}
 {{- end -}}
@@ -204,6 +205,19 @@ SubjectPublicKeyInfo out of its DER. An Ed25519 SPKI is always the 12 bytes
 
 {{- define "arcana.databaseSecretKey" -}}
 {{- if .Values.database.existingSecret -}}{{ .Values.database.existingSecretKey }}{{- else -}}database-url{{- end -}}
+{{- end -}}
+
+{{/* "true" when mail goes out over SMTP (otherwise the service layer writes .eml files). */}}
+{{- define "arcana.smtpConfigured" -}}
+{{- if or .Values.mail.smtpUrl .Values.mail.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{- define "arcana.smtpSecretName" -}}
+{{- .Values.mail.existingSecret | default (printf "%s-smtp" (include "arcana.fullname" .)) -}}
+{{- end -}}
+
+{{- define "arcana.smtpSecretKey" -}}
+{{- if .Values.mail.existingSecret -}}{{ .Values.mail.existingSecretKey }}{{- else -}}smtp-url{{- end -}}
 {{- end -}}
 
 {{- define "arcana.bootstrapSecretName" -}}
