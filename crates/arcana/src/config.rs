@@ -361,6 +361,36 @@ pub struct EdgeArgs {
 }
 
 /// CORS origins as given, checked: `*` alone, or origins such as `https://app.example.com`.
+/// Optional Redis shared by the replicas: at the edge, rate limits held in total and
+/// revocations broadcast; in the service layer, a shared cache of user records.
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
+    /// `redis://[user:pass@]host:6379/0`, or `rediss://…` for TLS. Unset: each replica keeps
+    /// its own limits and caches. Redis down: each use falls back locally (never an error).
+    #[arg(long, env = "ARCANA_REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (several deployments may share one Redis).
+    #[arg(
+        long,
+        env = "ARCANA_REDIS_PREFIX",
+        default_value = "arcana:",
+        global = true
+    )]
+    pub redis_prefix: String,
+    /// Seconds a user record stays in the shared cache (every write through the service layer
+    /// drops it at once); 0 turns the shared user cache off (0–3600).
+    #[arg(long, env = "ARCANA_REDIS_USER_CACHE_TTL", default_value_t = 30, global = true,
+        value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub redis_user_cache_ttl: u64,
+}
+
+impl RedisArgs {
+    /// The Redis URL from the flag, `ARCANA_REDIS_URL` or `ARCANA_REDIS_URL_FILE`.
+    pub fn redis_url(&self) -> anyhow::Result<Option<SecretString>> {
+        secret(self.redis_url.as_deref(), "ARCANA_REDIS_URL")
+    }
+}
+
 pub fn cors_origins(given: &[String]) -> anyhow::Result<Vec<String>> {
     let origins: Vec<String> = given
         .iter()

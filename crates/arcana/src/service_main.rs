@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use arcana::config::{
-    AuthArgs, BootstrapArgs, InternalArgs, JwtArgs, LogArgs, MailArgs, describe,
+    AuthArgs, BootstrapArgs, InternalArgs, JwtArgs, LogArgs, MailArgs, RedisArgs, describe,
 };
 use arcana::layers::service::{self, Contexts};
 use arcana::runtime::{self, Shutdown};
@@ -32,6 +32,8 @@ struct Cli {
     bootstrap: BootstrapArgs,
     #[command(flatten)]
     mail: MailArgs,
+    #[command(flatten)]
+    redis: RedisArgs,
     #[command(flatten)]
     internal: InternalArgs,
     #[arg(long, env = "ARCANA_GRPC_ADDR", default_value = "0.0.0.0:50051")]
@@ -63,7 +65,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         crypto::JwtKeys::hs256(crypto::new_refresh_token().as_bytes()).map_err(describe)?
     };
     let recovery = repos.recovery.clone();
-    let services = service::build(repos, &cli.auth, &cli.jwt, &cli.mail, &keys)?;
+    let services = service::build(repos, &cli.auth, &cli.jwt, &cli.mail, &cli.redis, &keys)?;
     service::bootstrap_admin(services.users.clone(), &cli.bootstrap)?;
     // Every process holding the service layer delivers the outbox; leases keep replicas (and
     // the auth and user services of the microservices mode) from sending a mail twice.

@@ -86,16 +86,16 @@ impl PrincipalSource for BearerPrincipal {
         }
     }
 
-    fn admit(&self, kind: Throttled, ctx: &RequestContext) -> Result<()> {
+    async fn admit(&self, kind: Throttled, ctx: &RequestContext) -> Result<()> {
         let ip = ctx.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok());
         let rl = &self.state.rate_limit;
         let checked = match (kind, ip) {
-            (Throttled::PasswordChange(user), ip) => rl.check_password_change(user, ip),
+            (Throttled::PasswordChange(user), ip) => rl.admit_password_change(user, ip).await,
             (_, None) => Ok(()),
-            (Throttled::Register, Some(ip)) => rl.check(Bucket::Register, ip),
-            (Throttled::Login, Some(ip)) => rl.check(Bucket::Login, ip),
-            (Throttled::Refresh, Some(ip)) => rl.check(Bucket::Refresh, ip),
-            (Throttled::Recovery, Some(ip)) => rl.check(Bucket::Recovery, ip),
+            (Throttled::Register, Some(ip)) => rl.admit(Bucket::Register, ip).await,
+            (Throttled::Login, Some(ip)) => rl.admit(Bucket::Login, ip).await,
+            (Throttled::Refresh, Some(ip)) => rl.admit(Bucket::Refresh, ip).await,
+            (Throttled::Recovery, Some(ip)) => rl.admit(Bucket::Recovery, ip).await,
         };
         checked.map_err(|retry_after| Error::RateLimited { retry_after })
     }

@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod ratelimit;
 pub mod routes;
+pub mod shared;
 
 use std::net::IpAddr;
 use std::ops::Deref;
@@ -26,7 +27,7 @@ use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use domain::{AuthService, Error, Revocations, UserService};
+use domain::{AuthService, Error, RevocationListener, Revocations, UserService};
 use ipnet::IpNet;
 use tower_http::CompressionLevel;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -118,11 +119,35 @@ impl AppState {
         config: GatewayConfig,
         gauges: Vec<GaugeFn>,
     ) -> Self {
+        Self::with_shared(auth, users, verifier, config, gauges, None)
+    }
+
+    /// As [`AppState::new`], with the state replicas share through Redis (see [`shared`]):
+    /// rate limits kept there, revocations broadcast to and followed from every replica.
+    pub fn with_shared(
+        auth: Arc<dyn AuthService>,
+        users: Arc<dyn UserService>,
+        verifier: Arc<crypto::jwt::TokenVerifier>,
+        config: GatewayConfig,
+        gauges: Vec<GaugeFn>,
+        shared: Option<Arc<shared::Shared>>,
+    ) -> Self {
         let authn = Arc::new(Authenticator::new(verifier, auth.clone()));
-        let auth: Arc<dyn AuthService> = Arc::new(Revocations::new(auth, authn.clone()));
-        let users: Arc<dyn UserService> = Arc::new(Revocations::new(users, authn.clone()));
+        let listener: Arc<dyn RevocationListener> = match &shared {
+            Some(s) => {
+                s.subscribe(authn.clone());
+                Arc::new(shared::Broadcast {
+                    local: authn.clone(),
+                    shared: s.clone(),
+                })
+            }
+            None => authn.clone(),
+        };
+        let auth: Arc<dyn AuthService> = Arc::new(Revocations::new(auth, listener.clone()));
+        let users: Arc<dyn UserService> = Arc::new(Revocations::new(users, listener));
         let rate_limit =
-            AuthRateLimit::new(config.auth_rate_limit, config.password_change_rate_limit);
+            AuthRateLimit::new(config.auth_rate_limit, config.password_change_rate_limit)
+                .shared(shared);
         Self(Arc::new(Inner {
             auth,
             users,

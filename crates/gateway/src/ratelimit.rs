@@ -6,11 +6,14 @@
 //! full address would hand it 2^64 budgets. IPv4-mapped IPv6 addresses count as IPv4.
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use domain::UserId;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::shared::Shared;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bucket {
@@ -25,10 +28,26 @@ pub enum Bucket {
 /// Entries kept before stale ones are dropped (bounds memory under address spraying).
 const MAX_KEYS: usize = 100_000;
 
+impl Bucket {
+    fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Login => "login",
+            Bucket::Register => "register",
+            Bucket::Refresh => "refresh",
+            Bucket::PasswordChange => "password_change",
+            Bucket::Recovery => "recovery",
+        }
+    }
+}
+
 pub struct AuthRateLimit {
     per_ip: Option<DefaultKeyedRateLimiter<(Bucket, IpAddr)>>,
     per_user: Option<DefaultKeyedRateLimiter<(Bucket, UserId)>>,
     clock: DefaultClock,
+    per_ip_per_minute: u32,
+    per_user_per_minute: u32,
+    /// Budgets shared by every replica (Redis); the local limiters answer when it cannot.
+    shared: Option<Arc<Shared>>,
 }
 
 /// The address a budget is kept for: IPv4 as is, IPv6 by its /64.
@@ -54,6 +73,52 @@ impl AuthRateLimit {
             per_ip: keyed(per_ip_per_minute),
             per_user: keyed(password_changes_per_user),
             clock: DefaultClock::default(),
+            per_ip_per_minute,
+            per_user_per_minute: password_changes_per_user,
+            shared: None,
+        }
+    }
+
+    /// The same budgets, kept in Redis for every replica (local when Redis cannot answer).
+    pub fn shared(mut self, shared: Option<Arc<Shared>>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// Take one request of `ip`'s budget for `bucket`: shared when Redis answers, else local.
+    pub async fn admit(&self, bucket: Bucket, ip: IpAddr) -> Result<(), Duration> {
+        if let Some(shared) = &self.shared
+            && self.per_ip_per_minute > 0
+        {
+            let key = format!("{}:{}", bucket.as_str(), rate_key(ip));
+            if let Some(answer) = shared.check(&key, self.per_ip_per_minute).await {
+                return answer;
+            }
+        }
+        self.check(bucket, ip)
+    }
+
+    /// A password change by `user` from `ip` (see [`Self::check_password_change`]), shared
+    /// when Redis answers.
+    pub async fn admit_password_change(
+        &self,
+        user: UserId,
+        ip: Option<IpAddr>,
+    ) -> Result<(), Duration> {
+        if let Some(shared) = &self.shared
+            && self.per_user_per_minute > 0
+        {
+            let key = format!("{}:user:{user}", Bucket::PasswordChange.as_str());
+            match shared.check(&key, self.per_user_per_minute).await {
+                Some(answer) => answer?,
+                None => self.check_user(Bucket::PasswordChange, user)?,
+            }
+        } else {
+            self.check_user(Bucket::PasswordChange, user)?;
+        }
+        match ip {
+            Some(ip) => self.admit(Bucket::PasswordChange, ip).await,
+            None => Ok(()),
         }
     }
 

@@ -59,6 +59,20 @@ impl CachedUsers {
     }
 }
 
+/// A cache of user records that must hear of writes made through other ports (a token
+/// redemption changes the user through the recovery port).
+#[async_trait]
+pub trait UserCache: Send + Sync {
+    async fn forget(&self, id: UserId);
+}
+
+#[async_trait]
+impl UserCache for CachedUsers {
+    async fn forget(&self, id: UserId) {
+        CachedUsers::forget(self, id);
+    }
+}
+
 #[async_trait]
 impl UserRepository for CachedUsers {
     async fn ping(&self) -> Result<()> {

@@ -24,9 +24,9 @@ pub(crate) struct Core {
     /// A hash of a random password at the current cost: unknown users are verified against it
     /// so that "no such user" takes as long as "wrong password".
     pub(crate) dummy_hash: String,
-    /// The read cache in front of `repos.users`, when on: writes made through other ports
-    /// (token redemption) drop the user's entry here.
-    cached: Option<Arc<crate::cache::CachedUsers>>,
+    /// The read caches in front of `repos.users`: writes made through other ports (token
+    /// redemption) drop the user's entry there.
+    caches: Vec<Arc<dyn crate::cache::UserCache>>,
     pub(crate) mail_queued: Arc<tokio::sync::Notify>,
 }
 
@@ -51,7 +51,7 @@ impl Core {
         hasher: Arc<Hasher>,
         issuer: TokenIssuer,
         clock: Arc<dyn Clock>,
-        cached: Option<Arc<crate::cache::CachedUsers>>,
+        caches: Vec<Arc<dyn crate::cache::UserCache>>,
         mail_queued: Arc<tokio::sync::Notify>,
     ) -> Self {
         let dummy_hash =
@@ -63,7 +63,7 @@ impl Core {
             issuer,
             clock,
             dummy_hash,
-            cached,
+            caches,
             mail_queued,
         }
     }
@@ -162,9 +162,9 @@ impl Core {
     }
 
     /// A user changed through a port other than `repos.users`: drop it from the read cache.
-    pub(crate) fn forget_user(&self, id: UserId) {
-        if let Some(c) = &self.cached {
-            c.forget(id);
+    pub(crate) async fn forget_user(&self, id: UserId) {
+        for c in &self.caches {
+            c.forget(id).await;
         }
     }
 

@@ -58,13 +58,15 @@ mod core;
 mod hasher;
 pub mod mail;
 pub mod recovery;
+pub mod shared_cache;
 mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{
-    AuditRepository, LockoutPolicy, RecoveryRepository, Result, SessionRepository, UserRepository,
+    AuditRepository, Error, LockoutPolicy, RecoveryRepository, Result, SessionRepository,
+    UserRepository,
 };
 
 pub use auth::Auth;
@@ -92,10 +94,12 @@ pub struct ServiceConfig {
     /// tabs, a lost answer). Zero: any reuse revokes the session (theft detection).
     pub refresh_reuse_grace: Duration,
     /// Users kept by the read cache in front of the user repository (see [`cache`]); 0 turns
-    /// it off.
+    /// it off. Not used with `shared_user_cache`.
     pub user_cache_size: u64,
     /// Password reset and email verification (see [`recovery`]).
     pub recovery: recovery::RecoveryConfig,
+    /// The user cache shared through Redis (see [`shared_cache`]); `None`: off.
+    pub shared_user_cache: Option<shared_cache::SharedCacheConfig>,
 }
 
 /// The largest `refresh_reuse_grace` accepted.
@@ -115,6 +119,7 @@ impl Default for ServiceConfig {
             refresh_reuse_grace: Duration::ZERO,
             user_cache_size: 10_000,
             recovery: recovery::RecoveryConfig::default(),
+            shared_user_cache: None,
         }
     }
 }
@@ -178,11 +183,21 @@ pub fn build_with_clock(
 ) -> Result<Services> {
     let issuer = keys.issuer(&config.issuer, &config.audience)?;
     let mut repos = repos;
-    let mut cached = None;
-    if config.user_cache_size > 0 {
+    let mut caches: Vec<Arc<dyn cache::UserCache>> = Vec::new();
+    if let Some(shared) = &config.shared_user_cache {
+        let c = Arc::new(
+            shared_cache::SharedUsers::new(repos.users, &shared.url, &shared.prefix, shared.ttl)
+                .map_err(Error::internal)?,
+        );
+        repos.users = c.clone();
+        caches.push(c);
+    }
+    // With the shared cache every replica sees every write at once; a process-local cache on top
+    // would bring back the 2 s window, so it is used only without one.
+    if config.user_cache_size > 0 && config.shared_user_cache.is_none() {
         let c = Arc::new(cache::CachedUsers::new(repos.users, config.user_cache_size));
         repos.users = c.clone();
-        cached = Some(c);
+        caches.push(c);
     }
     let hasher = Arc::new(Hasher::new(
         config.hash_workers,
@@ -196,7 +211,7 @@ pub fn build_with_clock(
         hasher.clone(),
         issuer,
         clock,
-        cached,
+        caches,
         mail_queued.clone(),
     ));
     Ok(Services {

@@ -318,7 +318,7 @@ impl Auth {
                 return Err(e);
             }
         };
-        core.forget_user(user.id);
+        core.forget_user(user.id).await;
         core.audit(
             ctx,
             Event::new("auth.password_reset", SUCCESS).subject(user.id),
@@ -340,7 +340,7 @@ impl Auth {
             now: core.now(),
         };
         let user = core.repos.recovery.redeem_token(redemption).await?;
-        core.forget_user(user.id);
+        core.forget_user(user.id).await;
         core.audit(ctx, Event::new("auth.email_verified", SUCCESS).own(user.id))
             .await;
         Ok(user)

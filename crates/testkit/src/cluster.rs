@@ -381,6 +381,42 @@ impl Cluster {
         }
     }
 
+    /// Start another replica of the edge (the monolith or the gateway) with the same settings on
+    /// new ports, and wait until it is ready: its REST address.
+    pub async fn add_edge(&mut self) -> Result<SocketAddr, String> {
+        let (http, grpc) = (loopback(free_port()), loopback(free_port()));
+        let first = &self.procs[0];
+        let env: Vec<(String, String)> = first
+            .env
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "ARCANA_HTTP_ADDR" => (k.clone(), http.to_string()),
+                "ARCANA_GRPC_ADDR" => (k.clone(), grpc.to_string()),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect();
+        let name = format!("{}-{}", first.name, self.procs.len() + 1);
+        let exe = first.exe.clone();
+        let child = spawn(self.dir.path(), &name, &exe, &env)?;
+        self.procs.push(Proc {
+            name: name.clone(),
+            exe,
+            env,
+            child,
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http_status(http, "/health/ready").await != Some(200) {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{name} not ready after 30 s; logs:\n{}",
+                    self.logs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(http)
+    }
+
     /// Start process `i` again as it was started (after [`Cluster::terminate`]).
     pub fn restart(&mut self, i: usize) -> Result<(), String> {
         let dir = self.dir.path().to_path_buf();

@@ -207,6 +207,19 @@ SubjectPublicKeyInfo out of its DER. An Ed25519 SPKI is always the 12 bytes
 {{- if .Values.database.existingSecret -}}{{ .Values.database.existingSecretKey }}{{- else -}}database-url{{- end -}}
 {{- end -}}
 
+{{/* "true" when the edge shares rate limits and revocations through Redis. */}}
+{{- define "arcana.redisConfigured" -}}
+{{- if or .Values.redis.url .Values.redis.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{- define "arcana.redisSecretName" -}}
+{{- .Values.redis.existingSecret | default (printf "%s-redis" (include "arcana.fullname" .)) -}}
+{{- end -}}
+
+{{- define "arcana.redisSecretKey" -}}
+{{- if .Values.redis.existingSecret -}}{{ .Values.redis.existingSecretKey }}{{- else -}}redis-url{{- end -}}
+{{- end -}}
+
 {{/* "true" when mail goes out over SMTP (otherwise the service layer writes .eml files). */}}
 {{- define "arcana.smtpConfigured" -}}
 {{- if or .Values.mail.smtpUrl .Values.mail.existingSecret -}}true{{- end -}}

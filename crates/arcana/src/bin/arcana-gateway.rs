@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::bail;
-use arcana::config::{EdgeArgs, InternalArgs, JwtArgs, LogArgs};
+use arcana::config::{EdgeArgs, InternalArgs, JwtArgs, LogArgs, RedisArgs};
 use arcana::layers;
 use arcana::runtime::{self, Shutdown};
 use clap::Parser;
@@ -21,6 +21,8 @@ struct Cli {
     log: LogArgs,
     #[command(flatten)]
     edge: EdgeArgs,
+    #[command(flatten)]
+    redis: RedisArgs,
     #[command(flatten)]
     jwt: JwtArgs,
     #[command(flatten)]
@@ -69,6 +71,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let keys = cli.jwt.keys(None)?;
     layers::gateway::serve(
         &cli.edge,
+        &cli.redis,
         config,
         auth,
         users,

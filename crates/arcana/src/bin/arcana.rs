@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use arcana::config::{
-    AuthArgs, BootstrapArgs, DbArgs, EdgeArgs, JwtArgs, LogArgs, MailArgs, describe, secret_env,
+    AuthArgs, BootstrapArgs, DbArgs, EdgeArgs, JwtArgs, LogArgs, MailArgs, RedisArgs, describe,
+    secret_env,
 };
 use arcana::layers;
 use arcana::runtime::{self, Shutdown};
@@ -34,6 +35,8 @@ struct Cli {
     bootstrap: BootstrapArgs,
     #[command(flatten)]
     mail: MailArgs,
+    #[command(flatten)]
+    redis: RedisArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -125,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &cli.auth,
                 &cli.jwt,
                 &cli.mail,
+                &cli.redis,
                 &keys,
             )?;
             let user = services
@@ -147,6 +151,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &cli.auth,
                 &cli.jwt,
                 &cli.mail,
+                &cli.redis,
                 &keys,
             )?;
             let link = services
@@ -171,7 +176,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let keys = cli.jwt.keys(Some(&cli.db.data_dir))?;
     let repos = service::Repositories::from_one(db.clone());
     let recovery = repos.recovery.clone();
-    let services = layers::service::build(repos, &cli.auth, &cli.jwt, &cli.mail, &keys)?;
+    let services =
+        layers::service::build(repos, &cli.auth, &cli.jwt, &cli.mail, &cli.redis, &keys)?;
     layers::service::bootstrap_admin(services.users.clone(), &cli.bootstrap)?;
     let mail = layers::service::start_mail_worker(
         &services,
@@ -184,6 +190,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let users: Arc<dyn domain::UserService> = services.users.clone();
     layers::gateway::serve(
         &cli.edge,
+        &cli.redis,
         config,
         auth,
         users,

@@ -3,8 +3,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
-use crate::config::{EdgeArgs, JwtArgs, cors_origins};
+use crate::config::{EdgeArgs, JwtArgs, RedisArgs, cors_origins};
 use crate::runtime::{Shutdown, bind};
 
 /// The edge's settings from its flags (checked: a bad value stops the start).
@@ -27,8 +28,10 @@ pub fn verifier(keys: &crypto::JwtKeys, jwt: &JwtArgs) -> crypto::TokenVerifier 
 }
 
 /// REST on `args.http_addr` and public gRPC on `args.grpc_addr`, until shutdown.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     args: &EdgeArgs,
+    redis: &RedisArgs,
     config: gateway::GatewayConfig,
     auth: Arc<dyn domain::AuthService>,
     users: Arc<dyn domain::UserService>,
@@ -36,7 +39,17 @@ pub async fn serve(
     gauges: Vec<gateway::metrics::GaugeFn>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let state = gateway::AppState::new(auth, users, Arc::new(verifier), config, gauges);
+    let shared = match redis.redis_url()? {
+        Some(url) => {
+            let shared = gateway::shared::Shared::new(url.expose_secret(), &redis.redis_prefix)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            tracing::info!(prefix = %redis.redis_prefix, "rate limits and revocations shared through Redis");
+            Some(shared)
+        }
+        None => None,
+    };
+    let state =
+        gateway::AppState::with_shared(auth, users, Arc::new(verifier), config, gauges, shared);
     let http = bind(args.http_addr, "REST").await?;
     let grpc = bind(args.grpc_addr, "public gRPC").await?;
     let rest = gateway::serve(

@@ -7,7 +7,9 @@ use anyhow::Context;
 use rpc::credential::InternalCredential;
 use secrecy::ExposeSecret;
 
-use crate::config::{AuthArgs, BootstrapArgs, JwtArgs, MailArgs, WEAK_ITERATIONS, describe};
+use crate::config::{
+    AuthArgs, BootstrapArgs, JwtArgs, MailArgs, RedisArgs, WEAK_ITERATIONS, describe,
+};
 use crate::runtime::{Shutdown, bind};
 
 /// Which bounded contexts a service-layer process holds.
@@ -36,7 +38,12 @@ pub fn remote_repositories(upstream: rpc::client::Upstream) -> service::Reposito
 }
 
 /// The service layer's settings from its flags.
-pub fn config(auth: &AuthArgs, jwt: &JwtArgs, mail: &MailArgs) -> service::ServiceConfig {
+pub fn config(
+    auth: &AuthArgs,
+    jwt: &JwtArgs,
+    mail: &MailArgs,
+    redis: &RedisArgs,
+) -> anyhow::Result<service::ServiceConfig> {
     if auth.password_iterations < WEAK_ITERATIONS {
         tracing::warn!(
             iterations = auth.password_iterations,
@@ -45,7 +52,21 @@ pub fn config(auth: &AuthArgs, jwt: &JwtArgs, mail: &MailArgs) -> service::Servi
              and cheap to brute-force; use this only for tests"
         );
     }
-    service::ServiceConfig {
+    let shared_user_cache = match redis.redis_url()? {
+        Some(url) if redis.redis_user_cache_ttl > 0 => {
+            tracing::info!(
+                ttl_s = redis.redis_user_cache_ttl,
+                "user records cached in Redis"
+            );
+            Some(service::shared_cache::SharedCacheConfig {
+                url: url.expose_secret().to_owned(),
+                prefix: redis.redis_prefix.clone(),
+                ttl: Duration::from_secs(redis.redis_user_cache_ttl),
+            })
+        }
+        _ => None,
+    };
+    Ok(service::ServiceConfig {
         password_iterations: auth.password_iterations,
         access_ttl: Duration::from_secs(auth.access_ttl),
         refresh_ttl: Duration::from_secs(auth.refresh_ttl),
@@ -64,8 +85,9 @@ pub fn config(auth: &AuthArgs, jwt: &JwtArgs, mail: &MailArgs) -> service::Servi
             require_verified_email: mail.require_verified_email,
             ..service::recovery::RecoveryConfig::default()
         },
+        shared_user_cache,
         ..service::ServiceConfig::default()
-    }
+    })
 }
 
 pub fn build(
@@ -73,9 +95,10 @@ pub fn build(
     auth: &AuthArgs,
     jwt: &JwtArgs,
     mail: &MailArgs,
+    redis: &RedisArgs,
     keys: &crypto::JwtKeys,
 ) -> anyhow::Result<service::Services> {
-    service::build(repos, config(auth, jwt, mail), keys).map_err(describe)
+    service::build(repos, config(auth, jwt, mail, redis)?, keys).map_err(describe)
 }
 
 /// Start this process's mail delivery worker over `recovery` (see `service::mail`): SMTP when

@@ -106,6 +106,16 @@ impl TestApp {
         })
     }
 
+    /// Another replica of the edge on new ports: a REST client of it.
+    pub async fn add_edge(&mut self) -> Rest {
+        let addr = self
+            .cluster
+            .add_edge()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Rest::new(format!("http://{addr}"))
+    }
+
     /// The deployment's directory (the monolith's data dir on SQLite, logs, mail files).
     pub fn dir(&self) -> &std::path::Path {
         self.cluster.dir()

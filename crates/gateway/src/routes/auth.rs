@@ -32,11 +32,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(resend_verification))
 }
 
-fn limit(state: &AppState, bucket: Bucket, client: &Client) -> Result<(), ApiError> {
+async fn limit(state: &AppState, bucket: Bucket, client: &Client) -> Result<(), ApiError> {
     match client.ip {
         Some(ip) => state
             .rate_limit
-            .check(bucket, ip)
+            .admit(bucket, ip)
+            .await
             .map_err(|retry_after| ApiError::Domain(Error::RateLimited { retry_after })),
         None => Ok(()),
     }
@@ -57,7 +58,7 @@ pub async fn register(
     client: Client,
     ApiJson(input): ApiJson<RegisterInput>,
 ) -> ApiResult<Success<AuthSession>> {
-    limit(&state, Bucket::Register, &client)?;
+    limit(&state, Bucket::Register, &client).await?;
     let session = state.auth.register(&client.ctx, input).await?;
     Ok(Success::created(session))
 }
@@ -79,7 +80,7 @@ pub async fn login(
     client: Client,
     ApiJson(input): ApiJson<LoginInput>,
 ) -> ApiResult<Success<AuthSession>> {
-    limit(&state, Bucket::Login, &client)?;
+    limit(&state, Bucket::Login, &client).await?;
     Ok(Success::ok(state.auth.login(&client.ctx, input).await?))
 }
 
@@ -98,7 +99,7 @@ pub async fn refresh(
     client: Client,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Success<AuthSession>> {
-    limit(&state, Bucket::Refresh, &client)?;
+    limit(&state, Bucket::Refresh, &client).await?;
     let session = state.auth.refresh(&client.ctx, &body.refresh_token).await?;
     Ok(Success::ok(session))
 }
@@ -187,7 +188,7 @@ pub async fn forgot_password(
     client: Client,
     ApiJson(input): ApiJson<ForgotPasswordInput>,
 ) -> ApiResult<Success<Option<()>>> {
-    limit(&state, Bucket::Recovery, &client)?;
+    limit(&state, Bucket::Recovery, &client).await?;
     state.auth.forgot_password(&client.ctx, input).await?;
     Ok(Success::accepted(None)
         .with_message("if this address belongs to an account, a reset link has been sent to it"))
@@ -208,7 +209,7 @@ pub async fn reset_password(
     client: Client,
     ApiJson(input): ApiJson<ResetPasswordInput>,
 ) -> ApiResult<StatusCode> {
-    limit(&state, Bucket::Recovery, &client)?;
+    limit(&state, Bucket::Recovery, &client).await?;
     state.auth.reset_password(&client.ctx, input).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -227,7 +228,7 @@ pub async fn verify_email(
     client: Client,
     ApiJson(input): ApiJson<VerifyEmailInput>,
 ) -> ApiResult<Success<User>> {
-    limit(&state, Bucket::Recovery, &client)?;
+    limit(&state, Bucket::Recovery, &client).await?;
     Ok(Success::ok(
         state.auth.verify_email(&client.ctx, input).await?,
     ))

@@ -168,7 +168,8 @@ pub async fn change_password(
     // Two password hashes per call: budgeted per caller and per address.
     state
         .rate_limit
-        .check_password_change(caller.who.user_id, client.ip)
+        .admit_password_change(caller.who.user_id, client.ip)
+        .await
         .map_err(|retry_after| Error::RateLimited { retry_after })?;
     state.users.change_password(&caller, id, input).await?;
     Ok(StatusCode::NO_CONTENT)

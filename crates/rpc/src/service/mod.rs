@@ -85,7 +85,7 @@ pub trait PrincipalSource: Send + Sync + 'static {
 
     /// Asked before Register, Login, Refresh and ChangePassword; an error (e.g.
     /// `RateLimited`) refuses the call.
-    fn admit(&self, _kind: Throttled, _ctx: &RequestContext) -> Result<()> {
+    async fn admit(&self, _kind: Throttled, _ctx: &RequestContext) -> Result<()> {
         Ok(())
     }
 
@@ -109,7 +109,7 @@ where
     let ctx = source.context(&Call::of(&req));
     let request_id = ctx.request_id.clone();
     let body = async move {
-        source.admit(kind, &ctx)?;
+        source.admit(kind, &ctx).await?;
         f(ctx, req.into_inner()).await
     };
     run(source, rpc, request_id, body).await

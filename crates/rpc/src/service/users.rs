@@ -85,7 +85,9 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
     ) -> Answer<v1::ChangePasswordResponse> {
         let (users, source) = (&self.users, &self.source);
         bearer(source, "ChangePassword", req, |caller, m| async move {
-            source.admit(Throttled::PasswordChange(caller.who.user_id), &caller.ctx)?;
+            source
+                .admit(Throttled::PasswordChange(caller.who.user_id), &caller.ctx)
+                .await?;
             let (id, current_password, new_password) = m.parse()?;
             let input = PasswordInput {
                 current_password,
