@@ -200,6 +200,14 @@ pub struct AuthArgs {
     pub user_cache_size: u64,
 }
 
+/// The ops port of an internal layer.
+#[derive(Debug, Clone, Args)]
+pub struct OpsArgs {
+    /// Where `GET /metrics` (Prometheus), `/health/live` and `/health/ready` are served.
+    #[arg(long, env = "ARCANA_METRICS_ADDR", default_value = "0.0.0.0:9100")]
+    pub metrics_addr: SocketAddr,
+}
+
 /// Password reset and email verification: the mails and their links.
 #[derive(Debug, Clone, Args)]
 pub struct MailArgs {

@@ -104,3 +104,18 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::Tc
     tracing::info!(addr = %l.local_addr()?, "{what} listening");
     Ok(l)
 }
+
+/// Serve the ops port (`GET /metrics`, `/health/live`, `/health/ready`) of an internal layer on
+/// `addr` in the background, until shutdown. A port that cannot be bound stops the start.
+pub async fn serve_ops(
+    addr: SocketAddr,
+    binary: &'static str,
+    gauges: Vec<rpc::ops::GaugeFn>,
+    ready: rpc::ops::ReadyFn,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    rpc::ops::record_build_info(binary);
+    let listener = bind(addr, "ops (metrics, health)").await?;
+    tokio::spawn(rpc::ops::serve(listener, gauges, ready, shutdown.wait()));
+    Ok(())
+}

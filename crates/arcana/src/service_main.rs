@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 
 use arcana::config::{
-    AuthArgs, BootstrapArgs, InternalArgs, JwtArgs, LogArgs, MailArgs, RedisArgs, describe,
+    AuthArgs, BootstrapArgs, InternalArgs, JwtArgs, LogArgs, MailArgs, OpsArgs, RedisArgs,
+    describe,
 };
 use arcana::layers::service::{self, Contexts};
 use arcana::runtime::{self, Shutdown};
@@ -36,6 +37,8 @@ struct Cli {
     redis: RedisArgs,
     #[command(flatten)]
     internal: InternalArgs,
+    #[command(flatten)]
+    ops: OpsArgs,
     #[arg(long, env = "ARCANA_GRPC_ADDR", default_value = "0.0.0.0:50051")]
     grpc_addr: SocketAddr,
     /// Repository layer endpoints (comma-separated).
@@ -69,7 +72,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     service::bootstrap_admin(services.users.clone(), &cli.bootstrap)?;
     // Every process holding the service layer delivers the outbox; leases keep replicas (and
     // the auth and user services of the microservices mode) from sending a mail twice.
-    service::start_mail_worker(&services, recovery, &cli.mail, "mail".into())?;
+    let mail = service::start_mail_worker(&services, recovery, &cli.mail, "mail".into())?;
+    runtime::serve_ops(
+        cli.ops.metrics_addr,
+        env!("CARGO_BIN_NAME"),
+        service::ops_gauges(&services, mail),
+        service::ops_ready(&services, CONTEXTS),
+        &shutdown,
+    )
+    .await?;
     service::serve(
         cli.grpc_addr,
         &services,

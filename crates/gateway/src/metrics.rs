@@ -1,64 +1,18 @@
 //! Prometheus metrics: per-route request counts and latency histograms (recorded by a
 //! middleware), plus gauges the composition root refreshes at scrape time (DB pool, hash queue).
-use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 
-/// A gauge refresher run before each scrape.
-pub type GaugeFn = Arc<dyn Fn() + Send + Sync>;
+pub use rpc::ops::GaugeFn;
 
-static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-
-/// The process-wide Prometheus recorder (installed on first use).
+/// The process-wide Prometheus recorder (installed on first use; shared with the gRPC layers).
 pub fn handle() -> Option<PrometheusHandle> {
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Suffix("duration_seconds".into()),
-                    &[
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                        5.0,
-                    ],
-                )
-                .ok()?;
-            match builder.install_recorder() {
-                Ok(h) => {
-                    spawn_upkeep(h.clone());
-                    Some(h)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics recorder not installed");
-                    None
-                }
-            }
-        })
-        .clone()
-}
-
-/// How often recorded histogram samples are folded into their buckets.
-const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The recorder keeps every histogram sample until upkeep folds it into the buckets; without it
-/// a process nobody scrapes grows by every request it serves (~5 MB per 200,000 requests, seen
-/// in the benchmark). One small thread does it, runtime or not.
-fn spawn_upkeep(handle: PrometheusHandle) {
-    let started = std::thread::Builder::new()
-        .name("metrics-upkeep".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(UPKEEP_EVERY);
-                handle.run_upkeep();
-            }
-        });
-    if let Err(e) = started {
-        tracing::warn!(error = %e, "metrics upkeep thread not started");
-    }
+    rpc::ops::recorder()
 }
 
 /// The `method` label: the standard methods by name, anything else `OTHER`, so a client

@@ -114,8 +114,11 @@ impl Upstream {
     /// id, forwarded facts), `call` sends it on a clone of `client`; errors come back as the
     /// domain error the server answered, and the answer is decoded (a message that does not
     /// decode is the server's fault: `malformed_response`).
+    /// `rpc` names the call in `grpc_client_requests_total{rpc,code}` and
+    /// `grpc_client_request_duration_seconds{rpc}` (retries included in the duration).
     pub async fn call<C, M, W, T, F, Fut>(
         &self,
+        rpc: &'static str,
         retry: Retry,
         client: &C,
         request: impl Fn() -> Request<M>,
@@ -127,11 +130,19 @@ impl Upstream {
         Fut: Future<Output = Result<tonic::Response<W>, Status>>,
         T: TryFrom<W, Error = domain::Error>,
     {
+        let started = std::time::Instant::now();
         let attempt = || call(client.clone(), request());
         let answer = match retry {
             Retry::Read => retry_read(attempt).await,
             Retry::Write => retry_unsent(attempt).await,
         };
+        let code = match &answer {
+            Ok(_) => "Ok".to_owned(),
+            Err(s) => format!("{:?}", s.code()),
+        };
+        metrics::counter!("grpc_client_requests_total", "rpc" => rpc, "code" => code).increment(1);
+        metrics::histogram!("grpc_client_request_duration_seconds", "rpc" => rpc)
+            .record(started.elapsed().as_secs_f64());
         crate::convert::decode(answer.map_err(crate::status::to_error)?.into_inner())
     }
 }

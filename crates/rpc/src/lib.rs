@@ -5,6 +5,7 @@ pub mod client;
 pub mod context;
 pub mod convert;
 pub mod credential;
+pub mod ops;
 pub mod repository;
 pub mod server;
 pub mod service;

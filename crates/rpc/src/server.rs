@@ -221,7 +221,15 @@ pub async fn answer<R>(
         rpc,
         request_id = request_id.as_deref().unwrap_or_default()
     );
+    let started = std::time::Instant::now();
     let outcome = context::with_request_id(request_id.clone(), body.instrument(span.clone())).await;
+    let code = match &outcome {
+        Ok(_) => "Ok",
+        Err(e) => e.code(),
+    };
+    metrics::counter!("grpc_server_requests_total", "rpc" => rpc, "code" => code).increment(1);
+    metrics::histogram!("grpc_server_request_duration_seconds", "rpc" => rpc)
+        .record(started.elapsed().as_secs_f64());
     let echo = request_id.and_then(|id| MetadataValue::try_from(id).ok());
     let mut answer = outcome
         .map(tonic::Response::new)

@@ -131,6 +131,8 @@ pub struct Cluster {
     pub grpc: SocketAddr,
     /// Internal gRPC ports by process name.
     pub internal: Vec<(String, u16)>,
+    /// Ops ports (`/metrics`, `/health/*`) of the internal processes, by process name.
+    pub ops: Vec<(String, u16)>,
     procs: Vec<Proc>,
     dir: tempfile::TempDir,
 }
@@ -156,6 +158,7 @@ impl Cluster {
                 http: loopback(free_port()),
                 grpc: loopback(free_port()),
                 internal: Vec::new(),
+                ops: Vec::new(),
                 procs: Vec::new(),
                 dir,
             };
@@ -252,6 +255,9 @@ impl Cluster {
                     None => gateway.push((var, url)),
                 }
                 let mut env = bootstrap.clone();
+                let ops = free_port();
+                self.ops.push((name.clone(), ops));
+                env.push(("ARCANA_METRICS_ADDR", format!("127.0.0.1:{ops}")));
                 env.push(("ARCANA_GRPC_ADDR", format!("127.0.0.1:{port}")));
                 env.push(("ARCANA_REPOSITORY_URL", format!("http://127.0.0.1:{repo}")));
                 env.push(("ARCANA_INTERNAL_TOKEN", INTERNAL_TOKEN.into()));
@@ -259,6 +265,9 @@ impl Cluster {
                 middle.push((name, exe, env));
             }
             let mut repo_env = database;
+            let ops = free_port();
+            self.ops.push(("arcana-repository".into(), ops));
+            repo_env.push(("ARCANA_METRICS_ADDR", format!("127.0.0.1:{ops}")));
             repo_env.push(("ARCANA_GRPC_ADDR", format!("127.0.0.1:{repo}")));
             repo_env.push(("ARCANA_REPOSITORY_TOKEN", REPOSITORY_TOKEN.into()));
             plan.push(("arcana-gateway".into(), "arcana-gateway", gateway));

@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use arcana::config::{DbArgs, InternalArgs, LogArgs};
+use std::sync::Arc;
+
+use arcana::config::{DbArgs, InternalArgs, LogArgs, OpsArgs};
 use arcana::layers;
 use arcana::runtime::{self, Shutdown};
 use clap::{Parser, Subcommand};
@@ -21,6 +23,8 @@ struct Cli {
     db: DbArgs,
     #[command(flatten)]
     internal: InternalArgs,
+    #[command(flatten)]
+    ops: OpsArgs,
     #[arg(long, env = "ARCANA_GRPC_ADDR", default_value = "0.0.0.0:50052")]
     grpc_addr: SocketAddr,
     #[command(subcommand)]
@@ -53,6 +57,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let credential = cli.internal.repository_credential()?;
     let db = layers::repository::open_database(&cli.db).await?;
     let tls = cli.internal.server_tls()?;
+    let (pool, ping) = (db.clone(), db.clone());
+    let gauges: Vec<rpc::ops::GaugeFn> = vec![Arc::new(move || {
+        let (connections, idle) = pool.pool_state();
+        metrics::gauge!("db_pool_connections").set(f64::from(connections));
+        metrics::gauge!("db_pool_idle_connections").set(f64::from(idle));
+    })];
+    let ready: rpc::ops::ReadyFn = Arc::new(move || {
+        let db = ping.clone();
+        Box::pin(async move { domain::UserRepository::ping(&db).await.is_ok() })
+    });
+    runtime::serve_ops(
+        cli.ops.metrics_addr,
+        "arcana-repository",
+        gauges,
+        ready,
+        &shutdown,
+    )
+    .await?;
     layers::repository::serve(db, cli.grpc_addr, credential, tls, shutdown).await?;
     tracing::info!("shut down cleanly");
     Ok(())

@@ -206,3 +206,33 @@ pub async fn serve(
         .await
         .context("serving gRPC")
 }
+
+/// The service layer's gauges, refreshed before each scrape: the hash queue and the mail outbox.
+pub fn ops_gauges(
+    services: &service::Services,
+    mail: Arc<service::mail::DeliveryStats>,
+) -> Vec<rpc::ops::GaugeFn> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let hasher = services.hasher.clone();
+    vec![Arc::new(move || {
+        metrics::gauge!("password_hash_queue_depth").set(hasher.queue_depth() as f64);
+        metrics::gauge!("mail_outbox_pending").set(mail.pending.load(Relaxed) as f64);
+        metrics::gauge!("mail_outbox_given_up").set(mail.given_up.load(Relaxed) as f64);
+        metrics::counter!("mail_sent_total").absolute(mail.sent_total.load(Relaxed));
+        metrics::counter!("mail_delivery_failures_total")
+            .absolute(mail.failures_total.load(Relaxed));
+    })]
+}
+
+/// Ready when the contexts this process holds answer (and through them the repository).
+pub fn ops_ready(services: &service::Services, contexts: Contexts) -> rpc::ops::ReadyFn {
+    let (auth, users) = (services.auth.clone(), services.users.clone());
+    Arc::new(move || {
+        let (auth, users) = (auth.clone(), users.clone());
+        Box::pin(async move {
+            let a = !contexts.auth() || domain::AuthService::ready(auth.as_ref()).await.is_ok();
+            let u = !contexts.users() || domain::UserService::ready(users.as_ref()).await.is_ok();
+            a && u
+        })
+    })
+}

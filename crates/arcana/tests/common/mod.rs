@@ -56,6 +56,8 @@ pub struct TestApp {
     pub mode: Mode,
     /// Internal ports by process name.
     pub internal: Vec<(String, u16)>,
+    /// Ops ports (metrics, health) of the internal processes by name.
+    pub ops: Vec<(String, u16)>,
     rest: Rest,
     cluster: Cluster,
     _db: Option<TestDb>,
@@ -101,6 +103,7 @@ impl TestApp {
             base,
             mode,
             internal: cluster.internal.clone(),
+            ops: cluster.ops.clone(),
             cluster,
             _db: db,
         })

@@ -30,6 +30,7 @@ macro_rules! call {
         $self
             .upstream
             .call(
+                stringify!($method),
                 Retry::$retry,
                 &$self.client,
                 || $self.upstream.request(msg.clone()),

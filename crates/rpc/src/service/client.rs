@@ -56,6 +56,7 @@ macro_rules! call {
         let (ctx, who, msg) = ($ctx, $who, $msg);
         let up = &$self.upstream;
         up.call(
+            stringify!($method),
             Retry::$retry,
             &$self.client,
             || outgoing(up, ctx, who, msg.clone()),
@@ -73,6 +74,7 @@ async fn health(up: &Upstream) -> Result<()> {
     };
     let answer: Result<Serving> = up
         .call(
+            "health_check",
             Retry::Read,
             &client,
             || outgoing(up, None, None, msg.clone()),
@@ -157,6 +159,7 @@ impl AuthService for AuthClient {
         let msg = SessionLiveRequest::new(who.user_id, who.session_id, who.role);
         let up = &self.upstream;
         up.call(
+            "session_live",
             Retry::Read,
             &self.sessions,
             || outgoing(up, None, None, msg.clone()),

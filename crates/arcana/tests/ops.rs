@@ -1,0 +1,97 @@
+//! Every process of a split deployment answers `/metrics` and `/health/*` on its ops port
+//! (`ARCANA_METRICS_ADDR`): gRPC RED on both sides of each hop, the database pool, the hash
+//! queue, the mail outbox and the build, as the chart's ServiceMonitor scrapes them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod common;
+
+use common::*;
+use repository::Backend;
+
+async fn get(port: u16, path: &str) -> (u16, String) {
+    let r = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn every_process_reports(mode: Mode) {
+    let app = TestApp::start_mode(mode, Backend::Sqlite, Options::default())
+        .await
+        .unwrap();
+    // Traffic through every layer: register (a write), read back, a login.
+    let (id, token, _) = app.user("observed").await;
+    assert_eq!(
+        app.get(&format!("/api/v1/users/{id}"), Some(&token))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(app.login("observed", "Secret123").await.status, 200);
+    let expected_services = match mode {
+        Mode::Layered => vec!["arcana-service"],
+        _ => vec!["arcana-auth-service", "arcana-user-service"],
+    };
+    let mut seen = Vec::new();
+    for (name, port) in &app.ops {
+        let (status, text) = get(*port, "/metrics").await;
+        assert_eq!(status, 200, "{name}");
+        let want: &[&str] = if name == "arcana-repository" {
+            &[
+                "grpc_server_requests_total{",
+                "grpc_server_request_duration_seconds_bucket{",
+                "db_pool_connections",
+                "db_pool_idle_connections",
+                "arcana_build_info{",
+            ]
+        } else {
+            &[
+                "grpc_server_requests_total{",
+                "grpc_client_requests_total{",
+                "grpc_client_request_duration_seconds_bucket{",
+                "password_hash_queue_depth",
+                "mail_outbox_pending",
+                "mail_delivery_failures_total",
+                "arcana_build_info{",
+            ]
+        };
+        for series in want {
+            assert!(text.contains(series), "{name}: no {series} in\n{text}");
+        }
+        assert!(
+            text.contains(&format!("binary=\"{name}\"")),
+            "{name}: build info\n{text}"
+        );
+        assert_eq!(get(*port, "/health/live").await.0, 200, "{name}");
+        assert_eq!(get(*port, "/health/ready").await.0, 200, "{name}");
+        assert_eq!(get(*port, "/nope").await.0, 404, "{name}");
+        seen.push(name.clone());
+    }
+    for s in expected_services.iter().chain(&["arcana-repository"]) {
+        assert!(seen.iter().any(|n| n == s), "{s} has no ops port: {seen:?}");
+    }
+    // The repository counted the service layer's calls by rpc and code.
+    let repo = app
+        .ops
+        .iter()
+        .find(|(n, _)| n == "arcana-repository")
+        .unwrap()
+        .1;
+    let text = get(repo, "/metrics").await.1;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("grpc_server_requests_total{")
+                && l.contains("rpc=\"CreateUser\"")
+                && l.contains("code=\"Ok\"")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn every_layered_process_reports_metrics_and_health() {
+    every_process_reports(Mode::Layered).await;
+}
+
+#[tokio::test]
+async fn every_microservice_reports_metrics_and_health() {
+    every_process_reports(Mode::Microservices).await;
+}
