@@ -198,6 +198,18 @@ pub struct AuthArgs {
     #[arg(long, env = "ARCANA_USER_CACHE_SIZE", default_value_t = 10_000, global = true,
         value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub user_cache_size: u64,
+    /// Live sessions per user; opening one more revokes the oldest (0 = no cap; 0–10,000).
+    #[arg(long, env = "ARCANA_MAX_SESSIONS_PER_USER", default_value_t = 100, global = true,
+        value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub max_sessions_per_user: u32,
+    /// Sessions expired or revoked this many days ago are deleted (1–3650).
+    #[arg(long, env = "ARCANA_SESSION_RETENTION_DAYS", default_value_t = 30, global = true,
+        value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub session_retention_days: u64,
+    /// Audit events older than this many days are deleted (1–3650).
+    #[arg(long, env = "ARCANA_AUDIT_RETENTION_DAYS", default_value_t = 90, global = true,
+        value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub audit_retention_days: u64,
 }
 
 /// The ops port of an internal layer.

@@ -68,6 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         crypto::JwtKeys::hs256(crypto::new_refresh_token().as_bytes()).map_err(describe)?
     };
     let recovery = repos.recovery.clone();
+    service::start_maintenance(repos.maintenance.clone(), &cli.auth);
     let services = service::build(repos, &cli.auth, &cli.jwt, &cli.mail, &cli.redis, &keys)?;
     service::bootstrap_admin(services.users.clone(), &cli.bootstrap)?;
     // Every process holding the service layer delivers the outbox; leases keep replicas (and

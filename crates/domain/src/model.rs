@@ -354,6 +354,9 @@ pub struct NewSession {
     pub ip: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// At most this many live sessions per user: opening one more revokes the oldest
+    /// (`session_limit`). 0: no cap.
+    pub max_live: u32,
 }
 
 /// A session together with its owner as they stand now (one read: token verification and
@@ -388,6 +391,8 @@ pub enum RevokeReason {
     StatusChanged,
     UserDeleted,
     PasswordReset,
+    /// The user opened more sessions than the cap allows: the oldest went.
+    SessionLimit,
 }
 
 impl RevokeReason {
@@ -402,6 +407,7 @@ impl RevokeReason {
             RevokeReason::StatusChanged => "status_changed",
             RevokeReason::UserDeleted => "user_deleted",
             RevokeReason::PasswordReset => "password_reset",
+            RevokeReason::SessionLimit => "session_limit",
         }
     }
 }
@@ -419,6 +425,7 @@ impl FromStr for RevokeReason {
             "status_changed" => RevokeReason::StatusChanged,
             "user_deleted" => RevokeReason::UserDeleted,
             "password_reset" => RevokeReason::PasswordReset,
+            "session_limit" => RevokeReason::SessionLimit,
             other => return Err(format!("unknown revoke reason {other:?}")),
         })
     }

@@ -46,6 +46,9 @@ pub trait UserRepository: Send + Sync {
     async fn count_active_admins(&self) -> Result<u64>;
 }
 
+/// The most sessions `list_live_for_user` answers (the newest).
+pub const MAX_LISTED_SESSIONS: u32 = 100;
+
 #[async_trait]
 pub trait SessionRepository: Send + Sync {
     /// `Error::NotFound` when the user does not exist; `Error::InvalidCredentials` when the
@@ -66,7 +69,7 @@ pub trait SessionRepository: Send + Sync {
     async fn revoke(&self, id: SessionId, reason: RevokeReason, now: Timestamp) -> Result<bool>;
     /// Revoke every unrevoked session of a user except `keep`; returns how many were revoked.
     async fn revoke_all_for_user(&self, r: UserRevocation) -> Result<u64>;
-    /// Unrevoked, unexpired sessions of a user, newest first.
+    /// Unrevoked, unexpired sessions of a user, newest first, at most [`MAX_LISTED_SESSIONS`].
     async fn list_live_for_user(&self, user_id: UserId, now: Timestamp) -> Result<Vec<Session>>;
 }
 
@@ -97,4 +100,23 @@ pub trait RecoveryRepository: Send + Sync {
     async fn outbox_stats(&self) -> Result<OutboxStats>;
     /// Delete mails delivered or given up on, and tokens used or expired, before `before`.
     async fn purge_recovery(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Housekeeping run by one replica at a time: old sessions and audit events go, in bounded
+/// batches.
+#[async_trait]
+pub trait MaintenanceRepository: Send + Sync {
+    /// Take (or extend) the lease `name` for `holder` until `until`, if it is free, expired, or
+    /// already `holder`'s. `Ok(true)`: the holder may run the job.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool>;
+    /// Delete at most `limit` sessions that expired or were revoked before `before`; how many.
+    async fn purge_sessions(&self, before: Timestamp, limit: u32) -> Result<u64>;
+    /// Delete at most `limit` audit events recorded before `before`; how many.
+    async fn purge_audit(&self, before: Timestamp, limit: u32) -> Result<u64>;
 }

@@ -27,6 +27,17 @@ impl From<Error> for DbError {
 }
 
 impl DbError {
+    /// An insert that lost a race for a unique key.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Diesel(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+
     /// A deadlock or serialization failure: the transaction was rolled back by the server and
     /// may simply be run again.
     pub fn is_retryable(&self) -> bool {

@@ -89,6 +89,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    maintenance_leases (name) {
+        name -> Text,
+        holder -> Text,
+        until -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(account_tokens -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(

@@ -2,8 +2,8 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use domain::{
-    Error, NewSession, Result, RevokeReason, Rotation, Session, SessionId, SessionOwner,
-    SessionRepository, Timestamp, UserId, UserRevocation,
+    Error, MAX_LISTED_SESSIONS, NewSession, Result, RevokeReason, Rotation, Session, SessionId,
+    SessionOwner, SessionRepository, Timestamp, UserId, UserRevocation,
 };
 
 use crate::connection::AnyConnection;
@@ -15,6 +15,7 @@ use crate::schema::{sessions, users};
 #[async_trait]
 impl SessionRepository for Database {
     async fn create(&self, session: NewSession) -> Result<Session> {
+        let cap = usize::try_from(session.max_live).unwrap_or(usize::MAX);
         let row = SessionRow::from_new(session);
         self.run(move |conn| {
             write_transaction(conn, |conn| {
@@ -39,6 +40,26 @@ impl SessionRepository for Database {
                 diesel::insert_into(sessions::table)
                     .values(&row)
                     .execute(conn)?;
+                if cap > 0 {
+                    // Under the user's row lock: the newest `cap` live sessions stay.
+                    let live: Vec<String> = sessions::table
+                        .filter(sessions::user_id.eq(&row.user_id))
+                        .filter(sessions::revoked_at.is_null())
+                        .filter(sessions::expires_at.gt(row.created_at))
+                        .order_by((sessions::created_at.desc(), sessions::id.desc()))
+                        .select(sessions::id)
+                        .load(conn)?;
+                    let over: Vec<&String> = live.iter().skip(cap).collect();
+                    if !over.is_empty() {
+                        diesel::update(sessions::table.filter(sessions::id.eq_any(over)))
+                            .set((
+                                sessions::revoked_at.eq(Some(row.created_at)),
+                                sessions::revoked_reason
+                                    .eq(Some(RevokeReason::SessionLimit.as_str())),
+                            ))
+                            .execute(conn)?;
+                    }
+                }
                 Ok(())
             })?;
             row.into_session()
@@ -165,6 +186,7 @@ impl SessionRepository for Database {
                 .filter(sessions::revoked_at.is_null())
                 .filter(sessions::expires_at.gt(micros(now)))
                 .order_by((sessions::created_at.desc(), sessions::id.desc()))
+                .limit(i64::from(MAX_LISTED_SESSIONS))
                 .select(SessionRow::as_select())
                 .load(conn)?
                 .into_iter()

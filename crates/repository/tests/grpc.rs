@@ -285,14 +285,9 @@ async fn request_ids_reach_the_repository() {
         inner: db.db().clone(),
         seen: Mutex::new(Vec::new()),
     });
-    let server = GrpcServer::start_with(
-        db,
-        database.clone(),
-        database.clone(),
-        spy.clone(),
-        database,
-    )
-    .await;
+    let mut ports = rpc::repository::Ports::of(database);
+    ports.audit = spy.clone();
+    let server = GrpcServer::start_with(db, ports).await;
     let client = server.client();
     let subject = Uuid::new_v4();
     rpc::context::with_request_id(

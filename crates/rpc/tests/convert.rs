@@ -118,6 +118,7 @@ fn users_and_sessions_round_trip() {
         ip: Some("::1".into()),
         created_at: t(0),
         expires_at: t(9),
+        max_live: 100,
     });
     let owner = SessionOwner {
         session: session(),

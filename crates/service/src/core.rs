@@ -220,6 +220,7 @@ impl Core {
                 ip: ctx.ip.as_deref().map(|s| truncate(s, 64)),
                 created_at: now,
                 expires_at,
+                max_live: self.config.max_sessions_per_user,
             })
             .await?;
         self.token_pair(user, id, refresh_token, now)

@@ -57,6 +57,7 @@ pub mod clock;
 mod core;
 mod hasher;
 pub mod mail;
+pub mod maintenance;
 pub mod recovery;
 pub mod shared_cache;
 mod users;
@@ -65,8 +66,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{
-    AuditRepository, Error, LockoutPolicy, RecoveryRepository, Result, SessionRepository,
-    UserRepository,
+    AuditRepository, Error, LockoutPolicy, MaintenanceRepository, RecoveryRepository, Result,
+    SessionRepository, UserRepository,
 };
 
 pub use auth::Auth;
@@ -100,6 +101,8 @@ pub struct ServiceConfig {
     pub recovery: recovery::RecoveryConfig,
     /// The user cache shared through Redis (see [`shared_cache`]); `None`: off.
     pub shared_user_cache: Option<shared_cache::SharedCacheConfig>,
+    /// Live sessions per user; opening one more revokes the oldest (`session_limit`). 0: no cap.
+    pub max_sessions_per_user: u32,
 }
 
 /// The largest `refresh_reuse_grace` accepted.
@@ -120,6 +123,7 @@ impl Default for ServiceConfig {
             user_cache_size: 10_000,
             recovery: recovery::RecoveryConfig::default(),
             shared_user_cache: None,
+            max_sessions_per_user: 100,
         }
     }
 }
@@ -131,6 +135,7 @@ pub struct Repositories {
     pub sessions: Arc<dyn SessionRepository>,
     pub audit: Arc<dyn AuditRepository>,
     pub recovery: Arc<dyn RecoveryRepository>,
+    pub maintenance: Arc<dyn MaintenanceRepository>,
 }
 
 impl Repositories {
@@ -141,6 +146,7 @@ impl Repositories {
             + SessionRepository
             + AuditRepository
             + RecoveryRepository
+            + MaintenanceRepository
             + Clone
             + 'static,
     {
@@ -148,7 +154,8 @@ impl Repositories {
             users: Arc::new(repo.clone()),
             sessions: Arc::new(repo.clone()),
             audit: Arc::new(repo.clone()),
-            recovery: Arc::new(repo),
+            recovery: Arc::new(repo.clone()),
+            maintenance: Arc::new(repo),
         }
     }
 }

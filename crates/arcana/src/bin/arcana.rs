@@ -176,6 +176,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let keys = cli.jwt.keys(Some(&cli.db.data_dir))?;
     let repos = service::Repositories::from_one(db.clone());
     let recovery = repos.recovery.clone();
+    layers::service::start_maintenance(repos.maintenance.clone(), &cli.auth);
     let services =
         layers::service::build(repos, &cli.auth, &cli.jwt, &cli.mail, &cli.redis, &keys)?;
     layers::service::bootstrap_admin(services.users.clone(), &cli.bootstrap)?;

@@ -36,10 +36,7 @@ pub async fn serve(
     let repo = Arc::new(db.clone());
     let (router, reporter) = rpc::server::GrpcRouter::new()
         .add(rpc::repository::server(
-            repo.clone(),
-            repo.clone(),
-            repo.clone(),
-            repo,
+            rpc::repository::Ports::of(repo),
             credential,
         ))
         .with_health_and_reflection();

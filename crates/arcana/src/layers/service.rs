@@ -86,6 +86,7 @@ pub fn config(
             ..service::recovery::RecoveryConfig::default()
         },
         shared_user_cache,
+        max_sessions_per_user: auth.max_sessions_per_user,
         ..service::ServiceConfig::default()
     })
 }
@@ -235,4 +236,16 @@ pub fn ops_ready(services: &service::Services, contexts: Contexts) -> rpc::ops::
             a && u
         })
     })
+}
+
+/// Start this process's housekeeping (see `service::maintenance`): one replica at a time purges
+/// old sessions and audit events.
+pub fn start_maintenance(maintenance: Arc<dyn domain::MaintenanceRepository>, auth: &AuthArgs) {
+    let config = service::maintenance::MaintenanceConfig {
+        session_retention: Duration::from_secs(auth.session_retention_days * 24 * 3600),
+        audit_retention: Duration::from_secs(auth.audit_retention_days * 24 * 3600),
+        ..service::maintenance::MaintenanceConfig::default()
+    };
+    service::maintenance::Maintainer::new(maintenance, Arc::new(service::SystemClock), config)
+        .spawn();
 }

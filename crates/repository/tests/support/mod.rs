@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta};
 use domain::{
-    AttemptReservation, AuditRepository, LockoutPolicy, LoginSuccess, NewSession, NewUser,
-    RecoveryRepository, Rehash, RevokeReason, Role, Rotation, SessionId, SessionRepository, Status,
-    Timestamp, UserId, UserRepository, UserRevocation,
+    AttemptReservation, AuditRepository, LockoutPolicy, LoginSuccess, MaintenanceRepository,
+    NewSession, NewUser, RecoveryRepository, Rehash, RevokeReason, Role, Rotation, SessionId,
+    SessionRepository, Status, Timestamp, UserId, UserRepository, UserRevocation,
 };
 use repository::testing::TestDb;
 use repository::{Backend, Database};
@@ -83,19 +83,26 @@ pub struct Repos {
     pub sessions: Arc<dyn SessionRepository>,
     pub audit: Arc<dyn AuditRepository>,
     pub recovery: Arc<dyn RecoveryRepository>,
+    pub maintenance: Arc<dyn MaintenanceRepository>,
 }
 
 impl Repos {
     pub fn of<R>(r: R) -> Repos
     where
-        R: UserRepository + SessionRepository + AuditRepository + RecoveryRepository + 'static,
+        R: UserRepository
+            + SessionRepository
+            + AuditRepository
+            + RecoveryRepository
+            + MaintenanceRepository
+            + 'static,
     {
         let r = Arc::new(r);
         Repos {
             users: r.clone(),
             sessions: r.clone(),
             audit: r.clone(),
-            recovery: r,
+            recovery: r.clone(),
+            maintenance: r,
         }
     }
 }
@@ -149,18 +156,12 @@ impl GrpcServer {
     pub async fn start() -> GrpcServer {
         let db = TestDb::sqlite();
         let ports = Arc::new(db.db().clone());
-        Self::start_with(db, ports.clone(), ports.clone(), ports.clone(), ports).await
+        Self::start_with(db, grpc::Ports::of(ports)).await
     }
 
     /// Serve the given ports (the `TestDb` is kept alive for as long as the server).
-    pub async fn start_with(
-        db: TestDb,
-        users: Arc<dyn UserRepository>,
-        sessions: Arc<dyn SessionRepository>,
-        audit: Arc<dyn AuditRepository>,
-        recovery: Arc<dyn RecoveryRepository>,
-    ) -> GrpcServer {
-        let service = grpc::server(users, sessions, audit, recovery, credential());
+    pub async fn start_with(db: TestDb, ports: grpc::Ports) -> GrpcServer {
+        let service = grpc::server(ports, credential());
         let (router, health) = GrpcRouter::new().add(service).with_health_and_reflection();
         health.set_serving::<grpc::RepositoryServer>().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -302,5 +303,6 @@ pub fn new_session(user_id: UserId, created: i64, expires: i64) -> NewSession {
         ip: Some("127.0.0.1".into()),
         created_at: at(created),
         expires_at: at(expires),
+        max_live: 0,
     }
 }

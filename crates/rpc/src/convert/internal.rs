@@ -41,6 +41,7 @@ message!(Session => pb::Session {
 message!(SessionOwner => pb::SessionOwner { session, user, credential_version });
 message!(NewSession => pb::NewSession {
     id, user_id, credential_version, refresh_token_hash, user_agent, ip, created_at, expires_at,
+    max_live,
 });
 message!(AuditEvent => pb::AuditEvent {
     id, at, actor_id, subject_id, action, outcome, ip, request_id, details,
@@ -62,6 +63,16 @@ message!(MailSettlement => pb::MailSettlement { id, worker, sent, retry_at, erro
 message!(OutboxStats => pb::OutboxStatsResponse { pending, failed });
 wrapper!(pb::MailList { mails: Vec<QueuedMail> });
 call!(pb::PurgeRequest { before: Timestamp });
+call!(pb::LeaseRequest {
+    name: String,
+    holder: String,
+    now: Timestamp,
+    until: Timestamp
+});
+call!(pb::PurgeBatch {
+    before: Timestamp,
+    limit: u32
+});
 
 wrapper!(pb::OptionalUser { user: Option<User> });
 wrapper!(pb::OptionalCredentials { credentials: Option<UserCredentials> });

@@ -2,8 +2,8 @@
 use async_trait::async_trait;
 use domain::{
     AttemptReservation, AuditEvent, AuditRepository, LoginAttempt, LoginSuccess, MailClaim,
-    MailSettlement, NewSession, NewUser, OutboxStats, PasswordChange, QueuedMail,
-    RecoveryRepository, Redemption, Result, RevokeReason, Rotation, Session, SessionId,
+    MailSettlement, MaintenanceRepository, NewSession, NewUser, OutboxStats, PasswordChange,
+    QueuedMail, RecoveryRepository, Redemption, Result, RevokeReason, Rotation, Session, SessionId,
     SessionOwner, SessionRepository, Timestamp, TokenIssue, User, UserCredentials, UserId,
     UserPage, UserQuery, UserRepository, UserRevocation, UserUpdate,
 };
@@ -160,5 +160,30 @@ impl RecoveryRepository for RepositoryClient {
     }
     async fn purge_recovery(&self, before: Timestamp) -> Result<u64> {
         call!(self, Write, purge_recovery, pb::PurgeRequest::new(before))
+    }
+}
+
+#[async_trait]
+impl MaintenanceRepository for RepositoryClient {
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        let msg = pb::LeaseRequest::new(name.to_owned(), holder.to_owned(), now, until);
+        call!(self, Write, try_lease, msg)
+    }
+    async fn purge_sessions(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        call!(
+            self,
+            Write,
+            purge_sessions,
+            pb::PurgeBatch::new(before, limit)
+        )
+    }
+    async fn purge_audit(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        call!(self, Write, purge_audit, pb::PurgeBatch::new(before, limit))
     }
 }

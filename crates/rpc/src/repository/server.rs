@@ -4,8 +4,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use domain::{
-    AuditEvent, AuditRepository, NewSession, NewUser, PasswordChange, RecoveryRepository, Result,
-    SessionRepository, UserQuery, UserRepository,
+    AuditEvent, AuditRepository, MaintenanceRepository, NewSession, NewUser, PasswordChange,
+    RecoveryRepository, Result, SessionRepository, UserQuery, UserRepository,
 };
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -24,6 +24,38 @@ pub struct RepositoryGrpc {
     sessions: Arc<dyn SessionRepository>,
     audit: Arc<dyn AuditRepository>,
     recovery: Arc<dyn RecoveryRepository>,
+    maintenance: Arc<dyn MaintenanceRepository>,
+}
+
+/// Every repository port, as one value (the repository binary passes its `Database` for each).
+#[derive(Clone)]
+pub struct Ports {
+    pub users: Arc<dyn UserRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
+    pub audit: Arc<dyn AuditRepository>,
+    pub recovery: Arc<dyn RecoveryRepository>,
+    pub maintenance: Arc<dyn MaintenanceRepository>,
+}
+
+impl Ports {
+    /// Every port from one adapter.
+    pub fn of<R>(r: Arc<R>) -> Self
+    where
+        R: UserRepository
+            + SessionRepository
+            + AuditRepository
+            + RecoveryRepository
+            + MaintenanceRepository
+            + 'static,
+    {
+        Self {
+            users: r.clone(),
+            sessions: r.clone(),
+            audit: r.clone(),
+            recovery: r.clone(),
+            maintenance: r,
+        }
+    }
 }
 
 impl fmt::Debug for RepositoryGrpc {
@@ -36,17 +68,15 @@ impl fmt::Debug for RepositoryGrpc {
 /// `credential` (`UNAUTHENTICATED`, before any handler runs). Add it to a
 /// `rpc::server::GrpcRouter` next to health and reflection.
 pub fn server(
-    users: Arc<dyn UserRepository>,
-    sessions: Arc<dyn SessionRepository>,
-    audit: Arc<dyn AuditRepository>,
-    recovery: Arc<dyn RecoveryRepository>,
+    ports: Ports,
     credential: InternalCredential,
 ) -> InterceptedService<RepositoryServiceServer<RepositoryGrpc>, impl Interceptor + Clone> {
     let grpc = RepositoryGrpc {
-        users,
-        sessions,
-        audit,
-        recovery,
+        users: ports.users,
+        sessions: ports.sessions,
+        audit: ports.audit,
+        recovery: ports.recovery,
+        maintenance: ports.maintenance,
     };
     crate::server::internal(RepositoryServiceServer::new(grpc), &credential)
 }
@@ -266,6 +296,27 @@ impl RepositoryService for RepositoryGrpc {
         handle("PurgeRecovery", req, |m| async move {
             let (before,) = m.parse()?;
             self.recovery.purge_recovery(before).await
+        })
+        .await
+    }
+    async fn try_lease(&self, req: Request<pb::LeaseRequest>) -> Answer<pb::BoolResponse> {
+        handle("TryLease", req, |m| async move {
+            let (name, holder, now, until) = m.parse()?;
+            self.maintenance.try_lease(&name, &holder, now, until).await
+        })
+        .await
+    }
+    async fn purge_sessions(&self, req: Request<pb::PurgeBatch>) -> Answer<pb::CountResponse> {
+        handle("PurgeSessions", req, |m| async move {
+            let (before, limit) = m.parse()?;
+            self.maintenance.purge_sessions(before, limit).await
+        })
+        .await
+    }
+    async fn purge_audit(&self, req: Request<pb::PurgeBatch>) -> Answer<pb::CountResponse> {
+        handle("PurgeAudit", req, |m| async move {
+            let (before, limit) = m.parse()?;
+            self.maintenance.purge_audit(before, limit).await
         })
         .await
     }

@@ -1,0 +1,2 @@
+DROP INDEX sessions_revoked_at_idx;
+DROP TABLE maintenance_leases;
