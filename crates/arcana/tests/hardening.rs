@@ -428,3 +428,62 @@ async fn the_repository_refuses_the_gateways_credential() {
         .into_inner();
     assert!(found.credentials.is_some());
 }
+
+// ---- migrations you can inspect ---------------------------------------------------------------
+
+/// `arcana migrate status` lists every migration as pending on a fresh database and applies
+/// nothing; after `arcana migrate` every one is applied.
+#[test]
+fn migrate_status_lists_applied_and_pending_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_arcana"))
+            .args(args)
+            .env_clear()
+            .env("ARCANA_DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let migrations = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../migrations/sqlite"
+    ))
+    .unwrap()
+    .count();
+    let before = run(&["migrate", "status"]);
+    assert_eq!(
+        before
+            .lines()
+            .filter(|l| l.starts_with("pending  "))
+            .count(),
+        migrations,
+        "{before}"
+    );
+    assert!(
+        before.contains(&format!("sqlite: 0 applied, {migrations} pending")),
+        "{before}"
+    );
+    // Still nothing applied: status applies nothing.
+    assert!(run(&["migrate", "status"]).contains("0 applied"));
+    run(&["migrate"]);
+    let after = run(&["migrate", "status"]);
+    assert_eq!(
+        after.lines().filter(|l| l.starts_with("applied  ")).count(),
+        migrations,
+        "{after}"
+    );
+    assert!(
+        after.contains("applied  2025-11-22-000000_create_tables"),
+        "{after}"
+    );
+    assert!(
+        after.contains(&format!("sqlite: {migrations} applied, 0 pending")),
+        "{after}"
+    );
+}

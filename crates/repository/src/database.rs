@@ -149,6 +149,12 @@ impl Database {
         self.run(migrate).await
     }
 
+    /// Every embedded migration of this backend, oldest first, with whether it is applied.
+    /// Applies nothing.
+    pub async fn migration_status(&self) -> Result<Vec<(String, bool)>> {
+        self.run(migration_status).await
+    }
+
     #[cfg(feature = "testing")]
     pub(crate) fn run_migrations_blocking(&self) -> Result<()> {
         let mut conn = self.checkout()?;
@@ -287,6 +293,40 @@ fn transaction_once<T>(
             Err(e)
         }
     }
+}
+
+fn migration_status(conn: &mut AnyConnection) -> Result<Vec<(String, bool)>, DbError> {
+    use diesel::migration::MigrationSource;
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+        DbError::Domain(Error::Internal(anyhow::anyhow!("reading migrations: {e}")))
+    };
+    macro_rules! status {
+        ($c:expr, $source:expr, $db:ty) => {{
+            let applied: std::collections::HashSet<String> = $c
+                .applied_migrations()
+                .map_err(failed)?
+                .into_iter()
+                .map(|v| v.to_string())
+                .collect();
+            MigrationSource::<$db>::migrations(&$source)
+                .map_err(failed)?
+                .iter()
+                .map(|m| {
+                    let name = m.name();
+                    (
+                        name.to_string(),
+                        applied.contains(&name.version().to_string()),
+                    )
+                })
+                .collect()
+        }};
+    }
+    Ok(match conn {
+        AnyConnection::Sqlite(c) => status!(c, SQLITE_MIGRATIONS, diesel::sqlite::Sqlite),
+        AnyConnection::Postgres(c) => status!(c, POSTGRES_MIGRATIONS, diesel::pg::Pg),
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(c) => status!(c, MYSQL_MIGRATIONS, diesel::mysql::Mysql),
+    })
 }
 
 fn migrate(conn: &mut AnyConnection) -> Result<(), DbError> {

@@ -35,22 +35,43 @@ struct Cli {
 enum Command {
     /// Serve internal gRPC (the default).
     Serve,
-    /// Run database migrations and exit (Helm pre-install/pre-upgrade Job).
-    Migrate,
+    /// Run database migrations and exit (Helm pre-install/pre-upgrade Job); `migrate status`
+    /// lists them as applied or pending and applies nothing.
+    Migrate {
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrateAction {
+    /// List every migration of the backend as applied or pending; apply nothing.
+    Status,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    runtime::init_logging(cli.log.log_format);
+    // `migrate status` prints its answer on stdout: its log goes to stderr.
+    let status = matches!(cli.command, Some(Command::Migrate { action: Some(_) }));
+    runtime::init_logging_to(cli.log.log_format, status);
     runtime::exit(run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Some(Command::Migrate) = cli.command {
-        layers::repository::open_database(&cli.db).await?;
-        tracing::info!("migrations applied");
-        return Ok(());
+    match cli.command {
+        Some(Command::Migrate {
+            action: Some(MigrateAction::Status),
+        }) => {
+            layers::repository::print_migration_status(&cli.db).await?;
+            return Ok(());
+        }
+        Some(Command::Migrate { action: None }) => {
+            layers::repository::open_database(&cli.db).await?;
+            tracing::info!("migrations applied");
+            return Ok(());
+        }
+        Some(Command::Serve) | None => {}
     }
     let shutdown = Shutdown::on_signals();
     // Only the service layers' credential: a compromised gateway cannot read password hashes.

@@ -45,8 +45,11 @@ struct Cli {
 enum Command {
     /// Serve REST and gRPC (the default).
     Serve,
-    /// Run database migrations and exit.
-    Migrate,
+    /// Run database migrations and exit (`migrate status`: list them, apply nothing).
+    Migrate {
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
+    },
     /// Administrative tasks.
     Admin {
         #[command(subcommand)]
@@ -54,6 +57,12 @@ enum Command {
     },
     /// Print the OpenAPI document and exit.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrateAction {
+    /// List every migration of the backend as applied or pending; apply nothing.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,7 +87,10 @@ enum AdminCommand {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Admin commands print their result on stdout: their log goes to stderr.
-    let admin = matches!(cli.command, Some(Command::Admin { .. }));
+    let admin = matches!(
+        cli.command,
+        Some(Command::Admin { .. } | Command::Migrate { action: Some(_) })
+    );
     runtime::init_logging_to(cli.log.log_format, admin);
     runtime::exit(run(cli).await)
 }
@@ -94,7 +106,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Command::Migrate) => {
+        Some(Command::Migrate {
+            action: Some(MigrateAction::Status),
+        }) => {
+            layers::repository::print_migration_status(&cli.db).await?;
+            Ok(())
+        }
+        Some(Command::Migrate { action: None }) => {
             layers::repository::open_database(&cli.db).await?;
             tracing::info!("migrations applied");
             Ok(())

@@ -24,6 +24,29 @@ pub async fn open_database(args: &DbArgs) -> anyhow::Result<repository::Database
     Ok(db)
 }
 
+/// Print every migration of the database's backend as `applied` or `pending` (applies
+/// nothing); `Ok(pending count)`.
+pub async fn print_migration_status(args: &DbArgs) -> anyhow::Result<usize> {
+    let db = repository::Database::connect(&args.database_url()?, 1)
+        .map_err(describe)
+        .context("opening the database")?;
+    let status = db
+        .migration_status()
+        .await
+        .map_err(describe)
+        .context("reading the applied migrations")?;
+    let pending = status.iter().filter(|(_, applied)| !applied).count();
+    for (name, applied) in &status {
+        println!("{}  {name}", if *applied { "applied" } else { "pending" });
+    }
+    println!(
+        "{}: {} applied, {pending} pending",
+        db.backend(),
+        status.len() - pending
+    );
+    Ok(pending)
+}
+
 /// The internal gRPC port (:50052): `RepositoryService` behind `credential` (the service layers'
 /// own), plus health (following the database) and reflection.
 pub async fn serve(
