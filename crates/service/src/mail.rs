@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use domain::{Error, MailClaim, MailSettlement, QueuedMail, RecoveryRepository, Result, Timestamp};
 pub use lettre::message::Mailbox;
-use lettre::message::MultiPart;
+use lettre::message::header::ContentTransferEncoding;
+use lettre::message::{Body, MultiPart};
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -263,8 +264,8 @@ impl DeliveryWorker {
             .subject(mail.subject)
             .date(std::time::SystemTime::from(mail.created_at))
             .multipart(MultiPart::alternative_plain_html(
-                mail.text_body,
-                mail.html_body,
+                readable(mail.text_body),
+                readable(mail.html_body),
             ))
             .map_err(|e| Failure {
                 permanent: true,
@@ -309,6 +310,20 @@ impl DeliveryWorker {
     }
 }
 
+/// A body sent as it is (7bit: ASCII, no NUL, lines within RFC 5322's 998 characters) when it
+/// can be, so the link stays whole in any mail client and in the `.eml` files (lettre would
+/// quote-print anything above 76 characters a line); quoted-printable or base64 otherwise
+/// (a non-ASCII product name, say).
+fn readable(text: String) -> Body {
+    let plain = text.is_ascii() && !text.contains('\0') && text.lines().all(|l| l.len() <= 998);
+    if plain {
+        let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+        Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::SevenBit)
+    } else {
+        Body::new(text)
+    }
+}
+
 struct Failure {
     permanent: bool,
     message: String,
@@ -317,3 +332,24 @@ struct Failure {
 /// Mails leased per round.
 const BATCH: u32 = 16;
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_bodies_go_out_as_they_are() {
+        let link = format!(
+            "https://id.example.test/reset-password?token={}",
+            "a".repeat(43)
+        );
+        let body = readable(format!("Hello,\nopen {link}\n-- x\n"));
+        assert_eq!(body.encoding(), ContentTransferEncoding::SevenBit);
+        let text = String::from_utf8(body.into_vec()).unwrap_or_default();
+        assert!(text.contains(&link), "{text}");
+        assert!(text.contains("Hello,\r\nopen"), "CRLF line ends");
+        // Non-ASCII falls back to a transfer encoding.
+        let body = readable("Grüße\n".into());
+        assert_ne!(body.encoding(), ContentTransferEncoding::SevenBit);
+    }
+}
