@@ -487,3 +487,60 @@ fn migrate_status_lists_applied_and_pending_migrations() {
         "{after}"
     );
 }
+
+// ---- a lower layer that crashes answers 503, never 500 --------------------------------------
+
+/// Under steady load (every read crossing both hops: no user caches), the repository is killed
+/// with SIGKILL: the calls in flight at that moment and every call until it is back answer 503
+/// SERVICE_UNAVAILABLE; none answers 500. (Transport failures between layers used to surface as
+/// "a layer below answered INTERNAL".)
+#[tokio::test]
+async fn a_crashed_repository_answers_503_never_500() {
+    let mut app = TestApp::start_mode(
+        Mode::Layered,
+        Backend::Sqlite,
+        opts(&[("ARCANA_USER_CACHE_SIZE", "0")]),
+    )
+    .await
+    .unwrap();
+    let (id, token, _) = app.user("steadfast").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (rest, stop) = (testkit::rest::Rest::new(app.base.clone()), stop.clone());
+        let (path, token) = (format!("/api/v1/users/{id}"), token.clone());
+        workers.push(tokio::spawn(async move {
+            let mut seen = std::collections::BTreeMap::<u16, u32>::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = rest.get(&path, Some(&token)).await;
+                if r.status == 500 {
+                    panic!("500 during the outage: {:?}", r.body);
+                }
+                *seen.entry(r.status).or_default() += 1;
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let repo = app.process("arcana-repository");
+    app.kill_process(repo);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.restart_process(repo);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = std::collections::BTreeMap::<u16, u32>::new();
+    for w in workers {
+        for (status, n) in w.await.unwrap() {
+            *total.entry(status).or_default() += n;
+        }
+    }
+    println!("answers during a repository crash: {total:?}");
+    assert!(total.keys().all(|s| *s == 200 || *s == 503), "{total:?}");
+    assert!(
+        total.get(&503).copied().unwrap_or(0) > 0,
+        "the outage was seen: {total:?}"
+    );
+    // And it recovers by itself.
+    let r = app.get(&format!("/api/v1/users/{id}"), Some(&token)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}

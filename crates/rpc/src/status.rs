@@ -95,12 +95,18 @@ pub fn to_error(s: Status) -> Error {
         },
         Some("SERVICE_UNAVAILABLE") => Error::Unavailable,
         Some("INTERNAL_ERROR") => Error::internal("a layer below answered INTERNAL"),
+        // No error code: the status did not come from a layer's answer (every answer carries
+        // one, see `to_status`) but from the transport between the two — a reset stream, a
+        // GOAWAY, a connection that broke mid-call (Unknown, Internal). The layer below is
+        // unreachable, not broken: 503.
         _ => match s.code() {
             Code::Unavailable
             | Code::DeadlineExceeded
             | Code::Cancelled
             | Code::ResourceExhausted
-            | Code::Aborted => {
+            | Code::Aborted
+            | Code::Unknown
+            | Code::Internal => {
                 tracing::warn!(code = ?s.code(), message = %s.message(), "upstream call failed");
                 Error::Unavailable
             }
@@ -190,6 +196,20 @@ mod tests {
         assert!(matches!(
             to_error(Status::deadline_exceeded("slow")),
             Error::Unavailable
+        ));
+        // What tonic answers when the connection breaks mid-call (h2 reset, GOAWAY, EOF): no
+        // error code of ours, so the transport's, not the layer's.
+        for s in [
+            Status::unknown("transport error"),
+            Status::internal("h2 protocol error: stream no longer needed"),
+            Status::cancelled("operation was canceled"),
+        ] {
+            assert!(matches!(to_error(s), Error::Unavailable));
+        }
+        // A real INTERNAL of the layer below stays one.
+        assert!(matches!(
+            to_error(to_status(Error::internal("boom"))),
+            Error::Internal(_)
         ));
     }
 }

@@ -426,6 +426,17 @@ impl Cluster {
         Ok(http)
     }
 
+    /// SIGKILL to process `i` (a crash), then its exit status.
+    pub fn kill(&mut self, i: usize) -> Result<ExitStatus, String> {
+        let p = &mut self.procs[i];
+        p.child
+            .kill()
+            .map_err(|e| format!("killing {}: {e}", p.name))?;
+        p.child
+            .wait()
+            .map_err(|e| format!("waiting for {}: {e}", p.name))
+    }
+
     /// Start process `i` again as it was started (after [`Cluster::terminate`]).
     pub fn restart(&mut self, i: usize) -> Result<(), String> {
         let dir = self.dir.path().to_path_buf();

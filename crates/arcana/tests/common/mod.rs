@@ -146,6 +146,11 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no process {name}"))
     }
 
+    /// SIGKILL process `i` (a crash).
+    pub fn kill_process(&mut self, i: usize) -> std::process::ExitStatus {
+        self.cluster.kill(i).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Start process `i` again with the same command line (after `terminate_process`).
     pub fn restart_process(&mut self, i: usize) {
         self.cluster.restart(i).unwrap_or_else(|e| panic!("{e}"));
