@@ -54,13 +54,3 @@ pub async fn track(req: Request, next: Next) -> Response {
         .record(start.elapsed().as_secs_f64());
     resp
 }
-
-/// Set a process gauge (the composition root reports DB pool and hash-queue figures through this).
-pub fn set_gauge(name: &'static str, value: f64) {
-    metrics::gauge!(name).set(value);
-}
-
-/// A counter kept elsewhere (e.g. by a worker of the same process), published as it stands.
-pub fn set_counter(name: &'static str, value: u64) {
-    metrics::counter!(name).absolute(value);
-}

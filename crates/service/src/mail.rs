@@ -126,11 +126,6 @@ pub struct DeliveryWorker {
     id: String,
 }
 
-/// A mail to deliver, its bodies still secret.
-struct Delivery {
-    mail: QueuedMail,
-}
-
 impl DeliveryWorker {
     pub fn new(
         repo: Arc<dyn RecoveryRepository>,
@@ -195,15 +190,14 @@ impl DeliveryWorker {
         let mails = self.repo.claim_mail(claim).await?;
         let n = mails.len();
         for mail in mails {
-            self.deliver(Delivery { mail }).await;
+            self.deliver(mail).await;
         }
         Ok(n)
     }
 
-    async fn deliver(&self, d: Delivery) {
-        let id = d.mail.id;
-        let attempts = d.mail.attempts;
-        let outcome = self.send(d.mail).await;
+    async fn deliver(&self, mail: QueuedMail) {
+        let (id, attempts) = (mail.id, mail.attempts);
+        let outcome = self.send(mail).await;
         let now = self.clock.now();
         let settlement = match outcome {
             Ok(()) => {

@@ -227,10 +227,11 @@ impl Core {
     }
 }
 
-fn token_field(token: &str) -> Result<String> {
+/// The stored form (SHA-256) of the token field, or its problem.
+fn token_hash(token: &str) -> std::result::Result<String, String> {
     let token = token.trim();
     if token.is_empty() {
-        return Err(Error::validation("token", "must not be empty"));
+        return Err("must not be empty".into());
     }
     Ok(crypto::sha256_hex(token))
 }
@@ -290,10 +291,7 @@ impl Auth {
     ) -> Result<UserId> {
         let core = &self.core;
         let mut errs = FieldErrors::new();
-        let hash = errs.check(
-            "token",
-            token_field(&input.token).map_err(|_| "must not be empty".to_owned()),
-        );
+        let hash = errs.check("token", token_hash(&input.token));
         let password = errs.check("new_password", Password::parse(&input.new_password));
         errs.into_result()?;
         let (Some(token_hash), Some(password)) = (hash, password) else {
@@ -334,7 +332,7 @@ impl Auth {
     ) -> Result<User> {
         let core = &self.core;
         let redemption = Redemption {
-            token_hash: token_field(&input.token)?,
+            token_hash: token_hash(&input.token).map_err(|m| Error::validation("token", m))?,
             purpose: TokenPurpose::Verify,
             new_password_hash: None,
             now: core.now(),

@@ -78,12 +78,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let credential = cli.internal.repository_credential()?;
     let db = layers::repository::open_database(&cli.db).await?;
     let tls = cli.internal.server_tls()?;
-    let (pool, ping) = (db.clone(), db.clone());
-    let gauges: Vec<rpc::ops::GaugeFn> = vec![Arc::new(move || {
-        let (connections, idle) = pool.pool_state();
-        metrics::gauge!("db_pool_connections").set(f64::from(connections));
-        metrics::gauge!("db_pool_idle_connections").set(f64::from(idle));
-    })];
+    let gauges = layers::repository::ops_gauges(db.clone());
+    let ping = db.clone();
     let ready: rpc::ops::ReadyFn = Arc::new(move || {
         let db = ping.clone();
         Box::pin(async move { domain::UserRepository::ping(&db).await.is_ok() })

@@ -204,7 +204,13 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         &cli.mail,
         cli.db.data_dir.join("mail"),
     )?;
-    let gauges = gauges(db, services.hasher.clone(), mail);
+    // `/metrics` of the edge also shows what the monolith holds in its process: the pool, the
+    // hash queue and the mail outbox (the ops gauges of the layers it embeds).
+    let gauges = [
+        layers::repository::ops_gauges(db),
+        layers::service::ops_gauges(&services, mail),
+    ]
+    .concat();
     let auth: Arc<dyn domain::AuthService> = services.auth.clone();
     let users: Arc<dyn domain::UserService> = services.users.clone();
     layers::gateway::serve(
@@ -220,27 +226,4 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     .await?;
     tracing::info!("shut down cleanly");
     Ok(())
-}
-
-/// `/metrics` gauges of what only the monolith holds in the edge's process: the pool, the
-/// hash queue and the mail outbox.
-fn gauges(
-    db: repository::Database,
-    hasher: Arc<service::Hasher>,
-    mail: Arc<service::mail::DeliveryStats>,
-) -> Vec<gateway::metrics::GaugeFn> {
-    use std::sync::atomic::Ordering::Relaxed;
-    vec![Arc::new(move || {
-        let (connections, idle) = db.pool_state();
-        gateway::metrics::set_gauge("db_pool_connections", f64::from(connections));
-        gateway::metrics::set_gauge("db_pool_idle_connections", f64::from(idle));
-        gateway::metrics::set_gauge("password_hash_queue_depth", hasher.queue_depth() as f64);
-        gateway::metrics::set_gauge("mail_outbox_pending", mail.pending.load(Relaxed) as f64);
-        gateway::metrics::set_gauge("mail_outbox_given_up", mail.given_up.load(Relaxed) as f64);
-        gateway::metrics::set_counter("mail_sent_total", mail.sent_total.load(Relaxed));
-        gateway::metrics::set_counter(
-            "mail_delivery_failures_total",
-            mail.failures_total.load(Relaxed),
-        );
-    })]
 }

@@ -24,6 +24,15 @@ pub async fn open_database(args: &DbArgs) -> anyhow::Result<repository::Database
     Ok(db)
 }
 
+/// The repository's gauges, refreshed before each scrape: the database pool.
+pub fn ops_gauges(db: repository::Database) -> Vec<rpc::ops::GaugeFn> {
+    vec![Arc::new(move || {
+        let (connections, idle) = db.pool_state();
+        metrics::gauge!("db_pool_connections").set(f64::from(connections));
+        metrics::gauge!("db_pool_idle_connections").set(f64::from(idle));
+    })]
+}
+
 /// Print every migration of the database's backend as `applied` or `pending` (applies
 /// nothing); `Ok(pending count)`.
 pub async fn print_migration_status(args: &DbArgs) -> anyhow::Result<usize> {
