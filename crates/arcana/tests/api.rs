@@ -616,6 +616,7 @@ async fn operations_endpoints(app: TestApp) {
         ("/api/v1/users/{id}/password", &["put"]),
         ("/api/v1/users/{id}/verify", &["post"]),
         ("/api/v1/users/{id}/status", &["put"]),
+        ("/api/v1/audit-events", &["get"]),
         ("/api/v1/users/{id}/role", &["put"]),
         ("/health/live", &["get"]),
         ("/health/ready", &["get"]),
@@ -671,6 +672,152 @@ async fn logs_never_contain_secrets(app: TestApp) {
     }
 }
 
+async fn audit_log_is_for_admins_and_keeps_no_secret(app: TestApp) {
+    let admin = app.admin_token().await;
+    let (id, _, refresh) = app.user("audrey").await;
+    app.login("audrey", "WrongSecret9")
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+    let r = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let access = r.data()["access_token"].as_str().unwrap().to_owned();
+    let refresh2 = r.data()["refresh_token"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{id}/password"),
+            Some(&access),
+            Some(json!({"current_password": "Secret123", "new_password": "Better456"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+
+    // Admins only.
+    app.get("/api/v1/audit-events", None)
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    app.get("/api/v1/audit-events", Some(&access))
+        .await
+        .assert_error(403, "FORBIDDEN");
+
+    let r = app
+        .get(
+            &format!("/api/v1/audit-events?user_id={id}&per_page=100"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let items = r.data()["items"].as_array().unwrap().clone();
+    let types: Vec<String> = items
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["type"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "user.password_changed:success",
+            "auth.login:failure",
+            "auth.email_verification_requested:sent",
+            "auth.register:success"
+        ],
+        "newest first"
+    );
+    let e = &items[1];
+    assert_eq!(e["subject_id"], id.as_str());
+    assert!(e["at"].as_str().unwrap().ends_with('Z'), "{e}");
+    assert!(e["request_id"].is_string() && e["id"].is_string(), "{e}");
+    assert!(e["details"].is_object() || e["details"].is_null(), "{e}");
+    assert_eq!(r.data()["pagination"]["next_cursor"], Value::Null);
+    // Nothing secret: no password, token, hash or key, whatever the event.
+    let everything = app
+        .get("/api/v1/audit-events?per_page=100", Some(&admin))
+        .await;
+    let text = everything.body.to_string();
+    for secret in [
+        "Secret123",
+        "Better456",
+        "WrongSecret9",
+        ADMIN_PASSWORD,
+        JWT_SECRET,
+        &access,
+        &refresh,
+        &refresh2,
+        "pbkdf2",
+        "$",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the audit log holds a secret: {secret}"
+        );
+    }
+
+    // Filters: type, outcome, time range; keyset pages.
+    let count = |query: String| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let r = app
+                .get(&format!("/api/v1/audit-events?{query}"), Some(admin))
+                .await;
+            assert_eq!(r.status, 200, "{query}: {:?}", r.body);
+            r.data()["items"].as_array().unwrap().len()
+        }
+    };
+    let audrey = format!("user_id={id}");
+    assert_eq!(
+        count(format!("{audrey}&type=auth.login&outcome=failure")).await,
+        1
+    );
+    let newest = items[0]["at"].as_str().unwrap().replace('+', "%2B");
+    assert_eq!(count(format!("{audrey}&until={newest}")).await, 3);
+    assert_eq!(count(format!("{audrey}&since={newest}")).await, 1);
+    let mut seen = Vec::new();
+    let mut path = format!("/api/v1/audit-events?user_id={id}&per_page=2");
+    loop {
+        let r = app.get(&path, Some(&admin)).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        seen.extend(
+            r.data()["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].clone()),
+        );
+        match r.data()["pagination"]["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/audit-events?user_id={id}&per_page=2&cursor={c}"),
+            None => break,
+        }
+    }
+    let all: Vec<Value> = items.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(seen, all, "the pages hold every event once, in order");
+
+    // Bad filters answer the envelope, every field named.
+    let r = app
+        .get(
+            "/api/v1/audit-events?user_id=audrey&type=Auth%20Login&since=yesterday&per_page=0&cursor=nope",
+            Some(&admin),
+        )
+        .await;
+    r.assert_error(400, "VALIDATION_FAILED");
+    for k in ["user_id", "type", "since", "per_page", "cursor"] {
+        assert!(r.field_errors().contains_key(k), "{k}: {:?}", r.body);
+    }
+    app.get("/api/v1/audit-events?colour=blue", Some(&admin))
+        .await
+        .assert_error(400, "VALIDATION_FAILED");
+}
+
 backends!(
     register_login_me_refresh_reuse_logout,
     sessions_and_logout_all,
@@ -680,6 +827,7 @@ backends!(
     last_admin_is_protected,
     operations_endpoints,
     logs_never_contain_secrets,
+    audit_log_is_for_admins_and_keeps_no_secret,
 );
 
 #[tokio::test]

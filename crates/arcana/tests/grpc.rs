@@ -311,7 +311,7 @@ async fn user_admin_over_grpc(app: TestApp) {
     g.users
         .change_password(bearer(
             ChangePasswordRequest {
-                id: ivy_id,
+                id: ivy_id.clone(),
                 current_password: Some("Secret123".into()),
                 new_password: "NewSecret9".into(),
             },
@@ -326,6 +326,60 @@ async fn user_admin_over_grpc(app: TestApp) {
         })
         .await
         .unwrap();
+
+    // The audit log, as over REST: admins only, the same filters, keyset pages.
+    let e = g
+        .users
+        .list_audit_events(bearer(ListAuditEventsRequest::default(), &ivy.access_token))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), error_code(&e)),
+        (Code::PermissionDenied, "FORBIDDEN")
+    );
+    let about_ivy = |cursor: Option<String>| ListAuditEventsRequest {
+        user_id: Some(ivy_id.clone()),
+        per_page: Some("2".into()),
+        cursor,
+        ..Default::default()
+    };
+    let page = g
+        .users
+        .list_audit_events(bearer(about_ivy(None), &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    let types: Vec<&str> = page.items.iter().map(|e| e.r#type.as_str()).collect();
+    assert_eq!(types, ["auth.login", "user.password_changed"]);
+    assert!(
+        page.items
+            .iter()
+            .all(|e| e.at.is_some() && e.outcome == "success")
+    );
+    let pagination = page.pagination.unwrap();
+    assert!(pagination.keyset);
+    let next = g
+        .users
+        .list_audit_events(bearer(about_ivy(pagination.next_cursor), &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next.items[0].r#type, "user.verified");
+    let e = g
+        .users
+        .list_audit_events(bearer(
+            ListAuditEventsRequest {
+                r#type: Some("Not A Type".into()),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), error_code(&e)),
+        (Code::InvalidArgument, "VALIDATION_FAILED")
+    );
 }
 
 async fn health_and_reflection(app: TestApp) {

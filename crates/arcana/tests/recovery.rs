@@ -76,6 +76,7 @@ async fn whole_flow(mode: Mode, backend: Backend) {
     assert_eq!(r.data()["user"]["is_verified"], false);
     let access = r.data()["access_token"].as_str().unwrap().to_owned();
     let refresh = r.data()["refresh_token"].as_str().unwrap().to_owned();
+    let user_id = r.data()["user"]["id"].as_str().unwrap().to_owned();
     let mail = nth_mail(&smtp, email, 1).await;
     assert_eq!(mail.from, "auth@example.test");
     assert!(
@@ -217,6 +218,37 @@ async fn whole_flow(mode: Mode, backend: Backend) {
     assert!(smtp.to("nobody@example.com").is_empty());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.to(email).len(), 2, "each mail exactly once");
+
+    // The audit log tells what happened, never a token or a password.
+    let admin = app.admin_token().await;
+    let log = app
+        .get(
+            &format!("/api/v1/audit-events?user_id={user_id}&per_page=100"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(log.status, 200, "{:?}", log.body);
+    let text = log.body.to_string();
+    for event in [
+        "auth.email_verified",
+        "auth.password_reset_requested",
+        "auth.password_reset",
+    ] {
+        assert!(
+            text.contains(&format!("\"{event}\"")),
+            "{event} missing: {text}"
+        );
+    }
+    for secret in [
+        verify.as_str(),
+        reset.as_str(),
+        &access,
+        &refresh,
+        "Secret123",
+        "Better456",
+    ] {
+        assert!(!text.contains(secret), "the audit log holds a secret");
+    }
 }
 
 #[tokio::test]

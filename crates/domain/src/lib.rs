@@ -4,6 +4,7 @@
 //! enum and the port traits that each layer boundary is made of. It performs no I/O and knows
 //! nothing of HTTP, gRPC, SQL or a particular async runtime.
 
+pub mod audit;
 pub mod error;
 pub mod model;
 pub mod pagination;
@@ -13,6 +14,7 @@ pub mod revocation;
 pub mod services;
 pub mod values;
 
+pub use audit::*;
 pub use error::{ConflictKind, Error, FieldErrors, Result};
 pub use model::*;
 pub use pagination::*;

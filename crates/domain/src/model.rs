@@ -431,19 +431,38 @@ impl FromStr for RevokeReason {
     }
 }
 
-/// Something security-relevant that happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Something security-relevant that happened. As JSON, `details` is the object itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEvent {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
+    /// Who acted (absent: nobody signed in, e.g. a failed login).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
     pub actor_id: Option<UserId>,
+    /// Whom it concerned.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
     pub subject_id: Option<UserId>,
     /// e.g. `auth.login`, `user.role_changed`.
-    pub action: String,
+    #[cfg_attr(feature = "openapi", schema(example = "auth.login"))]
+    pub r#type: String,
     /// `success` or `failure` (or a short reason such as `locked`).
     pub outcome: String,
     pub ip: Option<String>,
     pub request_id: Option<String>,
-    /// JSON object text with extra facts; never a secret.
+    /// Extra facts (a JSON object); never a secret.
+    #[serde(serialize_with = "json_text")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub details: Option<String>,
+}
+
+/// JSON text stored as such, written out as the JSON it holds (as text if it is not JSON).
+fn json_text<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+        None => s.serialize_none(),
+        Some(Ok(json)) => json.serialize(s),
+        Some(Err(_)) => v.serialize(s),
+    }
 }

@@ -205,23 +205,27 @@ pub struct RawUserQuery {
     pub cursor: Option<String>,
 }
 
+/// A query parameter that must be an integer in `min..=max`.
+pub(crate) fn int(v: &str, min: u32, max: u32) -> Result<u32, String> {
+    v.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| format!("must be an integer from {min} to {max}"))
+}
+
+/// A query parameter that must be an RFC 3339 timestamp.
+pub(crate) fn time(v: &str) -> Result<Timestamp, String> {
+    chrono::DateTime::parse_from_rfc3339(v.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| "must be an RFC 3339 timestamp".to_owned())
+}
+
 impl RawUserQuery {
     /// Validate every parameter, collecting all problems.
     pub fn parse(&self) -> Result<UserQuery> {
         let mut errs = FieldErrors::new();
         let mut q = UserQuery::default();
-        let int = |v: &str, min: u32, max: u32| -> Result<u32, String> {
-            v.trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| format!("must be an integer from {min} to {max}"))
-        };
-        let time = |v: &str| -> Result<Timestamp, String> {
-            chrono::DateTime::parse_from_rfc3339(v.trim())
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .map_err(|_| "must be an RFC 3339 timestamp".to_owned())
-        };
         let mut page = 1;
         if let Some(v) = &self.page {
             page = errs.check("page", int(v, 1, 1_000_000)).unwrap_or(1);

@@ -10,6 +10,7 @@
 //! - a lost connection or an exhausted pool is `Error::Unavailable`.
 use async_trait::async_trait;
 
+use crate::audit::{AuditPage, AuditQuery};
 use crate::error::Result;
 use crate::model::*;
 use crate::pagination::{UserPage, UserQuery};
@@ -76,8 +77,9 @@ pub trait SessionRepository: Send + Sync {
 #[async_trait]
 pub trait AuditRepository: Send + Sync {
     async fn record(&self, event: AuditEvent) -> Result<()>;
-    /// Most recent events about `subject_id`, newest first.
-    async fn list_for_subject(&self, subject_id: UserId, limit: u32) -> Result<Vec<AuditEvent>>;
+    /// The events matching every filter of `query`, newest first (by time, then id), one
+    /// keyset page of at most [`MAX_PER_PAGE`](crate::MAX_PER_PAGE).
+    async fn list_events(&self, query: &AuditQuery) -> Result<AuditPage>;
 }
 
 /// Mailed single-use tokens and the transactional outbox their mails wait in.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::audit::{AuditPage, RawAuditQuery};
 use crate::error::Result;
 use crate::model::{SessionId, User, UserId};
 use crate::pagination::{RawUserQuery, UserPage};
@@ -140,5 +141,8 @@ impl UserService for Revocations<dyn UserService> {
     async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User> {
         let r = self.inner.set_role(caller, id, role).await;
         self.tell(r, Revoked::User(id))
+    }
+    async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage> {
+        self.inner.list_audit_events(caller, query).await
     }
 }

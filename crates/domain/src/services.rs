@@ -6,6 +6,7 @@ use std::fmt;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{AuditPage, RawAuditQuery};
 use crate::error::Result;
 use crate::model::{Role, SessionId, Timestamp, User, UserId};
 use crate::pagination::{RawUserQuery, UserPage};
@@ -430,4 +431,6 @@ pub trait UserService: Send + Sync {
     async fn verify_user(&self, caller: &Caller, id: UserId) -> Result<User>;
     async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User>;
     async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User>;
+    /// Read the audit log (admin).
+    async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage>;
 }

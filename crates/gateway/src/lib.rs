@@ -234,6 +234,7 @@ pub fn client_ip<'a>(
     tags(
         (name = "auth", description = "Registration, login, tokens and sessions"),
         (name = "users", description = "User administration and self-service"),
+        (name = "audit", description = "The audit log (admin)"),
         (name = "operations", description = "Health, metrics and keys"),
     )
 )]
@@ -261,6 +262,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::auth::router())
         .merge(routes::users::router())
+        .merge(routes::audit::router())
         .merge(routes::ops::router())
         .split_for_parts()
 }

@@ -1,14 +1,12 @@
 //! `AuditRepository` on [`Database`].
 use async_trait::async_trait;
 use diesel::prelude::*;
-use domain::{AuditEvent, AuditRepository, Result, UserId};
+use domain::{AuditEvent, AuditPage, AuditQuery, AuditRepository, MAX_PER_PAGE, Result};
 
+use crate::connection::MultiBackend;
 use crate::database::Database;
-use crate::models::AuditRow;
+use crate::models::{AuditRow, micros};
 use crate::schema::audit_events;
-
-/// Upper bound on one `list_for_subject` answer, whatever the caller asks for.
-const MAX_EVENTS: u32 = 1000;
 
 #[async_trait]
 impl AuditRepository for Database {
@@ -23,19 +21,52 @@ impl AuditRepository for Database {
         .await
     }
 
-    async fn list_for_subject(&self, subject_id: UserId, limit: u32) -> Result<Vec<AuditEvent>> {
-        let subject = subject_id.to_string();
-        let limit = i64::from(limit.min(MAX_EVENTS));
+    async fn list_events(&self, query: &AuditQuery) -> Result<AuditPage> {
+        let q = query.clone();
+        let per_page = q.per_page.clamp(1, MAX_PER_PAGE);
         self.run(move |conn| {
-            audit_events::table
-                .filter(audit_events::subject_id.eq(&subject))
-                .order_by((audit_events::at.desc(), audit_events::id.desc()))
-                .limit(limit)
+            let mut sel = audit_events::table
                 .select(AuditRow::as_select())
-                .load(conn)?
+                .into_boxed::<MultiBackend>();
+            if let Some(user) = q.user_id.map(|u| u.to_string()) {
+                sel = sel.filter(
+                    audit_events::subject_id
+                        .eq(user.clone())
+                        .or(audit_events::actor_id.eq(user)),
+                );
+            }
+            if let Some(action) = q.r#type {
+                sel = sel.filter(audit_events::action.eq(action));
+            }
+            if let Some(outcome) = q.outcome {
+                sel = sel.filter(audit_events::outcome.eq(outcome));
+            }
+            if let Some(t) = q.since {
+                sel = sel.filter(audit_events::at.ge(micros(t)));
+            }
+            if let Some(t) = q.until {
+                sel = sel.filter(audit_events::at.lt(micros(t)));
+            }
+            // Strictly older than the cursor, written so an index range scan can start at it.
+            if let Some(c) = q.after {
+                sel = sel.filter(
+                    audit_events::at.le(c.at).and(
+                        audit_events::at
+                            .lt(c.at)
+                            .or(audit_events::id.lt(c.id.to_string())),
+                    ),
+                );
+            }
+            // One row more than asked tells whether there is a next page.
+            let rows = sel
+                .order_by((audit_events::at.desc(), audit_events::id.desc()))
+                .limit(i64::from(per_page) + 1)
+                .load::<AuditRow>(conn)?;
+            let events = rows
                 .into_iter()
                 .map(AuditRow::into_event)
-                .collect()
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(AuditPage::of(events, per_page))
         })
         .await
     }

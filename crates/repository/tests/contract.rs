@@ -11,9 +11,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use domain::{
-    AuditEvent, Cursor, Error, LockoutPolicy, LoginAttempt, PageInfo, PageRequest, PasswordChange,
-    Rehash, RevokeReason, Role, SortOrder, Status, User, UserPage, UserQuery, UserRepository,
-    UserSort, UserUpdate,
+    AuditCursor, AuditEvent, AuditPage, AuditQuery, Cursor, Error, LockoutPolicy, LoginAttempt,
+    PageInfo, PageRequest, PasswordChange, Rehash, RevokeReason, Role, SortOrder, Status, User,
+    UserPage, UserQuery, UserRepository, UserSort, UserUpdate,
 };
 use repository::{Backend, Database};
 use uuid::Uuid;
@@ -1819,7 +1819,7 @@ async fn audit_events_newest_first(db: Repos) {
         at: at(t),
         actor_id: Some(actor),
         subject_id: subject,
-        action: action.into(),
+        r#type: action.into(),
         outcome: "success".into(),
         ip: Some("::1".into()),
         request_id: Some("req-1".into()),
@@ -1844,30 +1844,120 @@ async fn audit_events_newest_first(db: Repos) {
     bare.ip = None;
     bare.request_id = None;
     bare.details = None;
-    db.audit.record(bare).await.unwrap();
+    bare.outcome = "failure".into();
+    db.audit.record(bare.clone()).await.unwrap();
 
-    let got = db.audit.list_for_subject(subject, 10).await.unwrap();
-    let actions: Vec<&str> = got.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions, ["user.role_changed", "auth.logout", "auth.login"]);
-    assert_eq!(got[2], first, "every field round-trips");
+    let list = |q: AuditQuery| {
+        let db = &db;
+        async move { db.audit.list_events(&q).await.unwrap() }
+    };
+    let types =
+        |p: &AuditPage| -> Vec<String> { p.items.iter().map(|e| e.r#type.clone()).collect() };
+
+    let about = list(AuditQuery::about(subject, 10)).await;
     assert_eq!(
-        db.audit.list_for_subject(subject, 2).await.unwrap().len(),
-        2
+        types(&about),
+        ["user.role_changed", "auth.logout", "auth.login"]
     );
+    assert_eq!(about.items[2], first, "every field round-trips");
+    // the actor's events include those about someone else
+    assert_eq!(list(AuditQuery::about(actor, 10)).await.items.len(), 4);
     assert!(
-        db.audit
-            .list_for_subject(subject, 0)
+        list(AuditQuery::about(Uuid::new_v4(), 10))
             .await
-            .unwrap()
+            .items
             .is_empty()
     );
-    assert!(
-        db.audit
-            .list_for_subject(Uuid::new_v4(), 10)
-            .await
-            .unwrap()
-            .is_empty()
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            per_page: 10,
+            ..AuditQuery::default()
+        };
+        f(&mut q);
+        q
+    };
+    // the table may hold other tests' events: every filter below pins this test's rows
+    let logins = list(q(|q| q.r#type = Some("auth.login".into()))).await;
+    assert!(logins.items.iter().all(|e| e.r#type == "auth.login"));
+    assert!(logins.items.contains(&first) && logins.items.contains(&bare));
+    let failures = list(q(|q| q.outcome = Some("failure".into()))).await;
+    assert!(failures.items.contains(&bare) && !failures.items.contains(&first));
+    // since is inclusive, until exclusive
+    let window = list(AuditQuery {
+        since: Some(at(2)),
+        until: Some(at(4)),
+        ..AuditQuery::about(subject, 10)
+    })
+    .await;
+    assert_eq!(types(&window), ["user.role_changed", "auth.logout"]);
+
+    // keyset pages: two, then one, then the end; the same order, nothing twice
+    let page1 = list(AuditQuery::about(actor, 2)).await;
+    let PageInfo::Keyset {
+        next_cursor: Some(c1),
+        per_page: 2,
+    } = &page1.pagination
+    else {
+        panic!("expected a next page: {:?}", page1.pagination)
+    };
+    let page2 = list(AuditQuery {
+        after: Some(AuditCursor::decode(c1).unwrap()),
+        ..AuditQuery::about(actor, 2)
+    })
+    .await;
+    assert_eq!(
+        types(&page1)
+            .into_iter()
+            .chain(types(&page2))
+            .collect::<Vec<_>>(),
+        [
+            "auth.login",
+            "user.role_changed",
+            "auth.logout",
+            "auth.login"
+        ]
     );
+    assert_eq!(page2.items[1], first);
+    assert!(
+        matches!(
+            page2.pagination,
+            PageInfo::Keyset {
+                next_cursor: None,
+                ..
+            }
+        ),
+        "the last page has no cursor: {:?}",
+        page2.pagination
+    );
+    // events at the same instant are told apart by id
+    let same: Vec<AuditEvent> = (0..3)
+        .map(|_| event(7, "auth.refresh", Some(subject)))
+        .collect();
+    for e in &same {
+        db.audit.record(e.clone()).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = list(AuditQuery {
+            after,
+            r#type: Some("auth.refresh".into()),
+            ..AuditQuery::about(subject, 1)
+        })
+        .await;
+        seen.extend(page.items.iter().map(|e| e.id));
+        match page.pagination {
+            PageInfo::Keyset {
+                next_cursor: Some(c),
+                ..
+            } => after = Some(AuditCursor::decode(&c).unwrap()),
+            _ => break,
+        }
+    }
+    let mut want: Vec<Uuid> = same.iter().map(|e| e.id).collect();
+    want.sort();
+    want.reverse();
+    assert_eq!(seen, want);
 }
 
 // ---------------------------------------------------------------------------------------------

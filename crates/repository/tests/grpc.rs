@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::{
-    AuditEvent, AuditRepository, Error, PageRequest, SortOrder, Status, UserId, UserQuery,
-    UserRepository, UserSort, UserUpdate,
+    AuditEvent, AuditPage, AuditQuery, AuditRepository, Error, PageRequest, SortOrder, Status,
+    UserQuery, UserRepository, UserSort, UserUpdate,
 };
 use repository::Database;
 use repository::testing::TestDb;
@@ -220,7 +220,7 @@ async fn errors_survive_the_round_trip() {
     assert!(matches!(e, Error::Internal(_)), "{e:?}");
     let s = raw
         .record_audit(with_credential(
-            pb::AuditEvent::from(event(Some(bob.id))),
+            rpc::v1::AuditEvent::from(event(Some(bob.id))),
             &credential(),
         ))
         .await
@@ -268,12 +268,8 @@ impl AuditRepository for RequestIds {
         self.seen.lock().unwrap().push(rpc::context::request_id());
         self.inner.record(event).await
     }
-    async fn list_for_subject(
-        &self,
-        subject_id: UserId,
-        limit: u32,
-    ) -> domain::Result<Vec<AuditEvent>> {
-        self.inner.list_for_subject(subject_id, limit).await
+    async fn list_events(&self, query: &AuditQuery) -> domain::Result<AuditPage> {
+        self.inner.list_events(query).await
     }
 }
 
@@ -305,7 +301,11 @@ async fn request_ids_reach_the_repository() {
         *spy.seen.lock().unwrap(),
         [Some("req-42.a_b".to_owned()), None, None]
     );
-    assert_eq!(client.list_for_subject(subject, 10).await.unwrap().len(), 3);
+    let page = client
+        .list_events(&AuditQuery::about(subject, 10))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 3);
     drop(client);
     server.stop().await;
 }
@@ -316,7 +316,7 @@ fn event(subject: Option<Uuid>) -> AuditEvent {
         at: at(1),
         actor_id: None,
         subject_id: subject,
-        action: "auth.login".into(),
+        r#type: "auth.login".into(),
         outcome: "success".into(),
         ip: None,
         request_id: None,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod support;
 
-use domain::{AuditEvent, MAX_LISTED_SESSIONS, RevokeReason};
+use domain::{AuditEvent, AuditQuery, MAX_LISTED_SESSIONS, RevokeReason};
 use uuid::Uuid;
 
 use support::*;
@@ -116,7 +116,7 @@ async fn old_sessions_and_audit_events_are_purged_in_batches(db: Repos) {
         at: at(t),
         actor_id: None,
         subject_id: Some(u.id),
-        action: "auth.login".into(),
+        r#type: "auth.login".into(),
         outcome: "success".into(),
         ip: None,
         request_id: None,
@@ -128,7 +128,12 @@ async fn old_sessions_and_audit_events_are_purged_in_batches(db: Repos) {
     assert_eq!(db.maintenance.purge_audit(at(500), 2).await.unwrap(), 2);
     assert_eq!(db.maintenance.purge_audit(at(500), 2).await.unwrap(), 1);
     assert_eq!(db.maintenance.purge_audit(at(500), 2).await.unwrap(), 0);
-    let left = db.audit.list_for_subject(u.id, 10).await.unwrap();
+    let left = db
+        .audit
+        .list_events(&AuditQuery::about(u.id, 10))
+        .await
+        .unwrap()
+        .items;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].at, at(1000));
 }

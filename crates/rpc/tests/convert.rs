@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use domain::{
-    AttemptReservation, AuditEvent, AuthSession, CreateUserInput, Cursor, CursorValue, Error,
-    LockoutPolicy, LoginAttempt, LoginSuccess, NewSession, NewUser, PageInfo, PageRequest,
-    PasswordChange, RawUserQuery, Rehash, RevokeReason, Role, Rotation, Session, SessionInfo,
-    SessionOwner, SortOrder, Status, Timestamp, TokenPair, User, UserCredentials, UserPage,
-    UserPatch, UserQuery, UserRevocation, UserSort, UserUpdate,
+    AttemptReservation, AuditCursor, AuditEvent, AuditQuery, AuthSession, CreateUserInput, Cursor,
+    CursorValue, Error, LockoutPolicy, LoginAttempt, LoginSuccess, NewSession, NewUser, PageInfo,
+    PageRequest, PasswordChange, RawAuditQuery, RawUserQuery, Rehash, RevokeReason, Role, Rotation,
+    Session, SessionInfo, SessionOwner, SortOrder, Status, Timestamp, TokenPair, User,
+    UserCredentials, UserPage, UserPatch, UserQuery, UserRevocation, UserSort, UserUpdate,
 };
 use rpc::convert::v1::{update_user_from_request, update_user_request};
 use rpc::{internal as pb, v1};
@@ -135,17 +135,42 @@ fn users_and_sessions_round_trip() {
         Vec::<Session>::try_from(pb::SessionList::from(list.clone())).unwrap(),
         list
     );
-    round_trip::<AuditEvent, pb::AuditEvent>(AuditEvent {
+    round_trip::<AuditEvent, v1::AuditEvent>(AuditEvent {
         id: Uuid::new_v4(),
         at: t(5),
         actor_id: Some(Uuid::new_v4()),
         subject_id: None,
-        action: "auth.login".into(),
+        r#type: "auth.login".into(),
         outcome: "success".into(),
         ip: None,
         request_id: Some("r".into()),
         details: Some("{}".into()),
     });
+    round_trip::<AuditQuery, pb::AuditQuery>(AuditQuery {
+        user_id: Some(Uuid::new_v4()),
+        r#type: Some("auth.login".into()),
+        outcome: Some("failure".into()),
+        since: Some(t(1)),
+        until: Some(t(2)),
+        after: Some(AuditCursor {
+            at: 5,
+            id: Uuid::new_v4(),
+        }),
+        per_page: 7,
+    });
+    round_trip::<AuditQuery, pb::AuditQuery>(AuditQuery::default());
+    round_trip::<RawAuditQuery, v1::ListAuditEventsRequest>(RawAuditQuery {
+        user_id: Some("u".into()),
+        r#type: Some("t".into()),
+        outcome: None,
+        since: Some("s".into()),
+        until: None,
+        per_page: Some("3".into()),
+        cursor: Some(String::new()),
+    });
+    let mut w = pb::AuditQuery::from(AuditQuery::default());
+    w.after = Some("not-a-cursor".into());
+    assert_eq!(fields(AuditQuery::try_from(w).unwrap_err()), ["after"]);
 }
 
 #[test]

@@ -52,7 +52,7 @@ impl Event {
             at,
             actor_id: self.actor,
             subject_id: self.subject,
-            action: self.action.to_owned(),
+            r#type: self.action.to_owned(),
             outcome: self.outcome.to_owned(),
             ip: ctx.ip.clone(),
             request_id: ctx.request_id.clone(),

@@ -79,7 +79,7 @@ impl Core {
     /// Record an audit event; a failure is logged, never returned.
     pub(crate) async fn audit(&self, ctx: &RequestContext, event: Event) {
         let record = event.into_record(ctx, self.now());
-        let action = record.action.clone();
+        let action = record.r#type.clone();
         if let Err(e) = self.repos.audit.record(record).await {
             tracing::error!(
                 error = %e,

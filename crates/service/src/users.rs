@@ -10,10 +10,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use crypto::Verified;
 use domain::{
-    Caller, ConflictKind, CreateUserInput, Email, Error, FieldErrors, Password, PasswordChange,
-    PasswordInput, Principal, RawUserQuery, RequestContext, Result, RevokeReason, Role, Status,
-    User, UserId, UserPage, UserPatch, UserRevocation, UserService, UserUpdate, parse_avatar_url,
-    parse_name, parse_phone,
+    AuditPage, Caller, ConflictKind, CreateUserInput, Email, Error, FieldErrors, Password,
+    PasswordChange, PasswordInput, Principal, RawAuditQuery, RawUserQuery, RequestContext, Result,
+    RevokeReason, Role, Status, User, UserId, UserPage, UserPatch, UserRevocation, UserService,
+    UserUpdate, parse_avatar_url, parse_name, parse_phone,
 };
 
 use crate::audit::{Event, SUCCESS};
@@ -474,5 +474,11 @@ impl UserService for Users {
         )
         .await;
         Ok(user)
+    }
+
+    async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage> {
+        require_admin(&caller.who)?;
+        let query = query.parse()?;
+        self.core.repos.audit.list_events(&query).await
     }
 }

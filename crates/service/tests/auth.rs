@@ -719,11 +719,7 @@ impl AuditRepository for BrokenAudit {
     async fn record(&self, _event: AuditEvent) -> domain::Result<()> {
         Err(Error::Unavailable)
     }
-    async fn list_for_subject(
-        &self,
-        _subject_id: domain::UserId,
-        _limit: u32,
-    ) -> domain::Result<Vec<AuditEvent>> {
+    async fn list_events(&self, _query: &domain::AuditQuery) -> domain::Result<domain::AuditPage> {
         Err(Error::Unavailable)
     }
 }

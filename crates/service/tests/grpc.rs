@@ -165,7 +165,7 @@ async fn register_login_me_refresh_and_reuse_detection() {
         .audit(who.user_id)
         .await
         .into_iter()
-        .find(|e| e.action == "auth.login")
+        .find(|e| e.r#type == "auth.login")
         .unwrap();
     assert_eq!(login_event.request_id.as_deref(), Some("test-request"));
     assert_eq!(login_event.ip.as_deref(), Some("192.0.2.7"));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use domain::{
-    AuditEvent, AuditRepository, MaintenanceRepository, NewSession, NewUser, Role,
+    AuditEvent, AuditQuery, AuditRepository, MaintenanceRepository, NewSession, NewUser, Role,
     SessionRepository, Status, UserRepository,
 };
 use repository::testing::TestDb;
@@ -63,7 +63,7 @@ async fn one_maintainer_purges_and_the_other_waits_for_the_lease() {
             at: days(age),
             actor_id: None,
             subject_id: Some(user.id),
-            action: action.into(),
+            r#type: action.into(),
             outcome: "success".into(),
             ip: None,
             request_id: None,
@@ -100,9 +100,13 @@ async fn one_maintainer_purges_and_the_other_waits_for_the_lease() {
             .unwrap()
             .is_some()
     );
-    let left = db.list_for_subject(user.id, 10).await.unwrap();
+    let left = db
+        .list_events(&AuditQuery::about(user.id, 10))
+        .await
+        .unwrap()
+        .items;
     assert_eq!(left.len(), 1);
-    assert_eq!(left[0].action, "new");
+    assert_eq!(left[0].r#type, "new");
     // `a` holds the job: `b` stands by until the lease runs out.
     assert_eq!(b.run_once().await.unwrap(), None);
     clock.advance(LEASE + Duration::from_secs(1));

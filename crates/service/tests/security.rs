@@ -414,7 +414,7 @@ async fn changing_the_email_clears_is_verified() {
     assert!(!app.fetch(p.user_id).await.is_verified);
     let events = app.audit(p.user_id).await;
     assert!(
-        events.iter().any(|e| e.action == "user.updated"
+        events.iter().any(|e| e.r#type == "user.updated"
             && e.details
                 .as_deref()
                 .is_some_and(|d| d.contains("\"email_verification_cleared\":true"))),

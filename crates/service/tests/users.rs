@@ -599,7 +599,7 @@ async fn suspension_revokes_sessions_and_reactivation_does_not() {
         assert_eq!(field_errors(&err), ["status"], "{bad}");
     }
     let audit = app.audit(pete.user_id).await;
-    assert!(audit.iter().any(|e| e.action == "user.status_changed"
+    assert!(audit.iter().any(|e| e.r#type == "user.status_changed"
         && e.details.as_deref().unwrap_or("").contains("\"suspended\"")));
 }
 

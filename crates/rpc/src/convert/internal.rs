@@ -1,11 +1,11 @@
 //! Domain ↔ `arcana.internal.v1` (the repository boundary). Users and pages of users travel as
 //! their `arcana.v1` messages (see [`super::v1`]).
 use domain::{
-    AttemptReservation, AuditEvent, Cursor, Error, LockoutPolicy, LoginAttempt, LoginSuccess,
-    MailClaim, MailSettlement, NewAccountToken, NewSession, NewUser, OutboxStats, OutgoingMail,
-    PageRequest, PasswordChange, QueuedMail, Redemption, Rehash, Result, RevokeReason, Role,
-    Rotation, Session, SessionOwner, SortOrder, Timestamp, TokenIssue, User, UserCredentials,
-    UserQuery, UserRevocation, UserSort, UserUpdate,
+    AttemptReservation, AuditCursor, AuditQuery, Cursor, Error, LockoutPolicy, LoginAttempt,
+    LoginSuccess, MailClaim, MailSettlement, NewAccountToken, NewSession, NewUser, OutboxStats,
+    OutgoingMail, PageRequest, PasswordChange, QueuedMail, Redemption, Rehash, Result,
+    RevokeReason, Role, Rotation, Session, SessionOwner, SortOrder, Timestamp, TokenIssue, User,
+    UserCredentials, UserQuery, UserRevocation, UserSort, UserUpdate,
 };
 use uuid::Uuid;
 
@@ -43,8 +43,8 @@ message!(NewSession => pb::NewSession {
     id, user_id, credential_version, refresh_token_hash, user_agent, ip, created_at, expires_at,
     max_live,
 });
-message!(AuditEvent => pb::AuditEvent {
-    id, at, actor_id, subject_id, action, outcome, ip, request_id, details,
+message!(AuditQuery => pb::AuditQuery {
+    user_id, r#type, outcome, since, until, after, per_page,
 });
 
 message!(NewAccountToken => pb::NewAccountToken {
@@ -79,7 +79,6 @@ wrapper!(pb::OptionalCredentials { credentials: Option<UserCredentials> });
 wrapper!(pb::OptionalSession { session: Option<Session> });
 wrapper!(pb::OptionalSessionOwner { owner: Option<SessionOwner> });
 wrapper!(pb::SessionList { sessions: Vec<Session> });
-wrapper!(pb::AuditList { events: Vec<AuditEvent> });
 wrapper!(pb::BoolResponse { value: bool });
 wrapper!(pb::CountResponse { count: u64 });
 wrapper!(pb::OptionalCount { count: Option<u64> });
@@ -100,10 +99,6 @@ call!(pb::RevokeSessionRequest {
     reason: RevokeReason,
     now: Timestamp
 });
-call!(pb::ListAuditRequest {
-    subject_id: Uuid,
-    limit: u32
-});
 call!(pb::SessionLiveRequest {
     user_id: Uuid,
     session_id: Uuid,
@@ -123,6 +118,18 @@ impl Wire for Option<Option<String>> {
 }
 
 // ---- listing: the page request is offset or keyset ----------------------------------------
+
+/// A keyset position travels encoded, as the caller got it.
+impl Wire for Option<AuditCursor> {
+    type Wire = Option<String>;
+    fn to_wire(self) -> Self::Wire {
+        self.map(|c| c.encode())
+    }
+    fn from_wire(w: Self::Wire, field: &str) -> Result<Self> {
+        w.map(|c| AuditCursor::decode(&c).map_err(|m| Error::validation(field, m)))
+            .transpose()
+    }
+}
 
 impl From<&UserQuery> for pb::UserQuery {
     fn from(q: &UserQuery) -> Self {

@@ -1,8 +1,8 @@
 //! Domain ↔ `arcana.v1` (the public API, also the service boundary's contract).
 use domain::{
-    AuthSession, CreateUserInput, Error, FieldErrors, ForgotPasswordInput, LoginInput, PageInfo,
-    RawUserQuery, RegisterInput, ResetPasswordInput, Result, SessionInfo, TokenPair, User, UserId,
-    UserPage, UserPatch, VerifyEmailInput,
+    AuditEvent, AuditPage, AuthSession, CreateUserInput, Error, FieldErrors, ForgotPasswordInput,
+    LoginInput, PageInfo, RawAuditQuery, RawUserQuery, RegisterInput, ResetPasswordInput, Result,
+    SessionInfo, TokenPair, User, UserId, UserPage, UserPatch, VerifyEmailInput,
 };
 use uuid::Uuid;
 
@@ -24,6 +24,12 @@ message!(RawUserQuery => v1::ListUsersRequest {
 message!(CreateUserInput => v1::CreateUserRequest {
     username, email, password, first_name, last_name, phone, avatar_url, role, status,
     is_verified,
+});
+message!(RawAuditQuery => v1::ListAuditEventsRequest {
+    user_id, r#type, outcome, since, until, per_page, cursor,
+});
+message!(AuditEvent => v1::AuditEvent {
+    id, at, actor_id, subject_id, r#type, outcome, ip, request_id, details,
 });
 message!(ForgotPasswordInput => v1::ForgotPasswordRequest { email });
 message!(ResetPasswordInput => v1::ResetPasswordRequest { token, new_password });
@@ -131,27 +137,32 @@ impl TryFrom<v1::Pagination> for PageInfo {
     }
 }
 
-impl From<UserPage> for v1::ListUsersResponse {
-    fn from(p: UserPage) -> Self {
-        Self {
-            items: p.items.to_wire(),
-            pagination: Some(p.pagination.into()),
+/// A page ↔ its list response: the items and the pagination.
+macro_rules! page {
+    ($($domain:ty => $wire:ty),*) => {$(
+        impl From<$domain> for $wire {
+            fn from(p: $domain) -> Self {
+                Self {
+                    items: p.items.to_wire(),
+                    pagination: Some(p.pagination.into()),
+                }
+            }
         }
-    }
+        impl TryFrom<$wire> for $domain {
+            type Error = Error;
+            fn try_from(r: $wire) -> Result<Self> {
+                let pagination = r
+                    .pagination
+                    .ok_or_else(|| Error::validation("pagination", "is required"))?;
+                Ok(Self {
+                    items: Vec::from_wire(r.items, "items")?,
+                    pagination: pagination.try_into()?,
+                })
+            }
+        }
+    )*};
 }
-
-impl TryFrom<v1::ListUsersResponse> for UserPage {
-    type Error = Error;
-    fn try_from(r: v1::ListUsersResponse) -> Result<Self> {
-        let pagination = r
-            .pagination
-            .ok_or_else(|| Error::validation("pagination", "is required"))?;
-        Ok(Self {
-            items: Vec::from_wire(r.items, "items")?,
-            pagination: pagination.try_into()?,
-        })
-    }
-}
+page!(UserPage => v1::ListUsersResponse, AuditPage => v1::ListAuditEventsResponse);
 
 // ---- profile updates: PUT and PATCH through one message and a field mask -------------------
 

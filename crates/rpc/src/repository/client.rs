@@ -1,11 +1,11 @@
 //! Client adapter: the repository ports implemented by calling `RepositoryService`.
 use async_trait::async_trait;
 use domain::{
-    AttemptReservation, AuditEvent, AuditRepository, LoginAttempt, LoginSuccess, MailClaim,
-    MailSettlement, MaintenanceRepository, NewSession, NewUser, OutboxStats, PasswordChange,
-    QueuedMail, RecoveryRepository, Redemption, Result, RevokeReason, Rotation, Session, SessionId,
-    SessionOwner, SessionRepository, Timestamp, TokenIssue, User, UserCredentials, UserId,
-    UserPage, UserQuery, UserRepository, UserRevocation, UserUpdate,
+    AttemptReservation, AuditEvent, AuditPage, AuditQuery, AuditRepository, LoginAttempt,
+    LoginSuccess, MailClaim, MailSettlement, MaintenanceRepository, NewSession, NewUser,
+    OutboxStats, PasswordChange, QueuedMail, RecoveryRepository, Redemption, Result, RevokeReason,
+    Rotation, Session, SessionId, SessionOwner, SessionRepository, Timestamp, TokenIssue, User,
+    UserCredentials, UserId, UserPage, UserQuery, UserRepository, UserRevocation, UserUpdate,
 };
 use tonic::transport::Channel;
 
@@ -128,11 +128,15 @@ impl SessionRepository for RepositoryClient {
 #[async_trait]
 impl AuditRepository for RepositoryClient {
     async fn record(&self, event: AuditEvent) -> Result<()> {
-        call!(self, Write, record_audit, pb::AuditEvent::from(event))
+        call!(
+            self,
+            Write,
+            record_audit,
+            crate::v1::AuditEvent::from(event)
+        )
     }
-    async fn list_for_subject(&self, subject_id: UserId, limit: u32) -> Result<Vec<AuditEvent>> {
-        let msg = pb::ListAuditRequest::new(subject_id, limit);
-        call!(self, Read, list_audit, msg)
+    async fn list_events(&self, query: &AuditQuery) -> Result<AuditPage> {
+        call!(self, Read, list_audit, pb::AuditQuery::from(query.clone()))
     }
 }
 

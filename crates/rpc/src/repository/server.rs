@@ -4,8 +4,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use domain::{
-    AuditEvent, AuditRepository, MaintenanceRepository, NewSession, NewUser, PasswordChange,
-    RecoveryRepository, Result, SessionRepository, UserQuery, UserRepository,
+    AuditEvent, AuditQuery, AuditRepository, MaintenanceRepository, NewSession, NewUser,
+    PasswordChange, RecoveryRepository, Result, SessionRepository, UserQuery, UserRepository,
 };
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -252,16 +252,18 @@ impl RepositoryService for RepositoryGrpc {
         })
         .await
     }
-    async fn record_audit(&self, req: Request<pb::AuditEvent>) -> Answer<pb::Empty> {
+    async fn record_audit(&self, req: Request<crate::v1::AuditEvent>) -> Answer<pb::Empty> {
         handle("RecordAudit", req, |m| async move {
             self.audit.record(AuditEvent::try_from(m)?).await
         })
         .await
     }
-    async fn list_audit(&self, req: Request<pb::ListAuditRequest>) -> Answer<pb::AuditList> {
+    async fn list_audit(
+        &self,
+        req: Request<pb::AuditQuery>,
+    ) -> Answer<crate::v1::ListAuditEventsResponse> {
         handle("ListAudit", req, |m| async move {
-            let (subject_id, limit) = m.parse()?;
-            self.audit.list_for_subject(subject_id, limit).await
+            self.audit.list_events(&AuditQuery::try_from(m)?).await
         })
         .await
     }

@@ -6,10 +6,10 @@
 //! ([`Upstream::call`]); every domain error (field names, retry-after) survives the hop.
 use async_trait::async_trait;
 use domain::{
-    AuthService, AuthSession, Caller, CreateUserInput, Error, ForgotPasswordInput, LoginInput,
-    PasswordInput, Principal, RawUserQuery, RegisterInput, RequestContext, ResetPasswordInput,
-    Result, SessionId, SessionInfo, User, UserId, UserPage, UserPatch, UserService,
-    VerifyEmailInput,
+    AuditPage, AuthService, AuthSession, Caller, CreateUserInput, Error, ForgotPasswordInput,
+    LoginInput, PasswordInput, Principal, RawAuditQuery, RawUserQuery, RegisterInput,
+    RequestContext, ResetPasswordInput, Result, SessionId, SessionInfo, User, UserId, UserPage,
+    UserPatch, UserService, VerifyEmailInput,
 };
 use tonic::Request;
 use tonic::transport::Channel;
@@ -249,5 +249,9 @@ impl UserService for UserClient {
     async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User> {
         let msg = v1::SetRoleRequest::new(id, role.to_owned());
         call!(self, Write, set_role, caller: caller, msg)
+    }
+    async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage> {
+        let msg = v1::ListAuditEventsRequest::from(query);
+        call!(self, Read, list_audit_events, caller: caller, msg)
     }
 }

@@ -127,4 +127,23 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
         })
         .await
     }
+
+    async fn list_audit_events(
+        &self,
+        req: Request<v1::ListAuditEventsRequest>,
+    ) -> Answer<v1::ListAuditEventsResponse> {
+        let users = &self.users;
+        bearer(
+            &self.source,
+            "ListAuditEvents",
+            req,
+            |caller, m| async move {
+                users
+                    .list_audit_events(&caller, m.try_into()?)
+                    .await
+                    .map(Into::into)
+            },
+        )
+        .await
+    }
 }

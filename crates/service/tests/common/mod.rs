@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crypto::{JwtKeys, TokenVerifier};
 use domain::{
-    AuditEvent, AuditRepository, AuthService, AuthSession, Caller, LoginInput, NewUser, Principal,
-    RegisterInput, RequestContext, Result, Role, Status, User, UserId, UserRepository,
+    AuditEvent, AuditQuery, AuditRepository, AuthService, AuthSession, Caller, LoginInput, NewUser,
+    Principal, RegisterInput, RequestContext, Result, Role, Status, User, UserId, UserRepository,
 };
 use repository::Database;
 use repository::testing::TestDb;
@@ -161,17 +161,22 @@ impl TestApp {
         (s, p)
     }
 
+    /// The newest 100 events about `subject` (acted upon, not acting).
     pub async fn audit(&self, subject: UserId) -> Vec<AuditEvent> {
-        AuditRepository::list_for_subject(self.repo(), subject, 100)
+        let page = AuditRepository::list_events(self.repo(), &AuditQuery::about(subject, 100))
             .await
-            .unwrap()
+            .unwrap();
+        page.items
+            .into_iter()
+            .filter(|e| e.subject_id == Some(subject))
+            .collect()
     }
 
     pub async fn audit_actions(&self, subject: UserId) -> Vec<String> {
         self.audit(subject)
             .await
             .into_iter()
-            .map(|e| format!("{}:{}", e.action, e.outcome))
+            .map(|e| format!("{}:{}", e.r#type, e.outcome))
             .collect()
     }
 
