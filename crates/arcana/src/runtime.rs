@@ -7,6 +7,9 @@ use anyhow::Context;
 
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 
@@ -15,6 +18,8 @@ pub fn init_logging(format: LogFormat) {
 }
 
 /// As [`init_logging`]; `stderr` keeps stdout for a command's output (the admin commands).
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) set, spans also
+/// go to that OTLP collector (gRPC), and W3C trace context is read and passed on at every hop.
 pub fn init_logging_to(format: LogFormat, stderr: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let writer =
@@ -25,22 +30,108 @@ pub fn init_logging_to(format: LogFormat, stderr: bool) {
                 Box::new(std::io::stdout())
             }
         });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_target(false);
-    let _ = match format {
-        LogFormat::Json => builder
+    let fmt = match format {
+        LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+            .boxed(),
+        LogFormat::Pretty => fmt.boxed(),
     };
+    let (otel, problem) = match traces::tracer() {
+        Ok(tracer) => (
+            tracer.map(|t| tracing_opentelemetry::layer().with_tracer(t)),
+            None,
+        ),
+        Err(e) => (None, Some(e)),
+    };
+    let on = otel.is_some();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    if on {
+        rpc::trace::enable();
+        tracing::info!("exporting traces over OTLP");
+    }
+    if let Some(e) = problem {
+        tracing::warn!(error = %format!("{e:#}"), "traces are off: the OTLP exporter could not be set up");
+    }
+}
+
+/// OpenTelemetry traces, configured by the standard `OTEL_*` variables.
+mod traces {
+    use std::sync::OnceLock;
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::Resource;
+    use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+
+    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+    fn set(var: &str) -> bool {
+        std::env::var(var).is_ok_and(|v| !v.trim().is_empty())
+    }
+
+    /// A tracer exporting to the configured collector; `None` when none is configured (or
+    /// `OTEL_SDK_DISABLED=true`, `OTEL_TRACES_EXPORTER=none`). Needs a Tokio runtime.
+    pub(super) fn tracer() -> anyhow::Result<Option<SdkTracer>> {
+        let configured =
+            set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+        let disabled = std::env::var("OTEL_SDK_DISABLED")
+            .is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+            || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.eq_ignore_ascii_case("none"));
+        if !configured || disabled {
+            return Ok(None);
+        }
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()?;
+        let mut resource = Resource::builder();
+        // OTEL_SERVICE_NAME (read by the builder) wins; else the binary's name.
+        if !set("OTEL_SERVICE_NAME") {
+            let binary = std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "arcana".to_owned());
+            resource = resource.with_service_name(binary);
+        }
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(
+                resource
+                    .with_attribute(opentelemetry::KeyValue::new(
+                        "service.version",
+                        env!("CARGO_PKG_VERSION"),
+                    ))
+                    .build(),
+            )
+            .build();
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let tracer = provider.tracer("arcana");
+        let _ = PROVIDER.set(provider);
+        Ok(Some(tracer))
+    }
+
+    /// Send the spans still buffered (at exit).
+    pub(super) fn flush() {
+        if let Some(p) = PROVIDER.get() {
+            let p = p.clone();
+            // Off this thread: the exporter needs the runtime's workers while we wait.
+            let _ = std::thread::spawn(move || p.shutdown()).join();
+        }
+    }
 }
 
 /// Run `main` and turn its error into a logged failure exit.
 pub fn exit(result: anyhow::Result<()>) -> std::process::ExitCode {
+    traces::flush();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -95,3 +95,80 @@ async fn every_layered_process_reports_metrics_and_health() {
 async fn every_microservice_reports_metrics_and_health() {
     every_process_reports(Mode::Microservices).await;
 }
+
+/// One REST request is one trace: the W3C `traceparent` a client sends is continued by the
+/// gateway and carried through every gRPC hop, each process exporting its spans over OTLP; the
+/// request id stays the client's.
+#[tokio::test]
+async fn one_request_is_one_trace_across_the_layers() {
+    let collector = testkit::otlp::Collector::start().await;
+    let opts = Options {
+        extra_env: vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), collector.endpoint()),
+            ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
+        ],
+        ..Default::default()
+    };
+    let app = TestApp::start_mode(Mode::Layered, Backend::Sqlite, opts)
+        .await
+        .unwrap();
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let caller_span = "00f067aa0ba902b7";
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
+        .header("x-request-id", "traced-request-1")
+        .json(&serde_json::json!({
+            "username": "traced", "email": "traced@example.com", "password": "Secret123"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["x-request-id"], "traced-request-1");
+
+    let layers = ["arcana-gateway", "arcana-service", "arcana-repository"];
+    collector
+        .wait_for_trace(&trace_id, &layers, std::time::Duration::from_secs(20))
+        .await;
+    // Every span of the request has ended and been exported by now.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let spans: Vec<_> = collector
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id == trace_id)
+        .collect();
+    let service_of = |id: &str| {
+        spans
+            .iter()
+            .find(|s| s.span_id == id)
+            .map(|s| s.service.as_str())
+    };
+    // The gateway continues the caller's span ...
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.service == "arcana-gateway" && s.parent_span_id == caller_span),
+        "{spans:#?}"
+    );
+    // ... and each layer's server spans are children of the layer above.
+    for (below, above) in [
+        ("arcana-service", "arcana-gateway"),
+        ("arcana-repository", "arcana-service"),
+    ] {
+        assert!(
+            spans
+                .iter()
+                .any(|s| s.service == below && service_of(&s.parent_span_id) == Some(above)),
+            "no {below} span is a child of an {above} span: {spans:#?}"
+        );
+    }
+    // Nothing of it strays into another trace.
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.parent_span_id == caller_span || service_of(&s.parent_span_id).is_some()),
+        "{spans:#?}"
+    );
+}

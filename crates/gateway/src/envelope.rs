@@ -51,7 +51,16 @@ pub async fn request_id_middleware(mut req: Request, next: Next) -> Response {
         req.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        otel.name = %format_args!("HTTP {}", req.method()),
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        url.path = %req.uri().path(),
+    );
+    // Part of the trace the client sent in `traceparent`, if any (and tracing is on).
+    rpc::trace::Parent::of(req.headers()).adopt(&span);
     let mut resp = REQUEST_ID
         .scope(RequestId(id.clone()), next.run(req).instrument(span))
         .await;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
+use tracing::Instrument;
 
 use crate::context;
 use crate::credential::InternalCredential;
@@ -96,6 +97,7 @@ impl Upstream {
         {
             req.metadata_mut().insert(context::REQUEST_ID, v);
         }
+        crate::trace::carry_on(req.metadata_mut().as_mut());
         req
     }
 }
@@ -131,10 +133,11 @@ impl Upstream {
         T: TryFrom<W, Error = domain::Error>,
     {
         let started = std::time::Instant::now();
+        let span = tracing::info_span!("grpc_client", rpc, otel.name = rpc, otel.kind = "client");
         let attempt = || call(client.clone(), request());
         let answer = match retry {
-            Retry::Read => retry_read(attempt).await,
-            Retry::Write => retry_unsent(attempt).await,
+            Retry::Read => retry_read(attempt).instrument(span).await,
+            Retry::Write => retry_unsent(attempt).instrument(span).await,
         };
         let code = match &answer {
             Ok(_) => "Ok".to_owned(),

@@ -11,6 +11,7 @@ pub mod server;
 pub mod service;
 pub mod status;
 pub mod tls;
+pub mod trace;
 pub mod wire;
 
 #[allow(clippy::all, clippy::pedantic)]

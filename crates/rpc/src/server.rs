@@ -209,18 +209,23 @@ pub fn internal<S>(
 }
 
 /// Answer one call: `body` runs with the caller's request id in scope (the one task-local of
-/// [`crate::context`]) and on a span; its domain error becomes the one `Status` mapping (internal
+/// [`crate::context`]) and on a span (in the caller's trace, `parent`); its domain error becomes the one `Status` mapping (internal
 /// causes logged, never sent); the request id is echoed in `x-request-id`.
 pub async fn answer<R>(
     rpc: &'static str,
     request_id: Option<String>,
+    parent: crate::trace::Parent,
     body: impl Future<Output = domain::Result<R>>,
 ) -> Result<tonic::Response<R>, tonic::Status> {
     let span = tracing::info_span!(
         "grpc",
         rpc,
-        request_id = request_id.as_deref().unwrap_or_default()
+        request_id = request_id.as_deref().unwrap_or_default(),
+        otel.name = rpc,
+        otel.kind = "server",
+        rpc.system = "grpc",
     );
+    parent.adopt(&span);
     let started = std::time::Instant::now();
     let outcome = context::with_request_id(request_id.clone(), body.instrument(span.clone())).await;
     let code = match &outcome {

@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod cluster;
+pub mod otlp;
 pub mod rest;
 pub mod smtp;
 

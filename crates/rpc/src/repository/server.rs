@@ -95,8 +95,15 @@ where
     W: From<R>,
 {
     let request_id = context::from_metadata(req.metadata());
+    let parent = crate::trace::Parent::of(req.metadata().as_ref());
     let msg = req.into_inner();
-    crate::server::answer(rpc, request_id, async move { f(msg).await.map(W::from) }).await
+    crate::server::answer(
+        rpc,
+        request_id,
+        parent,
+        async move { f(msg).await.map(W::from) },
+    )
+    .await
 }
 
 #[tonic::async_trait]

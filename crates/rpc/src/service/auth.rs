@@ -197,6 +197,7 @@ impl SessionCheckService for SessionCheckGrpc {
     ) -> Answer<internal::SessionLiveResponse> {
         let source = ForwardedPrincipal;
         let request_id = source.context(&Call::of(&req)).request_id;
+        let parent = crate::trace::Parent::of(req.metadata().as_ref());
         let m = req.into_inner();
         let auth = &self.auth;
         let body = async move {
@@ -208,6 +209,6 @@ impl SessionCheckService for SessionCheckGrpc {
             };
             auth.session_live(&who).await.map(Into::into)
         };
-        run(&source, "SessionLive", request_id, body).await
+        run(&source, "SessionLive", request_id, parent, body).await
     }
 }

@@ -108,11 +108,12 @@ where
 {
     let ctx = source.context(&Call::of(&req));
     let request_id = ctx.request_id.clone();
+    let parent = crate::trace::Parent::of(req.metadata().as_ref());
     let body = async move {
         source.admit(kind, &ctx).await?;
         f(ctx, req.into_inner()).await
     };
-    run(source, rpc, request_id, body).await
+    run(source, rpc, request_id, parent, body).await
 }
 
 /// A bearer call: context, the caller's principal, then `f(caller, message)`.
@@ -129,11 +130,12 @@ where
 {
     let ctx = source.context(&Call::of(&req));
     let request_id = ctx.request_id.clone();
+    let parent = crate::trace::Parent::of(req.metadata().as_ref());
     let body = async move {
         let who = source.principal(&Call::of(&req)).await?;
         f(Caller { who, ctx }, req.into_inner()).await
     };
-    run(source, rpc, request_id, body).await
+    run(source, rpc, request_id, parent, body).await
 }
 
 /// Answer a call (see [`crate::server::answer`]) and tell the source it finished.
@@ -141,13 +143,14 @@ pub(crate) async fn run<P, R>(
     source: &P,
     rpc: &'static str,
     request_id: Option<String>,
+    parent: crate::trace::Parent,
     body: impl Future<Output = Result<R>>,
 ) -> std::result::Result<Response<R>, Status>
 where
     P: PrincipalSource,
 {
     let started = Instant::now();
-    let answer = crate::server::answer(rpc, request_id, body).await;
+    let answer = crate::server::answer(rpc, request_id, parent, body).await;
     let code = answer.as_ref().map_or_else(Status::code, |_| Code::Ok);
     source.completed(rpc, code, started.elapsed());
     answer
