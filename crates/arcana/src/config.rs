@@ -15,11 +15,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// What every process takes: logging and how it stops.
 #[derive(Debug, Clone, Args)]
-pub struct LogArgs {
+pub struct ProcessArgs {
     /// Log format: human-readable or one JSON object per line.
     #[arg(long, env = "ARCANA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
+    /// After SIGTERM: milliseconds the process still serves while its health says NOT_SERVING
+    /// (readiness 503), so load balancers and the layer above stop sending before it closes.
+    #[arg(
+        long,
+        env = "ARCANA_DRAIN_DELAY_MS",
+        default_value_t = 5000,
+        global = true
+    )]
+    pub drain_delay_ms: u64,
+    /// Then: milliseconds the calls in flight get to finish before the process exits anyway.
+    #[arg(
+        long,
+        env = "ARCANA_SHUTDOWN_TIMEOUT_MS",
+        default_value_t = 20000,
+        global = true
+    )]
+    pub shutdown_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]

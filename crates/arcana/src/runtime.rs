@@ -141,18 +141,37 @@ pub fn exit(result: anyhow::Result<()>) -> std::process::ExitCode {
     }
 }
 
-/// One shutdown signal shared by every server of the process.
+/// One shutdown signal shared by every server of the process, in two steps. On SIGTERM/SIGINT
+/// the process drains: every health answer turns NOT_SERVING (readiness 503) while it keeps
+/// serving for the drain delay, so the layer above and load balancers move away first; then the
+/// servers stop (HTTP/2 GOAWAY, no new connections), finish the calls in flight and the process
+/// exits, after the shutdown timeout at the latest.
 #[derive(Clone)]
 pub struct Shutdown(watch::Receiver<bool>);
 
 impl Shutdown {
     /// Starts listening for SIGINT/SIGTERM.
-    pub fn on_signals() -> Self {
+    pub fn on_signals(args: &crate::config::ProcessArgs) -> Self {
         let (tx, rx) = watch::channel(false);
+        let drain = std::time::Duration::from_millis(args.drain_delay_ms);
+        let timeout = std::time::Duration::from_millis(args.shutdown_timeout_ms);
         tokio::spawn(async move {
             signal().await;
-            tracing::info!("shutdown requested; finishing in-flight requests");
+            rpc::server::start_draining();
+            tracing::info!(
+                drain_ms = drain.as_millis() as u64,
+                "shutdown requested: reporting NOT_SERVING, still serving while the callers move away"
+            );
+            tokio::time::sleep(drain).await;
+            tracing::info!("closing: no new calls, finishing in-flight requests");
             let _ = tx.send(true);
+            tokio::time::sleep(timeout).await;
+            tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "calls still in flight after the shutdown timeout; exiting"
+            );
+            traces::flush();
+            std::process::exit(0);
         });
         Shutdown(rx)
     }

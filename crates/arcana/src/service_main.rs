@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use arcana::config::{
-    AuthArgs, BootstrapArgs, InternalArgs, JwtArgs, LogArgs, MailArgs, OpsArgs, RedisArgs,
+    AuthArgs, BootstrapArgs, InternalArgs, JwtArgs, ProcessArgs, MailArgs, OpsArgs, RedisArgs,
     describe,
 };
 use arcana::layers::service::{self, Contexts};
@@ -24,7 +24,7 @@ const CONTEXTS: Contexts = match env!("CARGO_BIN_NAME").as_bytes() {
 #[command(name = env!("CARGO_BIN_NAME"), version, about = "arcana service layer (internal gRPC)")]
 struct Cli {
     #[command(flatten)]
-    log: LogArgs,
+    log: ProcessArgs,
     #[command(flatten)]
     jwt: JwtArgs,
     #[command(flatten)]
@@ -54,7 +54,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let shutdown = Shutdown::on_signals();
+    let shutdown = Shutdown::on_signals(&cli.log);
     let credential = cli.internal.credential()?;
     let repos = service::remote_repositories(cli.internal.upstream(
         &cli.repository_url,

@@ -544,3 +544,85 @@ async fn a_crashed_repository_answers_503_never_500() {
     let r = app.get(&format!("/api/v1/users/{id}"), Some(&token)).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
 }
+
+/// A rolling restart of the two service replicas under mixed load (reads, profile writes,
+/// logins) costs no request: each replica in turn gets SIGTERM, reports NOT_SERVING while it
+/// still serves (the gateway stops choosing it), finishes what it has, exits, and comes back
+/// before the next one goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_of_the_service_replicas_loses_no_request() {
+    let opts = Options {
+        service_replicas: 2,
+        ..opts(&[
+            ("ARCANA_DRAIN_DELAY_MS", "1000"),
+            ("ARCANA_USER_CACHE_SIZE", "0"),
+        ])
+    };
+    let mut app = TestApp::start_mode(Mode::Layered, Backend::Sqlite, opts)
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        // Each client its own account: reads, profile writes, now and then a login.
+        let name = format!("rolling{w}");
+        let (id, token, _) = app.user(&name).await;
+        let (rest, stop) = (testkit::rest::Rest::new(app.base.clone()), stop.clone());
+        let path = format!("/api/v1/users/{id}");
+        workers.push(tokio::spawn(async move {
+            let mut seen = std::collections::BTreeMap::<String, u32>::new();
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let r = match n % 10 {
+                    0 => rest.login(&name, "Secret123").await,
+                    1 | 4 | 7 => {
+                        let body = serde_json::json!({"first_name": format!("N{n}")});
+                        rest.call(reqwest::Method::PATCH, &path, Some(&token), Some(body))
+                            .await
+                    }
+                    _ => rest.get(&path, Some(&token)).await,
+                };
+                let key = match r.status {
+                    200 => "200".to_owned(),
+                    s => format!("{s} {}", r.body["error"]["code"]),
+                };
+                *seen.entry(key).or_default() += 1;
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for name in ["arcana-service", "arcana-service-2"] {
+        let i = app.process(name);
+        assert!(app.terminate_process(i).success(), "{name} exits cleanly");
+        app.restart_process(i);
+        // Back and serving (its ops port), then a moment for the gateway to see it.
+        let port = app.ops.iter().find(|(n, _)| n == name).unwrap().1;
+        let started = std::time::Instant::now();
+        while testkit::cluster::http_status(
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            "/health/ready",
+        )
+        .await
+            != Some(200)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{name} did not come back"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = std::collections::BTreeMap::<String, u32>::new();
+    for w in workers {
+        for (k, n) in w.await.unwrap() {
+            *total.entry(k).or_default() += n;
+        }
+    }
+    println!("answers during a rolling restart: {total:?}");
+    assert_eq!(total.len(), 1, "every answer 200: {total:#?}");
+    assert!(total["200"] > 200, "load was applied: {total:?}");
+}

@@ -8,22 +8,38 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 use tracing::Instrument;
 
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
 use crate::context;
 use crate::credential::InternalCredential;
+use crate::endpoints::{self, Availability, MakeEndpoint, Target};
 
 /// Default deadline of one internal call.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Upstream {
     channel: Channel,
     credential: InternalCredential,
     deadline: Duration,
+    availability: watch::Receiver<Availability>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("deadline", &self.deadline)
+            .field("availability", &*self.availability.borrow())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Upstream {
-    /// A lazily connecting channel balanced over `urls` (comma-separated `http://host:port`).
-    /// Endpoints that go down are retried in the background and rejoin when they return.
+    /// A channel balanced over the endpoints of `urls` (comma-separated `http://host:port` or
+    /// `dns:///host:port`), each taking calls while its health answers SERVING (see
+    /// [`crate::endpoints`]). Needs a Tokio runtime.
     pub fn new(
         urls: &str,
         credential: InternalCredential,
@@ -32,51 +48,80 @@ impl Upstream {
         Self::with_tls(urls, credential, deadline, None)
     }
 
-    /// As [`Upstream::new`], over mutual TLS when `tls` is given (`http://` URLs become `https://`).
+    /// As [`Upstream::new`], over mutual TLS when `tls` is given (`http://` URLs become `https://`;
+    /// the name of a `dns:///` target is the server name the certificate must carry).
     pub fn with_tls(
         urls: &str,
         credential: InternalCredential,
         deadline: Duration,
         tls: Option<tonic::transport::ClientTlsConfig>,
     ) -> Result<Self, String> {
-        let endpoints = urls
+        let targets = urls
             .split(',')
             .map(str::trim)
             .filter(|u| !u.is_empty())
-            .map(|u| {
-                let u = if u.contains("://") {
-                    u.to_owned()
-                } else {
-                    format!("http://{u}")
-                };
-                let u = match (&tls, u.strip_prefix("http://")) {
-                    (Some(_), Some(rest)) => format!("https://{rest}"),
-                    _ => u,
-                };
-                let e = Endpoint::from_shared(u.clone())
-                    .map_err(|_| format!("{u:?} is not a valid upstream URL"))?
-                    .connect_timeout(Duration::from_secs(2))
-                    .timeout(deadline)
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(30))
-                    .keep_alive_while_idle(true);
-                match &tls {
-                    Some(t) => e
-                        .tls_config(t.clone())
-                        .map_err(|err| format!("TLS for {u:?}: {err}")),
-                    None => Ok(e),
-                }
-            })
+            .map(Target::parse)
             .collect::<Result<Vec<_>, _>>()?;
-        if endpoints.is_empty() {
+        if targets.is_empty() {
             return Err("no upstream endpoint configured".into());
         }
-        let channel = Channel::balance_list(endpoints.into_iter());
+        let make: MakeEndpoint = Arc::new(move |url: &str, domain: Option<&str>| {
+            let u = match (&tls, url.strip_prefix("http://")) {
+                (Some(_), Some(rest)) => format!("https://{rest}"),
+                _ => url.to_owned(),
+            };
+            let e = Endpoint::from_shared(u.clone())
+                .map_err(|_| format!("{u:?} is not a valid upstream URL"))?
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(deadline)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(true);
+            match &tls {
+                Some(t) => {
+                    let t = match domain {
+                        Some(d) => t.clone().domain_name(d),
+                        None => t.clone(),
+                    };
+                    e.tls_config(t)
+                        .map_err(|err| format!("TLS for {u:?}: {err}"))
+                }
+                None => Ok(e),
+            }
+        });
+        // A fixed URL that cannot be an endpoint is a configuration error: say so at start.
+        for t in &targets {
+            if let Target::Fixed(url) = t {
+                make(url, None)?;
+            }
+        }
+        let (channel, balance) = Channel::balance_channel(64);
+        let (availability_tx, availability) = watch::channel(Availability::default());
+        tokio::spawn(endpoints::follow(targets, make, balance, availability_tx));
         Ok(Self {
             channel,
             credential,
             deadline,
+            availability,
         })
+    }
+
+    /// Right after start, wait (briefly) until every endpoint has answered its first health check.
+    async fn settle(&self) {
+        let mut rx = self.availability.clone();
+        let first = self.deadline.min(Duration::from_secs(2));
+        let _ = tokio::time::timeout(first, rx.wait_for(|a| a.known)).await;
+    }
+
+    /// UNAVAILABLE at once when no endpoint can take the call (none answers), instead of
+    /// waiting for one until the deadline.
+    fn usable(&self) -> Result<(), Status> {
+        if self.availability.borrow().usable == 0 {
+            return Err(Status::unavailable(
+                "no endpoint of the layer below answers",
+            ));
+        }
+        Ok(())
     }
 
     pub fn channel(&self) -> Channel {
@@ -134,7 +179,21 @@ impl Upstream {
     {
         let started = std::time::Instant::now();
         let span = tracing::info_span!("grpc_client", rpc, otel.name = rpc, otel.kind = "client");
-        let attempt = || call(client.clone(), request());
+        // Each attempt: only while some endpoint takes calls, and never longer than the deadline
+        // (a balance left without endpoints would otherwise wait for one for ever).
+        let attempt = || {
+            let sent = self.usable().map(|()| call(client.clone(), request()));
+            let deadline = self.deadline;
+            async move {
+                match tokio::time::timeout(deadline, sent?).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(Status::deadline_exceeded(
+                        "the layer below did not answer in time",
+                    )),
+                }
+            }
+        };
+        self.settle().await;
         let answer = match retry {
             Retry::Read => retry_read(attempt).instrument(span).await,
             Retry::Write => retry_unsent(attempt).instrument(span).await,
@@ -172,16 +231,21 @@ where
     op().await
 }
 
-/// Whether a failed call certainly never reached the server (the connection was refused), so
-/// sending it again cannot apply it twice.
+/// Whether a failed call certainly never reached the server's handler: the connection was
+/// refused, the server refused the stream (REFUSED_STREAM) or the stream was above the last one
+/// its GOAWAY let through. Sending it again (to another replica) cannot apply it twice.
 pub fn never_sent(status: &Status) -> bool {
-    if status.code() != Code::Unavailable {
-        return false;
-    }
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        // Refused by the server, or above the last stream id of its GOAWAY: never processed.
+        if let Some(h2) = e.downcast_ref::<h2::Error>()
+            && (h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+                || (h2.is_go_away() && h2.is_remote()))
         {
             return true;
         }
@@ -223,7 +287,11 @@ mod tests {
             .port();
         let cred = InternalCredential::new("0123456789abcdef0123456789abcdef").unwrap();
         let up = Upstream::new(&format!("127.0.0.1:{port}"), cred, Duration::from_secs(2)).unwrap();
-        let mut client = tonic_health::pb::health_client::HealthClient::new(up.channel());
+        // A raw channel: the upstream itself never sends to an endpoint that does not answer.
+        let raw = Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect_lazy();
+        let mut client = tonic_health::pb::health_client::HealthClient::new(raw);
         let mut attempts = 0;
         let err = retry_unsent(|| {
             attempts += 1;

@@ -5,6 +5,7 @@ pub mod client;
 pub mod context;
 pub mod convert;
 pub mod credential;
+pub mod endpoints;
 pub mod ops;
 pub mod repository;
 pub mod server;

@@ -158,7 +158,7 @@ async fn answer(
         },
         "/health/live" => reply(StatusCode::OK, JSON, r#"{"status":"ok"}"#.into()),
         "/health/ready" => {
-            if ready().await {
+            if !crate::server::is_draining() && ready().await {
                 reply(StatusCode::OK, JSON, r#"{"status":"ready"}"#.into())
             } else {
                 reply(

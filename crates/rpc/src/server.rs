@@ -248,6 +248,29 @@ pub async fn answer<R>(
     answer
 }
 
+static DRAINING: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> = std::sync::OnceLock::new();
+
+fn draining_flag() -> &'static tokio::sync::watch::Sender<bool> {
+    DRAINING.get_or_init(|| tokio::sync::watch::channel(false).0)
+}
+
+/// The process is going away (SIGTERM): from now on every health answer of the process —
+/// `grpc.health.v1` on each port, `/health/ready` — says NOT_SERVING, while the servers still
+/// serve, so callers move to other replicas before the connections close.
+pub fn start_draining() {
+    draining_flag().send_replace(true);
+}
+
+pub fn is_draining() -> bool {
+    *draining_flag().borrow()
+}
+
+/// Resolves once the process drains.
+pub async fn draining() {
+    let mut rx = draining_flag().subscribe();
+    let _ = rx.wait_for(|d| *d).await;
+}
+
 /// Keep a port's `grpc.health.v1` answers in step with `check` (readiness of the layer below):
 /// `""` and every name in `services` are NOT_SERVING until the first check passes, then follow
 /// it. Re-checks every `every` while serving and every 500 ms while not. Runs until dropped.
@@ -270,7 +293,8 @@ pub async fn track_health<F, Fut>(
     }
     let mut last = None;
     loop {
-        let ready = check().await.is_ok();
+        let drain = is_draining();
+        let ready = !drain && check().await.is_ok();
         if last != Some(ready) {
             let status = if ready {
                 ServingStatus::Serving
@@ -279,6 +303,8 @@ pub async fn track_health<F, Fut>(
             };
             if ready {
                 tracing::info!("ready: reporting SERVING");
+            } else if drain {
+                tracing::info!("draining: reporting NOT_SERVING");
             } else {
                 tracing::warn!("layer below unavailable: reporting NOT_SERVING");
             }
@@ -292,6 +318,13 @@ pub async fn track_health<F, Fut>(
         } else {
             every.min(std::time::Duration::from_millis(500))
         };
-        tokio::time::sleep(pause).await;
+        if drain {
+            // NOT_SERVING until the process exits.
+            return std::future::pending().await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = draining() => {}
+        }
     }
 }

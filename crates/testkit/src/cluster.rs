@@ -123,7 +123,7 @@ struct Proc {
     child: Child,
 }
 
-/// A running deployment; every process is killed when it is dropped.
+/// A running deployment; every process is stopped (SIGTERM, then SIGKILL) when it is dropped.
 pub struct Cluster {
     pub mode: Mode,
     /// The edge: REST and public gRPC.
@@ -191,6 +191,9 @@ impl Cluster {
             ("RUST_LOG", opts.rust_log.clone()),
             // Mails as files in the cluster's directory unless a test sets ARCANA_SMTP_URL.
             ("ARCANA_MAIL_DIR", format!("{data}/mail")),
+            // A short drain after SIGTERM (production: 5 s) keeps stopping fast; a test of
+            // draining sets its own.
+            ("ARCANA_DRAIN_DELAY_MS", "100".into()),
         ];
         let edge: Env = vec![
             ("ARCANA_HTTP_ADDR", self.http.to_string()),
@@ -448,15 +451,45 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
+    /// SIGTERM to every process, so each exits as in production (and an instrumented build
+    /// writes its coverage). A process still serving a connection of the test's runtime (which
+    /// is blocked here) finishes once the test ends; a watcher thread SIGKILLs it after 10 s.
     fn drop(&mut self) {
         for p in &mut self.procs {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
+            if let Ok(None) = p.child.try_wait() {
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(p.child.id().to_string())
+                    .status();
+            }
         }
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let mut running: Vec<Child> = Vec::new();
+        for mut p in std::mem::take(&mut self.procs) {
+            while matches!(p.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if matches!(p.child.try_wait(), Ok(None)) {
+                running.push(p.child);
+            }
+        }
+        if running.is_empty() {
+            return;
+        }
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            for mut child in running {
+                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        });
     }
 }
 
-/// Start `exe` as `name` with exactly `env` (and PATH), logging to `<dir>/<name>.{stdout,stderr}.log`.
+/// Start `exe` as `name` with exactly `env` (and PATH, and LLVM_PROFILE_FILE when set), logging to `<dir>/<name>.{stdout,stderr}.log`.
 pub fn spawn(
     dir: &Path,
     name: &str,
@@ -473,6 +506,10 @@ pub fn spawn(
     let mut cmd = Command::new(exe);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
+    // An instrumented build (CI's coverage run) records the processes' coverage too.
+    if let Ok(profile) = std::env::var("LLVM_PROFILE_FILE") {
+        cmd.env("LLVM_PROFILE_FILE", profile);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }

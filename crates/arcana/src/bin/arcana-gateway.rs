@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::bail;
-use arcana::config::{EdgeArgs, InternalArgs, JwtArgs, LogArgs, RedisArgs};
+use arcana::config::{EdgeArgs, InternalArgs, JwtArgs, ProcessArgs, RedisArgs};
 use arcana::layers;
 use arcana::runtime::{self, Shutdown};
 use clap::Parser;
@@ -18,7 +18,7 @@ use clap::Parser;
 )]
 struct Cli {
     #[command(flatten)]
-    log: LogArgs,
+    log: ProcessArgs,
     #[command(flatten)]
     edge: EdgeArgs,
     #[command(flatten)]
@@ -47,7 +47,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = layers::gateway::config(&cli.edge)?;
-    let shutdown = Shutdown::on_signals();
+    let shutdown = Shutdown::on_signals(&cli.log);
     let (auth_url, user_url) = match (
         &cli.service_url,
         &cli.auth_service_url,

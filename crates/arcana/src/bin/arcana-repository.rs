@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use std::sync::Arc;
 
-use arcana::config::{DbArgs, InternalArgs, LogArgs, OpsArgs};
+use arcana::config::{DbArgs, InternalArgs, OpsArgs, ProcessArgs};
 use arcana::layers;
 use arcana::runtime::{self, Shutdown};
 use clap::{Parser, Subcommand};
@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     #[command(flatten)]
-    log: LogArgs,
+    log: ProcessArgs,
     #[command(flatten)]
     db: DbArgs,
     #[command(flatten)]
@@ -73,7 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Serve) | None => {}
     }
-    let shutdown = Shutdown::on_signals();
+    let shutdown = Shutdown::on_signals(&cli.log);
     // Only the service layers' credential: a compromised gateway cannot read password hashes.
     let credential = cli.internal.repository_credential()?;
     let db = layers::repository::open_database(&cli.db).await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use arcana::config::{
-    AuthArgs, BootstrapArgs, DbArgs, EdgeArgs, JwtArgs, LogArgs, MailArgs, RedisArgs, describe,
+    AuthArgs, BootstrapArgs, DbArgs, EdgeArgs, JwtArgs, MailArgs, ProcessArgs, RedisArgs, describe,
     secret_env,
 };
 use arcana::layers;
@@ -22,7 +22,7 @@ use secrecy::ExposeSecret;
 )]
 struct Cli {
     #[command(flatten)]
-    log: LogArgs,
+    log: ProcessArgs,
     #[command(flatten)]
     db: DbArgs,
     #[command(flatten)]
@@ -189,7 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
     let config = layers::gateway::config(&cli.edge)?;
-    let shutdown = Shutdown::on_signals();
+    let shutdown = Shutdown::on_signals(&cli.log);
     let db = layers::repository::open_database(&cli.db).await?;
     let keys = cli.jwt.keys(Some(&cli.db.data_dir))?;
     let repos = service::Repositories::from_one(db.clone());

@@ -31,9 +31,13 @@ pub async fn live() -> Json<StatusDto> {
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = StatusDto),
-        (status = 503, description = "A layer below is unavailable", body = ErrorEnvelopeDoc),
+        (status = 503, description = "A layer below is unavailable, or the process is shutting down", body = ErrorEnvelopeDoc),
     ))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<StatusDto>, ApiError> {
+    // Shutting down: not ready, so load balancers move away while requests are still served.
+    if rpc::server::is_draining() {
+        return Err(domain::Error::Unavailable.into());
+    }
     let (a, u) = tokio::join!(state.auth.ready(), state.users.ready());
     a?;
     u?;
