@@ -56,6 +56,18 @@ impl Upstream {
         deadline: Duration,
         tls: Option<tonic::transport::ClientTlsConfig>,
     ) -> Result<Self, String> {
+        let resolve = (endpoints::system_resolver(), endpoints::DNS_REFRESH);
+        Self::resolving(urls, credential, deadline, tls, resolve)
+    }
+
+    /// As [`Upstream::with_tls`], resolving `dns:///` names with `resolve.0` every `resolve.1`.
+    pub fn resolving(
+        urls: &str,
+        credential: InternalCredential,
+        deadline: Duration,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+        resolve: (endpoints::Resolve, Duration),
+    ) -> Result<Self, String> {
         let targets = urls
             .split(',')
             .map(str::trim)
@@ -97,7 +109,14 @@ impl Upstream {
         }
         let (channel, balance) = Channel::balance_channel(64);
         let (availability_tx, availability) = watch::channel(Availability::default());
-        tokio::spawn(endpoints::follow(targets, make, balance, availability_tx));
+        tokio::spawn(endpoints::follow(
+            targets,
+            make,
+            resolve.0,
+            resolve.1,
+            balance,
+            availability_tx,
+        ));
         Ok(Self {
             channel,
             credential,

@@ -6,6 +6,7 @@
 //! or fails is out of the balance before its connections close, and a new or returning one is in
 //! within moments.
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +69,27 @@ pub struct Availability {
     pub usable: usize,
 }
 
+/// Answers the addresses of a name (the system resolver by default; a test may script it).
+pub type Resolve = Arc<
+    dyn Fn(
+            String,
+            u16,
+        ) -> futures_util::future::BoxFuture<'static, std::io::Result<Vec<SocketAddr>>>
+        + Send
+        + Sync,
+>;
+
+/// The system resolver (`getaddrinfo`: /etc/hosts, DNS).
+pub fn system_resolver() -> Resolve {
+    Arc::new(|host: String, port: u16| {
+        Box::pin(async move {
+            tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map(Iterator::collect)
+        })
+    })
+}
+
 /// Builds the endpoint for a URL (TLS, timeouts); `domain` is the TLS server name when the URL
 /// names an address.
 pub type MakeEndpoint = Arc<dyn Fn(&str, Option<&str>) -> Result<Endpoint, String> + Send + Sync>;
@@ -93,6 +115,8 @@ struct Member {
 pub async fn follow(
     targets: Vec<Target>,
     make: MakeEndpoint,
+    resolve: Resolve,
+    refresh: Duration,
     balance: mpsc::Sender<Change<String, Endpoint>>,
     availability: watch::Sender<Availability>,
 ) {
@@ -132,13 +156,13 @@ pub async fn follow(
         })
         .collect();
     let mut resolve_now = !dns.is_empty();
-    let mut tick = tokio::time::interval(DNS_REFRESH);
+    let mut tick = tokio::time::interval(refresh);
     loop {
         if resolve_now {
             resolve_now = false;
             let mut found: HashMap<String, Endpoint> = HashMap::new();
             for (host, port) in &dns {
-                match tokio::net::lookup_host((host.as_str(), *port)).await {
+                match resolve(host.clone(), *port).await {
                     Ok(addrs) => {
                         for a in addrs {
                             let url = format!("http://{a}");

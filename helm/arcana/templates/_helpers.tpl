@@ -245,13 +245,18 @@ SubjectPublicKeyInfo out of its DER. An Ed25519 SPKI is always the 12 bytes
 {{- define "arcana.secretsDir" -}}/var/run/secrets/arcana{{- end -}}
 
 {{/* The Service URL of a component, e.g. http://arcana-repository:50052. */}}
+{{/* Internal layers sit behind headless Services: the name resolves to every ready pod, and
+the callers balance over all of them (re-resolving as pods come and go). */}}
 {{- define "arcana.upstreamUrl" -}}
-{{- printf "http://%s-%s:%d" (include "arcana.fullname" .root) .name (int .port) -}}
+{{- printf "dns:///%s-%s:%d" (include "arcana.fullname" .root) .name (int .port) -}}
 {{- end -}}
 
 {{/* Checks that values.schema.json cannot express; fail the render with a clear message. */}}
 {{- define "arcana.validate" -}}
 {{- $v := .Values -}}
+{{- if lt (int $v.terminationGracePeriodSeconds) (add (int $v.preStopSleepSeconds) (int $v.drainDelaySeconds) (int $v.shutdownTimeoutSeconds)) -}}
+{{- fail "terminationGracePeriodSeconds must cover preStopSleepSeconds + drainDelaySeconds + shutdownTimeoutSeconds, or pods are killed mid-request" -}}
+{{- end -}}
 {{- if and (ne $v.mode "monolith") (not (include "arcana.externalDatabase" .)) -}}
 {{- fail (printf "mode %s needs an external database: set database.url or database.existingSecret" $v.mode) -}}
 {{- end -}}
