@@ -29,6 +29,10 @@ e2e *ARGS:
 bench *ARGS:
     cargo run --release -p bench -- {{ARGS}}
 
+# Mixed load on the layered deployment with scripted faults (rolling restart, kill -9 of each layer): just soak --seconds 300
+soak *ARGS:
+    cargo run --release -p bench -- soak {{ARGS}}
+
 # Validate the deployment artefacts offline: Helm chart in every mode, compose files, Dockerfile
 helm-lint:
     bash .ci/deploy-checks

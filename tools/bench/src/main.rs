@@ -10,6 +10,7 @@ mod cluster;
 mod load;
 mod report;
 mod servers;
+mod soak;
 
 #[allow(clippy::all, clippy::pedantic)]
 mod hello {
@@ -66,7 +67,7 @@ impl CpuMeter {
 )]
 struct Cli {
     #[command(subcommand)]
-    serve: Option<Serve>,
+    command: Option<Sub>,
     /// CI smoke run: ~1 s per case, a few cases per mode, 16 connections. No thresholds.
     #[arg(long)]
     quick: bool,
@@ -119,7 +120,17 @@ impl Mode {
 }
 
 #[derive(Debug, Subcommand)]
-enum Serve {
+enum Sub {
+    /// Mixed load on the layered deployment with scripted faults (rolling SIGTERM restart,
+    /// kill -9 of each layer): answers by status, recovery per fault, acknowledged writes lost.
+    Soak {
+        /// Length of the run in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+    },
     /// The bare axum baseline (internal).
     #[command(hide = true)]
     ServeAxum { addr: SocketAddr },
@@ -160,9 +171,17 @@ fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(async {
-        match cli.serve {
-            Some(Serve::ServeAxum { addr }) => servers::axum_hello(addr).await,
-            Some(Serve::ServeTonic { addr }) => servers::tonic_hello(addr).await,
+        match cli.command {
+            Some(Sub::ServeAxum { addr }) => servers::axum_hello(addr).await,
+            Some(Sub::ServeTonic { addr }) => servers::tonic_hello(addr).await,
+            Some(Sub::Soak { seconds, clients }) => {
+                let mut bins = Bins::build(&workspace_root(), cli.skip_build)?;
+                bins.extra_env = cli.server_env.clone();
+                tokio::select! {
+                    r = soak::run(&bins, seconds, clients) => r,
+                    _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+                }
+            }
             None => {
                 // Ctrl-C drops the run, and with it every child process.
                 tokio::select! {
