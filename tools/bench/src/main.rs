@@ -130,6 +130,14 @@ enum Sub {
         /// Concurrent clients.
         #[arg(long, default_value_t = 8)]
         clients: usize,
+        /// Run on PostgreSQL: a server URL where a fresh database is created for the run (and
+        /// dropped after it). Default: SQLite.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Shell command restarting that PostgreSQL server, scripted as a fault, e.g.
+        /// `pg_ctlcluster 15 main restart`.
+        #[arg(long, requires = "postgres")]
+        restart_db: Option<String>,
     },
     /// The bare axum baseline (internal).
     #[command(hide = true)]
@@ -174,11 +182,16 @@ fn main() -> ExitCode {
         match cli.command {
             Some(Sub::ServeAxum { addr }) => servers::axum_hello(addr).await,
             Some(Sub::ServeTonic { addr }) => servers::tonic_hello(addr).await,
-            Some(Sub::Soak { seconds, clients }) => {
+            Some(Sub::Soak {
+                seconds,
+                clients,
+                postgres,
+                restart_db,
+            }) => {
                 let mut bins = Bins::build(&workspace_root(), cli.skip_build)?;
                 bins.extra_env = cli.server_env.clone();
                 tokio::select! {
-                    r = soak::run(&bins, seconds, clients) => r,
+                    r = soak::run(&bins, seconds, clients, soak::Database { postgres, restart: restart_db }) => r,
                     _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
                 }
             }

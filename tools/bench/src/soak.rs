@@ -1,6 +1,7 @@
 //! `bench soak`: mixed load on the layered deployment (two service replicas) while faults are
 //! scripted in: a SIGTERM rolling restart of the service replicas, then kill -9 and restart of a
-//! service replica, of the repository and of the gateway. Reports the answers by status, the
+//! service replica, of the repository and of the gateway, and (on PostgreSQL, given the command)
+//! a restart of the database server. Reports the answers by status, the
 //! errors by class, how long each fault showed, and the acknowledged writes that were lost
 //! (must be 0: every acknowledged registration can log in, every client's profile holds its last
 //! acknowledged write or a later one).
@@ -114,10 +115,42 @@ async fn wait_ready(port: u16) {
     }
 }
 
-pub async fn run(bins: &Bins, seconds: u64, clients: usize) -> Result<()> {
+/// Where the soak keeps its data and how its database is restarted.
+pub struct Database {
+    /// `postgres://…` of a server where a fresh database is created (and dropped at the end);
+    /// `None`: SQLite.
+    pub postgres: Option<String>,
+    /// Shell command restarting that server (a fault of its own), e.g.
+    /// `pg_ctlcluster 15 main restart`.
+    pub restart: Option<String>,
+}
+
+/// `CREATE DATABASE` / `DROP DATABASE` through `psql` on the server of `url`.
+fn psql(url: &str, sql: &str) -> Result<()> {
+    let ok = std::process::Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .status()?
+        .success();
+    if !ok {
+        bail!("psql {sql:?} failed");
+    }
+    Ok(())
+}
+
+pub async fn run(bins: &Bins, seconds: u64, clients: usize, db: Database) -> Result<()> {
+    let fresh = match &db.postgres {
+        Some(url) => {
+            let name = format!("arcana_soak_{}", std::process::id());
+            psql(url, &format!("CREATE DATABASE {name}"))?;
+            let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+            Some((url.clone(), name.clone(), format!("{base}/{name}")))
+        }
+        None => None,
+    };
     let opts = Options {
         mode: Mode::Layered,
         service_replicas: 2,
+        database_url: fresh.as_ref().map(|(_, _, u)| u.clone()),
         env: vec![
             ("ARCANA_DRAIN_DELAY_MS".into(), "1000".into()),
             ("ARCANA_USER_CACHE_SIZE".into(), "0".into()),
@@ -160,7 +193,7 @@ pub async fn run(bins: &Bins, seconds: u64, clients: usize) -> Result<()> {
     };
 
     // 1. A rolling restart: SIGTERM each service replica in turn, back before the next.
-    tokio::time::sleep(at(0.15).saturating_sub(start.elapsed())).await;
+    tokio::time::sleep(at(0.12).saturating_sub(start.elapsed())).await;
     let began = start.elapsed();
     for name in ["arcana-service", "arcana-service-2"] {
         let Some(i) = cluster.process(name) else {
@@ -178,16 +211,16 @@ pub async fn run(bins: &Bins, seconds: u64, clients: usize) -> Result<()> {
     // 2-4. kill -9 and restart (after 1 s) of a service replica, the repository, the gateway.
     for (when, name, what) in [
         (
-            0.40,
+            0.35,
             "arcana-service",
             "kill -9 of a service replica (1 s down)",
         ),
         (
-            0.60,
+            0.55,
             "arcana-repository",
             "kill -9 of the repository (1 s down)",
         ),
-        (0.80, "arcana-gateway", "kill -9 of the gateway (1 s down)"),
+        (0.75, "arcana-gateway", "kill -9 of the gateway (1 s down)"),
     ] {
         tokio::time::sleep(at(when).saturating_sub(start.elapsed())).await;
         let began = start.elapsed();
@@ -198,6 +231,23 @@ pub async fn run(bins: &Bins, seconds: u64, clients: usize) -> Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         cluster.restart(i).map_err(anyhow::Error::msg)?;
         record(what, began);
+    }
+    // 5. The database server restarts (when the soak runs on one and knows how).
+    if let Some(cmd) = &db.restart {
+        tokio::time::sleep(at(0.90).saturating_sub(start.elapsed())).await;
+        let began = start.elapsed();
+        let cmd = cmd.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("sh")
+                .args(["-c", &cmd])
+                .status()
+                .map(|s| s.success())
+        })
+        .await??;
+        if !ok {
+            bail!("restarting the database failed");
+        }
+        record("restart of the database server", began);
     }
     tokio::time::sleep(total.saturating_sub(start.elapsed())).await;
     stop.store(true, Ordering::Relaxed);
@@ -237,8 +287,13 @@ pub async fn run(bins: &Bins, seconds: u64, clients: usize) -> Result<()> {
         }
     }
     let answers: u64 = by_class.values().sum();
+    let store = if fresh.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     println!(
-        "\nsoak: {seconds} s, {clients} clients, layered (gateway, 2 service replicas, repository; SQLite)"
+        "\nsoak: {seconds} s, {clients} clients, layered (gateway, 2 service replicas, repository; {store})"
     );
     println!(
         "  answers: {answers} ({:.0}/s)",
@@ -250,7 +305,7 @@ pub async fn run(bins: &Bins, seconds: u64, clients: usize) -> Result<()> {
     println!(
         "  faults (errors from the fault's start to 5 s after its end or the next fault; recovery = last error - start):"
     );
-    let faults = faults.lock().unwrap_or_else(|e| e.into_inner());
+    let faults = std::mem::take(&mut *faults.lock().unwrap_or_else(|e| e.into_inner()));
     for (k, f) in faults.iter().enumerate() {
         let next = faults.get(k + 1).map_or(Duration::MAX, |n| n.began);
         let window_end = (f.ended + Duration::from_secs(5)).min(next);
@@ -281,6 +336,11 @@ pub async fn run(bins: &Bins, seconds: u64, clients: usize) -> Result<()> {
     }
     let five_hundreds = by_class.get("500").copied().unwrap_or(0);
     drop(cluster);
+    if let Some((url, name, _)) = &fresh {
+        // The processes may still be closing their connections.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = psql(url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
     if !lost.is_empty() {
         bail!("{} acknowledged writes lost", lost.len());
     }
