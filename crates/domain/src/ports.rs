@@ -8,6 +8,8 @@
 //! - an update or soft delete that would leave no active admin while one exists fails with
 //!   `Error::Conflict` (checked and applied in one transaction);
 //! - a lost connection or an exhausted pool is `Error::Unavailable`.
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::audit::{AuditPage, AuditQuery};
@@ -121,4 +123,38 @@ pub trait MaintenanceRepository: Send + Sync {
     async fn purge_sessions(&self, before: Timestamp, limit: u32) -> Result<u64>;
     /// Delete at most `limit` audit events recorded before `before`; how many.
     async fn purge_audit(&self, before: Timestamp, limit: u32) -> Result<u64>;
+}
+
+/// Every repository port, as one value: what the service layer works through and what the
+/// repository's gRPC server serves (the diesel adapter behind each, or the gRPC clients, or a
+/// test's stand-in for one of them).
+#[derive(Clone)]
+pub struct Repositories {
+    pub users: Arc<dyn UserRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
+    pub audit: Arc<dyn AuditRepository>,
+    pub recovery: Arc<dyn RecoveryRepository>,
+    pub maintenance: Arc<dyn MaintenanceRepository>,
+}
+
+impl Repositories {
+    /// Every port from one adapter (e.g. `repository::Database`).
+    pub fn from_one<R>(repo: R) -> Self
+    where
+        R: UserRepository
+            + SessionRepository
+            + AuditRepository
+            + RecoveryRepository
+            + MaintenanceRepository
+            + Clone
+            + 'static,
+    {
+        Self {
+            users: Arc::new(repo.clone()),
+            sessions: Arc::new(repo.clone()),
+            audit: Arc::new(repo.clone()),
+            recovery: Arc::new(repo.clone()),
+            maintenance: Arc::new(repo),
+        }
+    }
 }

@@ -276,12 +276,11 @@ impl AuditRepository for RequestIds {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_ids_reach_the_repository() {
     let db = TestDb::sqlite();
-    let database = Arc::new(db.db().clone());
     let spy = Arc::new(RequestIds {
         inner: db.db().clone(),
         seen: Mutex::new(Vec::new()),
     });
-    let mut ports = rpc::repository::Ports::of(database);
+    let mut ports = domain::Repositories::from_one(db.db().clone());
     ports.audit = spy.clone();
     let server = GrpcServer::start_with(db, ports).await;
     let client = server.client();

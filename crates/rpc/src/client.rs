@@ -127,6 +127,10 @@ impl Upstream {
 
     /// Right after start, wait (briefly) until every endpoint has answered its first health check.
     async fn settle(&self) {
+        // The hot path: known long since, no timer to arm.
+        if self.availability.borrow().known {
+            return;
+        }
         let mut rx = self.availability.clone();
         let first = self.deadline.min(Duration::from_secs(2));
         let _ = tokio::time::timeout(first, rx.wait_for(|a| a.known)).await;

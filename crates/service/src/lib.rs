@@ -65,10 +65,7 @@ mod users;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{
-    AuditRepository, Error, LockoutPolicy, MaintenanceRepository, RecoveryRepository, Result,
-    SessionRepository, UserRepository,
-};
+use domain::{Error, LockoutPolicy, Result};
 
 pub use auth::Auth;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -129,36 +126,7 @@ impl Default for ServiceConfig {
 }
 
 /// The storage ports the service layer works through (diesel in-process, or gRPC clients).
-#[derive(Clone)]
-pub struct Repositories {
-    pub users: Arc<dyn UserRepository>,
-    pub sessions: Arc<dyn SessionRepository>,
-    pub audit: Arc<dyn AuditRepository>,
-    pub recovery: Arc<dyn RecoveryRepository>,
-    pub maintenance: Arc<dyn MaintenanceRepository>,
-}
-
-impl Repositories {
-    /// Every port from one adapter (e.g. `repository::Database`).
-    pub fn from_one<R>(repo: R) -> Self
-    where
-        R: UserRepository
-            + SessionRepository
-            + AuditRepository
-            + RecoveryRepository
-            + MaintenanceRepository
-            + Clone
-            + 'static,
-    {
-        Self {
-            users: Arc::new(repo.clone()),
-            sessions: Arc::new(repo.clone()),
-            audit: Arc::new(repo.clone()),
-            recovery: Arc::new(repo.clone()),
-            maintenance: Arc::new(repo),
-        }
-    }
-}
+pub use domain::Repositories;
 
 /// The assembled service layer. `auth` and `users` share one [`Hasher`].
 #[derive(Clone)]

@@ -65,10 +65,9 @@ pub async fn serve(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let repo = Arc::new(db.clone());
     let (router, reporter) = rpc::server::GrpcRouter::new()
         .add(rpc::repository::server(
-            rpc::repository::Ports::of(repo),
+            domain::Repositories::from_one(db.clone()),
             credential,
         ))
         .with_health_and_reflection();

@@ -4,14 +4,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta};
 use domain::{
-    AttemptReservation, AuditRepository, LockoutPolicy, LoginSuccess, MaintenanceRepository,
-    NewSession, NewUser, RecoveryRepository, Rehash, RevokeReason, Role, Rotation, SessionId,
-    SessionRepository, Status, Timestamp, UserId, UserRepository, UserRevocation,
+    AttemptReservation, LockoutPolicy, LoginSuccess, NewSession, NewUser, Rehash, RevokeReason,
+    Role, Rotation, SessionId, Status, Timestamp, UserId, UserRevocation,
 };
 use repository::testing::TestDb;
 use repository::{Backend, Database};
@@ -56,7 +54,7 @@ macro_rules! contract_tests {
                     $crate::support::run(
                         ::repository::Backend::$backend,
                         concat!(stringify!($module), "::", stringify!($port)),
-                        |db| super::$port($crate::support::Repos::of(db)),
+                        |db| super::$port($crate::support::Repos::from_one(db)),
                     )
                     .await;
                 }
@@ -76,36 +74,8 @@ macro_rules! contract_tests {
     };
 }
 
-/// The repository ports as the service layer holds them, whichever adapter is behind.
-#[derive(Clone)]
-pub struct Repos {
-    pub users: Arc<dyn UserRepository>,
-    pub sessions: Arc<dyn SessionRepository>,
-    pub audit: Arc<dyn AuditRepository>,
-    pub recovery: Arc<dyn RecoveryRepository>,
-    pub maintenance: Arc<dyn MaintenanceRepository>,
-}
-
-impl Repos {
-    pub fn of<R>(r: R) -> Repos
-    where
-        R: UserRepository
-            + SessionRepository
-            + AuditRepository
-            + RecoveryRepository
-            + MaintenanceRepository
-            + 'static,
-    {
-        let r = Arc::new(r);
-        Repos {
-            users: r.clone(),
-            sessions: r.clone(),
-            audit: r.clone(),
-            recovery: r.clone(),
-            maintenance: r,
-        }
-    }
-}
+/// The repository ports, whichever adapter is behind.
+pub type Repos = domain::Repositories;
 
 pub async fn run<F, Fut>(backend: Backend, test: &str, body: F)
 where
@@ -129,7 +99,7 @@ where
     Fut: Future<Output = ()>,
 {
     let server = GrpcServer::start().await;
-    body(Repos::of(server.client())).await;
+    body(Repos::from_one(server.client())).await;
     server.stop().await;
 }
 
@@ -155,12 +125,12 @@ pub struct GrpcServer {
 impl GrpcServer {
     pub async fn start() -> GrpcServer {
         let db = TestDb::sqlite();
-        let ports = Arc::new(db.db().clone());
-        Self::start_with(db, grpc::Ports::of(ports)).await
+        let ports = domain::Repositories::from_one(db.db().clone());
+        Self::start_with(db, ports).await
     }
 
     /// Serve the given ports (the `TestDb` is kept alive for as long as the server).
-    pub async fn start_with(db: TestDb, ports: grpc::Ports) -> GrpcServer {
+    pub async fn start_with(db: TestDb, ports: domain::Repositories) -> GrpcServer {
         let service = grpc::server(ports, credential());
         let (router, health) = GrpcRouter::new().add(service).with_health_and_reflection();
         health.set_serving::<grpc::RepositoryServer>().await;

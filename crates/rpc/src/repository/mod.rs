@@ -9,7 +9,7 @@ mod client;
 mod server;
 
 pub use client::RepositoryClient;
-pub use server::{Ports, RepositoryGrpc, server};
+pub use server::{RepositoryGrpc, server};
 
 /// The generated server type, e.g. for `HealthReporter::set_serving::<RepositoryServer>()`.
 pub type RepositoryServer =

@@ -1,11 +1,9 @@
 //! Server adapter: `RepositoryService` over the repository ports.
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 
 use domain::{
-    AuditEvent, AuditQuery, AuditRepository, MaintenanceRepository, NewSession, NewUser,
-    PasswordChange, RecoveryRepository, Result, SessionRepository, UserQuery, UserRepository,
+    AuditEvent, AuditQuery, NewSession, NewUser, PasswordChange, Repositories, Result, UserQuery,
 };
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -20,42 +18,7 @@ use crate::internal::repository_service_server::{RepositoryService, RepositorySe
 /// repository binary passes its `Database`, tests may pass anything that keeps the contract.
 #[derive(Clone)]
 pub struct RepositoryGrpc {
-    users: Arc<dyn UserRepository>,
-    sessions: Arc<dyn SessionRepository>,
-    audit: Arc<dyn AuditRepository>,
-    recovery: Arc<dyn RecoveryRepository>,
-    maintenance: Arc<dyn MaintenanceRepository>,
-}
-
-/// Every repository port, as one value (the repository binary passes its `Database` for each).
-#[derive(Clone)]
-pub struct Ports {
-    pub users: Arc<dyn UserRepository>,
-    pub sessions: Arc<dyn SessionRepository>,
-    pub audit: Arc<dyn AuditRepository>,
-    pub recovery: Arc<dyn RecoveryRepository>,
-    pub maintenance: Arc<dyn MaintenanceRepository>,
-}
-
-impl Ports {
-    /// Every port from one adapter.
-    pub fn of<R>(r: Arc<R>) -> Self
-    where
-        R: UserRepository
-            + SessionRepository
-            + AuditRepository
-            + RecoveryRepository
-            + MaintenanceRepository
-            + 'static,
-    {
-        Self {
-            users: r.clone(),
-            sessions: r.clone(),
-            audit: r.clone(),
-            recovery: r.clone(),
-            maintenance: r,
-        }
-    }
+    ports: Repositories,
 }
 
 impl fmt::Debug for RepositoryGrpc {
@@ -68,16 +31,10 @@ impl fmt::Debug for RepositoryGrpc {
 /// `credential` (`UNAUTHENTICATED`, before any handler runs). Add it to a
 /// `rpc::server::GrpcRouter` next to health and reflection.
 pub fn server(
-    ports: Ports,
+    ports: Repositories,
     credential: InternalCredential,
 ) -> InterceptedService<RepositoryServiceServer<RepositoryGrpc>, impl Interceptor + Clone> {
-    let grpc = RepositoryGrpc {
-        users: ports.users,
-        sessions: ports.sessions,
-        audit: ports.audit,
-        recovery: ports.recovery,
-        maintenance: ports.maintenance,
-    };
+    let grpc = RepositoryGrpc { ports };
     crate::server::internal(RepositoryServiceServer::new(grpc), &credential)
 }
 
@@ -109,18 +66,18 @@ where
 #[tonic::async_trait]
 impl RepositoryService for RepositoryGrpc {
     async fn ping(&self, req: Request<pb::Empty>) -> Answer<pb::Empty> {
-        handle("Ping", req, |_| self.users.ping()).await
+        handle("Ping", req, |_| self.ports.users.ping()).await
     }
     async fn create_user(&self, req: Request<pb::NewUser>) -> Answer<crate::v1::User> {
         handle("CreateUser", req, |m| async move {
-            self.users.create(NewUser::try_from(m)?).await
+            self.ports.users.create(NewUser::try_from(m)?).await
         })
         .await
     }
     async fn find_user_by_id(&self, req: Request<pb::IdRequest>) -> Answer<pb::OptionalUser> {
         handle("FindUserById", req, |m| async move {
             let (id,) = m.parse()?;
-            self.users.find_by_id(id).await
+            self.ports.users.find_by_id(id).await
         })
         .await
     }
@@ -129,7 +86,7 @@ impl RepositoryService for RepositoryGrpc {
         req: Request<pb::FindCredentialsRequest>,
     ) -> Answer<pb::OptionalCredentials> {
         handle("FindCredentials", req, |m| async move {
-            self.users.find_credentials(&m.login).await
+            self.ports.users.find_credentials(&m.login).await
         })
         .await
     }
@@ -139,7 +96,7 @@ impl RepositoryService for RepositoryGrpc {
     ) -> Answer<pb::OptionalCredentials> {
         handle("FindCredentialsById", req, |m| async move {
             let (id,) = m.parse()?;
-            self.users.find_credentials_by_id(id).await
+            self.ports.users.find_credentials_by_id(id).await
         })
         .await
     }
@@ -148,21 +105,21 @@ impl RepositoryService for RepositoryGrpc {
         req: Request<pb::UserQuery>,
     ) -> Answer<crate::v1::ListUsersResponse> {
         handle("ListUsers", req, |m| async move {
-            self.users.list(&UserQuery::try_from(m)?).await
+            self.ports.users.list(&UserQuery::try_from(m)?).await
         })
         .await
     }
     async fn update_user(&self, req: Request<pb::UpdateUserRequest>) -> Answer<pb::OptionalUser> {
         handle("UpdateUser", req, |m| async move {
             let (id, update, now) = m.parse()?;
-            self.users.update(id, update, now).await
+            self.ports.users.update(id, update, now).await
         })
         .await
     }
     async fn soft_delete_user(&self, req: Request<pb::AtRequest>) -> Answer<pb::BoolResponse> {
         handle("SoftDeleteUser", req, |m| async move {
             let (id, now) = m.parse()?;
-            self.users.soft_delete(id, now).await
+            self.ports.users.soft_delete(id, now).await
         })
         .await
     }
@@ -171,19 +128,20 @@ impl RepositoryService for RepositoryGrpc {
         req: Request<pb::AttemptReservation>,
     ) -> Answer<pb::LoginAttemptResponse> {
         handle("ReserveLoginAttempt", req, |m| async move {
-            self.users.reserve_login_attempt(m.try_into()?).await
+            self.ports.users.reserve_login_attempt(m.try_into()?).await
         })
         .await
     }
     async fn record_login_success(&self, req: Request<pb::LoginSuccess>) -> Answer<pb::Empty> {
         handle("RecordLoginSuccess", req, |m| async move {
-            self.users.record_login_success(m.try_into()?).await
+            self.ports.users.record_login_success(m.try_into()?).await
         })
         .await
     }
     async fn change_password(&self, req: Request<pb::PasswordChange>) -> Answer<pb::OptionalCount> {
         handle("ChangePassword", req, |m| async move {
-            self.users
+            self.ports
+                .users
                 .change_password(PasswordChange::try_from(m)?)
                 .await
         })
@@ -191,20 +149,20 @@ impl RepositoryService for RepositoryGrpc {
     }
     async fn count_active_admins(&self, req: Request<pb::Empty>) -> Answer<pb::CountResponse> {
         handle("CountActiveAdmins", req, |_| {
-            self.users.count_active_admins()
+            self.ports.users.count_active_admins()
         })
         .await
     }
     async fn create_session(&self, req: Request<pb::NewSession>) -> Answer<pb::Session> {
         handle("CreateSession", req, |m| async move {
-            self.sessions.create(NewSession::try_from(m)?).await
+            self.ports.sessions.create(NewSession::try_from(m)?).await
         })
         .await
     }
     async fn find_session(&self, req: Request<pb::IdRequest>) -> Answer<pb::OptionalSession> {
         handle("FindSession", req, |m| async move {
             let (id,) = m.parse()?;
-            self.sessions.find(id).await
+            self.ports.sessions.find(id).await
         })
         .await
     }
@@ -214,7 +172,7 @@ impl RepositoryService for RepositoryGrpc {
     ) -> Answer<pb::OptionalSessionOwner> {
         handle("FindSessionWithOwner", req, |m| async move {
             let (id,) = m.parse()?;
-            self.sessions.find_with_owner(id).await
+            self.ports.sessions.find_with_owner(id).await
         })
         .await
     }
@@ -223,13 +181,13 @@ impl RepositoryService for RepositoryGrpc {
         req: Request<pb::Rotation>,
     ) -> Answer<pb::OptionalSessionOwner> {
         handle("RotateLiveSession", req, |m| async move {
-            self.sessions.rotate(m.try_into()?).await
+            self.ports.sessions.rotate(m.try_into()?).await
         })
         .await
     }
     async fn rotate_session(&self, req: Request<pb::Rotation>) -> Answer<pb::BoolResponse> {
         handle("RotateSession", req, |m| async move {
-            Ok(self.sessions.rotate(m.try_into()?).await?.is_some())
+            Ok(self.ports.sessions.rotate(m.try_into()?).await?.is_some())
         })
         .await
     }
@@ -239,7 +197,7 @@ impl RepositoryService for RepositoryGrpc {
     ) -> Answer<pb::BoolResponse> {
         handle("RevokeSession", req, |m| async move {
             let (id, reason, now) = m.parse()?;
-            self.sessions.revoke(id, reason, now).await
+            self.ports.sessions.revoke(id, reason, now).await
         })
         .await
     }
@@ -248,20 +206,20 @@ impl RepositoryService for RepositoryGrpc {
         req: Request<pb::UserRevocation>,
     ) -> Answer<pb::CountResponse> {
         handle("RevokeAllSessions", req, |m| async move {
-            self.sessions.revoke_all_for_user(m.try_into()?).await
+            self.ports.sessions.revoke_all_for_user(m.try_into()?).await
         })
         .await
     }
     async fn list_live_sessions(&self, req: Request<pb::AtRequest>) -> Answer<pb::SessionList> {
         handle("ListLiveSessions", req, |m| async move {
             let (user_id, now) = m.parse()?;
-            self.sessions.list_live_for_user(user_id, now).await
+            self.ports.sessions.list_live_for_user(user_id, now).await
         })
         .await
     }
     async fn record_audit(&self, req: Request<crate::v1::AuditEvent>) -> Answer<pb::Empty> {
         handle("RecordAudit", req, |m| async move {
-            self.audit.record(AuditEvent::try_from(m)?).await
+            self.ports.audit.record(AuditEvent::try_from(m)?).await
         })
         .await
     }
@@ -270,62 +228,68 @@ impl RepositoryService for RepositoryGrpc {
         req: Request<pb::AuditQuery>,
     ) -> Answer<crate::v1::ListAuditEventsResponse> {
         handle("ListAudit", req, |m| async move {
-            self.audit.list_events(&AuditQuery::try_from(m)?).await
+            self.ports
+                .audit
+                .list_events(&AuditQuery::try_from(m)?)
+                .await
         })
         .await
     }
     async fn issue_token(&self, req: Request<pb::TokenIssue>) -> Answer<pb::BoolResponse> {
         handle("IssueToken", req, |m| async move {
-            self.recovery.issue_token(m.try_into()?).await
+            self.ports.recovery.issue_token(m.try_into()?).await
         })
         .await
     }
     async fn redeem_token(&self, req: Request<pb::Redemption>) -> Answer<crate::v1::User> {
         handle("RedeemToken", req, |m| async move {
-            self.recovery.redeem_token(m.try_into()?).await
+            self.ports.recovery.redeem_token(m.try_into()?).await
         })
         .await
     }
     async fn claim_mail(&self, req: Request<pb::MailClaim>) -> Answer<pb::MailList> {
         handle("ClaimMail", req, |m| async move {
-            self.recovery.claim_mail(m.try_into()?).await
+            self.ports.recovery.claim_mail(m.try_into()?).await
         })
         .await
     }
     async fn settle_mail(&self, req: Request<pb::MailSettlement>) -> Answer<pb::BoolResponse> {
         handle("SettleMail", req, |m| async move {
-            self.recovery.settle_mail(m.try_into()?).await
+            self.ports.recovery.settle_mail(m.try_into()?).await
         })
         .await
     }
     async fn outbox_stats(&self, req: Request<pb::Empty>) -> Answer<pb::OutboxStatsResponse> {
-        handle("OutboxStats", req, |_| self.recovery.outbox_stats()).await
+        handle("OutboxStats", req, |_| self.ports.recovery.outbox_stats()).await
     }
     async fn purge_recovery(&self, req: Request<pb::PurgeRequest>) -> Answer<pb::CountResponse> {
         handle("PurgeRecovery", req, |m| async move {
             let (before,) = m.parse()?;
-            self.recovery.purge_recovery(before).await
+            self.ports.recovery.purge_recovery(before).await
         })
         .await
     }
     async fn try_lease(&self, req: Request<pb::LeaseRequest>) -> Answer<pb::BoolResponse> {
         handle("TryLease", req, |m| async move {
             let (name, holder, now, until) = m.parse()?;
-            self.maintenance.try_lease(&name, &holder, now, until).await
+            self.ports
+                .maintenance
+                .try_lease(&name, &holder, now, until)
+                .await
         })
         .await
     }
     async fn purge_sessions(&self, req: Request<pb::PurgeBatch>) -> Answer<pb::CountResponse> {
         handle("PurgeSessions", req, |m| async move {
             let (before, limit) = m.parse()?;
-            self.maintenance.purge_sessions(before, limit).await
+            self.ports.maintenance.purge_sessions(before, limit).await
         })
         .await
     }
     async fn purge_audit(&self, req: Request<pb::PurgeBatch>) -> Answer<pb::CountResponse> {
         handle("PurgeAudit", req, |m| async move {
             let (before, limit) = m.parse()?;
-            self.maintenance.purge_audit(before, limit).await
+            self.ports.maintenance.purge_audit(before, limit).await
         })
         .await
     }
