@@ -37,7 +37,13 @@ soak *ARGS:
 helm-lint:
     bash .ci/deploy-checks
 
-# Build one image per binary (needs a Docker engine with BuildKit, which CI lacks): just docker-build 0.1.0
+# Build the six images with podman and run them: the monolith (read-only root, data volume), the
+# layered set with secrets as files and mutual TLS, and the black-box REST suite against containers
+# of every image (`just images --monolith-only`: the monolith alone, as CI does)
+images *ARGS:
+    bash deploy/images-check {{ARGS}}
+
+# Build one image per binary with Docker (BuildKit): just docker-build 0.1.0
 docker-build tag="latest" prefix="arcana/":
     docker build -f deploy/docker/Dockerfile --target monolith     -t {{prefix}}arcana:{{tag}} .
     docker build -f deploy/docker/Dockerfile --target gateway      -t {{prefix}}arcana-gateway:{{tag}} .

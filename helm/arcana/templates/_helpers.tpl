@@ -251,6 +251,19 @@ the callers balance over all of them (re-resolving as pods come and go). */}}
 {{- printf "dns:///%s-%s:%d" (include "arcana.fullname" .root) .name (int .port) -}}
 {{- end -}}
 
+{{/* Where the mutual TLS files are mounted (tls.enabled). */}}
+{{- define "arcana.tlsDir" -}}/var/run/secrets/arcana-tls{{- end -}}
+
+{{/* The Secret holding a layer's TLS files (dict "root" . "key" <values key> "name" <component>). */}}
+{{- define "arcana.tlsSecretName" -}}
+{{- $t := .root.Values.tls -}}
+{{- $own := index $t.existingSecrets .key | default "" -}}
+{{- if $own -}}{{ $own }}
+{{- else if $t.existingSecret -}}{{ $t.existingSecret }}
+{{- else -}}{{ include "arcana.fullname" .root }}-{{ .name }}-tls
+{{- end -}}
+{{- end -}}
+
 {{/* Checks that values.schema.json cannot express; fail the render with a clear message. */}}
 {{- define "arcana.validate" -}}
 {{- $v := .Values -}}
@@ -270,6 +283,22 @@ the callers balance over all of them (re-resolving as pods come and go). */}}
 {{- $public := include "arcana.credentialGenerated" (dict "root" . "purpose" "jwtPublicKeys") -}}
 {{- if ne $signing $public -}}
 {{- fail "EdDSA: the private key and the public keys come both from existing Secrets (secrets.existingSecrets.jwtSigning and .jwtPublicKeys, or secrets.existingSecret) or both from the chart; otherwise the gateway could not verify what the service layer signs" -}}
+{{- end -}}
+{{- end -}}
+{{- if $v.tls.enabled -}}
+{{- if eq $v.mode "monolith" -}}
+{{- fail "tls.enabled secures the internal gRPC links between layers; the monolith has none: use mode layered or microservices (or turn tls off)" -}}
+{{- end -}}
+{{- if $v.tls.certManager.enabled -}}
+{{- if not (.Capabilities.APIVersions.Has "cert-manager.io/v1") -}}
+{{- fail "tls.certManager.enabled needs cert-manager's CRDs (cert-manager.io/v1), which this cluster does not have: install cert-manager, or give the certificates as Secrets (tls.existingSecret / tls.existingSecrets)" -}}
+{{- end -}}
+{{- else if not $v.tls.existingSecret -}}
+{{- range $key := include "arcana.componentKeys" . | fromJsonArray -}}
+{{- if not (index $v.tls.existingSecrets $key) -}}
+{{- fail (printf "tls.enabled needs certificates for every layer: tls.existingSecret, tls.existingSecrets.%s, or tls.certManager.enabled" $key) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- if and $v.secrets.internalToken (eq $v.secrets.internalToken $v.secrets.repositoryToken) -}}

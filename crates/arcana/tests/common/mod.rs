@@ -21,8 +21,12 @@ pub use testkit::cluster::{
 };
 pub use testkit::rest::Resp;
 
-/// The executables Cargo built for these tests.
+/// The executables Cargo built for these tests, or those in `ARCANA_TEST_BIN_DIR` (one per
+/// binary name: `deploy/images-check` puts there launchers that run the container images).
 fn binaries() -> Binaries {
+    if let Some(dir) = std::env::var_os("ARCANA_TEST_BIN_DIR") {
+        return Binaries::in_dir(std::path::Path::new(&dir));
+    }
     Binaries::new([
         ("arcana", env!("CARGO_BIN_EXE_arcana")),
         ("arcana-gateway", env!("CARGO_BIN_EXE_arcana-gateway")),

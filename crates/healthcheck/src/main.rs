@@ -1,0 +1,148 @@
+//! `arcana-healthcheck`: the HEALTHCHECK of the container images, which hold no shell and no curl.
+//!
+//! ```text
+//! arcana-healthcheck http [PATH]   GET PATH (default /health/ready) on the REST port of
+//!                                  ARCANA_HTTP_ADDR (default 8080); healthy on HTTP 200
+//! arcana-healthcheck tcp [PORT]    a listener on PORT (default: the port of ARCANA_GRPC_ADDR,
+//!                                  else 50051): the internal gRPC layers
+//! ```
+//!
+//! Always probes 127.0.0.1 (the server listens on 0.0.0.0 or loopback), gives up after 5 s,
+//! exits 0 when healthy, 1 when not (with the reason on stderr), 2 on bad usage. Kubernetes does
+//! not use it: the Helm chart declares native HTTP and gRPC probes.
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+const USAGE: &str = "usage: arcana-healthcheck http [PATH] | tcp [PORT]";
+
+/// The port of a `host:port` setting from the environment, else `default`.
+fn port_of(var: &str, default: u16) -> Result<u16, String> {
+    match std::env::var(var) {
+        Err(_) => Ok(default),
+        Ok(addr) => addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .ok_or_else(|| format!("{var}={addr} names no port")),
+    }
+}
+
+fn connect(port: u16) -> Result<TcpStream, String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let tcp = TcpStream::connect_timeout(&addr, TIMEOUT)
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    tcp.set_read_timeout(Some(TIMEOUT))
+        .and_then(|()| tcp.set_write_timeout(Some(TIMEOUT)))
+        .map_err(|e| e.to_string())?;
+    Ok(tcp)
+}
+
+/// The status code of `GET path` on the local port (HTTP/1.1, the status line only).
+fn http_status(port: u16, path: &str) -> Result<u16, String> {
+    let mut tcp = connect(port)?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: arcana-healthcheck\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes())
+        .map_err(|e| format!("sending the request: {e}"))?;
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head)
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    std::str::from_utf8(&head)
+        .ok()
+        .filter(|h| h.starts_with("HTTP/1."))
+        .and_then(|h| h[9..12].parse().ok())
+        .ok_or_else(|| "the answer is not HTTP".to_owned())
+}
+
+fn check(args: &[String]) -> Result<Result<(), String>, String> {
+    match args.first().map(String::as_str).unwrap_or("http") {
+        "http" => {
+            let path = args.get(1).map_or("/health/ready", String::as_str);
+            if !path.starts_with('/') || path.contains(char::is_whitespace) {
+                return Err(format!("bad path {path:?}"));
+            }
+            let port = port_of("ARCANA_HTTP_ADDR", 8080)?;
+            Ok(match http_status(port, path) {
+                Ok(200) => Ok(()),
+                Ok(status) => Err(format!("GET {path} answered {status}")),
+                Err(e) => Err(e),
+            })
+        }
+        "tcp" => {
+            let port = match args.get(1) {
+                Some(p) => p.parse().map_err(|_| format!("bad port {p:?}"))?,
+                None => port_of("ARCANA_GRPC_ADDR", 50051)?,
+            };
+            Ok(connect(port).map(drop))
+        }
+        other => Err(format!("unknown check {other:?}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match check(&args) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(why)) => {
+            eprintln!("unhealthy: {why}");
+            ExitCode::from(1)
+        }
+        Err(usage) => {
+            eprintln!("{usage}\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A one-shot HTTP server on a free port answering `status`.
+    fn serve(status: &'static str) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ =
+                s.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").as_bytes());
+        });
+        port
+    }
+
+    #[test]
+    fn http_reads_the_status_line() {
+        assert_eq!(http_status(serve("200 OK"), "/health/ready"), Ok(200));
+        assert_eq!(
+            http_status(serve("503 Service Unavailable"), "/health/ready"),
+            Ok(503)
+        );
+    }
+
+    #[test]
+    fn tcp_and_http_fail_on_a_closed_port() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert!(check(&["tcp".into(), port.to_string()]).unwrap().is_err());
+        let open = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = open.local_addr().unwrap().port();
+        assert_eq!(check(&["tcp".into(), port.to_string()]), Ok(Ok(())));
+    }
+
+    #[test]
+    fn bad_usage_is_not_unhealthy() {
+        assert!(check(&["udp".into()]).is_err());
+        assert!(check(&["tcp".into(), "x".into()]).is_err());
+        assert!(check(&["http".into(), "no-slash".into()]).is_err());
+    }
+}
