@@ -3,8 +3,10 @@
 //! ```text
 //! arcana-healthcheck http [PATH]   GET PATH (default /health/ready) on the REST port of
 //!                                  ARCANA_HTTP_ADDR (default 8080); healthy on HTTP 200
+//! arcana-healthcheck ops [PATH]    the same on the ops port of an internal layer,
+//!                                  ARCANA_METRICS_ADDR (default 9100)
 //! arcana-healthcheck tcp [PORT]    a listener on PORT (default: the port of ARCANA_GRPC_ADDR,
-//!                                  else 50051): the internal gRPC layers
+//!                                  else 50051)
 //! ```
 //!
 //! Always probes 127.0.0.1 (the server listens on 0.0.0.0 or loopback), gives up after 5 s,
@@ -16,13 +18,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
-const USAGE: &str = "usage: arcana-healthcheck http [PATH] | tcp [PORT]";
+const USAGE: &str = "usage: arcana-healthcheck http [PATH] | ops [PATH] | tcp [PORT]";
+
+/// The environment (a parameter, so tests need not change the process's own).
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The port of a `host:port` setting from the environment, else `default`.
-fn port_of(var: &str, default: u16) -> Result<u16, String> {
-    match std::env::var(var) {
-        Err(_) => Ok(default),
-        Ok(addr) => addr
+fn port_of(env: Env, var: &str, default: u16) -> Result<u16, String> {
+    match env(var) {
+        None => Ok(default),
+        Some(addr) => addr
             .rsplit_once(':')
             .and_then(|(_, p)| p.parse().ok())
             .ok_or_else(|| format!("{var}={addr} names no port")),
@@ -57,14 +62,18 @@ fn http_status(port: u16, path: &str) -> Result<u16, String> {
         .ok_or_else(|| "the answer is not HTTP".to_owned())
 }
 
-fn check(args: &[String]) -> Result<Result<(), String>, String> {
-    match args.first().map(String::as_str).unwrap_or("http") {
-        "http" => {
+fn check(args: &[String], env: Env) -> Result<Result<(), String>, String> {
+    let mode = args.first().map(String::as_str).unwrap_or("http");
+    match mode {
+        "http" | "ops" => {
             let path = args.get(1).map_or("/health/ready", String::as_str);
             if !path.starts_with('/') || path.contains(char::is_whitespace) {
                 return Err(format!("bad path {path:?}"));
             }
-            let port = port_of("ARCANA_HTTP_ADDR", 8080)?;
+            let port = match mode {
+                "http" => port_of(env, "ARCANA_HTTP_ADDR", 8080)?,
+                _ => port_of(env, "ARCANA_METRICS_ADDR", 9100)?,
+            };
             Ok(match http_status(port, path) {
                 Ok(200) => Ok(()),
                 Ok(status) => Err(format!("GET {path} answered {status}")),
@@ -74,7 +83,7 @@ fn check(args: &[String]) -> Result<Result<(), String>, String> {
         "tcp" => {
             let port = match args.get(1) {
                 Some(p) => p.parse().map_err(|_| format!("bad port {p:?}"))?,
-                None => port_of("ARCANA_GRPC_ADDR", 50051)?,
+                None => port_of(env, "ARCANA_GRPC_ADDR", 50051)?,
             };
             Ok(connect(port).map(drop))
         }
@@ -84,7 +93,7 @@ fn check(args: &[String]) -> Result<Result<(), String>, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match check(&args) {
+    match check(&args, &|var| std::env::var(var).ok()) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(why)) => {
             eprintln!("unhealthy: {why}");
@@ -133,16 +142,38 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        assert!(check(&["tcp".into(), port.to_string()]).unwrap().is_err());
+        let none = |_: &str| None;
+        assert!(
+            check(&["tcp".into(), port.to_string()], &none)
+                .unwrap()
+                .is_err()
+        );
         let open = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = open.local_addr().unwrap().port();
-        assert_eq!(check(&["tcp".into(), port.to_string()]), Ok(Ok(())));
+        assert_eq!(check(&["tcp".into(), port.to_string()], &none), Ok(Ok(())));
+        // the default port comes from ARCANA_GRPC_ADDR
+        let grpc = move |v: &str| (v == "ARCANA_GRPC_ADDR").then(|| format!("0.0.0.0:{port}"));
+        assert_eq!(check(&["tcp".into()], &grpc), Ok(Ok(())));
+    }
+
+    #[test]
+    fn http_and_ops_take_their_port_from_their_setting() {
+        let rest = serve("200 OK");
+        let env = move |v: &str| (v == "ARCANA_HTTP_ADDR").then(|| format!("0.0.0.0:{rest}"));
+        assert_eq!(check(&["http".into()], &env), Ok(Ok(())));
+        let ops = serve("503 Service Unavailable");
+        let env = move |v: &str| (v == "ARCANA_METRICS_ADDR").then(|| format!("127.0.0.1:{ops}"));
+        let unhealthy = check(&["ops".into(), "/health/ready".into()], &env).unwrap();
+        assert_eq!(unhealthy, Err("GET /health/ready answered 503".to_owned()));
     }
 
     #[test]
     fn bad_usage_is_not_unhealthy() {
-        assert!(check(&["udp".into()]).is_err());
-        assert!(check(&["tcp".into(), "x".into()]).is_err());
-        assert!(check(&["http".into(), "no-slash".into()]).is_err());
+        let none = |_: &str| None;
+        assert!(check(&["udp".into()], &none).is_err());
+        assert!(check(&["tcp".into(), "x".into()], &none).is_err());
+        assert!(check(&["http".into(), "no-slash".into()], &none).is_err());
+        let bad = |_: &str| Some("nowhere".to_owned());
+        assert!(check(&["ops".into()], &bad).is_err());
     }
 }
