@@ -253,7 +253,7 @@ pub struct MailArgs {
         global = true
     )]
     pub mail_from: String,
-    /// Base URL of the links in mails (`<url>/reset-password?token=…`, `<url>/verify-email?token=…`).
+    /// Base URL of the links in mails (`<url>/reset-password#token=…`, `<url>/verify-email#token=…`).
     #[arg(
         long,
         env = "ARCANA_PUBLIC_URL",

@@ -369,7 +369,7 @@ async fn admin_flows(app: TestApp) {
             Method::PUT,
             &format!("/api/v1/users/{uid}"),
             Some(&utok),
-            Some(json!({"email": "gina2@example.com"})),
+            Some(json!({"email": "gina2@example.com", "current_password": "Secret123"})),
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);

@@ -86,7 +86,7 @@ async fn whole_flow(mode: Mode, backend: Backend) {
     );
     assert!(
         mail.decoded()
-            .contains(&format!("{PUBLIC_URL}/verify-email?token="))
+            .contains(&format!("{PUBLIC_URL}/verify-email#token="))
     );
     assert!(mail.data.contains("text/plain") && mail.data.contains("text/html"));
     let verify = mail.token("verify-email").unwrap();
@@ -95,7 +95,7 @@ async fn whole_flow(mode: Mode, backend: Backend) {
     for path in ["/verify-email", "/reset-password"] {
         let page = app
             .client
-            .get(app.url(&format!("{path}?token={verify}")))
+            .get(app.url(&format!("{path}#token={verify}")))
             .send()
             .await
             .unwrap();
@@ -423,7 +423,7 @@ async fn admin_reset_link_works_without_mail() {
     );
     let link = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let token = link
-        .strip_prefix(&format!("{PUBLIC_URL}/reset-password?token="))
+        .strip_prefix(&format!("{PUBLIC_URL}/reset-password#token="))
         .unwrap_or_else(|| panic!("unexpected link {link:?}"))
         .to_owned();
     let r = app
@@ -527,7 +527,7 @@ async fn an_email_change_asks_for_a_new_verification() {
             Method::PATCH,
             &format!("/api/v1/users/{id}"),
             Some(&token),
-            Some(json!({"email": "moved@example.com"})),
+            Some(json!({"email": "moved@example.com", "current_password": "Secret123"})),
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -589,4 +589,218 @@ async fn an_email_change_asks_for_a_new_verification() {
         )
         .await;
     r.assert_error(400, "VALIDATION_FAILED");
+}
+
+/// Security round 2, item 1: with only a victim's access token, an attacker used to change the
+/// address (200), ask for a reset link at the new address and take the account for good.
+/// Now: changing one's own address needs the current password; the old address is told and can
+/// undo the change (every session ends); reset links go only to a verified address — for an
+/// unverified new one, to the verified address it replaced; the audit log shows both masked.
+async fn email_takeover(mode: Mode) {
+    let smtp = SmtpServer::start().await;
+    let app = start(mode, Backend::Sqlite, &smtp).await.unwrap();
+    let (id, stolen, refresh) = app.user("victim").await;
+    let verify = nth_mail(&smtp, "victim@example.com", 1)
+        .await
+        .token("verify-email")
+        .unwrap();
+    let r = app
+        .post("/api/v1/auth/email/verify", None, json!({"token": verify}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let patch = |body: Value| {
+        let (app, id, stolen) = (&app, &id, &stolen);
+        async move {
+            app.call(
+                Method::PATCH,
+                &format!("/api/v1/users/{id}"),
+                Some(stolen),
+                Some(body),
+            )
+            .await
+        }
+    };
+
+    // The stolen token alone no longer moves the address (the old code answered 200).
+    let r = patch(json!({"email": "attacker@example.net"})).await;
+    r.assert_error(400, "VALIDATION_FAILED");
+    assert!(
+        r.field_errors().contains_key("current_password"),
+        "{:?}",
+        r.body
+    );
+    let r =
+        patch(json!({"email": "attacker@example.net", "current_password": "Wrong-guess-1"})).await;
+    r.assert_error(403, "FORBIDDEN");
+    // Other fields still change with the token alone; the same address in another case too.
+    let r = patch(json!({"first_name": "Vic", "email": "VICTIM@example.com"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.data()["is_verified"],
+        true,
+        "the same address stays verified"
+    );
+
+    // With the password (or by its owner), the change goes through and is told to the old
+    // address; the new one is unverified until proven.
+    let r = patch(json!({"email": "attacker@example.net", "current_password": "Secret123"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.data()["email"], "attacker@example.net");
+    assert_eq!(r.data()["is_verified"], false);
+    let notice = nth_mail(&smtp, "victim@example.com", 2).await;
+    assert!(
+        notice
+            .header("subject")
+            .unwrap()
+            .contains("email address was changed"),
+        "{:?}",
+        notice.header("subject")
+    );
+    assert!(notice.decoded().contains("attacker@example.net"));
+    let revert = notice.token("revert-email").unwrap();
+    nth_mail(&smtp, "attacker@example.net", 1)
+        .await
+        .token("verify-email")
+        .unwrap();
+    // Other sessions stay alive until the owner reverts.
+    assert_eq!(app.get("/api/v1/auth/me", Some(&stolen)).await.status, 200);
+
+    // A reset asked for the new (unverified) address goes to the verified one it replaced.
+    let r = app
+        .post(
+            "/api/v1/auth/password/forgot",
+            None,
+            json!({"email": "attacker@example.net"}),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let reset_mail = nth_mail(&smtp, "victim@example.com", 3).await;
+    assert!(reset_mail.token("reset-password").is_some());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        smtp.to("attacker@example.net").len(),
+        1,
+        "no reset link to an unverified address"
+    );
+
+    // The audit log shows the change, both addresses masked.
+    let admin = app.admin_token().await;
+    let r = app
+        .get(
+            &format!("/api/v1/audit-events?user_id={id}&type=user.updated&per_page=100"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let text = r.body.to_string();
+    assert!(
+        text.contains("v***@example.com") && text.contains("a***@example.net"),
+        "{text}"
+    );
+    assert!(!text.contains("attacker@example.net") && !text.contains("victim@example.com"));
+
+    // The owner follows the link: the old address is back (verified), every session ends.
+    let r = app
+        .post("/api/v1/auth/email/revert", None, json!({"token": revert}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.data()["email"], "victim@example.com");
+    assert_eq!(r.data()["is_verified"], true);
+    app.eventually("/api/v1/auth/me", &stolen, 401, Duration::from_secs(6))
+        .await;
+    let r = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let r = app
+        .post("/api/v1/auth/email/revert", None, json!({"token": revert}))
+        .await;
+    assert_eq!(token_error(&r), domain::TOKEN_USED);
+    let r = app.login("victim@example.com", "Secret123").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    // An admin changes someone else's address without that user's password.
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(&admin),
+            Some(json!({"email": "victim2@example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = app
+        .get(
+            &format!("/api/v1/audit-events?user_id={id}&type=user.email_reverted"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        r.data()["items"].as_array().unwrap().len(),
+        1,
+        "{:?}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn email_takeover_is_refused_monolith() {
+    email_takeover(Mode::Monolith).await;
+}
+
+#[tokio::test]
+async fn email_takeover_is_refused_layered() {
+    email_takeover(Mode::Layered).await;
+}
+
+/// The same rule over gRPC: UpdateUser of one's own address needs `current_password`.
+#[tokio::test]
+async fn email_change_over_grpc_needs_the_password() {
+    let smtp = SmtpServer::start().await;
+    let app = start(Mode::Layered, Backend::Sqlite, &smtp).await.unwrap();
+    let (id, token, _) = app.user("grpcmover").await;
+    let mut g = rpc::v1::user_service_client::UserServiceClient::connect(app.grpc.clone())
+        .await
+        .unwrap();
+    let request = |current_password: Option<&str>| {
+        let mut r = tonic::Request::new(rpc::v1::UpdateUserRequest {
+            id: id.clone(),
+            email: Some("elsewhere@example.net".into()),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["email".into()],
+            }),
+            current_password: current_password.map(Into::into),
+            ..Default::default()
+        });
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        r
+    };
+    let e = g.update_user(request(None)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let e = g
+        .update_user(request(Some("Wrong-guess-1")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let u = g
+        .update_user(request(Some("Secret123")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(u.email, "elsewhere@example.net");
+    assert!(!u.is_verified);
+    let notice = nth_mail(&smtp, "grpcmover@example.com", 2).await;
+    let revert = notice.token("revert-email").unwrap();
+    let mut a = AuthServiceClient::connect(app.grpc.clone()).await.unwrap();
+    let back = a
+        .revert_email(rpc::v1::RevertEmailRequest { token: revert })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(back.email, "grpcmover@example.com");
 }

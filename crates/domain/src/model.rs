@@ -138,8 +138,16 @@ pub struct UserUpdate {
     pub avatar_url: Option<Option<String>>,
     pub role: Option<Role>,
     pub status: Option<Status>,
+    /// Ignored when `email` replaces the stored address: a new address is never verified (the
+    /// repository decides that against the locked row, never from a cache).
     pub is_verified: Option<bool>,
     pub password_hash: Option<String>,
+    /// What an address change writes with it, in the update's transaction. Applied only when
+    /// `email` really replaces the stored address.
+    pub email_change: Option<crate::recovery::EmailChange>,
+    /// A login attempt reserved to check the current password, given back (the failure count
+    /// and lock cleared) if no other attempt was reserved since.
+    pub release_attempt: Option<u32>,
 }
 
 impl UserUpdate {
@@ -163,6 +171,8 @@ impl fmt::Debug for UserUpdate {
                 "password_hash",
                 &self.password_hash.as_ref().map(|_| "<redacted>"),
             )
+            .field("email_change", &self.email_change)
+            .field("release_attempt", &self.release_attempt)
             .finish()
     }
 }
@@ -393,6 +403,8 @@ pub enum RevokeReason {
     PasswordReset,
     /// The user opened more sessions than the cap allows: the oldest went.
     SessionLimit,
+    /// The owner followed the link mailed to their previous address and undid an email change.
+    EmailReverted,
 }
 
 impl RevokeReason {
@@ -408,6 +420,7 @@ impl RevokeReason {
             RevokeReason::UserDeleted => "user_deleted",
             RevokeReason::PasswordReset => "password_reset",
             RevokeReason::SessionLimit => "session_limit",
+            RevokeReason::EmailReverted => "email_reverted",
         }
     }
 }
@@ -426,6 +439,7 @@ impl FromStr for RevokeReason {
             "user_deleted" => RevokeReason::UserDeleted,
             "password_reset" => RevokeReason::PasswordReset,
             "session_limit" => RevokeReason::SessionLimit,
+            "email_reverted" => RevokeReason::EmailReverted,
             other => return Err(format!("unknown revoke reason {other:?}")),
         })
     }

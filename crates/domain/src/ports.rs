@@ -29,7 +29,11 @@ pub trait UserRepository: Send + Sync {
     async fn find_credentials(&self, login: &str) -> Result<Option<UserCredentials>>;
     async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<UserCredentials>>;
     async fn list(&self, query: &UserQuery) -> Result<UserPage>;
-    /// Apply `update` to a non-deleted user; `Ok(None)` when there is none.
+    /// Apply `update` to a non-deleted user; `Ok(None)` when there is none. When `update.email`
+    /// replaces the stored address (compared case-insensitively against the locked row) the
+    /// account becomes unverified and `update.email_change` is written in the same transaction;
+    /// `Error::Conflict` (changed meanwhile) when the stored address is no longer its
+    /// `expected_email`.
     async fn update(&self, id: UserId, update: UserUpdate, now: Timestamp) -> Result<Option<User>>;
     /// Mark deleted and free username/email. `Ok(false)` when absent or already deleted.
     async fn soft_delete(&self, id: UserId, now: Timestamp) -> Result<bool>;
@@ -95,6 +99,14 @@ pub trait RecoveryRepository: Send + Sync {
     /// for a reset, their credentials changed since it was issued) is `Error::Validation` on the
     /// field `token` with one of the `TOKEN_*` messages.
     async fn redeem_token(&self, redemption: Redemption) -> Result<User>;
+    /// Where a password-reset link for `user_id` may go: its address when verified; else the
+    /// verified address that an email change made at or after `changed_since` replaced (and
+    /// that was not reverted); else nowhere. Read against the stored row, never a cache.
+    async fn reset_recipient(
+        &self,
+        user_id: UserId,
+        changed_since: Timestamp,
+    ) -> Result<Option<String>>;
     /// Lease the mails due for delivery ([`MailClaim`]); a mail is leased to one worker at a
     /// time, whatever the number of replicas claiming.
     async fn claim_mail(&self, claim: MailClaim) -> Result<Vec<QueuedMail>>;

@@ -14,6 +14,9 @@ pub enum TokenPurpose {
     Reset,
     /// `POST /auth/email/verify`: prove the account's address.
     Verify,
+    /// `POST /auth/email/revert`: undo an email change from the link mailed to the address it
+    /// replaced (kept with the change itself, see [`EmailChange`]).
+    RevertEmail,
 }
 
 impl TokenPurpose {
@@ -21,6 +24,7 @@ impl TokenPurpose {
         match self {
             TokenPurpose::Reset => "reset",
             TokenPurpose::Verify => "verify",
+            TokenPurpose::RevertEmail => "revert_email",
         }
     }
 }
@@ -31,7 +35,8 @@ impl std::str::FromStr for TokenPurpose {
         match s {
             "reset" => Ok(TokenPurpose::Reset),
             "verify" => Ok(TokenPurpose::Verify),
-            _ => Err("must be one of: reset, verify".into()),
+            "revert_email" => Ok(TokenPurpose::RevertEmail),
+            _ => Err("must be one of: reset, verify, revert_email".into()),
         }
     }
 }
@@ -95,9 +100,38 @@ pub struct TokenIssue {
     pub throttle_max: u32,
 }
 
+/// What an email change writes in the transaction of the update that makes it: the record of the
+/// change with the revert link's token (SHA-256; the link goes to the replaced address and undoes
+/// the change until `revert_expires_at`), a verification token for the new address, and the
+/// mails (the notice to the old address, the verification link to the new one).
+#[derive(Clone, PartialEq, Eq)]
+pub struct EmailChange {
+    pub id: Uuid,
+    /// The address the caller saw: the update applies only while it is still the stored one.
+    pub expected_email: String,
+    pub revert_token_hash: String,
+    pub revert_expires_at: Timestamp,
+    pub verify_token: Option<NewAccountToken>,
+    pub mails: Vec<OutgoingMail>,
+}
+
+impl fmt::Debug for EmailChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailChange")
+            .field("id", &self.id)
+            .field("revert_expires_at", &self.revert_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long the address an email change replaced keeps receiving reset links (while the new
+/// one is unverified) and can undo the change.
+pub const EMAIL_REVERT_WINDOW: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
 /// Spend a token. For a reset, `new_password_hash` becomes the password: credential version
 /// bumped, every session revoked, the lockout cleared. For a verification the account's
-/// address becomes verified. One transaction; the token can be spent once.
+/// address becomes verified. For an email revert, the address the change replaced is restored
+/// (verified: the link was read there) and every session revoked. One transaction; the token can be spent once.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Redemption {
     pub token_hash: String,

@@ -104,6 +104,15 @@ impl AuthService for Revocations<dyn AuthService> {
     async fn resend_verification(&self, caller: &Caller) -> Result<()> {
         self.inner.resend_verification(caller).await
     }
+    async fn revert_email(&self, ctx: &RequestContext, input: VerifyEmailInput) -> Result<User> {
+        match self.inner.revert_email(ctx, input).await {
+            Ok(user) => {
+                let id = user.id;
+                self.tell(Ok(user), Revoked::User(id))
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[async_trait]

@@ -184,10 +184,14 @@ pub enum SettableStatus {
 
 /// Profile change (`PATCH /users/{id}`): `None` leaves a field alone; `Some(None)` (JSON
 /// `null`, or an empty string) clears it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPatch {
+    /// Required when changing your own email address (not when an admin changes someone
+    /// else's): a stolen access token alone must not be enough to take the account over.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
+    pub current_password: Option<String>,
     #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, pattern = r#"^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$"#, example = "alice@example.com"))]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
@@ -205,10 +209,13 @@ pub struct UserPatch {
 }
 
 /// The full profile (`PUT /users/{id}`): omitted optional fields are cleared.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserProfile {
+    /// Required when this changes your own email address.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
+    pub current_password: Option<String>,
     #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, pattern = r#"^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$"#, example = "alice@example.com"))]
     pub email: String,
     #[cfg_attr(
@@ -248,6 +255,7 @@ pub struct UserProfile {
 impl From<UserProfile> for UserPatch {
     fn from(p: UserProfile) -> Self {
         Self {
+            current_password: p.current_password,
             email: Some(p.email),
             first_name: Some(p.first_name),
             last_name: Some(p.last_name),
@@ -339,6 +347,8 @@ redacted_debug!(PasswordInput,);
 redacted_debug!(ForgotPasswordInput, email);
 redacted_debug!(ResetPasswordInput,);
 redacted_debug!(VerifyEmailInput,);
+redacted_debug!(UserPatch, email, first_name, last_name, phone, avatar_url);
+redacted_debug!(UserProfile, email, first_name, last_name, phone, avatar_url);
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -417,6 +427,9 @@ pub trait AuthService: Send + Sync {
     async fn verify_email(&self, ctx: &RequestContext, input: VerifyEmailInput) -> Result<User>;
     /// Mail the caller a new verification link (throttled; nothing when already verified).
     async fn resend_verification(&self, caller: &Caller) -> Result<()>;
+    /// Undo an email change with the link mailed to the replaced address: that address is
+    /// restored (verified) and every session of the account ends. Answers the user as restored.
+    async fn revert_email(&self, ctx: &RequestContext, input: VerifyEmailInput) -> Result<User>;
 }
 
 #[async_trait]

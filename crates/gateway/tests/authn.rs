@@ -67,6 +67,9 @@ impl AuthService for Counting {
     async fn resend_verification(&self, caller: &Caller) -> Result<()> {
         self.inner.resend_verification(caller).await
     }
+    async fn revert_email(&self, ctx: &RequestContext, i: VerifyEmailInput) -> Result<User> {
+        self.inner.revert_email(ctx, i).await
+    }
 }
 
 fn input(username: &str) -> RegisterInput {

@@ -3,16 +3,16 @@ use async_trait::async_trait;
 use chrono::TimeDelta;
 use diesel::prelude::*;
 use domain::{
-    Error, MailClaim, MailSettlement, OutboxStats, QueuedMail, RecoveryRepository, Redemption,
-    Result, RevokeReason, TOKEN_EXPIRED, TOKEN_SUPERSEDED, TOKEN_UNKNOWN, TOKEN_USED, Timestamp,
-    TokenIssue, TokenPurpose, User,
+    ConflictKind, EmailChange, Error, MailClaim, MailSettlement, NewAccountToken, OutboxStats,
+    OutgoingMail, QueuedMail, RecoveryRepository, Redemption, Result, RevokeReason, TOKEN_EXPIRED,
+    TOKEN_SUPERSEDED, TOKEN_UNKNOWN, TOKEN_USED, Timestamp, TokenIssue, TokenPurpose, User, UserId,
 };
 
 use crate::connection::AnyConnection;
 use crate::database::{Database, write_transaction};
 use crate::error::DbError;
-use crate::models::{UserRow, from_micros, micros, parse_id};
-use crate::schema::{account_tokens, outbox, sessions, users};
+use crate::models::{UserRow, from_micros, micros, name_key, parse_id};
+use crate::schema::{account_tokens, email_changes, outbox, sessions, users};
 use crate::users::lock_live_user;
 
 /// Longest delivery error kept (the column's width).
@@ -50,7 +50,170 @@ struct MailRow {
     created_at: i64,
 }
 
+impl TokenRow {
+    fn from_new(t: NewAccountToken) -> Self {
+        TokenRow {
+            id: t.id.to_string(),
+            user_id: t.user_id.to_string(),
+            purpose: t.purpose.as_str().to_owned(),
+            token_hash: t.token_hash,
+            email: t.email.to_lowercase(),
+            credential_version: i32::try_from(t.credential_version).unwrap_or(i32::MAX),
+            created_at: micros(t.created_at),
+            expires_at: micros(t.expires_at),
+            used_at: None,
+        }
+    }
+}
+
+/// A token row and the mail that carries it, inserted in the caller's transaction.
+fn store_token(
+    conn: &mut AnyConnection,
+    token: &TokenRow,
+    mail: Option<&MailRow>,
+) -> Result<(), DbError> {
+    diesel::insert_into(account_tokens::table)
+        .values(token)
+        .execute(conn)?;
+    if let Some(mail) = mail {
+        diesel::insert_into(outbox::table)
+            .values(mail)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = email_changes)]
+struct EmailChangeRow {
+    id: String,
+    user_id: String,
+    old_email: String,
+    old_verified: bool,
+    new_email: String,
+    revert_token_hash: String,
+    created_at: i64,
+    expires_at: i64,
+    reverted_at: Option<i64>,
+}
+
+/// Write what an email change of `user` (the locked row, before the change) to `new_email`
+/// brings with it: the change and its revert token, the new address's verification token, the
+/// mails. In the caller's (the update's) transaction.
+pub(crate) fn record_email_change(
+    conn: &mut AnyConnection,
+    user: &UserRow,
+    new_email: &str,
+    change: EmailChange,
+    now: i64,
+) -> Result<(), DbError> {
+    if change.expected_email.to_lowercase() != user.email.to_lowercase() {
+        return Err(
+            Error::conflict(ConflictKind::ChangedMeanwhile, EMAIL_CHANGED_MEANWHILE).into(),
+        );
+    }
+    diesel::insert_into(email_changes::table)
+        .values(&EmailChangeRow {
+            id: change.id.to_string(),
+            user_id: user.id.clone(),
+            old_email: user.email.to_lowercase(),
+            old_verified: user.is_verified,
+            new_email: new_email.to_lowercase(),
+            revert_token_hash: change.revert_token_hash,
+            created_at: now,
+            expires_at: micros(change.revert_expires_at),
+            reverted_at: None,
+        })
+        .execute(conn)?;
+    if let Some(t) = change.verify_token {
+        store_token(conn, &TokenRow::from_new(t), None)?;
+    }
+    for m in change.mails {
+        diesel::insert_into(outbox::table)
+            .values(&MailRow::from_outgoing(m))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+const EMAIL_CHANGED_MEANWHILE: &str =
+    "the email address was changed by another request meanwhile; try again";
+
+/// Undo the email change whose revert link hashes to `hash`: the replaced address comes back,
+/// verified (the link was read there), this and every later change of the account count as
+/// reverted, and every session ends.
+fn revert_email(conn: &mut AnyConnection, hash: &str, now: i64) -> Result<User, DbError> {
+    macro_rules! q {
+        () => {
+            email_changes::table
+                .filter(email_changes::revert_token_hash.eq(hash))
+                .select(EmailChangeRow::as_select())
+        };
+    }
+    let change: Option<EmailChangeRow> = match conn {
+        AnyConnection::Sqlite(c) => q!().get_result(c).optional()?,
+        AnyConnection::Postgres(c) => q!().for_update().get_result(c).optional()?,
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(c) => q!().for_update().get_result(c).optional()?,
+    };
+    let change = change.ok_or_else(|| refused(TOKEN_UNKNOWN))?;
+    if change.reverted_at.is_some() {
+        return Err(refused(TOKEN_USED));
+    }
+    if change.expires_at <= now {
+        return Err(refused(TOKEN_EXPIRED));
+    }
+    let user = lock_live_user(conn, &change.user_id)?.ok_or_else(|| refused(TOKEN_SUPERSEDED))?;
+    diesel::update(
+        email_changes::table
+            .filter(email_changes::user_id.eq(&user.id))
+            .filter(email_changes::created_at.ge(change.created_at))
+            .filter(email_changes::reverted_at.is_null()),
+    )
+    .set(email_changes::reverted_at.eq(Some(now)))
+    .execute(conn)?;
+    let target = users::table.find(&user.id);
+    diesel::update(target)
+        .set((
+            users::email.eq(&change.old_email),
+            users::email_key.eq(Some(name_key(&change.old_email))),
+            users::is_verified.eq(true),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(&user.id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::revoked_at.eq(Some(now)),
+        sessions::revoked_reason.eq(Some(RevokeReason::EmailReverted.as_str())),
+    ))
+    .execute(conn)?;
+    let row: UserRow = target.select(UserRow::as_select()).get_result(conn)?;
+    row.into_user()
+}
+
 impl MailRow {
+    fn from_outgoing(m: OutgoingMail) -> Self {
+        MailRow {
+            id: m.id.to_string(),
+            recipient: m.recipient,
+            subject: m.subject,
+            text_body: m.text_body,
+            html_body: m.html_body,
+            attempts: 0,
+            next_attempt_at: micros(m.created_at),
+            leased_by: None,
+            lease_until: None,
+            sent_at: None,
+            failed_at: None,
+            last_error: None,
+            created_at: micros(m.created_at),
+        }
+    }
+
     fn into_queued(self) -> Result<QueuedMail, DbError> {
         Ok(QueuedMail {
             id: parse_id(&self.id)?,
@@ -92,33 +255,8 @@ fn lock_token(conn: &mut AnyConnection, hash: &str) -> Result<Option<TokenRow>, 
 #[async_trait]
 impl RecoveryRepository for Database {
     async fn issue_token(&self, issue: TokenIssue) -> Result<bool> {
-        let t = issue.token;
-        let token = TokenRow {
-            id: t.id.to_string(),
-            user_id: t.user_id.to_string(),
-            purpose: t.purpose.as_str().to_owned(),
-            token_hash: t.token_hash,
-            email: t.email.to_lowercase(),
-            credential_version: i32::try_from(t.credential_version).unwrap_or(i32::MAX),
-            created_at: micros(t.created_at),
-            expires_at: micros(t.expires_at),
-            used_at: None,
-        };
-        let mail = issue.mail.map(|m| MailRow {
-            id: m.id.to_string(),
-            recipient: m.recipient,
-            subject: m.subject,
-            text_body: m.text_body,
-            html_body: m.html_body,
-            attempts: 0,
-            next_attempt_at: micros(m.created_at),
-            leased_by: None,
-            lease_until: None,
-            sent_at: None,
-            failed_at: None,
-            last_error: None,
-            created_at: micros(m.created_at),
-        });
+        let token = TokenRow::from_new(issue.token);
+        let mail = issue.mail.map(MailRow::from_outgoing);
         let (since, max) = (micros(issue.throttle_since), issue.throttle_max);
         self.run(move |conn| {
             write_transaction(conn, |conn| {
@@ -137,14 +275,7 @@ impl RecoveryRepository for Database {
                         return Ok(false);
                     }
                 }
-                diesel::insert_into(account_tokens::table)
-                    .values(&token)
-                    .execute(conn)?;
-                if let Some(mail) = &mail {
-                    diesel::insert_into(outbox::table)
-                        .values(mail)
-                        .execute(conn)?;
-                }
+                store_token(conn, &token, mail.as_ref())?;
                 Ok(true)
             })
         })
@@ -155,6 +286,9 @@ impl RecoveryRepository for Database {
         let now = micros(r.now);
         self.run(move |conn| {
             write_transaction(conn, |conn| {
+                if r.purpose == TokenPurpose::RevertEmail {
+                    return revert_email(conn, &r.token_hash, now);
+                }
                 let token = lock_token(conn, &r.token_hash)?
                     .filter(|t| t.purpose == r.purpose.as_str())
                     .ok_or_else(|| refused(TOKEN_UNKNOWN))?;
@@ -206,10 +340,46 @@ impl RecoveryRepository for Database {
                             .set((users::is_verified.eq(true), users::updated_at.eq(now)))
                             .execute(conn)?;
                     }
+                    (TokenPurpose::RevertEmail, _) => {
+                        return Err(Error::internal("revert tokens are email changes").into());
+                    }
                 }
                 let row: UserRow = target.select(UserRow::as_select()).get_result(conn)?;
                 row.into_user()
             })
+        })
+        .await
+    }
+
+    async fn reset_recipient(
+        &self,
+        user_id: UserId,
+        changed_since: Timestamp,
+    ) -> Result<Option<String>> {
+        let id = user_id.to_string();
+        let since = micros(changed_since);
+        self.run(move |conn| {
+            let user: Option<(String, bool)> = users::table
+                .find(&id)
+                .filter(users::status.ne("deleted"))
+                .select((users::email, users::is_verified))
+                .get_result(conn)
+                .optional()?;
+            let Some((email, verified)) = user else {
+                return Ok(None);
+            };
+            if verified {
+                return Ok(Some(email));
+            }
+            Ok(email_changes::table
+                .filter(email_changes::user_id.eq(&id))
+                .filter(email_changes::old_verified.eq(true))
+                .filter(email_changes::reverted_at.is_null())
+                .filter(email_changes::created_at.ge(since))
+                .order(email_changes::created_at.desc())
+                .select(email_changes::old_email)
+                .first::<String>(conn)
+                .optional()?)
         })
         .await
     }
@@ -350,7 +520,15 @@ impl RecoveryRepository for Database {
                 ),
             )
             .execute(conn)?;
-            Ok((mails + tokens) as u64)
+            let changes = diesel::delete(
+                email_changes::table.filter(
+                    email_changes::expires_at
+                        .lt(before)
+                        .or(email_changes::reverted_at.lt(before)),
+                ),
+            )
+            .execute(conn)?;
+            Ok((mails + tokens + changes) as u64)
         })
         .await
     }

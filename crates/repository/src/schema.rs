@@ -97,12 +97,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    email_changes (id) {
+        id -> Text,
+        user_id -> Text,
+        old_email -> Text,
+        old_verified -> Bool,
+        new_email -> Text,
+        revert_token_hash -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        reverted_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(email_changes -> users (user_id));
 diesel::joinable!(account_tokens -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
     audit_events,
     account_tokens,
-    outbox
+    outbox,
+    email_changes
 );

@@ -17,6 +17,7 @@ use crate::connection::{AnyConnection, MultiBackend};
 use crate::database::{Database, write_transaction};
 use crate::error::DbError;
 use crate::models::{UserChanges, UserRow, from_micros, micros, name_key};
+use crate::recovery::record_email_change;
 use crate::schema::{sessions, users};
 
 const LAST_ADMIN: &str = "the last active admin cannot be demoted, suspended or deleted";
@@ -398,9 +399,36 @@ impl UserRepository for Database {
                 if update.is_empty() {
                     return row.into_user().map(Some);
                 }
+                let email_change = update.email_change.clone();
+                let mut changes = changes(&update, now);
+                // Decided against the locked row: a new address is never verified; the same
+                // address (in any case) keeps its state.
+                let new_email = update
+                    .email
+                    .as_deref()
+                    .filter(|e| e.to_lowercase() != row.email.to_lowercase());
+                if let Some(new_email) = new_email {
+                    changes.is_verified = Some(false);
+                    if let Some(change) = email_change {
+                        record_email_change(conn, &row, new_email, change, micros(now))?;
+                    }
+                }
                 diesel::update(users::table.find(&id))
-                    .set(&changes(&update, now))
+                    .set(&changes)
                     .execute(conn)?;
+                if let Some(attempt) = update.release_attempt {
+                    let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
+                    diesel::update(
+                        users::table
+                            .find(&id)
+                            .filter(users::failed_login_count.eq(attempt)),
+                    )
+                    .set((
+                        users::failed_login_count.eq(0),
+                        users::locked_until.eq(None::<i64>),
+                    ))
+                    .execute(conn)?;
+                }
                 let row: UserRow = users::table
                     .find(&id)
                     .select(UserRow::as_select())

@@ -305,7 +305,9 @@ async fn update_changes_fields_and_email_key(db: Repos) {
         updated.avatar_url.as_deref(),
         Some("https://example.org/f.png")
     );
-    assert!(updated.is_verified);
+    // Decided against the stored row (security round 2, item 4): a new address is never
+    // verified, whatever the update says (the old code stored the `true` it was given).
+    assert!(!updated.is_verified);
     assert_eq!(updated.updated_at, at(50));
     assert_eq!(updated.created_at, u.created_at);
     assert_eq!(db.users.find_by_id(u.id).await.unwrap().unwrap(), updated);
@@ -325,6 +327,35 @@ async fn update_changes_fields_and_email_key(db: Repos) {
             .unwrap()
             .is_none()
     );
+    // The same address in another case keeps the flag it has; only then may it be set.
+    let same = UserUpdate {
+        email: Some("FRANK.NEW@example.org".into()),
+        is_verified: Some(true),
+        ..Default::default()
+    };
+    assert!(
+        db.users
+            .update(u.id, same, at(51))
+            .await
+            .unwrap()
+            .unwrap()
+            .is_verified
+    );
+    let moved = UserUpdate {
+        email: Some("frank.newer@example.org".into()),
+        is_verified: Some(true),
+        ..Default::default()
+    };
+    let moved = db.users.update(u.id, moved, at(52)).await.unwrap().unwrap();
+    assert!(
+        !moved.is_verified,
+        "a verified account moving to a new address"
+    );
+    let back = UserUpdate {
+        email: Some("Frank.New@Example.org".into()),
+        ..Default::default()
+    };
+    let updated = db.users.update(u.id, back, at(53)).await.unwrap().unwrap();
     // the old address is free, the new one taken
     let mut reuse = new_user("henry");
     reuse.email = "frank@example.com".into();

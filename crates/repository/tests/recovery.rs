@@ -24,6 +24,7 @@ contract_tests!(
         issuing_is_throttled_per_user_and_purpose,
         each_mail_is_leased_to_one_worker,
         delivery_outcomes_and_purge,
+        an_email_change_keeps_the_old_address_for_resets_and_its_revert,
     ],
     database: [],
 );
@@ -511,4 +512,173 @@ where
         out.push(h.await.unwrap());
     }
     out
+}
+
+/// Security round 2, item 1: an update that replaces the address writes the change, its revert
+/// link, the new address's verification token and the mails in one transaction; while the new
+/// address is unverified, reset links go to the verified address it replaced (for 7 days); the
+/// revert link restores that address (verified), ends every session, and works once.
+async fn an_email_change_keeps_the_old_address_for_resets_and_its_revert(db: Repos) {
+    let u = db.users.create(new_user("mover")).await.unwrap();
+    // Never verified: no reset recipient at all.
+    assert_eq!(
+        db.recovery.reset_recipient(u.id, at(0)).await.unwrap(),
+        None
+    );
+    let verified = UserUpdate {
+        is_verified: Some(true),
+        ..Default::default()
+    };
+    db.users
+        .update(u.id, verified, at(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        db.recovery
+            .reset_recipient(u.id, at(0))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("mover@example.com")
+    );
+    let change = |expected: &str, secret: char, now: i64| domain::EmailChange {
+        id: Uuid::new_v4(),
+        expected_email: expected.to_owned(),
+        revert_token_hash: hash(secret),
+        revert_expires_at: at(now + 7 * 86_400),
+        verify_token: Some(NewAccountToken {
+            email: "new@example.net".into(),
+            ..token(&u, TokenPurpose::Verify, 'v', 0, now)
+        }),
+        mails: vec![mail("mover@example.com", now), mail("new@example.net", now)],
+    };
+    // A caller that read another address meanwhile changes nothing.
+    let stale = UserUpdate {
+        email: Some("new@example.net".into()),
+        email_change: Some(change("someone@example.com", 'x', 10)),
+        ..Default::default()
+    };
+    assert!(matches!(
+        db.users.update(u.id, stale, at(10)).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(
+        db.users.find_by_id(u.id).await.unwrap().unwrap().email,
+        "mover@example.com"
+    );
+    let session = db
+        .sessions
+        .create(new_session(u.id, 10, 1_000_000))
+        .await
+        .unwrap();
+    let moving = UserUpdate {
+        email: Some("New@example.net".into()),
+        email_change: Some(change("mover@example.com", 'a', 10)),
+        ..Default::default()
+    };
+    let moved = db
+        .users
+        .update(u.id, moving, at(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.email, "new@example.net");
+    assert!(!moved.is_verified);
+    // Both mails are in the outbox with the change.
+    let claimed = db
+        .recovery
+        .claim_mail(MailClaim {
+            worker: "w".into(),
+            now: at(11),
+            lease: Duration::from_secs(60),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let mut to: Vec<_> = claimed.iter().map(|m| m.recipient.clone()).collect();
+    to.sort();
+    assert_eq!(to, ["mover@example.com", "new@example.net"]);
+    // Resets go to the replaced, verified address, for 7 days after the change.
+    assert_eq!(
+        db.recovery
+            .reset_recipient(u.id, at(5))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("mover@example.com")
+    );
+    assert_eq!(
+        db.recovery.reset_recipient(u.id, at(11)).await.unwrap(),
+        None
+    );
+    // The verification token for the new address works.
+    let redeem = |secret: char, purpose: TokenPurpose, now: i64| Redemption {
+        token_hash: hash(secret),
+        purpose,
+        new_password_hash: None,
+        now: at(now),
+    };
+    // The revert link: a wrong purpose or an unknown token is refused.
+    let e = db
+        .recovery
+        .redeem_token(redeem('z', TokenPurpose::RevertEmail, 12))
+        .await;
+    assert!(
+        matches!(e, Err(Error::Validation(ref f)) if f.0["token"][0] == TOKEN_UNKNOWN),
+        "{e:?}"
+    );
+    let e = db
+        .recovery
+        .redeem_token(redeem('a', TokenPurpose::Verify, 12))
+        .await;
+    assert!(
+        matches!(e, Err(Error::Validation(ref f)) if f.0["token"][0] == TOKEN_UNKNOWN),
+        "{e:?}"
+    );
+    let back = db
+        .recovery
+        .redeem_token(redeem('a', TokenPurpose::RevertEmail, 12))
+        .await
+        .unwrap();
+    assert_eq!(back.email, "mover@example.com");
+    assert!(back.is_verified, "the link was read at the old address");
+    let s = db.sessions.find(session.id).await.unwrap().unwrap();
+    assert_eq!(s.revoked_reason.as_deref(), Some("email_reverted"));
+    let e = db
+        .recovery
+        .redeem_token(redeem('a', TokenPurpose::RevertEmail, 13))
+        .await;
+    assert!(
+        matches!(e, Err(Error::Validation(ref f)) if f.0["token"][0] == TOKEN_USED),
+        "{e:?}"
+    );
+    // The verification link of the abandoned address no longer counts.
+    let e = db
+        .recovery
+        .redeem_token(redeem('v', TokenPurpose::Verify, 13))
+        .await;
+    assert!(
+        matches!(e, Err(Error::Validation(ref f)) if f.0["token"][0] == TOKEN_SUPERSEDED),
+        "{e:?}"
+    );
+    // Expired revert links are refused.
+    let again = UserUpdate {
+        email: Some("third@example.net".into()),
+        email_change: Some(domain::EmailChange {
+            verify_token: None,
+            mails: vec![],
+            ..change("mover@example.com", 'b', 20)
+        }),
+        ..Default::default()
+    };
+    db.users.update(u.id, again, at(20)).await.unwrap().unwrap();
+    let e = db
+        .recovery
+        .redeem_token(redeem('b', TokenPurpose::RevertEmail, 20 + 7 * 86_400))
+        .await;
+    assert!(
+        matches!(e, Err(Error::Validation(ref f)) if f.0["token"][0] == TOKEN_EXPIRED),
+        "{e:?}"
+    );
 }

@@ -437,6 +437,7 @@ fn put_without_mask_clears_absent_fields() {
     assert_eq!(
         patch,
         UserPatch {
+            current_password: None,
             email: Some("a@example.com".into()),
             first_name: Some(Some("A".into())),
             last_name: Some(None),
@@ -471,6 +472,7 @@ fn patch_with_mask_changes_only_named_paths() {
     assert_eq!(
         patch,
         UserPatch {
+            current_password: None,
             first_name: Some(Some("A".into())),
             last_name: Some(None),
             ..Default::default()
@@ -495,11 +497,13 @@ fn patches_survive_the_client_round_trip() {
     for patch in [
         UserPatch::default(),
         UserPatch {
+            current_password: None,
             email: Some("b@example.com".into()),
             phone: Some(None),
             ..Default::default()
         },
         UserPatch {
+            current_password: None,
             email: Some("c@example.com".into()),
             first_name: Some(Some("C".into())),
             last_name: Some(None),

@@ -478,4 +478,8 @@ impl AuthService for Auth {
     async fn resend_verification(&self, caller: &Caller) -> Result<()> {
         self.resend(caller).await
     }
+
+    async fn revert_email(&self, ctx: &RequestContext, input: VerifyEmailInput) -> Result<User> {
+        self.revert(ctx, input).await
+    }
 }

@@ -10,12 +10,12 @@
 use std::time::{Duration, Instant};
 
 use domain::{
-    Caller, Email, Error, FieldErrors, ForgotPasswordInput, NewAccountToken, OutgoingMail,
-    Password, Redemption, RequestContext, ResetPasswordInput, Result, Status, TokenIssue,
-    TokenPurpose, User, UserId, VerifyEmailInput,
+    Caller, EMAIL_REVERT_WINDOW, Email, EmailChange, Error, FieldErrors, ForgotPasswordInput,
+    NewAccountToken, OutgoingMail, Password, Redemption, RequestContext, ResetPasswordInput,
+    Result, Status, TokenIssue, TokenPurpose, User, UserId, VerifyEmailInput,
 };
 
-use crate::audit::{Event, FAILURE, SUCCESS};
+use crate::audit::{Event, FAILURE, SUCCESS, mask_email};
 use crate::auth::Auth;
 use crate::core::{Core, chrono_duration};
 use crate::hasher::Priority;
@@ -25,7 +25,7 @@ use crate::hasher::Priority;
 pub struct RecoveryConfig {
     /// The product name in mails.
     pub product_name: String,
-    /// Base of the links in mails (`<public_url>/reset-password?token=…`).
+    /// Base of the links in mails (`<public_url>/reset-password#token=…`).
     pub public_url: String,
     pub reset_ttl: Duration,
     pub verify_ttl: Duration,
@@ -105,11 +105,14 @@ pub(crate) struct Rendered {
     pub html: String,
 }
 
+/// The mail for `purpose` to `user`; `new_email` is the address an email change moved to (the
+/// revert notice names it).
 pub(crate) fn render(
     config: &RecoveryConfig,
     purpose: TokenPurpose,
     user: &User,
     token: &str,
+    new_email: &str,
 ) -> Rendered {
     let base = config.public_url.trim_end_matches('/');
     let (path, subject, text, html, ttl) = match purpose {
@@ -127,8 +130,16 @@ pub(crate) fn render(
             include_str!("../templates/verify.html"),
             config.verify_ttl,
         ),
+        TokenPurpose::RevertEmail => (
+            "revert-email",
+            "your email address was changed",
+            include_str!("../templates/email-changed.txt"),
+            include_str!("../templates/email-changed.html"),
+            EMAIL_REVERT_WINDOW,
+        ),
     };
-    let link = format!("{base}/{path}?token={token}");
+    // In the fragment: browsers never send it, so no proxy or access log sees the token.
+    let link = format!("{base}/{path}#token={token}");
     let valid_for = spoken(ttl);
     let values = [
         ("product", config.product_name.as_str()),
@@ -136,6 +147,7 @@ pub(crate) fn render(
         ("email", user.email.as_str()),
         ("link", link.as_str()),
         ("valid_for", valid_for.as_str()),
+        ("new_email", new_email),
     ];
     Rendered {
         subject: format!("{}: {subject}", config.product_name),
@@ -156,24 +168,29 @@ pub(crate) enum Issued {
 impl Core {
     /// Store a new `purpose` token for `user` (whose credentials are at `credential_version`)
     /// and, when `mail`, the mail that carries it, in one transaction.
+    /// `recipient`: where the mail goes (`None`: the link is not mailed).
     pub(crate) async fn issue_link(
         &self,
         user: &User,
         credential_version: u32,
         purpose: TokenPurpose,
-        mail: bool,
+        recipient: Option<&str>,
     ) -> Result<Issued> {
         let cfg = &self.config.recovery;
         let now = self.now();
+        let mail = recipient.is_some();
         let ttl = match purpose {
             TokenPurpose::Reset => cfg.reset_ttl,
             TokenPurpose::Verify => cfg.verify_ttl,
+            TokenPurpose::RevertEmail => {
+                return Err(Error::internal("revert links come with an email change"));
+            }
         };
         let expires_at = now
             .checked_add_signed(chrono_duration(ttl))
             .ok_or_else(|| Error::internal("token TTL out of range"))?;
         let token = crypto::new_refresh_token();
-        let r = render(cfg, purpose, user, &token);
+        let r = render(cfg, purpose, user, &token, "");
         let issue = TokenIssue {
             token: NewAccountToken {
                 id: uuid::Uuid::new_v4(),
@@ -185,9 +202,9 @@ impl Core {
                 created_at: now,
                 expires_at,
             },
-            mail: mail.then(|| OutgoingMail {
+            mail: recipient.map(|to| OutgoingMail {
                 id: uuid::Uuid::new_v4(),
-                recipient: user.email.clone(),
+                recipient: to.to_owned(),
                 subject: r.subject,
                 text_body: r.text,
                 html_body: r.html,
@@ -211,7 +228,10 @@ impl Core {
         if user.is_verified {
             return;
         }
-        let outcome = match self.issue_link(user, 0, TokenPurpose::Verify, true).await {
+        let outcome = match self
+            .issue_link(user, 0, TokenPurpose::Verify, Some(&user.email))
+            .await
+        {
             Ok(Issued::Link(_)) => "sent",
             Ok(Issued::Throttled) => "throttled",
             Err(e) => {
@@ -224,6 +244,60 @@ impl Core {
             Event::new("auth.email_verification_requested", outcome).subject(user.id),
         )
         .await;
+    }
+}
+
+impl Core {
+    /// What changing `user`'s address (as read from storage) to `new_email` writes with the
+    /// update: the revert link mailed to the old address (a notice, valid for
+    /// [`EMAIL_REVERT_WINDOW`]) and the verification link mailed to the new one.
+    pub(crate) fn email_change(&self, user: &User, new_email: &str) -> Result<EmailChange> {
+        let cfg = &self.config.recovery;
+        let now = self.now();
+        let after = |d: Duration| {
+            now.checked_add_signed(chrono_duration(d))
+                .ok_or_else(|| Error::internal("token TTL out of range"))
+        };
+        let revert_token = crypto::new_refresh_token();
+        let notice = render(
+            cfg,
+            TokenPurpose::RevertEmail,
+            user,
+            &revert_token,
+            new_email,
+        );
+        let moved = User {
+            email: new_email.to_owned(),
+            is_verified: false,
+            ..user.clone()
+        };
+        let verify_token = crypto::new_refresh_token();
+        let verify = render(cfg, TokenPurpose::Verify, &moved, &verify_token, "");
+        let mail = |to: &str, r: Rendered| OutgoingMail {
+            id: uuid::Uuid::new_v4(),
+            recipient: to.to_owned(),
+            subject: r.subject,
+            text_body: r.text,
+            html_body: r.html,
+            created_at: now,
+        };
+        Ok(EmailChange {
+            id: uuid::Uuid::new_v4(),
+            expected_email: user.email.clone(),
+            revert_token_hash: crypto::sha256_hex(&revert_token),
+            revert_expires_at: after(EMAIL_REVERT_WINDOW)?,
+            verify_token: Some(NewAccountToken {
+                id: uuid::Uuid::new_v4(),
+                user_id: user.id,
+                purpose: TokenPurpose::Verify,
+                token_hash: crypto::sha256_hex(&verify_token),
+                email: new_email.to_owned(),
+                credential_version: 0,
+                created_at: now,
+                expires_at: after(cfg.verify_ttl)?,
+            }),
+            mails: vec![mail(&user.email, notice), mail(new_email, verify)],
+        })
     }
 }
 
@@ -264,12 +338,28 @@ impl Auth {
             core.audit(ctx, event).await;
             return Ok(());
         };
+        // Only to a verified address: the account's own, or the one a recent email change
+        // replaced (someone holding a session may have changed it). Else nowhere, and the same
+        // answer.
+        let since = core.now() - chrono_duration(EMAIL_REVERT_WINDOW);
+        let Some(recipient) = core
+            .repos
+            .recovery
+            .reset_recipient(creds.user.id, since)
+            .await?
+        else {
+            let event = Event::new("auth.password_reset_requested", FAILURE)
+                .subject(creds.user.id)
+                .detail("reason", "no_verified_address");
+            core.audit(ctx, event).await;
+            return Ok(());
+        };
         let issued = core
             .issue_link(
                 &creds.user,
                 creds.credential_version,
                 TokenPurpose::Reset,
-                true,
+                Some(&recipient),
             )
             .await?;
         let outcome = match issued {
@@ -344,6 +434,42 @@ impl Auth {
         Ok(user)
     }
 
+    pub(crate) async fn revert(
+        &self,
+        ctx: &RequestContext,
+        input: VerifyEmailInput,
+    ) -> Result<User> {
+        let core = &self.core;
+        let redemption = Redemption {
+            token_hash: token_hash(&input.token).map_err(|m| Error::validation("token", m))?,
+            purpose: TokenPurpose::RevertEmail,
+            new_password_hash: None,
+            now: core.now(),
+        };
+        let user = match core.repos.recovery.redeem_token(redemption).await {
+            Ok(user) => user,
+            Err(e) => {
+                if let Error::Validation(f) = &e {
+                    let reason = f.0.get("token").and_then(|m| m.first()).cloned();
+                    let event = Event::new("user.email_reverted", FAILURE)
+                        .detail("reason", reason.unwrap_or_default());
+                    core.audit(ctx, event).await;
+                }
+                return Err(e);
+            }
+        };
+        core.forget_user(user.id).await;
+        core.audit(
+            ctx,
+            Event::new("user.email_reverted", SUCCESS)
+                .own(user.id)
+                .detail("email", mask_email(&user.email))
+                .detail("sessions_revoked", true),
+        )
+        .await;
+        Ok(user)
+    }
+
     pub(crate) async fn resend(&self, caller: &Caller) -> Result<()> {
         let core = &self.core;
         let user = core
@@ -357,7 +483,7 @@ impl Auth {
             return Ok(());
         }
         match core
-            .issue_link(&user, 0, TokenPurpose::Verify, true)
+            .issue_link(&user, 0, TokenPurpose::Verify, Some(&user.email))
             .await?
         {
             Issued::Link(_) => {
@@ -389,7 +515,7 @@ impl Auth {
                 &creds.user,
                 creds.credential_version,
                 TokenPurpose::Reset,
-                false,
+                None,
             )
             .await?
         {

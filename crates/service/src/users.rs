@@ -12,11 +12,11 @@ use crypto::Verified;
 use domain::{
     AuditPage, Caller, ConflictKind, CreateUserInput, Email, Error, FieldErrors, Password,
     PasswordChange, PasswordInput, Principal, RawAuditQuery, RawUserQuery, RequestContext, Result,
-    RevokeReason, Role, Status, User, UserId, UserPage, UserPatch, UserRevocation, UserService,
-    UserUpdate, parse_avatar_url, parse_name, parse_phone,
+    RevokeReason, Role, Status, User, UserCredentials, UserId, UserPage, UserPatch, UserRevocation,
+    UserService, UserUpdate, parse_avatar_url, parse_name, parse_phone,
 };
 
-use crate::audit::{Event, SUCCESS};
+use crate::audit::{Event, SUCCESS, mask_email};
 use crate::core::{Core, parse_settable_status};
 use crate::hasher::Priority;
 
@@ -127,6 +127,41 @@ impl Users {
             .ok_or(Error::NotFound)
     }
 
+    /// Prove that `given` is the current password of `creds`'s account (self-service changes
+    /// of the password or the email address). Guessing here counts like guessing at login: an
+    /// attempt is reserved before the password is hashed and is returned for the change to give
+    /// back. A wrong password is 403 (the token is fine, the value well formed).
+    async fn prove_password(
+        &self,
+        ctx: &RequestContext,
+        creds: &UserCredentials,
+        given: &str,
+        action: &'static str,
+    ) -> Result<u32> {
+        let core = &self.core;
+        let id = creds.user.id;
+        let (attempt, _) = match core.reserve_attempt(id).await {
+            Err(Error::InvalidCredentials) => return Err(Error::NotFound),
+            other => other?,
+        };
+        let verified = core
+            .hasher
+            .verify(given, &creds.password_hash, Priority::Other)
+            .await?;
+        if verified == Verified::Invalid {
+            core.audit(
+                ctx,
+                Event::new(action, "failure")
+                    .own(id)
+                    .detail("reason", "bad_current_password")
+                    .detail("failures", attempt),
+            )
+            .await;
+            return Err(Error::Forbidden("the current password is incorrect".into()));
+        }
+        Ok(attempt)
+    }
+
     async fn revoke_all(
         &self,
         id: UserId,
@@ -190,9 +225,13 @@ impl UserService for Users {
     async fn update_user(&self, caller: &Caller, id: UserId, patch: UserPatch) -> Result<User> {
         let (ctx, who) = (&caller.ctx, &caller.who);
         require_self_or_admin(who, id)?;
+        let own = who.user_id == id;
         let mut errs = FieldErrors::new();
         let mut update = UserUpdate::default();
         let mut fields: Vec<&str> = Vec::new();
+        if patch.current_password.as_deref() == Some("") {
+            errs.add("current_password", "must not be empty");
+        }
         if let Some(email) = &patch.email {
             update.email = errs
                 .check("email", Email::parse(email))
@@ -215,16 +254,35 @@ impl UserService for Users {
         if update.is_empty() {
             return self.existing(id).await;
         }
-        // A new address is unverified until its owner proves it (the same address in another
-        // case is not new).
-        let mut verification_cleared = false;
-        let mut update_email_changed = false;
-        if let Some(email) = &update.email {
-            let before = self.existing(id).await?;
-            if before.email.to_lowercase() != email.to_lowercase() {
-                update.is_verified = Some(false);
-                verification_cleared = before.is_verified;
-                update_email_changed = true;
+        // A new address: read the account from storage (never a cache). Changing one's own
+        // needs the current password (a stolen access token alone must not be enough to take
+        // the account over); the old address is told and can undo the change; the new one is
+        // unverified until its owner follows the link mailed to it (the repository decides
+        // that against the locked row).
+        let mut moved: Option<(String, String)> = None;
+        if let Some(email) = update.email.clone() {
+            let creds = core
+                .repos
+                .users
+                .find_credentials_by_id(id)
+                .await?
+                .filter(|c| c.user.status != Status::Deleted)
+                .ok_or(Error::NotFound)?;
+            if !creds.user.email.eq_ignore_ascii_case(&email) {
+                if own {
+                    let Some(given) = patch.current_password.as_deref() else {
+                        return Err(Error::validation(
+                            "current_password",
+                            "is required to change your own email address",
+                        ));
+                    };
+                    let attempt = self
+                        .prove_password(ctx, &creds, given, "user.updated")
+                        .await?;
+                    update.release_attempt = Some(attempt);
+                }
+                update.email_change = Some(core.email_change(&creds.user, &email)?);
+                moved = Some((creds.user.email.clone(), email));
             }
         }
         let user = core
@@ -237,12 +295,20 @@ impl UserService for Users {
             .by(who)
             .subject(id)
             .detail("fields", fields);
-        if verification_cleared {
-            event = event.detail("email_verification_cleared", true);
+        if let Some((old, new)) = &moved {
+            event = event
+                .detail("old_email", mask_email(old))
+                .detail("new_email", mask_email(new))
+                .detail("by_admin", !own);
         }
         core.audit(ctx, event).await;
-        if update_email_changed {
-            core.send_verification(ctx, &user).await;
+        if moved.is_some() {
+            core.mail_queued.notify_waiters();
+            core.audit(
+                ctx,
+                Event::new("auth.email_verification_requested", "sent").subject(id),
+            )
+            .await;
         }
         Ok(user)
     }
@@ -316,27 +382,9 @@ impl UserService for Users {
         // reserved before the current password is hashed.
         let (verified_hash, attempt) = match current {
             Some(current) => {
-                let (attempt, _) = match core.reserve_attempt(id).await {
-                    Err(Error::InvalidCredentials) => return Err(Error::NotFound),
-                    other => other?,
-                };
-                let verified = core
-                    .hasher
-                    .verify(current, &creds.password_hash, Priority::Other)
+                let attempt = self
+                    .prove_password(ctx, &creds, current, "user.password_changed")
                     .await?;
-                if verified == Verified::Invalid {
-                    core.audit(
-                        ctx,
-                        Event::new("user.password_changed", "failure")
-                            .own(id)
-                            .detail("reason", "bad_current_password")
-                            .detail("failures", attempt),
-                    )
-                    .await;
-                    // The caller is known but may not do this without the right password: 403,
-                    // not 401 (the token is fine) nor 400 (the value is well formed).
-                    return Err(Error::Forbidden("the current password is incorrect".into()));
-                }
                 (Some(creds.password_hash), Some(attempt))
             }
             None => (None, None),

@@ -395,6 +395,7 @@ async fn put_and_patch_semantics() {
     let id = me.user_id;
     // PUT through the client adapter: every field given, absent ones cleared.
     let put = UserPatch {
+        current_password: None,
         email: Some("Dave@Example.com".into()),
         first_name: Some(Some("Dave".into())),
         last_name: Some(Some("Jones".into())),
@@ -413,6 +414,7 @@ async fn put_and_patch_semantics() {
     );
     // PATCH: only what is named; `Some(None)` clears.
     let patch = UserPatch {
+        current_password: None,
         last_name: Some(None),
         avatar_url: Some(Some("https://example.com/d.png".into())),
         ..Default::default()
@@ -454,6 +456,7 @@ async fn put_and_patch_semantics() {
     assert_eq!(field_errors(&e), ["update_mask"]);
     // Invalid values keep their field names across the hop.
     let bad = UserPatch {
+        current_password: None,
         email: Some("nope".into()),
         avatar_url: Some(Some("ftp://x".into())),
         ..Default::default()

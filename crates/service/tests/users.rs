@@ -225,6 +225,7 @@ async fn user_reads_and_updates_self() {
             &by(&fred),
             fred.user_id,
             UserPatch {
+                current_password: Some(PASSWORD.into()),
                 email: Some("Fred.New@Example.com".into()),
                 first_name: Some(Some("Fred".into())),
                 last_name: Some(Some("Flint".into())),
@@ -308,6 +309,7 @@ async fn update_validates_every_field() {
             &by(&hugo),
             hugo.user_id,
             UserPatch {
+                current_password: None,
                 email: Some("nope".into()),
                 first_name: Some(Some("x".repeat(51))),
                 last_name: Some(Some("y".repeat(51))),
@@ -335,6 +337,7 @@ async fn update_to_a_taken_email_conflicts() {
             iris.user_id,
             UserPatch {
                 email: Some("JACK@example.com".into()),
+                current_password: Some(PASSWORD.into()),
                 ..UserPatch::default()
             },
         )

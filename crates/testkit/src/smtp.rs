@@ -30,7 +30,7 @@ impl Received {
     /// The first `<…>/<path>?token=<token>` link in the message: the token.
     pub fn token(&self, path: &str) -> Option<String> {
         let text = self.decoded();
-        let marker = format!("/{path}?token=");
+        let marker = format!("/{path}#token=");
         let at = text.find(&marker)? + marker.len();
         let token: String = text[at..]
             .chars()

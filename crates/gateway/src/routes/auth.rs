@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(forgot_password))
         .routes(routes!(reset_password))
         .routes(routes!(verify_email))
+        .routes(routes!(revert_email))
         .routes(routes!(resend_verification))
 }
 
@@ -231,6 +232,28 @@ pub async fn verify_email(
     limit(&state, Bucket::Recovery, &client).await?;
     Ok(Success::ok(
         state.auth.verify_email(&client.ctx, input).await?,
+    ))
+}
+
+/// Undo an email change with the token of the link mailed to the replaced address: that address
+/// comes back (verified) and every session of the account ends.
+#[utoipa::path(post, path = "/api/v1/auth/email/revert", tag = "auth",
+    request_body = VerifyEmailInput,
+    responses(
+        (status = 200, description = "The user, with the previous address back", body = EnvelopeDoc<User>),
+        (status = 400, description = "VALIDATION_FAILED (the token is unknown, used or expired) or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 409, description = "The previous address belongs to another account meanwhile", body = ErrorEnvelopeDoc),
+        (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
+        (status = 429, description = "Rate limited (Retry-After)", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn revert_email(
+    State(state): State<AppState>,
+    client: Client,
+    ApiJson(input): ApiJson<VerifyEmailInput>,
+) -> ApiResult<Success<User>> {
+    limit(&state, Bucket::Recovery, &client).await?;
+    Ok(Success::ok(
+        state.auth.revert_email(&client.ctx, input).await?,
     ))
 }
 

@@ -1,6 +1,7 @@
-//! The two pages the mailed links open (`<public url>/reset-password?token=…`,
-//! `<public url>/verify-email?token=…`), so a deployment without a front end of its own (and
-//! `cargo run`) has working links. Static HTML whose script reads the token from the address,
+//! The pages the mailed links open (`<public url>/reset-password#token=…`,
+//! `<public url>/verify-email#token=…`, `<public url>/revert-email#token=…`), so a deployment without a front end of its own (and
+//! `cargo run`) has working links. Static HTML whose script reads the token from the address's
+//! fragment (never sent to a server, so no proxy or access log sees it),
 //! removes it from the address bar and history, and POSTs it to the API; nothing from the request
 //! is echoed into the page. A front end of your own can take these paths over by pointing
 //! `ARCANA_PUBLIC_URL` at itself.
@@ -32,5 +33,9 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/verify-email",
             get(|| async { page(include_str!("../../pages/verify-email.html")) }),
+        )
+        .route(
+            "/revert-email",
+            get(|| async { page(include_str!("../../pages/revert-email.html")) }),
         )
 }

@@ -1,9 +1,9 @@
 //! Domain ↔ `arcana.internal.v1` (the repository boundary). Users and pages of users travel as
 //! their `arcana.v1` messages (see [`super::v1`]).
 use domain::{
-    AttemptReservation, AuditCursor, AuditQuery, Cursor, Error, LockoutPolicy, LoginAttempt,
-    LoginSuccess, MailClaim, MailSettlement, NewAccountToken, NewSession, NewUser, OutboxStats,
-    OutgoingMail, PageRequest, PasswordChange, QueuedMail, Redemption, Rehash, Result,
+    AttemptReservation, AuditCursor, AuditQuery, Cursor, EmailChange, Error, LockoutPolicy,
+    LoginAttempt, LoginSuccess, MailClaim, MailSettlement, NewAccountToken, NewSession, NewUser,
+    OutboxStats, OutgoingMail, PageRequest, PasswordChange, QueuedMail, Redemption, Rehash, Result,
     RevokeReason, Role, Rotation, Session, SessionOwner, SortOrder, Timestamp, TokenIssue, User,
     UserCredentials, UserQuery, UserRevocation, UserSort, UserUpdate,
 };
@@ -23,6 +23,10 @@ message!(UserCredentials => pb::Credentials {
 });
 message!(UserUpdate => pb::UserUpdate {
     email, first_name, last_name, phone, avatar_url, role, status, is_verified, password_hash,
+    email_change, release_attempt,
+});
+message!(EmailChange => pb::EmailChange {
+    id, expected_email, revert_token_hash, revert_expires_at, verify_token, mails,
 });
 message!(LockoutPolicy => pb::LockoutPolicy { max_failures, base_lock, max_lock });
 message!(Rehash => pb::Rehash { verified_hash, new_hash });
@@ -89,6 +93,11 @@ call!(pb::AtRequest {
     now: Timestamp
 });
 call!(pb::FindCredentialsRequest { login: String });
+call!(pb::ResetRecipientRequest {
+    user_id: Uuid,
+    changed_since: Timestamp
+});
+wrapper!(pb::OptionalString { value: Option<String> });
 call!(pb::UpdateUserRequest {
     id: Uuid,
     update: UserUpdate,

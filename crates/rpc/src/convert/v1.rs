@@ -34,6 +34,17 @@ message!(AuditEvent => v1::AuditEvent {
 message!(ForgotPasswordInput => v1::ForgotPasswordRequest { email });
 message!(ResetPasswordInput => v1::ResetPasswordRequest { token, new_password });
 message!(VerifyEmailInput => v1::VerifyEmailRequest { token });
+// The revert link's token travels like a verification token (one domain input for both).
+impl From<VerifyEmailInput> for v1::RevertEmailRequest {
+    fn from(i: VerifyEmailInput) -> Self {
+        Self { token: i.token }
+    }
+}
+impl From<v1::RevertEmailRequest> for VerifyEmailInput {
+    fn from(r: v1::RevertEmailRequest) -> Self {
+        Self { token: r.token }
+    }
+}
 wrapper!(v1::ResetPasswordResponse { user_id: Uuid });
 wrapper!(v1::ListSessionsResponse { sessions: Vec<SessionInfo> });
 wrapper!(v1::LogoutAllResponse { revoked_count: u64 });
@@ -193,6 +204,7 @@ pub fn update_user_request(id: UserId, patch: UserPatch) -> v1::UpdateUserReques
         phone: patch.phone.flatten(),
         avatar_url: patch.avatar_url.flatten(),
         update_mask: Some(prost_types::FieldMask { paths }),
+        current_password: patch.current_password,
     }
 }
 
@@ -231,6 +243,7 @@ pub fn update_user_from_request(r: v1::UpdateUserRequest) -> Result<(UserId, Use
         );
     }
     let patch = UserPatch {
+        current_password: r.current_password,
         email: r.email.filter(|_| named("email")),
         first_name: named("first_name").then_some(r.first_name),
         last_name: named("last_name").then_some(r.last_name),

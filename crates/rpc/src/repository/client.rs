@@ -148,6 +148,14 @@ impl RecoveryRepository for RepositoryClient {
     async fn redeem_token(&self, redemption: Redemption) -> Result<User> {
         call!(self, Write, redeem_token, pb::Redemption::from(redemption))
     }
+    async fn reset_recipient(
+        &self,
+        user_id: UserId,
+        changed_since: Timestamp,
+    ) -> Result<Option<String>> {
+        let msg = pb::ResetRecipientRequest::new(user_id, changed_since);
+        call!(self, Read, reset_recipient, msg)
+    }
     async fn claim_mail(&self, claim: MailClaim) -> Result<Vec<QueuedMail>> {
         call!(self, Write, claim_mail, pb::MailClaim::from(claim))
     }

@@ -247,6 +247,16 @@ impl RepositoryService for RepositoryGrpc {
         })
         .await
     }
+    async fn reset_recipient(
+        &self,
+        req: Request<pb::ResetRecipientRequest>,
+    ) -> Answer<pb::OptionalString> {
+        handle("ResetRecipient", req, |m| async move {
+            let (user_id, since) = m.parse()?;
+            self.ports.recovery.reset_recipient(user_id, since).await
+        })
+        .await
+    }
     async fn claim_mail(&self, req: Request<pb::MailClaim>) -> Answer<pb::MailList> {
         handle("ClaimMail", req, |m| async move {
             self.ports.recovery.claim_mail(m.try_into()?).await

@@ -163,6 +163,18 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
         .await
     }
 
+    async fn revert_email(&self, req: Request<v1::RevertEmailRequest>) -> Answer<v1::User> {
+        let auth = &self.auth;
+        public(
+            &self.source,
+            "RevertEmail",
+            Throttled::Recovery,
+            req,
+            |ctx, m| async move { auth.revert_email(&ctx, m.into()).await.map(Into::into) },
+        )
+        .await
+    }
+
     async fn resend_verification(
         &self,
         req: Request<v1::ResendVerificationRequest>,

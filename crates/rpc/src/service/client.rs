@@ -191,6 +191,10 @@ impl AuthService for AuthClient {
         let msg = v1::ResendVerificationRequest {};
         call!(self, Write, resend_verification, caller: caller, msg)
     }
+    async fn revert_email(&self, ctx: &RequestContext, input: VerifyEmailInput) -> Result<User> {
+        let msg = v1::RevertEmailRequest::from(input);
+        call!(self, Write, revert_email, ctx: ctx, msg)
+    }
 }
 
 /// [`UserService`] over gRPC (`arcana.v1.UserService` of `upstream`).
