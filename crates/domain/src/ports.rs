@@ -99,6 +99,10 @@ pub trait RecoveryRepository: Send + Sync {
     /// for a reset, their credentials changed since it was issued) is `Error::Validation` on the
     /// field `token` with one of the `TOKEN_*` messages.
     async fn redeem_token(&self, redemption: Redemption) -> Result<User>;
+    /// Read-only: whether `redemption`'s token could be spent now (`Ok`), else the refusal
+    /// `redeem_token` would answer. Lets a caller skip costly work (hashing the new password)
+    /// for a bogus token; `redeem_token` checks again.
+    async fn check_token(&self, redemption: Redemption) -> Result<()>;
     /// Where a password-reset link for `user_id` may go: its address when verified; else the
     /// verified address that an email change made at or after `changed_since` replaced (and
     /// that was not reverted); else nowhere. Read against the stored row, never a cache.

@@ -252,8 +252,59 @@ fn lock_token(conn: &mut AnyConnection, hash: &str) -> Result<Option<TokenRow>, 
     })
 }
 
+/// The token of `r` and its user when the token can be spent at `now`, else why not (the
+/// `TOKEN_*` refusal). `lock`: both rows locked until the transaction ends (to spend it).
+fn live_token(
+    conn: &mut AnyConnection,
+    r: &Redemption,
+    now: i64,
+    lock: bool,
+) -> Result<(TokenRow, UserRow), DbError> {
+    let token = if lock {
+        lock_token(conn, &r.token_hash)?
+    } else {
+        account_tokens::table
+            .filter(account_tokens::token_hash.eq(&r.token_hash))
+            .select(TokenRow::as_select())
+            .get_result(conn)
+            .optional()?
+    };
+    let token = token
+        .filter(|t| t.purpose == r.purpose.as_str())
+        .ok_or_else(|| refused(TOKEN_UNKNOWN))?;
+    if token.used_at.is_some() {
+        return Err(refused(TOKEN_USED));
+    }
+    if token.expires_at <= now {
+        return Err(refused(TOKEN_EXPIRED));
+    }
+    let user = if lock {
+        lock_live_user(conn, &token.user_id)?
+    } else {
+        users::table
+            .find(&token.user_id)
+            .filter(users::status.ne("deleted"))
+            .select(UserRow::as_select())
+            .get_result(conn)
+            .optional()?
+    };
+    let user = user
+        .filter(|u| u.email.to_lowercase() == token.email)
+        .filter(|u| {
+            r.purpose != TokenPurpose::Reset || u.credential_version == token.credential_version
+        })
+        .ok_or_else(|| refused(TOKEN_SUPERSEDED))?;
+    Ok((token, user))
+}
+
 #[async_trait]
 impl RecoveryRepository for Database {
+    async fn check_token(&self, r: Redemption) -> Result<()> {
+        let now = micros(r.now);
+        self.run(move |conn| live_token(conn, &r, now, false).map(|_| ()))
+            .await
+    }
+
     async fn issue_token(&self, issue: TokenIssue) -> Result<bool> {
         let token = TokenRow::from_new(issue.token);
         let mail = issue.mail.map(MailRow::from_outgoing);
@@ -289,22 +340,7 @@ impl RecoveryRepository for Database {
                 if r.purpose == TokenPurpose::RevertEmail {
                     return revert_email(conn, &r.token_hash, now);
                 }
-                let token = lock_token(conn, &r.token_hash)?
-                    .filter(|t| t.purpose == r.purpose.as_str())
-                    .ok_or_else(|| refused(TOKEN_UNKNOWN))?;
-                if token.used_at.is_some() {
-                    return Err(refused(TOKEN_USED));
-                }
-                if token.expires_at <= now {
-                    return Err(refused(TOKEN_EXPIRED));
-                }
-                let user = lock_live_user(conn, &token.user_id)?
-                    .filter(|u| u.email.to_lowercase() == token.email)
-                    .filter(|u| {
-                        r.purpose != TokenPurpose::Reset
-                            || u.credential_version == token.credential_version
-                    })
-                    .ok_or_else(|| refused(TOKEN_SUPERSEDED))?;
+                let (token, user) = live_token(conn, &r, now, true)?;
                 diesel::update(account_tokens::table.find(&token.id))
                     .set(account_tokens::used_at.eq(Some(now)))
                     .execute(conn)?;

@@ -272,6 +272,17 @@ impl AuthService for Auth {
                 }
             }
         };
+        // An unverified account's session is not renewed while verification is required: asked
+        // before the swap, so the same token works once the address is verified.
+        if core.config.recovery.require_verified_email {
+            let owner = core.repos.sessions.find_with_owner(sid).await?;
+            if let Some(owner) = owner.filter(|o| o.is_live(core.now()))
+                && !owner.user.is_verified
+                && crypto::tokens::constant_time_eq(&presented, &owner.session.refresh_token_hash)
+            {
+                return Err(Error::EmailNotVerified);
+            }
+        }
         // The usual case, in one repository call: the token presented is the current one of a
         // live session, swapped for a new one.
         if let Some(done) = swap(presented.clone(), core.now()).await? {
@@ -393,6 +404,7 @@ impl AuthService for Auth {
 
     async fn list_sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>> {
         let (who, core) = (&caller.who, &self.core);
+        core.require_verified(who.user_id).await?;
         let sessions = core
             .repos
             .sessions

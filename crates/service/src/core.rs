@@ -90,6 +90,26 @@ impl Core {
         }
     }
 
+    /// With `ARCANA_REQUIRE_VERIFIED_EMAIL`, a session of an account whose address is not
+    /// verified may only read the account, ask for and follow a verification link, and end
+    /// sessions: everything else is `EmailNotVerified`. Read from storage, never a cache.
+    pub(crate) async fn require_verified(&self, user_id: UserId) -> Result<()> {
+        if !self.config.recovery.require_verified_email {
+            return Ok(());
+        }
+        let verified = self
+            .repos
+            .users
+            .find_credentials_by_id(user_id)
+            .await?
+            .is_some_and(|c| c.user.is_verified);
+        if verified {
+            Ok(())
+        } else {
+            Err(Error::EmailNotVerified)
+        }
+    }
+
     /// Reserve one login attempt for `id` before a password of it is hashed (login, and the
     /// current password of a password change): the attempt number and the lock it set, or
     /// `Error::Locked` when none is left (nothing may be evaluated).

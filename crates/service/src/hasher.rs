@@ -35,6 +35,8 @@ pub struct Hasher {
     waiting: Arc<AtomicUsize>,
     /// Password verifications run so far (a password was evaluated).
     verifications: Arc<AtomicU64>,
+    /// New hashes computed so far.
+    hashes: Arc<AtomicU64>,
     capacity: usize,
     workers: usize,
     iterations: u32,
@@ -71,6 +73,7 @@ impl Hasher {
             tx,
             waiting,
             verifications: Arc::new(AtomicU64::new(0)),
+            hashes: Arc::new(AtomicU64::new(0)),
             capacity: queue,
             workers,
             iterations,
@@ -96,11 +99,18 @@ impl Hasher {
         self.verifications.load(Ordering::Relaxed)
     }
 
+    /// New password hashes computed so far.
+    pub fn hashes(&self) -> u64 {
+        self.hashes.load(Ordering::Relaxed)
+    }
+
     /// Hash a new password with the current parameters.
     pub async fn hash(&self, password: &str, priority: Priority) -> Result<String> {
         let password = SecretString::from(password);
         let iterations = self.iterations;
+        let hashes = self.hashes.clone();
         self.run_as(priority, move || {
+            hashes.fetch_add(1, Ordering::Relaxed);
             crypto::hash_password(password.expose_secret(), iterations)
         })
         .await

@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn ascii_bodies_go_out_as_they_are() {
         let link = format!(
-            "https://id.example.test/reset-password?token={}",
+            "https://id.example.test/reset-password#token={}",
             "a".repeat(43)
         );
         let body = readable(format!("Hello,\nopen {link}\n-- x\n"));

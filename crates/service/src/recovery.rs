@@ -387,14 +387,23 @@ impl Auth {
         let (Some(token_hash), Some(password)) = (hash, password) else {
             return Err(Error::internal("validated fields missing"));
         };
-        let new_hash = core.hasher.hash(password.expose(), Priority::Other).await?;
-        let redemption = Redemption {
+        let mut redemption = Redemption {
             token_hash,
             purpose: TokenPurpose::Reset,
-            new_password_hash: Some(new_hash),
+            new_password_hash: None,
             now: core.now(),
         };
-        let user = match core.repos.recovery.redeem_token(redemption).await {
+        // A read first: a bogus, used or expired token costs no password hash.
+        let checked = core.repos.recovery.check_token(redemption.clone()).await;
+        let redeemed = match checked {
+            Ok(()) => {
+                let new_hash = core.hasher.hash(password.expose(), Priority::Other).await?;
+                redemption.new_password_hash = Some(new_hash);
+                core.repos.recovery.redeem_token(redemption).await
+            }
+            Err(e) => Err(e),
+        };
+        let user = match redeemed {
             Ok(user) => user,
             Err(e) => {
                 if let Error::Validation(f) = &e {

@@ -188,12 +188,14 @@ impl UserService for Users {
     }
 
     async fn list_users(&self, caller: &Caller, query: RawUserQuery) -> Result<UserPage> {
+        self.core.require_verified(caller.who.user_id).await?;
         require_admin(&caller.who)?;
         let query = query.parse()?;
         self.core.repos.users.list(&query).await
     }
 
     async fn create_user(&self, caller: &Caller, input: CreateUserInput) -> Result<User> {
+        self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         require_admin(who)?;
         let core = &self.core;
@@ -213,6 +215,7 @@ impl UserService for Users {
     }
 
     async fn get_user(&self, caller: &Caller, id: UserId) -> Result<User> {
+        self.core.require_verified(caller.who.user_id).await?;
         require_self_or_admin(&caller.who, id)?;
         self.core
             .repos
@@ -223,6 +226,7 @@ impl UserService for Users {
     }
 
     async fn update_user(&self, caller: &Caller, id: UserId, patch: UserPatch) -> Result<User> {
+        self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         require_self_or_admin(who, id)?;
         let own = who.user_id == id;
@@ -314,6 +318,7 @@ impl UserService for Users {
     }
 
     async fn delete_user(&self, caller: &Caller, id: UserId) -> Result<()> {
+        self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         require_admin(who)?;
         let core = &self.core;
@@ -347,6 +352,7 @@ impl UserService for Users {
     }
 
     async fn change_password(&self, caller: &Caller, id: UserId, pw: PasswordInput) -> Result<()> {
+        self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         require_self_or_admin(who, id)?;
         let core = &self.core;
@@ -423,6 +429,7 @@ impl UserService for Users {
     }
 
     async fn verify_user(&self, caller: &Caller, id: UserId) -> Result<User> {
+        self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         require_admin(who)?;
         let core = &self.core;
@@ -448,6 +455,7 @@ impl UserService for Users {
     }
 
     async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User> {
+        self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         require_admin(who)?;
         let status = parse_settable_status(status).map_err(|m| Error::validation("status", m))?;
@@ -487,6 +495,7 @@ impl UserService for Users {
     }
 
     async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User> {
+        self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         require_admin(who)?;
         let role: Role = role
@@ -525,6 +534,7 @@ impl UserService for Users {
     }
 
     async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage> {
+        self.core.require_verified(caller.who.user_id).await?;
         require_admin(&caller.who)?;
         let query = query.parse()?;
         self.core.repos.audit.list_events(&query).await

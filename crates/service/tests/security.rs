@@ -422,3 +422,126 @@ async fn changing_the_email_clears_is_verified() {
         "no audit of the cleared verification: {events:?}"
     );
 }
+
+// ---- round 2, item 6: a reset token is looked up before any hashing --------------------------
+
+/// The old code hashed the new password (a full PBKDF2 run) before it knew whether the token was
+/// any good: 1 hash per bogus request. Now a read-only lookup comes first: 0.
+#[tokio::test]
+async fn a_bogus_reset_token_costs_no_password_hash() {
+    let app = TestApp::new().await;
+    let before = app.hasher.hashes();
+    for token in ["A".repeat(43), "not-even-close".to_owned()] {
+        let e = app
+            .auth
+            .reset_password(
+                &ctx(),
+                domain::ResetPasswordInput {
+                    token,
+                    new_password: "Better456".into(),
+                },
+            )
+            .await
+            .unwrap_err();
+        match e {
+            Error::Validation(f) => assert_eq!(f.0["token"], [domain::TOKEN_UNKNOWN]),
+            other => panic!("expected a token refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(app.hasher.hashes(), before, "no hash for a bogus token");
+    // A real one still costs exactly one.
+    let link = app.auth.reset_link("bogus-check").await;
+    assert!(matches!(link, Err(Error::NotFound)));
+    app.register("realtoken").await;
+    let link = app.auth.reset_link("realtoken").await.unwrap();
+    let token = link.split("#token=").nth(1).unwrap().to_owned();
+    let before = app.hasher.hashes();
+    app.auth
+        .reset_password(
+            &ctx(),
+            domain::ResetPasswordInput {
+                token,
+                new_password: "Better456".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(app.hasher.hashes(), before + 1);
+}
+
+// ---- round 2, item 3: ARCANA_REQUIRE_VERIFIED_EMAIL holds for sessions ---------------------
+
+/// The old code checked the flag at password login only: the session opened at registration
+/// refreshed and edited the profile forever (both answered Ok). Now such a session may read
+/// the account and end sessions; everything else, refresh included, is EMAIL_NOT_VERIFIED
+/// until the address is verified — and again after an email change un-verifies it.
+#[tokio::test]
+async fn an_unverified_session_can_only_read_until_verified() {
+    let mut config = config();
+    config.recovery.require_verified_email = true;
+    let app = TestApp::with_config(config).await;
+    let (_, boss) = app.admin("boss").await;
+    let (s, p) = app.user("pending").await;
+    let name = |n: &str| UserPatch {
+        first_name: Some(Some(n.into())),
+        ..UserPatch::default()
+    };
+    let e = app
+        .users
+        .update_user(&by(&p), p.user_id, name("Pat"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::EmailNotVerified), "{e:?}");
+    let e = app.users.get_user(&by(&p), p.user_id).await.unwrap_err();
+    assert!(matches!(e, Error::EmailNotVerified), "{e:?}");
+    let e = app.auth.list_sessions(&by(&p)).await.unwrap_err();
+    assert!(matches!(e, Error::EmailNotVerified), "{e:?}");
+    let e = app
+        .auth
+        .refresh(&ctx(), &s.tokens.refresh_token)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::EmailNotVerified), "{e:?}");
+    // Reading the account still works.
+    assert_eq!(app.auth.me(&by(&p)).await.unwrap().username, "pending");
+
+    // Verified: the same refresh token renews the session; edits work.
+    app.users.verify_user(&by(&boss), p.user_id).await.unwrap();
+    let renewed = app
+        .auth
+        .refresh(&ctx(), &s.tokens.refresh_token)
+        .await
+        .unwrap();
+    let p = app.principal(&renewed);
+    app.users
+        .update_user(&by(&p), p.user_id, name("Pat"))
+        .await
+        .unwrap();
+
+    // An email change un-verifies the account: the session is read-only again.
+    app.users
+        .update_user(
+            &by(&p),
+            p.user_id,
+            UserPatch {
+                email: Some("pending2@example.com".into()),
+                current_password: Some(PASSWORD.into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let e = app
+        .users
+        .update_user(&by(&p), p.user_id, name("Again"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::EmailNotVerified), "{e:?}");
+    let e = app
+        .auth
+        .refresh(&ctx(), &renewed.tokens.refresh_token)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::EmailNotVerified), "{e:?}");
+    app.auth.logout(&by(&p)).await.unwrap();
+}

@@ -27,7 +27,7 @@ impl Received {
             .replace("=3D", "=")
     }
 
-    /// The first `<…>/<path>?token=<token>` link in the message: the token.
+    /// The first `<…>/<path>#token=<token>` link in the message: the token.
     pub fn token(&self, path: &str) -> Option<String> {
         let text = self.decoded();
         let marker = format!("/{path}#token=");

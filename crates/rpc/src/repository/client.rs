@@ -148,6 +148,9 @@ impl RecoveryRepository for RepositoryClient {
     async fn redeem_token(&self, redemption: Redemption) -> Result<User> {
         call!(self, Write, redeem_token, pb::Redemption::from(redemption))
     }
+    async fn check_token(&self, redemption: Redemption) -> Result<()> {
+        call!(self, Read, check_token, pb::Redemption::from(redemption))
+    }
     async fn reset_recipient(
         &self,
         user_id: UserId,

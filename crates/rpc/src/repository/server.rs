@@ -247,6 +247,12 @@ impl RepositoryService for RepositoryGrpc {
         })
         .await
     }
+    async fn check_token(&self, req: Request<pb::Redemption>) -> Answer<pb::Empty> {
+        handle("CheckToken", req, |m| async move {
+            self.ports.recovery.check_token(m.try_into()?).await
+        })
+        .await
+    }
     async fn reset_recipient(
         &self,
         req: Request<pb::ResetRecipientRequest>,
