@@ -611,6 +611,7 @@ async fn operations_endpoints(app: TestApp) {
         ("/api/v1/auth/password/reset", &["post"]),
         ("/api/v1/auth/email/verify", &["post"]),
         ("/api/v1/auth/email/verify/resend", &["post"]),
+        ("/api/v1/auth/email/revert", &["post"]),
         ("/api/v1/users", &["get", "post"]),
         ("/api/v1/users/{id}", &["get", "put", "patch", "delete"]),
         ("/api/v1/users/{id}/password", &["put"]),

@@ -433,6 +433,49 @@ async fn health_and_reflection(app: TestApp) {
             "{want} missing from reflection: {names:?}"
         );
     }
+    // Security round 2, item 13: the public port describes only the public contract. The old
+    // code registered every descriptor, so the internal repository contract (and its password
+    // hash fields) was one FileContainingSymbol away.
+    let ask = |r: MessageRequest| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(r),
+    };
+    // One stream per question: the server ends a stream with NOT_FOUND for an unknown symbol.
+    let answer = |r: MessageRequest| {
+        let mut refl = refl.clone();
+        async move {
+            let stream = refl
+                .server_reflection_info(tokio_stream::iter(vec![ask(r)]))
+                .await;
+            match stream {
+                Err(s) => Err(s.code()),
+                Ok(s) => match s.into_inner().message().await {
+                    Err(s) => Err(s.code()),
+                    Ok(m) => Ok(m.and_then(|m| m.message_response)),
+                },
+            }
+        }
+    };
+    for internal in [
+        MessageRequest::FileContainingSymbol("arcana.internal.v1.RepositoryService".into()),
+        MessageRequest::FileContainingSymbol("arcana.internal.v1.Credentials".into()),
+        MessageRequest::FileByFilename("arcana/internal/v1/repository.proto".into()),
+    ] {
+        let what = format!("{internal:?}");
+        match answer(internal).await {
+            Err(Code::NotFound) | Ok(Some(MessageResponse::ErrorResponse(_))) => {}
+            Err(code) => panic!("{what}: unexpected {code:?}"),
+            Ok(_) => panic!("the public port describes the internal contract: {what}"),
+        }
+    }
+    let public = answer(MessageRequest::FileContainingSymbol(
+        "arcana.v1.UserService".into(),
+    ))
+    .await;
+    assert!(
+        matches!(public, Ok(Some(MessageResponse::FileDescriptorResponse(_)))),
+        "the public contract is described"
+    );
 }
 
 backends!(

@@ -103,9 +103,10 @@ impl GrpcRouter {
         let mut me = self.add(health);
         // Advertise only what this port serves (the descriptor set holds every contract).
         let names: Vec<String> = me.routes.keys().map(|n| (*n).to_owned()).collect();
+        let served = served_descriptors(&names);
         let reflection = || {
             let mut b = tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(&served)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
             for n in &names {
                 b = b.with_service_name(n.clone());
@@ -327,4 +328,48 @@ pub async fn track_health<F, Fut>(
             _ = draining() => {}
         }
     }
+}
+
+/// The descriptors of the services named (by full name) and every file they depend on, from the
+/// set of every contract: a port describes what it serves and nothing else (the public port never
+/// the internal contracts).
+fn served_descriptors(names: &[String]) -> Vec<u8> {
+    use prost::Message;
+    let Ok(all) = prost_types::FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET) else {
+        return Vec::new();
+    };
+    let defines = |f: &prost_types::FileDescriptorProto| {
+        f.service.iter().any(|s| {
+            let full = format!("{}.{}", f.package(), s.name());
+            names.iter().any(|n| *n == full)
+        })
+    };
+    let mut wanted: std::collections::BTreeSet<String> = all
+        .file
+        .iter()
+        .filter(|f| defines(f))
+        .map(|f| f.name().to_owned())
+        .collect();
+    // Close over dependencies (a handful of files: a fixed point is cheap).
+    loop {
+        let before = wanted.len();
+        let deps: Vec<String> = all
+            .file
+            .iter()
+            .filter(|f| wanted.contains(f.name()))
+            .flat_map(|f| f.dependency.iter().cloned())
+            .collect();
+        wanted.extend(deps);
+        if wanted.len() == before {
+            break;
+        }
+    }
+    prost_types::FileDescriptorSet {
+        file: all
+            .file
+            .into_iter()
+            .filter(|f| wanted.contains(f.name()))
+            .collect(),
+    }
+    .encode_to_vec()
 }
