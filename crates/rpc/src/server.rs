@@ -341,7 +341,7 @@ fn served_descriptors(names: &[String]) -> Vec<u8> {
     let defines = |f: &prost_types::FileDescriptorProto| {
         f.service.iter().any(|s| {
             let full = format!("{}.{}", f.package(), s.name());
-            names.iter().any(|n| *n == full)
+            names.contains(&full)
         })
     };
     let mut wanted: std::collections::BTreeSet<String> = all
