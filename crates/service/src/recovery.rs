@@ -301,6 +301,19 @@ impl Core {
     }
 }
 
+impl Core {
+    /// A link token was refused: the refusal (unknown, used, expired, superseded) is audited as
+    /// a failure of `action`; the error is handed back.
+    async fn token_refused(&self, ctx: &RequestContext, action: &'static str, e: Error) -> Error {
+        if let Error::Validation(f) = &e {
+            let reason = f.0.get("token").and_then(|m| m.first()).cloned();
+            let event = Event::new(action, FAILURE).detail("reason", reason.unwrap_or_default());
+            self.audit(ctx, event).await;
+        }
+        e
+    }
+}
+
 /// The stored form (SHA-256) of the token field, or its problem.
 fn token_hash(token: &str) -> std::result::Result<String, String> {
     let token = token.trim();
@@ -405,15 +418,7 @@ impl Auth {
         };
         let user = match redeemed {
             Ok(user) => user,
-            Err(e) => {
-                if let Error::Validation(f) = &e {
-                    let reason = f.0.get("token").and_then(|m| m.first()).cloned();
-                    let event = Event::new("auth.password_reset", FAILURE)
-                        .detail("reason", reason.unwrap_or_default());
-                    core.audit(ctx, event).await;
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(core.token_refused(ctx, "auth.password_reset", e).await),
         };
         core.forget_user(user.id).await;
         core.audit(
@@ -457,15 +462,7 @@ impl Auth {
         };
         let user = match core.repos.recovery.redeem_token(redemption).await {
             Ok(user) => user,
-            Err(e) => {
-                if let Error::Validation(f) = &e {
-                    let reason = f.0.get("token").and_then(|m| m.first()).cloned();
-                    let event = Event::new("user.email_reverted", FAILURE)
-                        .detail("reason", reason.unwrap_or_default());
-                    core.audit(ctx, event).await;
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(core.token_refused(ctx, "user.email_reverted", e).await),
         };
         core.forget_user(user.id).await;
         core.audit(
