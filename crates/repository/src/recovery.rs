@@ -12,7 +12,8 @@ use crate::connection::AnyConnection;
 use crate::database::{Database, write_transaction};
 use crate::error::DbError;
 use crate::models::{UserRow, from_micros, micros, name_key, parse_id};
-use crate::schema::{account_tokens, email_changes, outbox, sessions, users};
+use crate::schema::{account_tokens, email_changes, outbox, users};
+use crate::sessions::revoke_live_sessions;
 use crate::users::lock_live_user;
 
 /// Longest delivery error kept (the column's width).
@@ -128,6 +129,7 @@ pub(crate) fn record_email_change(
     if let Some(t) = change.verify_token {
         store_token(conn, &TokenRow::from_new(t), None)?;
     }
+    // One insert per mail: MultiConnection has no multi-row insert (two mails per change).
     for m in change.mails {
         diesel::insert_into(outbox::table)
             .values(&MailRow::from_outgoing(m))
@@ -181,16 +183,7 @@ fn revert_email(conn: &mut AnyConnection, hash: &str, now: i64) -> Result<User, 
             users::updated_at.eq(now),
         ))
         .execute(conn)?;
-    diesel::update(
-        sessions::table
-            .filter(sessions::user_id.eq(&user.id))
-            .filter(sessions::revoked_at.is_null()),
-    )
-    .set((
-        sessions::revoked_at.eq(Some(now)),
-        sessions::revoked_reason.eq(Some(RevokeReason::EmailReverted.as_str())),
-    ))
-    .execute(conn)?;
+    revoke_live_sessions(conn, &user.id, RevokeReason::EmailReverted, now)?;
     let row: UserRow = target.select(UserRow::as_select()).get_result(conn)?;
     row.into_user()
 }
@@ -357,16 +350,7 @@ impl RecoveryRepository for Database {
                                 users::updated_at.eq(now),
                             ))
                             .execute(conn)?;
-                        diesel::update(
-                            sessions::table
-                                .filter(sessions::user_id.eq(&user.id))
-                                .filter(sessions::revoked_at.is_null()),
-                        )
-                        .set((
-                            sessions::revoked_at.eq(Some(now)),
-                            sessions::revoked_reason.eq(Some(RevokeReason::PasswordReset.as_str())),
-                        ))
-                        .execute(conn)?;
+                        revoke_live_sessions(conn, &user.id, RevokeReason::PasswordReset, now)?;
                     }
                     (TokenPurpose::Reset, None) => {
                         return Err(Error::validation("new_password", "is required").into());

@@ -198,6 +198,25 @@ impl SessionRepository for Database {
 }
 
 /// The session `id` and its owner as they stand, in one read.
+/// Revoke every live session of `user_id` for `reason`, in the caller's transaction.
+pub(crate) fn revoke_live_sessions(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    reason: RevokeReason,
+    now: i64,
+) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::revoked_at.eq(Some(now)),
+        sessions::revoked_reason.eq(Some(reason.as_str())),
+    ))
+    .execute(conn)?)
+}
+
 fn with_owner(conn: &mut AnyConnection, id: &str) -> Result<Option<SessionOwner>, DbError> {
     let row: Option<(SessionRow, UserRow)> = sessions::table
         .inner_join(users::table)

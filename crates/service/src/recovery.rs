@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use domain::{
     Caller, EMAIL_REVERT_WINDOW, Email, EmailChange, Error, FieldErrors, ForgotPasswordInput,
     NewAccountToken, OutgoingMail, Password, Redemption, RequestContext, ResetPasswordInput,
-    Result, Status, TokenIssue, TokenPurpose, User, UserId, VerifyEmailInput,
+    Result, Status, Timestamp, TokenIssue, TokenPurpose, User, UserId, VerifyEmailInput,
 };
 
 use crate::audit::{Event, FAILURE, SUCCESS, mask_email};
@@ -245,9 +245,7 @@ impl Core {
         )
         .await;
     }
-}
 
-impl Core {
     /// What changing `user`'s address (as read from storage) to `new_email` writes with the
     /// update: the revert link mailed to the old address (a notice, valid for
     /// [`EMAIL_REVERT_WINDOW`]) and the verification link mailed to the new one.
@@ -299,9 +297,7 @@ impl Core {
             mails: vec![mail(&user.email, notice), mail(new_email, verify)],
         })
     }
-}
 
-impl Core {
     /// A link token was refused: the refusal (unknown, used, expired, superseded) is audited as
     /// a failure of `action`; the error is handed back.
     async fn token_refused(&self, ctx: &RequestContext, action: &'static str, e: Error) -> Error {
@@ -312,6 +308,16 @@ impl Core {
         }
         e
     }
+}
+
+/// Spending the token of a verification or revert link at `now` (nothing else to set).
+fn link_redemption(token: &str, purpose: TokenPurpose, now: Timestamp) -> Result<Redemption> {
+    Ok(Redemption {
+        token_hash: token_hash(token).map_err(|m| Error::validation("token", m))?,
+        purpose,
+        new_password_hash: None,
+        now,
+    })
 }
 
 /// The stored form (SHA-256) of the token field, or its problem.
@@ -407,15 +413,13 @@ impl Auth {
             now: core.now(),
         };
         // A read first: a bogus, used or expired token costs no password hash.
-        let checked = core.repos.recovery.check_token(redemption.clone()).await;
-        let redeemed = match checked {
-            Ok(()) => {
-                let new_hash = core.hasher.hash(password.expose(), Priority::Other).await?;
-                redemption.new_password_hash = Some(new_hash);
-                core.repos.recovery.redeem_token(redemption).await
-            }
-            Err(e) => Err(e),
-        };
+        let redeemed = async {
+            core.repos.recovery.check_token(redemption.clone()).await?;
+            let new_hash = core.hasher.hash(password.expose(), Priority::Other).await?;
+            redemption.new_password_hash = Some(new_hash);
+            core.repos.recovery.redeem_token(redemption).await
+        }
+        .await;
         let user = match redeemed {
             Ok(user) => user,
             Err(e) => return Err(core.token_refused(ctx, "auth.password_reset", e).await),
@@ -435,12 +439,7 @@ impl Auth {
         input: VerifyEmailInput,
     ) -> Result<User> {
         let core = &self.core;
-        let redemption = Redemption {
-            token_hash: token_hash(&input.token).map_err(|m| Error::validation("token", m))?,
-            purpose: TokenPurpose::Verify,
-            new_password_hash: None,
-            now: core.now(),
-        };
+        let redemption = link_redemption(&input.token, TokenPurpose::Verify, core.now())?;
         let user = core.repos.recovery.redeem_token(redemption).await?;
         core.forget_user(user.id).await;
         core.audit(ctx, Event::new("auth.email_verified", SUCCESS).own(user.id))
@@ -454,12 +453,7 @@ impl Auth {
         input: VerifyEmailInput,
     ) -> Result<User> {
         let core = &self.core;
-        let redemption = Redemption {
-            token_hash: token_hash(&input.token).map_err(|m| Error::validation("token", m))?,
-            purpose: TokenPurpose::RevertEmail,
-            new_password_hash: None,
-            now: core.now(),
-        };
+        let redemption = link_redemption(&input.token, TokenPurpose::RevertEmail, core.now())?;
         let user = match core.repos.recovery.redeem_token(redemption).await {
             Ok(user) => user,
             Err(e) => return Err(core.token_refused(ctx, "user.email_reverted", e).await),
