@@ -626,3 +626,52 @@ async fn a_rolling_restart_of_the_service_replicas_loses_no_request() {
     assert_eq!(total.len(), 1, "every answer 200: {total:#?}");
     assert!(total["200"] > 200, "load was applied: {total:?}");
 }
+
+// ---- round 2, item 2: lockout per (account, client network) --------------------------------
+
+/// Five wrong passwords from one network lock that network; the owner, from another network
+/// (behind the same trusted proxy), still signs in. On the old code the owner got 423.
+async fn strangers_lock_only_their_own_network(mode: Mode) {
+    let app = TestApp::start_mode(
+        mode,
+        Backend::Sqlite,
+        opts(&[("ARCANA_TRUSTED_PROXIES", "127.0.0.1/32")]),
+    )
+    .await
+    .unwrap();
+    app.user("victim").await;
+    let login = |from: &'static str, password: &'static str| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"username_or_email": "victim", "password": password}))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            login("203.0.113.7", "WrongPass1")
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 423]);
+    // The attacker's /24 is locked even for the right password...
+    let r = login("203.0.113.99", "Secret123").await.unwrap();
+    assert_eq!(r.status().as_u16(), 423);
+    // ...the owner elsewhere is not.
+    let r = login("198.51.100.20", "Secret123").await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+}
+
+#[tokio::test]
+async fn strangers_lock_only_their_own_network_monolith() {
+    strangers_lock_only_their_own_network(Mode::Monolith).await;
+}
+
+#[tokio::test]
+async fn strangers_lock_only_their_own_network_layered() {
+    strangers_lock_only_their_own_network(Mode::Layered).await;
+}

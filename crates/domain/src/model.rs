@@ -148,6 +148,8 @@ pub struct UserUpdate {
     /// A login attempt reserved to check the current password, given back (the failure count
     /// and lock cleared) if no other attempt was reserved since.
     pub release_attempt: Option<u32>,
+    /// The network `release_attempt` was reserved for.
+    pub release_network: String,
 }
 
 impl UserUpdate {
@@ -173,6 +175,7 @@ impl fmt::Debug for UserUpdate {
             )
             .field("email_change", &self.email_change)
             .field("release_attempt", &self.release_attempt)
+            .field("release_network", &self.release_network)
             .finish()
     }
 }
@@ -196,8 +199,54 @@ impl Default for LockoutPolicy {
     }
 }
 
+/// The delay before the first slowed-down attempt; it doubles with each further account-wide
+/// failure up to [`MAX_SLOWDOWN`].
+pub const SLOWDOWN_STEP: Duration = Duration::from_millis(100);
+/// The most a login waits before its password is evaluated, however many networks guess.
+pub const MAX_SLOWDOWN: Duration = Duration::from_secs(2);
+/// A network the owner signed in from within this long is "known": strangers' failures
+/// elsewhere do not slow it down.
+pub const KNOWN_NETWORK_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The client network login failures are counted for: the IPv4 /24 or the IPv6 /64 of `ip`
+/// (an IPv4-mapped IPv6 address counts as IPv4). Without a parseable address, one shared
+/// bucket, `unknown`.
+pub fn client_network(ip: Option<&str>) -> String {
+    use std::net::IpAddr;
+    match ip.and_then(|ip| ip.trim().parse::<IpAddr>().ok()) {
+        Some(IpAddr::V4(v4)) => v4_network(v4),
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4_network(v4),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        None => "unknown".to_owned(),
+    }
+}
+
+fn v4_network(v4: std::net::Ipv4Addr) -> String {
+    let [a, b, c, _] = v4.octets();
+    format!("{a}.{b}.{c}.0/24")
+}
+
 impl LockoutPolicy {
-    /// How long an account with `failures` consecutive failures stays locked (None: not locked).
+    /// How long a login waits before its password is evaluated when the account as a whole
+    /// (every network together) has `account_failures` consecutive failures including this
+    /// attempt: nothing up to `max_failures`, then [`SLOWDOWN_STEP`] doubling per failure,
+    /// capped at [`MAX_SLOWDOWN`]. Many networks slow an account down; none locks it.
+    pub fn slowdown(&self, account_failures: u32) -> Duration {
+        if self.max_failures == 0 || account_failures <= self.max_failures {
+            return Duration::ZERO;
+        }
+        let doublings = (account_failures - self.max_failures - 1).min(30);
+        SLOWDOWN_STEP
+            .saturating_mul(1u32 << doublings)
+            .min(MAX_SLOWDOWN)
+    }
+
+    /// How long a network with `failures` consecutive failures stays locked (None: not locked).
     pub fn lock_for(&self, failures: u32) -> Option<Duration> {
         if self.max_failures == 0 || failures < self.max_failures {
             return None;
@@ -210,20 +259,27 @@ impl LockoutPolicy {
 
 /// Outcome of atomically reserving one login attempt (before any password is hashed).
 ///
-/// An attempt is counted as a failure the moment it is reserved; a correct password gives it
+/// Failures are counted per (account, client network, see [`client_network`]): an attempt is
+/// counted as a failure of its network the moment it is reserved; a correct password gives it
 /// back ([`crate::UserRepository::record_login_success`]). So whatever the concurrency, at most
-/// `max_failures` passwords are evaluated per lock window: the reservation that takes the last
-/// remaining attempt locks the account at once, and every later one is refused unhashed.
+/// `max_failures` passwords are evaluated per lock window for one (account, network): the
+/// reservation that takes the last remaining attempt locks that network at once, and every
+/// later one from it is refused unhashed. Other networks are not locked; the account-wide count
+/// only slows them down ([`LockoutPolicy::slowdown`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginAttempt {
-    /// The caller may evaluate one password. `attempt` is the account's failure count including
+    /// The caller may evaluate one password. `attempt` is the network's failure count including
     /// this attempt (hand it back on success); `locked_until` is set when this attempt used the
-    /// last one and locked the account.
+    /// last one and locked the network. `account_failures` counts the account's consecutive
+    /// failures from every network, this one included; `last_success` is when the owner last
+    /// signed in from this network.
     Reserved {
         attempt: u32,
         locked_until: Option<Timestamp>,
+        account_failures: u32,
+        last_success: Option<Timestamp>,
     },
-    /// The account is locked: no password may be evaluated.
+    /// This (account, network) is locked: no password may be evaluated.
     Locked { locked_until: Timestamp },
     /// The user no longer exists (or is deleted).
     UnknownUser,
@@ -243,11 +299,13 @@ impl fmt::Debug for Rehash {
     }
 }
 
-/// Take one of `user_id`'s remaining login attempts under `policy` at `now`, before a password
-/// is evaluated (`UserRepository::reserve_login_attempt`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Take one of the remaining login attempts of `user_id` from `network` (see
+/// [`client_network`]) under `policy` at `now`, before a password is evaluated
+/// (`UserRepository::reserve_login_attempt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptReservation {
     pub user_id: UserId,
+    pub network: String,
     pub policy: LockoutPolicy,
     pub now: Timestamp,
 }
@@ -266,6 +324,9 @@ pub struct UserRevocation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginSuccess {
     pub user_id: UserId,
+    /// The network the attempt was reserved for: it becomes known (see
+    /// [`KNOWN_NETWORK_WINDOW`]).
+    pub network: String,
     pub attempt: u32,
     /// Replace the hash, only if the stored one is still the verified one.
     pub rehash: Option<Rehash>,
@@ -302,6 +363,8 @@ pub struct PasswordChange {
     pub verified_hash: Option<String>,
     /// The login attempt reserved for checking the current password, given back on success.
     pub attempt: Option<u32>,
+    /// The network `attempt` was reserved for.
+    pub attempt_network: String,
     /// The session that made the change and keeps working (moved to the new version).
     pub keep_session: Option<SessionId>,
     pub now: Timestamp,
@@ -478,5 +541,44 @@ fn json_text<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S:
         None => s.serialize_none(),
         Some(Ok(json)) => json.serialize(s),
         Some(Err(_)) => v.serialize(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_networks_are_ipv4_slash_24_and_ipv6_slash_64() {
+        let net = |ip: &str| client_network(Some(ip));
+        assert_eq!(net("203.0.113.7"), "203.0.113.0/24");
+        assert_eq!(net("203.0.113.250"), net("203.0.113.7"));
+        assert_ne!(net("203.0.114.7"), net("203.0.113.7"));
+        assert_eq!(net("::ffff:203.0.113.9"), "203.0.113.0/24");
+        assert_eq!(net("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            net("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            net("2001:db8:1:2::1")
+        );
+        assert_ne!(net("2001:db8:1:3::1"), net("2001:db8:1:2::1"));
+        assert_eq!(client_network(None), "unknown");
+        assert_eq!(net("not an address"), "unknown");
+    }
+
+    #[test]
+    fn the_slowdown_starts_after_max_failures_doubles_and_is_capped() {
+        let p = LockoutPolicy::default();
+        let ms = |n| p.slowdown(n).as_millis();
+        assert_eq!([ms(1), ms(5)], [0, 0]);
+        assert_eq!(
+            [ms(6), ms(7), ms(8), ms(9), ms(10)],
+            [100, 200, 400, 800, 1600]
+        );
+        assert_eq!([ms(11), ms(40), ms(u32::MAX)], [2000, 2000, 2000]);
+        let off = LockoutPolicy {
+            max_failures: 0,
+            ..p
+        };
+        assert_eq!(off.slowdown(1000), Duration::ZERO);
     }
 }

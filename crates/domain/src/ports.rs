@@ -40,8 +40,10 @@ pub trait UserRepository: Send + Sync {
     /// Atomically (one transaction) check the lock and take one of the remaining attempts,
     /// BEFORE any password is hashed; see [`LoginAttempt`].
     async fn reserve_login_attempt(&self, r: AttemptReservation) -> Result<LoginAttempt>;
-    /// A correct password ([`LoginSuccess`]): set `last_login_at`; reset the failure count and
-    /// lock only if no other attempt was reserved since (so a lock set meanwhile stays); replace
+    /// A correct password ([`LoginSuccess`]): set `last_login_at`, the network's
+    /// `last_success` and clear the account-wide failure count; reset the network's failure
+    /// count and lock only if no other attempt was reserved from it since (so a lock set
+    /// meanwhile stays); replace
     /// the hash per `rehash` only if the stored one is still the verified one.
     /// `Error::NotFound` when there is no such user.
     async fn record_login_success(&self, success: LoginSuccess) -> Result<()>;
@@ -118,7 +120,9 @@ pub trait RecoveryRepository: Send + Sync {
     /// changed). A sent mail keeps no body.
     async fn settle_mail(&self, settlement: MailSettlement) -> Result<bool>;
     async fn outbox_stats(&self) -> Result<OutboxStats>;
-    /// Delete mails delivered or given up on, and tokens used or expired, before `before`.
+    /// Delete mails delivered or given up on, and tokens used or expired, before `before`;
+    /// and the login-failure rows of networks untouched for [`crate::KNOWN_NETWORK_WINDOW`]
+    /// before it.
     async fn purge_recovery(&self, before: Timestamp) -> Result<u64>;
 }
 

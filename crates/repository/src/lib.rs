@@ -17,6 +17,7 @@ mod audit;
 mod connection;
 mod database;
 mod error;
+mod lockout;
 mod maintenance;
 mod models;
 mod recovery;

@@ -11,6 +11,7 @@ use domain::{
 use crate::connection::AnyConnection;
 use crate::database::{Database, write_transaction};
 use crate::error::DbError;
+use crate::lockout::{self, known_window_micros};
 use crate::models::{UserRow, from_micros, micros, name_key, parse_id};
 use crate::schema::{account_tokens, email_changes, outbox, users};
 use crate::sessions::revoke_live_sessions;
@@ -345,11 +346,10 @@ impl RecoveryRepository for Database {
                                 users::password_hash.eq(hash),
                                 users::credential_version
                                     .eq(user.credential_version.saturating_add(1)),
-                                users::failed_login_count.eq(0),
-                                users::locked_until.eq(None::<i64>),
                                 users::updated_at.eq(now),
                             ))
                             .execute(conn)?;
+                        lockout::clear(conn, &user.id)?;
                         revoke_live_sessions(conn, &user.id, RevokeReason::PasswordReset, now)?;
                     }
                     (TokenPurpose::Reset, None) => {
@@ -548,7 +548,9 @@ impl RecoveryRepository for Database {
                 ),
             )
             .execute(conn)?;
-            Ok((mails + tokens + changes) as u64)
+            // Networks untouched for the retention and the known-network window.
+            let networks = lockout::purge(conn, before.saturating_sub(known_window_micros()))?;
+            Ok((mails + tokens + changes + networks) as u64)
         })
         .await
     }

@@ -111,7 +111,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_networks (user_id, network) {
+        user_id -> Text,
+        network -> Text,
+        failed_count -> Integer,
+        locked_until -> Nullable<BigInt>,
+        last_failure_at -> Nullable<BigInt>,
+        last_success_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(login_networks -> users (user_id));
 diesel::joinable!(email_changes -> users (user_id));
 diesel::joinable!(account_tokens -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -120,5 +132,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     account_tokens,
     outbox,
-    email_changes
+    email_changes,
+    login_networks
 );

@@ -1,6 +1,5 @@
 //! `UserRepository` on [`Database`].
 use async_trait::async_trait;
-use chrono::TimeDelta;
 use diesel::connection::SimpleConnection;
 use diesel::dsl::AsSelect;
 use diesel::dsl::sql;
@@ -16,7 +15,8 @@ use domain::{
 use crate::connection::{AnyConnection, MultiBackend};
 use crate::database::{Database, write_transaction};
 use crate::error::DbError;
-use crate::models::{UserChanges, UserRow, from_micros, micros, name_key};
+use crate::lockout;
+use crate::models::{UserChanges, UserRow, micros, name_key};
 use crate::recovery::record_email_change;
 use crate::schema::{sessions, users};
 
@@ -417,17 +417,7 @@ impl UserRepository for Database {
                     .set(&changes)
                     .execute(conn)?;
                 if let Some(attempt) = update.release_attempt {
-                    let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
-                    diesel::update(
-                        users::table
-                            .find(&id)
-                            .filter(users::failed_login_count.eq(attempt)),
-                    )
-                    .set((
-                        users::failed_login_count.eq(0),
-                        users::locked_until.eq(None::<i64>),
-                    ))
-                    .execute(conn)?;
+                    lockout::give_back(conn, &id, &update.release_network, attempt)?;
                 }
                 let row: UserRow = users::table
                     .find(&id)
@@ -463,72 +453,21 @@ impl UserRepository for Database {
     }
 
     async fn reserve_login_attempt(&self, r: AttemptReservation) -> Result<LoginAttempt> {
-        let AttemptReservation {
-            user_id,
-            policy,
-            now,
-        } = r;
-        let id = user_id.to_string();
-        let now_us = micros(now);
-        self.run(move |conn| {
-            write_transaction(conn, |conn| {
-                let q = users::table
-                    .find(&id)
-                    .filter(users::status.ne(DELETED))
-                    .select((users::failed_login_count, users::locked_until));
-                let row: Option<(i32, Option<i64>)> = match conn {
-                    AnyConnection::Sqlite(c) => q.get_result(c).optional()?,
-                    AnyConnection::Postgres(c) => q.for_update().get_result(c).optional()?,
-                    #[cfg(feature = "mysql")]
-                    AnyConnection::Mysql(c) => q.for_update().get_result(c).optional()?,
-                };
-                let Some((count, locked_until)) = row else {
-                    return Ok(LoginAttempt::UnknownUser);
-                };
-                if let Some(until) = locked_until.filter(|u| *u > now_us) {
-                    return Ok(LoginAttempt::Locked {
-                        locked_until: from_micros(until)?,
-                    });
-                }
-                // Counted as a failure now, before the password is looked at; a success gives
-                // it back. The attempt that takes the last one locks the account at once.
-                let attempt = u32::try_from(count).unwrap_or(0).saturating_add(1);
-                let lock_until = policy
-                    .lock_for(attempt)
-                    .map(|d| {
-                        TimeDelta::from_std(d)
-                            .ok()
-                            .and_then(|d| now.checked_add_signed(d))
-                            .map(micros)
-                            .ok_or_else(|| Error::internal("lock duration out of range"))
-                    })
-                    .transpose()?;
-                diesel::update(users::table.find(&id))
-                    .set((
-                        users::failed_login_count.eq(i32::try_from(attempt).unwrap_or(i32::MAX)),
-                        users::locked_until.eq(lock_until),
-                    ))
-                    .execute(conn)?;
-                Ok(LoginAttempt::Reserved {
-                    attempt,
-                    locked_until: lock_until.map(from_micros).transpose()?,
-                })
-            })
-        })
-        .await
+        self.run(move |conn| write_transaction(conn, |conn| lockout::reserve(conn, &r)))
+            .await
     }
 
     /// `Error::NotFound` when there is no such user.
     async fn record_login_success(&self, success: LoginSuccess) -> Result<()> {
         let LoginSuccess {
             user_id,
+            network,
             attempt,
             rehash,
             now,
         } = success;
         let id = user_id.to_string();
         let now_us = micros(now);
-        let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
         self.run(move |conn| {
             write_transaction(conn, |conn| {
                 let target = users::table.find(&id);
@@ -538,14 +477,10 @@ impl UserRepository for Database {
                 if n == 0 {
                     return Err(Error::NotFound.into());
                 }
-                // Give the attempt back only if nobody reserved another since: a lock set
-                // meanwhile stays.
-                diesel::update(target.filter(users::failed_login_count.eq(attempt)))
-                    .set((
-                        users::failed_login_count.eq(0),
-                        users::locked_until.eq(None::<i64>),
-                    ))
-                    .execute(conn)?;
+                // Give the attempt back only if nobody reserved another from the network
+                // since: a lock set meanwhile stays.
+                lockout::give_back(conn, &id, &network, attempt)?;
+                lockout::remember_success(conn, &id, &network, now)?;
                 if let Some(r) = &rehash {
                     // Only over the hash that was verified: a password change in between wins.
                     diesel::update(target.filter(users::password_hash.eq(&r.verified_hash)))
@@ -586,13 +521,7 @@ impl UserRepository for Database {
                     ))
                     .execute(conn)?;
                 if let Some(attempt) = change.attempt {
-                    let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
-                    diesel::update(target.filter(users::failed_login_count.eq(attempt)))
-                        .set((
-                            users::failed_login_count.eq(0),
-                            users::locked_until.eq(None::<i64>),
-                        ))
-                        .execute(conn)?;
+                    lockout::give_back(conn, &id, &change.attempt_network, attempt)?;
                 }
                 let live = sessions::table
                     .filter(sessions::user_id.eq(&id))

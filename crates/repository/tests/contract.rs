@@ -38,6 +38,7 @@ contract_tests!(
         parallel_failed_logins_count_exactly_to_the_limit,
         login_success_resets_the_counters,
         success_keeps_a_lock_set_meanwhile,
+        failures_are_counted_per_network_and_a_success_makes_it_known,
         password_change_is_one_unit,
         session_lifecycle,
         rotation_remembers_the_previous_hash,
@@ -1124,6 +1125,8 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
             .unwrap(),
         LoginAttempt::Reserved {
             attempt: 1,
+            account_failures: 1,
+            last_success: None,
             locked_until: None
         }
     );
@@ -1134,6 +1137,8 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
             .unwrap(),
         LoginAttempt::Reserved {
             attempt: 2,
+            account_failures: 2,
+            last_success: None,
             locked_until: None
         }
     );
@@ -1144,6 +1149,8 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
             .unwrap(),
         LoginAttempt::Reserved {
             attempt: 3,
+            account_failures: 3,
+            last_success: None,
             locked_until: Some(t0 + secs(31))
         }
     );
@@ -1157,10 +1164,26 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
             locked_until: t0 + secs(31)
         }
     );
+    // The account counts every network's failures but is not locked as a whole: another
+    // network may try (its own first attempt), told how many failed before it.
     let c = db.users.find_credentials("target").await.unwrap().unwrap();
+    assert_eq!((c.failed_login_count, c.locked_until), (3, None));
     assert_eq!(
-        (c.failed_login_count, c.locked_until),
-        (3, Some(t0 + secs(31)))
+        db.users
+            .reserve_login_attempt(reservation_from(
+                "198.51.100.0/24",
+                u.id,
+                t0 + secs(30),
+                policy
+            ))
+            .await
+            .unwrap(),
+        LoginAttempt::Reserved {
+            attempt: 1,
+            account_failures: 4,
+            last_success: None,
+            locked_until: None
+        }
     );
     // after the lock: the next failure locks again, twice as long, then capped
     assert_eq!(
@@ -1170,6 +1193,8 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
             .unwrap(),
         LoginAttempt::Reserved {
             attempt: 4,
+            account_failures: 5,
+            last_success: None,
             locked_until: Some(t0 + secs(91))
         }
     );
@@ -1180,6 +1205,8 @@ async fn failed_logins_lock_with_backoff(db: Repos) {
             .unwrap(),
         LoginAttempt::Reserved {
             attempt: 5,
+            account_failures: 6,
+            last_success: None,
             locked_until: Some(t0 + secs(300))
         }
     );
@@ -1233,16 +1260,22 @@ async fn parallel_failed_logins_count_exactly_to_the_limit(db: Repos) {
     counted.sort_unstable();
     assert_eq!(counted, vec![1, 2, 3, 4, 5], "every count exactly once");
     assert_eq!(locked, 15);
+    assert_eq!(
+        db.users
+            .reserve_login_attempt(reservation(u.id, now, policy))
+            .await
+            .unwrap(),
+        LoginAttempt::Locked {
+            locked_until: now + secs(30)
+        }
+    );
     let c = db
         .users
         .find_credentials_by_id(u.id)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        (c.failed_login_count, c.locked_until),
-        (5, Some(now + secs(30)))
-    );
+    assert_eq!(c.failed_login_count, 5, "the account counted each once");
 }
 
 async fn login_success_resets_the_counters(db: Repos) {
@@ -1321,6 +1354,8 @@ async fn success_keeps_a_lock_set_meanwhile(db: Repos) {
         mine,
         LoginAttempt::Reserved {
             attempt: 1,
+            account_failures: 1,
+            last_success: None,
             locked_until: None
         }
     );
@@ -1347,19 +1382,81 @@ async fn success_keeps_a_lock_set_meanwhile(db: Repos) {
             .unwrap(),
         LoginAttempt::Locked { .. }
     ));
-    // The first attempt was right: it logs in, but neither the count nor the lock go away.
+    // The first attempt was right: it logs in, but the network's lock does not go away.
     db.users
         .record_login_success(success(u.id, at(12), 1, None))
         .await
         .unwrap();
+    assert_eq!(
+        db.users
+            .reserve_login_attempt(reservation(u.id, at(13), policy))
+            .await
+            .unwrap(),
+        LoginAttempt::Locked {
+            locked_until: until
+        }
+    );
     let c = db
         .users
         .find_credentials_by_id(u.id)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((c.failed_login_count, c.locked_until), (3, Some(until)));
     assert_eq!(c.user.last_login_at, Some(at(12)));
+}
+
+async fn failures_are_counted_per_network_and_a_success_makes_it_known(db: Repos) {
+    let policy = LockoutPolicy {
+        max_failures: 2,
+        ..LockoutPolicy::default()
+    };
+    let (a, b) = ("203.0.113.0/24", "2001:db8:1:2::/64");
+    let u = db.users.create(new_user("networks")).await.unwrap();
+    for _ in 0..2 {
+        db.users
+            .reserve_login_attempt(reservation_from(a, u.id, at(10), policy))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        db.users
+            .reserve_login_attempt(reservation_from(a, u.id, at(11), policy))
+            .await
+            .unwrap(),
+        LoginAttempt::Locked { .. }
+    ));
+    // Network b is free; its success makes it known, clears the account's count and gives
+    // b's attempt back, but a stays locked.
+    let LoginAttempt::Reserved { attempt, .. } = db
+        .users
+        .reserve_login_attempt(reservation_from(b, u.id, at(12), policy))
+        .await
+        .unwrap()
+    else {
+        panic!("b is not locked")
+    };
+    let mut ok = success(u.id, at(13), attempt, None);
+    ok.network = b.into();
+    db.users.record_login_success(ok).await.unwrap();
+    assert_eq!(
+        db.users
+            .reserve_login_attempt(reservation_from(b, u.id, at(14), policy))
+            .await
+            .unwrap(),
+        LoginAttempt::Reserved {
+            attempt: 1,
+            account_failures: 1,
+            last_success: Some(at(13)),
+            locked_until: None
+        }
+    );
+    assert!(matches!(
+        db.users
+            .reserve_login_attempt(reservation_from(a, u.id, at(14), policy))
+            .await
+            .unwrap(),
+        LoginAttempt::Locked { .. }
+    ));
 }
 
 async fn password_change_is_one_unit(db: Repos) {
@@ -1390,6 +1487,7 @@ async fn password_change_is_one_unit(db: Repos) {
         new_hash: "pbkdf2:sha256:1000$salt$new".into(),
         verified_hash: Some("pbkdf2:sha256:1000$salt$other".into()),
         attempt: Some(attempt),
+        attempt_network: NET.into(),
         keep_session: Some(keep.id),
         now: at(10),
     };
@@ -1546,6 +1644,7 @@ async fn rotation_answers_the_owner_and_needs_a_live_session(db: Repos) {
         new_hash: "pbkdf2:sha256:1000$salt$new".into(),
         verified_hash: None,
         attempt: None,
+        attempt_network: String::new(),
         keep_session: None,
         now: at(14),
     };

@@ -260,6 +260,7 @@ async fn a_token_is_bound_to_its_user_purpose_address_and_credentials(db: Repos)
             new_hash: "changed".into(),
             verified_hash: None,
             attempt: None,
+            attempt_network: String::new(),
             keep_session: None,
             now: at(6),
         })

@@ -235,10 +235,12 @@ fn call_arguments_round_trip() {
     };
     let reservation = AttemptReservation {
         user_id: id,
+        network: "2001:db8:1:2::/64".into(),
         policy,
         now,
     };
-    let back = AttemptReservation::try_from(pb::AttemptReservation::from(reservation)).unwrap();
+    let back =
+        AttemptReservation::try_from(pb::AttemptReservation::from(reservation.clone())).unwrap();
     assert_eq!(back, reservation);
     let rehash = Rehash {
         verified_hash: "old".into(),
@@ -246,6 +248,7 @@ fn call_arguments_round_trip() {
     };
     let success = LoginSuccess {
         user_id: id,
+        network: "203.0.113.0/24".into(),
         attempt: 3,
         rehash: Some(rehash),
         now,
@@ -274,6 +277,7 @@ fn call_arguments_round_trip() {
         new_hash: "new".into(),
         verified_hash: Some("old".into()),
         attempt: Some(2),
+        attempt_network: "203.0.113.0/24".into(),
         keep_session: keep,
         now,
     };
@@ -292,10 +296,14 @@ fn login_attempts_round_trip() {
         LoginAttempt::Reserved {
             attempt: 2,
             locked_until: None,
+            account_failures: 2,
+            last_success: None,
         },
         LoginAttempt::Reserved {
             attempt: 5,
             locked_until: Some(t(30)),
+            account_failures: 40,
+            last_success: Some(t(10)),
         },
         LoginAttempt::Locked {
             locked_until: t(30),

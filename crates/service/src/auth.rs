@@ -158,7 +158,7 @@ impl AuthService for Auth {
 
         // The attempt is taken before the password is looked at: a burst cannot get more
         // passwords evaluated than the lockout allows.
-        let (attempt, locked_until) = match core.reserve_attempt(id).await {
+        let reserved = match core.reserve_attempt(ctx, id).await {
             Err(locked @ Error::Locked { .. }) => {
                 core.audit(
                     ctx,
@@ -177,7 +177,9 @@ impl AuthService for Auth {
             .await?
         {
             Verified::Invalid => {
-                return Err(self.wrong_password(ctx, id, attempt, locked_until).await);
+                return Err(self
+                    .wrong_password(ctx, id, reserved.attempt, reserved.locked_until)
+                    .await);
             }
             Verified::Valid { needs_rehash } => needs_rehash,
         };
@@ -226,7 +228,8 @@ impl AuthService for Auth {
         let now = core.now();
         let success = LoginSuccess {
             user_id: id,
-            attempt,
+            network: reserved.network,
+            attempt: reserved.attempt,
             rehash,
             now,
         };

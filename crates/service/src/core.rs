@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use crypto::TokenIssuer;
 use domain::{
-    AttemptReservation, CreateUserInput, Email, Error, FieldErrors, LoginAttempt, NewSession,
-    NewUser, Password, RequestContext, Result, Role, SessionId, Status, Timestamp, TokenPair, User,
-    UserId, Username, parse_avatar_url, parse_name, parse_phone,
+    AttemptReservation, CreateUserInput, Email, Error, FieldErrors, KNOWN_NETWORK_WINDOW,
+    LoginAttempt, NewSession, NewUser, Password, RequestContext, Result, Role, SessionId, Status,
+    Timestamp, TokenPair, User, UserId, Username, client_network, parse_avatar_url, parse_name,
+    parse_phone,
 };
 
 use crate::audit::Event;
@@ -28,6 +29,15 @@ pub(crate) struct Core {
     /// redemption) drop the user's entry there.
     caches: Vec<Arc<dyn crate::cache::UserCache>>,
     pub(crate) mail_queued: Arc<tokio::sync::Notify>,
+}
+
+/// A login attempt taken for one (account, network): hand `attempt` and `network` back with
+/// the success.
+pub(crate) struct ReservedAttempt {
+    pub(crate) attempt: u32,
+    /// Set when this attempt used the network's last one and locked it.
+    pub(crate) locked_until: Option<Timestamp>,
+    pub(crate) network: String,
 }
 
 /// A new account whose every field passed validation.
@@ -110,13 +120,22 @@ impl Core {
         }
     }
 
-    /// Reserve one login attempt for `id` before a password of it is hashed (login, and the
-    /// current password of a password change): the attempt number and the lock it set, or
-    /// `Error::Locked` when none is left (nothing may be evaluated).
-    pub(crate) async fn reserve_attempt(&self, id: UserId) -> Result<(u32, Option<Timestamp>)> {
+    /// Reserve one login attempt for `id` from the caller's network before a password of it is
+    /// hashed (login, and the current password of a password or email change): the attempt
+    /// and the lock it set, or `Error::Locked` when none is left for that network (nothing may
+    /// be evaluated). Failures from many networks slow the account down: the capped
+    /// [`domain::LockoutPolicy::slowdown`] is waited here, except from a network the owner
+    /// signed in from within [`domain::KNOWN_NETWORK_WINDOW`].
+    pub(crate) async fn reserve_attempt(
+        &self,
+        ctx: &RequestContext,
+        id: UserId,
+    ) -> Result<ReservedAttempt> {
         let now = self.now();
+        let network = client_network(ctx.ip.as_deref());
         let reservation = AttemptReservation {
             user_id: id,
+            network: network.clone(),
             policy: self.config.lockout,
             now,
         };
@@ -124,7 +143,22 @@ impl Core {
             LoginAttempt::Reserved {
                 attempt,
                 locked_until,
-            } => Ok((attempt, locked_until)),
+                account_failures,
+                last_success,
+            } => {
+                let known = last_success.is_some_and(|t| {
+                    now.signed_duration_since(t) < chrono_duration(KNOWN_NETWORK_WINDOW)
+                });
+                let delay = self.config.lockout.slowdown(account_failures);
+                if !known && !delay.is_zero() {
+                    self.clock.pause(delay).await;
+                }
+                Ok(ReservedAttempt {
+                    attempt,
+                    locked_until,
+                    network,
+                })
+            }
             LoginAttempt::Locked { locked_until } => Err(Error::Locked {
                 retry_after: retry_after(locked_until, now),
             }),

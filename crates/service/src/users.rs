@@ -17,7 +17,7 @@ use domain::{
 };
 
 use crate::audit::{Event, SUCCESS, mask_email};
-use crate::core::{Core, parse_settable_status};
+use crate::core::{Core, ReservedAttempt, parse_settable_status};
 use crate::hasher::Priority;
 
 /// The in-process [`UserService`].
@@ -137,10 +137,10 @@ impl Users {
         creds: &UserCredentials,
         given: &str,
         action: &'static str,
-    ) -> Result<u32> {
+    ) -> Result<ReservedAttempt> {
         let core = &self.core;
         let id = creds.user.id;
-        let (attempt, _) = match core.reserve_attempt(id).await {
+        let reserved = match core.reserve_attempt(ctx, id).await {
             Err(Error::InvalidCredentials) => return Err(Error::NotFound),
             other => other?,
         };
@@ -154,12 +154,12 @@ impl Users {
                 Event::new(action, "failure")
                     .own(id)
                     .detail("reason", "bad_current_password")
-                    .detail("failures", attempt),
+                    .detail("failures", reserved.attempt),
             )
             .await;
             return Err(Error::Forbidden("the current password is incorrect".into()));
         }
-        Ok(attempt)
+        Ok(reserved)
     }
 
     async fn revoke_all(
@@ -280,10 +280,11 @@ impl UserService for Users {
                             "is required to change your own email address",
                         ));
                     };
-                    let attempt = self
+                    let reserved = self
                         .prove_password(ctx, &creds, given, "user.updated")
                         .await?;
-                    update.release_attempt = Some(attempt);
+                    update.release_attempt = Some(reserved.attempt);
+                    update.release_network = reserved.network;
                 }
                 update.email_change = Some(core.email_change(&creds.user, &email)?);
                 moved = Some((creds.user.email.clone(), email));
@@ -386,14 +387,18 @@ impl UserService for Users {
 
         // Guessing through this endpoint counts like guessing at login, and the attempt is
         // reserved before the current password is hashed.
-        let (verified_hash, attempt) = match current {
+        let (verified_hash, reserved) = match current {
             Some(current) => {
-                let attempt = self
+                let reserved = self
                     .prove_password(ctx, &creds, current, "user.password_changed")
                     .await?;
-                (Some(creds.password_hash), Some(attempt))
+                (Some(creds.password_hash), Some(reserved))
             }
             None => (None, None),
+        };
+        let (attempt, attempt_network) = match reserved {
+            Some(r) => (Some(r.attempt), r.network),
+            None => (None, String::new()),
         };
 
         let new_hash = core
@@ -411,6 +416,7 @@ impl UserService for Users {
                 new_hash,
                 verified_hash,
                 attempt,
+                attempt_network,
                 keep_session: own.then_some(who.session_id),
                 now: core.now(),
             })

@@ -545,3 +545,134 @@ async fn an_unverified_session_can_only_read_until_verified() {
     assert!(matches!(e, Error::EmailNotVerified), "{e:?}");
     app.auth.logout(&by(&p)).await.unwrap();
 }
+
+// ---- round 2, item 2: lockout per (account, client network) ---------------------------------
+
+/// A stranger's guesses lock the stranger's network, never the owner's: failures are counted per
+/// (account, IPv4 /24 or IPv6 /64).
+#[tokio::test]
+async fn strangers_cannot_lock_the_owner_out() {
+    let app = TestApp::new().await;
+    app.register("owner").await;
+    for _ in 0..5 {
+        let e = app
+            .login_from("203.0.113.7", "owner", "Wrong-password-1")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidCredentials), "{e:?}");
+    }
+    // The attacker's network is locked, its neighbours in the /24 too, without a hash.
+    let hashed = app.hasher.verifications();
+    for ip in ["203.0.113.7", "203.0.113.200"] {
+        let e = app.login_from(ip, "owner", PASSWORD).await.unwrap_err();
+        assert!(matches!(e, Error::Locked { .. }), "{ip}: {e:?}");
+    }
+    assert_eq!(app.hasher.verifications(), hashed);
+    // The owner, elsewhere, signs in (the old code answered LOCKED here).
+    app.login_from("198.51.100.20", "owner", PASSWORD)
+        .await
+        .unwrap();
+    // IPv6: one /64 is one network, the next /64 another.
+    for _ in 0..5 {
+        app.login_from("2001:db8:1:2::1", "owner", "Wrong-password-1")
+            .await
+            .unwrap_err();
+    }
+    let e = app
+        .login_from("2001:db8:1:2:ffff::9", "owner", PASSWORD)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Locked { .. }), "{e:?}");
+    app.login_from("2001:db8:1:3::1", "owner", PASSWORD)
+        .await
+        .unwrap();
+}
+
+/// Guesses from many networks slow the account down (a capped delay before the hash) instead of
+/// locking it; a network the owner signed in from within 30 days is not slowed.
+#[tokio::test]
+async fn many_networks_slow_the_account_down_and_spare_known_networks() {
+    let app = TestApp::new().await;
+    app.register("target").await;
+    app.login_from("198.51.100.20", "target", PASSWORD)
+        .await
+        .unwrap();
+    app.clock.advance_secs(24 * 3600);
+    for n in 0..40 {
+        let e = app
+            .login_from(&format!("10.{n}.0.1"), "target", "Wrong-password-1")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidCredentials), "network {n}: {e:?}");
+    }
+    let slowed = app.clock.paused();
+    assert!(!slowed.is_empty(), "40 failures slowed nothing down");
+    assert!(
+        slowed.iter().all(|d| *d <= Duration::from_secs(2)),
+        "{slowed:?}"
+    );
+    assert_eq!(*slowed.last().unwrap(), Duration::from_secs(2));
+    // An unknown network is slowed but lets the right password in.
+    app.clock.take_paused();
+    app.login_from("172.16.5.5", "target", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(app.clock.take_paused(), [Duration::from_secs(2)]);
+    // That success reset the account's count: the next stranger is not slowed.
+    app.login_from("10.99.0.1", "target", "Wrong-password-1")
+        .await
+        .unwrap_err();
+    assert!(app.clock.take_paused().is_empty());
+    for n in 0..40 {
+        app.login_from(&format!("10.{n}.1.1"), "target", "Wrong-password-1")
+            .await
+            .unwrap_err();
+    }
+    app.clock.take_paused();
+    // The known network (success a day ago) is not slowed.
+    app.login_from("198.51.100.77", "target", PASSWORD)
+        .await
+        .unwrap();
+    assert!(app.clock.take_paused().is_empty());
+    // After 30 days without a success from it, a network is a stranger again.
+    for n in 0..40 {
+        app.login_from(&format!("10.{n}.2.1"), "target", "Wrong-password-1")
+            .await
+            .unwrap_err();
+    }
+    app.clock.advance_secs(31 * 24 * 3600);
+    for n in 0..10 {
+        app.login_from(&format!("10.{n}.3.1"), "target", "Wrong-password-1")
+            .await
+            .unwrap_err();
+    }
+    app.clock.take_paused();
+    app.login_from("198.51.100.77", "target", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(app.clock.take_paused(), [Duration::from_secs(2)]);
+}
+
+/// The current-password checks (password change, email change) count per network too: a
+/// stranger's guesses at login do not block the owner's change from their own network.
+#[tokio::test]
+async fn the_current_password_check_is_counted_per_network() {
+    let app = TestApp::new().await;
+    let (_, p) = app.user("mover").await;
+    for _ in 0..6 {
+        app.login_from("203.0.113.7", "mover", "Wrong-password-1")
+            .await
+            .unwrap_err();
+    }
+    app.users
+        .change_password(
+            &by(&p),
+            p.user_id,
+            PasswordInput {
+                current_password: Some(PASSWORD.into()),
+                new_password: "Brand-new-pass-9".into(),
+            },
+        )
+        .await
+        .unwrap();
+}

@@ -222,6 +222,7 @@ pub fn success(
 ) -> LoginSuccess {
     LoginSuccess {
         user_id,
+        network: NET.into(),
         attempt,
         rehash,
         now,
@@ -237,9 +238,23 @@ pub fn rotation(id: SessionId, expected_hash: &str, new_hash: &str, now: Timesta
     }
 }
 
+/// The client network of the helpers' attempts.
+pub const NET: &str = "192.0.2.0/24";
+
 pub fn reservation(user_id: UserId, now: Timestamp, policy: LockoutPolicy) -> AttemptReservation {
+    reservation_from(NET, user_id, now, policy)
+}
+
+/// An attempt from the client network `network`.
+pub fn reservation_from(
+    network: &str,
+    user_id: UserId,
+    now: Timestamp,
+    policy: LockoutPolicy,
+) -> AttemptReservation {
     AttemptReservation {
         user_id,
+        network: network.into(),
         policy,
         now,
     }

@@ -23,19 +23,19 @@ message!(UserCredentials => pb::Credentials {
 });
 message!(UserUpdate => pb::UserUpdate {
     email, first_name, last_name, phone, avatar_url, role, status, is_verified, password_hash,
-    email_change, release_attempt,
+    email_change, release_attempt, release_network,
 });
 message!(EmailChange => pb::EmailChange {
     id, expected_email, revert_token_hash, revert_expires_at, verify_token, mails,
 });
 message!(LockoutPolicy => pb::LockoutPolicy { max_failures, base_lock, max_lock });
 message!(Rehash => pb::Rehash { verified_hash, new_hash });
-message!(AttemptReservation => pb::AttemptReservation { user_id, policy, now });
+message!(AttemptReservation => pb::AttemptReservation { user_id, network, policy, now });
 message!(UserRevocation => pb::UserRevocation { user_id, reason, now, keep });
-message!(LoginSuccess => pb::LoginSuccess { user_id, attempt, rehash, now });
+message!(LoginSuccess => pb::LoginSuccess { user_id, network, attempt, rehash, now });
 message!(Rotation => pb::Rotation { id, expected_hash, new_hash, now });
 message!(PasswordChange => pb::PasswordChange {
-    user_id, new_hash, verified_hash, attempt, keep_session, now,
+    user_id, new_hash, verified_hash, attempt, attempt_network, keep_session, now,
 });
 message!(Session => pb::Session {
     id, user_id, refresh_token_hash, previous_refresh_hash, rotated_at, generation,
@@ -194,19 +194,28 @@ impl TryFrom<pb::UserQuery> for UserQuery {
 
 impl From<LoginAttempt> for pb::LoginAttemptResponse {
     fn from(a: LoginAttempt) -> Self {
-        let (outcome, attempt, locked_until) = match a {
+        let mut r = Self::default();
+        let outcome = match a {
             LoginAttempt::Reserved {
                 attempt,
                 locked_until,
-            } => (Outcome::Reserved, attempt, locked_until),
-            LoginAttempt::Locked { locked_until } => (Outcome::Locked, 0, Some(locked_until)),
-            LoginAttempt::UnknownUser => (Outcome::UnknownUser, 0, None),
+                account_failures,
+                last_success,
+            } => {
+                r.attempt = attempt;
+                r.locked_until = locked_until.to_wire();
+                r.account_failures = account_failures;
+                r.last_success = last_success.to_wire();
+                Outcome::Reserved
+            }
+            LoginAttempt::Locked { locked_until } => {
+                r.locked_until = Some(locked_until).to_wire();
+                Outcome::Locked
+            }
+            LoginAttempt::UnknownUser => Outcome::UnknownUser,
         };
-        Self {
-            outcome: outcome.into(),
-            attempt,
-            locked_until: locked_until.to_wire(),
-        }
+        r.outcome = outcome.into();
+        r
     }
 }
 
@@ -217,6 +226,8 @@ impl TryFrom<pb::LoginAttemptResponse> for LoginAttempt {
             Ok(Outcome::Reserved) => Ok(LoginAttempt::Reserved {
                 attempt: r.attempt,
                 locked_until: Wire::from_wire(r.locked_until, "locked_until")?,
+                account_failures: r.account_failures,
+                last_success: Wire::from_wire(r.last_success, "last_success")?,
             }),
             Ok(Outcome::Locked) => Ok(LoginAttempt::Locked {
                 locked_until: Timestamp::from_wire(r.locked_until, "locked_until")?,

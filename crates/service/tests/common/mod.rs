@@ -125,9 +125,17 @@ impl TestApp {
     }
 
     pub async fn login(&self, login: &str, password: &str) -> Result<AuthSession> {
+        self.login_from("192.0.2.7", login, password).await
+    }
+
+    /// A login from the client address `ip`.
+    pub async fn login_from(&self, ip: &str, login: &str, password: &str) -> Result<AuthSession> {
         self.auth
             .login(
-                &ctx(),
+                &RequestContext {
+                    ip: Some(ip.into()),
+                    ..ctx()
+                },
                 LoginInput {
                     username_or_email: login.into(),
                     password: password.into(),
