@@ -628,7 +628,10 @@ pub fn data_dir_jwt_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let mut bytes = [0u8; 48];
-    rand::Rng::fill(&mut rand::rngs::OsRng, &mut bytes[..]);
+    rand::Rng::fill(
+        &mut rand::TryRngCore::unwrap_err(rand::rngs::OsRng),
+        &mut bytes[..],
+    );
     let secret = hex::encode(bytes);
     write_private(&path, &secret)?;
     tracing::warn!(

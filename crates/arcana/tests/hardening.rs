@@ -110,15 +110,17 @@ async fn random_requests(app: &TestApp, n: usize) {
     const STANDARD: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
     for i in 0..n {
         let (method, path) = {
-            let mut rng = rand::thread_rng();
+            let mut rng = rand::rng();
             let method = match STANDARD.get(i) {
                 Some(m) => (*m).to_owned(),
-                None if rng.gen_bool(0.5) => STANDARD[rng.gen_range(0..STANDARD.len())].to_owned(),
-                None => format!("FOO{}", rng.r#gen::<u32>()),
+                None if rng.random_bool(0.5) => {
+                    STANDARD[rng.random_range(0..STANDARD.len())].to_owned()
+                }
+                None => format!("FOO{}", rng.random::<u32>()),
             };
             (
                 method,
-                format!("/x/{}/{}", rng.r#gen::<u64>(), rng.r#gen::<u16>()),
+                format!("/x/{}/{}", rng.random::<u64>(), rng.random::<u16>()),
             )
         };
         let m = Method::from_bytes(method.as_bytes()).unwrap();

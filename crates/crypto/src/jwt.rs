@@ -23,6 +23,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::rngs::OsRng;
+use rand::{RngCore, TryRngCore};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -92,11 +93,13 @@ impl JwtKeys {
         Ok(Self {
             alg: Algorithm::HS256,
             signer: Some(Arc::new(Signer {
-                key: EncodingKey::from_secret(secret),
+                key: EncodingKey::from_secret(secret)
+                    .map_err(|e| Error::internal(format_args!("the HS256 JWT secret: {e}")))?,
                 kid: None,
             })),
             verify: Arc::new(vec![VerifyKey {
-                key: DecodingKey::from_secret(secret),
+                key: DecodingKey::from_secret(secret)
+                    .map_err(|e| Error::internal(format_args!("the HS256 JWT secret: {e}")))?,
                 kid: None,
                 x: None,
             }]),
@@ -379,7 +382,9 @@ impl TokenVerifier {
 
 /// A fresh Ed25519 key pair as (PKCS#8 private PEM, SPKI public PEM).
 pub fn generate_ed25519_pem() -> Result<(SecretString, String)> {
-    let sk = SigningKey::generate(&mut OsRng);
+    let mut seed = [0u8; 32];
+    OsRng.unwrap_err().fill_bytes(&mut seed);
+    let sk = SigningKey::from_bytes(&seed);
     let private = sk
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| Error::internal(format_args!("encoding Ed25519 private key: {e}")))?;
@@ -694,7 +699,7 @@ mod tests {
             let token = jsonwebtoken::encode(
                 &Header::new(Algorithm::HS256),
                 &claims,
-                &EncodingKey::from_secret(&secret),
+                &EncodingKey::from_secret(&secret).unwrap(),
             )
             .unwrap();
             assert!(matches!(

@@ -10,9 +10,9 @@
 //!
 //! Every comparison is constant-time. These functions are CPU-bound (tens of milliseconds at
 //! production cost): never call them on an async worker.
-use rand::Rng;
-use rand::distributions::Alphanumeric;
+use rand::distr::Alphanumeric;
 use rand::rngs::OsRng;
+use rand::{Rng, TryRngCore};
 use sha2::Sha256;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -56,6 +56,7 @@ impl Verified {
 pub fn hash_password(password: &str, iterations: u32) -> String {
     let iterations = iterations.max(1);
     let salt: String = OsRng
+        .unwrap_err()
         .sample_iter(&Alphanumeric)
         .take(SALT_CHARS)
         .map(char::from)

@@ -1,15 +1,15 @@
 //! Refresh-token material: 256 random bits, stored only as their SHA-256.
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
 use rand::rngs::OsRng;
+use rand::{RngCore, TryRngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// 32 bytes from the OS RNG, base64url without padding (43 chars).
 pub fn new_refresh_token() -> String {
     let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
+    OsRng.unwrap_err().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
