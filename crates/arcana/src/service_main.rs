@@ -61,9 +61,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "ARCANA_REPOSITORY_URL",
         cli.internal.repository_credential()?,
     )?);
-    // Only the auth context signs tokens; the user context never issues one.
+    // Every context verifies the access token its callers forward (the user context needs only
+    // the public keys); only the auth context signs tokens, the user context never issues one.
+    let jwt_keys = cli.jwt.keys(None)?;
+    let verify = service::token_check(&jwt_keys, &cli.jwt);
     let keys = if CONTEXTS.auth() {
-        cli.jwt.keys(None)?
+        jwt_keys
     } else {
         crypto::JwtKeys::hs256(crypto::new_refresh_token().as_bytes()).map_err(describe)?
     };
@@ -86,6 +89,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.grpc_addr,
         &services,
         CONTEXTS,
+        verify,
         credential,
         cli.internal.server_tls()?,
         shutdown,

@@ -677,3 +677,71 @@ async fn strangers_lock_only_their_own_network_monolith() {
 async fn strangers_lock_only_their_own_network_layered() {
     strangers_lock_only_their_own_network(Mode::Layered).await;
 }
+
+// ---- round 2, item 5: the service layer verifies the caller itself --------------------------
+
+/// What a compromised gateway holds (the internal credential) no longer makes anyone an admin
+/// on the service port: the `x-arcana-*` identity is not believed, only a forwarded access token
+/// that verifies and whose session is live. On the old code the forged admin listed every user.
+#[tokio::test]
+async fn the_service_port_believes_only_a_verified_access_token() {
+    use rpc::v1::auth_service_client::AuthServiceClient;
+    use rpc::v1::user_service_client::UserServiceClient;
+    let app = TestApp::start_mode(Mode::Layered, Backend::Sqlite, Options::default())
+        .await
+        .unwrap();
+    let (uid, access, _) = app.user("bystander").await;
+    let port = app
+        .internal
+        .iter()
+        .find(|(n, _)| n == "arcana-service")
+        .unwrap()
+        .1;
+    let url = format!("http://127.0.0.1:{port}");
+    let mut users = UserServiceClient::connect(url.clone()).await.unwrap();
+    let mut auth = AuthServiceClient::connect(url).await.unwrap();
+    let with = |md: &mut tonic::metadata::MetadataMap, pairs: &[(&'static str, String)]| {
+        md.insert("x-internal-token", INTERNAL_TOKEN.parse().unwrap());
+        for (k, v) in pairs {
+            md.insert(*k, v.parse().unwrap());
+        }
+    };
+    // A forged admin identity, with the gateway's credential.
+    let mut req = tonic::Request::new(rpc::v1::ListUsersRequest::default());
+    with(
+        req.metadata_mut(),
+        &[
+            ("x-arcana-user-id", uid.clone()),
+            ("x-arcana-session-id", uuid::Uuid::new_v4().to_string()),
+            ("x-arcana-role", "admin".into()),
+        ],
+    );
+    let e = users.list_users(req).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    // A forged token: refused.
+    let mut req = tonic::Request::new(rpc::v1::MeRequest {});
+    with(
+        req.metadata_mut(),
+        &[("authorization", "Bearer not.a.jwt".into())],
+    );
+    let e = auth.me(req).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    // The user's own token acts as that user, and only as that user.
+    let bearer = format!("Bearer {access}");
+    let mut req = tonic::Request::new(rpc::v1::MeRequest {});
+    with(req.metadata_mut(), &[("authorization", bearer.clone())]);
+    assert_eq!(auth.me(req).await.unwrap().into_inner().id, uid);
+    let mut req = tonic::Request::new(rpc::v1::ListUsersRequest::default());
+    with(req.metadata_mut(), &[("authorization", bearer.clone())]);
+    let e = users.list_users(req).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    // Once its session is over, the token is refused on the service port at once (no cache).
+    let r = app
+        .post("/api/v1/auth/logout", Some(&access), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let mut req = tonic::Request::new(rpc::v1::MeRequest {});
+    with(req.metadata_mut(), &[("authorization", bearer)]);
+    let e = auth.me(req).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+}

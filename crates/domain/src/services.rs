@@ -33,11 +33,34 @@ impl Principal {
     }
 }
 
-/// An authenticated call: who asks and the facts about the request they asked with.
+/// The access token a caller presented. A gRPC client adapter forwards it so that a service
+/// layer in another process verifies the caller itself instead of believing the edge. Never
+/// printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
+}
+
+/// An authenticated call: who asks, the facts about the request they asked with, and the
+/// token that proved who (absent for callers inside the service layer's own process).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub who: Principal,
     pub ctx: RequestContext,
+    pub token: Option<AccessToken>,
 }
 
 /// `POST /auth/register`. The password needs 8–128 characters with at least one upper-case

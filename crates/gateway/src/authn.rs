@@ -14,7 +14,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use crypto::jwt::TokenVerifier;
 use domain::{
-    AuthService, Caller, Error, Principal, RevocationListener, Revoked, Role, SessionId, UserId,
+    AccessToken, AuthService, Caller, Error, Principal, RevocationListener, Revoked, Role,
+    SessionId, UserId,
 };
 
 use crate::AppState;
@@ -124,15 +125,8 @@ impl RevocationListener for Authenticator {
 /// The authenticated caller of a handler, with the facts of its request.
 pub struct Authed(pub Caller);
 
-/// The token from `Authorization: Bearer <token>`.
-pub fn bearer(value: Option<&str>) -> Result<&str, Error> {
-    let v = value.ok_or(Error::Unauthorized)?;
-    let (scheme, token) = v.trim().split_once(' ').ok_or(Error::Unauthorized)?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(Error::Unauthorized);
-    }
-    Ok(token.trim())
-}
+/// The token from `Authorization: Bearer <token>` (one parser for REST and both gRPC ports).
+pub use rpc::service::parse_bearer as bearer;
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
@@ -142,24 +136,13 @@ impl FromRequestParts<AppState> for Authed {
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let token = bearer(header)?;
-        let who = state.authn.authenticate(token).await?;
+        let token = AccessToken::new(bearer(header)?);
+        let who = state.authn.authenticate(token.expose()).await?;
         let Client { ctx, .. } = Client::from_request_parts(parts, state).await?;
-        Ok(Authed(Caller { who, ctx }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bearer;
-
-    #[test]
-    fn bearer_parsing() {
-        assert_eq!(bearer(Some("Bearer abc")).unwrap(), "abc");
-        assert_eq!(bearer(Some("bearer  abc ")).unwrap(), "abc");
-        assert!(bearer(None).is_err());
-        assert!(bearer(Some("Basic abc")).is_err());
-        assert!(bearer(Some("Bearer ")).is_err());
-        assert!(bearer(Some("Bearer")).is_err());
+        Ok(Authed(Caller {
+            who,
+            ctx,
+            token: Some(token),
+        }))
     }
 }

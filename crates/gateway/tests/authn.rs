@@ -123,7 +123,14 @@ async fn revoking_one_user_forgets_only_that_users_cached_sessions() {
     assert_eq!(lookups(), 2, "both answers are cached");
 
     // Alice logs out everywhere (through this process).
-    counting.logout_all(&Caller { who: a, ctx }).await.unwrap();
+    counting
+        .logout_all(&Caller {
+            who: a,
+            ctx,
+            token: None,
+        })
+        .await
+        .unwrap();
     authn.forget_user(a.user_id);
     assert!(
         authn

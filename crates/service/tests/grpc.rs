@@ -42,9 +42,11 @@ impl Remote {
     async fn new() -> Self {
         let app = TestApp::new().await;
         let credential = InternalCredential::new(TOKEN).unwrap();
+        let callers = grpc::VerifiedPrincipal::new(app.token_check(), app.auth.clone());
         let (router, health) = grpc::internal_router(
             Some(app.auth.clone()),
             Some(app.users.clone()),
+            callers,
             credential.clone(),
         );
         tokio::spawn(grpc::track_readiness(
@@ -113,10 +115,11 @@ impl Remote {
         (s, p)
     }
 
-    /// A raw generated-client request carrying the credential and a forwarded principal.
+    /// A raw generated-client request carrying the credential and `who`'s forwarded token.
     fn raw<T>(&self, who: &Principal, msg: T) -> tonic::Request<T> {
         let mut req = self.upstream.request(msg);
-        grpc::forward(req.metadata_mut(), Some(&ctx()), Some(who));
+        let caller = self.app.caller(who);
+        grpc::forward(req.metadata_mut(), Some(&ctx()), caller.token.as_ref());
         req
     }
 }
@@ -150,11 +153,11 @@ async fn register_login_me_refresh_and_reuse_detection() {
     let session = r.login("alice@example.com", PASSWORD).await.unwrap();
     let who = r.app.principal(&session);
     assert_eq!(who.user_id, registered.user.id);
-    let me = r.auth.me(&by(&who)).await.unwrap();
+    let me = r.auth.me(&r.app.caller(&who)).await.unwrap();
     assert_eq!(me, r.app.fetch(who.user_id).await);
 
     // The client facts and request id crossed the hop into the session and the audit log.
-    let sessions = r.auth.list_sessions(&by(&who)).await.unwrap();
+    let sessions = r.auth.list_sessions(&r.app.caller(&who)).await.unwrap();
     assert_eq!(sessions.len(), 2);
     let current = sessions.iter().find(|s| s.current).unwrap();
     assert_eq!(current.id, who.session_id);
@@ -196,7 +199,7 @@ async fn register_login_me_refresh_and_reuse_detection() {
     // The other session (from registration) is untouched; logout-all ends it.
     let first = r.app.principal(&registered);
     assert!(r.auth.session_live(&first).await.unwrap());
-    assert_eq!(r.auth.logout_all(&by(&first)).await.unwrap(), 1);
+    assert_eq!(r.auth.logout_all(&r.app.caller(&first)).await.unwrap(), 1);
     assert!(!r.auth.session_live(&first).await.unwrap());
 }
 
@@ -205,15 +208,18 @@ async fn logout_and_revoke_session_end_sessions() {
     let r = Remote::new().await;
     let (_, a) = r.user("bob").await;
     let b = r.app.principal(&r.login("bob", PASSWORD).await.unwrap());
-    r.auth.revoke_session(&by(&a), b.session_id).await.unwrap();
+    r.auth
+        .revoke_session(&r.app.caller(&a), b.session_id)
+        .await
+        .unwrap();
     assert!(!r.auth.session_live(&b).await.unwrap());
     let err = r
         .auth
-        .revoke_session(&by(&a), uuid::Uuid::new_v4())
+        .revoke_session(&r.app.caller(&a), uuid::Uuid::new_v4())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound), "{err:?}");
-    r.auth.logout(&by(&a)).await.unwrap();
+    r.auth.logout(&r.app.caller(&a)).await.unwrap();
     assert!(!r.auth.session_live(&a).await.unwrap());
     // An unknown session is simply not live.
     assert!(
@@ -275,29 +281,33 @@ async fn non_admins_see_only_themselves() {
     let r = Remote::new().await;
     let (_, alice) = r.user("alice").await;
     let (_, bob) = r.user("bob").await;
-    let own = r.users.get_user(&by(&alice), alice.user_id).await.unwrap();
+    let own = r
+        .users
+        .get_user(&r.app.caller(&alice), alice.user_id)
+        .await
+        .unwrap();
     assert_eq!(own.username, "alice");
     let err = r
         .users
-        .get_user(&by(&alice), bob.user_id)
+        .get_user(&r.app.caller(&alice), bob.user_id)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound), "{err:?}");
     let err = r
         .users
-        .update_user(&by(&alice), bob.user_id, UserPatch::default())
+        .update_user(&r.app.caller(&alice), bob.user_id, UserPatch::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound), "{err:?}");
     let err = r
         .users
-        .list_users(&by(&alice), RawUserQuery::default())
+        .list_users(&r.app.caller(&alice), RawUserQuery::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
     let err = r
         .users
-        .set_role(&by(&alice), alice.user_id, "admin")
+        .set_role(&r.app.caller(&alice), alice.user_id, "admin")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
@@ -310,7 +320,7 @@ async fn admin_lists_with_offsets_and_cursors() {
     for name in ["user1", "user2", "user3", "user4", "user5"] {
         r.users
             .create_user(
-                &by(&admin),
+                &r.app.caller(&admin),
                 CreateUserInput {
                     username: name.into(),
                     email: format!("{name}@example.com"),
@@ -326,7 +336,7 @@ async fn admin_lists_with_offsets_and_cursors() {
     let page = r
         .users
         .list_users(
-            &by(&admin),
+            &r.app.caller(&admin),
             RawUserQuery {
                 per_page: Some("4".into()),
                 role: Some("guest".into()),
@@ -349,7 +359,7 @@ async fn admin_lists_with_offsets_and_cursors() {
         let page = r
             .users
             .list_users(
-                &by(&admin),
+                &r.app.caller(&admin),
                 RawUserQuery {
                     per_page: Some("2".into()),
                     sort: Some("username".into()),
@@ -376,7 +386,7 @@ async fn admin_lists_with_offsets_and_cursors() {
     let err = r
         .users
         .list_users(
-            &by(&admin),
+            &r.app.caller(&admin),
             RawUserQuery {
                 per_page: Some("0".into()),
                 cursor: Some("garbage".into()),
@@ -402,7 +412,11 @@ async fn put_and_patch_semantics() {
         phone: Some(Some("+44 20 7946 0000".into())),
         avatar_url: Some(None),
     };
-    let u = r.users.update_user(&by(&me), id, put).await.unwrap();
+    let u = r
+        .users
+        .update_user(&r.app.caller(&me), id, put)
+        .await
+        .unwrap();
     assert_eq!(u.email, "dave@example.com");
     assert_eq!(
         (
@@ -419,7 +433,11 @@ async fn put_and_patch_semantics() {
         avatar_url: Some(Some("https://example.com/d.png".into())),
         ..Default::default()
     };
-    let u = r.users.update_user(&by(&me), id, patch).await.unwrap();
+    let u = r
+        .users
+        .update_user(&r.app.caller(&me), id, patch)
+        .await
+        .unwrap();
     assert_eq!(u.first_name.as_deref(), Some("Dave"));
     assert_eq!(u.phone.as_deref(), Some("+44 20 7946 0000"));
     assert_eq!(u.last_name, None);
@@ -461,7 +479,11 @@ async fn put_and_patch_semantics() {
         avatar_url: Some(Some("ftp://x".into())),
         ..Default::default()
     };
-    let err = r.users.update_user(&by(&me), id, bad).await.unwrap_err();
+    let err = r
+        .users
+        .update_user(&r.app.caller(&me), id, bad)
+        .await
+        .unwrap_err();
     assert_eq!(field_errors(&err), ["avatar_url", "email"]);
 }
 
@@ -472,26 +494,26 @@ async fn admin_operations_and_password_change() {
     let (_, erin) = r.user("erin").await;
     let u = r
         .users
-        .verify_user(&by(&admin), erin.user_id)
+        .verify_user(&r.app.caller(&admin), erin.user_id)
         .await
         .unwrap();
     assert!(u.is_verified);
     let u = r
         .users
-        .set_role(&by(&admin), erin.user_id, "guest")
+        .set_role(&r.app.caller(&admin), erin.user_id, "guest")
         .await
         .unwrap();
     assert_eq!(u.role, Role::Guest);
     assert!(!r.auth.session_live(&erin).await.unwrap());
     let err = r
         .users
-        .set_status(&by(&admin), erin.user_id, "frozen")
+        .set_status(&r.app.caller(&admin), erin.user_id, "frozen")
         .await
         .unwrap_err();
     assert_eq!(field_errors(&err), ["status"]);
     let err = r
         .users
-        .set_status(&by(&admin), admin.user_id, "suspended")
+        .set_status(&r.app.caller(&admin), admin.user_id, "suspended")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
@@ -500,7 +522,7 @@ async fn admin_operations_and_password_change() {
     let err = r
         .users
         .change_password(
-            &by(&erin),
+            &r.app.caller(&erin),
             erin.user_id,
             PasswordInput {
                 current_password: Some("Wrong-password-1".into()),
@@ -512,7 +534,7 @@ async fn admin_operations_and_password_change() {
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
     r.users
         .change_password(
-            &by(&admin),
+            &r.app.caller(&admin),
             erin.user_id,
             PasswordInput {
                 current_password: None,
@@ -523,10 +545,10 @@ async fn admin_operations_and_password_change() {
         .unwrap();
     r.login("erin", "New-password-2").await.unwrap();
     r.users
-        .delete_user(&by(&admin), erin.user_id)
+        .delete_user(&r.app.caller(&admin), erin.user_id)
         .await
         .unwrap();
-    let err = r.users.get_user(&by(&admin), erin.user_id).await;
+    let err = r.users.get_user(&r.app.caller(&admin), erin.user_id).await;
     // Soft-deleted: still visible to an admin, with status deleted.
     assert_eq!(err.unwrap().status, domain::Status::Deleted);
 }
@@ -541,15 +563,16 @@ async fn calls_without_the_internal_credential_are_refused() {
         .await
         .unwrap();
 
-    // No credential, but a forwarded "admin" identity: refused before any handler runs.
+    // No credential, but a valid forwarded token: refused before any handler runs.
+    let token = r.app.caller(&alice).token;
     let mut req = tonic::Request::new(v1::MeRequest {});
-    grpc::forward(req.metadata_mut(), None, Some(&alice));
+    grpc::forward(req.metadata_mut(), None, token.as_ref());
     let s = raw.me(req).await.unwrap_err();
     assert_eq!(s.code(), Code::Unauthenticated);
 
     // A wrong credential.
     let mut req = tonic::Request::new(v1::MeRequest {});
-    grpc::forward(req.metadata_mut(), None, Some(&alice));
+    grpc::forward(req.metadata_mut(), None, token.as_ref());
     req.metadata_mut().insert(
         rpc::credential::INTERNAL_TOKEN,
         MetadataValue::from_static("grpc-tests-internal-credential-XXXXXXXXXX"),

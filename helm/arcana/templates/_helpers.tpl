@@ -71,7 +71,7 @@ credentials it needs and its gRPC port and arguments:
   "gateway"     (dict "name" "gateway"      "binary" "arcana-gateway"      "edge" true  "database" false "internalToken" true  "repositoryToken" false "jwt" "verify" "grpcPort" 9090  "args" (list)         "bootstrap" false "mail" false)
   "service"     (dict "name" "service"      "binary" "arcana-service"      "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" true "mail" true)
   "authService" (dict "name" "auth-service" "binary" "arcana-auth-service" "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" false "mail" true)
-  "userService" (dict "name" "user-service" "binary" "arcana-user-service" "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "none"   "grpcPort" 50051 "args" (list)         "bootstrap" true "mail" true)
+  "userService" (dict "name" "user-service" "binary" "arcana-user-service" "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "verify" "grpcPort" 50051 "args" (list)         "bootstrap" true "mail" true)
   "repository"  (dict "name" "repository"   "binary" "arcana-repository"   "edge" false "database" true  "internalToken" false "repositoryToken" true  "jwt" "none"   "grpcPort" 50052 "args" (list "serve") "bootstrap" false "mail" false)
 -}}
 {{- toJson (get $all .) -}}

@@ -178,12 +178,21 @@ pub fn bootstrap_admin(users: Arc<service::Users>, args: &BootstrapArgs) -> anyh
     Ok(())
 }
 
+/// Checks a forwarded access token's signature and claims with `keys` (the verifying half) for
+/// the configured issuer and audience.
+pub fn token_check(keys: &crypto::JwtKeys, jwt: &JwtArgs) -> rpc::service::VerifyToken {
+    let verifier = keys.verifier(&jwt.jwt_issuer, &jwt.jwt_audience);
+    Arc::new(move |token: &str| verifier.verify(token))
+}
+
 /// The internal gRPC port (:50051): the contracts of `contexts` (`arcana.v1.AuthService` +
-/// session checks, `arcana.v1.UserService`), each behind `credential`.
+/// session checks, `arcana.v1.UserService`), each behind `credential`, acting only for callers
+/// whose forwarded access token passes `verify` and whose session is live.
 pub async fn serve(
     addr: SocketAddr,
     services: &service::Services,
     contexts: Contexts,
+    verify: rpc::service::VerifyToken,
     credential: InternalCredential,
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: Shutdown,
@@ -194,7 +203,11 @@ pub async fn serve(
     let users: Option<Arc<dyn domain::UserService>> = contexts
         .users()
         .then(|| services.users.clone() as Arc<dyn domain::UserService>);
-    let (router, reporter) = rpc::service::internal_router(auth.clone(), users.clone(), credential);
+    // Session liveness is asked of this process's own auth context (the user context's
+    // processes build one too, over the same repository).
+    let callers = rpc::service::VerifiedPrincipal::new(verify, services.auth.clone());
+    let (router, reporter) =
+        rpc::service::internal_router(auth.clone(), users.clone(), callers, credential);
     tokio::spawn(rpc::service::track_readiness(
         reporter,
         auth,

@@ -6,7 +6,8 @@ use crate::v1::{self, auth_service_server::AuthService as AuthRpc};
 use domain::{AuthService, Principal};
 use tonic::{Request, Response, Status};
 
-use super::{Call, ForwardedPrincipal, PrincipalSource, Throttled, bearer, public, run};
+use super::principal::NoCaller;
+use super::{Call, PrincipalSource, Throttled, bearer, public, run};
 
 type Answer<T> = std::result::Result<Response<T>, Status>;
 
@@ -207,7 +208,7 @@ impl SessionCheckService for SessionCheckGrpc {
         &self,
         req: Request<internal::SessionLiveRequest>,
     ) -> Answer<internal::SessionLiveResponse> {
-        let source = ForwardedPrincipal;
+        let source = NoCaller;
         let request_id = source.context(&Call::of(&req)).request_id;
         let parent = crate::trace::Parent::of(req.metadata().as_ref());
         let m = req.into_inner();

@@ -1,15 +1,15 @@
 //! Client adapters: [`AuthClient`] and [`UserClient`] implement the service ports by calling a
 //! service layer over gRPC, so a gateway cannot tell them from the in-process `Auth`/`Users`.
 //!
-//! Each call carries the internal credential, the request id, the caller (`x-arcana-*`) and the
-//! client's ip and user agent; reads are retried on UNAVAILABLE, writes never
+//! Each call carries the internal credential, the request id, the caller's access token (the
+//! service layer verifies it) and the client's ip and user agent; reads are retried on UNAVAILABLE, writes never
 //! ([`Upstream::call`]); every domain error (field names, retry-after) survives the hop.
 use async_trait::async_trait;
 use domain::{
-    AuditPage, AuthService, AuthSession, Caller, CreateUserInput, Error, ForgotPasswordInput,
-    LoginInput, PasswordInput, Principal, RawAuditQuery, RawUserQuery, RegisterInput,
-    RequestContext, ResetPasswordInput, Result, SessionId, SessionInfo, User, UserId, UserPage,
-    UserPatch, UserService, VerifyEmailInput,
+    AccessToken, AuditPage, AuthService, AuthSession, Caller, CreateUserInput, Error,
+    ForgotPasswordInput, LoginInput, PasswordInput, Principal, RawAuditQuery, RawUserQuery,
+    RegisterInput, RequestContext, ResetPasswordInput, Result, SessionId, SessionInfo, User,
+    UserId, UserPage, UserPatch, UserService, VerifyEmailInput,
 };
 use tonic::Request;
 use tonic::transport::Channel;
@@ -27,18 +27,18 @@ use crate::v1::{
 };
 
 /// An outgoing call: deadline, credential, request id (the context's, else the one in scope),
-/// the caller and the client facts.
+/// the caller's token and the client facts.
 fn outgoing<T>(
     up: &Upstream,
     ctx: Option<&RequestContext>,
-    who: Option<&Principal>,
+    token: Option<&AccessToken>,
     msg: T,
 ) -> Request<T> {
     let id = ctx
         .and_then(|c| c.request_id.clone())
         .or_else(crate::context::request_id);
     let mut req = up.request_with_id(msg, id);
-    forward(req.metadata_mut(), ctx, who);
+    forward(req.metadata_mut(), ctx, token);
     req
 }
 
@@ -47,19 +47,19 @@ fn outgoing<T>(
 macro_rules! call {
     ($self:ident, $retry:ident, $method:ident, caller: $caller:expr, $msg:expr) => {{
         let caller: &domain::Caller = $caller;
-        call!(@go $self, $retry, $method, Some(&caller.ctx), Some(&caller.who), $msg)
+        call!(@go $self, $retry, $method, Some(&caller.ctx), caller.token.as_ref(), $msg)
     }};
     ($self:ident, $retry:ident, $method:ident, ctx: $ctx:expr, $msg:expr) => {
         call!(@go $self, $retry, $method, Some($ctx), None, $msg)
     };
-    (@go $self:ident, $retry:ident, $method:ident, $ctx:expr, $who:expr, $msg:expr) => {{
-        let (ctx, who, msg) = ($ctx, $who, $msg);
+    (@go $self:ident, $retry:ident, $method:ident, $ctx:expr, $token:expr, $msg:expr) => {{
+        let (ctx, token, msg) = ($ctx, $token, $msg);
         let up = &$self.upstream;
         up.call(
             stringify!($method),
             Retry::$retry,
             &$self.client,
-            || outgoing(up, ctx, who, msg.clone()),
+            || outgoing(up, ctx, token, msg.clone()),
             |mut c, r| async move { c.$method(r).await },
         )
         .await

@@ -6,9 +6,10 @@
 //!
 //! # Who is calling
 //! The servers are generic over a [`PrincipalSource`], the policy of the port they are served on:
-//! - on the internal port (:50051) [`ForwardedPrincipal`] believes the caller identity and request
-//!   facts the gateway forwards in `x-arcana-*` metadata. It is only ever served behind the
-//!   internal credential ([`internal_router`]);
+//! - on the internal port (:50051) [`VerifiedPrincipal`] verifies the caller's access token the
+//!   gateway forwards (signature, claims, and the session's liveness, asked of this process's
+//!   own service layer) and takes the request facts (`x-arcana-client-ip`, user agent) as
+//!   forwarded. It is only ever served behind the internal credential ([`internal_router`]);
 //! - on the public port of the gateway (:9090) the gateway's own source verifies the bearer token
 //!   and rate-limits the unauthenticated calls and password changes.
 //!
@@ -31,14 +32,16 @@ use crate::internal::session_check_service_server::SessionCheckServiceServer;
 use crate::server::GrpcRouter;
 use crate::v1::auth_service_server::AuthServiceServer;
 use crate::v1::user_service_server::UserServiceServer;
-use domain::{AuthService, Caller, Principal, RequestContext, Result, UserId, UserService};
+use domain::{
+    AccessToken, AuthService, Caller, Principal, RequestContext, Result, UserId, UserService,
+};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
 pub use auth::{AuthGrpc, SessionCheckGrpc};
 pub use client::{AuthClient, UserClient};
 pub use principal::{
-    CLIENT_IP, ForwardedPrincipal, ROLE, SESSION_ID, USER_AGENT, USER_ID, forward,
+    CLIENT_IP, USER_AGENT, VerifiedPrincipal, VerifyToken, bearer_token, forward, parse_bearer,
     request_id_or_new,
 };
 pub use tonic_health::server::HealthReporter;
@@ -132,8 +135,11 @@ where
     let request_id = ctx.request_id.clone();
     let parent = crate::trace::Parent::of(req.metadata().as_ref());
     let body = async move {
-        let who = source.principal(&Call::of(&req)).await?;
-        f(Caller { who, ctx }, req.into_inner()).await
+        let call = Call::of(&req);
+        let who = source.principal(&call).await?;
+        // What proved who, for a hop to a service layer in another process.
+        let token = bearer_token(call.metadata).ok().map(AccessToken::new);
+        f(Caller { who, ctx, token }, req.into_inner()).await
     };
     run(source, rpc, request_id, parent, body).await
 }
@@ -157,24 +163,25 @@ where
 }
 
 /// The internal port of a service-layer binary: the services of the contexts it holds (`auth`
-/// and/or `users`), all behind `credential`, plus health and reflection. Drive the reporter
-/// with [`track_readiness`].
+/// and/or `users`), all behind `credential`, their callers checked by `callers`, plus health and
+/// reflection. Drive the reporter with [`track_readiness`].
 pub fn internal_router(
     auth: Option<Arc<dyn AuthService>>,
     users: Option<Arc<dyn UserService>>,
+    callers: VerifiedPrincipal,
     credential: InternalCredential,
 ) -> (GrpcRouter, HealthReporter) {
     use crate::server::internal;
     let mut router = GrpcRouter::new();
     if let Some(auth) = auth {
-        let rpc = AuthServiceServer::new(AuthGrpc::new(auth.clone(), ForwardedPrincipal));
+        let rpc = AuthServiceServer::new(AuthGrpc::new(auth.clone(), callers.clone()));
         let check = SessionCheckServiceServer::new(SessionCheckGrpc::new(auth));
         router = router
             .add(internal(rpc, &credential))
             .add(internal(check, &credential));
     }
     if let Some(users) = users {
-        let rpc = UserServiceServer::new(UserGrpc::new(users, ForwardedPrincipal));
+        let rpc = UserServiceServer::new(UserGrpc::new(users, callers));
         router = router.add(internal(rpc, &credential));
     }
     router.with_health_and_reflection()

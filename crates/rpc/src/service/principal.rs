@@ -1,16 +1,14 @@
-//! The caller identity and request facts a gateway forwards to the internal port, both ends:
-//! [`forward`] writes them (client adapters), [`ForwardedPrincipal`] reads them (servers).
+//! The caller's access token and the request facts a gateway forwards to the internal port, both
+//! ends: [`forward`] writes them (client adapters), [`VerifiedPrincipal`] checks them (servers).
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use domain::{Error, Principal, RequestContext, Result, Role};
+use domain::{AccessToken, AuthService, Error, Principal, RequestContext, Result};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use uuid::Uuid;
 
 use super::{Call, PrincipalSource};
 
-pub const USER_ID: &str = "x-arcana-user-id";
-pub const SESSION_ID: &str = "x-arcana-session-id";
-pub const ROLE: &str = "x-arcana-role";
 pub const CLIENT_IP: &str = "x-arcana-client-ip";
 pub const USER_AGENT: &str = "x-arcana-user-agent";
 
@@ -26,45 +24,92 @@ fn text<'a>(md: &'a MetadataMap, key: &str) -> Option<&'a str> {
     md.get(key).and_then(|v| v.to_str().ok())
 }
 
-/// Trusts the `x-arcana-*` metadata a gateway forwards. Serve it only behind the internal
-/// credential: on an open port anyone could claim to be an admin.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ForwardedPrincipal;
-
-#[tonic::async_trait]
-impl PrincipalSource for ForwardedPrincipal {
-    async fn principal(&self, call: &Call<'_>) -> Result<Principal> {
-        let md = call.metadata;
-        let id = |key: &str| text(md, key).and_then(|v| Uuid::parse_str(v).ok());
-        let (Some(user_id), Some(session_id), Some(role)) = (
-            id(USER_ID),
-            id(SESSION_ID),
-            text(md, ROLE).and_then(|r| r.parse::<Role>().ok()),
-        ) else {
-            return Err(Error::Unauthorized);
-        };
-        Ok(Principal {
-            user_id,
-            session_id,
-            role,
-        })
+/// The token of an `authorization: Bearer <token>` value; `Error::Unauthorized` for anything else.
+pub fn parse_bearer(value: Option<&str>) -> Result<&str> {
+    let v = value.ok_or(Error::Unauthorized)?;
+    let (scheme, token) = v.trim().split_once(' ').ok_or(Error::Unauthorized)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(Error::Unauthorized);
     }
+    Ok(token.trim())
+}
 
-    fn context(&self, call: &Call<'_>) -> RequestContext {
-        let md = call.metadata;
-        RequestContext {
-            request_id: Some(request_id_or_new(md)),
-            ip: text(md, CLIENT_IP)
-                .and_then(|v| v.parse::<IpAddr>().ok())
-                .map(|ip| ip.to_string()),
-            user_agent: text(md, USER_AGENT).map(|v| v.chars().take(MAX_USER_AGENT).collect()),
-        }
+/// The bearer token of a call's `authorization` metadata.
+pub fn bearer_token(md: &MetadataMap) -> Result<&str> {
+    parse_bearer(text(md, AUTHORIZATION))
+}
+
+const AUTHORIZATION: &str = "authorization";
+
+/// Checks an access token's signature and claims (the verifying half of the JWT keys, handed in
+/// by the binary that wires the layers, so this crate holds no key).
+pub type VerifyToken = Arc<dyn Fn(&str) -> Result<Principal> + Send + Sync>;
+
+/// The internal port's caller policy. The caller is whoever the access token forwarded in
+/// `authorization: Bearer` names, when it verifies and its session is live, asked of `sessions`
+/// (this process's own service layer, never a cache) on every call. So a holder of the internal
+/// credential (a compromised gateway) can act only as users whose tokens it holds, never claim
+/// an identity. The request facts (request id, client ip, user agent) are taken as forwarded:
+/// they feed the audit log and the per-network lockout, never an authorization. Serve it only
+/// behind the internal credential.
+#[derive(Clone)]
+pub struct VerifiedPrincipal {
+    verify: VerifyToken,
+    sessions: Arc<dyn AuthService>,
+}
+
+impl VerifiedPrincipal {
+    pub fn new(verify: VerifyToken, sessions: Arc<dyn AuthService>) -> Self {
+        Self { verify, sessions }
     }
 }
 
-/// Client side: put `who` and the facts of `ctx` (client ip, user agent) in `md`. The request id
-/// travels separately (`crate::client::Upstream::request_with_id`).
-pub fn forward(md: &mut MetadataMap, ctx: Option<&RequestContext>, who: Option<&Principal>) {
+#[tonic::async_trait]
+impl PrincipalSource for VerifiedPrincipal {
+    async fn principal(&self, call: &Call<'_>) -> Result<Principal> {
+        let who = (self.verify)(bearer_token(call.metadata)?)?;
+        if self.sessions.session_live(&who).await? {
+            Ok(who)
+        } else {
+            Err(Error::Unauthorized)
+        }
+    }
+
+    fn context(&self, call: &Call<'_>) -> RequestContext {
+        forwarded_context(call.metadata)
+    }
+}
+
+/// The request facts a gateway forwards (request id, else a fresh one; client ip; user agent).
+fn forwarded_context(md: &MetadataMap) -> RequestContext {
+    RequestContext {
+        request_id: Some(request_id_or_new(md)),
+        ip: text(md, CLIENT_IP)
+            .and_then(|v| v.parse::<IpAddr>().ok())
+            .map(|ip| ip.to_string()),
+        user_agent: text(md, USER_AGENT).map(|v| v.chars().take(MAX_USER_AGENT).collect()),
+    }
+}
+
+/// The policy of an internal service that acts for no caller (the gateway's session checks):
+/// the forwarded request facts, and no principal at all.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NoCaller;
+
+#[tonic::async_trait]
+impl PrincipalSource for NoCaller {
+    async fn principal(&self, _call: &Call<'_>) -> Result<Principal> {
+        Err(Error::Unauthorized)
+    }
+
+    fn context(&self, call: &Call<'_>) -> RequestContext {
+        forwarded_context(call.metadata)
+    }
+}
+
+/// Client side: put the caller's access `token` and the facts of `ctx` (client ip, user agent)
+/// in `md`. The request id travels separately (`crate::client::Upstream::request_with_id`).
+pub fn forward(md: &mut MetadataMap, ctx: Option<&RequestContext>, token: Option<&AccessToken>) {
     let mut put = |key: &'static str, value: &str| {
         // Metadata values are visible ASCII; anything else is replaced (facts for the log only).
         let clean: String = value
@@ -82,11 +127,6 @@ pub fn forward(md: &mut MetadataMap, ctx: Option<&RequestContext>, who: Option<&
             md.insert(key, v);
         }
     };
-    if let Some(who) = who {
-        put(USER_ID, &who.user_id.to_string());
-        put(SESSION_ID, &who.session_id.to_string());
-        put(ROLE, who.role.as_str());
-    }
     if let Some(ctx) = ctx {
         if let Some(ip) = &ctx.ip {
             put(CLIENT_IP, ip);
@@ -95,66 +135,70 @@ pub fn forward(md: &mut MetadataMap, ctx: Option<&RequestContext>, who: Option<&
             put(USER_AGENT, ua);
         }
     }
+    if let Some(token) = token
+        && let Ok(mut v) = MetadataValue::try_from(format!("Bearer {}", token.expose()))
+    {
+        // Never printed by the transport's debug output.
+        v.set_sensitive(true);
+        md.insert(AUTHORIZATION, v);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn forwarded_identity_round_trips() {
-        let who = Principal {
-            user_id: Uuid::new_v4(),
-            session_id: Uuid::new_v4(),
-            role: Role::Admin,
-        };
+    #[test]
+    fn forwarded_token_and_facts_round_trip() {
         let ctx = RequestContext {
             request_id: Some("abc-1".into()),
             ip: Some("2001:db8::1".into()),
             user_agent: Some("curl/8 \u{e9}t\u{e9}".into()),
         };
+        let token = AccessToken::new("header.claims.signature");
         let mut md = MetadataMap::new();
-        forward(&mut md, Some(&ctx), Some(&who));
+        forward(&mut md, Some(&ctx), Some(&token));
         md.insert(
             crate::context::REQUEST_ID,
             MetadataValue::from_static("abc-1"),
         );
+        assert_eq!(bearer_token(&md).unwrap(), "header.claims.signature");
+        assert!(md.get(AUTHORIZATION).unwrap().is_sensitive());
         let call = Call {
             metadata: &md,
             remote_addr: None,
         };
-        assert_eq!(ForwardedPrincipal.principal(&call).await.unwrap(), who);
-        let got = ForwardedPrincipal.context(&call);
+        let got = NoCaller.context(&call);
         assert_eq!(got.request_id.as_deref(), Some("abc-1"));
         assert_eq!(got.ip.as_deref(), Some("2001:db8::1"));
         assert_eq!(got.user_agent.as_deref(), Some("curl/8 ?t?"));
+        let bare = NoCaller.context(&Call {
+            metadata: &MetadataMap::new(),
+            remote_addr: None,
+        });
+        assert_eq!(bare.ip, None);
+        assert!(bare.request_id.is_some(), "a fresh id when none came");
+        // No token, no authorization header: nothing to verify.
+        let mut md = MetadataMap::new();
+        forward(&mut md, Some(&ctx), None);
+        assert!(matches!(bearer_token(&md), Err(Error::Unauthorized)));
     }
 
-    #[tokio::test]
-    async fn missing_or_bad_identity_is_unauthorized() {
-        let mut md = MetadataMap::new();
-        let call = Call {
-            metadata: &md,
-            remote_addr: None,
-        };
-        assert!(matches!(
-            ForwardedPrincipal.principal(&call).await,
-            Err(Error::Unauthorized)
-        ));
-        md.insert(USER_ID, MetadataValue::from_static("not-a-uuid"));
-        md.insert(SESSION_ID, MetadataValue::from_static("also-not"));
-        md.insert(ROLE, MetadataValue::from_static("root"));
-        md.insert(CLIENT_IP, MetadataValue::from_static("somewhere"));
-        let call = Call {
-            metadata: &md,
-            remote_addr: None,
-        };
-        assert!(matches!(
-            ForwardedPrincipal.principal(&call).await,
-            Err(Error::Unauthorized)
-        ));
-        let ctx = ForwardedPrincipal.context(&call);
-        assert_eq!(ctx.ip, None);
-        assert!(ctx.request_id.is_some(), "a fresh id when none came");
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(parse_bearer(Some("Bearer abc")).unwrap(), "abc");
+        assert_eq!(parse_bearer(Some("bearer  abc ")).unwrap(), "abc");
+        for bad in [
+            None,
+            Some(""),
+            Some("Bearer"),
+            Some("Bearer  "),
+            Some("Basic abc"),
+        ] {
+            assert!(
+                matches!(parse_bearer(bad), Err(Error::Unauthorized)),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -49,6 +49,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub verifier: TokenVerifier,
     pub config: ServiceConfig,
+    /// The access token of every session [`TestApp::principal`] was asked about.
+    tokens: std::sync::Mutex<std::collections::HashMap<domain::SessionId, String>>,
 }
 
 pub fn config() -> ServiceConfig {
@@ -73,6 +75,7 @@ pub fn by(who: &Principal) -> Caller {
     Caller {
         who: *who,
         ctx: ctx(),
+        token: None,
     }
 }
 
@@ -101,6 +104,7 @@ impl TestApp {
             clock,
             verifier: keys.verifier(&config.issuer, &config.audience),
             config,
+            tokens: Default::default(),
         }
     }
 
@@ -146,9 +150,35 @@ impl TestApp {
 
     /// The principal the gateway would derive from this session's access token.
     pub fn principal(&self, s: &AuthSession) -> Principal {
-        self.verifier
+        let p = self
+            .verifier
             .verify_at(&s.tokens.access_token, self.clock.now_secs())
+            .unwrap();
+        self.tokens
+            .lock()
             .unwrap()
+            .insert(p.session_id, s.tokens.access_token.clone());
+        p
+    }
+
+    /// `who` calling with the test request's facts and the access token of its session (what
+    /// a gRPC client adapter forwards to a service layer in another process).
+    pub fn caller(&self, who: &Principal) -> Caller {
+        Caller {
+            token: self
+                .tokens
+                .lock()
+                .unwrap()
+                .get(&who.session_id)
+                .map(|t| domain::AccessToken::new(t.clone())),
+            ..by(who)
+        }
+    }
+
+    /// Checks tokens as a service layer's internal port does, at this app's time.
+    pub fn token_check(&self) -> rpc::service::VerifyToken {
+        let (verifier, clock) = (self.verifier.clone(), self.clock.clone());
+        Arc::new(move |token: &str| verifier.verify_at(token, clock.now_secs()))
     }
 
     /// A registered user with role `user`, signed in.
