@@ -625,7 +625,7 @@ pub fn data_dir_jwt_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
             path.display()
         );
     }
-    std::fs::create_dir_all(data_dir)
+    domain::files::create_private_dir(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let mut bytes = [0u8; 48];
     rand::Rng::fill(

@@ -745,3 +745,60 @@ async fn the_service_port_believes_only_a_verified_access_token() {
     let e = auth.me(req).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
 }
+
+// ---- round 2, item 8: data and mail files readable by their owner only ---------------------
+
+#[cfg(unix)]
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// A zero-config start creates its data and mail directories 0700 and the database (with its
+/// -wal and -shm) and every `.eml` 0600. The old code left them 0755
+/// and 0644: any local user could read the password hashes and the mailed reset links.
+#[cfg(unix)]
+#[tokio::test]
+async fn data_and_mail_files_are_private() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("fresh").join("data");
+    let mail = data.join("mail");
+    let app = TestApp::start_with(
+        Backend::Sqlite,
+        opts(&[
+            ("ARCANA_DATA_DIR", data.to_str().unwrap()),
+            (
+                "ARCANA_DATABASE_URL",
+                &format!("sqlite://{}/arcana.db", data.display()),
+            ),
+            ("ARCANA_MAIL_DIR", mail.to_str().unwrap()),
+        ]),
+    )
+    .await
+    .unwrap();
+    app.user("private").await;
+    // The verification mail is written by the delivery worker.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let eml = loop {
+        let found = std::fs::read_dir(&mail).ok().and_then(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "eml"))
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no mail file was written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(mode(&data), 0o700, "data dir");
+    assert_eq!(mode(&mail), 0o700, "mail dir");
+    for f in ["arcana.db", "arcana.db-wal", "arcana.db-shm"] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+    assert_eq!(mode(&eml), 0o600, "{}", eml.display());
+}

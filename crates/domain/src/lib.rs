@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod files;
 pub mod model;
 pub mod pagination;
 pub mod ports;

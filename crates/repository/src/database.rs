@@ -93,11 +93,15 @@ impl Database {
             Error::Unavailable
         };
         let memory = url.sqlite == Some(SqliteTarget::Memory);
-        if let Some(SqliteTarget::File(path)) = &url.sqlite
-            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| unavailable("cannot create the SQLite database directory", &e))?;
+        if let Some(SqliteTarget::File(path)) = &url.sqlite {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                domain::files::create_private_dir(dir)
+                    .map_err(|e| unavailable("cannot create the SQLite database directory", &e))?;
+                domain::files::warn_if_shared(dir, "the SQLite database directory");
+            }
+            // Created 0600 before SQLite opens it: its -wal and -shm files take the same mode.
+            domain::files::create_private_file(path)
+                .map_err(|e| unavailable("cannot create the SQLite database file", &e))?;
         }
 
         let manager = Manager { url: url.clone() };

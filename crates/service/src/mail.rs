@@ -271,18 +271,19 @@ impl DeliveryWorker {
                 message: format!("SMTP: {e}"),
             }),
             Transport::Files(dir) => {
-                tokio::fs::create_dir_all(dir).await.map_err(|e| Failure {
+                let failed = |what: String| Failure {
                     permanent: false,
-                    message: format!("creating {}: {e}", dir.display()),
-                })?;
-                AsyncFileTransport::<Tokio1Executor>::new(dir)
+                    message: what,
+                };
+                domain::files::create_private_dir(dir)
+                    .map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
+                let id = AsyncFileTransport::<Tokio1Executor>::new(dir)
                     .send(message)
                     .await
-                    .map(|_| ())
-                    .map_err(|e| Failure {
-                        permanent: false,
-                        message: format!("writing the mail file: {e}"),
-                    })
+                    .map_err(|e| failed(format!("writing the mail file: {e}")))?;
+                // The mail holds a live link: readable by this user only (the directory is too).
+                domain::files::make_private(&dir.join(format!("{id}.eml")))
+                    .map_err(|e| failed(format!("restricting the mail file: {e}")))
             }
         }
     }

@@ -126,6 +126,7 @@ pub fn start_mail_worker(
                 "ARCANA_SMTP_URL is not set: password-reset and verification mails are written \
                  as .eml files instead of being sent"
             );
+            domain::files::warn_if_shared(&dir, "the mail directory");
             Transport::Files(dir)
         }
     };
