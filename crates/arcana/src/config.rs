@@ -241,8 +241,9 @@ pub struct OpsArgs {
 /// Password reset and email verification: the mails and their links.
 #[derive(Debug, Clone, Args)]
 pub struct MailArgs {
-    /// `smtp://user:pass@host:587` (STARTTLS when offered; `?tls=required` insists; plain on
-    /// loopback) or `smtps://…` (implicit TLS). Unset: mails are written as `.eml` files.
+    /// `smtp://user:pass@host:587` (STARTTLS required; plaintext only on loopback without
+    /// credentials or with an explicit `?tls=none`, never with credentials) or `smtps://…`
+    /// (implicit TLS). Unset: mails are written as `.eml` files.
     #[arg(long, env = "ARCANA_SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<String>,
     /// Sender of the mails.

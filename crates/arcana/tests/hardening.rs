@@ -802,3 +802,22 @@ async fn data_and_mail_files_are_private() {
     }
     assert_eq!(mode(&eml), 0o600, "{}", eml.display());
 }
+
+// ---- round 2, item 7: SMTP credentials never travel without TLS ------------------------------
+
+#[test]
+fn smtp_credentials_without_tls_stop_the_start() {
+    let (code, out) = run_to_exit(&[(
+        "ARCANA_SMTP_URL",
+        "smtp://mailer:pa55word@192.0.2.25:25?tls=none",
+    )]);
+    assert!(matches!(code, Some(c) if c != 0), "{code:?}: {out}");
+    assert!(out.contains("credentials"), "{out}");
+    assert!(
+        !out.contains("pa55word"),
+        "the password leaked into the log: {out}"
+    );
+    let (code, out) = run_to_exit(&[("ARCANA_SMTP_URL", "smtp://192.0.2.25:25?tls=opportunistic")]);
+    assert!(matches!(code, Some(c) if c != 0), "{code:?}: {out}");
+    assert!(out.contains("tls=required"), "{out}");
+}

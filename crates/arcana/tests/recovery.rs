@@ -804,3 +804,50 @@ async fn email_change_over_grpc_needs_the_password() {
         .into_inner();
     assert_eq!(back.email, "grpcmover@example.com");
 }
+
+// ---- round 2, item 7: no plaintext SMTP off loopback unless asked for -----------------------
+
+/// This machine's address on its default route: not loopback (the SMTP server under test
+/// listens there, so the client's loopback exception does not apply).
+fn non_loopback_ip() -> std::net::IpAddr {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    s.connect("198.51.100.1:9")
+        .expect("a default route (the test needs an address that is not loopback)");
+    let ip = s.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback(), "{ip}");
+    ip
+}
+
+/// A real SMTP server that offers no STARTTLS, on a non-loopback address: `smtp://` there used
+/// to deliver the mail (reset and verification links) in plaintext; now TLS is required and the
+/// mail waits in the outbox. `?tls=none` opts out explicitly (delivered, warned at start).
+#[tokio::test]
+async fn smtp_off_loopback_requires_tls_unless_opted_out() {
+    let ip = non_loopback_ip();
+    let smtp = SmtpServer::start_on(std::net::SocketAddr::new(ip, 0)).await;
+    let app = TestApp::start_with(Backend::Sqlite, opts(&smtp.url(), &[]))
+        .await
+        .unwrap();
+    app.user("cleartext").await;
+    // Two delivery attempts reached the server (the first and a retry) and neither sent a mail.
+    let deadline = Instant::now() + MAIL_WAIT;
+    while smtp.connections() < 2 {
+        assert!(Instant::now() < deadline, "no delivery was attempted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        smtp.received().is_empty(),
+        "a mail went out in plaintext: {:?}",
+        smtp.received()
+    );
+    drop(app);
+
+    let smtp = SmtpServer::start_on(std::net::SocketAddr::new(ip, 0)).await;
+    let url = format!("{}?tls=none", smtp.url());
+    let app = TestApp::start_with(Backend::Sqlite, opts(&url, &[]))
+        .await
+        .unwrap();
+    app.user("optedout").await;
+    let got = smtp.wait_for("optedout@example.com", 1, MAIL_WAIT).await;
+    assert_eq!(got.len(), 1, "tls=none delivers in plaintext");
+}

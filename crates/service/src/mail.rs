@@ -43,23 +43,80 @@ impl std::fmt::Debug for Transport {
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Transport {
-    /// `smtp://[user:pass@]host[:port]` (STARTTLS when the server offers it, `?tls=required`
-    /// insists; plain on loopback), or `smtps://…` (implicit TLS).
+    /// `smtps://…` (implicit TLS), or `smtp://[user:pass@]host[:port]` with STARTTLS required
+    /// (`?tls=required`, the default off loopback). Plaintext only on loopback without
+    /// credentials, or explicitly with `?tls=none` (warned about; refused with credentials:
+    /// they never travel without TLS). `?tls=opportunistic` is refused off loopback: an attacker
+    /// on the path strips the STARTTLS offer.
     pub fn smtp(url: &str) -> Result<Self> {
-        let bad = |m: String| Error::validation("smtp_url", m);
-        let mut parsed = url::Url::parse(url).map_err(|e| bad(format!("is not a URL: {e}")))?;
+        let bad = |m: &str| Error::validation("smtp_url", m);
+        let mut parsed = url::Url::parse(url).map_err(|e| bad(&format!("is not a URL: {e}")))?;
         let loopback = match parsed.host() {
             Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
             Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(d)) => d == "localhost",
-            None => return Err(bad("names no host".into())),
+            // smtp: is not a special scheme: its host stays text, an IP literal included.
+            Some(url::Host::Domain(d)) => {
+                d.eq_ignore_ascii_case("localhost")
+                    || d.trim_matches(['[', ']'])
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            None => return Err(bad("names no host")),
         };
-        let has_tls = parsed.query_pairs().any(|(k, _)| k == "tls");
-        if parsed.scheme() == "smtp" && !has_tls && !loopback {
-            parsed.query_pairs_mut().append_pair("tls", "opportunistic");
+        let credentials = !parsed.username().is_empty() || parsed.password().is_some();
+        if parsed.scheme() == "smtp" {
+            let tls = parsed
+                .query_pairs()
+                .find(|(k, _)| k == "tls")
+                .map(|(_, v)| v.into_owned());
+            let others: Vec<(String, String)> = parsed
+                .query_pairs()
+                .filter(|(k, _)| k != "tls")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let tls = match tls.as_deref() {
+                None if loopback && !credentials => None,
+                None | Some("required") => Some("required"),
+                Some("none") if credentials => {
+                    return Err(bad(
+                        "carries credentials with tls=none: credentials are never sent without \
+                         TLS (use tls=required, the default, or smtps://)",
+                    ));
+                }
+                Some("none") => {
+                    if !loopback {
+                        tracing::warn!(
+                            "ARCANA_SMTP_URL has tls=none: mails (with their reset and \
+                             verification links) cross the network in plaintext"
+                        );
+                    }
+                    None
+                }
+                Some("opportunistic") if loopback => Some("opportunistic"),
+                Some("opportunistic") => {
+                    return Err(bad(
+                        "has tls=opportunistic off loopback, which an attacker on the path turns \
+                         into plaintext: use tls=required (the default), smtps://, or tls=none \
+                         to send in plaintext deliberately",
+                    ));
+                }
+                Some(_) => {
+                    return Err(bad("has a tls= other than required, opportunistic or none"));
+                }
+            };
+            parsed.set_query(None);
+            if !others.is_empty() || tls.is_some() {
+                let mut q = parsed.query_pairs_mut();
+                for (k, v) in &others {
+                    q.append_pair(k, v);
+                }
+                if let Some(tls) = tls {
+                    q.append_pair("tls", tls);
+                }
+            }
         }
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(parsed.as_str())
-            .map_err(|e| bad(format!("{e}")))?
+            .map_err(|e| bad(&e.to_string()))?
             .timeout(Some(SMTP_TIMEOUT))
             .build();
         Ok(Transport::Smtp(transport))
@@ -331,6 +388,35 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn smtp_urls_need_tls_off_loopback_and_for_credentials() {
+        for ok in [
+            "smtps://u:p@mail.example.com",
+            "smtp://mail.example.com:587",
+            "smtp://u:p@mail.example.com:587?tls=required",
+            "smtp://mail.example.com:25?tls=none",
+            "smtp://127.0.0.1:2525",
+            "smtp://localhost:2525?tls=opportunistic",
+            "smtp://u:p@127.0.0.1:2525",
+            "smtp://[::1]:2525?tls=opportunistic",
+        ] {
+            assert!(Transport::smtp(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "smtp://u:p@mail.example.com:25?tls=none",
+            "smtp://u:p@127.0.0.1:25?tls=none",
+            "smtp://mail.example.com:25?tls=opportunistic",
+            "smtp://192.0.2.25:25?tls=opportunistic",
+            "smtp://mail.example.com:25?tls=maybe",
+            "not a url",
+        ] {
+            let Err(e) = Transport::smtp(refused) else {
+                panic!("{refused} was accepted")
+            };
+            assert!(!e.to_string().contains(":p@"), "{e}");
+        }
+    }
 
     #[test]
     fn ascii_bodies_go_out_as_they_are() {

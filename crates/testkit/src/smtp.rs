@@ -53,6 +53,7 @@ pub struct SmtpServer {
     pub addr: SocketAddr,
     inbox: Arc<Mutex<Vec<Received>>>,
     task: JoinHandle<()>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SmtpServer {
@@ -69,15 +70,28 @@ impl SmtpServer {
         let addr = listener.local_addr().expect("local address");
         let inbox = Arc::new(Mutex::new(Vec::new()));
         let shared = inbox.clone();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let inbox = shared.clone();
                 tokio::spawn(async move {
                     let _ = session(stream, inbox).await;
                 });
             }
         });
-        SmtpServer { addr, inbox, task }
+        SmtpServer {
+            addr,
+            inbox,
+            task,
+            connections,
+        }
+    }
+
+    /// How many SMTP sessions clients opened so far (delivered or not).
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// `smtp://127.0.0.1:<port>` (plain: loopback).
