@@ -230,12 +230,30 @@ pub struct AuthArgs {
     pub audit_retention_days: u64,
 }
 
-/// The ops port of an internal layer.
+/// The ops listener every binary serves beside its public or internal ports.
 #[derive(Debug, Clone, Args)]
 pub struct OpsArgs {
-    /// Where `GET /metrics` (Prometheus), `/health/live` and `/health/ready` are served.
-    #[arg(long, env = "ARCANA_METRICS_ADDR", default_value = "0.0.0.0:9100")]
+    /// Where `GET /metrics` (Prometheus), `/health/live` and `/health/ready` are served: never
+    /// on the public ports. Loopback by default; the chart and compose files bind the pod's
+    /// address and restrict it with a NetworkPolicy. `ARCANA_METRICS_TOKEN` (or `_FILE`, env
+    /// only), when set, is required as `Authorization: Bearer` to read `/metrics`.
+    #[arg(
+        long,
+        env = "ARCANA_METRICS_ADDR",
+        default_value = "127.0.0.1:9100",
+        global = true
+    )]
     pub metrics_addr: SocketAddr,
+}
+
+impl OpsArgs {
+    /// The scrape token (`ARCANA_METRICS_TOKEN` or `ARCANA_METRICS_TOKEN_FILE`), if any.
+    pub fn scrape_token(&self) -> anyhow::Result<rpc::ops::ScrapeToken> {
+        let token = secret_env("ARCANA_METRICS_TOKEN")?;
+        Ok(rpc::ops::ScrapeToken::new(
+            token.as_ref().map(|t| t.expose_secret()),
+        ))
+    }
 }
 
 /// Password reset and email verification: the mails and their links.

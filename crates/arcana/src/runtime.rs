@@ -215,17 +215,25 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::Tc
     Ok(l)
 }
 
-/// Serve the ops port (`GET /metrics`, `/health/live`, `/health/ready`) of an internal layer on
-/// `addr` in the background, until shutdown. A port that cannot be bound stops the start.
+/// Serve the ops listener (`GET /metrics`, `/health/live`, `/health/ready`) of this process on
+/// `ops.metrics_addr` in the background, until shutdown. A port that cannot be bound stops the
+/// start.
 pub async fn serve_ops(
-    addr: SocketAddr,
+    ops: &crate::config::OpsArgs,
     binary: &'static str,
     gauges: Vec<rpc::ops::GaugeFn>,
     ready: rpc::ops::ReadyFn,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     rpc::ops::record_build_info(binary);
-    let listener = bind(addr, "ops (metrics, health)").await?;
-    tokio::spawn(rpc::ops::serve(listener, gauges, ready, shutdown.wait()));
+    let token = ops.scrape_token()?;
+    let listener = bind(ops.metrics_addr, "ops (metrics, health)").await?;
+    tokio::spawn(rpc::ops::serve(
+        listener,
+        gauges,
+        ready,
+        token,
+        shutdown.wait(),
+    ));
     Ok(())
 }

@@ -78,7 +78,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // the auth and user services of the microservices mode) from sending a mail twice.
     let mail = service::start_mail_worker(&services, recovery, &cli.mail, "mail".into())?;
     runtime::serve_ops(
-        cli.ops.metrics_addr,
+        &cli.ops,
         env!("CARGO_BIN_NAME"),
         service::ops_gauges(&services, mail),
         service::ops_ready(&services, CONTEXTS),

@@ -532,17 +532,23 @@ async fn last_admin_is_protected(app: TestApp) {
 }
 
 async fn operations_endpoints(app: TestApp) {
-    let r = app.get("/health/live", None).await;
+    // Health and metrics live on the ops listener only, never on the public port (the old code
+    // served them on REST: anyone could read the process's internals).
+    let ops = &app.edge_ops;
+    let r = ops.get("/health/live", None).await;
     assert_eq!((r.status, r.body.clone()), (200, json!({"status": "ok"})));
-    assert_eq!(app.get("/health/ready", None).await.status, 200);
+    assert_eq!(ops.get("/health/ready", None).await.status, 200);
+    for path in ["/metrics", "/health/live", "/health/ready"] {
+        app.get(path, None).await.assert_error(404, "NOT_FOUND");
+    }
     assert_eq!(
         app.get("/.well-known/jwks.json", None).await.body,
         json!({"keys": []})
     );
     app.get("/api/v1/auth/me", None).await;
-    let m = app
+    let m = ops
         .client
-        .get(app.url("/metrics"))
+        .get(ops.url("/metrics"))
         .send()
         .await
         .unwrap()
@@ -562,7 +568,7 @@ async fn operations_endpoints(app: TestApp) {
     // request ids: a sane one is echoed, anything else replaced
     let r = app
         .client
-        .get(app.url("/health/live"))
+        .get(app.url("/.well-known/jwks.json"))
         .header("x-request-id", "abc-123.X_y")
         .send()
         .await
@@ -583,7 +589,7 @@ async fn operations_endpoints(app: TestApp) {
     );
     let r = app
         .client
-        .get(app.url("/health/live"))
+        .get(app.url("/.well-known/jwks.json"))
         .send()
         .await
         .unwrap();
@@ -619,9 +625,6 @@ async fn operations_endpoints(app: TestApp) {
         ("/api/v1/users/{id}/status", &["put"]),
         ("/api/v1/audit-events", &["get"]),
         ("/api/v1/users/{id}/role", &["put"]),
-        ("/health/live", &["get"]),
-        ("/health/ready", &["get"]),
-        ("/metrics", &["get"]),
         ("/.well-known/jwks.json", &["get"]),
     ];
     for (path, methods) in expected {
@@ -893,9 +896,15 @@ async fn zero_config_start_creates_database_and_key() {
         .local_addr()
         .unwrap()
         .port();
+    let ops = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arcana"))
         .env_clear()
         .env("ARCANA_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("ARCANA_METRICS_ADDR", format!("127.0.0.1:{ops}"))
         .env("ARCANA_PASSWORD_ITERATIONS", "1000")
         .current_dir(dir.path())
         .stdout(std::process::Stdio::null())
@@ -906,7 +915,7 @@ async fn zero_config_start_creates_database_and_key() {
     let mut ready = false;
     for _ in 0..200 {
         if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}/health/ready"))
+            .get(format!("http://127.0.0.1:{ops}/health/ready"))
             .send()
             .await
         {
@@ -926,7 +935,7 @@ async fn zero_config_start_creates_database_and_key() {
 }
 
 async fn wait_status(
-    app: &TestApp,
+    app: &Rest,
     path: &str,
     token: Option<&str>,
     status: u16,
@@ -967,14 +976,21 @@ async fn layered_outage_of_a_lower_layer_answers_503_and_recovers() {
     )
     .await;
     r.assert_error(503, "SERVICE_UNAVAILABLE");
-    wait_status(&app, "/health/ready", None, 503, Duration::from_secs(10))
-        .await
-        .assert_error(503, "SERVICE_UNAVAILABLE");
+    let ops = &app.edge_ops;
+    let r = wait_status(ops, "/health/ready", None, 503, Duration::from_secs(10)).await;
+    assert_eq!(r.body, json!({"status": "unavailable"}));
     app.login("olga", "Secret123")
         .await
         .assert_error(503, "SERVICE_UNAVAILABLE");
     app.restart_process(repo);
-    wait_status(&app, "/health/ready", None, 200, Duration::from_secs(20)).await;
+    wait_status(
+        &app.edge_ops,
+        "/health/ready",
+        None,
+        200,
+        Duration::from_secs(20),
+    )
+    .await;
     let me = wait_status(
         &app,
         "/api/v1/auth/me",

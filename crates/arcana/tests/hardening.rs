@@ -138,8 +138,9 @@ async fn metric_labels_stay_bounded_under_random_methods_and_paths() {
     let app = monolith(&[]).await;
     // Every label combination random traffic can produce exists after a first round.
     random_requests(&app, 50).await;
-    app.get("/metrics", None).await;
+    app.edge_ops.get("/metrics", None).await;
     let before = app
+        .edge_ops
         .get("/metrics", None)
         .await
         .body
@@ -148,6 +149,7 @@ async fn metric_labels_stay_bounded_under_random_methods_and_paths() {
         .to_owned();
     random_requests(&app, 1000).await;
     let after = app
+        .edge_ops
         .get("/metrics", None)
         .await
         .body
@@ -172,7 +174,7 @@ async fn a_slow_request_head_is_cut_off() {
     let addr = app.base.trim_start_matches("http://").to_owned();
     let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
     // Half a request head, then silence.
-    tcp.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
+    tcp.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
     let started = Instant::now();
@@ -189,7 +191,7 @@ async fn a_slow_request_head_is_cut_off() {
     );
     // An idle keep-alive connection is closed as well.
     let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    idle.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     let mut buf = Vec::new();
@@ -291,6 +293,10 @@ fn run_to_exit(env: &[(&str, &str)]) -> (Option<i32>, String) {
     cmd.env_clear()
         .env("ARCANA_HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("ARCANA_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+        .env(
+            "ARCANA_METRICS_ADDR",
+            format!("127.0.0.1:{}", testkit::free_port()),
+        )
         .env("ARCANA_DATA_DIR", dir.path())
         .env("ARCANA_PASSWORD_ITERATIONS", "1000")
         .stdin(Stdio::null())
@@ -360,7 +366,7 @@ async fn cors_star_allows_any_origin_without_credentials() {
     let app = monolith(&[("ARCANA_CORS_ORIGINS", "*")]).await;
     let r = app
         .client
-        .get(app.url("/health/live"))
+        .get(app.url("/.well-known/jwks.json"))
         .header("origin", "https://anything.example")
         .send()
         .await

@@ -1,6 +1,7 @@
-//! Every process of a split deployment answers `/metrics` and `/health/*` on its ops port
-//! (`ARCANA_METRICS_ADDR`): gRPC RED on both sides of each hop, the database pool, the hash
-//! queue, the mail outbox and the build, as the chart's ServiceMonitor scrapes them.
+//! Every process answers `/metrics` and `/health/*` on its ops listener (`ARCANA_METRICS_ADDR`),
+//! the edge included, and never on a public port: gRPC RED on both sides of each hop, the
+//! database pool, the hash queue, the mail outbox and the build, as the chart's ServiceMonitor
+//! scrapes them; with `ARCANA_METRICS_TOKEN` only a scraper holding it reads `/metrics`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 
@@ -35,7 +36,13 @@ async fn every_process_reports(mode: Mode) {
     for (name, port) in &app.ops {
         let (status, text) = get(*port, "/metrics").await;
         assert_eq!(status, 200, "{name}");
-        let want: &[&str] = if name == "arcana-repository" {
+        let want: &[&str] = if name == "arcana-gateway" {
+            &[
+                "http_requests_total{",
+                "grpc_client_requests_total{",
+                "arcana_build_info{",
+            ]
+        } else if name == "arcana-repository" {
             &[
                 "grpc_server_requests_total{",
                 "grpc_server_request_duration_seconds_bucket{",
@@ -66,7 +73,10 @@ async fn every_process_reports(mode: Mode) {
         assert_eq!(get(*port, "/nope").await.0, 404, "{name}");
         seen.push(name.clone());
     }
-    for s in expected_services.iter().chain(&["arcana-repository"]) {
+    for s in expected_services
+        .iter()
+        .chain(&["arcana-gateway", "arcana-repository"])
+    {
         assert!(seen.iter().any(|n| n == s), "{s} has no ops port: {seen:?}");
     }
     // The repository counted the service layer's calls by rpc and code.
@@ -171,4 +181,41 @@ async fn one_request_is_one_trace_across_the_layers() {
             .all(|s| s.parent_span_id == caller_span || service_of(&s.parent_span_id).is_some()),
         "{spans:#?}"
     );
+}
+
+/// `/metrics` and the health checks are not on the public port of the monolith (the old code
+/// served them there to anyone), only on the ops listener, where a scrape token, when set, is
+/// required for `/metrics` (the probes need none).
+#[tokio::test]
+async fn metrics_live_on_the_ops_listener_behind_the_scrape_token() {
+    let token = "scrape-token-0123456789abcdef-0123456789";
+    let app = TestApp::start_with(
+        Backend::Sqlite,
+        Options {
+            extra_env: vec![("ARCANA_METRICS_TOKEN".into(), token.into())],
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    for path in ["/metrics", "/health/ready", "/health/live"] {
+        assert_eq!(app.get(path, None).await.status, 404, "public {path}");
+    }
+    let ops = &app.edge_ops;
+    let r = ops.get("/metrics", None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.headers["www-authenticate"], "Bearer");
+    assert_eq!(ops.get("/metrics", Some("wrong-token")).await.status, 401);
+    let r = ops.get("/metrics", Some(token)).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body
+            .as_str()
+            .unwrap_or_default()
+            .contains("arcana_build_info"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(ops.get("/health/ready", None).await.status, 200);
+    assert_eq!(ops.get("/health/live", None).await.status, 200);
 }

@@ -287,7 +287,7 @@ async fn mail_requested_while_smtp_is_down_is_delivered_once_it_is_back() {
     let r = app.register("patient", "Secret123").await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let metrics = app.get("/metrics", None).await;
+    let metrics = app.edge_ops.get("/metrics", None).await;
     let text = metrics.body.as_str().unwrap_or_default().to_owned();
     assert!(
         text.lines()
@@ -302,6 +302,7 @@ async fn mail_requested_while_smtp_is_down_is_delivered_once_it_is_back() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(smtp.to("patient@example.com").len(), 1);
     let text = app
+        .edge_ops
         .get("/metrics", None)
         .await
         .body

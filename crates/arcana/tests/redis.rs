@@ -216,7 +216,8 @@ async fn redis_down_fails_open_and_sharing_comes_back() {
         8,
         "local: 4 per gateway"
     );
-    let metrics = a
+    let metrics = app
+        .edge_ops
         .get("/metrics", None)
         .await
         .body

@@ -73,6 +73,7 @@ pub fn warn_if_shared(dir: &Path, what: &str) {
 }
 
 #[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

@@ -29,11 +29,6 @@ pub struct RoleRequest {
     pub role: String,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct StatusDto {
-    pub status: String,
-}
-
 /// The error envelope (every non-2xx answer).
 #[derive(Serialize, ToSchema)]
 pub struct ErrorEnvelopeDoc {

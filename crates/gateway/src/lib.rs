@@ -43,7 +43,6 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::authn::Authenticator;
 use crate::error::ApiError;
-use crate::metrics::GaugeFn;
 use crate::ratelimit::AuthRateLimit;
 
 /// Request bodies above this answer 413.
@@ -97,7 +96,6 @@ pub struct Inner {
     pub authn: Arc<Authenticator>,
     pub rate_limit: AuthRateLimit,
     pub config: GatewayConfig,
-    pub gauges: Vec<GaugeFn>,
 }
 
 /// Shared state of every handler.
@@ -117,9 +115,8 @@ impl AppState {
         users: Arc<dyn UserService>,
         verifier: Arc<crypto::jwt::TokenVerifier>,
         config: GatewayConfig,
-        gauges: Vec<GaugeFn>,
     ) -> Self {
-        Self::with_shared(auth, users, verifier, config, gauges, None)
+        Self::with_shared(auth, users, verifier, config, None)
     }
 
     /// As [`AppState::new`], with the state replicas share through Redis (see [`shared`]):
@@ -129,7 +126,6 @@ impl AppState {
         users: Arc<dyn UserService>,
         verifier: Arc<crypto::jwt::TokenVerifier>,
         config: GatewayConfig,
-        gauges: Vec<GaugeFn>,
         shared: Option<Arc<shared::Shared>>,
     ) -> Self {
         let authn = Arc::new(Authenticator::new(verifier, auth.clone()));
@@ -154,7 +150,6 @@ impl AppState {
             authn,
             rate_limit,
             config,
-            gauges,
         }))
     }
 

@@ -1,5 +1,5 @@
 //! Prometheus metrics: per-route request counts and latency histograms (recorded by a
-//! middleware), plus gauges the composition root refreshes at scrape time (DB pool, hash queue).
+//! middleware). Read on the ops listener (`rpc::ops`), never on the public port.
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};

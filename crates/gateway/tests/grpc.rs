@@ -52,7 +52,6 @@ impl Edge {
                 auth_rate_limit,
                 ..GatewayConfig::default()
             },
-            Vec::new(),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();

@@ -1,7 +1,9 @@
-//! The operations side of every process: the one Prometheus recorder, and the ops HTTP port of
-//! the internal layers (`ARCANA_METRICS_ADDR`): `GET /metrics` (Prometheus text),
-//! `GET /health/live` and `GET /health/ready` (200 or 503, JSON). Served with hyper alone, so
-//! the repository and service binaries link no web framework.
+//! The operations side of every process: the one Prometheus recorder, and the ops HTTP listener
+//! of every binary (`ARCANA_METRICS_ADDR`, loopback by default; never the public ports):
+//! `GET /metrics` (Prometheus text; with a scrape token, only for `Authorization: Bearer
+//! <token>`), `GET /health/live` and `GET /health/ready` (200 or 503, JSON; readiness answered
+//! from a cache at most [`READY_CACHE`] old, so probes cannot hammer the database). Served with
+//! hyper alone, so the repository and service binaries link no web framework.
 //!
 //! What the port shows, beyond what the process records itself: gRPC RED per call, server side
 //! ([`crate::server::answer`]: `grpc_server_requests_total{rpc,code}`,
@@ -90,14 +92,74 @@ pub fn render(gauges: &[GaugeFn]) -> Option<String> {
     Some(handle.render())
 }
 
-/// Serve the ops port on `listener` until `shutdown` resolves.
+/// How long a readiness answer is reused.
+pub const READY_CACHE: Duration = Duration::from_secs(1);
+
+/// `ready`, asked at most once per `ttl`: later callers within it get the last answer.
+pub fn cached_ready(ready: ReadyFn, ttl: Duration) -> ReadyFn {
+    let last: Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>> = Arc::default();
+    Arc::new(move || {
+        let (ready, last) = (ready.clone(), last.clone());
+        Box::pin(async move {
+            // Held across the check: concurrent probes wait for one answer instead of each
+            // asking the database.
+            let mut last = last.lock().await;
+            if let Some((at, answer)) = *last
+                && at.elapsed() < ttl
+            {
+                return answer;
+            }
+            let answer = ready().await;
+            *last = Some((std::time::Instant::now(), answer));
+            answer
+        })
+    })
+}
+
+/// Who may read `/metrics`: anyone who reaches the listener, or only the holder of a token.
+#[derive(Clone, Default)]
+pub struct ScrapeToken(Option<Arc<str>>);
+
+impl ScrapeToken {
+    pub fn new(token: Option<&str>) -> Self {
+        Self(token.map(Arc::from))
+    }
+
+    fn admits(&self, req: &Request<Incoming>) -> bool {
+        let Some(want) = &self.0 else {
+            return true;
+        };
+        let given = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| crate::service::parse_bearer(Some(v)).ok())
+            .unwrap_or_default();
+        subtle::ConstantTimeEq::ct_eq(given.as_bytes(), want.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for ScrapeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ScrapeToken(<set>)"
+        } else {
+            "ScrapeToken(none)"
+        })
+    }
+}
+
+/// Serve the ops listener on `listener` until `shutdown` resolves; readiness is cached for
+/// [`READY_CACHE`].
 pub async fn serve(
     listener: TcpListener,
     gauges: Vec<GaugeFn>,
     ready: ReadyFn,
+    token: ScrapeToken,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let gauges = Arc::new(gauges);
+    let ready = cached_ready(ready, READY_CACHE);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -107,11 +169,11 @@ pub async fn serve(
         let Ok((stream, _)) = accepted else {
             continue;
         };
-        let (gauges, ready) = (gauges.clone(), ready.clone());
+        let (gauges, ready, token) = (gauges.clone(), ready.clone(), token.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (gauges, ready) = (gauges.clone(), ready.clone());
-                async move { Ok::<_, Infallible>(answer(&req, &gauges, &ready).await) }
+                let (gauges, ready, token) = (gauges.clone(), ready.clone(), token.clone());
+                async move { Ok::<_, Infallible>(answer(&req, &gauges, &ready, &token).await) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             let conn = hyper::server::conn::http1::Builder::new()
@@ -138,6 +200,7 @@ async fn answer(
     req: &Request<Incoming>,
     gauges: &[GaugeFn],
     ready: &ReadyFn,
+    token: &ScrapeToken,
 ) -> Response<Full<Bytes>> {
     const JSON: &str = "application/json";
     if req.method() != Method::GET {
@@ -148,6 +211,18 @@ async fn answer(
         );
     }
     match req.uri().path() {
+        "/metrics" if !token.admits(req) => {
+            let mut r = reply(
+                StatusCode::UNAUTHORIZED,
+                JSON,
+                r#"{"status":"a scrape token is required"}"#.into(),
+            );
+            r.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer"),
+            );
+            r
+        }
         "/metrics" => match render(gauges) {
             Some(text) => reply(StatusCode::OK, "text/plain; version=0.0.4", text),
             None => reply(
@@ -173,5 +248,31 @@ async fn answer(
             JSON,
             r#"{"status":"not found"}"#.into(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn readiness_is_asked_at_most_once_per_ttl() {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counted = asked.clone();
+        let ready: ReadyFn = Arc::new(move || {
+            let counted = counted.clone();
+            Box::pin(async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                true
+            })
+        });
+        let cached = cached_ready(ready, Duration::from_millis(300));
+        let answers = futures_util::future::join_all((0..20).map(|_| cached())).await;
+        assert!(answers.iter().all(|a| *a));
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "20 probes, one check");
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(cached().await);
+        assert_eq!(asked.load(Ordering::SeqCst), 2, "asked again after the ttl");
     }
 }

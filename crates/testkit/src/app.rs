@@ -51,7 +51,6 @@ impl TestApp {
             services.users.clone(),
             Arc::new(keys.verifier(&config.issuer, &config.audience)),
             edge,
-            Vec::new(),
         );
         Self {
             state,

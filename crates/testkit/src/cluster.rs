@@ -131,7 +131,9 @@ pub struct Cluster {
     pub grpc: SocketAddr,
     /// Internal gRPC ports by process name.
     pub internal: Vec<(String, u16)>,
-    /// Ops ports (`/metrics`, `/health/*`) of the internal processes, by process name.
+    /// The edge's ops listener (`/metrics`, `/health/*`: never on the public ports).
+    pub edge_ops: SocketAddr,
+    /// Ops ports (`/metrics`, `/health/*`) of every process (the edge first), by process name.
     pub ops: Vec<(String, u16)>,
     procs: Vec<Proc>,
     dir: tempfile::TempDir,
@@ -157,6 +159,7 @@ impl Cluster {
                 mode: opts.mode,
                 http: loopback(free_port()),
                 grpc: loopback(free_port()),
+                edge_ops: loopback(free_port()),
                 internal: Vec::new(),
                 ops: Vec::new(),
                 procs: Vec::new(),
@@ -198,6 +201,7 @@ impl Cluster {
         let edge: Env = vec![
             ("ARCANA_HTTP_ADDR", self.http.to_string()),
             ("ARCANA_GRPC_ADDR", self.grpc.to_string()),
+            ("ARCANA_METRICS_ADDR", self.edge_ops.to_string()),
             ("ARCANA_AUTH_RATE_LIMIT", opts.rate_limit.to_string()),
         ];
         let bootstrap: Env = vec![
@@ -218,6 +222,12 @@ impl Cluster {
             database.push(("ARCANA_DB_POOL_SIZE", n.to_string()));
         }
         let mut plan: Vec<(String, &str, Env)> = Vec::new();
+        let edge_name = if opts.mode == Mode::Monolith {
+            "arcana"
+        } else {
+            "arcana-gateway"
+        };
+        self.ops.push((edge_name.into(), self.edge_ops.port()));
         if opts.mode == Mode::Monolith {
             plan.push((
                 "arcana".into(),
@@ -296,11 +306,12 @@ impl Cluster {
         Ok(())
     }
 
-    /// Wait until `/health/ready` answers 200 (at most 60 s); a process that exits fails it.
+    /// Wait until the edge's `/health/ready` (on its ops port) answers 200 (at most 60 s); a
+    /// process that exits fails it.
     async fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if http_status(self.http, "/health/ready").await == Some(200) {
+            if http_status(self.edge_ops, "/health/ready").await == Some(200) {
                 return Ok(());
             }
             let dead = self
@@ -396,7 +407,11 @@ impl Cluster {
     /// Start another replica of the edge (the monolith or the gateway) with the same settings on
     /// new ports, and wait until it is ready: its REST address.
     pub async fn add_edge(&mut self) -> Result<SocketAddr, String> {
-        let (http, grpc) = (loopback(free_port()), loopback(free_port()));
+        let (http, grpc, ops) = (
+            loopback(free_port()),
+            loopback(free_port()),
+            loopback(free_port()),
+        );
         let first = &self.procs[0];
         let env: Vec<(String, String)> = first
             .env
@@ -404,6 +419,7 @@ impl Cluster {
             .map(|(k, v)| match k.as_str() {
                 "ARCANA_HTTP_ADDR" => (k.clone(), http.to_string()),
                 "ARCANA_GRPC_ADDR" => (k.clone(), grpc.to_string()),
+                "ARCANA_METRICS_ADDR" => (k.clone(), ops.to_string()),
                 _ => (k.clone(), v.clone()),
             })
             .collect();
@@ -417,7 +433,8 @@ impl Cluster {
             child,
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        while http_status(http, "/health/ready").await != Some(200) {
+        self.ops.push((name.clone(), ops.port()));
+        while http_status(ops, "/health/ready").await != Some(200) {
             if Instant::now() > deadline {
                 return Err(format!(
                     "{name} not ready after 30 s; logs:\n{}",

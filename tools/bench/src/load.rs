@@ -54,7 +54,8 @@ pub enum Op {
     ListUsers,
     Login,
     Refresh,
-    HealthLive,
+    /// `GET /.well-known/jwks.json`: the cheapest public route (health is on the ops port).
+    Jwks,
 }
 
 impl Op {
@@ -67,7 +68,7 @@ impl Op {
             (Protocol::Rest, Op::ListUsers) => "GET /users?page=1",
             (Protocol::Rest, Op::Login) => "POST /auth/login",
             (Protocol::Rest, Op::Refresh) => "POST /auth/refresh",
-            (_, Op::HealthLive) => "GET /health/live",
+            (_, Op::Jwks) => "GET /.well-known/jwks.json",
             (Protocol::Grpc, Op::Hello) => "Hello.Say (bare tonic)",
             (Protocol::Grpc, Op::GetUser) => "GetUser",
             (Protocol::Grpc, Op::Me) => "Me",
@@ -362,9 +363,14 @@ impl Worker {
                     .expect_ok(Method::GET, Uri::from_static("/hello"), None, None)
                     .await?;
             }
-            (Protocol::Rest, Op::HealthLive) | (Protocol::Grpc, Op::HealthLive) => {
+            (Protocol::Rest, Op::Jwks) | (Protocol::Grpc, Op::Jwks) => {
                 self.rest
-                    .expect_ok(Method::GET, Uri::from_static("/health/live"), None, None)
+                    .expect_ok(
+                        Method::GET,
+                        Uri::from_static("/.well-known/jwks.json"),
+                        None,
+                        None,
+                    )
                     .await?;
             }
             (Protocol::Rest, Op::GetUser) => {

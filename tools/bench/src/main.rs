@@ -533,7 +533,7 @@ fn cases(quick: bool) -> Vec<(Protocol, Op)> {
             (Rest, GetUser),
             (Grpc, GetUser),
             (Rest, GetUserPlain),
-            (Rest, HealthLive),
+            (Rest, Jwks),
         ];
         cases.extend(
             [Me, ListUsers, Refresh, Login]
@@ -599,7 +599,7 @@ async fn run_mode(kind: Kind, bins: &Bins, s: &Settings, rows: &mut Vec<Row>) ->
 }
 
 /// N workers log in back to back (no warm-up: every login is one PBKDF2 verification), while
-/// a reader and a health check probe at 100 req/s each.
+/// a reader and a cheap public GET (the JWKS) at 100 req/s each.
 async fn login_flood(
     c: &Cluster,
     workers: Vec<Worker>,
@@ -616,13 +616,7 @@ async fn login_flood(
     let (flood, read, live) = tokio::join!(
         load::closed_loop(workers, p, Op::Login, s.duration),
         load::paced(reader, p, Op::GetUser, s.probe_every, s.duration),
-        load::paced(
-            health,
-            Protocol::Rest,
-            Op::HealthLive,
-            s.probe_every,
-            s.duration
-        ),
+        load::paced(health, Protocol::Rest, Op::Jwks, s.probe_every, s.duration),
     );
     let cpu = cpu.finish(c);
     let rss: u64 = sampler.finish().await.iter().sum();
@@ -639,10 +633,7 @@ async fn login_flood(
         Some(rss),
         Some(cpu),
     ));
-    for (probe_p, op, sample) in [
-        (p, Op::GetUser, read),
-        (Protocol::Rest, Op::HealthLive, live),
-    ] {
+    for (probe_p, op, sample) in [(p, Op::GetUser, read), (Protocol::Rest, Op::Jwks, live)] {
         let case = format!(
             "  + {} @{}/s meanwhile",
             op.label(probe_p),

@@ -219,9 +219,9 @@ pub fn targets(
         }),
         x.zip(p99).map(|(v, p99)| v >= 0.40 && p99 < 5.0),
     );
-    let r = load("monolith", Protocol::Rest, Op::HealthLive).and_then(|r| r.vs_bare);
+    let r = load("monolith", Protocol::Rest, Op::Jwks).and_then(|r| r.vs_bare);
     push(
-        "monolith GET /health/live >= 0.85 x bare axum".into(),
+        "monolith GET /.well-known/jwks.json >= 0.85 x bare axum".into(),
         opt(r, |v| format!("{v:.2} x")),
         r.map(|v| v >= 0.85),
     );
@@ -294,7 +294,7 @@ pub fn targets(
         );
     }
     for p in [Protocol::Rest, Protocol::Grpc] {
-        for op in [Op::GetUser, Op::HealthLive] {
+        for op in [Op::GetUser, Op::Jwks] {
             let r = probe(p, op);
             let p99 = r.and_then(|r| r.p99_ms);
             push(

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::bail;
-use arcana::config::{EdgeArgs, InternalArgs, JwtArgs, ProcessArgs, RedisArgs};
+use arcana::config::{EdgeArgs, InternalArgs, JwtArgs, OpsArgs, ProcessArgs, RedisArgs};
 use arcana::layers;
 use arcana::runtime::{self, Shutdown};
 use clap::Parser;
@@ -27,6 +27,8 @@ struct Cli {
     jwt: JwtArgs,
     #[command(flatten)]
     internal: InternalArgs,
+    #[command(flatten)]
+    ops: OpsArgs,
     /// Layered: service layer endpoints (comma-separated).
     #[arg(long, env = "ARCANA_SERVICE_URL")]
     service_url: Option<String>,
@@ -72,11 +74,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     layers::gateway::serve(
         &cli.edge,
         &cli.redis,
+        &cli.ops,
         config,
         auth,
         users,
         layers::gateway::verifier(&keys, &cli.jwt),
         vec![],
+        "arcana-gateway",
         shutdown,
     )
     .await?;

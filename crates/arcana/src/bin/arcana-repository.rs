@@ -84,14 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let db = ping.clone();
         Box::pin(async move { domain::UserRepository::ping(&db).await.is_ok() })
     });
-    runtime::serve_ops(
-        cli.ops.metrics_addr,
-        "arcana-repository",
-        gauges,
-        ready,
-        &shutdown,
-    )
-    .await?;
+    runtime::serve_ops(&cli.ops, "arcana-repository", gauges, ready, &shutdown).await?;
     layers::repository::serve(db, cli.grpc_addr, credential, tls, shutdown).await?;
     tracing::info!("shut down cleanly");
     Ok(())

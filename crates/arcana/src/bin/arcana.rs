@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use arcana::config::{
-    AuthArgs, BootstrapArgs, DbArgs, EdgeArgs, JwtArgs, MailArgs, ProcessArgs, RedisArgs, describe,
-    secret_env,
+    AuthArgs, BootstrapArgs, DbArgs, EdgeArgs, JwtArgs, MailArgs, OpsArgs, ProcessArgs, RedisArgs,
+    describe, secret_env,
 };
 use arcana::layers;
 use arcana::runtime::{self, Shutdown};
@@ -37,6 +37,8 @@ struct Cli {
     mail: MailArgs,
     #[command(flatten)]
     redis: RedisArgs,
+    #[command(flatten)]
+    ops: OpsArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -204,8 +206,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         &cli.mail,
         cli.db.data_dir.join("mail"),
     )?;
-    // `/metrics` of the edge also shows what the monolith holds in its process: the pool, the
-    // hash queue and the mail outbox (the ops gauges of the layers it embeds).
+    // `/metrics` (on the ops listener) also shows what the monolith holds in its process: the
+    // pool, the hash queue and the mail outbox (the ops gauges of the layers it embeds).
     let gauges = [
         layers::repository::ops_gauges(db),
         layers::service::ops_gauges(&services, mail),
@@ -216,11 +218,13 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     layers::gateway::serve(
         &cli.edge,
         &cli.redis,
+        &cli.ops,
         config,
         auth,
         users,
         layers::gateway::verifier(&keys, &cli.jwt),
         gauges,
+        "arcana",
         shutdown,
     )
     .await?;

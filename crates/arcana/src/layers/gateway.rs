@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 
-use crate::config::{EdgeArgs, JwtArgs, RedisArgs, cors_origins};
+use crate::config::{EdgeArgs, JwtArgs, OpsArgs, RedisArgs, cors_origins};
 use crate::runtime::{Shutdown, bind};
 
 /// The edge's settings from its flags (checked: a bad value stops the start).
@@ -27,18 +27,33 @@ pub fn verifier(keys: &crypto::JwtKeys, jwt: &JwtArgs) -> crypto::TokenVerifier 
     keys.verifier(&jwt.jwt_issuer, &jwt.jwt_audience)
 }
 
-/// REST on `args.http_addr` and public gRPC on `args.grpc_addr`, until shutdown.
+/// REST on `args.http_addr` and public gRPC on `args.grpc_addr`, and the ops listener
+/// (`ops.metrics_addr`: `/metrics` with `gauges`, health asking `auth` and `users`), until
+/// shutdown.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
     args: &EdgeArgs,
     redis: &RedisArgs,
+    ops: &OpsArgs,
     config: gateway::GatewayConfig,
     auth: Arc<dyn domain::AuthService>,
     users: Arc<dyn domain::UserService>,
     verifier: crypto::TokenVerifier,
-    gauges: Vec<gateway::metrics::GaugeFn>,
+    gauges: Vec<rpc::ops::GaugeFn>,
+    binary: &'static str,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let ready: rpc::ops::ReadyFn = {
+        let (auth, users) = (auth.clone(), users.clone());
+        Arc::new(move || {
+            let (auth, users) = (auth.clone(), users.clone());
+            Box::pin(async move {
+                let (a, u) = tokio::join!(auth.ready(), users.ready());
+                a.is_ok() && u.is_ok()
+            })
+        })
+    };
+    crate::runtime::serve_ops(ops, binary, gauges, ready, &shutdown).await?;
     let shared = match redis.redis_url()? {
         Some(url) => {
             let shared = gateway::shared::Shared::new(url.expose_secret(), &redis.redis_prefix)
@@ -48,8 +63,7 @@ pub async fn serve(
         }
         None => None,
     };
-    let state =
-        gateway::AppState::with_shared(auth, users, Arc::new(verifier), config, gauges, shared);
+    let state = gateway::AppState::with_shared(auth, users, Arc::new(verifier), config, shared);
     let http = bind(args.http_addr, "REST").await?;
     let grpc = bind(args.grpc_addr, "public gRPC").await?;
     let rest = gateway::serve(

@@ -14,12 +14,11 @@ use std::time::Duration;
 use repository::Backend;
 use repository::testing::TestDb;
 use testkit::cluster::{Binaries, Cluster};
-use testkit::rest::Rest;
 
 pub use testkit::cluster::{
     ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_USER, INTERNAL_TOKEN, JWT_SECRET, Mode, REPOSITORY_TOKEN,
 };
-pub use testkit::rest::Resp;
+pub use testkit::rest::{Resp, Rest};
 
 /// The executables Cargo built for these tests, or those in `ARCANA_TEST_BIN_DIR` (one per
 /// binary name: `deploy/images-check` puts there launchers that run the container images).
@@ -60,8 +59,10 @@ pub struct TestApp {
     pub mode: Mode,
     /// Internal ports by process name.
     pub internal: Vec<(String, u16)>,
-    /// Ops ports (metrics, health) of the internal processes by name.
+    /// Ops ports (metrics, health) of every process by name, the edge first.
     pub ops: Vec<(String, u16)>,
+    /// A client of the edge's ops listener (`/metrics`, `/health/*`).
+    pub edge_ops: Rest,
     rest: Rest,
     cluster: Cluster,
     _db: Option<TestDb>,
@@ -108,6 +109,7 @@ impl TestApp {
             mode,
             internal: cluster.internal.clone(),
             ops: cluster.ops.clone(),
+            edge_ops: Rest::new(format!("http://{}", cluster.edge_ops)),
             cluster,
             _db: db,
         })
