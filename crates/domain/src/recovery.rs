@@ -77,6 +77,9 @@ pub struct OutgoingMail {
     pub text_body: String,
     pub html_body: String,
     pub created_at: Timestamp,
+    /// When the link the mail carries dies: still undelivered then, the mail is given up and
+    /// its body erased (a late reset link is useless at best). `None`: it carries no link.
+    pub expires_at: Option<Timestamp>,
 }
 
 impl fmt::Debug for OutgoingMail {

@@ -50,6 +50,7 @@ struct MailRow {
     failed_at: Option<i64>,
     last_error: Option<String>,
     created_at: i64,
+    expires_at: Option<i64>,
 }
 
 impl TokenRow {
@@ -139,6 +140,8 @@ pub(crate) fn record_email_change(
     Ok(())
 }
 
+const LINK_EXPIRED: &str = "given up: the link it carries expired before it could be delivered";
+
 const EMAIL_CHANGED_MEANWHILE: &str =
     "the email address was changed by another request meanwhile; try again";
 
@@ -205,6 +208,7 @@ impl MailRow {
             failed_at: None,
             last_error: None,
             created_at: micros(m.created_at),
+            expires_at: m.expires_at.map(micros),
         }
     }
 
@@ -416,6 +420,22 @@ impl RecoveryRepository for Database {
         let worker = claim.worker;
         self.run(move |conn| {
             write_transaction(conn, |conn| {
+                // A mail whose link died undelivered is given up and its body erased: never
+                // sent late.
+                diesel::update(
+                    outbox::table
+                        .filter(outbox::sent_at.is_null())
+                        .filter(outbox::failed_at.is_null())
+                        .filter(outbox::expires_at.le(now)),
+                )
+                .set((
+                    outbox::failed_at.eq(Some(now)),
+                    outbox::text_body.eq(""),
+                    outbox::html_body.eq(""),
+                    outbox::lease_until.eq(None::<i64>),
+                    outbox::last_error.eq(Some(LINK_EXPIRED)),
+                ))
+                .execute(conn)?;
                 macro_rules! due {
                     () => {
                         outbox::table

@@ -86,6 +86,7 @@ diesel::table! {
         failed_at -> Nullable<BigInt>,
         last_error -> Nullable<Text>,
         created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
     }
 }
 

@@ -25,6 +25,7 @@ contract_tests!(
         each_mail_is_leased_to_one_worker,
         delivery_outcomes_and_purge,
         an_email_change_keeps_the_old_address_for_resets_and_its_revert,
+        a_mail_whose_link_expired_is_given_up_never_sent,
     ],
     database: [],
 );
@@ -56,6 +57,7 @@ fn mail(to: &str, now: i64) -> OutgoingMail {
         text_body: "text with a link".into(),
         html_body: "<p>html with a link</p>".into(),
         created_at: at(now),
+        expires_at: None,
     }
 }
 
@@ -681,5 +683,43 @@ async fn an_email_change_keeps_the_old_address_for_resets_and_its_revert(db: Rep
     assert!(
         matches!(e, Err(Error::Validation(ref f)) if f.0["token"][0] == TOKEN_EXPIRED),
         "{e:?}"
+    );
+}
+
+/// A reset mail that could not be delivered before its link expired is given up (counted as
+/// failed) the next time the outbox is claimed, never handed to SMTP late; one still live is.
+async fn a_mail_whose_link_expired_is_given_up_never_sent(db: Repos) {
+    let u = db.users.create(new_user("latecomer")).await.unwrap();
+    let reset = token(&u, TokenPurpose::Reset, 'r', 0, 0);
+    let mut late = mail(&u.email, 0);
+    late.expires_at = Some(reset.expires_at);
+    db.recovery
+        .issue_token(issue(reset, Some(late)))
+        .await
+        .unwrap();
+    let verify = token(&u, TokenPurpose::Verify, 'v', 0, 0);
+    let mut live = mail(&u.email, 0);
+    live.expires_at = Some(at(10_000));
+    let live_id = live.id;
+    db.recovery
+        .issue_token(issue(verify, Some(live)))
+        .await
+        .unwrap();
+    // The reset link expired at 1800 s; the outbox is claimed after that.
+    let claimed = db.recovery.claim_mail(claim("w", at(1801))).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [live_id],
+        "only the live link goes out"
+    );
+    let stats = db.recovery.outbox_stats().await.unwrap();
+    assert_eq!((stats.pending, stats.failed), (1, 1));
+    // The live one is leased to w; the given-up one is never claimed again.
+    assert!(
+        db.recovery
+            .claim_mail(claim("w2", at(1802)))
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

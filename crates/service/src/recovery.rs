@@ -209,6 +209,7 @@ impl Core {
                 text_body: r.text,
                 html_body: r.html,
                 created_at: now,
+                expires_at: Some(expires_at),
             }),
             throttle_since: now - chrono_duration(cfg.mail_window),
             throttle_max: if mail { cfg.mails_per_window } else { 0 },
@@ -271,19 +272,22 @@ impl Core {
         };
         let verify_token = crypto::new_refresh_token();
         let verify = render(cfg, TokenPurpose::Verify, &moved, &verify_token, "");
-        let mail = |to: &str, r: Rendered| OutgoingMail {
+        let mail = |to: &str, r: Rendered, expires_at: Timestamp| OutgoingMail {
             id: uuid::Uuid::new_v4(),
             recipient: to.to_owned(),
             subject: r.subject,
             text_body: r.text,
             html_body: r.html,
             created_at: now,
+            expires_at: Some(expires_at),
         };
+        let (revert_expires_at, verify_expires_at) =
+            (after(EMAIL_REVERT_WINDOW)?, after(cfg.verify_ttl)?);
         Ok(EmailChange {
             id: uuid::Uuid::new_v4(),
             expected_email: user.email.clone(),
             revert_token_hash: crypto::sha256_hex(&revert_token),
-            revert_expires_at: after(EMAIL_REVERT_WINDOW)?,
+            revert_expires_at,
             verify_token: Some(NewAccountToken {
                 id: uuid::Uuid::new_v4(),
                 user_id: user.id,
@@ -292,9 +296,12 @@ impl Core {
                 email: new_email.to_owned(),
                 credential_version: 0,
                 created_at: now,
-                expires_at: after(cfg.verify_ttl)?,
+                expires_at: verify_expires_at,
             }),
-            mails: vec![mail(&user.email, notice), mail(new_email, verify)],
+            mails: vec![
+                mail(&user.email, notice, revert_expires_at),
+                mail(new_email, verify, verify_expires_at),
+            ],
         })
     }
 

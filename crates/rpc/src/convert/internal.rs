@@ -55,7 +55,7 @@ message!(NewAccountToken => pb::NewAccountToken {
     id, user_id, purpose, token_hash, email, credential_version, created_at, expires_at,
 });
 message!(OutgoingMail => pb::OutgoingMail {
-    id, recipient, subject, text_body, html_body, created_at,
+    id, recipient, subject, text_body, html_body, created_at, expires_at,
 });
 message!(TokenIssue => pb::TokenIssue { token, mail, throttle_since, throttle_max });
 message!(Redemption => pb::Redemption { token_hash, purpose, new_password_hash, now });
