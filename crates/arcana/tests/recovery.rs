@@ -852,3 +852,53 @@ async fn smtp_off_loopback_requires_tls_unless_opted_out() {
     let got = smtp.wait_for("optedout@example.com", 1, MAIL_WAIT).await;
     assert_eq!(got.len(), 1, "tls=none delivers in plaintext");
 }
+
+// ---- round 2, item 11: mail bombing ----------------------------------------------------------
+
+/// Switching an account's address to a victim's and away again mailed the victim a fresh
+/// verification link every time (the per-account throttle does not see email changes), each
+/// greeting the victim with the attacker's chosen username. Now at most 5 links per address and
+/// window, none naming the account, and no "your address was changed" notice for an address that
+/// was never verified.
+#[tokio::test]
+async fn switching_an_account_to_a_victims_address_cannot_bomb_it() {
+    let smtp = SmtpServer::start().await;
+    let app = start(Mode::Monolith, Backend::Sqlite, &smtp).await.unwrap();
+    let (id, token, _) = app.user("claim_your_prize_at_evil").await;
+    let victim = "victim@example.org";
+    for i in 0..7 {
+        for to in [victim.to_owned(), format!("spare{i}@example.net")] {
+            let r = app
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/users/{id}"),
+                    Some(&token),
+                    Some(json!({"email": to, "current_password": "Secret123"})),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+    }
+    // One more address last: once its mail arrived, every earlier one was handled.
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(&token),
+            Some(json!({"email": "last@example.net", "current_password": "Secret123"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    nth_mail(&smtp, "last@example.net", 1).await;
+    let bombed = smtp.to(victim);
+    assert_eq!(
+        bombed.len(),
+        5,
+        "7 switches, at most 5 mails to one address"
+    );
+    for m in &bombed {
+        let text = m.decoded();
+        assert!(!text.contains("claim_your_prize_at_evil"), "{text}");
+        assert!(m.token("verify-email").is_some(), "{text}");
+    }
+}

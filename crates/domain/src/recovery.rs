@@ -80,6 +80,19 @@ pub struct OutgoingMail {
     /// When the link the mail carries dies: still undelivered then, the mail is given up and
     /// its body erased (a late reset link is useless at best). `None`: it carries no link.
     pub expires_at: Option<Timestamp>,
+    /// Queue it only while its recipient and the recipient's domain received fewer mails than
+    /// this since `limit.since` (mail bombing); a mail over the limit is not queued. `None`:
+    /// always queued (the security notice of an email change, which an attacker must not be
+    /// able to crowd out).
+    pub limit: Option<MailLimit>,
+}
+
+/// The most mails queued to one address and to one domain since `since` (0: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailLimit {
+    pub since: Timestamp,
+    pub per_recipient: u32,
+    pub per_domain: u32,
 }
 
 impl fmt::Debug for OutgoingMail {

@@ -15,7 +15,14 @@ use crate::lockout::{self, known_window_micros};
 use crate::models::{UserRow, from_micros, micros, name_key, parse_id};
 use crate::schema::{account_tokens, email_changes, outbox, users};
 use crate::sessions::revoke_live_sessions;
-use crate::users::lock_live_user;
+use crate::users::{LIKE_ESCAPE, like_literal, lock_live_user};
+
+#[diesel::declare_sql_function]
+extern "SQL" {
+    fn lower(
+        x: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
 
 /// Longest delivery error kept (the column's width).
 const ERROR_CHARS: usize = 500;
@@ -70,20 +77,61 @@ impl TokenRow {
 }
 
 /// A token row and the mail that carries it, inserted in the caller's transaction.
-fn store_token(
-    conn: &mut AnyConnection,
-    token: &TokenRow,
-    mail: Option<&MailRow>,
-) -> Result<(), DbError> {
+fn store_token(conn: &mut AnyConnection, token: &TokenRow) -> Result<(), DbError> {
     diesel::insert_into(account_tokens::table)
         .values(token)
         .execute(conn)?;
-    if let Some(mail) = mail {
-        diesel::insert_into(outbox::table)
-            .values(mail)
-            .execute(conn)?;
-    }
     Ok(())
+}
+
+/// Whether `mail` is within its [`domain::MailLimit`]: fewer mails queued to its recipient, and
+/// to its recipient's domain, since the limit's start than it allows (compared
+/// case-insensitively).
+fn within_limit(conn: &mut AnyConnection, mail: &OutgoingMail) -> Result<bool, DbError> {
+    let Some(limit) = mail.limit else {
+        return Ok(true);
+    };
+    let since = micros(limit.since);
+    let to = mail.recipient.to_lowercase();
+    if limit.per_recipient > 0 {
+        let n: i64 = outbox::table
+            .filter(outbox::created_at.ge(since))
+            .filter(lower(outbox::recipient.nullable()).eq(&to))
+            .count()
+            .get_result(conn)?;
+        if count(n) >= u64::from(limit.per_recipient) {
+            return Ok(false);
+        }
+    }
+    if limit.per_domain > 0
+        && let Some((_, domain)) = to.rsplit_once('@')
+    {
+        let pattern = format!("%@{}", like_literal(domain));
+        let n: i64 = outbox::table
+            .filter(outbox::created_at.ge(since))
+            .filter(
+                lower(outbox::recipient.nullable())
+                    .like(pattern)
+                    .escape(LIKE_ESCAPE),
+            )
+            .count()
+            .get_result(conn)?;
+        if count(n) >= u64::from(limit.per_domain) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Queue `mail` if it is within its limit; whether it was.
+fn queue_mail(conn: &mut AnyConnection, mail: OutgoingMail) -> Result<bool, DbError> {
+    if !within_limit(conn, &mail)? {
+        return Ok(false);
+    }
+    diesel::insert_into(outbox::table)
+        .values(&MailRow::from_outgoing(mail))
+        .execute(conn)?;
+    Ok(true)
 }
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -129,13 +177,13 @@ pub(crate) fn record_email_change(
         })
         .execute(conn)?;
     if let Some(t) = change.verify_token {
-        store_token(conn, &TokenRow::from_new(t), None)?;
+        store_token(conn, &TokenRow::from_new(t))?;
     }
-    // One insert per mail: MultiConnection has no multi-row insert (two mails per change).
+    // One insert per mail: MultiConnection has no multi-row insert (two mails per change). The
+    // notice has no limit; a verification link over its limit is not queued (the change
+    // stands, and the link can be asked for again later).
     for m in change.mails {
-        diesel::insert_into(outbox::table)
-            .values(&MailRow::from_outgoing(m))
-            .execute(conn)?;
+        queue_mail(conn, m)?;
     }
     Ok(())
 }
@@ -305,7 +353,7 @@ impl RecoveryRepository for Database {
 
     async fn issue_token(&self, issue: TokenIssue) -> Result<bool> {
         let token = TokenRow::from_new(issue.token);
-        let mail = issue.mail.map(MailRow::from_outgoing);
+        let mail = issue.mail;
         let (since, max) = (micros(issue.throttle_since), issue.throttle_max);
         self.run(move |conn| {
             write_transaction(conn, |conn| {
@@ -324,7 +372,13 @@ impl RecoveryRepository for Database {
                         return Ok(false);
                     }
                 }
-                store_token(conn, &token, mail.as_ref())?;
+                // A mail over its recipient's or domain's limit: nothing is issued (throttled).
+                if let Some(mail) = &mail
+                    && !queue_mail(conn, mail.clone())?
+                {
+                    return Ok(false);
+                }
+                store_token(conn, &token)?;
                 Ok(true)
             })
         })

@@ -27,7 +27,7 @@ const ADMIN: &str = "admin";
 const ACTIVE: &str = "active";
 const DELETED: &str = "deleted";
 /// Escape character for LIKE patterns; not `\`, which MySQL also treats as a string escape.
-const LIKE_ESCAPE: char = '!';
+pub(crate) const LIKE_ESCAPE: char = '!';
 
 #[diesel::declare_sql_function]
 extern "SQL" {
@@ -37,18 +37,21 @@ extern "SQL" {
 type Predicate = Box<dyn BoxableExpression<users::table, MultiBackend, SqlType = Nullable<Bool>>>;
 type BoxedUsers = users::BoxedQuery<'static, MultiBackend, AsSelect<UserRow, MultiBackend>>;
 
-/// `%text%` with LIKE's wildcards in `text` escaped.
-fn contains_pattern(text: &str) -> String {
-    let mut p = String::with_capacity(text.len() + 2);
-    p.push('%');
+/// `text` with LIKE's wildcards (and the escape character) escaped by [`LIKE_ESCAPE`].
+pub(crate) fn like_literal(text: &str) -> String {
+    let mut p = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '%' | '_' | LIKE_ESCAPE) {
             p.push(LIKE_ESCAPE);
         }
         p.push(c);
     }
-    p.push('%');
     p
+}
+
+/// `%text%` with LIKE's wildcards in `text` escaped.
+fn contains_pattern(text: &str) -> String {
+    format!("%{}%", like_literal(text))
 }
 
 /// Search strings at least this many characters long are narrowed by SQLite's trigram index.

@@ -8,9 +8,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use domain::{
-    Error, LockoutPolicy, LoginAttempt, MailClaim, MailSettlement, NewAccountToken, OutgoingMail,
-    PasswordChange, Redemption, TOKEN_EXPIRED, TOKEN_SUPERSEDED, TOKEN_UNKNOWN, TOKEN_USED,
-    Timestamp, TokenIssue, TokenPurpose, User, UserUpdate,
+    Error, LockoutPolicy, LoginAttempt, MailClaim, MailLimit, MailSettlement, NewAccountToken,
+    OutgoingMail, PasswordChange, Redemption, TOKEN_EXPIRED, TOKEN_SUPERSEDED, TOKEN_UNKNOWN,
+    TOKEN_USED, Timestamp, TokenIssue, TokenPurpose, User, UserUpdate,
 };
 use uuid::Uuid;
 
@@ -26,6 +26,7 @@ contract_tests!(
         delivery_outcomes_and_purge,
         an_email_change_keeps_the_old_address_for_resets_and_its_revert,
         a_mail_whose_link_expired_is_given_up_never_sent,
+        mails_are_limited_per_recipient_and_domain,
     ],
     database: [],
 );
@@ -58,6 +59,7 @@ fn mail(to: &str, now: i64) -> OutgoingMail {
         html_body: "<p>html with a link</p>".into(),
         created_at: at(now),
         expires_at: None,
+        limit: None,
     }
 }
 
@@ -722,4 +724,45 @@ async fn a_mail_whose_link_expired_is_given_up_never_sent(db: Repos) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A mail with a limit is queued only while its recipient (any case) and its domain received
+/// fewer since the limit's start; over it nothing is issued. A mail without a limit always goes.
+async fn mails_are_limited_per_recipient_and_domain(db: Repos) {
+    let limit = |since| MailLimit {
+        since: at(since),
+        per_recipient: 2,
+        per_domain: 3,
+    };
+    let mut secrets = ('a'..='z').collect::<Vec<_>>().into_iter();
+    let mut send = async |name: &str, to: &str, now: i64, lim: Option<MailLimit>| {
+        let u = db.users.create(new_user(name)).await.unwrap();
+        let mut m = mail(to, now);
+        m.limit = lim;
+        db.recovery
+            .issue_token(issue(
+                token(&u, TokenPurpose::Verify, secrets.next().unwrap(), 0, now),
+                Some(m),
+            ))
+            .await
+            .unwrap()
+    };
+    assert!(send("b1", "victim@bombed.example", 10, Some(limit(0))).await);
+    assert!(send("b2", "VICTIM@bombed.example", 11, Some(limit(0))).await);
+    assert!(
+        !send("b3", "victim@bombed.example", 12, Some(limit(0))).await,
+        "a third mail to the address within the window"
+    );
+    assert!(send("b4", "other@bombed.example", 13, Some(limit(0))).await);
+    assert!(
+        !send("b5", "third@bombed.example", 14, Some(limit(0))).await,
+        "a fourth mail to the domain"
+    );
+    // A domain whose name holds a LIKE wildcard is not confused with others.
+    assert!(send("b6", "x@bombed_example", 15, Some(limit(0))).await);
+    // Outside the window, and without a limit, mails go.
+    assert!(send("b7", "victim@bombed.example", 20, Some(limit(16))).await);
+    assert!(send("b8", "victim@bombed.example", 21, None).await);
+    let stats = db.recovery.outbox_stats().await.unwrap();
+    assert_eq!(stats.pending, 6);
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use domain::{
     Caller, EMAIL_REVERT_WINDOW, Email, EmailChange, Error, FieldErrors, ForgotPasswordInput,
-    NewAccountToken, OutgoingMail, Password, Redemption, RequestContext, ResetPasswordInput,
-    Result, Status, Timestamp, TokenIssue, TokenPurpose, User, UserId, VerifyEmailInput,
+    MailLimit, NewAccountToken, OutgoingMail, Password, Redemption, RequestContext,
+    ResetPasswordInput, Result, Status, Timestamp, TokenIssue, TokenPurpose, User, UserId,
+    VerifyEmailInput,
 };
 
 use crate::audit::{Event, FAILURE, SUCCESS, mask_email};
@@ -35,6 +36,11 @@ pub struct RecoveryConfig {
     /// the same and send nothing.
     pub mails_per_window: u32,
     pub mail_window: Duration,
+    /// Mails with a link queued to one address per `mail_window`, whatever the account (mail
+    /// bombing through many accounts); 0: no limit.
+    pub mails_per_recipient: u32,
+    /// Mails with a link queued to one domain per `mail_window`; 0: no limit.
+    pub mails_per_domain: u32,
     /// `forgot_password` answers no sooner than this, so the work done for a known address
     /// (a token and a mail written) does not tell it from an unknown one.
     pub forgot_floor: Duration,
@@ -50,6 +56,8 @@ impl Default for RecoveryConfig {
             require_verified_email: false,
             mails_per_window: 3,
             mail_window: Duration::from_secs(15 * 60),
+            mails_per_recipient: 5,
+            mails_per_domain: 300,
             forgot_floor: Duration::from_millis(300),
         }
     }
@@ -210,6 +218,7 @@ impl Core {
                 html_body: r.html,
                 created_at: now,
                 expires_at: Some(expires_at),
+                limit: Some(self.mail_limit(now)),
             }),
             throttle_since: now - chrono_duration(cfg.mail_window),
             throttle_max: if mail { cfg.mails_per_window } else { 0 },
@@ -221,6 +230,16 @@ impl Core {
             self.mail_queued.notify_waiters();
         }
         Ok(Issued::Link(r.link))
+    }
+
+    /// The mail-bombing limits of a mail with a link queued at `now`.
+    fn mail_limit(&self, now: Timestamp) -> MailLimit {
+        let cfg = &self.config.recovery;
+        MailLimit {
+            since: now - chrono_duration(cfg.mail_window),
+            per_recipient: cfg.mails_per_recipient,
+            per_domain: cfg.mails_per_domain,
+        }
     }
 
     /// Mail `user` a verification link (after registration or an email change). A failure is
@@ -272,7 +291,7 @@ impl Core {
         };
         let verify_token = crypto::new_refresh_token();
         let verify = render(cfg, TokenPurpose::Verify, &moved, &verify_token, "");
-        let mail = |to: &str, r: Rendered, expires_at: Timestamp| OutgoingMail {
+        let mail = |to: &str, r: Rendered, expires_at: Timestamp, limit| OutgoingMail {
             id: uuid::Uuid::new_v4(),
             recipient: to.to_owned(),
             subject: r.subject,
@@ -280,6 +299,7 @@ impl Core {
             html_body: r.html,
             created_at: now,
             expires_at: Some(expires_at),
+            limit,
         };
         let (revert_expires_at, verify_expires_at) =
             (after(EMAIL_REVERT_WINDOW)?, after(cfg.verify_ttl)?);
@@ -298,10 +318,20 @@ impl Core {
                 created_at: now,
                 expires_at: verify_expires_at,
             }),
-            mails: vec![
-                mail(&user.email, notice, revert_expires_at),
-                mail(new_email, verify, verify_expires_at),
-            ],
+            // The security notice goes to a verified old address only (an unverified one was
+            // never proven to be the owner's: mailing it would let anyone bomb an address by
+            // switching an account to it and away), and then always: nobody can crowd it out.
+            mails: user
+                .is_verified
+                .then(|| mail(&user.email, notice, revert_expires_at, None))
+                .into_iter()
+                .chain([mail(
+                    new_email,
+                    verify,
+                    verify_expires_at,
+                    Some(self.mail_limit(now)),
+                )])
+                .collect(),
         })
     }
 

@@ -2,10 +2,10 @@
 //! their `arcana.v1` messages (see [`super::v1`]).
 use domain::{
     AttemptReservation, AuditCursor, AuditQuery, Cursor, EmailChange, Error, LockoutPolicy,
-    LoginAttempt, LoginSuccess, MailClaim, MailSettlement, NewAccountToken, NewSession, NewUser,
-    OutboxStats, OutgoingMail, PageRequest, PasswordChange, QueuedMail, Redemption, Rehash, Result,
-    RevokeReason, Role, Rotation, Session, SessionOwner, SortOrder, Timestamp, TokenIssue, User,
-    UserCredentials, UserQuery, UserRevocation, UserSort, UserUpdate,
+    LoginAttempt, LoginSuccess, MailClaim, MailLimit, MailSettlement, NewAccountToken, NewSession,
+    NewUser, OutboxStats, OutgoingMail, PageRequest, PasswordChange, QueuedMail, Redemption,
+    Rehash, Result, RevokeReason, Role, Rotation, Session, SessionOwner, SortOrder, Timestamp,
+    TokenIssue, User, UserCredentials, UserQuery, UserRevocation, UserSort, UserUpdate,
 };
 use uuid::Uuid;
 
@@ -55,8 +55,9 @@ message!(NewAccountToken => pb::NewAccountToken {
     id, user_id, purpose, token_hash, email, credential_version, created_at, expires_at,
 });
 message!(OutgoingMail => pb::OutgoingMail {
-    id, recipient, subject, text_body, html_body, created_at, expires_at,
+    id, recipient, subject, text_body, html_body, created_at, expires_at, limit,
 });
+message!(MailLimit => pb::MailLimit { since, per_recipient, per_domain });
 message!(TokenIssue => pb::TokenIssue { token, mail, throttle_since, throttle_max });
 message!(Redemption => pb::Redemption { token_hash, purpose, new_password_hash, now });
 message!(MailClaim => pb::MailClaim { worker, now, lease, limit });
