@@ -7,7 +7,7 @@
 #   jwt-private-key    Ed25519 signing key, PKCS#8 PEM (only the service / auth-service mount it)
 #   jwt-public-keys    its public key, PEM (what the gateway verifies with); append the previous
 #                      public key here while rotating
-#   postgres-password, database-url, admin-password (the bootstrap admin's)
+#   postgres-password, database-url, admin-password (the bootstrap admin's), smtp-url (may be empty)
 # Needs OpenSSL >= 1.1.1 for the Ed25519 key pair. The directory is private to you; the files are
 # world-readable because compose bind-mounts them as they are and the containers run as uid 10001.
 set -euo pipefail
@@ -27,6 +27,13 @@ put repository-token "$(rand 32)"
 put postgres-password "$(rand 24)"
 put database-url "postgres://arcana:$(cat "$dir/postgres-password")@postgres:5432/arcana"
 put admin-password "Admin-1$(rand 12)"
+# The SMTP URL (smtp://user:pass@host:587 or smtps://…) from ARCANA_SMTP_URL when this runs;
+# empty: mails are written as .eml files inside the container and never sent.
+if [ ! -e "$dir/smtp-url" ]; then
+  printf '%s' "${ARCANA_SMTP_URL:-}" >"$dir/smtp-url"
+  chmod 0644 "$dir/smtp-url"
+  echo "created secrets/smtp-url${ARCANA_SMTP_URL:+ (from ARCANA_SMTP_URL)}"
+fi
 
 # EdDSA: the service layer signs with the private key; the gateway holds only the public keys.
 command -v openssl >/dev/null || { echo "init-secrets.sh: openssl (>= 1.1.1) is needed for the Ed25519 key pair" >&2; exit 1; }

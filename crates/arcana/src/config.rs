@@ -45,14 +45,6 @@ pub struct DbArgs {
     /// Where the monolith keeps its SQLite file and generated signing key.
     #[arg(long, env = "ARCANA_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
-    /// sqlite://<path>, postgres://… or mysql://… (default: sqlite://<data-dir>/arcana.db).
-    #[arg(
-        long,
-        env = "ARCANA_DATABASE_URL",
-        global = true,
-        hide_env_values = true
-    )]
-    pub database_url: Option<String>,
     /// Maximum database connections (1–1000).
     #[arg(long, env = "ARCANA_DB_POOL_SIZE", default_value_t = 16, global = true,
         value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -61,7 +53,7 @@ pub struct DbArgs {
 
 impl DbArgs {
     pub fn database_url(&self) -> anyhow::Result<String> {
-        if let Some(u) = secret(self.database_url.as_deref(), "ARCANA_DATABASE_URL")? {
+        if let Some(u) = secret_env("ARCANA_DATABASE_URL")? {
             return Ok(u.expose_secret().to_owned());
         }
         Ok(format!(
@@ -73,17 +65,6 @@ impl DbArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct JwtArgs {
-    /// HS256 secret (≥ 32 bytes).
-    #[arg(long, env = "ARCANA_JWT_SECRET", hide_env_values = true, global = true)]
-    pub jwt_secret: Option<String>,
-    /// Ed25519 private key (PKCS#8 PEM): sign with EdDSA instead of HS256.
-    #[arg(
-        long,
-        env = "ARCANA_JWT_PRIVATE_KEY",
-        hide_env_values = true,
-        global = true
-    )]
-    pub jwt_private_key: Option<String>,
     /// Ed25519 public keys (PEM, concatenated) accepted for verification (rotation).
     #[arg(long, env = "ARCANA_JWT_PUBLIC_KEYS", global = true)]
     pub jwt_public_keys: Option<String>,
@@ -113,23 +94,12 @@ pub struct BootstrapArgs {
     pub bootstrap_admin_username: Option<String>,
     #[arg(long, env = "ARCANA_BOOTSTRAP_ADMIN_EMAIL", global = true)]
     pub bootstrap_admin_email: Option<String>,
-    /// Also from the file named by ARCANA_BOOTSTRAP_ADMIN_PASSWORD_FILE.
-    #[arg(
-        long,
-        env = "ARCANA_BOOTSTRAP_ADMIN_PASSWORD",
-        hide_env_values = true,
-        global = true
-    )]
-    pub bootstrap_admin_password: Option<String>,
 }
 
 impl BootstrapArgs {
     /// (username, email, password) when all three are given.
     pub fn admin(&self) -> anyhow::Result<Option<(String, String, SecretString)>> {
-        let password = secret(
-            self.bootstrap_admin_password.as_deref(),
-            "ARCANA_BOOTSTRAP_ADMIN_PASSWORD",
-        )?;
+        let password = secret_env("ARCANA_BOOTSTRAP_ADMIN_PASSWORD")?;
         let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         Ok(
             match (
@@ -148,7 +118,7 @@ impl JwtArgs {
     /// The configured keys: EdDSA when a private or public key is given, else the HS256 secret,
     /// else (`generate_in`, monolith only) a secret generated and kept in that directory.
     pub fn keys(&self, generate_in: Option<&Path>) -> anyhow::Result<crypto::JwtKeys> {
-        let private = secret(self.jwt_private_key.as_deref(), "ARCANA_JWT_PRIVATE_KEY")?;
+        let private = secret_env("ARCANA_JWT_PRIVATE_KEY")?;
         let publics = secret(self.jwt_public_keys.as_deref(), "ARCANA_JWT_PUBLIC_KEYS")?;
         if private.is_some() || publics.is_some() {
             let publics = publics
@@ -163,10 +133,7 @@ impl JwtArgs {
                 .map_err(describe)
                 .context("loading the Ed25519 keys");
         }
-        let secret = match (
-            secret(self.jwt_secret.as_deref(), "ARCANA_JWT_SECRET")?,
-            generate_in,
-        ) {
+        let secret = match (secret_env("ARCANA_JWT_SECRET")?, generate_in) {
             (Some(s), _) => s,
             (None, Some(dir)) => data_dir_jwt_secret(dir)?,
             (None, None) => {
@@ -259,11 +226,6 @@ impl OpsArgs {
 /// Password reset and email verification: the mails and their links.
 #[derive(Debug, Clone, Args)]
 pub struct MailArgs {
-    /// `smtp://user:pass@host:587` (STARTTLS required; plaintext only on loopback without
-    /// credentials or with an explicit `?tls=none`, never with credentials) or `smtps://…`
-    /// (implicit TLS). Unset: mails are written as `.eml` files.
-    #[arg(long, env = "ARCANA_SMTP_URL", hide_env_values = true, global = true)]
-    pub smtp_url: Option<String>,
     /// Sender of the mails.
     #[arg(
         long,
@@ -273,13 +235,10 @@ pub struct MailArgs {
     )]
     pub mail_from: String,
     /// Base URL of the links in mails (`<url>/reset-password#token=…`, `<url>/verify-email#token=…`).
-    #[arg(
-        long,
-        env = "ARCANA_PUBLIC_URL",
-        default_value = "http://localhost:8080",
-        global = true
-    )]
-    pub public_url: String,
+    /// Required with `ARCANA_SMTP_URL` (mails sent to people must not link to localhost);
+    /// without SMTP (`.eml` files) it defaults to `http://localhost:8080`.
+    #[arg(long, env = "ARCANA_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
     /// Product name in mails.
     #[arg(
         long,
@@ -318,7 +277,11 @@ pub struct MailArgs {
 impl MailArgs {
     /// The SMTP URL from the flag, `ARCANA_SMTP_URL` or `ARCANA_SMTP_URL_FILE`.
     pub fn smtp_url(&self) -> anyhow::Result<Option<SecretString>> {
-        secret(self.smtp_url.as_deref(), "ARCANA_SMTP_URL")
+        // An empty ARCANA_SMTP_URL_FILE means "no SMTP" (the compose files always mount one).
+        let value = std::env::var("ARCANA_SMTP_URL")
+            .ok()
+            .filter(|v| !v.is_empty());
+        read_secret(value.as_deref(), "ARCANA_SMTP_URL", true)
     }
 }
 
@@ -422,10 +385,6 @@ pub struct EdgeArgs {
 /// revocations broadcast; in the service layer, a shared cache of user records.
 #[derive(Debug, Clone, Args)]
 pub struct RedisArgs {
-    /// `redis://[user:pass@]host:6379/0`, or `rediss://…` for TLS. Unset: each replica keeps
-    /// its own limits and caches. Redis down: each use falls back locally (never an error).
-    #[arg(long, env = "ARCANA_REDIS_URL", hide_env_values = true, global = true)]
-    pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel (several deployments may share one Redis).
     #[arg(
         long,
@@ -444,7 +403,7 @@ pub struct RedisArgs {
 impl RedisArgs {
     /// The Redis URL from the flag, `ARCANA_REDIS_URL` or `ARCANA_REDIS_URL_FILE`.
     pub fn redis_url(&self) -> anyhow::Result<Option<SecretString>> {
-        secret(self.redis_url.as_deref(), "ARCANA_REDIS_URL")
+        secret_env("ARCANA_REDIS_URL")
     }
 }
 
@@ -480,14 +439,6 @@ pub fn cors_origins(given: &[String]) -> anyhow::Result<Vec<String>> {
 /// Calls between layers.
 #[derive(Debug, Clone, Args)]
 pub struct InternalArgs {
-    /// Credential every internal gRPC call carries and every internal server checks (≥ 32 chars).
-    #[arg(
-        long,
-        env = "ARCANA_INTERNAL_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
-    pub internal_token: Option<String>,
     /// PEM certificate chain of this process for mutual TLS between layers (with --tls-key, --tls-ca).
     #[arg(long, env = "ARCANA_TLS_CERT", global = true)]
     pub tls_cert: Option<PathBuf>,
@@ -509,22 +460,12 @@ pub struct InternalArgs {
         value_parser = clap::value_parser!(u64).range(1..=600_000)
     )]
     pub upstream_deadline_ms: u64,
-    /// Credential of the service layers towards the repository layer; the repository accepts
-    /// only this one, never the gateway's (≥ 32 chars). Unset: ARCANA_INTERNAL_TOKEN, with a
-    /// warning.
-    #[arg(
-        long,
-        env = "ARCANA_REPOSITORY_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
-    pub repository_token: Option<String>,
 }
 
 impl InternalArgs {
     /// The credential between the gateway and the service layers.
     pub fn credential(&self) -> anyhow::Result<rpc::credential::InternalCredential> {
-        let token = secret(self.internal_token.as_deref(), "ARCANA_INTERNAL_TOKEN")?
+        let token = secret_env("ARCANA_INTERNAL_TOKEN")?
             .context("ARCANA_INTERNAL_TOKEN (or ARCANA_INTERNAL_TOKEN_FILE) is required outside the monolith")?;
         rpc::credential::InternalCredential::new(token.expose_secret())
             .map_err(|e| anyhow::anyhow!("ARCANA_INTERNAL_TOKEN: {e}"))
@@ -532,8 +473,8 @@ impl InternalArgs {
 
     /// The credential between the service layers and the repository (see `--repository-token`).
     pub fn repository_credential(&self) -> anyhow::Result<rpc::credential::InternalCredential> {
-        let own = secret(self.repository_token.as_deref(), "ARCANA_REPOSITORY_TOKEN")?;
-        let internal = secret(self.internal_token.as_deref(), "ARCANA_INTERNAL_TOKEN")?;
+        let own = secret_env("ARCANA_REPOSITORY_TOKEN")?;
+        let internal = secret_env("ARCANA_INTERNAL_TOKEN")?;
         let token = match (own, internal) {
             (Some(own), internal) => {
                 if internal.is_some_and(|i| i.expose_secret() == own.expose_secret()) {
@@ -607,6 +548,15 @@ pub fn describe(e: domain::Error) -> anyhow::Error {
 
 /// A secret from `value` (flag or env), else from the file named by `<env>_FILE`.
 pub fn secret(value: Option<&str>, env: &str) -> anyhow::Result<Option<SecretString>> {
+    read_secret(value, env, false)
+}
+
+/// [`secret`]; an empty `<env>_FILE` is `None` when `empty_file_is_unset`, else an error.
+fn read_secret(
+    value: Option<&str>,
+    env: &str,
+    empty_file_is_unset: bool,
+) -> anyhow::Result<Option<SecretString>> {
     if let Some(v) = value.filter(|v| !v.is_empty()) {
         return Ok(Some(SecretString::from(v.to_owned())));
     }
@@ -618,6 +568,9 @@ pub fn secret(value: Option<&str>, env: &str) -> anyhow::Result<Option<SecretStr
                 .with_context(|| format!("reading {file_var} ({})", Path::new(&path).display()))?;
             let text = text.trim_end_matches(['\n', '\r']).to_owned();
             if text.is_empty() {
+                if empty_file_is_unset {
+                    return Ok(None);
+                }
                 bail!("{file_var} names an empty file");
             }
             Ok(Some(SecretString::from(text)))

@@ -811,19 +811,60 @@ async fn data_and_mail_files_are_private() {
 
 // ---- round 2, item 7: SMTP credentials never travel without TLS ------------------------------
 
+const PUBLIC_URL: (&str, &str) = ("ARCANA_PUBLIC_URL", "https://id.example.test");
+
 #[test]
 fn smtp_credentials_without_tls_stop_the_start() {
-    let (code, out) = run_to_exit(&[(
-        "ARCANA_SMTP_URL",
-        "smtp://mailer:pa55word@192.0.2.25:25?tls=none",
-    )]);
+    let (code, out) = run_to_exit(&[
+        (
+            "ARCANA_SMTP_URL",
+            "smtp://mailer:pa55word@192.0.2.25:25?tls=none",
+        ),
+        PUBLIC_URL,
+    ]);
     assert!(matches!(code, Some(c) if c != 0), "{code:?}: {out}");
     assert!(out.contains("credentials"), "{out}");
     assert!(
         !out.contains("pa55word"),
         "the password leaked into the log: {out}"
     );
-    let (code, out) = run_to_exit(&[("ARCANA_SMTP_URL", "smtp://192.0.2.25:25?tls=opportunistic")]);
+    let (code, out) = run_to_exit(&[
+        ("ARCANA_SMTP_URL", "smtp://192.0.2.25:25?tls=opportunistic"),
+        PUBLIC_URL,
+    ]);
     assert!(matches!(code, Some(c) if c != 0), "{code:?}: {out}");
     assert!(out.contains("tls=required"), "{out}");
+}
+
+// ---- round 2, item 14: configuration that mailed dead links or took secrets as flags ---------
+
+/// SMTP without ARCANA_PUBLIC_URL used to start and mail links to http://localhost:8080.
+#[test]
+fn smtp_needs_the_public_url() {
+    let (code, out) = run_to_exit(&[("ARCANA_SMTP_URL", "smtps://smtp.example.test")]);
+    assert!(matches!(code, Some(c) if c != 0), "{code:?}: {out}");
+    assert!(out.contains("ARCANA_PUBLIC_URL is required"), "{out}");
+}
+
+/// A secret given as a flag was visible to every local user in the process list; now secrets
+/// are read from the environment or a file only, and the flag is refused before anything starts.
+#[test]
+fn secrets_are_not_accepted_as_flags() {
+    for flag in [
+        "--jwt-secret",
+        "--database-url",
+        "--internal-token",
+        "--smtp-url",
+        "--redis-url",
+        "--bootstrap-admin-password",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_arcana"))
+            .env_clear()
+            .args([flag, "hunter2-hunter2-hunter2-hunter2-hunter2"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("unexpected argument"), "{flag}: {err}");
+    }
 }

@@ -15,4 +15,4 @@ pub mod tokens;
 
 pub use jwt::{JwtKeys, TokenIssuer, TokenVerifier, generate_ed25519_pem};
 pub use password::{Verified, hash_password, verify_password};
-pub use tokens::{new_refresh_token, sha256_hex};
+pub use tokens::{new_refresh_token, sha256_base64, sha256_hex};

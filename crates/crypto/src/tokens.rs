@@ -18,6 +18,11 @@ pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
+/// SHA-256 of `s`, standard base64 (a Content-Security-Policy source hash).
+pub fn sha256_base64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(s.as_bytes()))
+}
+
 /// Constant-time equality of two strings (lengths are not secret).
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))

@@ -29,6 +29,23 @@ pub struct RoleRequest {
     pub role: String,
 }
 
+/// What a link page shows after following its link: the address and whether it is verified,
+/// nothing else of the account (whoever holds a link, e.g. from a forwarded mail, sees only this).
+#[derive(Serialize, ToSchema)]
+pub struct AddressDto {
+    pub email: String,
+    pub is_verified: bool,
+}
+
+impl From<domain::User> for AddressDto {
+    fn from(u: domain::User) -> Self {
+        Self {
+            email: u.email,
+            is_verified: u.is_verified,
+        }
+    }
+}
+
 /// The error envelope (every non-2xx answer).
 #[derive(Serialize, ToSchema)]
 pub struct ErrorEnvelopeDoc {

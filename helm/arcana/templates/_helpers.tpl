@@ -310,6 +310,9 @@ the callers balance over all of them (re-resolving as pods come and go). */}}
 {{- fail (printf "%s.autoscaling.maxReplicas must be >= minReplicas" $key) -}}
 {{- end -}}
 {{- end -}}
+{{- if and (include "arcana.smtpConfigured" .) (not $v.mail.publicUrl) -}}
+{{- fail "mail.publicUrl is required with SMTP: the links in the mails point at it (https://id.example.com), and a default (localhost) would mail links nobody can open" -}}
+{{- end -}}
 {{- if $v.ingress.enabled -}}
 {{- if eq (len $v.ingress.hosts) 0 -}}
 {{- fail "ingress.enabled needs at least one entry in ingress.hosts" -}}

@@ -79,7 +79,7 @@ pub fn config(
         audience: jwt.jwt_audience.clone(),
         recovery: service::recovery::RecoveryConfig {
             product_name: mail.product_name.clone(),
-            public_url: mail.public_url.clone(),
+            public_url: public_url(mail)?,
             reset_ttl: Duration::from_secs(mail.reset_token_ttl),
             verify_ttl: Duration::from_secs(mail.verify_token_ttl),
             require_verified_email: mail.require_verified_email,
@@ -89,6 +89,18 @@ pub fn config(
         max_sessions_per_user: auth.max_sessions_per_user,
         ..service::ServiceConfig::default()
     })
+}
+
+/// The base of the links in mails: `ARCANA_PUBLIC_URL`, required when mails really go out (SMTP).
+fn public_url(mail: &MailArgs) -> anyhow::Result<String> {
+    match (&mail.public_url, mail.smtp_url()?) {
+        (Some(url), _) => Ok(url.clone()),
+        (None, None) => Ok("http://localhost:8080".into()),
+        (None, Some(_)) => anyhow::bail!(
+            "ARCANA_PUBLIC_URL is required with ARCANA_SMTP_URL: the links in the mails point at it \
+             (e.g. https://id.example.com), and a default would mail links to localhost"
+        ),
+    }
 }
 
 pub fn build(

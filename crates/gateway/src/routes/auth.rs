@@ -219,7 +219,7 @@ pub async fn reset_password(
 #[utoipa::path(post, path = "/api/v1/auth/email/verify", tag = "auth",
     request_body = VerifyEmailInput,
     responses(
-        (status = 200, description = "The user, verified", body = EnvelopeDoc<User>),
+        (status = 200, description = "The address, verified (nothing else of the account)", body = EnvelopeDoc<AddressDto>),
         (status = 400, description = "VALIDATION_FAILED (the token is unknown, used, expired or superseded) or INVALID_JSON", body = ErrorEnvelopeDoc),
         (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
         (status = 429, description = "Rate limited (Retry-After)", body = ErrorEnvelopeDoc),
@@ -228,10 +228,10 @@ pub async fn verify_email(
     State(state): State<AppState>,
     client: Client,
     ApiJson(input): ApiJson<VerifyEmailInput>,
-) -> ApiResult<Success<User>> {
+) -> ApiResult<Success<AddressDto>> {
     limit(&state, Bucket::Recovery, &client).await?;
     Ok(Success::ok(
-        state.auth.verify_email(&client.ctx, input).await?,
+        state.auth.verify_email(&client.ctx, input).await?.into(),
     ))
 }
 
@@ -240,7 +240,7 @@ pub async fn verify_email(
 #[utoipa::path(post, path = "/api/v1/auth/email/revert", tag = "auth",
     request_body = VerifyEmailInput,
     responses(
-        (status = 200, description = "The user, with the previous address back", body = EnvelopeDoc<User>),
+        (status = 200, description = "The previous address, back and verified (nothing else of the account)", body = EnvelopeDoc<AddressDto>),
         (status = 400, description = "VALIDATION_FAILED (the token is unknown, used or expired) or INVALID_JSON", body = ErrorEnvelopeDoc),
         (status = 409, description = "The previous address belongs to another account meanwhile", body = ErrorEnvelopeDoc),
         (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
@@ -250,10 +250,10 @@ pub async fn revert_email(
     State(state): State<AppState>,
     client: Client,
     ApiJson(input): ApiJson<VerifyEmailInput>,
-) -> ApiResult<Success<User>> {
+) -> ApiResult<Success<AddressDto>> {
     limit(&state, Bucket::Recovery, &client).await?;
     Ok(Success::ok(
-        state.auth.revert_email(&client.ctx, input).await?,
+        state.auth.revert_email(&client.ctx, input).await?.into(),
     ))
 }
 
