@@ -20,7 +20,7 @@ pub struct RequestContext {
 }
 
 /// An authenticated caller, taken from a verified access token whose session is live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Principal {
     pub user_id: UserId,
     pub session_id: SessionId,

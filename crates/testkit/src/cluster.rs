@@ -311,7 +311,11 @@ impl Cluster {
     async fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if http_status(self.edge_ops, "/health/ready").await == Some(200) {
+            // (Binaries of releases before the ops listener answered on the REST port: the
+            // previous release's binaries run these suites too, ARCANA_TEST_BIN_DIR.)
+            if http_status(self.edge_ops, "/health/ready").await == Some(200)
+                || http_status(self.http, "/health/ready").await == Some(200)
+            {
                 return Ok(());
             }
             let dead = self

@@ -42,6 +42,16 @@ fn binaries() -> Binaries {
     ])
 }
 
+/// The monolith executable (Cargo's, or the one in `ARCANA_TEST_BIN_DIR`), for tests that run
+/// it themselves.
+#[allow(dead_code)]
+pub fn monolith_exe() -> std::path::PathBuf {
+    match std::env::var_os("ARCANA_TEST_BIN_DIR") {
+        Some(dir) => std::path::Path::new(&dir).join("arcana"),
+        None => env!("CARGO_BIN_EXE_arcana").into(),
+    }
+}
+
 #[derive(Default)]
 pub struct Options {
     /// ARCANA_AUTH_RATE_LIMIT (0 = off, the default in tests).

@@ -45,22 +45,38 @@ const AUTHORIZATION: &str = "authorization";
 /// by the binary that wires the layers, so this crate holds no key).
 pub type VerifyToken = Arc<dyn Fn(&str) -> Result<Principal> + Send + Sync>;
 
+/// How long a "live" answer about a session is reused by [`VerifiedPrincipal`] (a "not live"
+/// one never is): a session that ended is refused by the service layer within this long, well
+/// inside the 5 s revocation promise, and a busy caller costs one liveness read per session per
+/// second instead of one per call.
+pub const LIVE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The internal port's caller policy. The caller is whoever the access token forwarded in
 /// `authorization: Bearer` names, when it verifies and its session is live, asked of `sessions`
-/// (this process's own service layer, never a cache) on every call. So a holder of the internal
-/// credential (a compromised gateway) can act only as users whose tokens it holds, never claim
-/// an identity. The request facts (request id, client ip, user agent) are taken as forwarded:
-/// they feed the audit log and the per-network lockout, never an authorization. Serve it only
-/// behind the internal credential.
+/// (this process's own service layer; a "live" answer is reused for at most
+/// [`LIVE_CACHE_TTL`]). So a holder of the internal credential (a compromised gateway) can act
+/// only as users whose tokens it holds, never claim an identity. The request facts (request
+/// id, client ip, user agent) are taken as forwarded: they feed the audit log and the
+/// per-network lockout, never an authorization. Serve it only behind the internal credential.
 #[derive(Clone)]
 pub struct VerifiedPrincipal {
     verify: VerifyToken,
     sessions: Arc<dyn AuthService>,
+    /// Sessions found live (with the user and role the token named), for [`LIVE_CACHE_TTL`].
+    live: moka::sync::Cache<Principal, ()>,
 }
 
 impl VerifiedPrincipal {
     pub fn new(verify: VerifyToken, sessions: Arc<dyn AuthService>) -> Self {
-        Self { verify, sessions }
+        let live = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(LIVE_CACHE_TTL)
+            .build();
+        Self {
+            verify,
+            sessions,
+            live,
+        }
     }
 }
 
@@ -68,7 +84,11 @@ impl VerifiedPrincipal {
 impl PrincipalSource for VerifiedPrincipal {
     async fn principal(&self, call: &Call<'_>) -> Result<Principal> {
         let who = (self.verify)(bearer_token(call.metadata)?)?;
+        if self.live.contains_key(&who) {
+            return Ok(who);
+        }
         if self.sessions.session_live(&who).await? {
+            self.live.insert(who, ());
             Ok(who)
         } else {
             Err(Error::Unauthorized)
