@@ -594,17 +594,21 @@ async fn strangers_cannot_lock_the_owner_out() {
 async fn many_networks_slow_the_account_down_and_spare_known_networks() {
     let app = TestApp::new().await;
     app.register("target").await;
+    // `n` wrong passwords for "target", each from its own /24 (10.<i>.<subnet>.1).
+    let strangers = async |subnet: u8, n: u8| {
+        for i in 0..n {
+            let e = app
+                .login_from(&format!("10.{i}.{subnet}.1"), "target", "Wrong-password-1")
+                .await
+                .unwrap_err();
+            assert!(matches!(e, Error::InvalidCredentials), "network {i}: {e:?}");
+        }
+    };
     app.login_from("198.51.100.20", "target", PASSWORD)
         .await
         .unwrap();
     app.clock.advance_secs(24 * 3600);
-    for n in 0..40 {
-        let e = app
-            .login_from(&format!("10.{n}.0.1"), "target", "Wrong-password-1")
-            .await
-            .unwrap_err();
-        assert!(matches!(e, Error::InvalidCredentials), "network {n}: {e:?}");
-    }
+    strangers(0, 40).await;
     let slowed = app.clock.paused();
     assert!(!slowed.is_empty(), "40 failures slowed nothing down");
     assert!(
@@ -623,11 +627,7 @@ async fn many_networks_slow_the_account_down_and_spare_known_networks() {
         .await
         .unwrap_err();
     assert!(app.clock.take_paused().is_empty());
-    for n in 0..40 {
-        app.login_from(&format!("10.{n}.1.1"), "target", "Wrong-password-1")
-            .await
-            .unwrap_err();
-    }
+    strangers(1, 40).await;
     app.clock.take_paused();
     // The known network (success a day ago) is not slowed.
     app.login_from("198.51.100.77", "target", PASSWORD)
@@ -635,17 +635,9 @@ async fn many_networks_slow_the_account_down_and_spare_known_networks() {
         .unwrap();
     assert!(app.clock.take_paused().is_empty());
     // After 30 days without a success from it, a network is a stranger again.
-    for n in 0..40 {
-        app.login_from(&format!("10.{n}.2.1"), "target", "Wrong-password-1")
-            .await
-            .unwrap_err();
-    }
+    strangers(2, 40).await;
     app.clock.advance_secs(31 * 24 * 3600);
-    for n in 0..10 {
-        app.login_from(&format!("10.{n}.3.1"), "target", "Wrong-password-1")
-            .await
-            .unwrap_err();
-    }
+    strangers(3, 10).await;
     app.clock.take_paused();
     app.login_from("198.51.100.77", "target", PASSWORD)
         .await
