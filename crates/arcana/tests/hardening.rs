@@ -872,13 +872,43 @@ fn secrets_are_not_accepted_as_flags() {
         "--redis-url",
         "--bootstrap-admin-password",
     ] {
-        let out = Command::new(monolith_exe())
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(monolith_exe())
             .env_clear()
+            .env("ARCANA_DATA_DIR", dir.path())
+            .env(
+                "ARCANA_HTTP_ADDR",
+                format!("127.0.0.1:{}", testkit::free_port()),
+            )
+            .env(
+                "ARCANA_GRPC_ADDR",
+                format!("127.0.0.1:{}", testkit::free_port()),
+            )
+            .env(
+                "ARCANA_METRICS_ADDR",
+                format!("127.0.0.1:{}", testkit::free_port()),
+            )
             .args([flag, "hunter2-hunter2-hunter2-hunter2-hunter2"])
-            .output()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{flag}: {out:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        // Refused at once; the old binaries took the value and kept serving.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.and_then(|s| s.code()), Some(2), "{flag}: {status:?}");
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
         assert!(err.contains("unexpected argument"), "{flag}: {err}");
     }
 }
