@@ -921,3 +921,65 @@ async fn switching_an_account_to_a_victims_address_cannot_bomb_it() {
         assert!(m.token("verify-email").is_some(), "{text}");
     }
 }
+
+// ---- round 2, item 10: no late reset links -------------------------------------------------
+
+/// A reset mail that could not be delivered before its link expired (60 s, the shortest TTL) is
+/// given up, never sent late: the old outbox kept retrying it, link and all, for hours.
+#[tokio::test]
+async fn a_reset_mail_whose_link_expired_is_never_sent() {
+    let port = testkit::free_port();
+    let url = format!("smtp://127.0.0.1:{port}");
+    let app = TestApp::start_with(
+        Backend::Sqlite,
+        opts(
+            &url,
+            &[
+                ("ARCANA_RESET_TOKEN_TTL", "60"),
+                ("ARCANA_MAIL_RETRY_BASE_MS", "100"),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
+    app.user("forgetful").await;
+    let r = app
+        .post(
+            "/api/v1/auth/password/forgot",
+            None,
+            json!({"email": "forgetful@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    // SMTP is down for longer than the link lives.
+    tokio::time::sleep(Duration::from_secs(62)).await;
+    let smtp = SmtpServer::start_on(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    // A fresh mail makes the worker claim the outbox now; once it arrived, the old one had its
+    // chance.
+    app.user("latecomer").await;
+    nth_mail(&smtp, "latecomer@example.com", 1).await;
+    let given_up = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("mail_outbox_given_up "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = app.edge_ops.get("/metrics", None).await;
+        if given_up(m.body.as_str().unwrap_or_default()) >= 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the expired reset mail was not given up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        smtp.to("forgetful@example.com")
+            .iter()
+            .all(|m| m.token("reset-password").is_none()),
+        "a reset link went out after it expired"
+    );
+}
