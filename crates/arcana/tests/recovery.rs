@@ -782,6 +782,15 @@ async fn email_change_over_grpc_needs_the_password() {
     let smtp = SmtpServer::start().await;
     let app = start(Mode::Layered, Backend::Sqlite, &smtp).await.unwrap();
     let (id, token, _) = app.user("grpcmover").await;
+    // A verified address (the change notice goes only to one).
+    let link = nth_mail(&smtp, "grpcmover@example.com", 1)
+        .await
+        .token("verify-email")
+        .unwrap();
+    let r = app
+        .post("/api/v1/auth/email/verify", None, json!({"token": link}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
     let mut g = rpc::v1::user_service_client::UserServiceClient::connect(app.grpc.clone())
         .await
         .unwrap();
@@ -942,7 +951,17 @@ async fn a_reset_mail_whose_link_expired_is_never_sent() {
     )
     .await
     .unwrap();
-    app.user("forgetful").await;
+    let (id, _, _) = app.user("forgetful").await;
+    // Reset links go to verified addresses only: an admin verifies this one (SMTP is down).
+    let admin = app.admin_token().await;
+    let r = app
+        .post(
+            &format!("/api/v1/users/{id}/verify"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
     let r = app
         .post(
             "/api/v1/auth/password/forgot",
