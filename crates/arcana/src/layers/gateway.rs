@@ -53,7 +53,6 @@ pub async fn serve(
             })
         })
     };
-    crate::runtime::serve_ops(ops, binary, gauges, ready, &shutdown).await?;
     let shared = match redis.redis_url()? {
         Some(url) => {
             let shared = gateway::shared::Shared::new(url.expose_secret(), &redis.redis_prefix)
@@ -66,6 +65,8 @@ pub async fn serve(
     let state = gateway::AppState::with_shared(auth, users, Arc::new(verifier), config, shared);
     let http = bind(args.http_addr, "REST").await?;
     let grpc = bind(args.grpc_addr, "public gRPC").await?;
+    // Ready only once the public ports are bound (readiness is what clients wait for).
+    crate::runtime::serve_ops(ops, binary, gauges, ready, &shutdown).await?;
     let rest = gateway::serve(
         http,
         gateway::router(state.clone()),
