@@ -145,10 +145,22 @@ pub(crate) fn remember_success(
     network: &str,
     now: Timestamp,
 ) -> Result<(), DbError> {
-    ensure_network_row(conn, user_id, network)?;
-    diesel::update(login_networks::table.find((user_id, network)))
-        .set(login_networks::last_success_at.eq(Some(micros(now))))
+    // The reservation made the row; insert only if it was purged since.
+    let now = Some(micros(now));
+    let updated = diesel::update(login_networks::table.find((user_id, network)))
+        .set(login_networks::last_success_at.eq(now))
         .execute(conn)?;
+    // (MySQL counts changed rows: an unchanged one answers 0 too, hence the look.)
+    if updated == 0 && network_row(conn, user_id, network)?.is_none() {
+        diesel::insert_into(login_networks::table)
+            .values((
+                login_networks::user_id.eq(user_id),
+                login_networks::network.eq(network),
+                login_networks::failed_count.eq(0),
+                login_networks::last_success_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
     Ok(())
 }
 

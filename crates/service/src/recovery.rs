@@ -113,6 +113,28 @@ pub(crate) struct Rendered {
     pub html: String,
 }
 
+impl Rendered {
+    /// This mail to `to`, queued at `now`, carrying a link that dies at `expires_at`.
+    fn into_mail(
+        self,
+        to: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+        limit: Option<MailLimit>,
+    ) -> OutgoingMail {
+        OutgoingMail {
+            id: uuid::Uuid::new_v4(),
+            recipient: to.to_owned(),
+            subject: self.subject,
+            text_body: self.text,
+            html_body: self.html,
+            created_at: now,
+            expires_at: Some(expires_at),
+            limit,
+        }
+    }
+}
+
 /// The mail for `purpose` to `user`; `new_email` is the address an email change moved to (the
 /// revert notice names it).
 pub(crate) fn render(
@@ -199,6 +221,8 @@ impl Core {
             .ok_or_else(|| Error::internal("token TTL out of range"))?;
         let token = crypto::new_refresh_token();
         let r = render(cfg, purpose, user, &token, "");
+        let link = r.link.clone();
+        let limit = self.mail_limit(now);
         let issue = TokenIssue {
             token: NewAccountToken {
                 id: uuid::Uuid::new_v4(),
@@ -210,16 +234,7 @@ impl Core {
                 created_at: now,
                 expires_at,
             },
-            mail: recipient.map(|to| OutgoingMail {
-                id: uuid::Uuid::new_v4(),
-                recipient: to.to_owned(),
-                subject: r.subject,
-                text_body: r.text,
-                html_body: r.html,
-                created_at: now,
-                expires_at: Some(expires_at),
-                limit: Some(self.mail_limit(now)),
-            }),
+            mail: recipient.map(|to| r.into_mail(to, now, expires_at, Some(limit))),
             throttle_since: now - chrono_duration(cfg.mail_window),
             throttle_max: if mail { cfg.mails_per_window } else { 0 },
         };
@@ -229,7 +244,7 @@ impl Core {
         if mail {
             self.mail_queued.notify_waiters();
         }
-        Ok(Issued::Link(r.link))
+        Ok(Issued::Link(link))
     }
 
     /// The mail-bombing limits of a mail with a link queued at `now`.
@@ -291,16 +306,6 @@ impl Core {
         };
         let verify_token = crypto::new_refresh_token();
         let verify = render(cfg, TokenPurpose::Verify, &moved, &verify_token, "");
-        let mail = |to: &str, r: Rendered, expires_at: Timestamp, limit| OutgoingMail {
-            id: uuid::Uuid::new_v4(),
-            recipient: to.to_owned(),
-            subject: r.subject,
-            text_body: r.text,
-            html_body: r.html,
-            created_at: now,
-            expires_at: Some(expires_at),
-            limit,
-        };
         let (revert_expires_at, verify_expires_at) =
             (after(EMAIL_REVERT_WINDOW)?, after(cfg.verify_ttl)?);
         Ok(EmailChange {
@@ -323,11 +328,11 @@ impl Core {
             // switching an account to it and away), and then always: nobody can crowd it out.
             mails: user
                 .is_verified
-                .then(|| mail(&user.email, notice, revert_expires_at, None))
+                .then(|| notice.into_mail(&user.email, now, revert_expires_at, None))
                 .into_iter()
-                .chain([mail(
+                .chain([verify.into_mail(
                     new_email,
-                    verify,
+                    now,
                     verify_expires_at,
                     Some(self.mail_limit(now)),
                 )])
