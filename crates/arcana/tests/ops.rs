@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use repository::Backend;
+use reqwest::Method;
 
 async fn get(port: u16, path: &str) -> (u16, String) {
     let r = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
@@ -90,7 +91,7 @@ async fn every_process_reports(mode: Mode) {
     assert!(
         text.lines()
             .any(|l| l.starts_with("grpc_server_requests_total{")
-                && l.contains("rpc=\"CreateUser\"")
+                && l.contains("rpc=\"CreateAccount\"")
                 && l.contains("code=\"Ok\"")),
         "{text}"
     );
@@ -218,4 +219,116 @@ async fn metrics_live_on_the_ops_listener_behind_the_scrape_token() {
     );
     assert_eq!(ops.get("/health/ready", None).await.status, 200);
     assert_eq!(ops.get("/health/live", None).await.status, 200);
+}
+
+/// The repository's count of `rpc` calls answered so far (every code).
+async fn repository_calls(app: &TestApp) -> std::collections::BTreeMap<String, u64> {
+    let repo = app
+        .ops
+        .iter()
+        .find(|(n, _)| n == "arcana-repository")
+        .unwrap()
+        .1;
+    let text = get(repo, "/metrics").await.1;
+    let mut calls = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("grpc_server_requests_total{rpc=\"") else {
+            continue;
+        };
+        let (rpc, tail) = rest.split_once('"').unwrap();
+        let n: f64 = tail.rsplit(' ').next().unwrap().parse().unwrap();
+        *calls.entry(rpc.to_owned()).or_insert(0) += n as u64;
+    }
+    calls
+}
+
+/// What one request cost the repository: the calls counted between two scrapes, the
+/// background work (mail worker, maintenance) and the caller's session check
+/// (`FindSessionWithOwner`, answered from a cache for a second after) left out.
+fn spent(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> Vec<String> {
+    let background = [
+        "ClaimMail",
+        "SettleMail",
+        "OutboxStats",
+        "TryLease",
+        "Ping",
+        "PurgeSessions",
+        "PurgeAudit",
+        "PurgeRecovery",
+        "FindSessionWithOwner",
+    ];
+    let mut calls = Vec::new();
+    for (rpc, n) in after {
+        if background.contains(&rpc.as_str()) {
+            continue;
+        }
+        for _ in before.get(rpc).copied().unwrap_or(0)..*n {
+            calls.push(rpc.clone());
+        }
+    }
+    calls
+}
+
+/// The use-case commands, measured at the repository: a layered login is two calls (begin,
+/// complete), a refresh one, each admin change one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layered_login_is_two_repository_calls_and_an_admin_change_one() {
+    let app = TestApp::start_mode(Mode::Layered, Backend::Sqlite, Options::default())
+        .await
+        .unwrap();
+    let admin = app.admin_token().await;
+    let (id, _, _) = app.user("counted").await;
+    let before = repository_calls(&app).await;
+    let login = app.login("counted", "Secret123").await;
+    assert_eq!(login.status, 200);
+    let after = repository_calls(&app).await;
+    assert_eq!(spent(&before, &after), ["BeginLogin", "CompleteLogin"]);
+
+    let refresh_token = login.data()["refresh_token"].as_str().unwrap().to_owned();
+    let before = repository_calls(&app).await;
+    let body = serde_json::json!({"refresh_token": refresh_token});
+    let r = app.post("/api/v1/auth/refresh", None, body).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        spent(&before, &repository_calls(&app).await),
+        ["RotateLiveSession"]
+    );
+
+    for (path, body) in [
+        ("role", serde_json::json!({"role": "guest"})),
+        ("status", serde_json::json!({"status": "suspended"})),
+    ] {
+        let before = repository_calls(&app).await;
+        let r = app
+            .call(
+                Method::PUT,
+                &format!("/api/v1/users/{id}/{path}"),
+                Some(&admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{path}: {:?}", r.body);
+        assert_eq!(
+            spent(&before, &repository_calls(&app).await),
+            ["ChangeUser"],
+            "{path}"
+        );
+    }
+    let before = repository_calls(&app).await;
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        spent(&before, &repository_calls(&app).await),
+        ["DeleteUser"]
+    );
 }

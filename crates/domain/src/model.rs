@@ -310,13 +310,15 @@ pub struct AttemptReservation {
     pub now: Timestamp,
 }
 
-/// Revoke every unrevoked session of `user_id` except `keep`, for `reason`, at `now`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Revoke every unrevoked session of `user_id` except `keep`, for `reason`, at `now`, and write
+/// the audit events (completed by [`audit_with_revoked`]) in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRevocation {
     pub user_id: UserId,
     pub reason: RevokeReason,
     pub now: Timestamp,
     pub keep: Option<SessionId>,
+    pub audit: Vec<AuditEvent>,
 }
 
 /// A correct password for the reserved login attempt `attempt` (the count
@@ -331,6 +333,99 @@ pub struct LoginSuccess {
     /// Replace the hash, only if the stored one is still the verified one.
     pub rehash: Option<Rehash>,
     pub now: Timestamp,
+}
+
+/// Begin a login (`UserRepository::begin_login`): find the non-deleted account whose username
+/// or email equals `login` (case-insensitively) and reserve one attempt for it from `network`
+/// under `policy`, in one transaction, before any password is hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginStart {
+    pub login: String,
+    pub network: String,
+    pub policy: LockoutPolicy,
+    pub now: Timestamp,
+}
+
+/// A login begun: the account's credentials and the attempt reserved (or the lock refusing one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginBegun {
+    pub credentials: UserCredentials,
+    pub attempt: LoginAttempt,
+}
+
+/// A correct password, completed in one transaction (`UserRepository::complete_login`): the
+/// success is recorded, the session opened (absent: only the success is recorded) and the audit
+/// events written. Nothing is kept when any part fails (e.g. the session is refused because the
+/// password changed since it was verified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginCompletion {
+    pub success: LoginSuccess,
+    pub session: Option<NewSession>,
+    pub audit: Vec<AuditEvent>,
+}
+
+/// A change of one user as one transaction (`UserRepository::change_user`): the update, the
+/// revocation of the user's sessions when `revoke` is set, and the audit events (completed by
+/// [`AuditEvent::fill`] with `from`, the previous status or role the update replaced, and
+/// `sessions_revoked`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserChange {
+    pub id: UserId,
+    pub update: UserUpdate,
+    pub revoke: Option<RevokeReason>,
+    pub audit: Vec<AuditEvent>,
+    pub now: Timestamp,
+}
+
+impl UserChange {
+    /// The audit events as written: the first completed with what the transaction decided.
+    pub fn audit_records(&self, before: &User, revoked: u64) -> Vec<AuditEvent> {
+        let mut events = self.audit.clone();
+        if let Some(first) = events.first_mut() {
+            if self.update.status.is_some() {
+                first.fill("from", before.status.as_str().into());
+            }
+            if self.update.role.is_some() {
+                first.fill("from", before.role.as_str().into());
+            }
+            first.fill("sessions_revoked", revoked.into());
+        }
+        events
+    }
+}
+
+/// A soft delete as one transaction (`UserRepository::delete_user`): the user is marked deleted
+/// (username and email freed), every session revoked, the audit events written (the first
+/// completed with `sessions_revoked`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDeletion {
+    pub id: UserId,
+    pub audit: Vec<AuditEvent>,
+    pub now: Timestamp,
+}
+
+/// End one session (`SessionRepository::end_session`): when it belongs to `user_id` (any owner
+/// when `None`) and, with `live_only`, is live at `now`, it is revoked for `reason` (if not
+/// already) and the audit events are written, in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEnd {
+    pub id: SessionId,
+    pub user_id: Option<UserId>,
+    pub reason: RevokeReason,
+    pub live_only: bool,
+    pub audit: Vec<AuditEvent>,
+    pub now: Timestamp,
+}
+
+/// The audit events of a command, with the number of sessions it revoked filled in
+/// (`sessions_revoked` and `revoked_count`, where the first event names them).
+pub fn audit_with_revoked(audit: &[AuditEvent], revoked: u64) -> Vec<AuditEvent> {
+    let mut events = audit.to_vec();
+    if let Some(first) = events.first_mut() {
+        first.fill("sessions_revoked", revoked.into());
+        first.fill("revoked_count", revoked.into());
+    }
+    events
 }
 
 /// Compare-and-swap of a session's refresh hash: `expected_hash` (the hash the presented token
@@ -368,6 +463,8 @@ pub struct PasswordChange {
     /// The session that made the change and keeps working (moved to the new version).
     pub keep_session: Option<SessionId>,
     pub now: Timestamp,
+    /// Written in the change's transaction, completed by [`audit_with_revoked`].
+    pub audit: Vec<AuditEvent>,
 }
 
 impl fmt::Debug for PasswordChange {
@@ -533,6 +630,23 @@ pub struct AuditEvent {
     #[serde(serialize_with = "json_text")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub details: Option<String>,
+}
+
+impl AuditEvent {
+    /// Replace the detail `key` with `value` where the event already names it (a placeholder
+    /// the service set): how an adapter writes what only its transaction knows.
+    pub fn fill(&mut self, key: &str, value: serde_json::Value) {
+        let Some(text) = self.details.as_deref() else {
+            return;
+        };
+        let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(text) else {
+            return;
+        };
+        if let Some(slot) = map.get_mut(key) {
+            *slot = value;
+            self.details = Some(serde_json::Value::Object(map).to_string());
+        }
+    }
 }
 
 /// JSON text stored as such, written out as the JSON it holds (as text if it is not JSON).

@@ -18,41 +18,85 @@ use crate::model::*;
 use crate::pagination::{UserPage, UserQuery};
 use crate::recovery::*;
 
+/// The user port speaks in use cases: each write is one command, applied in one transaction
+/// together with the audit events it records (as the outbox's mails are). The short forms
+/// (`create`, `update`, `soft_delete`, `record_login_success`) are the same commands without
+/// audit events.
 #[async_trait]
 pub trait UserRepository: Send + Sync {
     /// Cheap round trip to the database (readiness).
     async fn ping(&self) -> Result<()>;
-    async fn create(&self, user: NewUser) -> Result<User>;
+    /// Insert the user and write `audit` in the same transaction.
+    async fn create_user(&self, user: NewUser, audit: Vec<AuditEvent>) -> Result<User>;
     /// Any status, `deleted` included.
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>>;
     /// A non-deleted user whose username or email equals `login` case-insensitively.
     async fn find_credentials(&self, login: &str) -> Result<Option<UserCredentials>>;
     async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<UserCredentials>>;
     async fn list(&self, query: &UserQuery) -> Result<UserPage>;
-    /// Apply `update` to a non-deleted user; `Ok(None)` when there is none. When `update.email`
-    /// replaces the stored address (compared case-insensitively against the locked row) the
-    /// account becomes unverified and `update.email_change` is written in the same transaction;
-    /// `Error::Conflict` (changed meanwhile) when the stored address is no longer its
-    /// `expected_email`.
-    async fn update(&self, id: UserId, update: UserUpdate, now: Timestamp) -> Result<Option<User>>;
-    /// Mark deleted and free username/email. `Ok(false)` when absent or already deleted.
-    async fn soft_delete(&self, id: UserId, now: Timestamp) -> Result<bool>;
+    /// Apply [`UserChange`] to a non-deleted user; `Ok(None)` when there is none (nothing
+    /// written). When `update.email` replaces the stored address (compared case-insensitively
+    /// against the locked row) the account becomes unverified and `update.email_change` is
+    /// written in the same transaction; `Error::Conflict` (changed meanwhile) when the stored
+    /// address is no longer its `expected_email`.
+    async fn change_user(&self, change: UserChange) -> Result<Option<User>>;
+    /// [`UserDeletion`]: mark deleted, free username/email, revoke every session, audit.
+    /// `Ok(false)` when absent or already deleted (nothing written).
+    async fn delete_user(&self, deletion: UserDeletion) -> Result<bool>;
+    /// [`LoginStart`]: the credentials of the account named `login` and one attempt reserved
+    /// for it (see [`LoginAttempt`]), in one transaction; `Ok(None)` when there is no such
+    /// account (nothing reserved).
+    async fn begin_login(&self, start: LoginStart) -> Result<Option<LoginBegun>>;
     /// Atomically (one transaction) check the lock and take one of the remaining attempts,
     /// BEFORE any password is hashed; see [`LoginAttempt`].
     async fn reserve_login_attempt(&self, r: AttemptReservation) -> Result<LoginAttempt>;
-    /// A correct password ([`LoginSuccess`]): set `last_login_at`, the network's
-    /// `last_success` and clear the account-wide failure count; reset the network's failure
-    /// count and lock only if no other attempt was reserved from it since (so a lock set
-    /// meanwhile stays); replace
-    /// the hash per `rehash` only if the stored one is still the verified one.
-    /// `Error::NotFound` when there is no such user.
-    async fn record_login_success(&self, success: LoginSuccess) -> Result<()>;
+    /// [`LoginCompletion`], in one transaction. The success ([`LoginSuccess`]): set
+    /// `last_login_at`, the network's `last_success` and clear the account-wide failure count;
+    /// reset the network's failure count and lock only if no other attempt was reserved from
+    /// it since (so a lock set meanwhile stays); replace the hash per `rehash` only if the
+    /// stored one is still the verified one. Then the session as `SessionRepository::create`
+    /// opens it, then the audit events. `Error::NotFound` when there is no such user.
+    async fn complete_login(&self, completion: LoginCompletion) -> Result<()>;
     /// Apply a password change in one transaction (see [`PasswordChange`]). `Ok(None)` when
     /// the user is absent or deleted; `Error::Conflict` when `verified_hash` no longer matches;
     /// else the number of sessions revoked.
     async fn change_password(&self, change: PasswordChange) -> Result<Option<u64>>;
     /// Number of users with role admin and status active.
     async fn count_active_admins(&self) -> Result<u64>;
+
+    /// [`Self::create_user`] without audit events.
+    async fn create(&self, user: NewUser) -> Result<User> {
+        self.create_user(user, Vec::new()).await
+    }
+    /// [`Self::change_user`] of `update` alone (no revocation, no audit events).
+    async fn update(&self, id: UserId, update: UserUpdate, now: Timestamp) -> Result<Option<User>> {
+        let change = UserChange {
+            id,
+            update,
+            revoke: None,
+            audit: Vec::new(),
+            now,
+        };
+        self.change_user(change).await
+    }
+    /// [`Self::delete_user`] without audit events.
+    async fn soft_delete(&self, id: UserId, now: Timestamp) -> Result<bool> {
+        let deletion = UserDeletion {
+            id,
+            audit: Vec::new(),
+            now,
+        };
+        self.delete_user(deletion).await
+    }
+    /// [`Self::complete_login`] of the success alone (no session, no audit events).
+    async fn record_login_success(&self, success: LoginSuccess) -> Result<()> {
+        let completion = LoginCompletion {
+            success,
+            session: None,
+            audit: Vec::new(),
+        };
+        self.complete_login(completion).await
+    }
 }
 
 /// The most sessions `list_live_for_user` answers (the newest).
@@ -74,23 +118,48 @@ pub trait SessionRepository: Send + Sync {
     /// session (as rotated) with its owner; `Ok(None)` when nothing was swapped: absent, not
     /// live, or another hash is current (someone else rotated first).
     async fn rotate(&self, rotation: Rotation) -> Result<Option<SessionOwner>>;
-    /// Revoke one session; `Ok(false)` when absent or already revoked.
-    async fn revoke(&self, id: SessionId, reason: RevokeReason, now: Timestamp) -> Result<bool>;
-    /// Revoke every unrevoked session of a user except `keep`; returns how many were revoked.
+    /// [`SessionEnd`]: `Ok(true)` when the session matched (its owner, and live when asked):
+    /// then it is revoked (if it was not yet) and the audit events are written, in one
+    /// transaction. `Ok(false)`: nothing written.
+    async fn end_session(&self, end: SessionEnd) -> Result<bool>;
+    /// Revoke every unrevoked session of a user except `keep` and write the audit events, in
+    /// one transaction; returns how many were revoked.
     async fn revoke_all_for_user(&self, r: UserRevocation) -> Result<u64>;
     /// Unrevoked, unexpired sessions of a user, newest first, at most [`MAX_LISTED_SESSIONS`].
     async fn list_live_for_user(&self, user_id: UserId, now: Timestamp) -> Result<Vec<Session>>;
+
+    /// Revoke one session of any owner, without audit events; `Ok(false)` when absent or
+    /// already revoked.
+    async fn revoke(&self, id: SessionId, reason: RevokeReason, now: Timestamp) -> Result<bool> {
+        if self.find(id).await?.is_none_or(|s| s.revoked_at.is_some()) {
+            return Ok(false);
+        }
+        let end = SessionEnd {
+            id,
+            user_id: None,
+            reason,
+            live_only: false,
+            audit: Vec::new(),
+            now,
+        };
+        self.end_session(end).await
+    }
 }
 
 #[async_trait]
 pub trait AuditRepository: Send + Sync {
-    async fn record(&self, event: AuditEvent) -> Result<()>;
+    /// Write events that record no change of their own (failed attempts); a change's events
+    /// travel with its command.
+    async fn record_all(&self, events: Vec<AuditEvent>) -> Result<()>;
     /// The events matching every filter of `query`, newest first (by time, then id), one
     /// keyset page of at most [`MAX_PER_PAGE`](crate::MAX_PER_PAGE).
     async fn list_events(&self, query: &AuditQuery) -> Result<AuditPage>;
+
+    async fn record(&self, event: AuditEvent) -> Result<()> {
+        self.record_all(vec![event]).await
+    }
 }
 
-/// Mailed single-use tokens and the transactional outbox their mails wait in.
 #[async_trait]
 pub trait RecoveryRepository: Send + Sync {
     /// Store the token and its mail in one transaction; `Ok(false)` when the throttle of

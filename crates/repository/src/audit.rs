@@ -3,22 +3,31 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use domain::{AuditEvent, AuditPage, AuditQuery, AuditRepository, MAX_PER_PAGE, Result};
 
-use crate::connection::MultiBackend;
+use crate::connection::{AnyConnection, MultiBackend};
 use crate::database::Database;
+use crate::error::DbError;
 use crate::models::{AuditRow, micros};
 use crate::schema::audit_events;
 
+/// Write `events` in the caller's transaction (if any).
+pub(crate) fn insert_events(
+    conn: &mut AnyConnection,
+    events: &[AuditEvent],
+) -> Result<(), DbError> {
+    // One statement per event: the backends share no batch-insert syntax (and a command
+    // records one or two).
+    for event in events {
+        diesel::insert_into(audit_events::table)
+            .values(&AuditRow::from_event(event.clone()))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl AuditRepository for Database {
-    async fn record(&self, event: AuditEvent) -> Result<()> {
-        let row = AuditRow::from_event(event);
-        self.run(move |conn| {
-            diesel::insert_into(audit_events::table)
-                .values(&row)
-                .execute(conn)?;
-            Ok(())
-        })
-        .await
+    async fn record_all(&self, events: Vec<AuditEvent>) -> Result<()> {
+        self.run(move |conn| insert_events(conn, &events)).await
     }
 
     async fn list_events(&self, query: &AuditQuery) -> Result<AuditPage> {

@@ -42,7 +42,7 @@ pub(crate) fn name_key(s: &str) -> String {
 }
 
 /// Don't derive `Debug`: the row holds the password hash.
-#[derive(Queryable, Selectable, Insertable)]
+#[derive(Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
 pub(crate) struct UserRow {
     pub id: String,

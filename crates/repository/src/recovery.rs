@@ -14,7 +14,7 @@ use crate::error::DbError;
 use crate::lockout::{self, known_window_micros};
 use crate::models::{UserRow, from_micros, micros, name_key, parse_id};
 use crate::schema::{account_tokens, email_changes, outbox, users};
-use crate::sessions::revoke_live_sessions;
+use crate::sessions::revoke_sessions;
 use crate::users::{LIKE_ESCAPE, like_literal, lock_live_user};
 
 #[diesel::declare_sql_function]
@@ -235,7 +235,7 @@ fn revert_email(conn: &mut AnyConnection, hash: &str, now: i64) -> Result<User, 
             users::updated_at.eq(now),
         ))
         .execute(conn)?;
-    revoke_live_sessions(conn, &user.id, RevokeReason::EmailReverted, now)?;
+    revoke_sessions(conn, &user.id, RevokeReason::EmailReverted, now, None)?;
     let row: UserRow = target.select(UserRow::as_select()).get_result(conn)?;
     row.into_user()
 }
@@ -408,7 +408,7 @@ impl RecoveryRepository for Database {
                             ))
                             .execute(conn)?;
                         lockout::clear(conn, &user.id)?;
-                        revoke_live_sessions(conn, &user.id, RevokeReason::PasswordReset, now)?;
+                        revoke_sessions(conn, &user.id, RevokeReason::PasswordReset, now, None)?;
                     }
                     (TokenPurpose::Reset, None) => {
                         return Err(Error::validation("new_password", "is required").into());

@@ -6,19 +6,22 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use domain::{
-    AttemptReservation, ConflictKind, Cursor, CursorValue, Error, LoginAttempt, LoginSuccess,
-    MAX_PER_PAGE, NewUser, PageInfo, PageRequest, PasswordChange, Result, RevokeReason, Role,
-    SortOrder, Status, Timestamp, User, UserCredentials, UserId, UserPage, UserQuery,
-    UserRepository, UserSort, UserUpdate,
+    AttemptReservation, AuditEvent, ConflictKind, Cursor, CursorValue, Error, LoginAttempt,
+    LoginBegun, LoginCompletion, LoginStart, MAX_PER_PAGE, NewUser, PageInfo, PageRequest,
+    PasswordChange, Result, RevokeReason, Role, SortOrder, Status, Timestamp, User, UserChange,
+    UserCredentials, UserDeletion, UserId, UserPage, UserQuery, UserRepository, UserSort,
+    UserUpdate, audit_with_revoked,
 };
 
+use crate::audit::insert_events;
 use crate::connection::{AnyConnection, MultiBackend};
 use crate::database::{Database, write_transaction};
 use crate::error::DbError;
 use crate::lockout;
-use crate::models::{UserChanges, UserRow, micros, name_key};
+use crate::models::{SessionRow, UserChanges, UserRow, micros, name_key};
 use crate::recovery::record_email_change;
 use crate::schema::{sessions, users};
+use crate::sessions::{insert_session, revoke_sessions};
 
 const LAST_ADMIN: &str = "the last active admin cannot be demoted, suspended or deleted";
 const PASSWORD_CHANGED_MEANWHILE: &str =
@@ -243,12 +246,15 @@ impl UserRepository for Database {
         self.run(|conn| Ok(conn.batch_execute("SELECT 1")?)).await
     }
 
-    async fn create(&self, user: NewUser) -> Result<User> {
+    async fn create_user(&self, user: NewUser, audit: Vec<AuditEvent>) -> Result<User> {
         let row = UserRow::from_new(user);
         self.run(move |conn| {
-            diesel::insert_into(users::table)
-                .values(&row)
-                .execute(conn)?;
+            write_transaction(conn, |conn| {
+                diesel::insert_into(users::table)
+                    .values(&row)
+                    .execute(conn)?;
+                insert_events(conn, &audit)
+            })?;
             row.into_user()
         })
         .await
@@ -375,19 +381,22 @@ impl UserRepository for Database {
         .await
     }
 
-    async fn update(&self, id: UserId, update: UserUpdate, now: Timestamp) -> Result<Option<User>> {
+    async fn change_user(&self, change: UserChange) -> Result<Option<User>> {
+        let update = &change.update;
         if update.status == Some(Status::Deleted) {
             return Err(Error::validation(
                 "status",
                 "cannot be set to deleted here; delete the user instead",
             ));
         }
-        let id = id.to_string();
+        let id = change.id.to_string();
+        let now = change.now;
         // Only a change away from admin or active can remove an active admin.
         let demotes = update.role.is_some_and(|r| r != Role::Admin)
             || update.status.is_some_and(|s| s != Status::Active);
         self.run(move |conn| {
             write_transaction(conn, |conn| {
+                let update = &change.update;
                 let admins = if demotes {
                     Some(lock_active_admins(conn)?)
                 } else {
@@ -399,11 +408,11 @@ impl UserRepository for Database {
                 if let Some(admins) = &admins {
                     guard_last_admin(&row, admins)?;
                 }
-                if update.is_empty() {
+                if update.is_empty() && change.revoke.is_none() && change.audit.is_empty() {
                     return row.into_user().map(Some);
                 }
-                let email_change = update.email_change.clone();
-                let mut changes = changes(&update, now);
+                let before = row.clone().into_user()?;
+                let mut changes = changes(update, now);
                 // Decided against the locked row: a new address is never verified; the same
                 // address (in any case) keeps its state.
                 let new_email = update
@@ -412,7 +421,7 @@ impl UserRepository for Database {
                     .filter(|e| e.to_lowercase() != row.email.to_lowercase());
                 if let Some(new_email) = new_email {
                     changes.is_verified = Some(false);
-                    if let Some(change) = email_change {
+                    if let Some(change) = update.email_change.clone() {
                         record_email_change(conn, &row, new_email, change, micros(now))?;
                     }
                 }
@@ -422,6 +431,11 @@ impl UserRepository for Database {
                 if let Some(attempt) = update.release_attempt {
                     lockout::give_back(conn, &id, &update.release_network, attempt)?;
                 }
+                let revoked = match change.revoke {
+                    Some(reason) => revoke_sessions(conn, &id, reason, micros(now), None)?,
+                    None => 0,
+                };
+                insert_events(conn, &change.audit_records(&before, revoked))?;
                 let row: UserRow = users::table
                     .find(&id)
                     .select(UserRow::as_select())
@@ -432,8 +446,9 @@ impl UserRepository for Database {
         .await
     }
 
-    async fn soft_delete(&self, id: UserId, now: Timestamp) -> Result<bool> {
-        let id = id.to_string();
+    async fn delete_user(&self, deletion: UserDeletion) -> Result<bool> {
+        let id = deletion.id.to_string();
+        let now = micros(deletion.now);
         self.run(move |conn| {
             write_transaction(conn, |conn| {
                 let admins = lock_active_admins(conn)?;
@@ -446,10 +461,56 @@ impl UserRepository for Database {
                         users::status.eq(DELETED),
                         users::username_key.eq(None::<String>),
                         users::email_key.eq(None::<String>),
-                        users::updated_at.eq(micros(now)),
+                        users::updated_at.eq(now),
                     ))
                     .execute(conn)?;
+                let revoked = revoke_sessions(conn, &id, RevokeReason::UserDeleted, now, None)?;
+                insert_events(conn, &audit_with_revoked(&deletion.audit, revoked))?;
                 Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn begin_login(&self, start: LoginStart) -> Result<Option<LoginBegun>> {
+        let key = name_key(&start.login);
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                let q = users::table
+                    .filter(users::username_key.eq(&key).or(users::email_key.eq(&key)))
+                    .filter(users::status.ne(DELETED));
+                // `as_select()` is typed by backend, so the query is built per arm.
+                let row: Option<UserRow> = match conn {
+                    AnyConnection::Sqlite(c) => {
+                        q.select(UserRow::as_select()).get_result(c).optional()?
+                    }
+                    AnyConnection::Postgres(c) => q
+                        .select(UserRow::as_select())
+                        .for_update()
+                        .get_result(c)
+                        .optional()?,
+                    #[cfg(feature = "mysql")]
+                    AnyConnection::Mysql(c) => q
+                        .select(UserRow::as_select())
+                        .for_update()
+                        .get_result(c)
+                        .optional()?,
+                };
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let credentials = row.into_credentials()?;
+                let reservation = AttemptReservation {
+                    user_id: credentials.user.id,
+                    network: start.network.clone(),
+                    policy: start.policy,
+                    now: start.now,
+                };
+                let attempt = lockout::reserve(conn, &reservation)?;
+                Ok(Some(LoginBegun {
+                    credentials,
+                    attempt,
+                }))
             })
         })
         .await
@@ -461,16 +522,15 @@ impl UserRepository for Database {
     }
 
     /// `Error::NotFound` when there is no such user.
-    async fn record_login_success(&self, success: LoginSuccess) -> Result<()> {
-        let LoginSuccess {
-            user_id,
-            network,
-            attempt,
-            rehash,
-            now,
-        } = success;
-        let id = user_id.to_string();
-        let now_us = micros(now);
+    async fn complete_login(&self, completion: LoginCompletion) -> Result<()> {
+        let LoginCompletion {
+            success,
+            session,
+            audit,
+        } = completion;
+        let id = success.user_id.to_string();
+        let now_us = micros(success.now);
+        let session = session.map(|s| (s.max_live, SessionRow::from_new(s)));
         self.run(move |conn| {
             write_transaction(conn, |conn| {
                 let target = users::table.find(&id);
@@ -482,15 +542,19 @@ impl UserRepository for Database {
                 }
                 // Give the attempt back only if nobody reserved another from the network
                 // since: a lock set meanwhile stays.
-                lockout::give_back(conn, &id, &network, attempt)?;
-                lockout::remember_success(conn, &id, &network, now)?;
-                if let Some(r) = &rehash {
+                lockout::give_back(conn, &id, &success.network, success.attempt)?;
+                lockout::remember_success(conn, &id, &success.network, success.now)?;
+                if let Some(r) = &success.rehash {
                     // Only over the hash that was verified: a password change in between wins.
                     diesel::update(target.filter(users::password_hash.eq(&r.verified_hash)))
                         .set(users::password_hash.eq(&r.new_hash))
                         .execute(conn)?;
                 }
-                Ok(())
+                if let Some((cap, row)) = &session {
+                    // Refused when the password changed since it was verified.
+                    insert_session(conn, row, *cap)?;
+                }
+                insert_events(conn, &audit)
             })
         })
         .await
@@ -526,29 +590,19 @@ impl UserRepository for Database {
                 if let Some(attempt) = change.attempt {
                     lockout::give_back(conn, &id, &change.attempt_network, attempt)?;
                 }
-                let live = sessions::table
-                    .filter(sessions::user_id.eq(&id))
-                    .filter(sessions::revoked_at.is_null());
-                let set = (
-                    sessions::revoked_at.eq(Some(now_us)),
-                    sessions::revoked_reason.eq(Some(RevokeReason::PasswordChanged.as_str())),
-                );
-                let revoked = match &keep {
-                    Some(keep) => {
-                        diesel::update(
-                            sessions::table
-                                .filter(sessions::id.eq(keep))
-                                .filter(sessions::user_id.eq(&id)),
-                        )
-                        .set(sessions::credential_version.eq(version))
-                        .execute(conn)?;
-                        diesel::update(live.filter(sessions::id.ne(keep)))
-                            .set(set)
-                            .execute(conn)?
-                    }
-                    None => diesel::update(live).set(set).execute(conn)?,
-                };
-                Ok(Some(revoked as u64))
+                if let Some(keep) = &keep {
+                    diesel::update(
+                        sessions::table
+                            .filter(sessions::id.eq(keep))
+                            .filter(sessions::user_id.eq(&id)),
+                    )
+                    .set(sessions::credential_version.eq(version))
+                    .execute(conn)?;
+                }
+                let reason = RevokeReason::PasswordChanged;
+                let revoked = revoke_sessions(conn, &id, reason, now_us, keep.as_deref())?;
+                insert_events(conn, &audit_with_revoked(&change.audit, revoked))?;
+                Ok(Some(revoked))
             })
         })
         .await

@@ -5,6 +5,7 @@
 //! so both adapters keep one contract.
 // Test code: a failed expectation panics. (clippy's allow-*-in-tests only covers #[test] fns.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod commands;
 mod support;
 
 use std::collections::HashSet;
@@ -18,6 +19,7 @@ use domain::{
 use repository::{Backend, Database};
 use uuid::Uuid;
 
+use commands::*;
 use support::*;
 
 contract_tests!(
@@ -47,6 +49,13 @@ contract_tests!(
         revoke_all_keeps_the_current_session,
         audit_events_newest_first,
         ping_and_count_on_a_fresh_repository,
+        login_is_begun_and_completed_in_two_commands,
+        a_failed_login_completion_keeps_nothing,
+        a_user_change_revokes_and_audits_in_one_transaction,
+        a_deletion_revokes_and_audits_in_one_transaction,
+        ending_a_session_checks_its_owner_and_audits,
+        revocations_and_password_changes_audit_what_they_revoked,
+        an_account_is_created_with_its_audit_event_or_not_at_all,
     ],
     database: [ping_pool_state_and_migrations_are_idempotent],
 );
@@ -1483,6 +1492,7 @@ async fn password_change_is_one_unit(db: Repos) {
     };
     // Compare-and-set on the verified hash.
     let stale = PasswordChange {
+        audit: Vec::new(),
         user_id: u.id,
         new_hash: "pbkdf2:sha256:1000$salt$new".into(),
         verified_hash: Some("pbkdf2:sha256:1000$salt$other".into()),
@@ -1495,6 +1505,7 @@ async fn password_change_is_one_unit(db: Repos) {
     let revoked = db
         .users
         .change_password(PasswordChange {
+            audit: Vec::new(),
             verified_hash: Some(old_hash),
             ..stale.clone()
         })
@@ -1528,6 +1539,7 @@ async fn password_change_is_one_unit(db: Repos) {
     db.sessions.create(fresh).await.unwrap();
     // An admin's change (no compare-and-set), and absent or deleted users.
     let by_admin = PasswordChange {
+        audit: Vec::new(),
         verified_hash: None,
         attempt: None,
         keep_session: None,
@@ -1547,6 +1559,7 @@ async fn password_change_is_one_unit(db: Repos) {
         2
     );
     let absent = PasswordChange {
+        audit: Vec::new(),
         user_id: Uuid::new_v4(),
         ..by_admin.clone()
     };
@@ -1640,6 +1653,7 @@ async fn rotation_answers_the_owner_and_needs_a_live_session(db: Repos) {
         .unwrap();
 
     let change = PasswordChange {
+        audit: Vec::new(),
         user_id: u.id,
         new_hash: "pbkdf2:sha256:1000$salt$new".into(),
         verified_hash: None,

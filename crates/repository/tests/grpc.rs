@@ -264,9 +264,9 @@ struct RequestIds {
 
 #[async_trait]
 impl AuditRepository for RequestIds {
-    async fn record(&self, event: AuditEvent) -> domain::Result<()> {
+    async fn record_all(&self, events: Vec<AuditEvent>) -> domain::Result<()> {
         self.seen.lock().unwrap().push(rpc::context::request_id());
-        self.inner.record(event).await
+        self.inner.record_all(events).await
     }
     async fn list_events(&self, query: &AuditQuery) -> domain::Result<AuditPage> {
         self.inner.list_events(query).await

@@ -260,6 +260,7 @@ async fn a_token_is_bound_to_its_user_purpose_address_and_credentials(db: Repos)
     // A's reset token was issued at credential version 0: a password change voids it.
     db.users
         .change_password(PasswordChange {
+            audit: Vec::new(),
             user_id: a.id,
             new_hash: "changed".into(),
             verified_hash: None,

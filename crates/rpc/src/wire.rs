@@ -119,7 +119,7 @@ macro_rules! optional {
         }
     )*};
 }
-optional!(Uuid, Role, Status);
+optional!(Uuid, Role, Status, RevokeReason);
 
 impl Wire for Option<Timestamp> {
     type Wire = Option<prost_types::Timestamp>;

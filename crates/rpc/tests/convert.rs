@@ -7,10 +7,11 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use domain::{
     AttemptReservation, AuditCursor, AuditEvent, AuditQuery, AuthSession, CreateUserInput, Cursor,
-    CursorValue, Error, LockoutPolicy, LoginAttempt, LoginSuccess, NewSession, NewUser, PageInfo,
-    PageRequest, PasswordChange, RawAuditQuery, RawUserQuery, Rehash, RevokeReason, Role, Rotation,
-    Session, SessionInfo, SessionOwner, SortOrder, Status, Timestamp, TokenPair, User,
-    UserCredentials, UserPage, UserPatch, UserQuery, UserRevocation, UserSort, UserUpdate,
+    CursorValue, Error, LockoutPolicy, LoginAttempt, LoginCompletion, LoginStart, LoginSuccess,
+    NewSession, NewUser, PageInfo, PageRequest, PasswordChange, RawAuditQuery, RawUserQuery,
+    Rehash, RevokeReason, Role, Rotation, Session, SessionEnd, SessionInfo, SessionOwner,
+    SortOrder, Status, Timestamp, TokenPair, User, UserChange, UserCredentials, UserDeletion,
+    UserPage, UserPatch, UserQuery, UserRevocation, UserSort, UserUpdate,
 };
 use rpc::convert::v1::{update_user_from_request, update_user_request};
 use rpc::{internal as pb, v1};
@@ -265,14 +266,70 @@ fn call_arguments_round_trip() {
     assert!(back == rotation);
     let keep = Some(Uuid::new_v4());
     let revocation = UserRevocation {
+        audit: Vec::new(),
         user_id: id,
         reason: RevokeReason::RoleChanged,
         now,
         keep,
     };
-    let back = UserRevocation::try_from(pb::UserRevocation::from(revocation)).unwrap();
+    let back = UserRevocation::try_from(pb::UserRevocation::from(revocation.clone())).unwrap();
     assert_eq!(back, revocation);
+    // The use-case commands, each with its audit events.
+    let audit = vec![event(id, now), event(id, now)];
+    let cmd = UserChange {
+        id,
+        update: update.clone(),
+        revoke: Some(RevokeReason::StatusChanged),
+        audit: audit.clone(),
+        now,
+    };
+    assert!(UserChange::try_from(pb::UserChange::from(cmd.clone())).unwrap() == cmd);
+    let cmd = UserDeletion {
+        id,
+        audit: audit.clone(),
+        now,
+    };
+    assert_eq!(
+        UserDeletion::try_from(pb::UserDeletion::from(cmd.clone())).unwrap(),
+        cmd
+    );
+    let cmd = LoginStart {
+        login: "Ann@Example.com".into(),
+        network: "203.0.113.0/24".into(),
+        policy,
+        now,
+    };
+    assert_eq!(
+        LoginStart::try_from(pb::LoginStart::from(cmd.clone())).unwrap(),
+        cmd
+    );
+    let cmd = LoginCompletion {
+        success: success.clone(),
+        session: Some(new_session(id, now)),
+        audit: audit.clone(),
+    };
+    assert_eq!(
+        LoginCompletion::try_from(pb::LoginCompletion::from(cmd.clone())).unwrap(),
+        cmd
+    );
+    for user_id in [None, Some(id)] {
+        let cmd = SessionEnd {
+            id: Uuid::new_v4(),
+            user_id,
+            reason: RevokeReason::Logout,
+            live_only: user_id.is_some(),
+            audit: audit.clone(),
+            now,
+        };
+        assert_eq!(
+            SessionEnd::try_from(pb::SessionEnd::from(cmd.clone())).unwrap(),
+            cmd
+        );
+    }
+    let events = Vec::<AuditEvent>::try_from(pb::AuditEvents::from(audit.clone())).unwrap();
+    assert_eq!(events, audit);
     let change = PasswordChange {
+        audit: Vec::new(),
         user_id: id,
         new_hash: "new".into(),
         verified_hash: Some("old".into()),
@@ -287,6 +344,34 @@ fn call_arguments_round_trip() {
             Option::<u64>::try_from(pb::OptionalCount::from(count)).unwrap(),
             count
         );
+    }
+}
+
+fn event(subject: Uuid, at: domain::Timestamp) -> AuditEvent {
+    AuditEvent {
+        id: Uuid::now_v7(),
+        at,
+        actor_id: None,
+        subject_id: Some(subject),
+        r#type: "user.updated".into(),
+        outcome: "success".into(),
+        ip: Some("203.0.113.7".into()),
+        request_id: None,
+        details: Some(r#"{"sessions_revoked":0}"#.into()),
+    }
+}
+
+fn new_session(user_id: Uuid, now: domain::Timestamp) -> domain::NewSession {
+    domain::NewSession {
+        id: Uuid::new_v4(),
+        user_id,
+        credential_version: 2,
+        refresh_token_hash: "c".repeat(64),
+        user_agent: Some("curl".into()),
+        ip: None,
+        created_at: now,
+        expires_at: now + chrono::Duration::days(30),
+        max_live: 10,
     }
 }
 

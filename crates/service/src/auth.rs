@@ -6,9 +6,10 @@ use async_trait::async_trait;
 use crypto::Verified;
 use domain::{
     AuthService, AuthSession, Caller, CreateUserInput, Error, FieldErrors, ForgotPasswordInput,
-    LoginInput, LoginSuccess, Principal, RegisterInput, Rehash, RequestContext, ResetPasswordInput,
-    Result, RevokeReason, Rotation, SessionId, SessionInfo, Status, Timestamp, User, UserId,
-    UserRevocation, VerifyEmailInput,
+    LoginBegun, LoginCompletion, LoginInput, LoginStart, LoginSuccess, Principal, RegisterInput,
+    Rehash, RequestContext, ResetPasswordInput, Result, RevokeReason, Rotation, SessionEnd,
+    SessionId, SessionInfo, Status, Timestamp, User, UserId, UserRevocation, VerifyEmailInput,
+    client_network,
 };
 
 use crate::audit::{Event, FAILURE, SUCCESS};
@@ -31,11 +32,6 @@ impl Auth {
         Self { core }
     }
 
-    /// Jobs waiting in the password-hash queue (metrics).
-    pub fn hash_queue_depth(&self) -> usize {
-        self.core.hasher.queue_depth()
-    }
-
     /// A wrong password for a known account (already counted by its reservation).
     async fn wrong_password(
         &self,
@@ -45,25 +41,22 @@ impl Auth {
         locked_until: Option<Timestamp>,
     ) -> Error {
         let core = &self.core;
-        core.audit(
-            ctx,
+        let mut events = vec![
             Event::new("auth.login", FAILURE)
                 .subject(id)
                 .detail("reason", "bad_password")
                 .detail("failures", attempt),
-        )
-        .await;
+        ];
         if let Some(until) = locked_until {
-            core.audit(
-                ctx,
+            events.push(
                 Event::new("auth.lockout", "locked")
                     .subject(id)
                     .detail("failures", attempt)
                     .detail("locked_until", until.to_rfc3339())
                     .detail("lock_seconds", retry_after(until, core.now()).as_secs()),
-            )
-            .await;
+            );
         }
+        core.audit_all(ctx, events).await;
         Error::InvalidCredentials
     }
 
@@ -78,19 +71,20 @@ impl Auth {
         reason: &'static str,
     ) -> Result<Error> {
         let core = &self.core;
-        core.repos
-            .sessions
-            .revoke(sid, RevokeReason::RefreshReuse, core.now())
-            .await?;
+        let event = Event::new("auth.refresh_reuse", FAILURE)
+            .subject(user_id)
+            .detail("session_id", sid.to_string())
+            .detail("reason", reason);
+        let end = SessionEnd {
+            id: sid,
+            user_id: Some(user_id),
+            reason: RevokeReason::RefreshReuse,
+            live_only: false,
+            audit: core.records(ctx, vec![event]),
+            now: core.now(),
+        };
+        core.repos.sessions.end_session(end).await?;
         tracing::warn!(session_id = %sid, %user_id, reason, "refresh token reuse: session revoked");
-        core.audit(
-            ctx,
-            Event::new("auth.refresh_reuse", FAILURE)
-                .subject(user_id)
-                .detail("session_id", sid.to_string())
-                .detail("reason", reason),
-        )
-        .await;
         Ok(Error::Unauthorized)
     }
 }
@@ -120,9 +114,11 @@ impl AuthService for Auth {
             last_name: input.last_name,
             ..CreateUserInput::default()
         })?;
-        let user = core.create_account(account).await?;
-        core.audit(ctx, Event::new("auth.register", SUCCESS).own(user.id))
-            .await;
+        let user = core
+            .create_account(ctx, account, |u| {
+                Event::new("auth.register", SUCCESS).own(u.id)
+            })
+            .await?;
         core.send_verification(ctx, &user).await;
         // A new account is at credential version 0.
         let tokens = core.open_session(ctx, &user, 0).await?;
@@ -141,7 +137,21 @@ impl AuthService for Auth {
         }
         errs.into_result()?;
 
-        let Some(creds) = core.repos.users.find_credentials(login).await? else {
+        // One call: the account and an attempt reserved for it, before the password is looked
+        // at (a burst cannot get more passwords evaluated than the lockout allows).
+        let now = core.now();
+        let network = client_network(ctx.ip.as_deref());
+        let start = LoginStart {
+            login: login.to_owned(),
+            network: network.clone(),
+            policy: core.config.lockout,
+            now,
+        };
+        let Some(LoginBegun {
+            credentials: creds,
+            attempt,
+        }) = core.repos.users.begin_login(start).await?
+        else {
             // Same work as a wrong password, so timing does not reveal who has an account.
             let _ = core
                 .hasher
@@ -155,10 +165,7 @@ impl AuthService for Auth {
             return Err(Error::InvalidCredentials);
         };
         let id = creds.user.id;
-
-        // The attempt is taken before the password is looked at: a burst cannot get more
-        // passwords evaluated than the lockout allows.
-        let reserved = match core.reserve_attempt(ctx, id).await {
+        let reserved = match core.admit(attempt, network, now).await {
             Err(locked @ Error::Locked { .. }) => {
                 core.audit(
                     ctx,
@@ -226,27 +233,28 @@ impl AuthService for Auth {
         };
         let rehashed = rehash.is_some();
         let now = core.now();
-        let success = LoginSuccess {
-            user_id: id,
-            network: reserved.network,
-            attempt: reserved.attempt,
-            rehash,
-            now,
+        let (session, refresh_token) = core.new_session(ctx, id, creds.credential_version, now)?;
+        let sid = session.id;
+        let event = Event::new("auth.login", SUCCESS)
+            .own(id)
+            .detail("rehashed", rehashed);
+        // One transaction: the success, the session (refused when the password changed since
+        // it was verified: a racing change) and the audit event.
+        let completion = LoginCompletion {
+            success: LoginSuccess {
+                user_id: id,
+                network: reserved.network,
+                attempt: reserved.attempt,
+                rehash,
+                now,
+            },
+            session: Some(session),
+            audit: core.records(ctx, vec![event]),
         };
-        core.repos.users.record_login_success(success).await?;
+        core.repos.users.complete_login(completion).await?;
         let mut user = creds.user;
         user.last_login_at = Some(now);
-        // Refused when the password changed since it was verified (a racing change).
-        let tokens = core
-            .open_session(ctx, &user, creds.credential_version)
-            .await?;
-        core.audit(
-            ctx,
-            Event::new("auth.login", SUCCESS)
-                .own(id)
-                .detail("rehashed", rehashed),
-        )
-        .await;
+        let tokens = core.token_pair(&user, sid, refresh_token, now)?;
         Ok(AuthSession { tokens, user })
     }
 
@@ -350,50 +358,40 @@ impl AuthService for Auth {
     async fn logout(&self, caller: &Caller) -> Result<()> {
         let (ctx, who) = (&caller.ctx, &caller.who);
         let core = &self.core;
-        let owned = core
-            .repos
-            .sessions
-            .find(who.session_id)
-            .await?
-            .is_some_and(|s| s.user_id == who.user_id);
-        if !owned {
-            return Err(Error::Unauthorized);
+        let event = Event::new("auth.logout", SUCCESS)
+            .own(who.user_id)
+            .detail("session_id", who.session_id.to_string());
+        let end = SessionEnd {
+            id: who.session_id,
+            user_id: Some(who.user_id),
+            reason: RevokeReason::Logout,
+            live_only: false,
+            audit: core.records(ctx, vec![event]),
+            now: core.now(),
+        };
+        if core.repos.sessions.end_session(end).await? {
+            Ok(())
+        } else {
+            Err(Error::Unauthorized)
         }
-        core.repos
-            .sessions
-            .revoke(who.session_id, RevokeReason::Logout, core.now())
-            .await?;
-        core.audit(
-            ctx,
-            Event::new("auth.logout", SUCCESS)
-                .own(who.user_id)
-                .detail("session_id", who.session_id.to_string()),
-        )
-        .await;
-        Ok(())
     }
 
     async fn logout_all(&self, caller: &Caller) -> Result<u64> {
         let (ctx, who) = (&caller.ctx, &caller.who);
         let core = &self.core;
-        let n = core
-            .repos
+        let event = Event::new("auth.logout_all", SUCCESS)
+            .own(who.user_id)
+            .detail("revoked_count", 0);
+        core.repos
             .sessions
             .revoke_all_for_user(UserRevocation {
                 user_id: who.user_id,
                 reason: RevokeReason::LogoutAll,
                 now: core.now(),
                 keep: None,
+                audit: core.records(ctx, vec![event]),
             })
-            .await?;
-        core.audit(
-            ctx,
-            Event::new("auth.logout_all", SUCCESS)
-                .own(who.user_id)
-                .detail("revoked_count", n),
-        )
-        .await;
-        Ok(n)
+            .await
     }
 
     async fn me(&self, caller: &Caller) -> Result<User> {
@@ -430,31 +428,23 @@ impl AuthService for Auth {
     async fn revoke_session(&self, caller: &Caller, id: SessionId) -> Result<()> {
         let (ctx, who) = (&caller.ctx, &caller.who);
         let core = &self.core;
-        let now = core.now();
+        let event = Event::new("auth.session_revoked", SUCCESS)
+            .own(who.user_id)
+            .detail("session_id", id.to_string());
         // Someone else's session and a session that does not exist look the same: 404.
-        let mine = core
-            .repos
-            .sessions
-            .find(id)
-            .await?
-            .is_some_and(|s| s.user_id == who.user_id && s.is_live(now));
-        if !mine
-            || !core
-                .repos
-                .sessions
-                .revoke(id, RevokeReason::RevokedByUser, now)
-                .await?
-        {
-            return Err(Error::NotFound);
+        let end = SessionEnd {
+            id,
+            user_id: Some(who.user_id),
+            reason: RevokeReason::RevokedByUser,
+            live_only: true,
+            audit: core.records(ctx, vec![event]),
+            now: core.now(),
+        };
+        if core.repos.sessions.end_session(end).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
         }
-        core.audit(
-            ctx,
-            Event::new("auth.session_revoked", SUCCESS)
-                .own(who.user_id)
-                .detail("session_id", id.to_string()),
-        )
-        .await;
-        Ok(())
     }
 
     async fn session_live(&self, who: &Principal) -> Result<bool> {

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use crypto::TokenIssuer;
 use domain::{
-    AttemptReservation, CreateUserInput, Email, Error, FieldErrors, KNOWN_NETWORK_WINDOW,
-    LoginAttempt, NewSession, NewUser, Password, RequestContext, Result, Role, SessionId, Status,
-    Timestamp, TokenPair, User, UserId, Username, client_network, parse_avatar_url, parse_name,
-    parse_phone,
+    AttemptReservation, AuditEvent, CreateUserInput, Email, Error, FieldErrors,
+    KNOWN_NETWORK_WINDOW, LoginAttempt, NewSession, NewUser, Password, RequestContext, Result,
+    Role, SessionId, Status, Timestamp, TokenPair, User, UserId, Username, client_network,
+    parse_avatar_url, parse_name, parse_phone,
 };
 
 use crate::audit::Event;
@@ -86,11 +86,17 @@ impl Core {
         self.repos.users.ping().await
     }
 
-    /// Record an audit event; a failure is logged, never returned.
+    /// Record an audit event that records no change of its own (a refused attempt); a failure
+    /// is logged, never returned. A change's events travel with its command instead.
     pub(crate) async fn audit(&self, ctx: &RequestContext, event: Event) {
-        let record = event.into_record(ctx, self.now());
-        let action = record.r#type.clone();
-        if let Err(e) = self.repos.audit.record(record).await {
+        self.audit_all(ctx, vec![event]).await;
+    }
+
+    /// [`Self::audit`] of several events, in one call.
+    pub(crate) async fn audit_all(&self, ctx: &RequestContext, events: Vec<Event>) {
+        let records = self.records(ctx, events);
+        let action = records.first().map(|r| r.r#type.clone());
+        if let Err(e) = self.repos.audit.record_all(records).await {
             tracing::error!(
                 error = %e,
                 action,
@@ -98,6 +104,15 @@ impl Core {
                 "audit event could not be written"
             );
         }
+    }
+
+    /// The events as written, at this moment, for a command to carry.
+    pub(crate) fn records(&self, ctx: &RequestContext, events: Vec<Event>) -> Vec<AuditEvent> {
+        let now = self.now();
+        events
+            .into_iter()
+            .map(|e| e.into_record(ctx, now))
+            .collect()
     }
 
     /// With `ARCANA_REQUIRE_VERIFIED_EMAIL`, a session of an account whose address is not
@@ -139,7 +154,19 @@ impl Core {
             policy: self.config.lockout,
             now,
         };
-        match self.repos.users.reserve_login_attempt(reservation).await? {
+        let attempt = self.repos.users.reserve_login_attempt(reservation).await?;
+        self.admit(attempt, network, now).await
+    }
+
+    /// What a reservation made at `now` for `network` allows: the attempt (after the
+    /// slowdown), or `Error::Locked`.
+    pub(crate) async fn admit(
+        &self,
+        attempt: LoginAttempt,
+        network: String,
+        now: Timestamp,
+    ) -> Result<ReservedAttempt> {
+        match attempt {
             LoginAttempt::Reserved {
                 attempt,
                 locked_until,
@@ -222,35 +249,67 @@ impl Core {
         }
     }
 
-    /// Hash the password (on the pool) and insert the user. Duplicates are the repository's
-    /// `Error::Conflict`.
-    pub(crate) async fn create_account(&self, account: ValidAccount) -> Result<User> {
+    /// Hash the password (on the pool) and insert the user with the audit event `audit` makes
+    /// of it, in one transaction. Duplicates are the repository's `Error::Conflict`.
+    pub(crate) async fn create_account(
+        &self,
+        ctx: &RequestContext,
+        account: ValidAccount,
+        audit: impl FnOnce(&NewUser) -> Event,
+    ) -> Result<User> {
         let password_hash = self
             .hasher
             .hash(account.password.expose(), Priority::Other)
             .await?;
-        self.repos
-            .users
-            .create(NewUser {
-                id: uuid::Uuid::new_v4(),
-                username: account.username,
-                email: account.email,
-                password_hash,
-                first_name: account.first_name,
-                last_name: account.last_name,
-                phone: account.phone,
-                avatar_url: account.avatar_url,
-                role: account.role,
-                status: account.status,
-                is_verified: account.is_verified,
-                created_at: self.now(),
-            })
-            .await
+        let user = NewUser {
+            id: uuid::Uuid::new_v4(),
+            username: account.username,
+            email: account.email,
+            password_hash,
+            first_name: account.first_name,
+            last_name: account.last_name,
+            phone: account.phone,
+            avatar_url: account.avatar_url,
+            role: account.role,
+            status: account.status,
+            is_verified: account.is_verified,
+            created_at: self.now(),
+        };
+        let events = self.records(ctx, vec![audit(&user)]);
+        self.repos.users.create_user(user, events).await
     }
 
-    /// Start a new session (refresh-token family) for `user`, whose password was verified at
-    /// `credential_version`, and return its first token pair. `Error::InvalidCredentials` when
-    /// the password changed since.
+    /// A new session (refresh-token family) for `user_id`, whose password was verified at
+    /// `credential_version`, and its first refresh token: for the repository to open.
+    pub(crate) fn new_session(
+        &self,
+        ctx: &RequestContext,
+        user_id: UserId,
+        credential_version: u32,
+        now: Timestamp,
+    ) -> Result<(NewSession, String)> {
+        let expires_at = now
+            .checked_add_signed(chrono_duration(self.config.refresh_ttl))
+            .ok_or_else(|| Error::internal("refresh TTL out of range"))?;
+        let id = uuid::Uuid::new_v4();
+        let refresh_token = new_refresh_token(id);
+        let session = NewSession {
+            id,
+            user_id,
+            credential_version,
+            refresh_token_hash: crypto::sha256_hex(&refresh_token),
+            user_agent: ctx.user_agent.as_deref().map(|s| truncate(s, 255)),
+            ip: ctx.ip.as_deref().map(|s| truncate(s, 64)),
+            created_at: now,
+            expires_at,
+            max_live: self.config.max_sessions_per_user,
+        };
+        Ok((session, refresh_token))
+    }
+
+    /// Start a new session for `user`, whose password was verified at `credential_version`,
+    /// and return its first token pair. `Error::InvalidCredentials` when the password changed
+    /// since.
     pub(crate) async fn open_session(
         &self,
         ctx: &RequestContext,
@@ -258,25 +317,9 @@ impl Core {
         credential_version: u32,
     ) -> Result<TokenPair> {
         let now = self.now();
-        let expires_at = now
-            .checked_add_signed(chrono_duration(self.config.refresh_ttl))
-            .ok_or_else(|| Error::internal("refresh TTL out of range"))?;
-        let id = uuid::Uuid::new_v4();
-        let refresh_token = new_refresh_token(id);
-        self.repos
-            .sessions
-            .create(NewSession {
-                id,
-                user_id: user.id,
-                credential_version,
-                refresh_token_hash: crypto::sha256_hex(&refresh_token),
-                user_agent: ctx.user_agent.as_deref().map(|s| truncate(s, 255)),
-                ip: ctx.ip.as_deref().map(|s| truncate(s, 64)),
-                created_at: now,
-                expires_at,
-                max_live: self.config.max_sessions_per_user,
-            })
-            .await?;
+        let (session, refresh_token) = self.new_session(ctx, user.id, credential_version, now)?;
+        let id = session.id;
+        self.repos.sessions.create(session).await?;
         self.token_pair(user, id, refresh_token, now)
     }
 

@@ -158,19 +158,21 @@ pub fn build_with_clock(
 ) -> Result<Services> {
     let issuer = keys.issuer(&config.issuer, &config.audience)?;
     let mut repos = repos;
-    let mut caches: Vec<Arc<dyn cache::UserCache>> = Vec::new();
-    if let Some(shared) = &config.shared_user_cache {
-        let c = Arc::new(
-            shared_cache::SharedUsers::new(repos.users, &shared.url, &shared.prefix, shared.ttl)
+    // With the shared store every replica sees every write at once; the in-process store is
+    // used only without one (on top it would bring back its 2 s window).
+    let store: Option<Arc<dyn cache::UserStore>> = match &config.shared_user_cache {
+        Some(shared) => Some(Arc::new(
+            shared_cache::Shared::new(&shared.url, &shared.prefix, shared.ttl)
                 .map_err(Error::internal)?,
-        );
-        repos.users = c.clone();
-        caches.push(c);
-    }
-    // With the shared cache every replica sees every write at once; a process-local cache on top
-    // would bring back the 2 s window, so it is used only without one.
-    if config.user_cache_size > 0 && config.shared_user_cache.is_none() {
-        let c = Arc::new(cache::CachedUsers::new(repos.users, config.user_cache_size));
+        )),
+        None if config.user_cache_size > 0 => {
+            Some(Arc::new(cache::InProcess::new(config.user_cache_size)))
+        }
+        None => None,
+    };
+    let mut caches: Vec<Arc<dyn cache::UserCache>> = Vec::new();
+    if let Some(store) = store {
+        let c = Arc::new(cache::CachedUsers::new(repos.users, store));
         repos.users = c.clone();
         caches.push(c);
     }

@@ -12,8 +12,8 @@ use crypto::Verified;
 use domain::{
     AuditPage, Caller, ConflictKind, CreateUserInput, Email, Error, FieldErrors, Password,
     PasswordChange, PasswordInput, Principal, RawAuditQuery, RawUserQuery, RequestContext, Result,
-    RevokeReason, Role, Status, User, UserCredentials, UserId, UserPage, UserPatch, UserRevocation,
-    UserService, UserUpdate, parse_avatar_url, parse_name, parse_phone,
+    RevokeReason, Role, Status, User, UserChange, UserCredentials, UserDeletion, UserId, UserPage,
+    UserPatch, UserService, UserUpdate, parse_avatar_url, parse_name, parse_phone,
 };
 
 use crate::audit::{Event, SUCCESS, mask_email};
@@ -102,16 +102,16 @@ impl Users {
             is_verified: Some(true),
             ..CreateUserInput::default()
         })?;
-        let user = core.create_account(account).await?;
-        core.audit(
-            &RequestContext::default(),
-            Event::new("user.created", SUCCESS)
-                .subject(user.id)
-                .detail("role", user.role.as_str())
-                .detail("status", user.status.as_str())
-                .detail("via", via),
-        )
-        .await;
+        let ctx = RequestContext::default();
+        let user = core
+            .create_account(&ctx, account, |u| {
+                Event::new("user.created", SUCCESS)
+                    .subject(u.id)
+                    .detail("role", u.role.as_str())
+                    .detail("status", u.status.as_str())
+                    .detail("via", via)
+            })
+            .await?;
         tracing::info!(user_id = %user.id, username = %user.username, via, "admin account created");
         Ok(user)
     }
@@ -162,22 +162,29 @@ impl Users {
         Ok(reserved)
     }
 
-    async fn revoke_all(
+    /// One repository command: `update` of a non-deleted user, with `revoke` of their sessions
+    /// and the audit `events`, in one transaction. `NotFound` when there is no such user.
+    async fn change(
         &self,
+        ctx: &RequestContext,
         id: UserId,
-        reason: RevokeReason,
-        keep: Option<uuid::Uuid>,
-    ) -> Result<u64> {
+        update: UserUpdate,
+        revoke: Option<RevokeReason>,
+        events: Vec<Event>,
+    ) -> Result<User> {
         let core = &self.core;
+        let change = UserChange {
+            id,
+            update,
+            revoke,
+            audit: core.records(ctx, events),
+            now: core.now(),
+        };
         core.repos
-            .sessions
-            .revoke_all_for_user(UserRevocation {
-                user_id: id,
-                reason,
-                now: core.now(),
-                keep,
-            })
-            .await
+            .users
+            .change_user(change)
+            .await?
+            .ok_or(Error::NotFound)
     }
 }
 
@@ -200,18 +207,15 @@ impl UserService for Users {
         require_admin(who)?;
         let core = &self.core;
         let account = Core::validate_account(&input)?;
-        let user = core.create_account(account).await?;
-        core.audit(
-            ctx,
+        core.create_account(ctx, account, |u| {
             Event::new("user.created", SUCCESS)
                 .by(who)
-                .subject(user.id)
-                .detail("role", user.role.as_str())
-                .detail("status", user.status.as_str())
-                .detail("is_verified", user.is_verified),
-        )
-        .await;
-        Ok(user)
+                .subject(u.id)
+                .detail("role", u.role.as_str())
+                .detail("status", u.status.as_str())
+                .detail("is_verified", u.is_verified)
+        })
+        .await
     }
 
     async fn get_user(&self, caller: &Caller, id: UserId) -> Result<User> {
@@ -290,30 +294,24 @@ impl UserService for Users {
                 moved = Some((creds.user.email.clone(), email));
             }
         }
-        let user = core
-            .repos
-            .users
-            .update(id, update, core.now())
-            .await?
-            .ok_or(Error::NotFound)?;
         let mut event = Event::new("user.updated", SUCCESS)
             .by(who)
             .subject(id)
             .detail("fields", fields);
+        let mut events = Vec::new();
         if let Some((old, new)) = &moved {
             event = event
                 .detail("old_email", mask_email(old))
                 .detail("new_email", mask_email(new))
                 .detail("by_admin", !own);
+            events.push(event);
+            events.push(Event::new("auth.email_verification_requested", "sent").subject(id));
+        } else {
+            events.push(event);
         }
-        core.audit(ctx, event).await;
+        let user = self.change(ctx, id, update, None, events).await?;
         if moved.is_some() {
             core.mail_queued.notify_waiters();
-            core.audit(
-                ctx,
-                Event::new("auth.email_verification_requested", "sent").subject(id),
-            )
-            .await;
         }
         Ok(user)
     }
@@ -323,32 +321,25 @@ impl UserService for Users {
         let (ctx, who) = (&caller.ctx, &caller.who);
         require_admin(who)?;
         let core = &self.core;
+        let event = Event::new("user.deleted", SUCCESS)
+            .by(who)
+            .subject(id)
+            .detail("sessions_revoked", 0);
+        // One transaction: the user, every session of theirs, the audit event.
+        let deletion = UserDeletion {
+            id,
+            audit: core.records(ctx, vec![event]),
+            now: core.now(),
+        };
         let deleted = core
             .repos
             .users
-            .soft_delete(id, core.now())
+            .delete_user(deletion)
             .await
             .map_err(|e| last_admin(e, "deleted"))?;
         if !deleted {
             return Err(Error::NotFound);
         }
-        let revoked = match self.revoke_all(id, RevokeReason::UserDeleted, None).await {
-            Ok(n) => n,
-            Err(e) => {
-                // The user is already deleted, and `session_live` re-reads the user's status,
-                // so their tokens die anyway; a retry would only answer 404.
-                tracing::error!(error = %e, user_id = %id, "revoking a deleted user's sessions failed");
-                0
-            }
-        };
-        core.audit(
-            ctx,
-            Event::new("user.deleted", SUCCESS)
-                .by(who)
-                .subject(id)
-                .detail("sessions_revoked", revoked),
-        )
-        .await;
         Ok(())
     }
 
@@ -406,10 +397,14 @@ impl UserService for Users {
             .hash(new_password.expose(), Priority::Other)
             .await?;
         // One transaction: the new hash, a new credential version (a session opened by a login
-        // that verified the old password dies with it), and every other session revoked. One's
-        // own change keeps the session that made it.
-        let revoked = core
-            .repos
+        // that verified the old password dies with it), every other session revoked, and the
+        // audit event. One's own change keeps the session that made it.
+        let event = Event::new("user.password_changed", SUCCESS)
+            .by(who)
+            .subject(id)
+            .detail("by_admin", !own)
+            .detail("sessions_revoked", 0);
+        core.repos
             .users
             .change_password(PasswordChange {
                 user_id: id,
@@ -419,18 +414,10 @@ impl UserService for Users {
                 attempt_network,
                 keep_session: own.then_some(who.session_id),
                 now: core.now(),
+                audit: core.records(ctx, vec![event]),
             })
             .await?
             .ok_or(Error::NotFound)?;
-        core.audit(
-            ctx,
-            Event::new("user.password_changed", SUCCESS)
-                .by(who)
-                .subject(id)
-                .detail("by_admin", !own)
-                .detail("sessions_revoked", revoked),
-        )
-        .await;
         Ok(())
     }
 
@@ -438,26 +425,12 @@ impl UserService for Users {
         self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         require_admin(who)?;
-        let core = &self.core;
-        let user = core
-            .repos
-            .users
-            .update(
-                id,
-                UserUpdate {
-                    is_verified: Some(true),
-                    ..UserUpdate::default()
-                },
-                core.now(),
-            )
-            .await?
-            .ok_or(Error::NotFound)?;
-        core.audit(
-            ctx,
-            Event::new("user.verified", SUCCESS).by(who).subject(id),
-        )
-        .await;
-        Ok(user)
+        let update = UserUpdate {
+            is_verified: Some(true),
+            ..UserUpdate::default()
+        };
+        let event = Event::new("user.verified", SUCCESS).by(who).subject(id);
+        self.change(ctx, id, update, None, vec![event]).await
     }
 
     async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User> {
@@ -465,39 +438,21 @@ impl UserService for Users {
         let (ctx, who) = (&caller.ctx, &caller.who);
         require_admin(who)?;
         let status = parse_settable_status(status).map_err(|m| Error::validation("status", m))?;
-        let core = &self.core;
-        let before = self.existing(id).await?;
-        let user = core
-            .repos
-            .users
-            .update(
-                id,
-                UserUpdate {
-                    status: Some(status),
-                    ..UserUpdate::default()
-                },
-                core.now(),
-            )
-            .await
-            .map_err(|e| last_admin(e, "deactivated or suspended"))?
-            .ok_or(Error::NotFound)?;
-        let revoked = if status == Status::Active {
-            0
-        } else {
-            self.revoke_all(id, RevokeReason::StatusChanged, None)
-                .await?
+        let update = UserUpdate {
+            status: Some(status),
+            ..UserUpdate::default()
         };
-        core.audit(
-            ctx,
-            Event::new("user.status_changed", SUCCESS)
-                .by(who)
-                .subject(id)
-                .detail("from", before.status.as_str())
-                .detail("to", status.as_str())
-                .detail("sessions_revoked", revoked),
-        )
-        .await;
-        Ok(user)
+        // `from` and `sessions_revoked` are filled in by the repository's transaction.
+        let event = Event::new("user.status_changed", SUCCESS)
+            .by(who)
+            .subject(id)
+            .detail("from", "")
+            .detail("to", status.as_str())
+            .detail("sessions_revoked", 0);
+        let revoke = (status != Status::Active).then_some(RevokeReason::StatusChanged);
+        self.change(ctx, id, update, revoke, vec![event])
+            .await
+            .map_err(|e| last_admin(e, "deactivated or suspended"))
     }
 
     async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User> {
@@ -507,36 +462,26 @@ impl UserService for Users {
         let role: Role = role
             .parse()
             .map_err(|m: String| Error::validation("role", m))?;
-        let core = &self.core;
-        let before = self.existing(id).await?;
-        let user = core
-            .repos
-            .users
-            .update(
-                id,
-                UserUpdate {
-                    role: Some(role),
-                    ..UserUpdate::default()
-                },
-                core.now(),
-            )
-            .await
-            .map_err(|e| last_admin(e, "demoted"))?
-            .ok_or(Error::NotFound)?;
-        // The role is baked into access tokens, so they must end. Unconditionally: if this
-        // failed after the update, the admin's retry (same role) must still revoke.
-        let revoked = self.revoke_all(id, RevokeReason::RoleChanged, None).await?;
-        core.audit(
+        let update = UserUpdate {
+            role: Some(role),
+            ..UserUpdate::default()
+        };
+        let event = Event::new("user.role_changed", SUCCESS)
+            .by(who)
+            .subject(id)
+            .detail("from", "")
+            .detail("to", role.as_str())
+            .detail("sessions_revoked", 0);
+        // The role is baked into access tokens, so they end, in the same transaction.
+        self.change(
             ctx,
-            Event::new("user.role_changed", SUCCESS)
-                .by(who)
-                .subject(id)
-                .detail("from", before.role.as_str())
-                .detail("to", role.as_str())
-                .detail("sessions_revoked", revoked),
+            id,
+            update,
+            Some(RevokeReason::RoleChanged),
+            vec![event],
         )
-        .await;
-        Ok(user)
+        .await
+        .map_err(|e| last_admin(e, "demoted"))
     }
 
     async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage> {

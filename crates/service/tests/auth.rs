@@ -711,12 +711,13 @@ async fn ready_answers_when_the_database_does() {
 
 // ---- audit ---------------------------------------------------------------------------------
 
-/// An audit port that always fails: the requests must not notice.
+/// An audit port that always fails: the requests must not notice (refused attempts are audited
+/// through it; a change's events travel with its command).
 struct BrokenAudit;
 
 #[async_trait]
 impl AuditRepository for BrokenAudit {
-    async fn record(&self, _event: AuditEvent) -> domain::Result<()> {
+    async fn record_all(&self, _events: Vec<AuditEvent>) -> domain::Result<()> {
         Err(Error::Unavailable)
     }
     async fn list_events(&self, _query: &domain::AuditQuery) -> domain::Result<domain::AuditPage> {

@@ -1,4 +1,5 @@
-//! The user read cache (`service::cache::CachedUsers`) over a real SQLite database: writes
+//! The user read cache (`service::cache::CachedUsers`, in process and in Redis) over a real
+//! SQLite database: writes
 //! through it are read back at once, a read that raced a write is not kept, and writes made
 //! elsewhere (another replica) show within the cache's lifetime.
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -10,11 +11,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use domain::{
-    AttemptReservation, LoginAttempt, LoginSuccess, NewUser, PasswordChange, Result, Status,
-    Timestamp, User, UserCredentials, UserId, UserPage, UserQuery, UserRepository, UserUpdate,
+    AttemptReservation, AuditEvent, LoginAttempt, LoginBegun, LoginCompletion, LoginStart, NewUser,
+    PasswordChange, Result, Status, User, UserChange, UserCredentials, UserDeletion, UserId,
+    UserPage, UserQuery, UserRepository, UserUpdate,
 };
 use repository::testing::TestDb;
-use service::cache::{CachedUsers, USER_CACHE_TTL};
+use service::cache::{CachedUsers, InProcess, USER_CACHE_TTL, UserStore};
+use service::shared_cache::Shared;
 use tokio::sync::Semaphore;
 
 fn new_user(username: &str) -> NewUser {
@@ -31,7 +34,7 @@ fn rename(first: &str) -> UserUpdate {
 #[tokio::test]
 async fn writes_through_the_cache_are_read_back_at_once() {
     let t = TestDb::sqlite();
-    let cached = CachedUsers::new(Arc::new(t.db().clone()), 100);
+    let cached = CachedUsers::in_process(Arc::new(t.db().clone()), 100);
     let u = cached.create(new_user("ann")).await.unwrap();
     assert_eq!(cached.find_by_id(u.id).await.unwrap().unwrap(), u);
 
@@ -68,8 +71,8 @@ async fn writes_through_the_cache_are_read_back_at_once() {
 #[tokio::test]
 async fn another_replicas_write_shows_within_the_cache_lifetime() {
     let t = TestDb::sqlite();
-    let here = CachedUsers::new(Arc::new(t.db().clone()), 100);
-    let elsewhere = CachedUsers::new(Arc::new(t.db().clone()), 100);
+    let here = CachedUsers::in_process(Arc::new(t.db().clone()), 100);
+    let elsewhere = CachedUsers::in_process(Arc::new(t.db().clone()), 100);
     let u = here.create(new_user("bob")).await.unwrap();
     assert_eq!(
         here.find_by_id(u.id).await.unwrap().unwrap().first_name,
@@ -102,8 +105,8 @@ impl UserRepository for LateReads {
     async fn ping(&self) -> Result<()> {
         self.db.ping().await
     }
-    async fn create(&self, user: NewUser) -> Result<User> {
-        UserRepository::create(&self.db, user).await
+    async fn create_user(&self, user: NewUser, audit: Vec<AuditEvent>) -> Result<User> {
+        self.db.create_user(user, audit).await
     }
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>> {
         let found = self.db.find_by_id(id).await;
@@ -120,17 +123,20 @@ impl UserRepository for LateReads {
     async fn list(&self, query: &UserQuery) -> Result<UserPage> {
         self.db.list(query).await
     }
-    async fn update(&self, id: UserId, update: UserUpdate, now: Timestamp) -> Result<Option<User>> {
-        self.db.update(id, update, now).await
+    async fn change_user(&self, change: UserChange) -> Result<Option<User>> {
+        self.db.change_user(change).await
     }
-    async fn soft_delete(&self, id: UserId, now: Timestamp) -> Result<bool> {
-        self.db.soft_delete(id, now).await
+    async fn delete_user(&self, deletion: UserDeletion) -> Result<bool> {
+        self.db.delete_user(deletion).await
+    }
+    async fn begin_login(&self, start: LoginStart) -> Result<Option<LoginBegun>> {
+        self.db.begin_login(start).await
     }
     async fn reserve_login_attempt(&self, r: AttemptReservation) -> Result<LoginAttempt> {
         self.db.reserve_login_attempt(r).await
     }
-    async fn record_login_success(&self, success: LoginSuccess) -> Result<()> {
-        self.db.record_login_success(success).await
+    async fn complete_login(&self, completion: LoginCompletion) -> Result<()> {
+        self.db.complete_login(completion).await
     }
     async fn change_password(&self, change: PasswordChange) -> Result<Option<u64>> {
         self.db.change_password(change).await
@@ -140,8 +146,63 @@ impl UserRepository for LateReads {
     }
 }
 
+/// The shared store of ARCANA_TEST_REDIS_URL under a key prefix of its own.
+fn redis_store() -> Option<Arc<dyn UserStore>> {
+    let url = std::env::var("ARCANA_TEST_REDIS_URL").ok()?;
+    let prefix = format!("arcana-test-{}:", uuid::Uuid::new_v4().simple());
+    let store = Shared::new(&url, &prefix, Duration::from_secs(30)).unwrap();
+    Some(Arc::new(store))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_that_raced_a_write_is_not_kept() {
+    read_racing_a_write(Arc::new(InProcess::new(100))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_raced_a_write_is_not_kept_in_redis() {
+    match redis_store() {
+        Some(store) => read_racing_a_write(store).await,
+        None => eprintln!(
+            "SKIPPED a_read_that_raced_a_write_is_not_kept_in_redis: ARCANA_TEST_REDIS_URL not set"
+        ),
+    }
+}
+
+/// The one decorator over either store: every write command invalidates.
+#[tokio::test]
+async fn every_write_command_invalidates_in_either_store() {
+    let mut stores: Vec<Arc<dyn UserStore>> = vec![Arc::new(InProcess::new(100))];
+    stores.extend(redis_store());
+    for store in stores {
+        let t = TestDb::sqlite();
+        let cached = CachedUsers::new(Arc::new(t.db().clone()), store);
+        let u = cached.create(new_user("dora")).await.unwrap();
+        assert_eq!(
+            cached.find_by_id(u.id).await.unwrap().unwrap().first_name,
+            None
+        );
+        // Behind the cache's back, then through a write command of the port.
+        UserRepository::update(t.db(), u.id, rename("Dora"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            cached.find_by_id(u.id).await.unwrap().unwrap().first_name,
+            None
+        );
+        let start = LoginStart {
+            login: "dora".into(),
+            network: "unknown".into(),
+            policy: domain::LockoutPolicy::default(),
+            now: Utc::now(),
+        };
+        cached.begin_login(start).await.unwrap().unwrap();
+        let fresh = cached.find_by_id(u.id).await.unwrap().unwrap();
+        assert_eq!(fresh.first_name.as_deref(), Some("Dora"));
+    }
+}
+
+async fn read_racing_a_write(store: Arc<dyn UserStore>) {
     let t = TestDb::sqlite();
     let (gate, read) = (Arc::new(Semaphore::new(0)), Arc::new(Semaphore::new(0)));
     let cached = Arc::new(CachedUsers::new(
@@ -150,7 +211,7 @@ async fn a_read_that_raced_a_write_is_not_kept() {
             gate: gate.clone(),
             read: read.clone(),
         }),
-        100,
+        store,
     ));
     let u = UserRepository::create(t.db(), new_user("cat"))
         .await

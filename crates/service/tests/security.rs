@@ -7,13 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use common::*;
-use domain::{
-    AuthService, Error, NewSession, PasswordInput, RevokeReason, Role, Session, SessionId,
-    SessionOwner, SessionRepository, Timestamp, UserId, UserPatch, UserService,
-};
-use service::{Repositories, ServiceConfig};
+use domain::{AuthService, Error, PasswordInput, Role, UserPatch, UserService};
+use service::ServiceConfig;
 
 /// Iterations at which one verification takes well over the 50 ms the tests wait (≈ 80 ms per
 /// 600k in an optimised build; the crypto crate is optimised in test builds too).
@@ -312,68 +308,54 @@ async fn a_login_racing_a_password_change_cannot_open_a_session_or_restore_the_o
 
 // ---- 5. role change and revocation are one unit --------------------------------------------
 
-/// Sessions whose bulk revocation always fails (the database went away at the wrong moment).
-struct FailingRevokeAll(Arc<dyn SessionRepository>);
-
-#[async_trait]
-impl SessionRepository for FailingRevokeAll {
-    async fn create(&self, s: NewSession) -> domain::Result<Session> {
-        self.0.create(s).await
-    }
-    async fn find(&self, id: SessionId) -> domain::Result<Option<Session>> {
-        self.0.find(id).await
-    }
-    async fn find_with_owner(&self, id: SessionId) -> domain::Result<Option<SessionOwner>> {
-        self.0.find_with_owner(id).await
-    }
-    async fn rotate(&self, rotation: domain::Rotation) -> domain::Result<Option<SessionOwner>> {
-        self.0.rotate(rotation).await
-    }
-    async fn revoke(&self, id: SessionId, r: RevokeReason, now: Timestamp) -> domain::Result<bool> {
-        self.0.revoke(id, r, now).await
-    }
-    async fn revoke_all_for_user(&self, _: domain::UserRevocation) -> domain::Result<u64> {
-        Err(Error::Unavailable)
-    }
-    async fn list_live_for_user(
-        &self,
-        user_id: UserId,
-        now: Timestamp,
-    ) -> domain::Result<Vec<Session>> {
-        self.0.list_live_for_user(user_id, now).await
-    }
-}
-
+/// The change, the revocation and the audit event are one repository command: the repository
+/// fills in what only its transaction knows (the previous role, how many sessions died).
 #[tokio::test]
-async fn a_demoted_admins_token_dies_even_when_revocation_fails() {
-    let db = repository::testing::TestDb::sqlite();
-    let mut repos = Repositories::from_one(db.db().clone());
-    repos.sessions = Arc::new(FailingRevokeAll(repos.sessions.clone()));
-    let app = TestApp::with_repos(db, repos, config());
+async fn a_role_change_revokes_and_audits_in_one_command() {
+    let app = TestApp::new().await;
     let (_, boss) = app.admin("boss").await;
     let (_, deputy) = app.admin("deputy").await;
     assert!(app.session_live(&deputy).await);
-    let _ = app.users.set_role(&by(&boss), deputy.user_id, "user").await;
-    assert_eq!(app.fetch(deputy.user_id).await.role, Role::User);
+    let changed = app
+        .users
+        .set_role(&by(&boss), deputy.user_id, "user")
+        .await
+        .unwrap();
+    assert_eq!(changed.role, Role::User);
     assert!(
         !app.session_live(&deputy).await,
         "the token still says admin: it must not be accepted"
     );
+    let events = app.audit(deputy.user_id).await;
+    let e = events
+        .iter()
+        .find(|e| e.r#type == "user.role_changed")
+        .expect("role change audited");
+    let d: serde_json::Value = serde_json::from_str(e.details.as_deref().unwrap()).unwrap();
+    assert_eq!(d["from"], "admin");
+    assert_eq!(d["to"], "user");
+    assert_eq!(d["sessions_revoked"], 1);
 }
 
 #[tokio::test]
-async fn a_suspended_users_token_dies_even_when_revocation_fails() {
-    let db = repository::testing::TestDb::sqlite();
-    let mut repos = Repositories::from_one(db.db().clone());
-    repos.sessions = Arc::new(FailingRevokeAll(repos.sessions.clone()));
-    let app = TestApp::with_repos(db, repos, config());
+async fn a_suspension_revokes_and_audits_in_one_command() {
+    let app = TestApp::new().await;
     let (_, boss) = app.admin("boss").await;
     let (_, p) = app.user("sus").await;
-    let _ = app
-        .users
+    app.users
         .set_status(&by(&boss), p.user_id, "suspended")
-        .await;
+        .await
+        .unwrap();
     assert!(!app.session_live(&p).await);
+    let events = app.audit(p.user_id).await;
+    let e = events
+        .iter()
+        .find(|e| e.r#type == "user.status_changed")
+        .expect("status change audited");
+    let d: serde_json::Value = serde_json::from_str(e.details.as_deref().unwrap()).unwrap();
+    assert_eq!(d["from"], "active");
+    assert_eq!(d["to"], "suspended");
+    assert_eq!(d["sessions_revoked"], 1);
 }
 
 // ---- 6. a new email is unverified ----------------------------------------------------------

@@ -267,6 +267,7 @@ pub fn user_revocation(
     keep: Option<SessionId>,
 ) -> UserRevocation {
     UserRevocation {
+        audit: Vec::new(),
         user_id,
         reason,
         now,

@@ -1,11 +1,12 @@
 //! Domain ↔ `arcana.internal.v1` (the repository boundary). Users and pages of users travel as
 //! their `arcana.v1` messages (see [`super::v1`]).
 use domain::{
-    AttemptReservation, AuditCursor, AuditQuery, Cursor, EmailChange, Error, LockoutPolicy,
-    LoginAttempt, LoginSuccess, MailClaim, MailLimit, MailSettlement, NewAccountToken, NewSession,
-    NewUser, OutboxStats, OutgoingMail, PageRequest, PasswordChange, QueuedMail, Redemption,
-    Rehash, Result, RevokeReason, Role, Rotation, Session, SessionOwner, SortOrder, Timestamp,
-    TokenIssue, User, UserCredentials, UserQuery, UserRevocation, UserSort, UserUpdate,
+    AttemptReservation, AuditCursor, AuditEvent, AuditQuery, Cursor, EmailChange, Error,
+    LockoutPolicy, LoginAttempt, LoginBegun, LoginCompletion, LoginStart, LoginSuccess, MailClaim,
+    MailLimit, MailSettlement, NewAccountToken, NewSession, NewUser, OutboxStats, OutgoingMail,
+    PageRequest, PasswordChange, QueuedMail, Redemption, Rehash, Result, RevokeReason, Role,
+    Rotation, Session, SessionEnd, SessionOwner, SortOrder, Timestamp, TokenIssue, User,
+    UserChange, UserCredentials, UserDeletion, UserQuery, UserRevocation, UserSort, UserUpdate,
 };
 use uuid::Uuid;
 
@@ -31,11 +32,23 @@ message!(EmailChange => pb::EmailChange {
 message!(LockoutPolicy => pb::LockoutPolicy { max_failures, base_lock, max_lock });
 message!(Rehash => pb::Rehash { verified_hash, new_hash });
 message!(AttemptReservation => pb::AttemptReservation { user_id, network, policy, now });
-message!(UserRevocation => pb::UserRevocation { user_id, reason, now, keep });
+message!(UserRevocation => pb::UserRevocation { user_id, reason, now, keep, audit });
+message!(UserChange => pb::UserChange { id, update, revoke, audit, now });
+message!(UserDeletion => pb::UserDeletion { id, audit, now });
+message!(LoginStart => pb::LoginStart { login, network, policy, now });
+message!(LoginBegun => pb::LoginBegun { credentials, attempt });
+message!(LoginCompletion => pb::LoginCompletion { success, session, audit });
+message!(SessionEnd => pb::SessionEnd { id, user_id, reason, live_only, audit, now });
+wrapper!(pb::OptionalLoginBegun { begun: Option<LoginBegun> });
+wrapper!(pb::AuditEvents { events: Vec<AuditEvent> });
+call!(pb::CreateAccountRequest {
+    user: NewUser,
+    audit: Vec<AuditEvent>
+});
 message!(LoginSuccess => pb::LoginSuccess { user_id, network, attempt, rehash, now });
 message!(Rotation => pb::Rotation { id, expected_hash, new_hash, now });
 message!(PasswordChange => pb::PasswordChange {
-    user_id, new_hash, verified_hash, attempt, attempt_network, keep_session, now,
+    user_id, new_hash, verified_hash, attempt, attempt_network, keep_session, now, audit,
 });
 message!(Session => pb::Session {
     id, user_id, refresh_token_hash, previous_refresh_hash, rotated_at, generation,
@@ -217,6 +230,17 @@ impl From<LoginAttempt> for pb::LoginAttemptResponse {
         };
         r.outcome = outcome.into();
         r
+    }
+}
+
+impl Wire for LoginAttempt {
+    type Wire = Option<pb::LoginAttemptResponse>;
+    fn to_wire(self) -> Self::Wire {
+        Some(self.into())
+    }
+    fn from_wire(w: Self::Wire, field: &str) -> Result<Self> {
+        w.ok_or_else(|| Error::validation(field, "is required"))?
+            .try_into()
     }
 }
 

@@ -2,10 +2,11 @@
 use async_trait::async_trait;
 use domain::{
     AttemptReservation, AuditEvent, AuditPage, AuditQuery, AuditRepository, LoginAttempt,
-    LoginSuccess, MailClaim, MailSettlement, MaintenanceRepository, NewSession, NewUser,
-    OutboxStats, PasswordChange, QueuedMail, RecoveryRepository, Redemption, Result, RevokeReason,
-    Rotation, Session, SessionId, SessionOwner, SessionRepository, Timestamp, TokenIssue, User,
-    UserCredentials, UserId, UserPage, UserQuery, UserRepository, UserRevocation, UserUpdate,
+    LoginBegun, LoginCompletion, LoginStart, MailClaim, MailSettlement, MaintenanceRepository,
+    NewSession, NewUser, OutboxStats, PasswordChange, QueuedMail, RecoveryRepository, Redemption,
+    Result, Rotation, Session, SessionEnd, SessionId, SessionOwner, SessionRepository, Timestamp,
+    TokenIssue, User, UserChange, UserCredentials, UserDeletion, UserId, UserPage, UserQuery,
+    UserRepository, UserRevocation,
 };
 use tonic::transport::Channel;
 
@@ -52,8 +53,9 @@ impl UserRepository for RepositoryClient {
     async fn ping(&self) -> Result<()> {
         call!(self, Read, ping, pb::Empty {})
     }
-    async fn create(&self, user: NewUser) -> Result<User> {
-        call!(self, Write, create_user, pb::NewUser::from(user))
+    async fn create_user(&self, user: NewUser, audit: Vec<AuditEvent>) -> Result<User> {
+        let msg = pb::CreateAccountRequest::new(user, audit);
+        call!(self, Write, create_account, msg)
     }
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>> {
         call!(self, Read, find_user_by_id, pb::IdRequest::new(id))
@@ -68,20 +70,22 @@ impl UserRepository for RepositoryClient {
     async fn list(&self, query: &UserQuery) -> Result<UserPage> {
         call!(self, Read, list_users, pb::UserQuery::from(query))
     }
-    async fn update(&self, id: UserId, update: UserUpdate, now: Timestamp) -> Result<Option<User>> {
-        let msg = pb::UpdateUserRequest::new(id, update, now);
-        call!(self, Write, update_user, msg)
+    async fn change_user(&self, change: UserChange) -> Result<Option<User>> {
+        call!(self, Write, change_user, pb::UserChange::from(change))
     }
-    async fn soft_delete(&self, id: UserId, now: Timestamp) -> Result<bool> {
-        call!(self, Write, soft_delete_user, pb::AtRequest::new(id, now))
+    async fn delete_user(&self, deletion: UserDeletion) -> Result<bool> {
+        call!(self, Write, delete_user, pb::UserDeletion::from(deletion))
+    }
+    async fn begin_login(&self, start: LoginStart) -> Result<Option<LoginBegun>> {
+        call!(self, Write, begin_login, pb::LoginStart::from(start))
     }
     async fn reserve_login_attempt(&self, r: AttemptReservation) -> Result<LoginAttempt> {
         let msg = pb::AttemptReservation::from(r);
         call!(self, Write, reserve_login_attempt, msg)
     }
-    async fn record_login_success(&self, success: LoginSuccess) -> Result<()> {
-        let msg = pb::LoginSuccess::from(success);
-        call!(self, Write, record_login_success, msg)
+    async fn complete_login(&self, completion: LoginCompletion) -> Result<()> {
+        let msg = pb::LoginCompletion::from(completion);
+        call!(self, Write, complete_login, msg)
     }
     async fn change_password(&self, change: PasswordChange) -> Result<Option<u64>> {
         let msg = pb::PasswordChange::from(change);
@@ -111,9 +115,8 @@ impl SessionRepository for RepositoryClient {
             pb::Rotation::from(rotation)
         )
     }
-    async fn revoke(&self, id: SessionId, reason: RevokeReason, now: Timestamp) -> Result<bool> {
-        let msg = pb::RevokeSessionRequest::new(id, reason, now);
-        call!(self, Write, revoke_session, msg)
+    async fn end_session(&self, end: SessionEnd) -> Result<bool> {
+        call!(self, Write, end_session, pb::SessionEnd::from(end))
     }
     async fn revoke_all_for_user(&self, r: UserRevocation) -> Result<u64> {
         let msg = pb::UserRevocation::from(r);
@@ -127,12 +130,12 @@ impl SessionRepository for RepositoryClient {
 
 #[async_trait]
 impl AuditRepository for RepositoryClient {
-    async fn record(&self, event: AuditEvent) -> Result<()> {
+    async fn record_all(&self, events: Vec<AuditEvent>) -> Result<()> {
         call!(
             self,
             Write,
-            record_audit,
-            crate::v1::AuditEvent::from(event)
+            record_audit_events,
+            pb::AuditEvents::from(events)
         )
     }
     async fn list_events(&self, query: &AuditQuery) -> Result<AuditPage> {

@@ -68,6 +68,16 @@ impl RepositoryService for RepositoryGrpc {
     async fn ping(&self, req: Request<pb::Empty>) -> Answer<pb::Empty> {
         handle("Ping", req, |_| self.ports.users.ping()).await
     }
+    async fn create_account(
+        &self,
+        req: Request<pb::CreateAccountRequest>,
+    ) -> Answer<crate::v1::User> {
+        handle("CreateAccount", req, |m| async move {
+            let (user, audit) = m.parse()?;
+            self.ports.users.create_user(user, audit).await
+        })
+        .await
+    }
     async fn create_user(&self, req: Request<pb::NewUser>) -> Answer<crate::v1::User> {
         handle("CreateUser", req, |m| async move {
             self.ports.users.create(NewUser::try_from(m)?).await
@@ -106,6 +116,30 @@ impl RepositoryService for RepositoryGrpc {
     ) -> Answer<crate::v1::ListUsersResponse> {
         handle("ListUsers", req, |m| async move {
             self.ports.users.list(&UserQuery::try_from(m)?).await
+        })
+        .await
+    }
+    async fn change_user(&self, req: Request<pb::UserChange>) -> Answer<pb::OptionalUser> {
+        handle("ChangeUser", req, |m| async move {
+            self.ports.users.change_user(m.try_into()?).await
+        })
+        .await
+    }
+    async fn delete_user(&self, req: Request<pb::UserDeletion>) -> Answer<pb::BoolResponse> {
+        handle("DeleteUser", req, |m| async move {
+            self.ports.users.delete_user(m.try_into()?).await
+        })
+        .await
+    }
+    async fn begin_login(&self, req: Request<pb::LoginStart>) -> Answer<pb::OptionalLoginBegun> {
+        handle("BeginLogin", req, |m| async move {
+            self.ports.users.begin_login(m.try_into()?).await
+        })
+        .await
+    }
+    async fn complete_login(&self, req: Request<pb::LoginCompletion>) -> Answer<pb::Empty> {
+        handle("CompleteLogin", req, |m| async move {
+            self.ports.users.complete_login(m.try_into()?).await
         })
         .await
     }
@@ -191,6 +225,12 @@ impl RepositoryService for RepositoryGrpc {
         })
         .await
     }
+    async fn end_session(&self, req: Request<pb::SessionEnd>) -> Answer<pb::BoolResponse> {
+        handle("EndSession", req, |m| async move {
+            self.ports.sessions.end_session(m.try_into()?).await
+        })
+        .await
+    }
     async fn revoke_session(
         &self,
         req: Request<pb::RevokeSessionRequest>,
@@ -214,6 +254,12 @@ impl RepositoryService for RepositoryGrpc {
         handle("ListLiveSessions", req, |m| async move {
             let (user_id, now) = m.parse()?;
             self.ports.sessions.list_live_for_user(user_id, now).await
+        })
+        .await
+    }
+    async fn record_audit_events(&self, req: Request<pb::AuditEvents>) -> Answer<pb::Empty> {
+        handle("RecordAuditEvents", req, |m| async move {
+            self.ports.audit.record_all(m.try_into()?).await
         })
         .await
     }
