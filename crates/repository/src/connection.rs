@@ -9,7 +9,7 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
 use diesel::{Connection, PgConnection, SqliteConnection};
 
-use crate::database::Backend;
+use crate::url::Backend;
 use crate::url::DatabaseUrl;
 
 // `#[derive(MultiConnection)]` does not carry `#[cfg]` on variants, hence two definitions.

@@ -11,7 +11,7 @@ use domain::{Error, Result};
 
 use crate::connection::{AnyConnection, LogErrors, Manager, SqlitePragmas};
 use crate::error::DbError;
-use crate::url::{DatabaseUrl, SqliteTarget};
+use crate::url::{Backend, DatabaseUrl, SqliteTarget};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -22,31 +22,6 @@ const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations
 const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A write transaction that hit a deadlock (MySQL) or serialization failure is retried.
 const TRANSACTION_ATTEMPTS: u32 = 3;
-
-/// Which database server a [`Database`] talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-    /// MySQL or MariaDB.
-    Mysql,
-}
-
-impl Backend {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-            Backend::Mysql => "mysql",
-        }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A pool of connections to one database; implements the repository ports. Cheap to clone
 /// (the pool is shared).

@@ -29,4 +29,5 @@ mod users;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use database::{Backend, Database};
+pub use database::Database;
+pub use url::Backend;

@@ -14,7 +14,8 @@ use diesel::{Connection, PgConnection};
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use crate::database::{Backend, Database};
+use crate::database::Database;
+use crate::url::Backend;
 use crate::url::{DatabaseUrl, with_database};
 
 /// Server URL for PostgreSQL tests, e.g. `postgres://postgres@127.0.0.1:5432/test`.

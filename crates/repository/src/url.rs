@@ -1,12 +1,37 @@
 //! `--database-url` parsing: which backend, what the driver is given, and a printable form
 //! without the password.
+use std::fmt;
 use std::path::PathBuf;
 
 use domain::{Error, Result};
 
-use crate::database::Backend;
-
 const FIELD: &str = "database_url";
+
+/// Which database server a URL names (and a `Database` talks to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    /// MySQL or MariaDB.
+    Mysql,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::Mysql => "mysql",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// libpq waits forever for an unreachable host unless told otherwise.
 const PG_CONNECT_TIMEOUT_SECS: u32 = 5;
 

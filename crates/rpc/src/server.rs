@@ -6,7 +6,6 @@
 //! and they reveal nothing but the schema and a serving flag).
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -150,10 +149,6 @@ impl GrpcRouter {
         builder
             .serve_with_incoming_shutdown(self, incoming, shutdown)
             .await
-    }
-
-    pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-        tokio::net::TcpListener::bind(addr).await
     }
 }
 

@@ -201,7 +201,7 @@ macro_rules! wrapper {
 /// The arguments of a call ↔ its request message: `Msg::new(a, b)` builds it, `msg.parse()`
 /// gives the arguments back as a tuple.
 #[macro_export]
-macro_rules! call {
+macro_rules! request {
     ($wire:ty { $($field:ident: $t:ty),* $(,)? }) => {
         impl $wire {
             #[allow(clippy::too_many_arguments)]

@@ -353,14 +353,6 @@ impl Cluster {
         self.procs.iter().position(|p| p.name == name)
     }
 
-    /// The internal gRPC port of process `name`.
-    pub fn internal_port(&self, name: &str) -> Option<u16> {
-        self.internal
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, p)| *p)
-    }
-
     /// What process `i`'s log files hold (stdout, then stderr).
     fn log_of(&self, i: usize) -> String {
         let name = &self.procs[i].name;

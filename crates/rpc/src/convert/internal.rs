@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::internal as pb;
 use crate::wire::Wire;
-use crate::{call, message, wrapper};
+use crate::{message, request, wrapper};
 use pb::login_attempt_response::Outcome;
 
 message!(NewUser => pb::NewUser {
@@ -41,7 +41,7 @@ message!(LoginCompletion => pb::LoginCompletion { success, session, audit });
 message!(SessionEnd => pb::SessionEnd { id, user_id, reason, live_only, audit, now });
 wrapper!(pb::OptionalLoginBegun { begun: Option<LoginBegun> });
 wrapper!(pb::AuditEvents { events: Vec<AuditEvent> });
-call!(pb::CreateAccountRequest {
+request!(pb::CreateAccountRequest {
     user: NewUser,
     audit: Vec<AuditEvent>
 });
@@ -80,14 +80,14 @@ message!(QueuedMail => pb::QueuedMail {
 message!(MailSettlement => pb::MailSettlement { id, worker, sent, retry_at, error, now });
 message!(OutboxStats => pb::OutboxStatsResponse { pending, failed });
 wrapper!(pb::MailList { mails: Vec<QueuedMail> });
-call!(pb::PurgeRequest { before: Timestamp });
-call!(pb::LeaseRequest {
+request!(pb::PurgeRequest { before: Timestamp });
+request!(pb::LeaseRequest {
     name: String,
     holder: String,
     now: Timestamp,
     until: Timestamp
 });
-call!(pb::PurgeBatch {
+request!(pb::PurgeBatch {
     before: Timestamp,
     limit: u32
 });
@@ -101,28 +101,28 @@ wrapper!(pb::BoolResponse { value: bool });
 wrapper!(pb::CountResponse { count: u64 });
 wrapper!(pb::OptionalCount { count: Option<u64> });
 
-call!(pb::IdRequest { id: Uuid });
-call!(pb::AtRequest {
+request!(pb::IdRequest { id: Uuid });
+request!(pb::AtRequest {
     id: Uuid,
     now: Timestamp
 });
-call!(pb::FindCredentialsRequest { login: String });
-call!(pb::ResetRecipientRequest {
+request!(pb::FindCredentialsRequest { login: String });
+request!(pb::ResetRecipientRequest {
     user_id: Uuid,
     changed_since: Timestamp
 });
 wrapper!(pb::OptionalString { value: Option<String> });
-call!(pb::UpdateUserRequest {
+request!(pb::UpdateUserRequest {
     id: Uuid,
     update: UserUpdate,
     now: Timestamp
 });
-call!(pb::RevokeSessionRequest {
+request!(pb::RevokeSessionRequest {
     id: Uuid,
     reason: RevokeReason,
     now: Timestamp
 });
-call!(pb::SessionLiveRequest {
+request!(pb::SessionLiveRequest {
     user_id: Uuid,
     session_id: Uuid,
     role: Role

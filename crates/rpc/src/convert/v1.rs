@@ -7,7 +7,7 @@ use domain::{
 use uuid::Uuid;
 
 use crate::wire::Wire;
-use crate::{call, message, v1, wrapper};
+use crate::{message, request, v1, wrapper};
 
 message!(User => v1::User {
     id, username, email, first_name, last_name, phone, avatar_url, role, status, is_verified,
@@ -49,22 +49,22 @@ wrapper!(v1::ResetPasswordResponse { user_id: Uuid });
 wrapper!(v1::ListSessionsResponse { sessions: Vec<SessionInfo> });
 wrapper!(v1::LogoutAllResponse { revoked_count: u64 });
 
-call!(v1::RefreshRequest {
+request!(v1::RefreshRequest {
     refresh_token: String
 });
-call!(v1::RevokeSessionRequest { id: Uuid });
-call!(v1::GetUserRequest { id: Uuid });
-call!(v1::DeleteUserRequest { id: Uuid });
-call!(v1::VerifyUserRequest { id: Uuid });
-call!(v1::SetStatusRequest {
+request!(v1::RevokeSessionRequest { id: Uuid });
+request!(v1::GetUserRequest { id: Uuid });
+request!(v1::DeleteUserRequest { id: Uuid });
+request!(v1::VerifyUserRequest { id: Uuid });
+request!(v1::SetStatusRequest {
     id: Uuid,
     status: String
 });
-call!(v1::SetRoleRequest {
+request!(v1::SetRoleRequest {
     id: Uuid,
     role: String
 });
-call!(v1::ChangePasswordRequest { id: Uuid, current_password: Option<String>, new_password: String });
+request!(v1::ChangePasswordRequest { id: Uuid, current_password: Option<String>, new_password: String });
 
 impl From<AuthSession> for v1::AuthResponse {
     fn from(s: AuthSession) -> Self {

@@ -24,8 +24,8 @@ pub struct RepositoryClient {
     client: RepositoryServiceClient<Channel>,
 }
 
-/// `call!(self, Read|Write, method, message)`: one call of the generated client.
-macro_rules! call {
+/// `repository_call!(self, Read|Write, method, message)`: one call of the generated client.
+macro_rules! repository_call {
     ($self:ident, $retry:ident, $method:ident, $msg:expr) => {{
         let msg = $msg;
         $self
@@ -51,64 +51,64 @@ impl RepositoryClient {
 #[async_trait]
 impl UserRepository for RepositoryClient {
     async fn ping(&self) -> Result<()> {
-        call!(self, Read, ping, pb::Empty {})
+        repository_call!(self, Read, ping, pb::Empty {})
     }
     async fn create_user(&self, user: NewUser, audit: Vec<AuditEvent>) -> Result<User> {
         let msg = pb::CreateAccountRequest::new(user, audit);
-        call!(self, Write, create_account, msg)
+        repository_call!(self, Write, create_account, msg)
     }
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>> {
-        call!(self, Read, find_user_by_id, pb::IdRequest::new(id))
+        repository_call!(self, Read, find_user_by_id, pb::IdRequest::new(id))
     }
     async fn find_credentials(&self, login: &str) -> Result<Option<UserCredentials>> {
         let msg = pb::FindCredentialsRequest::new(login.to_owned());
-        call!(self, Read, find_credentials, msg)
+        repository_call!(self, Read, find_credentials, msg)
     }
     async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<UserCredentials>> {
-        call!(self, Read, find_credentials_by_id, pb::IdRequest::new(id))
+        repository_call!(self, Read, find_credentials_by_id, pb::IdRequest::new(id))
     }
     async fn list(&self, query: &UserQuery) -> Result<UserPage> {
-        call!(self, Read, list_users, pb::UserQuery::from(query))
+        repository_call!(self, Read, list_users, pb::UserQuery::from(query))
     }
     async fn change_user(&self, change: UserChange) -> Result<Option<User>> {
-        call!(self, Write, change_user, pb::UserChange::from(change))
+        repository_call!(self, Write, change_user, pb::UserChange::from(change))
     }
     async fn delete_user(&self, deletion: UserDeletion) -> Result<bool> {
-        call!(self, Write, delete_user, pb::UserDeletion::from(deletion))
+        repository_call!(self, Write, delete_user, pb::UserDeletion::from(deletion))
     }
     async fn begin_login(&self, start: LoginStart) -> Result<Option<LoginBegun>> {
-        call!(self, Write, begin_login, pb::LoginStart::from(start))
+        repository_call!(self, Write, begin_login, pb::LoginStart::from(start))
     }
     async fn reserve_login_attempt(&self, r: AttemptReservation) -> Result<LoginAttempt> {
         let msg = pb::AttemptReservation::from(r);
-        call!(self, Write, reserve_login_attempt, msg)
+        repository_call!(self, Write, reserve_login_attempt, msg)
     }
     async fn complete_login(&self, completion: LoginCompletion) -> Result<()> {
         let msg = pb::LoginCompletion::from(completion);
-        call!(self, Write, complete_login, msg)
+        repository_call!(self, Write, complete_login, msg)
     }
     async fn change_password(&self, change: PasswordChange) -> Result<Option<u64>> {
         let msg = pb::PasswordChange::from(change);
-        call!(self, Write, change_password, msg)
+        repository_call!(self, Write, change_password, msg)
     }
     async fn count_active_admins(&self) -> Result<u64> {
-        call!(self, Read, count_active_admins, pb::Empty {})
+        repository_call!(self, Read, count_active_admins, pb::Empty {})
     }
 }
 
 #[async_trait]
 impl SessionRepository for RepositoryClient {
     async fn create(&self, session: NewSession) -> Result<Session> {
-        call!(self, Write, create_session, pb::NewSession::from(session))
+        repository_call!(self, Write, create_session, pb::NewSession::from(session))
     }
     async fn find(&self, id: SessionId) -> Result<Option<Session>> {
-        call!(self, Read, find_session, pb::IdRequest::new(id))
+        repository_call!(self, Read, find_session, pb::IdRequest::new(id))
     }
     async fn find_with_owner(&self, id: SessionId) -> Result<Option<SessionOwner>> {
-        call!(self, Read, find_session_with_owner, pb::IdRequest::new(id))
+        repository_call!(self, Read, find_session_with_owner, pb::IdRequest::new(id))
     }
     async fn rotate(&self, rotation: Rotation) -> Result<Option<SessionOwner>> {
-        call!(
+        repository_call!(
             self,
             Write,
             rotate_live_session,
@@ -116,22 +116,22 @@ impl SessionRepository for RepositoryClient {
         )
     }
     async fn end_session(&self, end: SessionEnd) -> Result<bool> {
-        call!(self, Write, end_session, pb::SessionEnd::from(end))
+        repository_call!(self, Write, end_session, pb::SessionEnd::from(end))
     }
     async fn revoke_all_for_user(&self, r: UserRevocation) -> Result<u64> {
         let msg = pb::UserRevocation::from(r);
-        call!(self, Write, revoke_all_sessions, msg)
+        repository_call!(self, Write, revoke_all_sessions, msg)
     }
     async fn list_live_for_user(&self, user_id: UserId, now: Timestamp) -> Result<Vec<Session>> {
         let msg = pb::AtRequest::new(user_id, now);
-        call!(self, Read, list_live_sessions, msg)
+        repository_call!(self, Read, list_live_sessions, msg)
     }
 }
 
 #[async_trait]
 impl AuditRepository for RepositoryClient {
     async fn record_all(&self, events: Vec<AuditEvent>) -> Result<()> {
-        call!(
+        repository_call!(
             self,
             Write,
             record_audit_events,
@@ -139,20 +139,20 @@ impl AuditRepository for RepositoryClient {
         )
     }
     async fn list_events(&self, query: &AuditQuery) -> Result<AuditPage> {
-        call!(self, Read, list_audit, pb::AuditQuery::from(query.clone()))
+        repository_call!(self, Read, list_audit, pb::AuditQuery::from(query.clone()))
     }
 }
 
 #[async_trait]
 impl RecoveryRepository for RepositoryClient {
     async fn issue_token(&self, issue: TokenIssue) -> Result<bool> {
-        call!(self, Write, issue_token, pb::TokenIssue::from(issue))
+        repository_call!(self, Write, issue_token, pb::TokenIssue::from(issue))
     }
     async fn redeem_token(&self, redemption: Redemption) -> Result<User> {
-        call!(self, Write, redeem_token, pb::Redemption::from(redemption))
+        repository_call!(self, Write, redeem_token, pb::Redemption::from(redemption))
     }
     async fn check_token(&self, redemption: Redemption) -> Result<()> {
-        call!(self, Read, check_token, pb::Redemption::from(redemption))
+        repository_call!(self, Read, check_token, pb::Redemption::from(redemption))
     }
     async fn reset_recipient(
         &self,
@@ -160,13 +160,13 @@ impl RecoveryRepository for RepositoryClient {
         changed_since: Timestamp,
     ) -> Result<Option<String>> {
         let msg = pb::ResetRecipientRequest::new(user_id, changed_since);
-        call!(self, Read, reset_recipient, msg)
+        repository_call!(self, Read, reset_recipient, msg)
     }
     async fn claim_mail(&self, claim: MailClaim) -> Result<Vec<QueuedMail>> {
-        call!(self, Write, claim_mail, pb::MailClaim::from(claim))
+        repository_call!(self, Write, claim_mail, pb::MailClaim::from(claim))
     }
     async fn settle_mail(&self, settlement: MailSettlement) -> Result<bool> {
-        call!(
+        repository_call!(
             self,
             Write,
             settle_mail,
@@ -174,10 +174,10 @@ impl RecoveryRepository for RepositoryClient {
         )
     }
     async fn outbox_stats(&self) -> Result<OutboxStats> {
-        call!(self, Read, outbox_stats, pb::Empty {})
+        repository_call!(self, Read, outbox_stats, pb::Empty {})
     }
     async fn purge_recovery(&self, before: Timestamp) -> Result<u64> {
-        call!(self, Write, purge_recovery, pb::PurgeRequest::new(before))
+        repository_call!(self, Write, purge_recovery, pb::PurgeRequest::new(before))
     }
 }
 
@@ -191,10 +191,10 @@ impl MaintenanceRepository for RepositoryClient {
         until: Timestamp,
     ) -> Result<bool> {
         let msg = pb::LeaseRequest::new(name.to_owned(), holder.to_owned(), now, until);
-        call!(self, Write, try_lease, msg)
+        repository_call!(self, Write, try_lease, msg)
     }
     async fn purge_sessions(&self, before: Timestamp, limit: u32) -> Result<u64> {
-        call!(
+        repository_call!(
             self,
             Write,
             purge_sessions,
@@ -202,6 +202,6 @@ impl MaintenanceRepository for RepositoryClient {
         )
     }
     async fn purge_audit(&self, before: Timestamp, limit: u32) -> Result<u64> {
-        call!(self, Write, purge_audit, pb::PurgeBatch::new(before, limit))
+        repository_call!(self, Write, purge_audit, pb::PurgeBatch::new(before, limit))
     }
 }

@@ -42,15 +42,15 @@ fn outgoing<T>(
     req
 }
 
-/// `call!(self, Read|Write, method, caller: &Caller | ctx: &RequestContext, message)`: one call
+/// `service_call!(self, Read|Write, method, caller: &Caller | ctx: &RequestContext, message)`: one call
 /// of the generated client, as that caller (or unauthenticated, with only the request facts).
-macro_rules! call {
+macro_rules! service_call {
     ($self:ident, $retry:ident, $method:ident, caller: $caller:expr, $msg:expr) => {{
         let caller: &domain::Caller = $caller;
-        call!(@go $self, $retry, $method, Some(&caller.ctx), caller.token.as_ref(), $msg)
+        service_call!(@go $self, $retry, $method, Some(&caller.ctx), caller.token.as_ref(), $msg)
     }};
     ($self:ident, $retry:ident, $method:ident, ctx: $ctx:expr, $msg:expr) => {
-        call!(@go $self, $retry, $method, Some($ctx), None, $msg)
+        service_call!(@go $self, $retry, $method, Some($ctx), None, $msg)
     };
     (@go $self:ident, $retry:ident, $method:ident, $ctx:expr, $token:expr, $msg:expr) => {{
         let (ctx, token, msg) = ($ctx, $token, $msg);
@@ -129,31 +129,31 @@ impl AuthService for AuthClient {
     }
     async fn register(&self, ctx: &RequestContext, input: RegisterInput) -> Result<AuthSession> {
         let msg = v1::RegisterRequest::from(input);
-        call!(self, Write, register, ctx: ctx, msg)
+        service_call!(self, Write, register, ctx: ctx, msg)
     }
     async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<AuthSession> {
-        call!(self, Write, login, ctx: ctx, v1::LoginRequest::from(input))
+        service_call!(self, Write, login, ctx: ctx, v1::LoginRequest::from(input))
     }
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {
         let msg = v1::RefreshRequest::new(refresh_token.to_owned());
-        call!(self, Write, refresh, ctx: ctx, msg)
+        service_call!(self, Write, refresh, ctx: ctx, msg)
     }
     async fn logout(&self, caller: &Caller) -> Result<()> {
-        call!(self, Write, logout, caller: caller, v1::LogoutRequest {})
+        service_call!(self, Write, logout, caller: caller, v1::LogoutRequest {})
     }
     async fn logout_all(&self, caller: &Caller) -> Result<u64> {
-        call!(self, Write, logout_all, caller: caller, v1::LogoutAllRequest {})
+        service_call!(self, Write, logout_all, caller: caller, v1::LogoutAllRequest {})
     }
     async fn me(&self, caller: &Caller) -> Result<User> {
-        call!(self, Read, me, caller: caller, v1::MeRequest {})
+        service_call!(self, Read, me, caller: caller, v1::MeRequest {})
     }
     async fn list_sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>> {
         let msg = v1::ListSessionsRequest {};
-        call!(self, Read, list_sessions, caller: caller, msg)
+        service_call!(self, Read, list_sessions, caller: caller, msg)
     }
     async fn revoke_session(&self, caller: &Caller, id: SessionId) -> Result<()> {
         let msg = v1::RevokeSessionRequest::new(id);
-        call!(self, Write, revoke_session, caller: caller, msg)
+        service_call!(self, Write, revoke_session, caller: caller, msg)
     }
     async fn session_live(&self, who: &Principal) -> Result<bool> {
         let msg = SessionLiveRequest::new(who.user_id, who.session_id, who.role);
@@ -173,7 +173,7 @@ impl AuthService for AuthClient {
         input: ForgotPasswordInput,
     ) -> Result<()> {
         let msg = v1::ForgotPasswordRequest::from(input);
-        call!(self, Write, forgot_password, ctx: ctx, msg)
+        service_call!(self, Write, forgot_password, ctx: ctx, msg)
     }
     async fn reset_password(
         &self,
@@ -181,19 +181,19 @@ impl AuthService for AuthClient {
         input: ResetPasswordInput,
     ) -> Result<UserId> {
         let msg = v1::ResetPasswordRequest::from(input);
-        call!(self, Write, reset_password, ctx: ctx, msg)
+        service_call!(self, Write, reset_password, ctx: ctx, msg)
     }
     async fn verify_email(&self, ctx: &RequestContext, input: VerifyEmailInput) -> Result<User> {
         let msg = v1::VerifyEmailRequest::from(input);
-        call!(self, Write, verify_email, ctx: ctx, msg)
+        service_call!(self, Write, verify_email, ctx: ctx, msg)
     }
     async fn resend_verification(&self, caller: &Caller) -> Result<()> {
         let msg = v1::ResendVerificationRequest {};
-        call!(self, Write, resend_verification, caller: caller, msg)
+        service_call!(self, Write, resend_verification, caller: caller, msg)
     }
     async fn revert_email(&self, ctx: &RequestContext, input: VerifyEmailInput) -> Result<User> {
         let msg = v1::RevertEmailRequest::from(input);
-        call!(self, Write, revert_email, ctx: ctx, msg)
+        service_call!(self, Write, revert_email, ctx: ctx, msg)
     }
 }
 
@@ -220,42 +220,42 @@ impl UserService for UserClient {
     }
     async fn list_users(&self, caller: &Caller, query: RawUserQuery) -> Result<UserPage> {
         let msg = v1::ListUsersRequest::from(query);
-        call!(self, Read, list_users, caller: caller, msg)
+        service_call!(self, Read, list_users, caller: caller, msg)
     }
     async fn create_user(&self, caller: &Caller, input: CreateUserInput) -> Result<User> {
         let msg = v1::CreateUserRequest::from(input);
-        call!(self, Write, create_user, caller: caller, msg)
+        service_call!(self, Write, create_user, caller: caller, msg)
     }
     async fn get_user(&self, caller: &Caller, id: UserId) -> Result<User> {
         let msg = v1::GetUserRequest::new(id);
-        call!(self, Read, get_user, caller: caller, msg)
+        service_call!(self, Read, get_user, caller: caller, msg)
     }
     async fn update_user(&self, caller: &Caller, id: UserId, patch: UserPatch) -> Result<User> {
         let msg = update_user_request(id, patch);
-        call!(self, Write, update_user, caller: caller, msg)
+        service_call!(self, Write, update_user, caller: caller, msg)
     }
     async fn delete_user(&self, caller: &Caller, id: UserId) -> Result<()> {
         let msg = v1::DeleteUserRequest::new(id);
-        call!(self, Write, delete_user, caller: caller, msg)
+        service_call!(self, Write, delete_user, caller: caller, msg)
     }
     async fn change_password(&self, caller: &Caller, id: UserId, pw: PasswordInput) -> Result<()> {
         let msg = v1::ChangePasswordRequest::new(id, pw.current_password, pw.new_password);
-        call!(self, Write, change_password, caller: caller, msg)
+        service_call!(self, Write, change_password, caller: caller, msg)
     }
     async fn verify_user(&self, caller: &Caller, id: UserId) -> Result<User> {
         let msg = v1::VerifyUserRequest::new(id);
-        call!(self, Write, verify_user, caller: caller, msg)
+        service_call!(self, Write, verify_user, caller: caller, msg)
     }
     async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User> {
         let msg = v1::SetStatusRequest::new(id, status.to_owned());
-        call!(self, Write, set_status, caller: caller, msg)
+        service_call!(self, Write, set_status, caller: caller, msg)
     }
     async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User> {
         let msg = v1::SetRoleRequest::new(id, role.to_owned());
-        call!(self, Write, set_role, caller: caller, msg)
+        service_call!(self, Write, set_role, caller: caller, msg)
     }
     async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage> {
         let msg = v1::ListAuditEventsRequest::from(query);
-        call!(self, Read, list_audit_events, caller: caller, msg)
+        service_call!(self, Read, list_audit_events, caller: caller, msg)
     }
 }
