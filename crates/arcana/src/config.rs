@@ -40,11 +40,20 @@ pub struct ProcessArgs {
     pub shutdown_timeout_ms: u64,
 }
 
+/// Where a process keeps its files.
 #[derive(Debug, Clone, Args)]
-pub struct DbArgs {
-    /// Where the monolith keeps its SQLite file and generated signing key.
+pub struct DataArgs {
+    /// Where the process keeps its files: the SQLite file (monolith and repository, unless
+    /// `ARCANA_DATABASE_URL`), the generated signing key (monolith) and, without SMTP, the
+    /// `.eml` mails (monolith and service layers: `<data-dir>/mail` unless `ARCANA_MAIL_DIR`).
     #[arg(long, env = "ARCANA_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Maximum database connections (1–1000).
     #[arg(long, env = "ARCANA_DB_POOL_SIZE", default_value_t = 16, global = true,
         value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -58,7 +67,7 @@ impl DbArgs {
         }
         Ok(format!(
             "sqlite://{}",
-            self.data_dir.join("arcana.db").display()
+            self.data.data_dir.join("arcana.db").display()
         ))
     }
 }
@@ -201,16 +210,33 @@ pub struct AuthArgs {
 #[derive(Debug, Clone, Args)]
 pub struct OpsArgs {
     /// Where `GET /metrics` (Prometheus), `/health/live` and `/health/ready` are served: never
-    /// on the public ports. Loopback by default; the chart and compose files bind the pod's
-    /// address and restrict it with a NetworkPolicy. `ARCANA_METRICS_TOKEN` (or `_FILE`, env
-    /// only), when set, is required as `Authorization: Bearer` to read `/metrics`.
-    #[arg(
-        long,
-        env = "ARCANA_METRICS_ADDR",
-        default_value = "127.0.0.1:9100",
-        global = true
-    )]
+    /// on the public ports. Loopback by default, one port per binary (arcana 9100, gateway 9101,
+    /// service 9102, repository 9103, auth-service 9104, user-service 9105), so the binaries run
+    /// side by side on one host; the chart and compose files bind the pod's address and restrict
+    /// it with a NetworkPolicy. `ARCANA_METRICS_TOKEN` (or `_FILE`, env only), when set, is
+    /// required as `Authorization: Bearer` to read `/metrics`.
+    // No default here: `parse_args` gives each binary its own (`healthcheck::DEFAULT_OPS_ADDRS`).
+    // (Not `required` either: clap refuses a required global argument.)
+    #[arg(long, env = "ARCANA_METRICS_ADDR", global = true, required = false)]
     pub metrics_addr: SocketAddr,
+}
+
+/// The command line of `binary` (`env!("CARGO_BIN_NAME")`), parsed with that binary's own
+/// defaults (`with_binary_defaults`); exits with clap's message on bad usage, as
+/// `clap::Parser::parse` does.
+pub fn parse_args<C: clap::Parser>(binary: &str) -> C {
+    let mut command = with_binary_defaults(C::command(), binary);
+    let mut matches = command.clone().get_matches();
+    C::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut command).exit())
+}
+
+/// `command` (of a binary flattening `OpsArgs`) with the defaults that differ per binary: the
+/// ops address. An unknown binary gets none (`--metrics-addr` is then required).
+pub fn with_binary_defaults(command: clap::Command, binary: &str) -> clap::Command {
+    match healthcheck::default_ops_addr(binary) {
+        Some(addr) => command.mut_arg("metrics_addr", |a| a.default_value(addr)),
+        None => command,
+    }
 }
 
 impl OpsArgs {
@@ -260,8 +286,8 @@ pub struct MailArgs {
     #[arg(long, env = "ARCANA_VERIFY_TOKEN_TTL", default_value_t = 24 * 3600, global = true,
         value_parser = clap::value_parser!(u64).range(60..=30 * 86_400))]
     pub verify_token_ttl: u64,
-    /// Where `.eml` files go when no SMTP is set (default: `<data-dir>/mail` in the monolith,
-    /// `./mail` elsewhere).
+    /// Where `.eml` files go when no SMTP is set (default: `<data-dir>/mail`, created readable
+    /// by this user only).
     #[arg(long, env = "ARCANA_MAIL_DIR", global = true)]
     pub mail_dir: Option<PathBuf>,
     /// Delivered mails and spent tokens are deleted after this many days (1–365).
@@ -658,6 +684,52 @@ mod tests {
         ] {
             assert!(cors_origins(&v(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    /// A command line flattening `OpsArgs`, as every binary's does.
+    #[derive(Debug, clap::Parser)]
+    struct OpsCli {
+        #[command(flatten)]
+        ops: OpsArgs,
+    }
+
+    #[test]
+    fn every_binary_has_its_own_default_ops_address() {
+        use clap::{CommandFactory, FromArgMatches};
+        // The names Cargo builds the binaries under (their CARGO_BIN_NAME).
+        let bins: Vec<&str> = include_str!("../Cargo.toml")
+            .split("[[bin]]")
+            .skip(1)
+            .filter_map(|b| {
+                b.lines()
+                    .find_map(|l| l.trim().strip_prefix("name = \"")?.strip_suffix('"'))
+            })
+            .collect();
+        assert_eq!(bins.len(), 6, "{bins:?}");
+        let mut ports = Vec::new();
+        for bin in bins {
+            let want = healthcheck::default_ops_addr(bin).unwrap();
+            let command = with_binary_defaults(OpsCli::command(), bin);
+            // --help tells the truth.
+            let help = command.clone().render_long_help().to_string();
+            assert!(
+                help.contains(&format!("[default: {want}]")),
+                "{bin}: {help}"
+            );
+            let matches = command.try_get_matches_from([bin]).unwrap();
+            let addr = OpsCli::from_arg_matches(&matches).unwrap().ops.metrics_addr;
+            assert_eq!(addr.to_string(), want, "{bin}");
+            assert!(addr.ip().is_loopback(), "{bin}");
+            ports.push(addr.port());
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 6, "two binaries share a default ops port");
+        // A binary without a default must be given the address.
+        let unknown = with_binary_defaults(OpsCli::command(), "arcana-unknown")
+            .try_get_matches_from(["arcana-unknown"])
+            .unwrap();
+        assert!(OpsCli::from_arg_matches(&unknown).is_err());
     }
 
     #[test]

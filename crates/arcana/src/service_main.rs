@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 
 use arcana::config::{
-    AuthArgs, BootstrapArgs, InternalArgs, JwtArgs, ProcessArgs, MailArgs, OpsArgs, RedisArgs,
-    describe,
+    AuthArgs, BootstrapArgs, DataArgs, InternalArgs, JwtArgs, MailArgs, OpsArgs, ProcessArgs,
+    RedisArgs, describe, parse_args,
 };
 use arcana::layers::service::{self, Contexts};
 use arcana::runtime::{self, Shutdown};
@@ -39,6 +39,8 @@ struct Cli {
     internal: InternalArgs,
     #[command(flatten)]
     ops: OpsArgs,
+    #[command(flatten)]
+    data: DataArgs,
     #[arg(long, env = "ARCANA_GRPC_ADDR", default_value = "0.0.0.0:50051")]
     grpc_addr: SocketAddr,
     /// Repository layer endpoints (comma-separated).
@@ -48,7 +50,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = parse_args(env!("CARGO_BIN_NAME"));
     runtime::init_logging(cli.log.log_format);
     runtime::exit(run(cli).await)
 }
@@ -76,7 +78,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     service::bootstrap_admin(services.users.clone(), &cli.bootstrap)?;
     // Every process holding the service layer delivers the outbox; leases keep replicas (and
     // the auth and user services of the microservices mode) from sending a mail twice.
-    let mail = service::start_mail_worker(&services, recovery, &cli.mail, "mail".into())?;
+    let mail = service::start_mail_worker(
+        &services,
+        recovery,
+        &cli.mail,
+        cli.data.data_dir.join("mail"),
+    )?;
     runtime::serve_ops(
         &cli.ops,
         env!("CARGO_BIN_NAME"),

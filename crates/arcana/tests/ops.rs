@@ -221,6 +221,39 @@ async fn metrics_live_on_the_ops_listener_behind_the_scrape_token() {
     assert_eq!(ops.get("/health/live", None).await.status, 200);
 }
 
+/// Each binary has its own default ops port (so several start side by side on one host with
+/// nothing set), and its `--help` says which.
+#[test]
+fn each_binary_states_its_own_default_ops_address() {
+    for (bin, exe) in [
+        ("arcana", env!("CARGO_BIN_EXE_arcana")),
+        ("arcana-gateway", env!("CARGO_BIN_EXE_arcana-gateway")),
+        ("arcana-service", env!("CARGO_BIN_EXE_arcana-service")),
+        ("arcana-repository", env!("CARGO_BIN_EXE_arcana-repository")),
+        (
+            "arcana-auth-service",
+            env!("CARGO_BIN_EXE_arcana-auth-service"),
+        ),
+        (
+            "arcana-user-service",
+            env!("CARGO_BIN_EXE_arcana-user-service"),
+        ),
+    ] {
+        let out = std::process::Command::new(exe)
+            .arg("--help")
+            .env_remove("ARCANA_METRICS_ADDR")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{bin}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        let want = healthcheck::default_ops_addr(bin).unwrap();
+        assert!(
+            help.contains(&format!("[default: {want}]")),
+            "{bin} --help: {help}"
+        );
+    }
+}
+
 /// The repository's count of `rpc` calls answered so far (every code).
 async fn repository_calls(app: &TestApp) -> std::collections::BTreeMap<String, u64> {
     let repo = app

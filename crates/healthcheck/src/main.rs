@@ -3,8 +3,12 @@
 //! ```text
 //! arcana-healthcheck http [PATH]   GET PATH (default /health/ready) on the REST port of
 //!                                  ARCANA_HTTP_ADDR (default 8080); healthy on HTTP 200
-//! arcana-healthcheck ops [PATH]    the same on the ops port of an internal layer,
-//!                                  ARCANA_METRICS_ADDR (default 9100)
+//! arcana-healthcheck ops [PATH]    the same on the ops port of any binary: that of
+//!                                  ARCANA_METRICS_ADDR, else the default ops port of the
+//!                                  arcana binary installed beside this one (an image holds one:
+//!                                  arcana 9100, arcana-gateway 9101, arcana-service 9102,
+//!                                  arcana-repository 9103, arcana-auth-service 9104,
+//!                                  arcana-user-service 9105)
 //! arcana-healthcheck tcp [PORT]    a listener on PORT (default: the port of ARCANA_GRPC_ADDR,
 //!                                  else 50051)
 //! ```
@@ -14,6 +18,7 @@
 //! not use it: the Helm chart declares native HTTP and gRPC probes.
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -31,6 +36,29 @@ fn port_of(env: Env, var: &str, default: u16) -> Result<u16, String> {
             .rsplit_once(':')
             .and_then(|(_, p)| p.parse().ok())
             .ok_or_else(|| format!("{var}={addr} names no port")),
+    }
+}
+
+/// The default ops port of the one arcana binary in `dir` (this program's directory): what that
+/// binary listens on when ARCANA_METRICS_ADDR is not set.
+fn sibling_ops_port(dir: Option<&Path>) -> Result<u16, String> {
+    let found: Vec<(&str, u16)> = healthcheck::DEFAULT_OPS_ADDRS
+        .iter()
+        .filter(|(name, _)| dir.is_some_and(|d| d.join(name).is_file()))
+        .filter_map(|(name, _)| Some((*name, healthcheck::default_ops_port(name)?)))
+        .collect();
+    match found.as_slice() {
+        [(_, port)] => Ok(*port),
+        [] => Err(
+            "ARCANA_METRICS_ADDR is not set and no arcana binary is installed beside \
+             arcana-healthcheck: set ARCANA_METRICS_ADDR"
+                .to_owned(),
+        ),
+        several => Err(format!(
+            "ARCANA_METRICS_ADDR is not set and {} arcana binaries are installed beside \
+             arcana-healthcheck (each has its own default ops port): set ARCANA_METRICS_ADDR",
+            several.len()
+        )),
     }
 }
 
@@ -62,7 +90,8 @@ fn http_status(port: u16, path: &str) -> Result<u16, String> {
         .ok_or_else(|| "the answer is not HTTP".to_owned())
 }
 
-fn check(args: &[String], env: Env) -> Result<Result<(), String>, String> {
+/// `bin_dir`: the directory of this program, where the image installs the binary it checks.
+fn check(args: &[String], env: Env, bin_dir: Option<&Path>) -> Result<Result<(), String>, String> {
     let mode = args.first().map(String::as_str).unwrap_or("http");
     match mode {
         "http" | "ops" => {
@@ -72,7 +101,10 @@ fn check(args: &[String], env: Env) -> Result<Result<(), String>, String> {
             }
             let port = match mode {
                 "http" => port_of(env, "ARCANA_HTTP_ADDR", 8080)?,
-                _ => port_of(env, "ARCANA_METRICS_ADDR", 9100)?,
+                _ if env("ARCANA_METRICS_ADDR").is_some() => {
+                    port_of(env, "ARCANA_METRICS_ADDR", 0)?
+                }
+                _ => sibling_ops_port(bin_dir)?,
             };
             Ok(match http_status(port, path) {
                 Ok(200) => Ok(()),
@@ -93,7 +125,9 @@ fn check(args: &[String], env: Env) -> Result<Result<(), String>, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match check(&args, &|var| std::env::var(var).ok()) {
+    let exe = std::env::current_exe().ok();
+    let bin_dir = exe.as_deref().and_then(Path::parent);
+    match check(&args, &|var| std::env::var(var).ok(), bin_dir) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(why)) => {
             eprintln!("unhealthy: {why}");
@@ -144,36 +178,60 @@ mod tests {
             .port();
         let none = |_: &str| None;
         assert!(
-            check(&["tcp".into(), port.to_string()], &none)
+            check(&["tcp".into(), port.to_string()], &none, None)
                 .unwrap()
                 .is_err()
         );
         let open = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = open.local_addr().unwrap().port();
-        assert_eq!(check(&["tcp".into(), port.to_string()], &none), Ok(Ok(())));
+        assert_eq!(
+            check(&["tcp".into(), port.to_string()], &none, None),
+            Ok(Ok(()))
+        );
         // the default port comes from ARCANA_GRPC_ADDR
         let grpc = move |v: &str| (v == "ARCANA_GRPC_ADDR").then(|| format!("0.0.0.0:{port}"));
-        assert_eq!(check(&["tcp".into()], &grpc), Ok(Ok(())));
+        assert_eq!(check(&["tcp".into()], &grpc, None), Ok(Ok(())));
     }
 
     #[test]
     fn http_and_ops_take_their_port_from_their_setting() {
         let rest = serve("200 OK");
         let env = move |v: &str| (v == "ARCANA_HTTP_ADDR").then(|| format!("0.0.0.0:{rest}"));
-        assert_eq!(check(&["http".into()], &env), Ok(Ok(())));
+        assert_eq!(check(&["http".into()], &env, None), Ok(Ok(())));
         let ops = serve("503 Service Unavailable");
         let env = move |v: &str| (v == "ARCANA_METRICS_ADDR").then(|| format!("127.0.0.1:{ops}"));
-        let unhealthy = check(&["ops".into(), "/health/ready".into()], &env).unwrap();
+        let unhealthy = check(&["ops".into(), "/health/ready".into()], &env, None).unwrap();
         assert_eq!(unhealthy, Err("GET /health/ready answered 503".to_owned()));
+    }
+
+    #[test]
+    fn ops_defaults_to_the_port_of_the_binary_beside_it() {
+        let dir = std::env::temp_dir().join(format!("arcana-healthcheck-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let none = |_: &str| None;
+        let unset = check(&["ops".into()], &none, Some(&dir)).unwrap_err();
+        assert!(unset.contains("no arcana binary"), "{unset}");
+        std::fs::write(dir.join("arcana-healthcheck"), "").unwrap();
+        std::fs::write(dir.join("arcana-repository"), "").unwrap();
+        assert_eq!(sibling_ops_port(Some(&dir)), Ok(9103));
+        std::fs::write(dir.join("arcana-gateway"), "").unwrap();
+        let several = sibling_ops_port(Some(&dir)).unwrap_err();
+        assert!(several.contains("2 arcana binaries"), "{several}");
+        assert!(sibling_ops_port(None).is_err());
+        // ARCANA_METRICS_ADDR wins over the binary's default.
+        let ops = serve("200 OK");
+        let env = move |v: &str| (v == "ARCANA_METRICS_ADDR").then(|| format!("0.0.0.0:{ops}"));
+        assert_eq!(check(&["ops".into()], &env, Some(&dir)), Ok(Ok(())));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn bad_usage_is_not_unhealthy() {
         let none = |_: &str| None;
-        assert!(check(&["udp".into()], &none).is_err());
-        assert!(check(&["tcp".into(), "x".into()], &none).is_err());
-        assert!(check(&["http".into(), "no-slash".into()], &none).is_err());
+        assert!(check(&["udp".into()], &none, None).is_err());
+        assert!(check(&["tcp".into(), "x".into()], &none, None).is_err());
+        assert!(check(&["http".into(), "no-slash".into()], &none, None).is_err());
         let bad = |_: &str| Some("nowhere".to_owned());
-        assert!(check(&["ops".into()], &bad).is_err());
+        assert!(check(&["ops".into()], &bad, None).is_err());
     }
 }

@@ -42,7 +42,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = arcana::config::parse_args(env!("CARGO_BIN_NAME"));
     runtime::init_logging(cli.log.log_format);
     runtime::exit(run(cli).await)
 }

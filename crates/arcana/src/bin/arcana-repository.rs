@@ -51,7 +51,7 @@ enum MigrateAction {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = arcana::config::parse_args(env!("CARGO_BIN_NAME"));
     // `migrate status` prints its answer on stdout: its log goes to stderr.
     let status = matches!(cli.command, Some(Command::Migrate { action: Some(_) }));
     runtime::init_logging_to(cli.log.log_format, status);

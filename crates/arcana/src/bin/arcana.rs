@@ -87,7 +87,7 @@ enum AdminCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = arcana::config::parse_args(env!("CARGO_BIN_NAME"));
     // Admin commands print their result on stdout: their log goes to stderr.
     let admin = matches!(
         cli.command,
@@ -193,7 +193,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let config = layers::gateway::config(&cli.edge)?;
     let shutdown = Shutdown::on_signals(&cli.log);
     let db = layers::repository::open_database(&cli.db).await?;
-    let keys = cli.jwt.keys(Some(&cli.db.data_dir))?;
+    let keys = cli.jwt.keys(Some(&cli.db.data.data_dir))?;
     let repos = service::Repositories::from_one(db.clone());
     let recovery = repos.recovery.clone();
     layers::service::start_maintenance(repos.maintenance.clone(), &cli.auth);
@@ -204,7 +204,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         &services,
         recovery,
         &cli.mail,
-        cli.db.data_dir.join("mail"),
+        cli.db.data.data_dir.join("mail"),
     )?;
     // `/metrics` (on the ops listener) also shows what the monolith holds in its process: the
     // pool, the hash queue and the mail outbox (the ops gauges of the layers it embeds).

@@ -115,7 +115,9 @@ pub fn build(
 }
 
 /// Start this process's mail delivery worker over `recovery` (see `service::mail`): SMTP when
-/// configured, else `.eml` files under `mail_dir` (or `default_dir`) with one warning.
+/// configured, else `.eml` files under `mail_dir` (or `default_dir`, `<data-dir>/mail`) with one
+/// warning; that directory is created at start, readable by this user only (a directory that
+/// cannot be created is warned about: the worker retries each mail until it can write it).
 pub fn start_mail_worker(
     services: &service::Services,
     recovery: Arc<dyn domain::RecoveryRepository>,
@@ -138,6 +140,14 @@ pub fn start_mail_worker(
                 "ARCANA_SMTP_URL is not set: password-reset and verification mails are written \
                  as .eml files instead of being sent"
             );
+            if let Err(e) = domain::files::create_private_dir(&dir) {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    error = %e,
+                    "cannot create the mail directory: mails stay queued until it can be written \
+                     (set ARCANA_MAIL_DIR or ARCANA_DATA_DIR to a writable directory)"
+                );
+            }
             domain::files::warn_if_shared(&dir, "the mail directory");
             Transport::Files(dir)
         }
