@@ -17,6 +17,11 @@ lint:
 openapi:
     cargo run -q -- openapi > docs/openapi.json
 
+# Schemathesis against a fresh monolith, reproducible (fixed examples and seed; not in CI):
+# just schemathesis, or ST_EXAMPLES=200 ST_SEED=7 just schemathesis
+schemathesis *ARGS:
+    bash tools/schemathesis.sh {{ARGS}}
+
 # Everything CI runs
 ci:
     bash .ci/run

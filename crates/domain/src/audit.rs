@@ -6,10 +6,12 @@ use uuid::Uuid;
 
 use crate::error::{FieldErrors, Result};
 use crate::model::{AuditEvent, Timestamp, UserId};
+#[cfg(feature = "openapi")]
+use crate::pagination::params;
 use crate::pagination::{DEFAULT_PER_PAGE, MAX_PER_PAGE, PageInfo, int, time};
 
 /// The longest event type or outcome a filter may name (the columns hold 100 characters).
-const MAX_NAME: usize = 100;
+pub(crate) const MAX_NAME: usize = 100;
 
 /// Where a page of events ends: the events strictly older than (`at`, `id`) come next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,22 +96,22 @@ impl AuditQuery {
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct RawAuditQuery {
     /// Events where this user acted or was acted upon.
-    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = Uuid))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<params::UuidOrEmpty>, inline))]
     pub user_id: Option<String>,
     /// Event type, e.g. `auth.login`, `user.role_changed`.
-    #[cfg_attr(feature = "openapi", param(max_length = 100, example = "auth.login"))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<params::EventNameOrEmpty>, inline, example = "auth.login"))]
     pub r#type: Option<String>,
     /// e.g. `success`, `failure`.
-    #[cfg_attr(feature = "openapi", param(max_length = 100, example = "failure"))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<params::EventNameOrEmpty>, inline, example = "failure"))]
     pub outcome: Option<String>,
     /// Events at or after (RFC 3339).
-    #[cfg_attr(feature = "openapi", param(value_type = Option<chrono::DateTime<chrono::Utc>>))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<params::DateTimeOrEmpty>, inline))]
     pub since: Option<String>,
     /// Events before (RFC 3339).
-    #[cfg_attr(feature = "openapi", param(value_type = Option<chrono::DateTime<chrono::Utc>>))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<params::DateTimeOrEmpty>, inline))]
     pub until: Option<String>,
     /// Events per page (default 20).
-    #[cfg_attr(feature = "openapi", param(value_type = Option<u32>, minimum = 1, maximum = 100))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<params::PerPageOrEmpty>, inline))]
     pub per_page: Option<String>,
     /// The `next_cursor` of the previous page; absent or empty for the first.
     pub cursor: Option<String>,

@@ -187,22 +187,79 @@ pub struct RawUserQuery {
     /// Default `desc`.
     #[cfg_attr(feature = "openapi", param(value_type = Option<SortOrder>))]
     pub order: Option<String>,
-    #[cfg_attr(feature = "openapi", param(value_type = Option<Role>))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<params::RoleOrEmpty>, inline))]
     pub role: Option<String>,
     /// Default: every status but `deleted`.
-    #[cfg_attr(feature = "openapi", param(value_type = Option<Status>))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<params::StatusOrEmpty>, inline))]
     pub status: Option<String>,
     /// Case-insensitive substring of username, email, first or last name.
     #[cfg_attr(feature = "openapi", param(max_length = 100))]
     pub search: Option<String>,
     /// Users created at or after (RFC 3339).
-    #[cfg_attr(feature = "openapi", param(value_type = Option<chrono::DateTime<chrono::Utc>>))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<params::DateTimeOrEmpty>, inline))]
     pub created_after: Option<String>,
     /// Users created before (RFC 3339).
-    #[cfg_attr(feature = "openapi", param(value_type = Option<chrono::DateTime<chrono::Utc>>))]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<params::DateTimeOrEmpty>, inline))]
     pub created_before: Option<String>,
     /// Keyset pagination: empty for the first page, then the `next_cursor` of the last one.
     pub cursor: Option<String>,
+}
+
+/// OpenAPI schemas of the list parameters whose empty value counts as absent (`?role=`, as a form
+/// with a blank field sends it): the value's own schema, or the empty string. Each is a type for
+/// `param(value_type = Option<…>, inline)`, which keeps the parameter's description and example.
+#[cfg(feature = "openapi")]
+pub(crate) mod params {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{
+        AnyOfBuilder, KnownFormat, ObjectBuilder, Ref, Schema, SchemaFormat, Type,
+    };
+
+    fn or_empty(schema: impl Into<RefOr<Schema>>) -> RefOr<Schema> {
+        let empty = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([""]))
+            .description(Some("empty: not given"));
+        Schema::from(AnyOfBuilder::new().item(schema).item(empty)).into()
+    }
+
+    fn string(format: KnownFormat) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    }
+
+    macro_rules! or_empty_schemas {
+        ($($(#[$doc:meta])* $name:ident => $schema:expr;)*) => {$(
+            $(#[$doc])*
+            pub(crate) struct $name;
+            impl utoipa::PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    or_empty($schema)
+                }
+            }
+            impl utoipa::ToSchema for $name {}
+        )*};
+    }
+
+    or_empty_schemas! {
+        /// An RFC 3339 timestamp.
+        DateTimeOrEmpty => string(KnownFormat::DateTime);
+        UuidOrEmpty => string(KnownFormat::Uuid);
+        RoleOrEmpty => Ref::from_schema_name("Role");
+        StatusOrEmpty => Ref::from_schema_name("Status");
+        /// Items per page.
+        PerPageOrEmpty => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+            .minimum(Some(1))
+            .maximum(Some(super::MAX_PER_PAGE));
+        /// An audit event type or outcome (`audit::name`).
+        EventNameOrEmpty => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(crate::audit::MAX_NAME))
+            .pattern(Some("^[a-z0-9._-]+$"));
+    }
 }
 
 /// A query parameter that must be an integer in `min..=max`.
@@ -295,19 +352,26 @@ impl RawUserQuery {
     }
 }
 
-/// Offset pages carry totals; keyset pages the cursor of the next one (null at the end).
+/// Offset pages carry totals; keyset pages the cursor of the next one (null at the end). Each
+/// form has exactly its own fields.
+// Untagged: the forms are told apart by their fields. Without `maxProperties` (and with
+// `next_cursor` optional) an offset page would also match the keyset alternative of the schema's
+// `oneOf`, which must match exactly one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum PageInfo {
+    #[cfg_attr(feature = "openapi", schema(max_properties = 4))]
     Offset {
         page: u32,
         per_page: u32,
         total: u64,
         pages: u64,
     },
+    #[cfg_attr(feature = "openapi", schema(max_properties = 2))]
     Keyset {
         per_page: u32,
+        #[cfg_attr(feature = "openapi", schema(required = true))]
         next_cursor: Option<String>,
     },
 }

@@ -275,19 +275,6 @@ pub struct UserProfile {
     pub avatar_url: Option<String>,
 }
 
-impl From<UserProfile> for UserPatch {
-    fn from(p: UserProfile) -> Self {
-        Self {
-            current_password: p.current_password,
-            email: Some(p.email),
-            first_name: Some(p.first_name),
-            last_name: Some(p.last_name),
-            phone: Some(p.phone),
-            avatar_url: Some(p.avatar_url),
-        }
-    }
-}
-
 /// `PUT /users/{id}/password`.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -322,7 +309,11 @@ pub struct ForgotPasswordInput {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResetPasswordInput {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
+    /// The token of the link (`#token=…`): 43 characters of base64url (256 random bits).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 43, max_length = 43, pattern = r"^[A-Za-z0-9_-]{43}$")
+    )]
     pub token: String,
     #[cfg_attr(
         feature = "openapi",
@@ -341,7 +332,11 @@ pub struct ResetPasswordInput {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyEmailInput {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
+    /// The token of the link (`#token=…`): 43 characters of base64url (256 random bits).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 43, max_length = 43, pattern = r"^[A-Za-z0-9_-]{43}$")
+    )]
     pub token: String,
 }
 

@@ -9,8 +9,9 @@
 //!   `user-agent` metadata;
 //! - Register, Login and Refresh share the per-IP budgets of REST ([`AuthRateLimit`]), answering
 //!   RESOURCE_EXHAUSTED / `RATE_LIMITED`;
-//! - errors carry the contract code in `x-error-code` (details in `x-error-details`), the request
-//!   id (the caller's sane `x-request-id`, else a new one) is echoed in `x-request-id`.
+//! - errors carry the standard `google.rpc.Status` details (`rpc::status`: `ErrorInfo` with the
+//!   contract code, `BadRequest`, `RetryInfo`; the older `x-error-*` trailers for one release), the
+//!   request id (the caller's sane `x-request-id`, else a new one) is echoed in `x-request-id`.
 //!
 //! The handlers themselves are the service layer's [`AuthGrpc`] / [`UserGrpc`] over the gateway's
 //! ports, so this module is only the edge policy ([`BearerPrincipal`]).

@@ -131,22 +131,42 @@ impl UserRow {
     }
 }
 
-/// A partial update of a user; `None` leaves the column alone.
-#[derive(AsChangeset, Default)]
-#[diesel(table_name = users)]
-pub(crate) struct UserChanges {
-    pub email: Option<String>,
-    pub email_key: Option<String>,
-    pub first_name: Option<Option<String>>,
-    pub last_name: Option<Option<String>>,
-    pub phone: Option<Option<String>>,
-    pub avatar_url: Option<Option<String>>,
-    pub role: Option<String>,
-    pub status: Option<String>,
-    pub is_verified: Option<bool>,
-    pub password_hash: Option<String>,
-    pub updated_at: Option<i64>,
+/// `UserChanges`, with one nullable column per profile field of `domain::with_profile_fields!`.
+macro_rules! user_changes {
+    ($($field:ident: $parse:path = $sample:literal),* $(,)?) => {
+        /// A partial update of a user; `None` leaves the column alone.
+        #[derive(AsChangeset, Default)]
+        #[diesel(table_name = users)]
+        pub(crate) struct UserChanges {
+            pub email: Option<String>,
+            pub email_key: Option<String>,
+            $(pub $field: Option<Option<String>>,)*
+            pub role: Option<String>,
+            pub status: Option<String>,
+            pub is_verified: Option<bool>,
+            pub password_hash: Option<String>,
+            pub updated_at: Option<i64>,
+        }
+
+        impl UserChanges {
+            /// The columns `update` sets, at `now`.
+            pub(crate) fn of(update: &domain::UserUpdate, now: domain::Timestamp) -> Self {
+                let email = update.email.as_ref().map(|e| e.to_lowercase());
+                Self {
+                    email_key: email.as_deref().map(name_key),
+                    email,
+                    $($field: update.$field.clone(),)*
+                    role: update.role.map(|r| r.as_str().to_owned()),
+                    status: update.status.map(|s| s.as_str().to_owned()),
+                    is_verified: update.is_verified,
+                    password_hash: update.password_hash.clone(),
+                    updated_at: Some(micros(now)),
+                }
+            }
+        }
+    };
 }
+domain::with_profile_fields!(user_changes);
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]

@@ -8,9 +8,9 @@ use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use domain::{
     AttemptReservation, AuditEvent, ConflictKind, Cursor, CursorValue, Error, LoginAttempt,
     LoginBegun, LoginCompletion, LoginStart, MAX_PER_PAGE, NewUser, PageInfo, PageRequest,
-    PasswordChange, Result, RevokeReason, Role, SortOrder, Status, Timestamp, User, UserChange,
+    PasswordChange, Result, RevokeReason, Role, SortOrder, Status, User, UserChange,
     UserCredentials, UserDeletion, UserId, UserPage, UserQuery, UserRepository, UserSort,
-    UserUpdate, audit_with_revoked,
+    audit_with_revoked,
 };
 
 use crate::audit::insert_events;
@@ -219,23 +219,6 @@ fn guard_last_admin(target: &UserRow, admins: &[String]) -> Result<(), DbError> 
     Ok(())
 }
 
-fn changes(update: &UserUpdate, now: Timestamp) -> UserChanges {
-    let email = update.email.as_ref().map(|e| e.to_lowercase());
-    UserChanges {
-        email_key: email.as_deref().map(name_key),
-        email,
-        first_name: update.first_name.clone(),
-        last_name: update.last_name.clone(),
-        phone: update.phone.clone(),
-        avatar_url: update.avatar_url.clone(),
-        role: update.role.map(|r| r.as_str().to_owned()),
-        status: update.status.map(|s| s.as_str().to_owned()),
-        is_verified: update.is_verified,
-        password_hash: update.password_hash.clone(),
-        updated_at: Some(micros(now)),
-    }
-}
-
 fn page_of(rows: Vec<UserRow>) -> Result<Vec<User>, DbError> {
     rows.into_iter().map(UserRow::into_user).collect()
 }
@@ -412,7 +395,7 @@ impl UserRepository for Database {
                     return row.into_user().map(Some);
                 }
                 let before = row.clone().into_user()?;
-                let mut changes = changes(update, now);
+                let mut changes = UserChanges::of(update, now);
                 // Decided against the locked row: a new address is never verified; the same
                 // address (in any case) keeps its state.
                 let new_email = update

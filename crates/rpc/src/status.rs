@@ -1,17 +1,31 @@
 //! The only mapping between `domain::Error` and `tonic::Status`, both ways.
 //!
-//! The contract's error code travels in the `x-error-code` metadata, details (field errors,
-//! retry-after) as JSON in `x-error-details`, so a client adapter rebuilds the exact domain error
-//! and the gateway answers REST and gRPC alike whatever the deployment mode.
+//! Every error carries the standard `google.rpc.Status` details (`grpc-status-details-bin`), so
+//! clients in any language read them: `ErrorInfo` with the contract's error code as `reason`
+//! (domain [`ERROR_DOMAIN`]; a conflict's kind in its metadata), `BadRequest` with one field
+//! violation per problem, `RetryInfo` for 429/503-like answers (a lock, a rate limit). A client
+//! adapter rebuilds the exact domain error from them, so the gateway answers REST and gRPC alike
+//! whatever the deployment mode.
+//!
+//! For one release the same facts also travel as before, in the `x-error-code` and
+//! `x-error-details` (JSON) metadata: callers and layers of the previous release read those; a
+//! status without the standard details is read from them.
 use std::time::Duration;
 
 use domain::{ConflictKind, Error, FieldErrors};
 use serde_json::json;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
+/// Deprecated (one release): the error code as metadata; read `ErrorInfo.reason` instead.
 pub const ERROR_CODE: &str = "x-error-code";
+/// Deprecated (one release): field errors and retry delays as JSON metadata.
 pub const ERROR_DETAILS: &str = "x-error-details";
+/// When to try again after SERVICE_UNAVAILABLE (its `RetryInfo`).
+pub const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
+/// `ErrorInfo.domain` of arcana's errors.
+pub const ERROR_DOMAIN: &str = "arcana.dev";
 
 /// `domain::Error` → `Status`. Internal causes are logged here and never sent.
 pub fn to_status(e: Error) -> Status {
@@ -45,7 +59,31 @@ pub fn to_status(e: Error) -> Status {
     if let Error::Internal(cause) = &e {
         tracing::error!(error = %format!("{cause:#}"), "internal error");
     }
-    let mut status = Status::new(code, e.public_message());
+    let mut standard = ErrorDetails::new();
+    let mut info = std::collections::HashMap::new();
+    match &e {
+        Error::Validation(f) => {
+            for (field, problems) in &f.0 {
+                for problem in problems {
+                    standard.add_bad_request_violation(field.clone(), problem.clone());
+                }
+            }
+        }
+        Error::Conflict { kind, .. } => {
+            if let Ok(serde_json::Value::String(k)) = serde_json::to_value(kind) {
+                info.insert("conflict".to_owned(), k);
+            }
+        }
+        Error::Locked { retry_after } | Error::RateLimited { retry_after } => {
+            standard.set_retry_info(Some(*retry_after));
+        }
+        Error::Unavailable => {
+            standard.set_retry_info(Some(UNAVAILABLE_RETRY));
+        }
+        _ => {}
+    }
+    standard.set_error_info(e.code(), ERROR_DOMAIN, info);
+    let mut status = Status::with_error_details(code, e.public_message(), standard);
     let md = status.metadata_mut();
     md.insert(ERROR_CODE, MetadataValue::from_static(e.code()));
     if let Some(d) = details
@@ -56,8 +94,69 @@ pub fn to_status(e: Error) -> Status {
     status
 }
 
-/// `Status` → `domain::Error`, for client adapters. Transport failures become `Unavailable`.
+/// `Status` → `domain::Error`, for client adapters: from the standard details, else (a layer of
+/// the previous release) from the `x-error-*` metadata. Transport failures become `Unavailable`.
 pub fn to_error(s: Status) -> Error {
+    let standard = s.get_error_details();
+    match standard.error_info() {
+        Some(info) if info.domain == ERROR_DOMAIN => from_details(&s, &standard, &info.reason),
+        _ => from_metadata(s),
+    }
+}
+
+fn from_details(s: &Status, d: &ErrorDetails, code: &str) -> Error {
+    let retry_after = || {
+        d.retry_info()
+            .and_then(|r| r.retry_delay)
+            .unwrap_or(Duration::from_secs(1))
+    };
+    let message = s.message().to_owned();
+    match code {
+        "VALIDATION_FAILED" => {
+            let mut fields = FieldErrors::new();
+            for v in d
+                .bad_request()
+                .map(|b| b.field_violations.as_slice())
+                .unwrap_or(&[])
+            {
+                fields.add(&v.field, v.description.clone());
+            }
+            Error::Validation(fields)
+        }
+        "CONFLICT" => Error::Conflict {
+            kind: d
+                .error_info()
+                .and_then(|i| i.metadata.get("conflict"))
+                .and_then(|k| serde_json::from_value(json!(k)).ok())
+                .unwrap_or(ConflictKind::ChangedMeanwhile),
+            message,
+        },
+        "ACCOUNT_LOCKED" => Error::Locked {
+            retry_after: retry_after(),
+        },
+        "RATE_LIMITED" => Error::RateLimited {
+            retry_after: retry_after(),
+        },
+        other => simple_error(other, message).unwrap_or_else(|| transport_error(s)),
+    }
+}
+
+/// The errors that carry nothing but their code (and a message).
+fn simple_error(code: &str, message: String) -> Option<Error> {
+    Some(match code {
+        "UNAUTHORIZED" => Error::Unauthorized,
+        "TOKEN_EXPIRED" => Error::TokenExpired,
+        "INVALID_CREDENTIALS" => Error::InvalidCredentials,
+        "FORBIDDEN" => Error::Forbidden(message),
+        "EMAIL_NOT_VERIFIED" => Error::EmailNotVerified,
+        "NOT_FOUND" => Error::NotFound,
+        "SERVICE_UNAVAILABLE" => Error::Unavailable,
+        "INTERNAL_ERROR" => Error::internal("a layer below answered INTERNAL"),
+        _ => return None,
+    })
+}
+
+fn from_metadata(s: Status) -> Error {
     let code = s
         .metadata()
         .get(ERROR_CODE)
@@ -76,12 +175,6 @@ pub fn to_error(s: Status) -> Error {
             let fields = serde_json::from_value(details["fields"].clone()).unwrap_or_default();
             Error::Validation(FieldErrors(fields))
         }
-        Some("UNAUTHORIZED") => Error::Unauthorized,
-        Some("TOKEN_EXPIRED") => Error::TokenExpired,
-        Some("INVALID_CREDENTIALS") => Error::InvalidCredentials,
-        Some("FORBIDDEN") => Error::Forbidden(message),
-        Some("EMAIL_NOT_VERIFIED") => Error::EmailNotVerified,
-        Some("NOT_FOUND") => Error::NotFound,
         Some("CONFLICT") => Error::Conflict {
             kind: serde_json::from_value(details["conflict"].clone())
                 .unwrap_or(ConflictKind::ChangedMeanwhile),
@@ -93,28 +186,31 @@ pub fn to_error(s: Status) -> Error {
         Some("RATE_LIMITED") => Error::RateLimited {
             retry_after: retry_after(),
         },
-        Some("SERVICE_UNAVAILABLE") => Error::Unavailable,
-        Some("INTERNAL_ERROR") => Error::internal("a layer below answered INTERNAL"),
-        // No error code: the status did not come from a layer's answer (every answer carries
-        // one, see `to_status`) but from the transport between the two — a reset stream, a
-        // GOAWAY, a connection that broke mid-call (Unknown, Internal). The layer below is
-        // unreachable, not broken: 503.
-        _ => match s.code() {
-            Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Cancelled
-            | Code::ResourceExhausted
-            | Code::Aborted
-            | Code::Unknown
-            | Code::Internal => {
-                tracing::warn!(code = ?s.code(), message = %s.message(), "upstream call failed");
-                Error::Unavailable
-            }
-            Code::Unauthenticated => Error::Unauthorized,
-            Code::NotFound => Error::NotFound,
-            Code::PermissionDenied => Error::Forbidden("permission denied".into()),
-            other => Error::internal(format!("upstream answered {other:?}: {}", s.message())),
-        },
+        Some(other) => simple_error(other, message).unwrap_or_else(|| transport_error(&s)),
+        None => transport_error(&s),
+    }
+}
+
+/// No error code: the status did not come from a layer's answer (every answer carries one,
+/// see `to_status`) but from the transport between the two — a reset stream, a GOAWAY, a
+/// connection that broke mid-call (Unknown, Internal). The layer below is unreachable, not
+/// broken: 503.
+fn transport_error(s: &Status) -> Error {
+    match s.code() {
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::Cancelled
+        | Code::ResourceExhausted
+        | Code::Aborted
+        | Code::Unknown
+        | Code::Internal => {
+            tracing::warn!(code = ?s.code(), message = %s.message(), "upstream call failed");
+            Error::Unavailable
+        }
+        Code::Unauthenticated => Error::Unauthorized,
+        Code::NotFound => Error::NotFound,
+        Code::PermissionDenied => Error::Forbidden("permission denied".into()),
+        other => Error::internal(format!("upstream answered {other:?}: {}", s.message())),
     }
 }
 
@@ -150,6 +246,73 @@ mod tests {
             let text = format!("{e:?}");
             let back = to_error(to_status(e));
             assert_eq!(format!("{back:?}"), text);
+        }
+    }
+
+    /// What a client in any language reads: the standard details, nothing of ours needed.
+    #[test]
+    fn errors_carry_the_standard_details() {
+        let mut fields = FieldErrors::new();
+        fields.add("email", "must be valid");
+        fields.add("password", "too short");
+        let s = to_status(Error::Validation(fields));
+        let d = s.get_error_details();
+        let info = d.error_info().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("VALIDATION_FAILED", ERROR_DOMAIN)
+        );
+        let violations: Vec<(&str, &str)> = d
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .iter()
+            .map(|v| (v.field.as_str(), v.description.as_str()))
+            .collect();
+        assert_eq!(
+            violations,
+            [("email", "must be valid"), ("password", "too short")]
+        );
+        let s = to_status(Error::RateLimited {
+            retry_after: Duration::from_millis(2_500),
+        });
+        let d = s.get_error_details();
+        assert_eq!(d.error_info().unwrap().reason, "RATE_LIMITED");
+        assert_eq!(
+            d.retry_info().unwrap().retry_delay,
+            Some(Duration::from_millis(2_500))
+        );
+        let d = to_status(Error::Unavailable).get_error_details();
+        assert_eq!(d.retry_info().unwrap().retry_delay, Some(UNAVAILABLE_RETRY));
+        let d = to_status(Error::conflict(ConflictKind::LastAdmin, "last")).get_error_details();
+        assert_eq!(d.error_info().unwrap().metadata["conflict"], "last_admin");
+    }
+
+    /// A layer of the previous release answers with the metadata alone: still understood.
+    #[test]
+    fn metadata_of_the_previous_release_is_still_read() {
+        let cases = vec![
+            Error::validation("email", "must be valid"),
+            Error::conflict(
+                ConflictKind::LastAdmin,
+                "the last active admin cannot be deleted",
+            ),
+            Error::Locked {
+                retry_after: Duration::from_millis(29_500),
+            },
+            Error::NotFound,
+        ];
+        for e in cases {
+            let text = format!("{e:?}");
+            let full = to_status(e);
+            let mut old = Status::new(full.code(), full.message());
+            for key in [ERROR_CODE, ERROR_DETAILS] {
+                if let Some(v) = full.metadata().get(key) {
+                    old.metadata_mut().insert(key, v.clone());
+                }
+            }
+            assert!(old.get_error_details().error_info().is_none());
+            assert_eq!(format!("{:?}", to_error(old)), text);
         }
     }
 

@@ -13,7 +13,7 @@ use domain::{
     AuditPage, Caller, ConflictKind, CreateUserInput, Email, Error, FieldErrors, Password,
     PasswordChange, PasswordInput, Principal, RawAuditQuery, RawUserQuery, RequestContext, Result,
     RevokeReason, Role, Status, User, UserChange, UserCredentials, UserDeletion, UserId, UserPage,
-    UserPatch, UserService, UserUpdate, parse_avatar_url, parse_name, parse_phone,
+    UserPatch, UserService, UserUpdate,
 };
 
 use crate::audit::{Event, SUCCESS, mask_email};
@@ -236,7 +236,7 @@ impl UserService for Users {
         let own = who.user_id == id;
         let mut errs = FieldErrors::new();
         let mut update = UserUpdate::default();
-        let mut fields: Vec<&str> = Vec::new();
+        let fields = patch.touched();
         if patch.current_password.as_deref() == Some("") {
             errs.add("current_password", "must not be empty");
         }
@@ -244,18 +244,8 @@ impl UserService for Users {
             update.email = errs
                 .check("email", Email::parse(email))
                 .map(Email::into_inner);
-            fields.push("email");
         }
-        type Parse = fn(Option<&str>) -> std::result::Result<Option<String>, String>;
-        let mut optional = |field: &'static str, value: &Option<Option<String>>, parse: Parse| {
-            let value = value.as_ref()?;
-            fields.push(field);
-            errs.check(field, parse(value.as_deref()))
-        };
-        update.first_name = optional("first_name", &patch.first_name, parse_name);
-        update.last_name = optional("last_name", &patch.last_name, parse_name);
-        update.phone = optional("phone", &patch.phone, parse_phone);
-        update.avatar_url = optional("avatar_url", &patch.avatar_url, parse_avatar_url);
+        patch.validate_profile(&mut errs, &mut update);
         errs.into_result()?;
 
         let core = &self.core;

@@ -87,9 +87,11 @@ pub async fn get_user(
         (status = 200, description = "Updated", body = EnvelopeDoc<User>),
         (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
         (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+        (status = 403, description = "Changing your own email address: the current password is incorrect", body = ErrorEnvelopeDoc),
         (status = 404, description = "No such user (or not yours)", body = ErrorEnvelopeDoc),
         (status = 409, description = "Email taken", body = ErrorEnvelopeDoc),
         (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
+        (status = 423, description = "Locked after repeated wrong current passwords", body = ErrorEnvelopeDoc),
     ))]
 pub async fn replace_user(
     State(state): State<AppState>,
@@ -109,9 +111,11 @@ pub async fn replace_user(
         (status = 200, description = "Updated", body = EnvelopeDoc<User>),
         (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
         (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+        (status = 403, description = "Changing your own email address: the current password is incorrect", body = ErrorEnvelopeDoc),
         (status = 404, description = "No such user (or not yours)", body = ErrorEnvelopeDoc),
         (status = 409, description = "Email taken", body = ErrorEnvelopeDoc),
         (status = 413, description = "Body above 64 KiB", body = ErrorEnvelopeDoc),
+        (status = 423, description = "Locked after repeated wrong current passwords", body = ErrorEnvelopeDoc),
     ))]
 pub async fn patch_user(
     State(state): State<AppState>,

@@ -178,34 +178,26 @@ page!(UserPage => v1::ListUsersResponse, AuditPage => v1::ListAuditEventsRespons
 // ---- profile updates: PUT and PATCH through one message and a field mask -------------------
 
 /// The paths an `UpdateUserRequest.update_mask` may name.
-pub const UPDATE_PATHS: [&str; 5] = ["email", "first_name", "last_name", "phone", "avatar_url"];
+pub const UPDATE_PATHS: &[&str] = domain::PATCHABLE_FIELDS;
 
 /// `UserPatch` → `UpdateUserRequest`. Always sends an `update_mask` naming exactly the fields the
 /// patch touches (PATCH semantics), so `Some(None)` (clear) survives the trip: the path is named
 /// and its value absent. A patch touching every field is therefore a PUT as well.
 pub fn update_user_request(id: UserId, patch: UserPatch) -> v1::UpdateUserRequest {
-    let touched = [
-        ("email", patch.email.is_some()),
-        ("first_name", patch.first_name.is_some()),
-        ("last_name", patch.last_name.is_some()),
-        ("phone", patch.phone.is_some()),
-        ("avatar_url", patch.avatar_url.is_some()),
-    ];
-    let paths = touched
-        .iter()
-        .filter(|(_, t)| *t)
-        .map(|(p, _)| (*p).to_owned())
-        .collect();
-    v1::UpdateUserRequest {
-        id: id.to_string(),
-        email: patch.email,
-        first_name: patch.first_name.flatten(),
-        last_name: patch.last_name.flatten(),
-        phone: patch.phone.flatten(),
-        avatar_url: patch.avatar_url.flatten(),
-        update_mask: Some(prost_types::FieldMask { paths }),
-        current_password: patch.current_password,
+    let paths = patch.touched().into_iter().map(str::to_owned).collect();
+    let values = patch.profile_values();
+    macro_rules! update_request {
+        ($($field:ident: $parse:path = $sample:literal),* $(,)?) => {
+            v1::UpdateUserRequest {
+                id: id.to_string(),
+                email: patch.email,
+                $($field: values.$field,)*
+                update_mask: Some(prost_types::FieldMask { paths }),
+                current_password: patch.current_password,
+            }
+        };
     }
+    domain::with_profile_fields!(update_request)
 }
 
 /// `UpdateUserRequest` → (user id, `UserPatch`).
@@ -242,14 +234,18 @@ pub fn update_user_from_request(r: v1::UpdateUserRequest) -> Result<(UserId, Use
             },
         );
     }
+    macro_rules! values {
+        ($($field:ident: $parse:path = $sample:literal),* $(,)?) => {
+            domain::ProfileValues { $($field: r.$field,)* }
+        };
+    }
+    let values = domain::with_profile_fields!(values);
     let patch = UserPatch {
         current_password: r.current_password,
         email: r.email.filter(|_| named("email")),
-        first_name: named("first_name").then_some(r.first_name),
-        last_name: named("last_name").then_some(r.last_name),
-        phone: named("phone").then_some(r.phone),
-        avatar_url: named("avatar_url").then_some(r.avatar_url),
-    };
+        ..UserPatch::default()
+    }
+    .masked(named, values);
     errs.into_result()?;
     let id = id.ok_or_else(|| Error::validation("id", "must be a UUID"))?;
     Ok((id, patch))
