@@ -12,11 +12,36 @@ use crate::model::{Role, SessionId, Timestamp, User, UserId};
 use crate::pagination::{RawUserQuery, UserPage};
 
 /// Facts about the call that the audit log and sessions record. Never used for authorization.
+/// Built with [`RequestContext::new`], which applies the rules every entry point shares.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestContext {
     pub request_id: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+}
+
+/// The longest user agent recorded (characters); a longer one is cut.
+pub const MAX_USER_AGENT: usize = 255;
+
+/// A request id a caller may choose: 1 to 128 characters of `[A-Za-z0-9._-]`.
+pub fn is_sane_request_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+impl RequestContext {
+    /// The facts of one request as every entry point (REST, public gRPC, the internal port)
+    /// records them: the request id only when sane, the client address, the user agent cut at
+    /// [`MAX_USER_AGENT`] characters.
+    pub fn new(request_id: Option<String>, ip: Option<String>, user_agent: Option<&str>) -> Self {
+        Self {
+            request_id: request_id.filter(|id| is_sane_request_id(id)),
+            ip,
+            user_agent: user_agent.map(|s| s.chars().take(MAX_USER_AGENT).collect()),
+        }
+    }
 }
 
 /// An authenticated caller, taken from a verified access token whose session is live.

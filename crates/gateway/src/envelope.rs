@@ -1,8 +1,9 @@
 //! The response envelope of the API contract and the request id that every envelope carries.
 //!
 //! The request id middleware runs outermost: it accepts a sane caller `X-Request-Id` or makes a
-//! new one, scopes it as a task-local for the whole request (so envelopes built anywhere below can
-//! read it), opens the tracing span every log line of the request inherits, and echoes it.
+//! new one, scopes it as the request id in scope for the whole request (`rpc::context`, the one
+//! task-local every layer uses: envelopes built anywhere below read it, gRPC calls to the layer
+//! below carry it), opens the tracing span every log line of the request inherits, and echoes it.
 use axum::Json;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
@@ -13,10 +14,6 @@ use tracing::Instrument;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-tokio::task_local! {
-    static REQUEST_ID: RequestId;
-}
-
 /// The id of the request being served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
@@ -24,19 +21,11 @@ pub struct RequestId(pub String);
 impl RequestId {
     /// The id of the request this task serves (a fresh one outside any request).
     pub fn current() -> String {
-        REQUEST_ID
-            .try_with(|id| id.0.clone())
-            .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string())
+        rpc::context::request_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
     }
 }
 
-/// `≤ 128 chars of [A-Za-z0-9._-]`.
-pub fn is_sane_request_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
+pub use domain::is_sane_request_id;
 
 pub async fn request_id_middleware(mut req: Request, next: Next) -> Response {
     let id = req
@@ -61,9 +50,8 @@ pub async fn request_id_middleware(mut req: Request, next: Next) -> Response {
     );
     // Part of the trace the client sent in `traceparent`, if any (and tracing is on).
     rpc::trace::Parent::of(req.headers()).adopt(&span);
-    let mut resp = REQUEST_ID
-        .scope(RequestId(id.clone()), next.run(req).instrument(span))
-        .await;
+    let mut resp =
+        rpc::context::with_request_id(Some(id.clone()), next.run(req).instrument(span)).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }

@@ -199,19 +199,11 @@ impl FromRequestParts<AppState> for Client {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         let ip = peer.map(|p| state.client_ip(p, parts.headers.get_all("x-forwarded-for").iter()));
-        let user_agent = parts
-            .headers
-            .get(USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(255).collect());
+        let user_agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
         Ok(Client {
             ip,
-            ctx: RequestContext {
-                request_id,
-                ip: ip.map(|i| i.to_string()),
-                user_agent,
-            },
+            ctx: RequestContext::new(request_id, ip.map(|i| i.to_string()), user_agent),
         })
     }
 }

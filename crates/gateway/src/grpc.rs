@@ -39,9 +39,6 @@ pub const MESSAGE_LIMIT: usize = crate::BODY_LIMIT;
 /// How often the health service's status follows the layers' readiness.
 pub const READINESS_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Longest user agent recorded (as REST).
-const MAX_USER_AGENT: usize = 255;
-
 /// The public port's caller policy: bearer tokens, peer addresses, rate limits, cache upkeep.
 #[derive(Clone)]
 pub struct BearerPrincipal {
@@ -76,15 +73,13 @@ impl PrincipalSource for BearerPrincipal {
     }
 
     fn context(&self, call: &Call<'_>) -> RequestContext {
-        RequestContext {
-            request_id: Some(request_id_or_new(call.metadata)),
-            ip: self.client_ip(call).map(|ip| ip.to_string()),
-            user_agent: call
-                .metadata
+        RequestContext::new(
+            Some(request_id_or_new(call.metadata)),
+            self.client_ip(call).map(|ip| ip.to_string()),
+            call.metadata
                 .get("user-agent")
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.chars().take(MAX_USER_AGENT).collect()),
-        }
+                .and_then(|v| v.to_str().ok()),
+        )
     }
 
     async fn admit(&self, kind: Throttled, ctx: &RequestContext) -> Result<()> {

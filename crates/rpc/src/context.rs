@@ -22,11 +22,6 @@ pub async fn with_request_id<F: Future>(id: Option<String>, f: F) -> F::Output {
 pub fn from_metadata(md: &tonic::metadata::MetadataMap) -> Option<String> {
     md.get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|s| {
-            !s.is_empty()
-                && s.len() <= 128
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        })
+        .filter(|s| domain::is_sane_request_id(s))
         .map(str::to_owned)
 }

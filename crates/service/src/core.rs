@@ -298,7 +298,8 @@ impl Core {
             user_id,
             credential_version,
             refresh_token_hash: crypto::sha256_hex(&refresh_token),
-            user_agent: ctx.user_agent.as_deref().map(|s| truncate(s, 255)),
+            // Already cut to `domain::MAX_USER_AGENT` where the request came in.
+            user_agent: ctx.user_agent.clone(),
             ip: ctx.ip.as_deref().map(|s| truncate(s, 64)),
             created_at: now,
             expires_at,

@@ -12,9 +12,6 @@ use super::{Call, PrincipalSource};
 pub const CLIENT_IP: &str = "x-arcana-client-ip";
 pub const USER_AGENT: &str = "x-arcana-user-agent";
 
-/// Longest user agent recorded (as REST).
-const MAX_USER_AGENT: usize = 255;
-
 /// The caller's sane `x-request-id`, else a fresh id.
 pub fn request_id_or_new(md: &MetadataMap) -> String {
     crate::context::from_metadata(md).unwrap_or_else(|| Uuid::new_v4().to_string())
@@ -102,13 +99,13 @@ impl PrincipalSource for VerifiedPrincipal {
 
 /// The request facts a gateway forwards (request id, else a fresh one; client ip; user agent).
 fn forwarded_context(md: &MetadataMap) -> RequestContext {
-    RequestContext {
-        request_id: Some(request_id_or_new(md)),
-        ip: text(md, CLIENT_IP)
+    RequestContext::new(
+        Some(request_id_or_new(md)),
+        text(md, CLIENT_IP)
             .and_then(|v| v.parse::<IpAddr>().ok())
             .map(|ip| ip.to_string()),
-        user_agent: text(md, USER_AGENT).map(|v| v.chars().take(MAX_USER_AGENT).collect()),
-    }
+        text(md, USER_AGENT),
+    )
 }
 
 /// The policy of an internal service that acts for no caller (the gateway's session checks):
@@ -134,7 +131,7 @@ pub fn forward(md: &mut MetadataMap, ctx: Option<&RequestContext>, token: Option
         // Metadata values are visible ASCII; anything else is replaced (facts for the log only).
         let clean: String = value
             .chars()
-            .take(MAX_USER_AGENT)
+            .take(domain::MAX_USER_AGENT)
             .map(|c| {
                 if c == ' ' || c.is_ascii_graphic() {
                     c
