@@ -64,7 +64,10 @@ fn token_error(r: &Resp) -> String {
 async fn whole_flow(mode: Mode, backend: Backend) {
     let smtp = SmtpServer::start().await;
     let Some(app) = start(mode, backend, &smtp).await else {
-        eprintln!("SKIPPED {backend:?}: database not configured");
+        repository::testing::skipped(
+            &format!("whole_flow {backend:?}"),
+            "database not configured",
+        );
         return;
     };
     let name = "recoverer";

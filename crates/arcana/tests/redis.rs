@@ -1,7 +1,8 @@
 //! Several gateways sharing Redis (ARCANA_REDIS_URL): rate limits held in total, revocations
 //! reaching every replica at once, and Redis failing open (its own server, killed and brought
 //! back). Real processes, real Redis: the shared server of ARCANA_TEST_REDIS_URL (each test under
-//! its own key prefix) or one the test starts. Without ARCANA_TEST_REDIS_URL these print SKIPPED.
+//! its own key prefix) or one the test starts. Without ARCANA_TEST_REDIS_URL these print SKIPPED
+//! (and fail with `CI` set).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 
@@ -73,7 +74,10 @@ async fn let_through(gateways: &[&Rest], client_ip: &str, n: usize) -> usize {
 #[tokio::test]
 async fn two_gateways_hold_the_limit_in_total() {
     let Some(redis) = redis_url() else {
-        eprintln!("SKIPPED two_gateways_hold_the_limit_in_total: ARCANA_TEST_REDIS_URL not set");
+        repository::testing::skipped(
+            "two_gateways_hold_the_limit_in_total",
+            "ARCANA_TEST_REDIS_URL not set",
+        );
         return;
     };
     let mut app = layered(&redis, 6).await;
@@ -112,7 +116,10 @@ async fn until_refused(rest: &Rest, token: &str) -> Duration {
 #[tokio::test]
 async fn a_revocation_on_one_gateway_is_refused_on_the_other_at_once() {
     let Some(redis) = redis_url() else {
-        eprintln!("SKIPPED a_revocation_on_one_gateway_…: ARCANA_TEST_REDIS_URL not set");
+        repository::testing::skipped(
+            "a_revocation_on_one_gateway_…",
+            "ARCANA_TEST_REDIS_URL not set",
+        );
         return;
     };
     let mut app = layered(&redis, 0).await;
@@ -197,7 +204,7 @@ impl Drop for OwnRedis {
 #[tokio::test]
 async fn redis_down_fails_open_and_sharing_comes_back() {
     if redis_url().is_none() {
-        eprintln!("SKIPPED redis_down_fails_open_…: ARCANA_TEST_REDIS_URL not set");
+        repository::testing::skipped("redis_down_fails_open_…", "ARCANA_TEST_REDIS_URL not set");
         return;
     }
     let mut redis = OwnRedis::start(testkit::free_port());
@@ -274,7 +281,7 @@ async fn redis_down_fails_open_and_sharing_comes_back() {
 #[tokio::test]
 async fn the_shared_user_cache_follows_every_write() {
     let Some(redis) = redis_url() else {
-        eprintln!("SKIPPED the_shared_user_cache_…: ARCANA_TEST_REDIS_URL not set");
+        repository::testing::skipped("the_shared_user_cache_…", "ARCANA_TEST_REDIS_URL not set");
         return;
     };
     let prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());

@@ -2248,7 +2248,8 @@ fn kill_server_connections(backend: Backend, url: &str) {
 async fn dropped_server_connections_are_replaced(backend: Backend) {
     let Some(t) = repository::testing::TestDb::from_env(backend) else {
         let reason = repository::testing::TestDb::skip_reason(backend).unwrap_or_default();
-        println!("SKIPPED dropped_server_connections_are_replaced on {backend}: {reason}");
+        let test = format!("dropped_server_connections_are_replaced on {backend}");
+        repository::testing::skipped(&test, &reason);
         return;
     };
     let db = t.db().clone();

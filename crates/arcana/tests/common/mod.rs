@@ -201,13 +201,13 @@ macro_rules! backends {
         mod postgres { use super::*; $( #[tokio::test] async fn $name() {
             match TestApp::start(Backend::Postgres).await {
                 Some(app) => super::$name(app).await,
-                None => eprintln!("SKIPPED postgres::{}: ARCANA_TEST_POSTGRES_URL not set", stringify!($name)),
+                None => repository::testing::skipped(concat!("postgres::", stringify!($name)), "ARCANA_TEST_POSTGRES_URL not set"),
             }
         } )* }
         mod mysql { use super::*; $( #[tokio::test] async fn $name() {
             match TestApp::start(Backend::Mysql).await {
                 Some(app) => super::$name(app).await,
-                None => eprintln!("SKIPPED mysql::{}: ARCANA_TEST_MYSQL_URL not set or mysql feature off", stringify!($name)),
+                None => repository::testing::skipped(concat!("mysql::", stringify!($name)), "ARCANA_TEST_MYSQL_URL not set or mysql feature off"),
             }
         } )* }
         mod layered { use super::*; $( #[tokio::test] async fn $name() {

@@ -30,7 +30,8 @@ use uuid::Uuid;
 /// - every body in `database` takes a `Database` (it needs what only the diesel adapter has) and
 ///   runs per backend only.
 ///
-/// A backend that is not configured prints `SKIPPED <test>: <reason>` and passes.
+/// A backend that is not configured prints `SKIPPED <test>: <reason>` and passes (fails with
+/// `CI` set: see `repository::testing::skipped`).
 #[macro_export]
 macro_rules! contract_tests {
     (ports: [$($port:ident),* $(,)?], database: [$($db:ident),* $(,)?] $(,)?) => {
@@ -84,7 +85,7 @@ where
 {
     let Some(t) = TestDb::from_env(backend) else {
         let reason = TestDb::skip_reason(backend).unwrap_or_default();
-        println!("SKIPPED {test}: {reason}");
+        repository::testing::skipped(test, &reason);
         return;
     };
     assert_eq!(t.db().backend(), backend);
