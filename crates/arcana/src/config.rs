@@ -95,6 +95,22 @@ pub struct JwtArgs {
     pub jwt_audience: String,
 }
 
+/// What a process holding the service layer is configured with (the monolith and the service
+/// binaries flatten it into their flags).
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub bootstrap: BootstrapArgs,
+    #[command(flatten)]
+    pub mail: MailArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+}
+
 /// The admin a fresh installation starts with (processes that hold the user context create it
 /// on start when no active admin exists).
 #[derive(Debug, Clone, Args)]

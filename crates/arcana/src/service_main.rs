@@ -5,11 +5,8 @@
 // decided by the name Cargo builds it under (no flags).
 use std::net::SocketAddr;
 
-use arcana::config::{
-    AuthArgs, BootstrapArgs, DataArgs, InternalArgs, JwtArgs, MailArgs, OpsArgs, ProcessArgs,
-    RedisArgs, describe, parse_args,
-};
-use arcana::layers::service::{self, Contexts};
+use arcana::config::{DataArgs, InternalArgs, OpsArgs, ProcessArgs, ServiceArgs, parse_args};
+use arcana::layers::service::{self, Contexts, ServiceLayer};
 use arcana::runtime::{self, Shutdown};
 use clap::Parser;
 
@@ -26,15 +23,7 @@ struct Cli {
     #[command(flatten)]
     log: ProcessArgs,
     #[command(flatten)]
-    jwt: JwtArgs,
-    #[command(flatten)]
-    auth: AuthArgs,
-    #[command(flatten)]
-    bootstrap: BootstrapArgs,
-    #[command(flatten)]
-    mail: MailArgs,
-    #[command(flatten)]
-    redis: RedisArgs,
+    service: ServiceArgs,
     #[command(flatten)]
     internal: InternalArgs,
     #[command(flatten)]
@@ -65,29 +54,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     )?);
     // Every context verifies the access token its callers forward (the user context needs only
     // the public keys); only the auth context signs tokens, the user context never issues one.
-    let jwt_keys = cli.jwt.keys(None)?;
-    let verify = service::token_check(&jwt_keys, &cli.jwt);
-    let keys = if CONTEXTS.auth() {
-        jwt_keys
-    } else {
-        crypto::JwtKeys::hs256(crypto::new_refresh_token().as_bytes()).map_err(describe)?
-    };
-    let recovery = repos.recovery.clone();
-    service::start_maintenance(repos.maintenance.clone(), &cli.auth);
-    let services = service::build(repos, &cli.auth, &cli.jwt, &cli.mail, &cli.redis, &keys)?;
-    service::bootstrap_admin(services.users.clone(), &cli.bootstrap)?;
-    // Every process holding the service layer delivers the outbox; leases keep replicas (and
-    // the auth and user services of the microservices mode) from sending a mail twice.
-    let mail = service::start_mail_worker(
-        &services,
-        recovery,
-        &cli.mail,
-        cli.data.data_dir.join("mail"),
-    )?;
+    let jwt_keys = cli.service.jwt.keys(None)?;
+    let verify = service::token_check(&jwt_keys, &cli.service.jwt);
+    let signing = CONTEXTS.auth().then_some(&jwt_keys);
+    let layer = ServiceLayer::start(repos, &cli.service, signing, &cli.data.data_dir)?;
+    let services = layer.services;
     runtime::serve_ops(
         &cli.ops,
         env!("CARGO_BIN_NAME"),
-        service::ops_gauges(&services, mail),
+        layer.gauges,
         service::ops_ready(&services, CONTEXTS),
         &shutdown,
     )

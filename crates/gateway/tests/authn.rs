@@ -93,7 +93,7 @@ async fn revoking_one_user_forgets_only_that_users_cached_sessions() {
     let services = service::build(
         Repositories::from_one(db.db().clone()),
         config.clone(),
-        &keys,
+        Some(&keys),
     )
     .unwrap();
     let counting = Arc::new(Counting {

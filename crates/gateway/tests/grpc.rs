@@ -38,7 +38,7 @@ impl Edge {
         let services = service::build(
             Repositories::from_one(db.db().clone()),
             config.clone(),
-            &keys,
+            Some(&keys),
         )
         .unwrap();
         let verifier = Arc::new(keys.verifier(&config.issuer, &config.audience));

@@ -20,7 +20,8 @@ pub(crate) struct Core {
     pub(crate) repos: Repositories,
     pub(crate) config: ServiceConfig,
     pub(crate) hasher: Arc<Hasher>,
-    issuer: TokenIssuer,
+    /// `None` in a process that issues no tokens (no signing key).
+    issuer: Option<TokenIssuer>,
     clock: Arc<dyn Clock>,
     /// A hash of a random password at the current cost: unknown users are verified against it
     /// so that "no such user" takes as long as "wrong password".
@@ -59,7 +60,7 @@ impl Core {
         repos: Repositories,
         config: ServiceConfig,
         hasher: Arc<Hasher>,
-        issuer: TokenIssuer,
+        issuer: Option<TokenIssuer>,
         clock: Arc<dyn Clock>,
         caches: Vec<Arc<dyn crate::cache::UserCache>>,
         mail_queued: Arc<tokio::sync::Notify>,
@@ -331,7 +332,11 @@ impl Core {
         refresh_token: String,
         now: Timestamp,
     ) -> Result<TokenPair> {
-        let (access_token, expires_in) = self.issuer.issue_at(
+        let issuer = self
+            .issuer
+            .as_ref()
+            .ok_or_else(|| Error::internal("this process issues no tokens (no signing key)"))?;
+        let (access_token, expires_in) = issuer.issue_at(
             user.id,
             session_id,
             user.role,

@@ -139,24 +139,29 @@ pub struct Services {
     pub mail_queued: Arc<tokio::sync::Notify>,
 }
 
-/// Assemble the service layer. `keys` must be able to sign (a private key or the HS256
-/// secret). Starts the hash pool and computes the dummy hash used for unknown users.
+/// Assemble the service layer. `signing` must be able to sign (a private key or the HS256
+/// secret) in a process that issues tokens (the auth context); `None` elsewhere (the user
+/// context, admin commands): such a process answers a token request with an internal error
+/// instead of signing with a throwaway key. Starts the hash pool and computes the dummy hash
+/// used for unknown users.
 pub fn build(
     repos: Repositories,
     config: ServiceConfig,
-    keys: &crypto::JwtKeys,
+    signing: Option<&crypto::JwtKeys>,
 ) -> Result<Services> {
-    build_with_clock(repos, config, keys, Arc::new(SystemClock))
+    build_with_clock(repos, config, signing, Arc::new(SystemClock))
 }
 
 /// As [`build`], with the clock the rules read (tests move time forward).
 pub fn build_with_clock(
     repos: Repositories,
     config: ServiceConfig,
-    keys: &crypto::JwtKeys,
+    signing: Option<&crypto::JwtKeys>,
     clock: Arc<dyn Clock>,
 ) -> Result<Services> {
-    let issuer = keys.issuer(&config.issuer, &config.audience)?;
+    let issuer = signing
+        .map(|keys| keys.issuer(&config.issuer, &config.audience))
+        .transpose()?;
     let mut repos = repos;
     // With the shared store every replica sees every write at once; the in-process store is
     // used only without one (on top it would bring back its 2 s window).

@@ -43,7 +43,7 @@ impl TestApp {
         let services = service::build(
             service::Repositories::from_one(db.db().clone()),
             config.clone(),
-            &keys,
+            Some(&keys),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let state = gateway::AppState::new(

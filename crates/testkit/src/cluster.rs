@@ -19,8 +19,9 @@ pub const ADMIN_USER: &str = "root-admin";
 pub const ADMIN_EMAIL: &str = "root@example.com";
 pub const ADMIN_PASSWORD: &str = "AdminPass123";
 
-/// How the platform is deployed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the platform is deployed: what the black-box tests start, and what the bench measures
+/// (`--modes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     Monolith,
     /// gateway → service → repository

@@ -18,9 +18,8 @@ pub use testkit::cluster::{ADMIN_PASSWORD, ADMIN_USER};
 pub enum Kind {
     AxumHello,
     TonicHello,
-    Monolith,
-    Layered,
-    Microservices,
+    /// arcana, deployed in one of the modes the black-box tests start.
+    Arcana(Mode),
 }
 
 impl Kind {
@@ -28,9 +27,7 @@ impl Kind {
         match self {
             Kind::AxumHello => "bare axum",
             Kind::TonicHello => "bare tonic",
-            Kind::Monolith => "monolith",
-            Kind::Layered => "layered",
-            Kind::Microservices => "microservices",
+            Kind::Arcana(mode) => mode.name(),
         }
     }
 }
@@ -172,9 +169,7 @@ impl Cluster {
     pub async fn start(kind: Kind, bins: &Bins, rust_log: &str) -> Result<Cluster> {
         let mode = match kind {
             Kind::AxumHello | Kind::TonicHello => return Self::baseline(kind, bins).await,
-            Kind::Monolith => Mode::Monolith,
-            Kind::Layered => Mode::Layered,
-            Kind::Microservices => Mode::Microservices,
+            Kind::Arcana(mode) => mode,
         };
         let opts = testkit::cluster::Options {
             mode,

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use http::{Method, Uri};
 use serde::Serialize;
 use tonic::transport::Channel;
@@ -31,6 +31,7 @@ use tonic::transport::Channel;
 use cluster::{Bins, Cluster, Kind};
 use load::{Identity, Op, Protocol, RssSampler, Sample, Worker};
 use report::{Cpu, Row, RowKind};
+use testkit::cluster::Mode;
 
 /// CPU used by a deployment and by this process between `start` and `finish`.
 struct CpuMeter {
@@ -100,23 +101,6 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Mode {
-    Monolith,
-    Layered,
-    Microservices,
-}
-
-impl Mode {
-    fn kind(self) -> Kind {
-        match self {
-            Mode::Monolith => Kind::Monolith,
-            Mode::Layered => Kind::Layered,
-            Mode::Microservices => Kind::Microservices,
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -330,7 +314,7 @@ async fn run(cli: Cli) -> Result<()> {
         baseline(kind, &bins, &s, &mut rows, false).await?;
     }
     for mode in &cli.modes {
-        run_mode(mode.kind(), &bins, &s, &mut rows).await?;
+        run_mode(Kind::Arcana(*mode), &bins, &s, &mut rows).await?;
     }
     let log = if cli.modes.contains(&Mode::Monolith) {
         Some(logging_cost(&bins, &s, &mut rows).await?)
@@ -751,7 +735,7 @@ async fn logging_cost(bins: &Bins, s: &Settings, rows: &mut Vec<Row>) -> Result<
     eprintln!("logging cost: starting two monoliths (RUST_LOG=info, RUST_LOG=warn)");
     let mut sides = Vec::new();
     for level in ["info", "warn"] {
-        let c = Cluster::start(Kind::Monolith, bins, level).await?;
+        let c = Cluster::start(Kind::Arcana(Mode::Monolith), bins, level).await?;
         let id = register(c.http, 0).await?;
         let workers = (0..s.connections)
             .map(|_| Worker::new(c.http, None, id.clone(), ""))

@@ -5,10 +5,7 @@ use std::io::BufRead;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use arcana::config::{
-    AuthArgs, BootstrapArgs, DbArgs, EdgeArgs, JwtArgs, MailArgs, OpsArgs, ProcessArgs, RedisArgs,
-    describe, secret_env,
-};
+use arcana::config::{DbArgs, EdgeArgs, OpsArgs, ProcessArgs, ServiceArgs, describe, secret_env};
 use arcana::layers;
 use arcana::runtime::{self, Shutdown};
 use clap::{Parser, Subcommand};
@@ -28,15 +25,7 @@ struct Cli {
     #[command(flatten)]
     edge: EdgeArgs,
     #[command(flatten)]
-    jwt: JwtArgs,
-    #[command(flatten)]
-    auth: AuthArgs,
-    #[command(flatten)]
-    bootstrap: BootstrapArgs,
-    #[command(flatten)]
-    mail: MailArgs,
-    #[command(flatten)]
-    redis: RedisArgs,
+    service: ServiceArgs,
     #[command(flatten)]
     ops: OpsArgs,
     #[command(subcommand)]
@@ -98,7 +87,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    match &cli.command {
         Some(Command::Openapi) => {
             println!(
                 "{}",
@@ -139,21 +128,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "no password given (ARCANA_ADMIN_PASSWORD, ARCANA_ADMIN_PASSWORD_FILE or stdin)"
                 );
             }
-            let db = layers::repository::open_database(&cli.db).await?;
-            // Creating a user issues no token: a throwaway signing key is enough.
-            let keys =
-                crypto::JwtKeys::hs256(crypto::new_refresh_token().as_bytes()).map_err(describe)?;
-            let services = layers::service::build(
-                service::Repositories::from_one(db),
-                &cli.auth,
-                &cli.jwt,
-                &cli.mail,
-                &cli.redis,
-                &keys,
-            )?;
+            let services = admin_services(&cli).await?;
             let user = services
                 .users
-                .create_admin(&username, &email, &password)
+                .create_admin(username, email, &password)
                 .await
                 .map_err(describe)?;
             println!("created admin {} ({})", user.username, user.id);
@@ -162,21 +140,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Admin {
             command: AdminCommand::ResetLink { username },
         }) => {
-            let db = layers::repository::open_database(&cli.db).await?;
-            // Issuing a reset link signs nothing: a throwaway key is enough.
-            let keys =
-                crypto::JwtKeys::hs256(crypto::new_refresh_token().as_bytes()).map_err(describe)?;
-            let services = layers::service::build(
-                service::Repositories::from_one(db),
-                &cli.auth,
-                &cli.jwt,
-                &cli.mail,
-                &cli.redis,
-                &keys,
-            )?;
+            let services = admin_services(&cli).await?;
             let link = services
                 .auth
-                .reset_link(&username)
+                .reset_link(username)
                 .await
                 .map_err(|e| match e {
                     domain::Error::NotFound => anyhow::anyhow!("no user {username:?}"),
@@ -189,40 +156,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The service layer over the database, for an admin command: it creates users and mails
+/// links, and signs no token (no key is loaded or made).
+async fn admin_services(cli: &Cli) -> anyhow::Result<service::Services> {
+    let db = layers::repository::open_database(&cli.db).await?;
+    let s = &cli.service;
+    let repos = service::Repositories::from_one(db);
+    layers::service::build(repos, &s.auth, &s.jwt, &s.mail, &s.redis, None)
+}
+
 async fn serve(cli: Cli) -> anyhow::Result<()> {
     let config = layers::gateway::config(&cli.edge)?;
     let shutdown = Shutdown::on_signals(&cli.log);
     let db = layers::repository::open_database(&cli.db).await?;
-    let keys = cli.jwt.keys(Some(&cli.db.data.data_dir))?;
+    let keys = cli.service.jwt.keys(Some(&cli.db.data.data_dir))?;
     let repos = service::Repositories::from_one(db.clone());
-    let recovery = repos.recovery.clone();
-    layers::service::start_maintenance(repos.maintenance.clone(), &cli.auth);
-    let services =
-        layers::service::build(repos, &cli.auth, &cli.jwt, &cli.mail, &cli.redis, &keys)?;
-    layers::service::bootstrap_admin(services.users.clone(), &cli.bootstrap)?;
-    let mail = layers::service::start_mail_worker(
-        &services,
-        recovery,
-        &cli.mail,
-        cli.db.data.data_dir.join("mail"),
+    let layer = layers::service::ServiceLayer::start(
+        repos,
+        &cli.service,
+        Some(&keys),
+        &cli.db.data.data_dir,
     )?;
     // `/metrics` (on the ops listener) also shows what the monolith holds in its process: the
     // pool, the hash queue and the mail outbox (the ops gauges of the layers it embeds).
-    let gauges = [
-        layers::repository::ops_gauges(db),
-        layers::service::ops_gauges(&services, mail),
-    ]
-    .concat();
-    let auth: Arc<dyn domain::AuthService> = services.auth.clone();
-    let users: Arc<dyn domain::UserService> = services.users.clone();
+    let gauges = [layers::repository::ops_gauges(db), layer.gauges].concat();
+    let auth: Arc<dyn domain::AuthService> = layer.services.auth.clone();
+    let users: Arc<dyn domain::UserService> = layer.services.users.clone();
     layers::gateway::serve(
         &cli.edge,
-        &cli.redis,
+        &cli.service.redis,
         &cli.ops,
         config,
         auth,
         users,
-        layers::gateway::verifier(&keys, &cli.jwt),
+        layers::gateway::verifier(&keys, &cli.service.jwt),
         gauges,
         "arcana",
         shutdown,

@@ -8,7 +8,7 @@ use rpc::credential::InternalCredential;
 use secrecy::ExposeSecret;
 
 use crate::config::{
-    AuthArgs, BootstrapArgs, JwtArgs, MailArgs, RedisArgs, WEAK_ITERATIONS, describe,
+    AuthArgs, BootstrapArgs, JwtArgs, MailArgs, RedisArgs, ServiceArgs, WEAK_ITERATIONS, describe,
 };
 use crate::runtime::{Shutdown, bind};
 
@@ -109,9 +109,44 @@ pub fn build(
     jwt: &JwtArgs,
     mail: &MailArgs,
     redis: &RedisArgs,
-    keys: &crypto::JwtKeys,
+    signing: Option<&crypto::JwtKeys>,
 ) -> anyhow::Result<service::Services> {
-    service::build(repos, config(auth, jwt, mail, redis)?, keys).map_err(describe)
+    service::build(repos, config(auth, jwt, mail, redis)?, signing).map_err(describe)
+}
+
+/// The service layer as a process holds it (the monolith, the service binaries): built over
+/// `repos` and its background work started: housekeeping (one replica at a time), the mail
+/// worker (every process holding the layer delivers the outbox; leases keep replicas, and the
+/// auth and user services, from sending a mail twice), the bootstrap admin. `signing`: the key
+/// tokens are signed with, only where they are issued.
+pub struct ServiceLayer {
+    pub services: service::Services,
+    /// The layer's ops gauges (hash queue, mail outbox), for the ops listener.
+    pub gauges: Vec<rpc::ops::GaugeFn>,
+}
+
+impl ServiceLayer {
+    pub fn start(
+        repos: service::Repositories,
+        args: &ServiceArgs,
+        signing: Option<&crypto::JwtKeys>,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let recovery = repos.recovery.clone();
+        start_maintenance(repos.maintenance.clone(), &args.auth);
+        let services = build(
+            repos,
+            &args.auth,
+            &args.jwt,
+            &args.mail,
+            &args.redis,
+            signing,
+        )?;
+        bootstrap_admin(services.users.clone(), &args.bootstrap)?;
+        let mail = start_mail_worker(&services, recovery, &args.mail, data_dir.join("mail"))?;
+        let gauges = ops_gauges(&services, mail);
+        Ok(Self { services, gauges })
+    }
 }
 
 /// Start this process's mail delivery worker over `recovery` (see `service::mail`): SMTP when

@@ -95,7 +95,7 @@ impl TestApp {
         let keys = JwtKeys::hs256(b"service-tests-secret-0123456789abcdef").unwrap();
         let clock = Arc::new(ManualClock::default());
         let services =
-            service::build_with_clock(repos, config.clone(), &keys, clock.clone()).unwrap();
+            service::build_with_clock(repos, config.clone(), Some(&keys), clock.clone()).unwrap();
         Self {
             db,
             auth: services.auth,
