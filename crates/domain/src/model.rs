@@ -649,6 +649,18 @@ impl AuditEvent {
     }
 }
 
+/// An address as the audit log shows it: the first character of the local part and the domain
+/// (`a***@example.com`), enough to recognise one's own, not to harvest.
+pub fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".into(),
+    }
+}
+
 /// JSON text stored as such, written out as the JSON it holds (as text if it is not JSON).
 fn json_text<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     match v.as_deref().map(serde_json::from_str::<serde_json::Value>) {

@@ -154,6 +154,33 @@ pub struct Redemption {
     pub purpose: TokenPurpose,
     pub new_password_hash: Option<String>,
     pub now: Timestamp,
+    /// Written in the redemption's transaction, completed by [`Redemption::audit_records`].
+    pub audit: Vec<crate::AuditEvent>,
+}
+
+impl Redemption {
+    /// The audit events as written for `user`, the account the token was for (as changed):
+    /// each names the user as its subject and, where the owner followed a link mailed to their
+    /// own address (a verification, a revert), as its actor; an `email` placeholder gets the
+    /// account's address, masked.
+    pub fn audit_records(&self, user: &crate::User) -> Vec<crate::AuditEvent> {
+        let own = matches!(
+            self.purpose,
+            TokenPurpose::Verify | TokenPurpose::RevertEmail
+        );
+        self.audit
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                e.subject_id = e.subject_id.or(Some(user.id));
+                if own {
+                    e.actor_id = e.actor_id.or(Some(user.id));
+                }
+                e.fill("email", crate::mask_email(&user.email).into());
+                e
+            })
+            .collect()
+    }
 }
 
 impl fmt::Debug for Redemption {

@@ -8,6 +8,7 @@ use domain::{
     TOKEN_SUPERSEDED, TOKEN_UNKNOWN, TOKEN_USED, Timestamp, TokenIssue, TokenPurpose, User, UserId,
 };
 
+use crate::audit::insert_events;
 use crate::connection::AnyConnection;
 use crate::database::{Database, write_transaction};
 use crate::error::DbError;
@@ -389,41 +390,9 @@ impl RecoveryRepository for Database {
         let now = micros(r.now);
         self.run(move |conn| {
             write_transaction(conn, |conn| {
-                if r.purpose == TokenPurpose::RevertEmail {
-                    return revert_email(conn, &r.token_hash, now);
-                }
-                let (token, user) = live_token(conn, &r, now, true)?;
-                diesel::update(account_tokens::table.find(&token.id))
-                    .set(account_tokens::used_at.eq(Some(now)))
-                    .execute(conn)?;
-                let target = users::table.find(&user.id);
-                match (r.purpose, &r.new_password_hash) {
-                    (TokenPurpose::Reset, Some(hash)) => {
-                        diesel::update(target)
-                            .set((
-                                users::password_hash.eq(hash),
-                                users::credential_version
-                                    .eq(user.credential_version.saturating_add(1)),
-                                users::updated_at.eq(now),
-                            ))
-                            .execute(conn)?;
-                        lockout::clear(conn, &user.id)?;
-                        revoke_sessions(conn, &user.id, RevokeReason::PasswordReset, now, None)?;
-                    }
-                    (TokenPurpose::Reset, None) => {
-                        return Err(Error::validation("new_password", "is required").into());
-                    }
-                    (TokenPurpose::Verify, _) => {
-                        diesel::update(target)
-                            .set((users::is_verified.eq(true), users::updated_at.eq(now)))
-                            .execute(conn)?;
-                    }
-                    (TokenPurpose::RevertEmail, _) => {
-                        return Err(Error::internal("revert tokens are email changes").into());
-                    }
-                }
-                let row: UserRow = target.select(UserRow::as_select()).get_result(conn)?;
-                row.into_user()
+                let user = redeem(conn, &r, now)?;
+                insert_events(conn, &r.audit_records(&user))?;
+                Ok(user)
             })
         })
         .await
@@ -628,4 +597,42 @@ impl RecoveryRepository for Database {
         })
         .await
     }
+}
+
+/// Spend the token of `r` in the caller's transaction and apply its change: the user as changed.
+fn redeem(conn: &mut AnyConnection, r: &Redemption, now: i64) -> Result<User, DbError> {
+    if r.purpose == TokenPurpose::RevertEmail {
+        return revert_email(conn, &r.token_hash, now);
+    }
+    let (token, user) = live_token(conn, r, now, true)?;
+    diesel::update(account_tokens::table.find(&token.id))
+        .set(account_tokens::used_at.eq(Some(now)))
+        .execute(conn)?;
+    let target = users::table.find(&user.id);
+    match (r.purpose, &r.new_password_hash) {
+        (TokenPurpose::Reset, Some(hash)) => {
+            diesel::update(target)
+                .set((
+                    users::password_hash.eq(hash),
+                    users::credential_version.eq(user.credential_version.saturating_add(1)),
+                    users::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            lockout::clear(conn, &user.id)?;
+            revoke_sessions(conn, &user.id, RevokeReason::PasswordReset, now, None)?;
+        }
+        (TokenPurpose::Reset, None) => {
+            return Err(Error::validation("new_password", "is required").into());
+        }
+        (TokenPurpose::Verify, _) => {
+            diesel::update(target)
+                .set((users::is_verified.eq(true), users::updated_at.eq(now)))
+                .execute(conn)?;
+        }
+        (TokenPurpose::RevertEmail, _) => {
+            return Err(Error::internal("revert tokens are email changes").into());
+        }
+    }
+    let row: UserRow = target.select(UserRow::as_select()).get_result(conn)?;
+    row.into_user()
 }

@@ -27,6 +27,7 @@ contract_tests!(
         an_email_change_keeps_the_old_address_for_resets_and_its_revert,
         a_mail_whose_link_expired_is_given_up_never_sent,
         mails_are_limited_per_recipient_and_domain,
+        a_redemption_is_audited_in_its_transaction,
     ],
     database: [],
 );
@@ -74,6 +75,7 @@ fn issue(token: NewAccountToken, mail: Option<OutgoingMail>) -> TokenIssue {
 
 fn redeem(secret: char, purpose: TokenPurpose, new_hash: Option<&str>, now: i64) -> Redemption {
     Redemption {
+        audit: Vec::new(),
         token_hash: hash(secret),
         purpose,
         new_password_hash: new_hash.map(str::to_owned),
@@ -620,6 +622,7 @@ async fn an_email_change_keeps_the_old_address_for_resets_and_its_revert(db: Rep
     );
     // The verification token for the new address works.
     let redeem = |secret: char, purpose: TokenPurpose, now: i64| Redemption {
+        audit: Vec::new(),
         token_hash: hash(secret),
         purpose,
         new_password_hash: None,
@@ -766,4 +769,66 @@ async fn mails_are_limited_per_recipient_and_domain(db: Repos) {
     assert!(send("b8", "victim@bombed.example", 21, None).await);
     let stats = db.recovery.outbox_stats().await.unwrap();
     assert_eq!(stats.pending, 6);
+}
+
+fn audit_event(action: &str, details: &str) -> domain::AuditEvent {
+    domain::AuditEvent {
+        id: Uuid::now_v7(),
+        at: at(1),
+        actor_id: None,
+        subject_id: None,
+        r#type: action.into(),
+        outcome: "success".into(),
+        ip: None,
+        request_id: None,
+        details: Some(details.into()),
+    }
+}
+
+/// The redemption and its audit event are one transaction: the event names the user (its
+/// subject, and its actor when the owner followed the link), and a failure at the last step
+/// leaves the token unspent and the password unchanged.
+async fn a_redemption_is_audited_in_its_transaction(db: Repos) {
+    let u = db.users.create(new_user("audited")).await.unwrap();
+    for (secret, purpose) in [('r', TokenPurpose::Reset), ('v', TokenPurpose::Verify)] {
+        let t = token(&u, purpose, secret, 0, 10);
+        assert!(db.recovery.issue_token(issue(t, None)).await.unwrap());
+    }
+    // An event id already stored: the redemption fails at its last step.
+    let taken = audit_event("test.already_stored", "{}");
+    db.audit.record(taken.clone()).await.unwrap();
+    let mut failing = redeem('r', TokenPurpose::Reset, Some("pbkdf2:new"), 20);
+    failing.audit = vec![taken];
+    db.recovery.redeem_token(failing).await.unwrap_err();
+    let creds = db
+        .users
+        .find_credentials_by_id(u.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(creds.password_hash, "pbkdf2:new", "rolled back");
+
+    let mut reset = redeem('r', TokenPurpose::Reset, Some("pbkdf2:new"), 21);
+    reset.audit = vec![audit_event("auth.password_reset", "{}")];
+    db.recovery.redeem_token(reset).await.unwrap();
+    let mut verify = redeem('v', TokenPurpose::Verify, None, 22);
+    verify.audit = vec![audit_event("auth.email_verified", r#"{"email":""}"#)];
+    db.recovery.redeem_token(verify).await.unwrap();
+    let query = domain::AuditQuery {
+        user_id: Some(u.id),
+        ..domain::AuditQuery::default()
+    };
+    let events = db.audit.list_events(&query).await.unwrap().items;
+    let find = |t: &str| events.iter().find(|e| e.r#type == t).unwrap().clone();
+    let reset = find("auth.password_reset");
+    assert_eq!((reset.subject_id, reset.actor_id), (Some(u.id), None));
+    let verified = find("auth.email_verified");
+    assert_eq!(
+        (verified.subject_id, verified.actor_id),
+        (Some(u.id), Some(u.id))
+    );
+    assert_eq!(
+        verified.details.as_deref(),
+        Some(r#"{"email":"a***@example.com"}"#)
+    );
 }

@@ -13,17 +13,7 @@ pub(crate) struct Event {
     details: Map<String, Value>,
 }
 
-/// An address as the audit log shows it: the first character of the local part and the domain
-/// (`a***@example.com`), enough to recognise one's own, not to harvest.
-pub(crate) fn mask_email(email: &str) -> String {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            let first: String = local.chars().take(1).collect();
-            format!("{first}***@{domain}")
-        }
-        None => "***".into(),
-    }
-}
+pub(crate) use domain::mask_email;
 
 pub(crate) const SUCCESS: &str = "success";
 pub(crate) const FAILURE: &str = "failure";

@@ -16,7 +16,7 @@ use domain::{
     VerifyEmailInput,
 };
 
-use crate::audit::{Event, FAILURE, SUCCESS, mask_email};
+use crate::audit::{Event, FAILURE, SUCCESS};
 use crate::auth::Auth;
 use crate::core::{Core, chrono_duration};
 use crate::hasher::Priority;
@@ -359,6 +359,7 @@ fn link_redemption(token: &str, purpose: TokenPurpose, now: Timestamp) -> Result
         purpose,
         new_password_hash: None,
         now,
+        audit: Vec::new(),
     })
 }
 
@@ -448,11 +449,15 @@ impl Auth {
         let (Some(token_hash), Some(password)) = (hash, password) else {
             return Err(Error::internal("validated fields missing"));
         };
+        // One transaction: the token spent, the password set, every session revoked, the audit
+        // event (whose subject the repository fills in).
+        let event = Event::new("auth.password_reset", SUCCESS);
         let mut redemption = Redemption {
             token_hash,
             purpose: TokenPurpose::Reset,
             new_password_hash: None,
             now: core.now(),
+            audit: core.records(ctx, vec![event]),
         };
         // A read first: a bogus, used or expired token costs no password hash.
         let redeemed = async {
@@ -467,11 +472,6 @@ impl Auth {
             Err(e) => return Err(core.token_refused(ctx, "auth.password_reset", e).await),
         };
         core.forget_user(user.id).await;
-        core.audit(
-            ctx,
-            Event::new("auth.password_reset", SUCCESS).subject(user.id),
-        )
-        .await;
         Ok(user.id)
     }
 
@@ -481,11 +481,10 @@ impl Auth {
         input: VerifyEmailInput,
     ) -> Result<User> {
         let core = &self.core;
-        let redemption = link_redemption(&input.token, TokenPurpose::Verify, core.now())?;
+        let mut redemption = link_redemption(&input.token, TokenPurpose::Verify, core.now())?;
+        redemption.audit = core.records(ctx, vec![Event::new("auth.email_verified", SUCCESS)]);
         let user = core.repos.recovery.redeem_token(redemption).await?;
         core.forget_user(user.id).await;
-        core.audit(ctx, Event::new("auth.email_verified", SUCCESS).own(user.id))
-            .await;
         Ok(user)
     }
 
@@ -495,20 +494,17 @@ impl Auth {
         input: VerifyEmailInput,
     ) -> Result<User> {
         let core = &self.core;
-        let redemption = link_redemption(&input.token, TokenPurpose::RevertEmail, core.now())?;
+        let mut redemption = link_redemption(&input.token, TokenPurpose::RevertEmail, core.now())?;
+        // The masked address restored is filled in by the repository.
+        let event = Event::new("user.email_reverted", SUCCESS)
+            .detail("email", "")
+            .detail("sessions_revoked", true);
+        redemption.audit = core.records(ctx, vec![event]);
         let user = match core.repos.recovery.redeem_token(redemption).await {
             Ok(user) => user,
             Err(e) => return Err(core.token_refused(ctx, "user.email_reverted", e).await),
         };
         core.forget_user(user.id).await;
-        core.audit(
-            ctx,
-            Event::new("user.email_reverted", SUCCESS)
-                .own(user.id)
-                .detail("email", mask_email(&user.email))
-                .detail("sessions_revoked", true),
-        )
-        .await;
         Ok(user)
     }
 

@@ -72,7 +72,7 @@ message!(OutgoingMail => pb::OutgoingMail {
 });
 message!(MailLimit => pb::MailLimit { since, per_recipient, per_domain });
 message!(TokenIssue => pb::TokenIssue { token, mail, throttle_since, throttle_max });
-message!(Redemption => pb::Redemption { token_hash, purpose, new_password_hash, now });
+message!(Redemption => pb::Redemption { token_hash, purpose, new_password_hash, now, audit });
 message!(MailClaim => pb::MailClaim { worker, now, lease, limit });
 message!(QueuedMail => pb::QueuedMail {
     id, recipient, subject, text_body, html_body, attempts, created_at,
