@@ -3,7 +3,6 @@
 //! through it are read back at once, a read that raced a write is not kept, and writes made
 //! elsewhere (another replica) show within the cache's lifetime.
 #![allow(clippy::unwrap_used, clippy::panic)]
-mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +20,7 @@ use service::shared_cache::Shared;
 use tokio::sync::Semaphore;
 
 fn new_user(username: &str) -> NewUser {
-    common::new_user(username, "pbkdf2:sha256:1000$salt$hash")
+    crate::common::new_user(username, "pbkdf2:sha256:1000$salt$hash")
 }
 
 fn rename(first: &str) -> UserUpdate {

@@ -2,7 +2,6 @@
 //! purpose, address and credentials, and the outbox that hands each mail to exactly one worker.
 //! Run on every backend and through the gRPC boundary, like the rest of the contract.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod support;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -14,7 +13,7 @@ use domain::{
 };
 use uuid::Uuid;
 
-use support::*;
+use crate::support::*;
 
 contract_tests!(
     ports: [

@@ -1,8 +1,7 @@
 //! api.md "Users" rules against the real SQLite repository.
 #![allow(clippy::unwrap_used, clippy::panic)]
-mod common;
 
-use common::*;
+use crate::common::*;
 use domain::{
     CreateUserInput, Error, PageInfo, PasswordInput, RawUserQuery, Role, Status, UserPatch,
     UserService,

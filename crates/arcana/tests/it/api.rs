@@ -2,11 +2,9 @@
 //! configured database backend.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use repository::Backend;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -598,7 +596,7 @@ async fn operations_endpoints(app: TestApp) {
     // OpenAPI lists every route; Swagger UI is served
     let doc = app.get("/api-docs/openapi.json", None).await.body;
     let committed: Value =
-        serde_json::from_str(include_str!("../../../docs/openapi.json")).unwrap();
+        serde_json::from_str(include_str!("../../../../docs/openapi.json")).unwrap();
     assert!(
         doc == committed,
         "the served OpenAPI document is not docs/openapi.json"
@@ -940,7 +938,7 @@ async fn wait_status(
     token: Option<&str>,
     status: u16,
     within: Duration,
-) -> common::Resp {
+) -> crate::common::Resp {
     let start = std::time::Instant::now();
     loop {
         let r = app.get(path, token).await;

@@ -3,9 +3,8 @@
 //! database pool, the hash queue, the mail outbox and the build, as the chart's ServiceMonitor
 //! scrapes them; with `ARCANA_METRICS_TOKEN` only a scraper holding it reads `/metrics`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
 
-use common::*;
+use crate::common::*;
 use repository::Backend;
 use reqwest::Method;
 

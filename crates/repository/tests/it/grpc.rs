@@ -3,7 +3,6 @@
 //! the wire.
 // Test code: a failed expectation panics. (clippy's allow-*-in-tests only covers #[test] fns.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,7 +30,7 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use uuid::Uuid;
 
-use support::*;
+use crate::support::*;
 
 const SERVICE: &str = "arcana.internal.v1.RepositoryService";
 

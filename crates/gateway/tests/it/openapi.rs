@@ -5,7 +5,7 @@
 #[test]
 fn the_committed_document_is_the_served_one() {
     let committed: serde_json::Value =
-        serde_json::from_str(include_str!("../../../docs/openapi.json"))
+        serde_json::from_str(include_str!("../../../../docs/openapi.json"))
             .expect("docs/openapi.json is JSON");
     let served = serde_json::to_value(gateway::openapi()).unwrap();
     assert!(

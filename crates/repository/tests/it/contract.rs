@@ -5,8 +5,6 @@
 //! so both adapters keep one contract.
 // Test code: a failed expectation panics. (clippy's allow-*-in-tests only covers #[test] fns.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod commands;
-mod support;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -19,8 +17,8 @@ use domain::{
 use repository::{Backend, Database};
 use uuid::Uuid;
 
-use commands::*;
-use support::*;
+use crate::commands::*;
+use crate::support::*;
 
 contract_tests!(
     ports: [

@@ -3,13 +3,12 @@
 //! in-process services and real SQLite, driven through the client adapters — the same domain
 //! traits a gateway holds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use domain::{
     AuthService, CreateUserInput, Error, LoginInput, PageInfo, PasswordInput, Principal,
     RawUserQuery, RegisterInput, Role, UserPatch, UserService,

@@ -3,11 +3,10 @@
 //! and microservices modes, on SQLite and PostgreSQL; delivery while SMTP is down; the
 //! verified-email requirement; the admin's reset link; the same operations over gRPC.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use repository::Backend;
 use reqwest::Method;
 use rpc::v1::auth_service_client::AuthServiceClient;

@@ -4,12 +4,11 @@
 //! its own key prefix) or one the test starts. Without ARCANA_TEST_REDIS_URL these print SKIPPED
 //! (and fail with `CI` set).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use repository::Backend;
 use serde_json::json;
 use testkit::rest::Rest;

@@ -2,9 +2,7 @@
 //! deployment mode, as real processes. Same rules and error codes as REST.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use repository::Backend;
 use rpc::v1::auth_service_client::AuthServiceClient;
 use rpc::v1::user_service_client::UserServiceClient;

@@ -1,12 +1,11 @@
 //! api.md "Auth" rules against the real SQLite repository.
 #![allow(clippy::unwrap_used, clippy::panic)]
-mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use async_trait::async_trait;
-use common::*;
 use domain::{
     AuditEvent, AuditRepository, AuthService, Error, RegisterInput, Role, Status, UserRepository,
     UserService, UserUpdate,

@@ -2,12 +2,11 @@
 //! password changes racing logins, revocation as one unit, email verification), each as a test
 //! that failed before the fix.
 #![allow(clippy::unwrap_used, clippy::panic)]
-mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use domain::{AuthService, Error, PasswordInput, Role, UserPatch, UserService};
 use service::ServiceConfig;
 

@@ -2,12 +2,11 @@
 //! bounded metric labels, connection limits, client addresses behind proxies, configuration
 //! that used to crash or weaken, and per-caller internal credentials. Each failed before the fix.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rand::Rng;
 use repository::Backend;
 use reqwest::Method;

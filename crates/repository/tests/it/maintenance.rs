@@ -2,12 +2,11 @@
 //! session list, purges of old sessions and audit events in batches, and the job lease that lets
 //! one replica at a time purge. Every backend, and through the gRPC boundary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod support;
 
 use domain::{AuditEvent, AuditQuery, MAX_LISTED_SESSIONS, RevokeReason};
 use uuid::Uuid;
 
-use support::*;
+use crate::support::*;
 
 contract_tests!(
     ports: [

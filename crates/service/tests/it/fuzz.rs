@@ -1,9 +1,8 @@
 //! Property tests of the refresh-token decoder: any text, and any secret next to a real session
 //! id, is refused with UNAUTHORIZED and changes nothing.
 #![allow(clippy::unwrap_used, clippy::panic)]
-mod common;
 
-use common::*;
+use crate::common::*;
 use domain::{AuthService, Error};
 use proptest::prelude::*;
 

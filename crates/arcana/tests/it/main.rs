@@ -1,0 +1,12 @@
+//! The integration tests of `arcana`, one test binary (one link) for all of them: each
+//! module below was a test binary of its own.
+// Test code: a failed expectation panics.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[macro_use]
+mod common;
+mod api;
+mod grpc;
+mod hardening;
+mod ops;
+mod recovery;
+mod redis;
