@@ -14,6 +14,8 @@ pub mod profile;
 pub mod recovery;
 pub mod revocation;
 pub mod services;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod values;
 
 pub use audit::*;

@@ -770,20 +770,6 @@ async fn mails_are_limited_per_recipient_and_domain(db: Repos) {
     assert_eq!(stats.pending, 6);
 }
 
-fn audit_event(action: &str, details: &str) -> domain::AuditEvent {
-    domain::AuditEvent {
-        id: Uuid::now_v7(),
-        at: at(1),
-        actor_id: None,
-        subject_id: None,
-        r#type: action.into(),
-        outcome: "success".into(),
-        ip: None,
-        request_id: None,
-        details: Some(details.into()),
-    }
-}
-
 /// The redemption and its audit event are one transaction: the event names the user (its
 /// subject, and its actor when the owner followed the link), and a failure at the last step
 /// leaves the token unspent and the password unchanged.
@@ -794,7 +780,7 @@ async fn a_redemption_is_audited_in_its_transaction(db: Repos) {
         assert!(db.recovery.issue_token(issue(t, None)).await.unwrap());
     }
     // An event id already stored: the redemption fails at its last step.
-    let taken = audit_event("test.already_stored", "{}");
+    let taken = audit_event("test.already_stored", None, "{}");
     db.audit.record(taken.clone()).await.unwrap();
     let mut failing = redeem('r', TokenPurpose::Reset, Some("pbkdf2:new"), 20);
     failing.audit = vec![taken];
@@ -808,10 +794,10 @@ async fn a_redemption_is_audited_in_its_transaction(db: Repos) {
     assert_ne!(creds.password_hash, "pbkdf2:new", "rolled back");
 
     let mut reset = redeem('r', TokenPurpose::Reset, Some("pbkdf2:new"), 21);
-    reset.audit = vec![audit_event("auth.password_reset", "{}")];
+    reset.audit = vec![audit_event("auth.password_reset", None, "{}")];
     db.recovery.redeem_token(reset).await.unwrap();
     let mut verify = redeem('v', TokenPurpose::Verify, None, 22);
-    verify.audit = vec![audit_event("auth.email_verified", r#"{"email":""}"#)];
+    verify.audit = vec![audit_event("auth.email_verified", None, r#"{"email":""}"#)];
     db.recovery.redeem_token(verify).await.unwrap();
     let query = domain::AuditQuery {
         user_id: Some(u.id),

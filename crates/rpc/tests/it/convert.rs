@@ -349,15 +349,8 @@ fn call_arguments_round_trip() {
 
 fn event(subject: Uuid, at: domain::Timestamp) -> AuditEvent {
     AuditEvent {
-        id: Uuid::now_v7(),
         at,
-        actor_id: None,
-        subject_id: Some(subject),
-        r#type: "user.updated".into(),
-        outcome: "success".into(),
-        ip: Some("203.0.113.7".into()),
-        request_id: None,
-        details: Some(r#"{"sessions_revoked":0}"#.into()),
+        ..domain::testing::audit_event("user.updated", Some(subject), r#"{"sessions_revoked":0}"#)
     }
 }
 

@@ -12,17 +12,7 @@ use uuid::Uuid;
 use crate::support::*;
 
 fn event(subject: UserId, action: &str, details: &str) -> AuditEvent {
-    AuditEvent {
-        id: Uuid::now_v7(),
-        at: at(1),
-        actor_id: None,
-        subject_id: Some(subject),
-        r#type: action.into(),
-        outcome: "success".into(),
-        ip: Some("192.0.2.7".into()),
-        request_id: Some("req-commands".into()),
-        details: Some(details.into()),
-    }
+    audit_event(action, Some(subject), details)
 }
 
 /// An event already stored: a command carrying it fails at its last step.

@@ -6,10 +6,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta};
+use chrono::TimeDelta;
 use domain::{
     AttemptReservation, LockoutPolicy, LoginSuccess, NewSession, NewUser, Rehash, RevokeReason,
-    Role, Rotation, SessionId, Status, Timestamp, UserId, UserRevocation,
+    Role, Rotation, SessionId, Timestamp, UserId, UserRevocation,
 };
 use repository::testing::TestDb;
 use repository::{Backend, Database};
@@ -183,30 +183,10 @@ impl GrpcServer {
     }
 }
 
-/// 2025-01-01T00:00:00Z plus `secs` seconds.
-pub fn at(secs: i64) -> Timestamp {
-    DateTime::from_timestamp(1_735_689_600 + secs, 0).unwrap()
-}
+pub use domain::testing::{at, audit_event, new_user};
 
 pub fn secs(s: i64) -> TimeDelta {
     TimeDelta::seconds(s)
-}
-
-pub fn new_user(username: &str) -> NewUser {
-    NewUser {
-        id: Uuid::new_v4(),
-        username: username.to_owned(),
-        email: format!("{}@example.com", username.to_lowercase()),
-        password_hash: format!("pbkdf2:sha256:1000$salt${username}"),
-        first_name: None,
-        last_name: None,
-        phone: None,
-        avatar_url: None,
-        role: Role::User,
-        status: Status::Active,
-        is_verified: false,
-        created_at: at(0),
-    }
 }
 
 pub fn with_role(mut u: NewUser, role: Role) -> NewUser {

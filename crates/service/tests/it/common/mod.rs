@@ -7,7 +7,7 @@ use std::time::Duration;
 use crypto::{JwtKeys, TokenVerifier};
 use domain::{
     AuditEvent, AuditQuery, AuditRepository, AuthService, AuthSession, Caller, LoginInput, NewUser,
-    Principal, RegisterInput, RequestContext, Result, Role, Status, User, UserId, UserRepository,
+    Principal, RegisterInput, RequestContext, Result, User, UserId, UserRepository,
 };
 use repository::Database;
 use repository::testing::TestDb;
@@ -19,18 +19,10 @@ pub const ITERATIONS: u32 = 1000;
 /// An active user `username` (email `<username>@example.com`) with the stored hash `hash`.
 pub fn new_user(username: &str, hash: &str) -> NewUser {
     NewUser {
-        id: uuid::Uuid::new_v4(),
-        username: username.into(),
         email: format!("{username}@example.com"),
         password_hash: hash.into(),
-        first_name: None,
-        last_name: None,
-        phone: None,
-        avatar_url: None,
-        role: Role::User,
-        status: Status::Active,
-        is_verified: false,
         created_at: chrono::Utc::now(),
+        ..domain::testing::new_user(username)
     }
 }
 
