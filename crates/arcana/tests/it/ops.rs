@@ -80,13 +80,7 @@ async fn every_process_reports(mode: Mode) {
         assert!(seen.iter().any(|n| n == s), "{s} has no ops port: {seen:?}");
     }
     // The repository counted the service layer's calls by rpc and code.
-    let repo = app
-        .ops
-        .iter()
-        .find(|(n, _)| n == "arcana-repository")
-        .unwrap()
-        .1;
-    let text = get(repo, "/metrics").await.1;
+    let text = repository_metrics(&app).await;
     assert!(
         text.lines()
             .any(|l| l.starts_with("grpc_server_requests_total{")
@@ -253,15 +247,19 @@ fn each_binary_states_its_own_default_ops_address() {
     }
 }
 
-/// The repository's count of `rpc` calls answered so far (every code).
-async fn repository_calls(app: &TestApp) -> std::collections::BTreeMap<String, u64> {
-    let repo = app
+/// What the repository's ops listener answers on `/metrics`.
+async fn repository_metrics(app: &TestApp) -> String {
+    let (_, port) = app
         .ops
         .iter()
         .find(|(n, _)| n == "arcana-repository")
-        .unwrap()
-        .1;
-    let text = get(repo, "/metrics").await.1;
+        .unwrap();
+    get(*port, "/metrics").await.1
+}
+
+/// The repository's count of `rpc` calls answered so far (every code).
+async fn repository_calls(app: &TestApp) -> std::collections::BTreeMap<String, u64> {
+    let text = repository_metrics(app).await;
     let mut calls = std::collections::BTreeMap::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("grpc_server_requests_total{rpc=\"") else {
