@@ -5,6 +5,7 @@
 //!   (one credential per caller), logs to files, and stops, restarts or kills them;
 //! - [`rest`]: a REST client with typed answers ([`rest::Resp`]) and the fixtures every suite
 //!   needs (register, login, the bootstrap admin's token);
+//! - [`snapshot`]: answer bodies with their ids, instants and tokens replaced, for insta;
 //! - [`app`]: the REST router over the in-process layers and a fresh SQLite database, called
 //!   without any process or socket, for fine-grained contract tests.
 // A test kit: a failed expectation panics, which is how the calling test fails.
@@ -15,6 +16,7 @@ pub mod cluster;
 pub mod otlp;
 pub mod rest;
 pub mod smtp;
+pub mod snapshot;
 
 /// A loopback port free right now (a process started later may still lose it: the launcher
 /// retries on fresh ports).

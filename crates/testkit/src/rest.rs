@@ -58,6 +58,11 @@ impl Resp {
         );
     }
 
+    /// The body with its volatile values (ids, instants, tokens) replaced, for a snapshot.
+    pub fn stable(&self) -> Value {
+        crate::snapshot::stable(&self.body)
+    }
+
     /// `error.details.fields` of a validation error.
     pub fn field_errors(&self) -> &serde_json::Map<String, Value> {
         self.body["error"]["details"]["fields"]

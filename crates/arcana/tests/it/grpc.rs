@@ -54,6 +54,20 @@ fn error_code(s: &Status) -> &str {
     legacy
 }
 
+/// A user message with its id and instants checked and replaced, for a snapshot.
+fn stable_user(mut u: User) -> User {
+    assert!(uuid::Uuid::parse_str(&u.id).is_ok(), "{}", u.id);
+    u.id = "[uuid]".into();
+    for t in [&mut u.created_at, &mut u.updated_at, &mut u.last_login_at]
+        .into_iter()
+        .flatten()
+    {
+        assert!(t.seconds > 1_700_000_000, "{t:?}");
+        *t = prost_types::Timestamp::default();
+    }
+    u
+}
+
 fn register(username: &str) -> RegisterRequest {
     RegisterRequest {
         username: username.into(),
@@ -95,6 +109,7 @@ async fn auth_flow_over_grpc(app: TestApp) {
         .unwrap()
         .into_inner();
     assert_eq!(me.id, user.id);
+    insta::assert_debug_snapshot!("grpc_me_answer", stable_user(me.clone()));
 
     // the same user over REST: identical view
     let rest = app.get("/api/v1/auth/me", Some(&login.access_token)).await;
@@ -178,6 +193,14 @@ async fn errors_map_to_grpc_codes(app: TestApp) {
     .unwrap();
     for f in ["username", "email", "password"] {
         assert!(details["fields"].get(f).is_some(), "{f} in {details}");
+    }
+    // what a client in any language reads: google.rpc.Status with ErrorInfo and BadRequest
+    {
+        use tonic_types::StatusExt;
+        insta::assert_debug_snapshot!(
+            "grpc_validation_error_details",
+            (bad.message(), bad.get_error_details())
+        );
     }
     let anon = g.auth.me(MeRequest {}).await.unwrap_err();
     assert_eq!(
