@@ -626,6 +626,52 @@ pub fn secret_env(env: &str) -> anyhow::Result<Option<SecretString>> {
     secret(value.as_deref(), env)
 }
 
+/// The OpenID Connect keys of a process that signs ID tokens: `ARCANA_OIDC_SIGNING_KEY[_FILE]`
+/// (PEM: the current RSA key, optionally an Ed25519 key, then previous keys to keep publishing),
+/// else — the zero-config monolith, `generate_in` — `oidc-signing-key.pem` in the data dir,
+/// created (0600, with a warning) on first start.
+pub fn oidc_signing_keys(generate_in: Option<&Path>) -> anyhow::Result<Option<crypto::OidcKeys>> {
+    let pem = match (secret_env("ARCANA_OIDC_SIGNING_KEY")?, generate_in) {
+        (Some(pem), _) => pem,
+        (None, Some(dir)) => data_dir_oidc_key(dir)?,
+        (None, None) => return Ok(None),
+    };
+    crypto::OidcKeys::from_pem(pem.expose_secret())
+        .map(Some)
+        .map_err(describe)
+        .context("ARCANA_OIDC_SIGNING_KEY")
+}
+
+/// The OpenID Connect keys an edge publishes without signing (the gateway of a layered or
+/// microservices deployment): `ARCANA_OIDC_JWKS[_FILE]`, the JWK Set that
+/// `arcana oidc-keys jwks` prints for the signing key file.
+pub fn oidc_published_keys() -> anyhow::Result<Option<crypto::OidcKeys>> {
+    let Some(json) = secret_env("ARCANA_OIDC_JWKS")? else {
+        return Ok(None);
+    };
+    crypto::OidcKeys::from_jwks(json.expose_secret())
+        .map(Some)
+        .map_err(describe)
+        .context("ARCANA_OIDC_JWKS")
+}
+
+fn data_dir_oidc_key(data_dir: &Path) -> anyhow::Result<SecretString> {
+    let path = data_dir.join("oidc-signing-key.pem");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(SecretString::from(text));
+    }
+    domain::files::create_private_dir(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let pem = crypto::oidc::generate_pem().map_err(describe)?;
+    write_private(&path, pem.expose_secret())?;
+    tracing::warn!(
+        path = %path.display(),
+        "generated an OpenID Connect signing key (RSA-2048 + Ed25519) in the data dir; production \
+         deployments must supply their own (ARCANA_OIDC_SIGNING_KEY_FILE)"
+    );
+    Ok(pem)
+}
+
 /// The HS256 secret kept in the data dir: read it, or create it (0600) on first start.
 pub fn data_dir_jwt_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
     let path = data_dir.join("jwt-secret");

@@ -403,7 +403,7 @@ fn key_id(vk: &VerifyingKey) -> String {
 }
 
 /// The PEM blocks in `text` (one string may hold several concatenated keys).
-fn pem_blocks(text: &str) -> Vec<&str> {
+pub(crate) fn pem_blocks(text: &str) -> Vec<&str> {
     const END: &str = "-----END ";
     let mut out = Vec::new();
     let mut rest = text;

@@ -69,6 +69,8 @@ pub struct GatewayConfig {
     pub http2_keepalive_interval: Duration,
     /// Concurrent streams per HTTP/2 connection (REST over h2c and public gRPC).
     pub max_concurrent_streams: u32,
+    /// The OpenID Connect public keys, published in the JWK Set beside the access-token keys.
+    pub oidc_keys: Option<Arc<crypto::OidcKeys>>,
 }
 
 /// How long an HTTP/2 keep-alive PING may go unanswered.
@@ -85,6 +87,7 @@ impl Default for GatewayConfig {
             header_read_timeout: Duration::from_secs(10),
             http2_keepalive_interval: Duration::from_secs(30),
             max_concurrent_streams: 100,
+            oidc_keys: None,
         }
     }
 }

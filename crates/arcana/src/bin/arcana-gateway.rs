@@ -48,7 +48,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = layers::gateway::config(&cli.edge)?;
+    let mut config = layers::gateway::config(&cli.edge)?;
+    config.oidc_keys = arcana::config::oidc_published_keys()?.map(Arc::new);
     let shutdown = Shutdown::on_signals(&cli.log);
     let (auth_url, user_url) = match (
         &cli.service_url,

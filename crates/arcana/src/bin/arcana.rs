@@ -48,6 +48,21 @@ enum Command {
     },
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// OpenID Connect signing keys.
+    OidcKeys {
+        #[command(subcommand)]
+        command: OidcKeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OidcKeysCommand {
+    /// Print a new key file (RSA-2048 and Ed25519, PKCS#8 PEM) for ARCANA_OIDC_SIGNING_KEY_FILE.
+    /// To rotate, append the current file to the new one: the previous keys stay published.
+    Generate,
+    /// Print the JWK Set of ARCANA_OIDC_SIGNING_KEY(_FILE), for ARCANA_OIDC_JWKS(_FILE) of a
+    /// gateway that publishes the keys without holding them.
+    Jwks,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,7 +95,9 @@ async fn main() -> std::process::ExitCode {
     // Admin commands print their result on stdout: their log goes to stderr.
     let admin = matches!(
         cli.command,
-        Some(Command::Admin { .. } | Command::Migrate { action: Some(_) })
+        Some(
+            Command::Admin { .. } | Command::Migrate { action: Some(_) } | Command::OidcKeys { .. }
+        )
     );
     runtime::init_logging_to(cli.log.log_format, admin);
     runtime::exit(run(cli).await)
@@ -152,6 +169,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{link}");
             Ok(())
         }
+        Some(Command::OidcKeys {
+            command: OidcKeysCommand::Generate,
+        }) => {
+            let pem = crypto::oidc::generate_pem().map_err(describe)?;
+            print!("{}", pem.expose_secret());
+            Ok(())
+        }
+        Some(Command::OidcKeys {
+            command: OidcKeysCommand::Jwks,
+        }) => {
+            let keys = arcana::config::oidc_signing_keys(None)?
+                .context("ARCANA_OIDC_SIGNING_KEY or ARCANA_OIDC_SIGNING_KEY_FILE is required")?;
+            println!("{:#}", keys.jwks());
+            Ok(())
+        }
         Some(Command::Serve) | None => serve(cli).await,
     }
 }
@@ -166,7 +198,9 @@ async fn admin_services(cli: &Cli) -> anyhow::Result<service::Services> {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
-    let config = layers::gateway::config(&cli.edge)?;
+    let mut config = layers::gateway::config(&cli.edge)?;
+    config.oidc_keys =
+        arcana::config::oidc_signing_keys(Some(&cli.db.data.data_dir))?.map(Arc::new);
     let shutdown = Shutdown::on_signals(&cli.log);
     let db = layers::repository::open_database(&cli.db).await?;
     let keys = cli.service.jwt.keys(Some(&cli.db.data.data_dir))?;

@@ -19,6 +19,7 @@ pub fn config(args: &EdgeArgs) -> anyhow::Result<gateway::GatewayConfig> {
         header_read_timeout: Duration::from_secs(args.http_header_timeout),
         http2_keepalive_interval: Duration::from_secs(args.http2_keepalive),
         max_concurrent_streams: args.max_concurrent_streams,
+        oidc_keys: None,
     })
 }
 

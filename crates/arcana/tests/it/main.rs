@@ -7,6 +7,7 @@ mod common;
 mod api;
 mod grpc;
 mod hardening;
+mod oidc;
 mod ops;
 mod recovery;
 mod redis;

@@ -11,9 +11,16 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(jwks))
 }
 
-/// Public keys that verify access tokens (empty for HS256).
+/// Public keys that verify access tokens (none for HS256) and OpenID Connect ID tokens (RS256
+/// and EdDSA, previous keys of a rotation included), each with its `kid`.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations",
     responses((status = 200, description = "JSON Web Key Set", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state.authn.verifier().jwks())
+    let mut set = state.authn.verifier().jwks();
+    if let (Some(oidc), Some(keys)) = (&state.config.oidc_keys, set["keys"].as_array_mut())
+        && let serde_json::Value::Array(more) = oidc.jwks()["keys"].take()
+    {
+        keys.extend(more);
+    }
+    Json(set)
 }
