@@ -99,6 +99,9 @@ pub struct Inner {
     pub authn: Arc<Authenticator>,
     pub rate_limit: AuthRateLimit,
     pub config: GatewayConfig,
+    /// `/.well-known/jwks.json`, built once at start: the access-token keys and the OpenID
+    /// Connect keys (see [`jwk_set`]).
+    pub jwks: axum::body::Bytes,
 }
 
 /// Shared state of every handler.
@@ -147,12 +150,14 @@ impl AppState {
         let rate_limit =
             AuthRateLimit::new(config.auth_rate_limit, config.password_change_rate_limit)
                 .shared(shared);
+        let jwks = jwk_set(authn.verifier(), config.oidc_keys.as_deref());
         Self(Arc::new(Inner {
             auth,
             users,
             authn,
             rate_limit,
             config,
+            jwks,
         }))
     }
 
@@ -164,6 +169,22 @@ impl AppState {
     ) -> IpAddr {
         client_ip(&self.config.trusted_proxies, peer, forwarded)
     }
+}
+
+/// The JWK Set the gateway publishes: the keys that verify access tokens (none for HS256), then
+/// the OpenID Connect keys, previous keys of a rotation included. Keys do not change while a
+/// process runs, so it is serialized once.
+pub fn jwk_set(
+    verifier: &crypto::jwt::TokenVerifier,
+    oidc: Option<&crypto::OidcKeys>,
+) -> axum::body::Bytes {
+    let mut set = verifier.jwks();
+    if let (Some(oidc), Some(keys)) = (oidc, set["keys"].as_array_mut())
+        && let serde_json::Value::Array(more) = oidc.jwks()["keys"].take()
+    {
+        keys.extend(more);
+    }
+    axum::body::Bytes::from(set.to_string())
 }
 
 /// One `X-Forwarded-For` entry: `ip`, `ipv4:port`, `[ipv6]` or `[ipv6]:port` (IPv4-mapped IPv6

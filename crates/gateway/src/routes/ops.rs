@@ -1,7 +1,8 @@
 //! The public operations endpoint: the JWKS. Metrics and health are never on the public port:
 //! every binary serves them on its ops listener (`ARCANA_METRICS_ADDR`, `rpc::ops`).
-use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -15,12 +16,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// and EdDSA, previous keys of a rotation included), each with its `kid`.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations",
     responses((status = 200, description = "JSON Web Key Set", body = Object)))]
-pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let mut set = state.authn.verifier().jwks();
-    if let (Some(oidc), Some(keys)) = (&state.config.oidc_keys, set["keys"].as_array_mut())
-        && let serde_json::Value::Array(more) = oidc.jwks()["keys"].take()
-    {
-        keys.extend(more);
-    }
-    Json(set)
+pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.jwks.clone(),
+    )
 }
