@@ -31,17 +31,36 @@ pub fn create_private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Make an existing file readable by this user only (0600).
-pub fn make_private(path: &Path) -> std::io::Result<()> {
+/// Write `bytes` to `path`, readable by this user only (0600) from its first byte: they go to a
+/// hidden temporary file created 0600 beside it, which is then renamed, so nobody ever sees the
+/// file partial or with a wider mode (a file created first and restricted after is readable by
+/// others in between).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("a file path has a name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
     }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        Ok(())
+    let written = opts.open(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
 }
 
@@ -94,9 +113,18 @@ mod tests {
         create_private_file(&f).unwrap();
         create_private_file(&f).unwrap();
         assert_eq!(mode(&f), 0o600);
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
-        make_private(&f).unwrap();
-        assert_eq!(mode(&f), 0o600);
+        // Written whole and private; rewritten likewise; no temporary file left.
+        let mail = dir.join("a.eml");
+        write_private(&mail, b"hello").unwrap();
+        write_private(&mail, b"again").unwrap();
+        assert_eq!(std::fs::read(&mail).unwrap(), b"again");
+        assert_eq!(mode(&mail), 0o600);
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.eml", "db"]);
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(shared_mode(&dir), Some(0o755));
         // An existing directory keeps its mode.

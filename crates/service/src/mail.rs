@@ -17,7 +17,7 @@ pub use lettre::message::Mailbox;
 use lettre::message::header::ContentTransferEncoding;
 use lettre::message::{Body, MultiPart};
 use lettre::transport::smtp::AsyncSmtpTransport;
-use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncTransport, Message, Tokio1Executor};
 
 use crate::clock::Clock;
 use crate::core::chrono_duration;
@@ -334,13 +334,14 @@ impl DeliveryWorker {
                 };
                 domain::files::create_private_dir(dir)
                     .map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
-                let id = AsyncFileTransport::<Tokio1Executor>::new(dir)
-                    .send(message)
+                // The mail holds a live link: readable by this user only from its first byte
+                // (the directory is too).
+                let path = dir.join(format!("{}.eml", uuid::Uuid::new_v4()));
+                let bytes = message.formatted();
+                tokio::task::spawn_blocking(move || domain::files::write_private(&path, &bytes))
                     .await
-                    .map_err(|e| failed(format!("writing the mail file: {e}")))?;
-                // The mail holds a live link: readable by this user only (the directory is too).
-                domain::files::make_private(&dir.join(format!("{id}.eml")))
-                    .map_err(|e| failed(format!("restricting the mail file: {e}")))
+                    .map_err(|e| failed(format!("writing the mail file: {e}")))?
+                    .map_err(|e| failed(format!("writing the mail file: {e}")))
             }
         }
     }
