@@ -55,6 +55,8 @@ pub enum ConflictKind {
     LastAdmin,
     /// Another request changed the same thing first (compare-and-set lost).
     ChangedMeanwhile,
+    /// The operation does not apply to the thing as it is (the secret of a public client).
+    NotApplicable,
 }
 
 #[derive(Debug, thiserror::Error)]

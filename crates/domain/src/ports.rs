@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use crate::audit::{AuditPage, AuditQuery};
 use crate::error::Result;
 use crate::model::*;
+use crate::oidc::{ClientId, ClientPage, ClientQuery, StoredClient};
 use crate::pagination::{UserPage, UserQuery};
 use crate::recovery::*;
 
@@ -214,6 +215,22 @@ pub trait MaintenanceRepository: Send + Sync {
     async fn purge_audit(&self, before: Timestamp, limit: u32) -> Result<u64>;
 }
 
+/// The OpenID Connect provider's storage: registered clients. Every change is one transaction
+/// together with its audit events.
+#[async_trait]
+pub trait OidcRepository: Send + Sync {
+    /// `Error::Conflict` (duplicate) when the id is taken.
+    async fn create_client(&self, client: StoredClient, audit: Vec<AuditEvent>) -> Result<()>;
+    async fn find_client(&self, id: ClientId) -> Result<Option<StoredClient>>;
+    /// Clients in id order after `query.after`, one keyset page.
+    async fn list_clients(&self, query: &ClientQuery) -> Result<ClientPage>;
+    /// Replace every setting and the secret hash of the client `client.client.client_id`
+    /// (`created_at` stays); `Ok(false)` when there is none (nothing written).
+    async fn update_client(&self, client: StoredClient, audit: Vec<AuditEvent>) -> Result<bool>;
+    /// `Ok(false)` when there is none (nothing written).
+    async fn delete_client(&self, id: ClientId, audit: Vec<AuditEvent>) -> Result<bool>;
+}
+
 /// Every repository port, as one value: what the service layer works through and what the
 /// repository's gRPC server serves (the diesel adapter behind each, or the gRPC clients, or a
 /// test's stand-in for one of them).
@@ -224,6 +241,7 @@ pub struct Repositories {
     pub audit: Arc<dyn AuditRepository>,
     pub recovery: Arc<dyn RecoveryRepository>,
     pub maintenance: Arc<dyn MaintenanceRepository>,
+    pub oidc: Arc<dyn OidcRepository>,
 }
 
 impl Repositories {
@@ -235,6 +253,7 @@ impl Repositories {
             + AuditRepository
             + RecoveryRepository
             + MaintenanceRepository
+            + OidcRepository
             + Clone
             + 'static,
     {
@@ -243,7 +262,8 @@ impl Repositories {
             sessions: Arc::new(repo.clone()),
             audit: Arc::new(repo.clone()),
             recovery: Arc::new(repo.clone()),
-            maintenance: Arc::new(repo),
+            maintenance: Arc::new(repo.clone()),
+            oidc: Arc::new(repo),
         }
     }
 }

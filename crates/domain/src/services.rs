@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditPage, RawAuditQuery};
 use crate::error::Result;
 use crate::model::{Role, SessionId, Timestamp, User, UserId};
+use crate::oidc::{
+    ClientPage, IssuedClient, OidcClient, OidcClientInput, OidcClientPatch, RawClientQuery,
+};
 use crate::pagination::{RawUserQuery, UserPage};
 
 /// Facts about the call that the audit log and sessions record. Never used for authorization.
@@ -489,4 +492,23 @@ pub trait UserService: Send + Sync {
     async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User>;
     /// Read the audit log (admin).
     async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage>;
+}
+
+/// Registering the applications that log in through arcana (admin only). A `client_id` that is
+/// not a registered client's, malformed ones included, is `NotFound`.
+#[async_trait]
+pub trait OidcClientService: Send + Sync {
+    async fn create_client(&self, caller: &Caller, input: OidcClientInput) -> Result<IssuedClient>;
+    async fn list_clients(&self, caller: &Caller, query: RawClientQuery) -> Result<ClientPage>;
+    async fn get_client(&self, caller: &Caller, client_id: &str) -> Result<OidcClient>;
+    async fn update_client(
+        &self,
+        caller: &Caller,
+        client_id: &str,
+        patch: OidcClientPatch,
+    ) -> Result<OidcClient>;
+    async fn delete_client(&self, caller: &Caller, client_id: &str) -> Result<()>;
+    /// A new secret for a confidential client (the old one stops working at once); a public
+    /// client has none (`Conflict`).
+    async fn rotate_client_secret(&self, caller: &Caller, client_id: &str) -> Result<IssuedClient>;
 }

@@ -1,4 +1,5 @@
-//! The public gRPC API (`arcana.v1.AuthService`, `arcana.v1.UserService`, health, reflection) on
+//! The public gRPC API (`arcana.v1.AuthService`, `arcana.v1.UserService`,
+//! `arcana.v1.OidcClientService`, health, reflection) on
 //! the gateway's gRPC port, with the same rules and checks as REST:
 //!
 //! - callers authenticate with `authorization: Bearer <access token>` metadata, verified by the
@@ -23,9 +24,11 @@ use std::time::Duration;
 use domain::{Error, Principal, RequestContext, Result};
 use rpc::server::{GrpcRouter, ServerLimits};
 use rpc::service::{
-    AuthGrpc, Call, HealthReporter, PrincipalSource, Throttled, UserGrpc, request_id_or_new,
+    AuthGrpc, Call, HealthReporter, OidcClientGrpc, PrincipalSource, Throttled, UserGrpc,
+    request_id_or_new,
 };
 use rpc::v1::auth_service_server::AuthServiceServer;
+use rpc::v1::oidc_client_service_server::OidcClientServiceServer;
 use rpc::v1::user_service_server::UserServiceServer;
 use tonic::Code;
 
@@ -111,8 +114,11 @@ pub fn router_with_health(state: AppState) -> (GrpcRouter, HealthReporter) {
     let source = BearerPrincipal::new(state.clone());
     let auth = AuthServiceServer::new(AuthGrpc::new(state.auth.clone(), source.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT);
-    let users = UserServiceServer::new(UserGrpc::new(state.users.clone(), source))
+    let users = UserServiceServer::new(UserGrpc::new(state.users.clone(), source.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT);
+    let clients =
+        OidcClientServiceServer::new(OidcClientGrpc::new(state.oidc_clients.clone(), source))
+            .max_decoding_message_size(MESSAGE_LIMIT);
     let cfg = &state.config;
     let limits = ServerLimits {
         max_concurrent_streams: cfg.max_concurrent_streams,
@@ -124,6 +130,7 @@ pub fn router_with_health(state: AppState) -> (GrpcRouter, HealthReporter) {
         .with_limits(limits)
         .add(auth)
         .add(users)
+        .add(clients)
         .with_health_and_reflection()
 }
 

@@ -27,7 +27,7 @@ use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use domain::{AuthService, Error, RevocationListener, Revocations, UserService};
+use domain::{AuthService, Error, OidcClientService, RevocationListener, Revocations, UserService};
 use ipnet::IpNet;
 use tower_http::CompressionLevel;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -92,10 +92,20 @@ impl Default for GatewayConfig {
     }
 }
 
+/// The service ports the edge serves: in-process (monolith) or gRPC clients of the service
+/// layer (in microservices mode the OpenID Connect clients live with the auth context).
+#[derive(Clone)]
+pub struct Ports {
+    pub auth: Arc<dyn AuthService>,
+    pub users: Arc<dyn UserService>,
+    pub oidc_clients: Arc<dyn OidcClientService>,
+}
+
 pub struct Inner {
     /// The ports, telling `authn` what they revoke.
     pub auth: Arc<dyn AuthService>,
     pub users: Arc<dyn UserService>,
+    pub oidc_clients: Arc<dyn OidcClientService>,
     pub authn: Arc<Authenticator>,
     pub rate_limit: AuthRateLimit,
     pub config: GatewayConfig,
@@ -117,23 +127,26 @@ impl Deref for AppState {
 
 impl AppState {
     pub fn new(
-        auth: Arc<dyn AuthService>,
-        users: Arc<dyn UserService>,
+        ports: Ports,
         verifier: Arc<crypto::jwt::TokenVerifier>,
         config: GatewayConfig,
     ) -> Self {
-        Self::with_shared(auth, users, verifier, config, None)
+        Self::with_shared(ports, verifier, config, None)
     }
 
     /// As [`AppState::new`], with the state replicas share through Redis (see [`shared`]):
     /// rate limits kept there, revocations broadcast to and followed from every replica.
     pub fn with_shared(
-        auth: Arc<dyn AuthService>,
-        users: Arc<dyn UserService>,
+        ports: Ports,
         verifier: Arc<crypto::jwt::TokenVerifier>,
         config: GatewayConfig,
         shared: Option<Arc<shared::Shared>>,
     ) -> Self {
+        let Ports {
+            auth,
+            users,
+            oidc_clients,
+        } = ports;
         let authn = Arc::new(Authenticator::new(verifier, auth.clone()));
         let listener: Arc<dyn RevocationListener> = match &shared {
             Some(s) => {
@@ -154,6 +167,7 @@ impl AppState {
         Self(Arc::new(Inner {
             auth,
             users,
+            oidc_clients,
             authn,
             rate_limit,
             config,
@@ -254,6 +268,7 @@ pub fn client_ip<'a>(
         (name = "auth", description = "Registration, login, tokens and sessions"),
         (name = "users", description = "User administration and self-service"),
         (name = "audit", description = "The audit log (admin)"),
+        (name = "oidc", description = "OpenID Connect clients (admin)"),
         (name = "operations", description = "Health, metrics and keys"),
     )
 )]
@@ -282,6 +297,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::audit::router())
+        .merge(routes::oidc_clients::router())
         .merge(routes::ops::router())
         .split_for_parts()
 }

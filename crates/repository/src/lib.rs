@@ -20,6 +20,7 @@ mod error;
 mod lockout;
 mod maintenance;
 mod models;
+mod oidc;
 mod recovery;
 mod schema;
 mod sessions;

@@ -123,6 +123,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oidc_clients (client_id) {
+        client_id -> Text,
+        name -> Text,
+        redirect_uris -> Text,
+        post_logout_redirect_uris -> Text,
+        is_public -> Bool,
+        allowed_scopes -> Text,
+        require_consent -> Bool,
+        id_token_alg -> Text,
+        secret_hash -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(login_networks -> users (user_id));
 diesel::joinable!(email_changes -> users (user_id));
@@ -134,5 +150,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     account_tokens,
     outbox,
     email_changes,
-    login_networks
+    login_networks,
+    oidc_clients
 );

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use domain::{
-    Error, Result, RevokeReason, Role, SortOrder, Status, Timestamp, TokenPurpose, UserSort,
+    Error, IdTokenAlg, Result, RevokeReason, Role, SortOrder, Status, Timestamp, TokenPurpose,
+    UserSort,
 };
 use uuid::Uuid;
 
@@ -35,6 +36,7 @@ macro_rules! same_on_the_wire {
 }
 same_on_the_wire!(
     String,
+    Vec<String>,
     bool,
     u32,
     u64,
@@ -102,7 +104,8 @@ as_text!(
     Status: str::parse,
     RevokeReason: str::parse,
     UserSort: UserSort::parse,
-    SortOrder: SortOrder::parse
+    SortOrder: SortOrder::parse,
+    IdTokenAlg: IdTokenAlg::parse
 );
 
 /// An absent value stays absent (optional fields, optional nested messages).
@@ -240,6 +243,7 @@ empty!(
     crate::v1::ListSessionsRequest,
     crate::v1::RevokeSessionResponse,
     crate::v1::DeleteUserResponse,
+    crate::v1::DeleteClientResponse,
     crate::v1::ChangePasswordResponse,
     crate::v1::ForgotPasswordResponse,
     crate::v1::ResendVerificationRequest,

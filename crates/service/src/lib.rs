@@ -58,6 +58,7 @@ mod core;
 mod hasher;
 pub mod mail;
 pub mod maintenance;
+mod oidc;
 pub mod recovery;
 pub mod shared_cache;
 mod users;
@@ -70,6 +71,7 @@ use domain::{Error, LockoutPolicy, Result};
 pub use auth::Auth;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use hasher::{Hasher, Priority};
+pub use oidc::{OidcClients, Operator};
 pub use users::Users;
 
 /// Tunables of the service layer. `Default` is the production configuration.
@@ -133,6 +135,7 @@ pub use domain::Repositories;
 pub struct Services {
     pub auth: Arc<Auth>,
     pub users: Arc<Users>,
+    pub oidc_clients: Arc<OidcClients>,
     /// For metrics (`queue_depth`).
     pub hasher: Arc<Hasher>,
     /// Told when a mail was queued, so a delivery worker of this process sends it at once.
@@ -198,7 +201,8 @@ pub fn build_with_clock(
     ));
     Ok(Services {
         auth: Arc::new(Auth::new(core.clone())),
-        users: Arc::new(Users::new(core)),
+        users: Arc::new(Users::new(core.clone())),
+        oidc_clients: Arc::new(OidcClients::new(core)),
         hasher,
         mail_queued,
     })

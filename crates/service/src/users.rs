@@ -31,7 +31,7 @@ impl std::fmt::Debug for Users {
     }
 }
 
-fn require_admin(who: &Principal) -> Result<()> {
+pub(crate) fn require_admin(who: &Principal) -> Result<()> {
     if who.is_admin() {
         Ok(())
     } else {

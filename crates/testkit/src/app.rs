@@ -46,9 +46,13 @@ impl TestApp {
             Some(&keys),
         )
         .unwrap_or_else(|e| panic!("{e}"));
+        let ports = gateway::Ports {
+            auth: services.auth.clone(),
+            users: services.users.clone(),
+            oidc_clients: services.oidc_clients.clone(),
+        };
         let state = gateway::AppState::new(
-            services.auth.clone(),
-            services.users.clone(),
+            ports,
             Arc::new(keys.verifier(&config.issuer, &config.audience)),
             edge,
         );

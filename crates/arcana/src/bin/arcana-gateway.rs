@@ -63,22 +63,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ),
     };
     let credential = cli.internal.credential()?;
-    let auth: Arc<dyn domain::AuthService> = Arc::new(rpc::service::AuthClient::new(
-        cli.internal
-            .upstream(&auth_url, "auth upstream", credential.clone())?,
-    ));
-    let users: Arc<dyn domain::UserService> = Arc::new(rpc::service::UserClient::new(
-        cli.internal
-            .upstream(&user_url, "user upstream", credential)?,
-    ));
+    let auth_upstream = cli
+        .internal
+        .upstream(&auth_url, "auth upstream", credential.clone())?;
+    let user_upstream = cli
+        .internal
+        .upstream(&user_url, "user upstream", credential)?;
+    // The OpenID Connect clients live with the auth context.
+    let ports = gateway::Ports {
+        auth: Arc::new(rpc::service::AuthClient::new(auth_upstream.clone())),
+        users: Arc::new(rpc::service::UserClient::new(user_upstream)),
+        oidc_clients: Arc::new(rpc::service::OidcClientClient::new(auth_upstream)),
+    };
     let keys = cli.jwt.keys(None)?;
     layers::gateway::serve(
         &cli.edge,
         &cli.redis,
         &cli.ops,
         config,
-        auth,
-        users,
+        ports,
         layers::gateway::verifier(&keys, &cli.jwt),
         vec![],
         "arcana-gateway",

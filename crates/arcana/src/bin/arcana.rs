@@ -48,6 +48,11 @@ enum Command {
     },
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// OpenID Connect clients: the applications that log in through arcana.
+    OidcClient {
+        #[command(subcommand)]
+        command: OidcClientCommand,
+    },
     /// OpenID Connect signing keys.
     OidcKeys {
         #[command(subcommand)]
@@ -63,6 +68,40 @@ enum OidcKeysCommand {
     /// Print the JWK Set of ARCANA_OIDC_SIGNING_KEY(_FILE), for ARCANA_OIDC_JWKS(_FILE) of a
     /// gateway that publishes the keys without holding them.
     Jwks,
+}
+
+#[derive(Debug, Subcommand)]
+enum OidcClientCommand {
+    /// Register a client and print it as JSON, with its `client_secret` (shown once) unless
+    /// `--public`.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// An exact redirect URI (https, or http on localhost); repeat for several.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Where RP-initiated logout may return to; repeat for several.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// A public client (no secret; PKCE S256 mandatory).
+        #[arg(long)]
+        public: bool,
+        /// Allowed scopes, space-separated (default: openid profile email offline_access roles).
+        #[arg(long)]
+        scopes: Option<String>,
+        /// Log in without asking the user's consent (first-party applications).
+        #[arg(long)]
+        skip_consent: bool,
+        /// RS256 (default) or EdDSA.
+        #[arg(long)]
+        id_token_alg: Option<String>,
+    },
+    /// Print every registered client as JSON lines.
+    List,
+    /// Delete a client.
+    Delete { client_id: String },
+    /// Give a confidential client a new secret (printed once); the old one stops working.
+    RotateSecret { client_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,7 +135,10 @@ async fn main() -> std::process::ExitCode {
     let admin = matches!(
         cli.command,
         Some(
-            Command::Admin { .. } | Command::Migrate { action: Some(_) } | Command::OidcKeys { .. }
+            Command::Admin { .. }
+                | Command::Migrate { action: Some(_) }
+                | Command::OidcKeys { .. }
+                | Command::OidcClient { .. }
         )
     );
     runtime::init_logging_to(cli.log.log_format, admin);
@@ -184,8 +226,78 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{:#}", keys.jwks());
             Ok(())
         }
+        Some(Command::OidcClient { command }) => oidc_client(&cli, command).await,
         Some(Command::Serve) | None => serve(cli).await,
     }
+}
+
+/// `arcana oidc-client …`: straight to the database, audited as done through the CLI.
+async fn oidc_client(cli: &Cli, command: &OidcClientCommand) -> anyhow::Result<()> {
+    let services = admin_services(cli).await?;
+    let clients = &services.oidc_clients;
+    let op = service::Operator::cli();
+    match command {
+        OidcClientCommand::Create {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            public,
+            scopes,
+            skip_consent,
+            id_token_alg,
+        } => {
+            let input = domain::OidcClientInput {
+                name: name.clone(),
+                redirect_uris: redirect_uris.clone(),
+                post_logout_redirect_uris: Some(post_logout_redirect_uris.clone()),
+                public: Some(*public),
+                allowed_scopes: scopes
+                    .as_ref()
+                    .map(|s| s.split_whitespace().map(str::to_owned).collect()),
+                require_consent: Some(!skip_consent),
+                id_token_signed_response_alg: id_token_alg.clone(),
+            };
+            let issued = clients.create(&op, input).await.map_err(describe)?;
+            println!("{}", serde_json::to_string(&issued)?);
+        }
+        OidcClientCommand::List => {
+            let mut query = domain::RawClientQuery {
+                per_page: Some(domain::MAX_PER_PAGE.to_string()),
+                cursor: None,
+            };
+            loop {
+                let page = clients.list(query.clone()).await.map_err(describe)?;
+                for c in &page.items {
+                    println!("{}", serde_json::to_string(c)?);
+                }
+                match page.pagination {
+                    domain::PageInfo::Keyset {
+                        next_cursor: Some(next),
+                        ..
+                    } => query.cursor = Some(next),
+                    _ => break,
+                }
+            }
+        }
+        OidcClientCommand::Delete { client_id } => {
+            clients.delete(&op, client_id).await.map_err(|e| match e {
+                domain::Error::NotFound => anyhow::anyhow!("no client {client_id:?}"),
+                other => describe(other),
+            })?;
+            println!("deleted client {client_id}");
+        }
+        OidcClientCommand::RotateSecret { client_id } => {
+            let issued = clients
+                .rotate_secret(&op, client_id)
+                .await
+                .map_err(|e| match e {
+                    domain::Error::NotFound => anyhow::anyhow!("no client {client_id:?}"),
+                    other => describe(other),
+                })?;
+            println!("{}", serde_json::to_string(&issued)?);
+        }
+    }
+    Ok(())
 }
 
 /// The service layer over the database, for an admin command: it creates users and mails
@@ -214,15 +326,17 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     // `/metrics` (on the ops listener) also shows what the monolith holds in its process: the
     // pool, the hash queue and the mail outbox (the ops gauges of the layers it embeds).
     let gauges = [layers::repository::ops_gauges(db), layer.gauges].concat();
-    let auth: Arc<dyn domain::AuthService> = layer.services.auth.clone();
-    let users: Arc<dyn domain::UserService> = layer.services.users.clone();
+    let ports = gateway::Ports {
+        auth: layer.services.auth.clone(),
+        users: layer.services.users.clone(),
+        oidc_clients: layer.services.oidc_clients.clone(),
+    };
     layers::gateway::serve(
         &cli.edge,
         &cli.service.redis,
         &cli.ops,
         config,
-        auth,
-        users,
+        ports,
         layers::gateway::verifier(&keys, &cli.service.jwt),
         gauges,
         "arcana",

@@ -37,15 +37,14 @@ pub async fn serve(
     redis: &RedisArgs,
     ops: &OpsArgs,
     config: gateway::GatewayConfig,
-    auth: Arc<dyn domain::AuthService>,
-    users: Arc<dyn domain::UserService>,
+    ports: gateway::Ports,
     verifier: crypto::TokenVerifier,
     gauges: Vec<rpc::ops::GaugeFn>,
     binary: &'static str,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let ready: rpc::ops::ReadyFn = {
-        let (auth, users) = (auth.clone(), users.clone());
+        let (auth, users) = (ports.auth.clone(), ports.users.clone());
         Arc::new(move || {
             let (auth, users) = (auth.clone(), users.clone());
             Box::pin(async move {
@@ -63,7 +62,7 @@ pub async fn serve(
         }
         None => None,
     };
-    let state = gateway::AppState::with_shared(auth, users, Arc::new(verifier), config, shared);
+    let state = gateway::AppState::with_shared(ports, Arc::new(verifier), config, shared);
     let http = bind(args.http_addr, "REST").await?;
     let grpc = bind(args.grpc_addr, "public gRPC").await?;
     // Ready only once the public ports are bound (readiness is what clients wait for).

@@ -622,6 +622,12 @@ async fn operations_endpoints(app: TestApp) {
         ("/api/v1/users/{id}/status", &["put"]),
         ("/api/v1/audit-events", &["get"]),
         ("/api/v1/users/{id}/role", &["put"]),
+        ("/api/v1/oidc/clients", &["get", "post"]),
+        (
+            "/api/v1/oidc/clients/{client_id}",
+            &["get", "patch", "delete"],
+        ),
+        ("/api/v1/oidc/clients/{client_id}/secret", &["post"]),
         ("/.well-known/jwks.json", &["get"]),
     ];
     for (path, methods) in expected {

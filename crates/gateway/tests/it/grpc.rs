@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use domain::{AuthService, UserService};
 use gateway::{AppState, GatewayConfig};
 use repository::testing::TestDb;
 use rpc::v1::{
@@ -42,11 +41,13 @@ impl Edge {
         )
         .unwrap();
         let verifier = Arc::new(keys.verifier(&config.issuer, &config.audience));
-        let auth: Arc<dyn AuthService> = services.auth.clone();
-        let users: Arc<dyn UserService> = services.users.clone();
+        let ports = gateway::Ports {
+            auth: services.auth.clone(),
+            users: services.users.clone(),
+            oidc_clients: services.oidc_clients.clone(),
+        };
         let state = AppState::new(
-            auth,
-            users,
+            ports,
             verifier,
             GatewayConfig {
                 auth_rate_limit,

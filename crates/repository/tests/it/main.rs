@@ -8,4 +8,5 @@ mod support;
 mod contract;
 mod grpc;
 mod maintenance;
+mod oidc;
 mod recovery;

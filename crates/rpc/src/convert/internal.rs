@@ -1,12 +1,13 @@
 //! Domain ↔ `arcana.internal.v1` (the repository boundary). Users and pages of users travel as
 //! their `arcana.v1` messages (see [`super::v1`]).
 use domain::{
-    AttemptReservation, AuditCursor, AuditEvent, AuditQuery, Cursor, EmailChange, Error,
-    LockoutPolicy, LoginAttempt, LoginBegun, LoginCompletion, LoginStart, LoginSuccess, MailClaim,
-    MailLimit, MailSettlement, NewAccountToken, NewSession, NewUser, OutboxStats, OutgoingMail,
-    PageRequest, PasswordChange, QueuedMail, Redemption, Rehash, Result, RevokeReason, Role,
-    Rotation, Session, SessionEnd, SessionOwner, SortOrder, Timestamp, TokenIssue, User,
-    UserChange, UserCredentials, UserDeletion, UserQuery, UserRevocation, UserSort, UserUpdate,
+    AttemptReservation, AuditCursor, AuditEvent, AuditQuery, ClientQuery, Cursor, EmailChange,
+    Error, LockoutPolicy, LoginAttempt, LoginBegun, LoginCompletion, LoginStart, LoginSuccess,
+    MailClaim, MailLimit, MailSettlement, NewAccountToken, NewSession, NewUser, OutboxStats,
+    OutgoingMail, PageRequest, PasswordChange, QueuedMail, Redemption, Rehash, Result,
+    RevokeReason, Role, Rotation, Session, SessionEnd, SessionOwner, SortOrder, StoredClient,
+    Timestamp, TokenIssue, User, UserChange, UserCredentials, UserDeletion, UserQuery,
+    UserRevocation, UserSort, UserUpdate,
 };
 use uuid::Uuid;
 
@@ -90,6 +91,18 @@ request!(pb::LeaseRequest {
 request!(pb::PurgeBatch {
     before: Timestamp,
     limit: u32
+});
+
+message!(StoredClient => pb::StoredClient { client, secret_hash });
+message!(ClientQuery => pb::ClientQuery { after, per_page });
+wrapper!(pb::OptionalStoredClient { client: Option<StoredClient> });
+request!(pb::OidcClientWrite {
+    client: StoredClient,
+    audit: Vec<AuditEvent>
+});
+request!(pb::OidcClientDeletion {
+    id: Uuid,
+    audit: Vec<AuditEvent>
 });
 
 wrapper!(pb::OptionalUser { user: Option<User> });

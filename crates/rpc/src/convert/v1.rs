@@ -1,8 +1,9 @@
 //! Domain ↔ `arcana.v1` (the public API, also the service boundary's contract).
 use domain::{
-    AuditEvent, AuditPage, AuthSession, CreateUserInput, Error, FieldErrors, ForgotPasswordInput,
-    LoginInput, PageInfo, RawAuditQuery, RawUserQuery, RegisterInput, ResetPasswordInput, Result,
-    SessionInfo, TokenPair, User, UserId, UserPage, UserPatch, VerifyEmailInput,
+    AuditEvent, AuditPage, AuthSession, ClientPage, CreateUserInput, Error, FieldErrors,
+    ForgotPasswordInput, IssuedClient, LoginInput, OidcClient, OidcClientInput, OidcClientPatch,
+    PageInfo, RawAuditQuery, RawClientQuery, RawUserQuery, RegisterInput, ResetPasswordInput,
+    Result, SessionInfo, TokenPair, User, UserId, UserPage, UserPatch, VerifyEmailInput,
 };
 use uuid::Uuid;
 
@@ -173,7 +174,65 @@ macro_rules! page {
         }
     )*};
 }
-page!(UserPage => v1::ListUsersResponse, AuditPage => v1::ListAuditEventsResponse);
+page!(
+    UserPage => v1::ListUsersResponse,
+    AuditPage => v1::ListAuditEventsResponse,
+    ClientPage => v1::ListClientsResponse
+);
+
+// ---- OpenID Connect clients ----------------------------------------------------------------
+
+/// A list that may be absent travels as an optional `StringList`.
+impl Wire for Option<Vec<String>> {
+    type Wire = Option<v1::StringList>;
+    fn to_wire(self) -> Self::Wire {
+        self.map(|values| v1::StringList { values })
+    }
+    fn from_wire(w: Self::Wire, _: &str) -> Result<Self> {
+        Ok(w.map(|l| l.values))
+    }
+}
+
+message!(OidcClient => v1::OidcClient {
+    client_id, name, redirect_uris, post_logout_redirect_uris, public, allowed_scopes,
+    require_consent, id_token_signed_response_alg, created_at, updated_at,
+});
+message!(IssuedClient => v1::IssuedClient { client, client_secret });
+message!(OidcClientInput => v1::CreateClientRequest {
+    name, redirect_uris, post_logout_redirect_uris, public, allowed_scopes, require_consent,
+    id_token_signed_response_alg,
+});
+message!(RawClientQuery => v1::ListClientsRequest { per_page, cursor });
+request!(v1::GetClientRequest { client_id: String });
+request!(v1::DeleteClientRequest { client_id: String });
+request!(v1::RotateClientSecretRequest { client_id: String });
+
+/// (client id, patch) → `UpdateClientRequest`.
+pub fn update_client_request(client_id: &str, p: OidcClientPatch) -> v1::UpdateClientRequest {
+    v1::UpdateClientRequest {
+        client_id: client_id.to_owned(),
+        name: p.name,
+        redirect_uris: p.redirect_uris.to_wire(),
+        post_logout_redirect_uris: p.post_logout_redirect_uris.to_wire(),
+        allowed_scopes: p.allowed_scopes.to_wire(),
+        require_consent: p.require_consent,
+        id_token_signed_response_alg: p.id_token_signed_response_alg,
+    }
+}
+
+/// `UpdateClientRequest` → (client id, patch).
+pub fn update_client_from_request(r: v1::UpdateClientRequest) -> (String, OidcClientPatch) {
+    let list = |l: Option<v1::StringList>| l.map(|l| l.values);
+    let patch = OidcClientPatch {
+        name: r.name,
+        redirect_uris: list(r.redirect_uris),
+        post_logout_redirect_uris: list(r.post_logout_redirect_uris),
+        allowed_scopes: list(r.allowed_scopes),
+        require_consent: r.require_consent,
+        id_token_signed_response_alg: r.id_token_signed_response_alg,
+    };
+    (r.client_id, patch)
+}
 
 // ---- profile updates: PUT and PATCH through one message and a field mask -------------------
 

@@ -1,12 +1,12 @@
 //! Client adapter: the repository ports implemented by calling `RepositoryService`.
 use async_trait::async_trait;
 use domain::{
-    AttemptReservation, AuditEvent, AuditPage, AuditQuery, AuditRepository, LoginAttempt,
-    LoginBegun, LoginCompletion, LoginStart, MailClaim, MailSettlement, MaintenanceRepository,
-    NewSession, NewUser, OutboxStats, PasswordChange, QueuedMail, RecoveryRepository, Redemption,
-    Result, Rotation, Session, SessionEnd, SessionId, SessionOwner, SessionRepository, Timestamp,
-    TokenIssue, User, UserChange, UserCredentials, UserDeletion, UserId, UserPage, UserQuery,
-    UserRepository, UserRevocation,
+    AttemptReservation, AuditEvent, AuditPage, AuditQuery, AuditRepository, ClientId, ClientPage,
+    ClientQuery, LoginAttempt, LoginBegun, LoginCompletion, LoginStart, MailClaim, MailSettlement,
+    MaintenanceRepository, NewSession, NewUser, OidcRepository, OutboxStats, PasswordChange,
+    QueuedMail, RecoveryRepository, Redemption, Result, Rotation, Session, SessionEnd, SessionId,
+    SessionOwner, SessionRepository, StoredClient, Timestamp, TokenIssue, User, UserChange,
+    UserCredentials, UserDeletion, UserId, UserPage, UserQuery, UserRepository, UserRevocation,
 };
 use tonic::transport::Channel;
 
@@ -203,5 +203,28 @@ impl MaintenanceRepository for RepositoryClient {
     }
     async fn purge_audit(&self, before: Timestamp, limit: u32) -> Result<u64> {
         repository_call!(self, Write, purge_audit, pb::PurgeBatch::new(before, limit))
+    }
+}
+
+#[async_trait]
+impl OidcRepository for RepositoryClient {
+    async fn create_client(&self, client: StoredClient, audit: Vec<AuditEvent>) -> Result<()> {
+        let msg = pb::OidcClientWrite::new(client, audit);
+        repository_call!(self, Write, create_oidc_client, msg)
+    }
+    async fn find_client(&self, id: ClientId) -> Result<Option<StoredClient>> {
+        repository_call!(self, Read, find_oidc_client, pb::IdRequest::new(id))
+    }
+    async fn list_clients(&self, query: &ClientQuery) -> Result<ClientPage> {
+        let msg = pb::ClientQuery::from(query.clone());
+        repository_call!(self, Read, list_oidc_clients, msg)
+    }
+    async fn update_client(&self, client: StoredClient, audit: Vec<AuditEvent>) -> Result<bool> {
+        let msg = pb::OidcClientWrite::new(client, audit);
+        repository_call!(self, Write, update_oidc_client, msg)
+    }
+    async fn delete_client(&self, id: ClientId, audit: Vec<AuditEvent>) -> Result<bool> {
+        let msg = pb::OidcClientDeletion::new(id, audit);
+        repository_call!(self, Write, delete_oidc_client, msg)
     }
 }

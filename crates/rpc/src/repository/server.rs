@@ -355,4 +355,51 @@ impl RepositoryService for RepositoryGrpc {
         })
         .await
     }
+
+    async fn create_oidc_client(&self, req: Request<pb::OidcClientWrite>) -> Answer<pb::Empty> {
+        handle("CreateOidcClient", req, |m| async move {
+            let (client, audit) = m.parse()?;
+            self.ports.oidc.create_client(client, audit).await
+        })
+        .await
+    }
+    async fn find_oidc_client(
+        &self,
+        req: Request<pb::IdRequest>,
+    ) -> Answer<pb::OptionalStoredClient> {
+        handle("FindOidcClient", req, |m| async move {
+            let (id,) = m.parse()?;
+            self.ports.oidc.find_client(id).await
+        })
+        .await
+    }
+    async fn list_oidc_clients(
+        &self,
+        req: Request<pb::ClientQuery>,
+    ) -> Answer<crate::v1::ListClientsResponse> {
+        handle("ListOidcClients", req, |m| async move {
+            self.ports.oidc.list_clients(&m.try_into()?).await
+        })
+        .await
+    }
+    async fn update_oidc_client(
+        &self,
+        req: Request<pb::OidcClientWrite>,
+    ) -> Answer<pb::BoolResponse> {
+        handle("UpdateOidcClient", req, |m| async move {
+            let (client, audit) = m.parse()?;
+            self.ports.oidc.update_client(client, audit).await
+        })
+        .await
+    }
+    async fn delete_oidc_client(
+        &self,
+        req: Request<pb::OidcClientDeletion>,
+    ) -> Answer<pb::BoolResponse> {
+        handle("DeleteOidcClient", req, |m| async move {
+            let (id, audit) = m.parse()?;
+            self.ports.oidc.delete_client(id, audit).await
+        })
+        .await
+    }
 }

@@ -6,8 +6,9 @@
 //! ([`Upstream::call`]); every domain error (field names, retry-after) survives the hop.
 use async_trait::async_trait;
 use domain::{
-    AccessToken, AuditPage, AuthService, AuthSession, Caller, CreateUserInput, Error,
-    ForgotPasswordInput, LoginInput, PasswordInput, Principal, RawAuditQuery, RawUserQuery,
+    AccessToken, AuditPage, AuthService, AuthSession, Caller, ClientPage, CreateUserInput, Error,
+    ForgotPasswordInput, IssuedClient, LoginInput, OidcClient, OidcClientInput, OidcClientPatch,
+    OidcClientService, PasswordInput, Principal, RawAuditQuery, RawClientQuery, RawUserQuery,
     RegisterInput, RequestContext, ResetPasswordInput, Result, SessionId, SessionInfo, User,
     UserId, UserPage, UserPatch, UserService, VerifyEmailInput,
 };
@@ -18,12 +19,13 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use super::forward;
 use crate::client::{Retry, Upstream};
-use crate::convert::v1::update_user_request;
+use crate::convert::v1::{update_client_request, update_user_request};
 use crate::internal::{
     SessionLiveRequest, session_check_service_client::SessionCheckServiceClient,
 };
 use crate::v1::{
-    self, auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
+    self, auth_service_client::AuthServiceClient,
+    oidc_client_service_client::OidcClientServiceClient, user_service_client::UserServiceClient,
 };
 
 /// An outgoing call: deadline, credential, request id (the context's, else the one in scope),
@@ -257,5 +259,54 @@ impl UserService for UserClient {
     async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage> {
         let msg = v1::ListAuditEventsRequest::from(query);
         service_call!(self, Read, list_audit_events, caller: caller, msg)
+    }
+}
+
+/// [`OidcClientService`] over gRPC (`arcana.v1.OidcClientService` of `upstream`).
+#[derive(Debug, Clone)]
+pub struct OidcClientClient {
+    upstream: Upstream,
+    client: OidcClientServiceClient<Channel>,
+}
+
+impl OidcClientClient {
+    pub fn new(upstream: Upstream) -> Self {
+        Self {
+            client: OidcClientServiceClient::new(upstream.channel()),
+            upstream,
+        }
+    }
+}
+
+#[async_trait]
+impl OidcClientService for OidcClientClient {
+    async fn create_client(&self, caller: &Caller, input: OidcClientInput) -> Result<IssuedClient> {
+        let msg = v1::CreateClientRequest::from(input);
+        service_call!(self, Write, create_client, caller: caller, msg)
+    }
+    async fn list_clients(&self, caller: &Caller, query: RawClientQuery) -> Result<ClientPage> {
+        let msg = v1::ListClientsRequest::from(query);
+        service_call!(self, Read, list_clients, caller: caller, msg)
+    }
+    async fn get_client(&self, caller: &Caller, client_id: &str) -> Result<OidcClient> {
+        let msg = v1::GetClientRequest::new(client_id.to_owned());
+        service_call!(self, Read, get_client, caller: caller, msg)
+    }
+    async fn update_client(
+        &self,
+        caller: &Caller,
+        client_id: &str,
+        patch: OidcClientPatch,
+    ) -> Result<OidcClient> {
+        let msg = update_client_request(client_id, patch);
+        service_call!(self, Write, update_client, caller: caller, msg)
+    }
+    async fn delete_client(&self, caller: &Caller, client_id: &str) -> Result<()> {
+        let msg = v1::DeleteClientRequest::new(client_id.to_owned());
+        service_call!(self, Write, delete_client, caller: caller, msg)
+    }
+    async fn rotate_client_secret(&self, caller: &Caller, client_id: &str) -> Result<IssuedClient> {
+        let msg = v1::RotateClientSecretRequest::new(client_id.to_owned());
+        service_call!(self, Write, rotate_client_secret, caller: caller, msg)
     }
 }

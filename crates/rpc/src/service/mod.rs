@@ -19,6 +19,7 @@
 //! error and the REST answers are identical in every deployment mode.
 mod auth;
 mod client;
+mod oidc;
 mod principal;
 mod users;
 
@@ -31,15 +32,18 @@ use crate::credential::InternalCredential;
 use crate::internal::session_check_service_server::SessionCheckServiceServer;
 use crate::server::GrpcRouter;
 use crate::v1::auth_service_server::AuthServiceServer;
+use crate::v1::oidc_client_service_server::OidcClientServiceServer;
 use crate::v1::user_service_server::UserServiceServer;
 use domain::{
-    AccessToken, AuthService, Caller, Principal, RequestContext, Result, UserId, UserService,
+    AccessToken, AuthService, Caller, OidcClientService, Principal, RequestContext, Result, UserId,
+    UserService,
 };
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
 pub use auth::{AuthGrpc, SessionCheckGrpc};
-pub use client::{AuthClient, UserClient};
+pub use client::{AuthClient, OidcClientClient, UserClient};
+pub use oidc::OidcClientGrpc;
 pub use principal::{
     CLIENT_IP, USER_AGENT, VerifiedPrincipal, VerifyToken, bearer_token, forward, parse_bearer,
     request_id_or_new,
@@ -163,22 +167,24 @@ where
 }
 
 /// The internal port of a service-layer binary: the services of the contexts it holds (`auth`
-/// and/or `users`), all behind `credential`, their callers checked by `callers`, plus health and
+/// with the OpenID Connect clients, and/or `users`), all behind `credential`, their callers checked by `callers`, plus health and
 /// reflection. Drive the reporter with [`track_readiness`].
 pub fn internal_router(
-    auth: Option<Arc<dyn AuthService>>,
+    auth: Option<(Arc<dyn AuthService>, Arc<dyn OidcClientService>)>,
     users: Option<Arc<dyn UserService>>,
     callers: VerifiedPrincipal,
     credential: InternalCredential,
 ) -> (GrpcRouter, HealthReporter) {
     use crate::server::internal;
     let mut router = GrpcRouter::new();
-    if let Some(auth) = auth {
+    if let Some((auth, oidc)) = auth {
         let rpc = AuthServiceServer::new(AuthGrpc::new(auth.clone(), callers.clone()));
         let check = SessionCheckServiceServer::new(SessionCheckGrpc::new(auth));
+        let clients = OidcClientServiceServer::new(OidcClientGrpc::new(oidc, callers.clone()));
         router = router
             .add(internal(rpc, &credential))
-            .add(internal(check, &credential));
+            .add(internal(check, &credential))
+            .add(internal(clients, &credential));
     }
     if let Some(users) = users {
         let rpc = UserServiceServer::new(UserGrpc::new(users, callers));

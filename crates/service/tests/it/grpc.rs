@@ -43,7 +43,7 @@ impl Remote {
         let credential = InternalCredential::new(TOKEN).unwrap();
         let callers = grpc::VerifiedPrincipal::new(app.token_check(), app.auth.clone());
         let (router, health) = grpc::internal_router(
-            Some(app.auth.clone()),
+            Some((app.auth.clone(), app.oidc_clients.clone())),
             Some(app.users.clone()),
             callers,
             credential.clone(),
