@@ -565,6 +565,10 @@ pub enum RevokeReason {
     SessionLimit,
     /// The owner followed the link mailed to their previous address and undid an email change.
     EmailReverted,
+    /// The authorization code the session's tokens came from was presented again.
+    CodeReuse,
+    /// The OpenID Connect client the session's tokens were issued to was deleted.
+    ClientDeleted,
 }
 
 impl RevokeReason {
@@ -581,6 +585,8 @@ impl RevokeReason {
             RevokeReason::PasswordReset => "password_reset",
             RevokeReason::SessionLimit => "session_limit",
             RevokeReason::EmailReverted => "email_reverted",
+            RevokeReason::CodeReuse => "code_reuse",
+            RevokeReason::ClientDeleted => "client_deleted",
         }
     }
 }
@@ -600,6 +606,8 @@ impl FromStr for RevokeReason {
             "password_reset" => RevokeReason::PasswordReset,
             "session_limit" => RevokeReason::SessionLimit,
             "email_reverted" => RevokeReason::EmailReverted,
+            "code_reuse" => RevokeReason::CodeReuse,
+            "client_deleted" => RevokeReason::ClientDeleted,
             other => return Err(format!("unknown revoke reason {other:?}")),
         })
     }

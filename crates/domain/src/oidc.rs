@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, FieldErrors, Result};
-use crate::model::Timestamp;
+use crate::model::{AuditEvent, NewSession, SessionId, Timestamp, UserId};
 use crate::pagination::{DEFAULT_PER_PAGE, MAX_PER_PAGE, PageInfo};
 
 /// `client_id`: a UUID, chosen by arcana.
@@ -432,6 +432,77 @@ impl OidcClientPatch {
         errors.into_result()?;
         Ok(out)
     }
+}
+
+/// An authorization code as stored: only its SHA-256 (hex), and what it was issued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCode {
+    pub code_hash: String,
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    /// The SSO session the user was signed in with.
+    pub sso_session_id: SessionId,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub nonce: Option<String>,
+    /// The PKCE S256 challenge (base64url of the verifier's SHA-256), when one was sent.
+    pub code_challenge: Option<String>,
+    /// When the user last authenticated (the SSO session's start).
+    pub auth_time: Timestamp,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A code and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCode {
+    pub code: NewCode,
+    pub used_at: Option<Timestamp>,
+    /// The session its tokens belong to, once redeemed.
+    pub session_id: Option<SessionId>,
+}
+
+/// What a token session was issued for: the client, the scopes granted, and the SSO session
+/// behind it. Kept beside the session (its refresh token renews the same grant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub session_id: SessionId,
+    pub client_id: ClientId,
+    pub sso_session_id: SessionId,
+    pub scopes: Vec<String>,
+    pub auth_time: Timestamp,
+}
+
+/// Spend a code: open `session` for its tokens and record the grant, in one transaction with
+/// `audit`. A code presented again revokes the session of its tokens (`code_reuse`) and writes
+/// `reuse_audit` instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRedemption {
+    pub code_hash: String,
+    pub session: NewSession,
+    pub audit: Vec<AuditEvent>,
+    pub reuse_audit: Vec<AuditEvent>,
+    pub now: Timestamp,
+}
+
+/// How a redemption ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The session is open; its grant as recorded.
+    Issued(Grant),
+    /// Spent before: the tokens issued from it are revoked (`revoked`: how many sessions).
+    Reused { revoked: u64 },
+    /// Unknown or expired: nothing changed.
+    Unusable,
+}
+
+/// A user's consent to a client: the scopes they allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub user_id: UserId,
+    pub client_id: ClientId,
+    pub scopes: Vec<String>,
+    pub granted_at: Timestamp,
 }
 
 #[cfg(test)]

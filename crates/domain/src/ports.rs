@@ -15,7 +15,10 @@ use async_trait::async_trait;
 use crate::audit::{AuditPage, AuditQuery};
 use crate::error::Result;
 use crate::model::*;
-use crate::oidc::{ClientId, ClientPage, ClientQuery, StoredClient};
+use crate::oidc::{
+    ClientId, ClientPage, ClientQuery, CodeRedemption, Consent, Grant, NewCode, Redeemed,
+    StoredClient, StoredCode,
+};
 use crate::pagination::{UserPage, UserQuery};
 use crate::recovery::*;
 
@@ -215,8 +218,9 @@ pub trait MaintenanceRepository: Send + Sync {
     async fn purge_audit(&self, before: Timestamp, limit: u32) -> Result<u64>;
 }
 
-/// The OpenID Connect provider's storage: registered clients. Every change is one transaction
-/// together with its audit events.
+/// The OpenID Connect provider's storage: registered clients, authorization codes, the grants
+/// of token sessions, and consents. Every change is one transaction together with its audit
+/// events.
 #[async_trait]
 pub trait OidcRepository: Send + Sync {
     /// `Error::Conflict` (duplicate) when the id is taken.
@@ -227,8 +231,23 @@ pub trait OidcRepository: Send + Sync {
     /// Replace every setting and the secret hash of the client `client.client.client_id`
     /// (`created_at` stays); `Ok(false)` when there is none (nothing written).
     async fn update_client(&self, client: StoredClient, audit: Vec<AuditEvent>) -> Result<bool>;
-    /// `Ok(false)` when there is none (nothing written).
-    async fn delete_client(&self, id: ClientId, audit: Vec<AuditEvent>) -> Result<bool>;
+    /// Delete the client, its consents and codes, and revoke every session issued to it
+    /// (`client_deleted`). `Ok(false)` when there is none (nothing written).
+    async fn delete_client(
+        &self,
+        id: ClientId,
+        audit: Vec<AuditEvent>,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    async fn create_code(&self, code: NewCode) -> Result<()>;
+    async fn find_code(&self, code_hash: &str) -> Result<Option<StoredCode>>;
+    /// [`CodeRedemption`]; the session is opened as `SessionRepository::create` opens one.
+    async fn redeem_code(&self, redemption: CodeRedemption) -> Result<Redeemed>;
+    async fn find_grant(&self, session_id: SessionId) -> Result<Option<Grant>>;
+    async fn find_consent(&self, user_id: UserId, client_id: ClientId) -> Result<Option<Consent>>;
+    /// Replace the user's consent to the client.
+    async fn save_consent(&self, consent: Consent, audit: Vec<AuditEvent>) -> Result<()>;
 }
 
 /// Every repository port, as one value: what the service layer works through and what the

@@ -139,6 +139,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oidc_codes (code_hash) {
+        code_hash -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        sso_session_id -> Text,
+        redirect_uri -> Text,
+        scopes -> Text,
+        nonce -> Nullable<Text>,
+        code_challenge -> Nullable<Text>,
+        auth_time -> BigInt,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        session_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    oidc_grants (session_id) {
+        session_id -> Text,
+        client_id -> Text,
+        sso_session_id -> Text,
+        scopes -> Text,
+        auth_time -> BigInt,
+    }
+}
+
+diesel::table! {
+    oidc_consents (user_id, client_id) {
+        user_id -> Text,
+        client_id -> Text,
+        scopes -> Text,
+        granted_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(login_networks -> users (user_id));
 diesel::joinable!(email_changes -> users (user_id));
@@ -151,5 +188,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     email_changes,
     login_networks,
-    oidc_clients
+    oidc_clients,
+    oidc_codes,
+    oidc_grants,
+    oidc_consents
 );

@@ -198,7 +198,13 @@ impl OidcClients {
     pub async fn delete(&self, op: &Operator<'_>, id: &str) -> Result<()> {
         let id = client_id(id)?;
         let audit = self.records(op, id, Event::new("oidc.client.deleted", SUCCESS));
-        if self.core.repos.oidc.delete_client(id, audit).await? {
+        if self
+            .core
+            .repos
+            .oidc
+            .delete_client(id, audit, self.core.now())
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::NotFound)

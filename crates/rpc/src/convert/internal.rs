@@ -1,13 +1,13 @@
 //! Domain ↔ `arcana.internal.v1` (the repository boundary). Users and pages of users travel as
 //! their `arcana.v1` messages (see [`super::v1`]).
 use domain::{
-    AttemptReservation, AuditCursor, AuditEvent, AuditQuery, ClientQuery, Cursor, EmailChange,
-    Error, LockoutPolicy, LoginAttempt, LoginBegun, LoginCompletion, LoginStart, LoginSuccess,
-    MailClaim, MailLimit, MailSettlement, NewAccountToken, NewSession, NewUser, OutboxStats,
-    OutgoingMail, PageRequest, PasswordChange, QueuedMail, Redemption, Rehash, Result,
-    RevokeReason, Role, Rotation, Session, SessionEnd, SessionOwner, SortOrder, StoredClient,
-    Timestamp, TokenIssue, User, UserChange, UserCredentials, UserDeletion, UserQuery,
-    UserRevocation, UserSort, UserUpdate,
+    AttemptReservation, AuditCursor, AuditEvent, AuditQuery, ClientQuery, CodeRedemption, Consent,
+    Cursor, EmailChange, Error, Grant, LockoutPolicy, LoginAttempt, LoginBegun, LoginCompletion,
+    LoginStart, LoginSuccess, MailClaim, MailLimit, MailSettlement, NewAccountToken, NewCode,
+    NewSession, NewUser, OutboxStats, OutgoingMail, PageRequest, PasswordChange, QueuedMail,
+    Redeemed, Redemption, Rehash, Result, RevokeReason, Role, Rotation, Session, SessionEnd,
+    SessionOwner, SortOrder, StoredClient, StoredCode, Timestamp, TokenIssue, User, UserChange,
+    UserCredentials, UserDeletion, UserQuery, UserRevocation, UserSort, UserUpdate,
 };
 use uuid::Uuid;
 
@@ -102,8 +102,57 @@ request!(pb::OidcClientWrite {
 });
 request!(pb::OidcClientDeletion {
     id: Uuid,
+    audit: Vec<AuditEvent>,
+    now: Timestamp
+});
+
+message!(NewCode => pb::OidcCode {
+    code_hash, client_id, user_id, sso_session_id, redirect_uri, scopes, nonce, code_challenge,
+    auth_time, created_at, expires_at,
+});
+message!(StoredCode => pb::StoredCode { code, used_at, session_id });
+wrapper!(pb::OptionalStoredCode { code: Option<StoredCode> });
+request!(pb::FindOidcCodeRequest { code_hash: String });
+message!(CodeRedemption => pb::CodeRedemption { code_hash, session, audit, reuse_audit, now });
+message!(Grant => pb::Grant { session_id, client_id, sso_session_id, scopes, auth_time });
+wrapper!(pb::OptionalGrant { grant: Option<Grant> });
+message!(Consent => pb::Consent { user_id, client_id, scopes, granted_at });
+wrapper!(pb::OptionalConsent { consent: Option<Consent> });
+request!(pb::ConsentKey {
+    user_id: Uuid,
+    client_id: Uuid
+});
+request!(pb::ConsentWrite {
+    consent: Consent,
     audit: Vec<AuditEvent>
 });
+
+impl From<Redeemed> for pb::RedeemedResponse {
+    fn from(r: Redeemed) -> Self {
+        use pb::redeemed_response::Outcome;
+        let outcome = match r {
+            Redeemed::Issued(grant) => Outcome::Issued(grant.into()),
+            Redeemed::Reused { revoked } => Outcome::ReusedRevoked(revoked),
+            Redeemed::Unusable => Outcome::Unusable(pb::Empty {}),
+        };
+        Self {
+            outcome: Some(outcome),
+        }
+    }
+}
+
+impl TryFrom<pb::RedeemedResponse> for Redeemed {
+    type Error = Error;
+    fn try_from(r: pb::RedeemedResponse) -> Result<Self> {
+        use pb::redeemed_response::Outcome;
+        match r.outcome {
+            Some(Outcome::Issued(grant)) => Ok(Redeemed::Issued(grant.try_into()?)),
+            Some(Outcome::ReusedRevoked(revoked)) => Ok(Redeemed::Reused { revoked }),
+            Some(Outcome::Unusable(_)) => Ok(Redeemed::Unusable),
+            None => Err(Error::validation("outcome", "is required")),
+        }
+    }
+}
 
 wrapper!(pb::OptionalUser { user: Option<User> });
 wrapper!(pb::OptionalCredentials { credentials: Option<UserCredentials> });

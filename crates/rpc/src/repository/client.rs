@@ -2,11 +2,12 @@
 use async_trait::async_trait;
 use domain::{
     AttemptReservation, AuditEvent, AuditPage, AuditQuery, AuditRepository, ClientId, ClientPage,
-    ClientQuery, LoginAttempt, LoginBegun, LoginCompletion, LoginStart, MailClaim, MailSettlement,
-    MaintenanceRepository, NewSession, NewUser, OidcRepository, OutboxStats, PasswordChange,
-    QueuedMail, RecoveryRepository, Redemption, Result, Rotation, Session, SessionEnd, SessionId,
-    SessionOwner, SessionRepository, StoredClient, Timestamp, TokenIssue, User, UserChange,
-    UserCredentials, UserDeletion, UserId, UserPage, UserQuery, UserRepository, UserRevocation,
+    ClientQuery, CodeRedemption, Consent, Grant, LoginAttempt, LoginBegun, LoginCompletion,
+    LoginStart, MailClaim, MailSettlement, MaintenanceRepository, NewCode, NewSession, NewUser,
+    OidcRepository, OutboxStats, PasswordChange, QueuedMail, RecoveryRepository, Redeemed,
+    Redemption, Result, Rotation, Session, SessionEnd, SessionId, SessionOwner, SessionRepository,
+    StoredClient, StoredCode, Timestamp, TokenIssue, User, UserChange, UserCredentials,
+    UserDeletion, UserId, UserPage, UserQuery, UserRepository, UserRevocation,
 };
 use tonic::transport::Channel;
 
@@ -223,8 +224,35 @@ impl OidcRepository for RepositoryClient {
         let msg = pb::OidcClientWrite::new(client, audit);
         repository_call!(self, Write, update_oidc_client, msg)
     }
-    async fn delete_client(&self, id: ClientId, audit: Vec<AuditEvent>) -> Result<bool> {
-        let msg = pb::OidcClientDeletion::new(id, audit);
+    async fn delete_client(
+        &self,
+        id: ClientId,
+        audit: Vec<AuditEvent>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let msg = pb::OidcClientDeletion::new(id, audit, now);
         repository_call!(self, Write, delete_oidc_client, msg)
+    }
+    async fn create_code(&self, code: NewCode) -> Result<()> {
+        repository_call!(self, Write, create_oidc_code, pb::OidcCode::from(code))
+    }
+    async fn find_code(&self, code_hash: &str) -> Result<Option<StoredCode>> {
+        let msg = pb::FindOidcCodeRequest::new(code_hash.to_owned());
+        repository_call!(self, Read, find_oidc_code, msg)
+    }
+    async fn redeem_code(&self, redemption: CodeRedemption) -> Result<Redeemed> {
+        let msg = pb::CodeRedemption::from(redemption);
+        repository_call!(self, Write, redeem_oidc_code, msg)
+    }
+    async fn find_grant(&self, session_id: SessionId) -> Result<Option<Grant>> {
+        repository_call!(self, Read, find_oidc_grant, pb::IdRequest::new(session_id))
+    }
+    async fn find_consent(&self, user_id: UserId, client_id: ClientId) -> Result<Option<Consent>> {
+        let msg = pb::ConsentKey::new(user_id, client_id);
+        repository_call!(self, Read, find_oidc_consent, msg)
+    }
+    async fn save_consent(&self, consent: Consent, audit: Vec<AuditEvent>) -> Result<()> {
+        let msg = pb::ConsentWrite::new(consent, audit);
+        repository_call!(self, Write, save_oidc_consent, msg)
     }
 }

@@ -397,8 +397,54 @@ impl RepositoryService for RepositoryGrpc {
         req: Request<pb::OidcClientDeletion>,
     ) -> Answer<pb::BoolResponse> {
         handle("DeleteOidcClient", req, |m| async move {
-            let (id, audit) = m.parse()?;
-            self.ports.oidc.delete_client(id, audit).await
+            let (id, audit, now) = m.parse()?;
+            self.ports.oidc.delete_client(id, audit, now).await
+        })
+        .await
+    }
+    async fn create_oidc_code(&self, req: Request<pb::OidcCode>) -> Answer<pb::Empty> {
+        handle("CreateOidcCode", req, |m| async move {
+            self.ports.oidc.create_code(m.try_into()?).await
+        })
+        .await
+    }
+    async fn find_oidc_code(
+        &self,
+        req: Request<pb::FindOidcCodeRequest>,
+    ) -> Answer<pb::OptionalStoredCode> {
+        handle("FindOidcCode", req, |m| async move {
+            let (hash,) = m.parse()?;
+            self.ports.oidc.find_code(&hash).await
+        })
+        .await
+    }
+    async fn redeem_oidc_code(
+        &self,
+        req: Request<pb::CodeRedemption>,
+    ) -> Answer<pb::RedeemedResponse> {
+        handle("RedeemOidcCode", req, |m| async move {
+            self.ports.oidc.redeem_code(m.try_into()?).await
+        })
+        .await
+    }
+    async fn find_oidc_grant(&self, req: Request<pb::IdRequest>) -> Answer<pb::OptionalGrant> {
+        handle("FindOidcGrant", req, |m| async move {
+            let (id,) = m.parse()?;
+            self.ports.oidc.find_grant(id).await
+        })
+        .await
+    }
+    async fn find_oidc_consent(&self, req: Request<pb::ConsentKey>) -> Answer<pb::OptionalConsent> {
+        handle("FindOidcConsent", req, |m| async move {
+            let (user, client) = m.parse()?;
+            self.ports.oidc.find_consent(user, client).await
+        })
+        .await
+    }
+    async fn save_oidc_consent(&self, req: Request<pb::ConsentWrite>) -> Answer<pb::Empty> {
+        handle("SaveOidcConsent", req, |m| async move {
+            let (consent, audit) = m.parse()?;
+            self.ports.oidc.save_consent(consent, audit).await
         })
         .await
     }
