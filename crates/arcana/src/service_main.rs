@@ -57,7 +57,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let jwt_keys = cli.service.jwt.keys(None)?;
     let verify = service::token_check(&jwt_keys, &cli.service.jwt);
     let signing = CONTEXTS.auth().then_some(&jwt_keys);
-    let layer = ServiceLayer::start(repos, &cli.service, signing, &cli.data.data_dir)?;
+    // The auth context signs ID tokens with the key file it is given (never a generated one:
+    // every replica must sign with the keys the gateway publishes).
+    let oidc = if CONTEXTS.auth() {
+        arcana::config::oidc_signing_keys(None)?.map(std::sync::Arc::new)
+    } else {
+        None
+    };
+    let layer = ServiceLayer::start(repos, &cli.service, signing, oidc, &cli.data.data_dir)?;
     let services = layer.services;
     runtime::serve_ops(
         &cli.ops,

@@ -279,11 +279,49 @@ impl OidcKeys {
             .map_err(|_| Error::Unauthorized)
     }
 
+    /// The claims of a token of type `typ` (its header's `typ`) that one of the published keys
+    /// signed for `issuer`, unexpired (no leeway); the audience is the caller's to check.
+    pub fn verify_typed<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: &str,
+        issuer: &str,
+    ) -> Result<T> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Error::Unauthorized)?;
+        if header.typ.as_deref() != Some(typ) {
+            return Err(Error::Unauthorized);
+        }
+        let mut validation = jsonwebtoken::Validation::new(header.alg);
+        validation.set_issuer(&[issuer]);
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        self.verify(token, &validation)
+    }
+
     /// The JWK Set of every published key.
     pub fn jwks(&self) -> serde_json::Value {
         let keys: Vec<&Jwk> = self.published.iter().map(|p| &p.jwk).collect();
         serde_json::json!({ "keys": keys })
     }
+}
+
+/// PKCE S256 (RFC 7636 §4.2): BASE64URL(SHA-256(verifier)).
+pub fn pkce_s256(verifier: &str) -> String {
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+/// `at_hash` (OpenID Connect Core §3.1.3.6): base64url of the left half of the hash `alg`
+/// signs with (SHA-256 for RS256, SHA-512 for EdDSA over Ed25519).
+pub fn half_hash(alg: SigningAlg, token: &str) -> String {
+    use sha2::Digest;
+    let digest: Vec<u8> = match alg {
+        SigningAlg::Rs256 => sha2::Sha256::digest(token.as_bytes()).to_vec(),
+        SigningAlg::EdDsa => sha2::Sha512::digest(token.as_bytes()).to_vec(),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 
 /// A fresh key file: an RSA-2048 and an Ed25519 private key, PKCS#8 PEM, concatenated.
@@ -459,5 +497,23 @@ mod tests {
         )
         .unwrap();
         assert!(a.verify::<Value>(&hs, &validation()).is_err());
+    }
+
+    #[test]
+    fn pkce_and_at_hash_vectors() {
+        // RFC 7636 appendix B.
+        assert_eq!(
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        // OpenID Connect Core A.3 (RS256 over SHA-256).
+        assert_eq!(
+            half_hash(
+                SigningAlg::Rs256,
+                "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
+            ),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+        assert_eq!(half_hash(SigningAlg::EdDsa, "x").len(), 43);
     }
 }

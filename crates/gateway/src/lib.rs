@@ -71,6 +71,11 @@ pub struct GatewayConfig {
     pub max_concurrent_streams: u32,
     /// The OpenID Connect public keys, published in the JWK Set beside the access-token keys.
     pub oidc_keys: Option<Arc<crypto::OidcKeys>>,
+    /// The OpenID Connect issuer (`ARCANA_PUBLIC_URL`): where discovery says the endpoints are;
+    /// an https issuer makes the SSO cookie `Secure` and `__Host-`.
+    pub issuer: String,
+    /// The name the hosted pages show.
+    pub product_name: String,
 }
 
 /// How long an HTTP/2 keep-alive PING may go unanswered.
@@ -88,6 +93,8 @@ impl Default for GatewayConfig {
             http2_keepalive_interval: Duration::from_secs(30),
             max_concurrent_streams: 100,
             oidc_keys: None,
+            issuer: "http://localhost:8080".into(),
+            product_name: "arcana".into(),
         }
     }
 }
@@ -99,6 +106,8 @@ pub struct Ports {
     pub auth: Arc<dyn AuthService>,
     pub users: Arc<dyn UserService>,
     pub oidc_clients: Arc<dyn OidcClientService>,
+    /// The OpenID Connect provider; `None`: its endpoints and pages answer 404.
+    pub oidc: Option<Arc<dyn domain::OidcProvider>>,
 }
 
 pub struct Inner {
@@ -106,6 +115,7 @@ pub struct Inner {
     pub auth: Arc<dyn AuthService>,
     pub users: Arc<dyn UserService>,
     pub oidc_clients: Arc<dyn OidcClientService>,
+    pub oidc: Option<Arc<dyn domain::OidcProvider>>,
     pub authn: Arc<Authenticator>,
     pub rate_limit: AuthRateLimit,
     pub config: GatewayConfig,
@@ -146,6 +156,7 @@ impl AppState {
             auth,
             users,
             oidc_clients,
+            oidc,
         } = ports;
         let authn = Arc::new(Authenticator::new(verifier, auth.clone()));
         let listener: Arc<dyn RevocationListener> = match &shared {
@@ -168,6 +179,7 @@ impl AppState {
             auth,
             users,
             oidc_clients,
+            oidc,
             authn,
             rate_limit,
             config,
@@ -346,6 +358,7 @@ pub fn router(state: AppState) -> Router {
     let app = api
         .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", doc))
         .merge(routes::pages::router())
+        .merge(routes::oidc::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -397,10 +410,10 @@ fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLa
 async fn ensure_envelope(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
-    let is_json = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    // JSON already, or a page (the hosted sign-in pages answer errors as pages).
+    let is_json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+    });
     if status.is_success() || status.is_redirection() || is_json || status.is_informational() {
         return resp;
     }

@@ -8,8 +8,8 @@ use domain::{
     AuthService, AuthSession, Caller, CreateUserInput, Error, FieldErrors, ForgotPasswordInput,
     LoginBegun, LoginCompletion, LoginInput, LoginStart, LoginSuccess, Principal, RegisterInput,
     Rehash, RequestContext, ResetPasswordInput, Result, RevokeReason, Rotation, SessionEnd,
-    SessionId, SessionInfo, Status, Timestamp, User, UserId, UserRevocation, VerifyEmailInput,
-    client_network,
+    SessionId, SessionInfo, SessionOwner, Status, Timestamp, User, UserId, UserRevocation,
+    VerifyEmailInput, client_network,
 };
 
 use crate::audit::{Event, FAILURE, SUCCESS};
@@ -30,6 +30,114 @@ impl std::fmt::Debug for Auth {
 impl Auth {
     pub(crate) fn new(core: Arc<Core>) -> Self {
         Self { core }
+    }
+
+    /// Rotate the refresh token `prefix` + `<session>.<secret>` of a live session, with reuse
+    /// detection, and let `mint` answer for the rotated session (its owner, id, the next
+    /// refresh token and the instant). The prefix tells token families apart: the API's have
+    /// none, those of OpenID Connect clients `oidc.`, so neither is accepted for the other.
+    pub(crate) async fn rotate_refresh<T>(
+        &self,
+        ctx: &RequestContext,
+        refresh_token: &str,
+        prefix: &str,
+        mint: impl Fn(&SessionOwner, SessionId, String, Timestamp) -> Result<T>,
+    ) -> Result<T> {
+        let core = &self.core;
+        let token = refresh_token.trim();
+        let sid = token
+            .strip_prefix(prefix)
+            .and_then(refresh_token_session)
+            .ok_or(Error::Unauthorized)?;
+        let presented = crypto::sha256_hex(token);
+        let grace = chrono_duration(core.config.refresh_reuse_grace);
+        let swap = |expected: String, now| {
+            let next = format!("{prefix}{}", new_refresh_token(sid));
+            let rotation = Rotation {
+                id: sid,
+                expected_hash: expected,
+                new_hash: crypto::sha256_hex(&next),
+                now,
+            };
+            let mint = &mint;
+            async move {
+                let owner = core.repos.sessions.rotate(rotation).await?;
+                match owner {
+                    Some(owner) => Ok::<_, Error>(Some(mint(&owner, sid, next, now)?)),
+                    None => Ok(None),
+                }
+            }
+        };
+        // An unverified account's session is not renewed while verification is required: asked
+        // before the swap, so the same token works once the address is verified.
+        if core.config.recovery.require_verified_email {
+            let owner = core.repos.sessions.find_with_owner(sid).await?;
+            if let Some(owner) = owner.filter(|o| o.is_live(core.now()))
+                && !owner.user.is_verified
+                && crypto::tokens::constant_time_eq(&presented, &owner.session.refresh_token_hash)
+            {
+                return Err(Error::EmailNotVerified);
+            }
+        }
+        // The usual case, in one repository call: the token presented is the current one of a
+        // live session, swapped for a new one.
+        if let Some(done) = swap(presented.clone(), core.now()).await? {
+            return Ok(done);
+        }
+        // Otherwise find out why: not live, an earlier token of this family (reuse, or a retry
+        // within the grace), a forgery, or a concurrent rotation that got in first.
+        for _ in 0..3 {
+            let now = core.now();
+            let owner = core
+                .repos
+                .sessions
+                .find_with_owner(sid)
+                .await?
+                .ok_or(Error::Unauthorized)?;
+            let session = &owner.session;
+            if !session.is_live(now) {
+                return Err(Error::Unauthorized);
+            }
+            let current = crypto::tokens::constant_time_eq(&presented, &session.refresh_token_hash);
+            if !current {
+                let previous = session
+                    .previous_refresh_hash
+                    .as_deref()
+                    .is_some_and(|p| crypto::tokens::constant_time_eq(&presented, p));
+                if !previous {
+                    // Never issued for this session (a forgery, or an older generation): no
+                    // proof of theft, so nothing changes.
+                    return Err(Error::Unauthorized);
+                }
+                let in_grace = grace > chrono::Duration::zero()
+                    && session.rotated_at.is_some_and(|t| now - t <= grace);
+                if !in_grace {
+                    return Err(self
+                        .refresh_reuse(ctx, sid, session.user_id, "rotated_token_presented")
+                        .await?);
+                }
+            }
+            // Opened with credentials that have changed since, or the owner is not active.
+            if !owner.is_live(now) {
+                return Err(Error::Unauthorized);
+            }
+            if !current {
+                tracing::info!(session_id = %sid, "refresh token reused within the grace: accepted once more");
+                core.audit(
+                    ctx,
+                    Event::new("auth.refresh_reuse", "grace_accepted")
+                        .subject(session.user_id)
+                        .detail("session_id", sid.to_string()),
+                )
+                .await;
+            }
+            // Rotating from the current hash: in the grace case the displaced current token
+            // becomes the previous one, so the just-rotated token is accepted only once.
+            if let Some(done) = swap(session.refresh_token_hash.clone(), now).await? {
+                return Ok(done);
+            }
+        }
+        Err(Error::Unauthorized)
     }
 
     /// A wrong password for a known account (already counted by its reservation).
@@ -260,99 +368,13 @@ impl AuthService for Auth {
 
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {
         let core = &self.core;
-        let token = refresh_token.trim();
-        let sid = refresh_token_session(token).ok_or(Error::Unauthorized)?;
-        let presented = crypto::sha256_hex(token);
-        let grace = chrono_duration(core.config.refresh_reuse_grace);
-        let swap = |expected: String, now| {
-            let next = new_refresh_token(sid);
-            let rotation = Rotation {
-                id: sid,
-                expected_hash: expected,
-                new_hash: crypto::sha256_hex(&next),
-                now,
-            };
-            async move {
-                let owner = core.repos.sessions.rotate(rotation).await?;
-                match owner {
-                    Some(owner) => Ok::<_, Error>(Some(AuthSession {
-                        tokens: core.token_pair(&owner.user, sid, next, now)?,
-                        user: owner.user,
-                    })),
-                    None => Ok(None),
-                }
-            }
-        };
-        // An unverified account's session is not renewed while verification is required: asked
-        // before the swap, so the same token works once the address is verified.
-        if core.config.recovery.require_verified_email {
-            let owner = core.repos.sessions.find_with_owner(sid).await?;
-            if let Some(owner) = owner.filter(|o| o.is_live(core.now()))
-                && !owner.user.is_verified
-                && crypto::tokens::constant_time_eq(&presented, &owner.session.refresh_token_hash)
-            {
-                return Err(Error::EmailNotVerified);
-            }
-        }
-        // The usual case, in one repository call: the token presented is the current one of a
-        // live session, swapped for a new one.
-        if let Some(done) = swap(presented.clone(), core.now()).await? {
-            return Ok(done);
-        }
-        // Otherwise find out why: not live, an earlier token of this family (reuse, or a retry
-        // within the grace), a forgery, or a concurrent rotation that got in first.
-        for _ in 0..3 {
-            let now = core.now();
-            let owner = core
-                .repos
-                .sessions
-                .find_with_owner(sid)
-                .await?
-                .ok_or(Error::Unauthorized)?;
-            let session = &owner.session;
-            if !session.is_live(now) {
-                return Err(Error::Unauthorized);
-            }
-            let current = crypto::tokens::constant_time_eq(&presented, &session.refresh_token_hash);
-            if !current {
-                let previous = session
-                    .previous_refresh_hash
-                    .as_deref()
-                    .is_some_and(|p| crypto::tokens::constant_time_eq(&presented, p));
-                if !previous {
-                    // Never issued for this session (a forgery, or an older generation): no
-                    // proof of theft, so nothing changes.
-                    return Err(Error::Unauthorized);
-                }
-                let in_grace = grace > chrono::Duration::zero()
-                    && session.rotated_at.is_some_and(|t| now - t <= grace);
-                if !in_grace {
-                    return Err(self
-                        .refresh_reuse(ctx, sid, session.user_id, "rotated_token_presented")
-                        .await?);
-                }
-            }
-            // Opened with credentials that have changed since, or the owner is not active.
-            if !owner.is_live(now) {
-                return Err(Error::Unauthorized);
-            }
-            if !current {
-                tracing::info!(session_id = %sid, "refresh token reused within the grace: accepted once more");
-                core.audit(
-                    ctx,
-                    Event::new("auth.refresh_reuse", "grace_accepted")
-                        .subject(session.user_id)
-                        .detail("session_id", sid.to_string()),
-                )
-                .await;
-            }
-            // Rotating from the current hash: in the grace case the displaced current token
-            // becomes the previous one, so the just-rotated token is accepted only once.
-            if let Some(done) = swap(session.refresh_token_hash.clone(), now).await? {
-                return Ok(done);
-            }
-        }
-        Err(Error::Unauthorized)
+        self.rotate_refresh(ctx, refresh_token, "", |owner, sid, next, now| {
+            Ok(AuthSession {
+                tokens: core.token_pair(&owner.user, sid, next, now)?,
+                user: owner.user.clone(),
+            })
+        })
+        .await
     }
 
     async fn logout(&self, caller: &Caller) -> Result<()> {

@@ -59,6 +59,7 @@ mod hasher;
 pub mod mail;
 pub mod maintenance;
 mod oidc;
+mod provider;
 pub mod recovery;
 pub mod shared_cache;
 mod users;
@@ -72,6 +73,7 @@ pub use auth::Auth;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use hasher::{Hasher, Priority};
 pub use oidc::{OidcClients, Operator};
+pub use provider::{CODE_TTL, Provider};
 pub use users::Users;
 
 /// Tunables of the service layer. `Default` is the production configuration.
@@ -102,6 +104,34 @@ pub struct ServiceConfig {
     pub shared_user_cache: Option<shared_cache::SharedCacheConfig>,
     /// Live sessions per user; opening one more revokes the oldest (`session_limit`). 0: no cap.
     pub max_sessions_per_user: u32,
+    /// The keys ID tokens and OpenID Connect access tokens are signed with (the issuer is
+    /// `recovery.public_url`); without them the token endpoint answers an internal error.
+    pub oidc_keys: OidcSigning,
+}
+
+/// The OpenID Connect signing keys of a service layer (compared by identity; never printed).
+#[derive(Clone, Default)]
+pub struct OidcSigning(pub Option<Arc<crypto::OidcKeys>>);
+
+impl PartialEq for OidcSigning {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for OidcSigning {}
+
+impl std::fmt::Debug for OidcSigning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(keys) => write!(f, "OidcSigning(kids {:?})", keys.key_ids()),
+            None => f.write_str("OidcSigning(none)"),
+        }
+    }
 }
 
 /// The largest `refresh_reuse_grace` accepted.
@@ -123,6 +153,7 @@ impl Default for ServiceConfig {
             recovery: recovery::RecoveryConfig::default(),
             shared_user_cache: None,
             max_sessions_per_user: 100,
+            oidc_keys: OidcSigning::default(),
         }
     }
 }
@@ -136,10 +167,18 @@ pub struct Services {
     pub auth: Arc<Auth>,
     pub users: Arc<Users>,
     pub oidc_clients: Arc<OidcClients>,
+    pub oidc: Arc<Provider>,
     /// For metrics (`queue_depth`).
     pub hasher: Arc<Hasher>,
     /// Told when a mail was queued, so a delivery worker of this process sends it at once.
     pub mail_queued: Arc<tokio::sync::Notify>,
+}
+
+impl Services {
+    /// The OpenID Connect issuer: `ARCANA_PUBLIC_URL` without a trailing slash.
+    pub fn issuer(&self) -> &str {
+        self.oidc.issuer()
+    }
 }
 
 /// Assemble the service layer. `signing` must be able to sign (a private key or the HS256
@@ -199,8 +238,10 @@ pub fn build_with_clock(
         caches,
         mail_queued.clone(),
     ));
+    let auth = Arc::new(Auth::new(core.clone()));
     Ok(Services {
-        auth: Arc::new(Auth::new(core.clone())),
+        oidc: Arc::new(Provider::new(core.clone(), auth.clone())),
+        auth,
         users: Arc::new(Users::new(core.clone())),
         oidc_clients: Arc::new(OidcClients::new(core)),
         hasher,

@@ -97,7 +97,8 @@ pub struct Options {
     pub service_replicas: usize,
     /// `ARCANA_DB_POOL_SIZE` (`None`: the binary's default).
     pub db_pool_size: Option<u32>,
-    /// Extra environment for every process (after the defaults: it wins).
+    /// Extra environment for every process (after the defaults: it wins). `{http}` in a value
+    /// is the edge's REST address (e.g. `ARCANA_PUBLIC_URL=http://{http}`).
     pub env: Vec<(String, String)>,
 }
 
@@ -288,12 +289,17 @@ impl Cluster {
             plan.extend(middle);
             plan.push(("arcana-repository".into(), "arcana-repository", repo_env));
         }
+        let http = self.http.to_string();
         for (name, exe, env) in plan {
             let env: Vec<(String, String)> = common
                 .iter()
                 .chain(env.iter())
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .chain(opts.env.iter().cloned())
+                .chain(
+                    opts.env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.replace("{http}", &http))),
+                )
                 .collect();
             let exe = bins.get(exe)?.to_path_buf();
             let child = spawn(self.dir.path(), &name, &exe, &env)?;

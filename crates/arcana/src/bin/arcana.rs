@@ -306,7 +306,7 @@ async fn admin_services(cli: &Cli) -> anyhow::Result<service::Services> {
     let db = layers::repository::open_database(&cli.db).await?;
     let s = &cli.service;
     let repos = service::Repositories::from_one(db);
-    layers::service::build(repos, &s.auth, &s.jwt, &s.mail, &s.redis, None)
+    layers::service::build(repos, s, None, None)
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
@@ -321,8 +321,11 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         repos,
         &cli.service,
         Some(&keys),
+        config.oidc_keys.clone(),
         &cli.db.data.data_dir,
     )?;
+    config.issuer = layer.services.issuer().to_owned();
+    config.product_name = cli.service.mail.product_name.clone();
     // `/metrics` (on the ops listener) also shows what the monolith holds in its process: the
     // pool, the hash queue and the mail outbox (the ops gauges of the layers it embeds).
     let gauges = [layers::repository::ops_gauges(db), layer.gauges].concat();
@@ -330,6 +333,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         auth: layer.services.auth.clone(),
         users: layer.services.users.clone(),
         oidc_clients: layer.services.oidc_clients.clone(),
+        oidc: Some(layer.services.oidc.clone()),
     };
     layers::gateway::serve(
         &cli.edge,

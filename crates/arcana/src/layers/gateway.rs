@@ -20,6 +20,19 @@ pub fn config(args: &EdgeArgs) -> anyhow::Result<gateway::GatewayConfig> {
         http2_keepalive_interval: Duration::from_secs(args.http2_keepalive),
         max_concurrent_streams: args.max_concurrent_streams,
         oidc_keys: None,
+        // The monolith takes both from its service layer's settings; a gateway from the same
+        // variables.
+        issuer: std::env::var("ARCANA_PUBLIC_URL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map_or_else(
+                || "http://localhost:8080".to_owned(),
+                |s| s.trim_end_matches('/').to_owned(),
+            ),
+        product_name: std::env::var("ARCANA_PRODUCT_NAME")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "arcana".to_owned()),
     })
 }
 

@@ -105,13 +105,13 @@ fn public_url(mail: &MailArgs) -> anyhow::Result<String> {
 
 pub fn build(
     repos: service::Repositories,
-    auth: &AuthArgs,
-    jwt: &JwtArgs,
-    mail: &MailArgs,
-    redis: &RedisArgs,
+    args: &ServiceArgs,
     signing: Option<&crypto::JwtKeys>,
+    oidc: Option<Arc<crypto::OidcKeys>>,
 ) -> anyhow::Result<service::Services> {
-    service::build(repos, config(auth, jwt, mail, redis)?, signing).map_err(describe)
+    let mut config = config(&args.auth, &args.jwt, &args.mail, &args.redis)?;
+    config.oidc_keys = service::OidcSigning(oidc);
+    service::build(repos, config, signing).map_err(describe)
 }
 
 /// The service layer as a process holds it (the monolith, the service binaries): built over
@@ -126,22 +126,17 @@ pub struct ServiceLayer {
 }
 
 impl ServiceLayer {
+    /// `oidc`: the keys ID tokens are signed with (the auth context).
     pub fn start(
         repos: service::Repositories,
         args: &ServiceArgs,
         signing: Option<&crypto::JwtKeys>,
+        oidc: Option<Arc<crypto::OidcKeys>>,
         data_dir: &std::path::Path,
     ) -> anyhow::Result<Self> {
         let recovery = repos.recovery.clone();
         start_maintenance(repos.maintenance.clone(), &args.auth);
-        let services = build(
-            repos,
-            &args.auth,
-            &args.jwt,
-            &args.mail,
-            &args.redis,
-            signing,
-        )?;
+        let services = build(repos, args, signing, oidc)?;
         bootstrap_admin(services.users.clone(), &args.bootstrap)?;
         let mail = start_mail_worker(&services, recovery, &args.mail, data_dir.join("mail"))?;
         let gauges = ops_gauges(&services, mail);

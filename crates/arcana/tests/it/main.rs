@@ -8,6 +8,7 @@ mod api;
 mod grpc;
 mod hardening;
 mod oidc;
+mod oidc_flow;
 mod ops;
 mod recovery;
 mod redis;

@@ -45,6 +45,7 @@ impl Edge {
             auth: services.auth.clone(),
             users: services.users.clone(),
             oidc_clients: services.oidc_clients.clone(),
+            oidc: None,
         };
         let state = AppState::new(
             ports,

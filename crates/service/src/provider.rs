@@ -1,0 +1,732 @@
+//! `OidcProvider`: the OpenID Connect authorization code flow.
+//!
+//! - **SSO session**: signing in on the hosted login page is a login as `POST /auth/login` does
+//!   it (lockout, verified email, status: the same code, [`Auth`]'s); the session it opens is the
+//!   browser's SSO session and its refresh token the cookie's value (checked by its stored
+//!   SHA-256, never rotated through the cookie).
+//! - **Codes**: 256 random bits, stored as their SHA-256, single use, 60 s, bound to the client,
+//!   the redirect URI, the PKCE challenge, the nonce, the scopes, the SSO session and its
+//!   `auth_time`. Spending one opens a *token session* (a refresh-token family of its own, with
+//!   its grant) in one transaction; a code spent twice revokes that session.
+//! - **Tokens**: access tokens are RFC 9068 JWTs (`typ: at+jwt`, RS256, `sid` = the token
+//!   session, so revocation reaches them as it reaches every arcana token); ID tokens are RS256
+//!   or EdDSA as the client registered; refresh tokens (`offline_access` only) are
+//!   `oidc.<session>.<secret>`, rotated with reuse detection by the same code as the API's and
+//!   refused by the API's refresh (and the API's by this one).
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use crypto::OidcKeys;
+use crypto::oidc::SigningAlg;
+use domain::{
+    Authorization, AuthorizeRequest, ClientAuth, CodeRedemption, Consent, Error, Grant, IdTokenAlg,
+    Interaction, IssuedTokens, LoginInput, NewCode, OAuthError, OidcClient, OidcProvider, Redeemed,
+    RequestContext, Result, RevokeReason, SUPPORTED_SCOPES, SessionEnd, SessionId, SessionOwner,
+    SsoSignIn, StoredClient, Timestamp, TokenRequest, User,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::audit::{Event, FAILURE, SUCCESS};
+use crate::auth::Auth;
+use crate::core::{Core, chrono_duration, new_refresh_token, refresh_token_session};
+
+/// How long an authorization code may be spent.
+pub const CODE_TTL: Duration = Duration::from_secs(60);
+/// The prefix of the refresh tokens issued to OpenID Connect clients.
+const REFRESH_PREFIX: &str = "oidc.";
+/// The longest `nonce` and `state` accepted (they come back in tokens and redirects).
+const MAX_ECHOED: usize = 512;
+
+/// The in-process [`OidcProvider`].
+pub struct Provider {
+    core: Arc<Core>,
+    auth: Arc<Auth>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider").finish_non_exhaustive()
+    }
+}
+
+/// The claims of an access token (RFC 9068).
+#[derive(Debug, Serialize, Deserialize)]
+struct AccessClaims {
+    iss: String,
+    sub: String,
+    aud: String,
+    client_id: String,
+    scope: String,
+    sid: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+    auth_time: i64,
+}
+
+/// The answer to the client, wherever the request came from: its redirect URI with `state` and
+/// `iss` (RFC 9207).
+struct Back<'a> {
+    redirect_uri: &'a str,
+    state: Option<&'a str>,
+    issuer: &'a str,
+}
+
+impl Back<'_> {
+    fn with(&self, params: &[(&str, &str)]) -> Authorization {
+        // The URI is registered (parsed when it was), so it parses.
+        let location = match url::Url::parse(self.redirect_uri) {
+            Ok(mut url) => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    for (k, v) in params {
+                        q.append_pair(k, v);
+                    }
+                    if let Some(state) = self.state {
+                        q.append_pair("state", state);
+                    }
+                    q.append_pair("iss", self.issuer);
+                }
+                url.to_string()
+            }
+            Err(_) => {
+                return Authorization::Refused {
+                    message: "The redirect URI of this application is not valid.".into(),
+                };
+            }
+        };
+        Authorization::Redirect { location }
+    }
+
+    fn error(&self, error: &str, description: &str) -> Authorization {
+        self.with(&[("error", error), ("error_description", description)])
+    }
+}
+
+fn refused(message: &str) -> Result<Authorization> {
+    Ok(Authorization::Refused {
+        message: message.to_owned(),
+    })
+}
+
+fn invalid_grant(description: &str) -> OAuthError {
+    OAuthError::new("invalid_grant", description)
+}
+
+fn invalid_request(description: &str) -> OAuthError {
+    OAuthError::new("invalid_request", description)
+}
+
+/// The `prompt` values asked for.
+#[derive(Default)]
+struct Prompt {
+    none: bool,
+    login: bool,
+    consent: bool,
+}
+
+fn parse_prompt(s: Option<&str>) -> std::result::Result<Prompt, &'static str> {
+    let mut p = Prompt::default();
+    for v in s.unwrap_or_default().split_whitespace() {
+        match v {
+            "none" => p.none = true,
+            "login" => p.login = true,
+            "consent" => p.consent = true,
+            "select_account" => {}
+            _ => return Err("prompt may hold only none, login, consent and select_account"),
+        }
+    }
+    if p.none && (p.login || p.consent) {
+        return Err("prompt=none cannot be combined with other values");
+    }
+    Ok(p)
+}
+
+/// A PKCE challenge: 43 to 128 characters of `[A-Za-z0-9._~-]` (RFC 7636 §4.2).
+fn valid_challenge(s: &str) -> bool {
+    (43..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+fn signing_alg(alg: IdTokenAlg) -> SigningAlg {
+    match alg {
+        IdTokenAlg::RS256 => SigningAlg::Rs256,
+        IdTokenAlg::EdDSA => SigningAlg::EdDsa,
+    }
+}
+
+/// The claims of `user` that `scopes` allow (`sub` always).
+pub(crate) fn user_claims(user: &User, scopes: &[String]) -> Map<String, Value> {
+    let mut c = Map::new();
+    c.insert("sub".into(), json!(user.id.to_string()));
+    let has = |s: &str| scopes.iter().any(|x| x == s);
+    if has("profile") {
+        c.insert("preferred_username".into(), json!(user.username));
+        let name = [user.first_name.as_deref(), user.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        c.insert(
+            "name".into(),
+            json!(if name.is_empty() {
+                user.username.clone()
+            } else {
+                name
+            }),
+        );
+        if let Some(g) = &user.first_name {
+            c.insert("given_name".into(), json!(g));
+        }
+        if let Some(f) = &user.last_name {
+            c.insert("family_name".into(), json!(f));
+        }
+        c.insert("updated_at".into(), json!(user.updated_at.timestamp()));
+    }
+    if has("email") {
+        c.insert("email".into(), json!(user.email));
+        c.insert("email_verified".into(), json!(user.is_verified));
+    }
+    if has("roles") {
+        c.insert("roles".into(), json!([user.role.as_str()]));
+    }
+    c
+}
+
+impl Provider {
+    pub(crate) fn new(core: Arc<Core>, auth: Arc<Auth>) -> Self {
+        Self { core, auth }
+    }
+
+    /// `ARCANA_PUBLIC_URL` without a trailing slash.
+    pub fn issuer(&self) -> &str {
+        self.core.config.recovery.public_url.trim_end_matches('/')
+    }
+
+    fn keys(&self) -> Result<&OidcKeys> {
+        self.core
+            .config
+            .oidc_keys
+            .0
+            .as_deref()
+            .ok_or_else(|| Error::internal("no OpenID Connect signing key is configured"))
+    }
+
+    /// The live SSO session `token` names, with its owner; `None` for anything else.
+    async fn sso_owner(&self, token: &str, now: Timestamp) -> Result<Option<SessionOwner>> {
+        let Some(sid) = refresh_token_session(token) else {
+            return Ok(None);
+        };
+        let presented = crypto::sha256_hex(token);
+        let owner = self.core.repos.sessions.find_with_owner(sid).await?;
+        Ok(owner.filter(|o| {
+            o.is_live(now)
+                && crypto::tokens::constant_time_eq(&presented, &o.session.refresh_token_hash)
+                && (o.user.is_verified || !self.core.config.recovery.require_verified_email)
+        }))
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<StoredClient>> {
+        match uuid::Uuid::parse_str(client_id) {
+            Ok(id) => self.core.repos.oidc.find_client(id).await,
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The client the token request authenticates as, or the refusal.
+    async fn authenticate_client(
+        &self,
+        req: &TokenRequest,
+    ) -> Result<std::result::Result<StoredClient, OAuthError>> {
+        let unknown = || OAuthError::new("invalid_client", "client authentication failed");
+        let Some(id) = req.client_id.as_deref().filter(|s| !s.is_empty()) else {
+            return Ok(Err(OAuthError::new(
+                "invalid_client",
+                "client_id is required (HTTP Basic or the form)",
+            )));
+        };
+        let Some(stored) = self.client(id).await? else {
+            return Ok(Err(unknown()));
+        };
+        let ok = match (&stored.secret_hash, req.auth, req.client_secret.as_deref()) {
+            (Some(hash), ClientAuth::Basic | ClientAuth::Post, Some(secret)) => {
+                crypto::tokens::constant_time_eq(&crypto::sha256_hex(secret), hash)
+            }
+            (None, ClientAuth::None, None) => true,
+            _ => false,
+        };
+        Ok(if ok { Ok(stored) } else { Err(unknown()) })
+    }
+
+    /// Access token, ID token and (with `offline_access`) the refresh token of a token session.
+    #[allow(clippy::too_many_arguments)]
+    fn mint(
+        &self,
+        client: &OidcClient,
+        user: &User,
+        grant: &Grant,
+        scopes: &[String],
+        nonce: Option<&str>,
+        refresh_token: Option<String>,
+        now: Timestamp,
+    ) -> Result<IssuedTokens> {
+        let keys = self.keys()?;
+        let issuer = self.issuer();
+        let ttl = self.core.config.access_ttl;
+        let iat = now.timestamp();
+        let exp = iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let scope = scopes.join(" ");
+        let claims = AccessClaims {
+            iss: issuer.to_owned(),
+            sub: user.id.to_string(),
+            aud: client.client_id.to_string(),
+            client_id: client.client_id.to_string(),
+            scope: scope.clone(),
+            sid: grant.session_id.to_string(),
+            iat,
+            exp,
+            jti: uuid::Uuid::new_v4().to_string(),
+            auth_time: grant.auth_time.timestamp(),
+        };
+        let at_alg = if keys.can_sign(SigningAlg::Rs256) {
+            SigningAlg::Rs256
+        } else {
+            SigningAlg::EdDsa
+        };
+        let access_token = keys.sign(at_alg, "at+jwt", &claims)?;
+        let alg = signing_alg(client.id_token_signed_response_alg);
+        let mut id = user_claims(user, scopes);
+        id.insert("iss".into(), json!(issuer));
+        id.insert("aud".into(), json!(client.client_id.to_string()));
+        id.insert("azp".into(), json!(client.client_id.to_string()));
+        id.insert("iat".into(), json!(iat));
+        id.insert("exp".into(), json!(exp));
+        id.insert("auth_time".into(), json!(grant.auth_time.timestamp()));
+        id.insert("sid".into(), json!(grant.sso_session_id.to_string()));
+        id.insert(
+            "at_hash".into(),
+            json!(crypto::oidc::half_hash(alg, &access_token)),
+        );
+        if let Some(n) = nonce {
+            id.insert("nonce".into(), json!(n));
+        }
+        let id_token = keys.sign(alg, "JWT", &Value::Object(id))?;
+        Ok(IssuedTokens {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: ttl.as_secs(),
+            id_token: Some(id_token),
+            refresh_token,
+            scope,
+        })
+    }
+
+    async fn code_grant(
+        &self,
+        ctx: &RequestContext,
+        stored: &StoredClient,
+        req: TokenRequest,
+    ) -> Result<std::result::Result<IssuedTokens, OAuthError>> {
+        let core = &self.core;
+        let client = &stored.client;
+        let (Some(code), Some(redirect_uri)) = (req.code.as_deref(), req.redirect_uri.as_deref())
+        else {
+            return Ok(Err(invalid_request("code and redirect_uri are required")));
+        };
+        let hash = crypto::sha256_hex(code);
+        let Some(found) = core.repos.oidc.find_code(&hash).await? else {
+            return Ok(Err(invalid_grant("the code is unknown or expired")));
+        };
+        let c = &found.code;
+        if c.client_id != client.client_id || c.redirect_uri != redirect_uri {
+            return Ok(Err(invalid_grant(
+                "the code was issued to another client or redirect_uri",
+            )));
+        }
+        let pkce_ok = match (&c.code_challenge, req.code_verifier.as_deref()) {
+            (Some(challenge), Some(verifier)) => {
+                crypto::tokens::constant_time_eq(&crypto::oidc::pkce_s256(verifier), challenge)
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        if !pkce_ok {
+            return Ok(Err(invalid_grant("the code_verifier does not match")));
+        }
+        let now = core.now();
+        let Some(creds) = core
+            .repos
+            .users
+            .find_credentials_by_id(c.user_id)
+            .await?
+            .filter(|cr| cr.user.status == domain::Status::Active)
+        else {
+            return Ok(Err(invalid_grant("the user can no longer sign in")));
+        };
+        let (mut session, _) = core.new_session(ctx, c.user_id, creds.credential_version, now)?;
+        let refresh = format!("{REFRESH_PREFIX}{}", new_refresh_token(session.id));
+        session.refresh_token_hash = crypto::sha256_hex(&refresh);
+        let client_id = client.client_id.to_string();
+        let issued = Event::new("oidc.token", SUCCESS)
+            .subject(c.user_id)
+            .detail("client_id", client_id.clone())
+            .detail("grant_type", "authorization_code")
+            .detail("session_id", session.id.to_string());
+        let reused = Event::new("oidc.code_reuse", FAILURE)
+            .subject(c.user_id)
+            .detail("client_id", client_id);
+        let redemption = CodeRedemption {
+            code_hash: hash,
+            session,
+            audit: core.records(ctx, vec![issued]),
+            reuse_audit: core.records(ctx, vec![reused]),
+            now,
+        };
+        match core.repos.oidc.redeem_code(redemption).await? {
+            Redeemed::Issued(grant) => {
+                let refresh = grant
+                    .scopes
+                    .iter()
+                    .any(|s| s == "offline_access")
+                    .then_some(refresh);
+                let tokens = self.mint(
+                    client,
+                    &creds.user,
+                    &grant,
+                    &grant.scopes,
+                    c.nonce.as_deref(),
+                    refresh,
+                    now,
+                )?;
+                Ok(Ok(tokens))
+            }
+            Redeemed::Reused { revoked } => {
+                tracing::warn!(client_id = %client.client_id, revoked, "authorization code presented twice: its tokens are revoked");
+                Ok(Err(invalid_grant("the code was already used")))
+            }
+            Redeemed::Unusable => Ok(Err(invalid_grant("the code is unknown or expired"))),
+        }
+    }
+
+    async fn refresh_grant(
+        &self,
+        ctx: &RequestContext,
+        stored: &StoredClient,
+        req: TokenRequest,
+    ) -> Result<std::result::Result<IssuedTokens, OAuthError>> {
+        let core = &self.core;
+        let client = &stored.client;
+        let Some(token) = req.refresh_token.as_deref() else {
+            return Ok(Err(invalid_request("refresh_token is required")));
+        };
+        let invalid = || Ok(Err(invalid_grant("the refresh token is not valid")));
+        let Some(sid) = token
+            .trim()
+            .strip_prefix(REFRESH_PREFIX)
+            .and_then(refresh_token_session)
+        else {
+            return invalid();
+        };
+        let Some(grant) = core
+            .repos
+            .oidc
+            .find_grant(sid)
+            .await?
+            .filter(|g| g.client_id == client.client_id)
+        else {
+            return invalid();
+        };
+        let scopes: Vec<String> = match req.scope.as_deref() {
+            None => grant.scopes.clone(),
+            Some(s) => {
+                let asked: Vec<String> = s.split_whitespace().map(str::to_owned).collect();
+                if asked.iter().any(|a| !grant.scopes.contains(a)) {
+                    return Ok(Err(OAuthError::new(
+                        "invalid_scope",
+                        "a refresh may only narrow the scopes granted",
+                    )));
+                }
+                asked
+            }
+        };
+        let minted = self
+            .auth
+            .rotate_refresh(ctx, token, REFRESH_PREFIX, |owner, _, next, now| {
+                self.mint(client, &owner.user, &grant, &scopes, None, Some(next), now)
+            })
+            .await;
+        match minted {
+            Ok(tokens) => Ok(Ok(tokens)),
+            Err(Error::Unauthorized | Error::EmailNotVerified) => invalid(),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl OidcProvider for Provider {
+    async fn authorize(
+        &self,
+        ctx: &RequestContext,
+        req: &AuthorizeRequest,
+        sso: Option<&str>,
+        interaction: Interaction,
+    ) -> Result<Authorization> {
+        let core = &self.core;
+        let Some(client_id) = req.client_id.as_deref().filter(|s| !s.is_empty()) else {
+            return refused(
+                "The request does not say which application asks (client_id is missing).",
+            );
+        };
+        let Some(stored) = self.client(client_id).await? else {
+            return refused(
+                "The application that sent you here is not registered with this sign-in service.",
+            );
+        };
+        let client = stored.client;
+        let Some(redirect_uri) = req.redirect_uri.as_deref() else {
+            return refused("The request does not say where to return (redirect_uri is missing).");
+        };
+        if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
+            return refused(
+                "The address this application asked to return to is not registered for it.",
+            );
+        }
+        if req.state.as_deref().is_some_and(|s| s.len() > MAX_ECHOED) {
+            return refused("The request's state is too long.");
+        }
+        let back = Back {
+            redirect_uri,
+            state: req.state.as_deref(),
+            issuer: self.issuer(),
+        };
+        if req.response_type.as_deref() != Some("code") {
+            return Ok(back.error(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
+        let asked: Vec<&str> = req
+            .scope
+            .as_deref()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        if !asked.contains(&"openid") {
+            return Ok(back.error("invalid_scope", "scope must contain openid"));
+        }
+        // Unknown scopes, and those the client may not have, are dropped.
+        let scopes: Vec<String> = SUPPORTED_SCOPES
+            .iter()
+            .filter(|s| asked.contains(s) && client.allowed_scopes.iter().any(|a| a == *s))
+            .map(|s| (*s).to_owned())
+            .collect();
+        if !scopes.iter().any(|s| s == "openid") {
+            return Ok(back.error("invalid_scope", "this client may not ask for openid"));
+        }
+        let prompt = match parse_prompt(req.prompt.as_deref()) {
+            Ok(p) => p,
+            Err(e) => return Ok(back.error("invalid_request", e)),
+        };
+        let max_age = match req.max_age.as_deref() {
+            None => None,
+            Some(s) => match s.parse::<u32>() {
+                Ok(n) => Some(i64::from(n)),
+                Err(_) => {
+                    return Ok(back.error("invalid_request", "max_age must be a number of seconds"));
+                }
+            },
+        };
+        if req.nonce.as_deref().is_some_and(|n| n.len() > MAX_ECHOED) {
+            return Ok(back.error("invalid_request", "nonce is too long"));
+        }
+        let challenge = match (
+            req.code_challenge.as_deref(),
+            req.code_challenge_method.as_deref(),
+        ) {
+            (Some(c), Some("S256")) if valid_challenge(c) => Some(c.to_owned()),
+            (Some(_), Some("S256")) => {
+                return Ok(back.error("invalid_request", "code_challenge is malformed"));
+            }
+            (Some(_), _) => {
+                return Ok(back.error("invalid_request", "code_challenge_method must be S256"));
+            }
+            (None, _) if client.public => {
+                return Ok(back.error(
+                    "invalid_request",
+                    "a public client must use PKCE (code_challenge with S256)",
+                ));
+            }
+            (None, _) => None,
+        };
+
+        let now = core.now();
+        let owner = match sso {
+            Some(token) => self.sso_owner(token, now).await?,
+            None => None,
+        };
+        // prompt=login and max_age are asked of the browser as it arrives; the login page
+        // answers them (and consent follows it).
+        let stale = |o: &SessionOwner| {
+            interaction == Interaction::Arrived
+                && (prompt.login
+                    || max_age.is_some_and(|m| (now - o.session.created_at).num_seconds() >= m))
+        };
+        let owner = match owner {
+            Some(o) if !stale(&o) => o,
+            _ if prompt.none => {
+                return Ok(back.error("login_required", "the user is not signed in"));
+            }
+            _ => {
+                return Ok(Authorization::SignIn {
+                    client_name: client.name,
+                    login_hint: req.login_hint.clone(),
+                });
+            }
+        };
+        let user = &owner.user;
+        if interaction == (Interaction::Consented { allow: false }) {
+            return Ok(back.error("access_denied", "the user declined"));
+        }
+        if client.require_consent {
+            if interaction == (Interaction::Consented { allow: true }) {
+                let previous = core
+                    .repos
+                    .oidc
+                    .find_consent(user.id, client.client_id)
+                    .await?;
+                let mut all: Vec<String> = previous.map(|c| c.scopes).unwrap_or_default();
+                all.extend(scopes.iter().cloned());
+                let all: Vec<String> = SUPPORTED_SCOPES
+                    .iter()
+                    .filter(|s| all.iter().any(|a| a == *s))
+                    .map(|s| (*s).to_owned())
+                    .collect();
+                let event = Event::new("oidc.consent", SUCCESS)
+                    .own(user.id)
+                    .detail("client_id", client.client_id.to_string())
+                    .detail("scopes", all.join(" "));
+                let consent = Consent {
+                    user_id: user.id,
+                    client_id: client.client_id,
+                    scopes: all,
+                    granted_at: now,
+                };
+                core.repos
+                    .oidc
+                    .save_consent(consent, core.records(ctx, vec![event]))
+                    .await?;
+            } else {
+                let given = core
+                    .repos
+                    .oidc
+                    .find_consent(user.id, client.client_id)
+                    .await?;
+                let covered = given.is_some_and(|c| scopes.iter().all(|s| c.scopes.contains(s)));
+                if !covered || prompt.consent {
+                    if prompt.none {
+                        return Ok(back.error("consent_required", "the user has not consented"));
+                    }
+                    return Ok(Authorization::Consent {
+                        client_name: client.name,
+                        scopes,
+                        username: user.username.clone(),
+                    });
+                }
+            }
+        }
+        let code = crypto::new_refresh_token();
+        let expires_at = now
+            .checked_add_signed(chrono_duration(CODE_TTL))
+            .ok_or_else(|| Error::internal("code TTL out of range"))?;
+        core.repos
+            .oidc
+            .create_code(NewCode {
+                code_hash: crypto::sha256_hex(&code),
+                client_id: client.client_id,
+                user_id: user.id,
+                sso_session_id: owner.session.id,
+                redirect_uri: redirect_uri.to_owned(),
+                scopes,
+                nonce: req.nonce.clone(),
+                code_challenge: challenge,
+                auth_time: owner.session.created_at,
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        Ok(back.with(&[("code", &code)]))
+    }
+
+    async fn sign_in(&self, ctx: &RequestContext, input: LoginInput) -> Result<SsoSignIn> {
+        let session = domain::AuthService::login(self.auth.as_ref(), ctx, input).await?;
+        Ok(SsoSignIn {
+            token: session.tokens.refresh_token,
+            expires_in: self.core.config.refresh_ttl.as_secs(),
+        })
+    }
+
+    async fn sign_out(&self, ctx: &RequestContext, sso: &str) -> Result<()> {
+        let core = &self.core;
+        let now = core.now();
+        let Some(owner) = self.sso_owner(sso, now).await? else {
+            return Ok(());
+        };
+        let sid: SessionId = owner.session.id;
+        let event = Event::new("auth.logout", SUCCESS)
+            .own(owner.user.id)
+            .detail("session_id", sid.to_string())
+            .detail("via", "oidc");
+        let end = SessionEnd {
+            id: sid,
+            user_id: Some(owner.user.id),
+            reason: RevokeReason::Logout,
+            live_only: false,
+            audit: core.records(ctx, vec![event]),
+            now,
+        };
+        core.repos.sessions.end_session(end).await?;
+        Ok(())
+    }
+
+    async fn token(
+        &self,
+        ctx: &RequestContext,
+        req: TokenRequest,
+    ) -> Result<std::result::Result<IssuedTokens, OAuthError>> {
+        self.keys()?;
+        let client = match self.authenticate_client(&req).await? {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        match req.grant_type.as_deref() {
+            Some("authorization_code") => self.code_grant(ctx, &client, req).await,
+            Some("refresh_token") => self.refresh_grant(ctx, &client, req).await,
+            None => Ok(Err(invalid_request("grant_type is required"))),
+            Some(_) => Ok(Err(OAuthError::new(
+                "unsupported_grant_type",
+                "grant_type must be authorization_code or refresh_token",
+            ))),
+        }
+    }
+
+    async fn userinfo(&self, access_token: &str) -> Result<Map<String, Value>> {
+        let keys = self.keys()?;
+        let claims: AccessClaims = keys.verify_typed(access_token, "at+jwt", self.issuer())?;
+        let sid = uuid::Uuid::parse_str(&claims.sid).map_err(|_| Error::Unauthorized)?;
+        let now = self.core.now();
+        let owner = self
+            .core
+            .repos
+            .sessions
+            .find_with_owner(sid)
+            .await?
+            .filter(|o| o.is_live(now) && o.user.id.to_string() == claims.sub)
+            .ok_or(Error::Unauthorized)?;
+        let scopes: Vec<String> = claims.scope.split_whitespace().map(str::to_owned).collect();
+        Ok(user_claims(&owner.user, &scopes))
+    }
+}
