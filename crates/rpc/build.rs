@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "arcana/v1/oidc.proto",
         "arcana/internal/v1/repository.proto",
         "arcana/internal/v1/session.proto",
+        "arcana/internal/v1/oidc.proto",
     ];
     let fds = protox::compile(files, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);

@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# The relying-party suite and the browser smoke against a monolith started here.
+# The relying-party suite and the browser smoke against arcana in one deployment mode.
 #
-# usage: tests/rp/run.sh [path/to/arcana]   (default: target/debug/arcana)
+# usage: tests/rp/run.sh [monolith|layered|microservices] [BIN_DIR]   (default: monolith, target/debug)
 #
-# Starts the binary on free loopback ports with a fresh SQLite data dir and ARCANA_PUBLIC_URL set to
-# itself, registers the clients with `arcana oidc-client create`, runs the Basic OP cases
-# (test_basic_op.py: authlib as the relying party) and the Chromium smoke (browser_smoke.py:
-# Playwright on the system's chromium), whose screenshots go to $ARCANA_CI_LOGS/screenshots
-# (default target/ci-logs). Python packages go to a venv in target/rp-venv.
+# Starts the mode's binaries on free loopback ports over a fresh SQLite database, with
+# ARCANA_PUBLIC_URL set to the edge (split modes: a key file made by `arcana oidc-keys generate`,
+# the auth service signing with it, the gateway publishing its JWK Set), registers the clients
+# with `arcana oidc-client create`, runs the Basic OP cases (test_basic_op.py: authlib as the
+# relying party) and the Chromium smoke (browser_smoke.py: Playwright on the system's chromium),
+# whose screenshots go to $ARCANA_CI_LOGS/screenshots/<mode> (default target/ci-logs). Python
+# packages go to a venv in target/rp-venv.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-bin=${1:-$root/target/debug/arcana}
+mode=${1:-monolith}
+bins=${2:-$root/target/debug}
 venv=${RP_VENV:-$root/target/rp-venv}
 logs=${ARCANA_CI_LOGS:-$root/target/ci-logs}
-[ -x "$bin" ] || { echo "FATAL: $bin is not built" >&2; exit 1; }
+case "$mode" in monolith|layered|microservices) ;; *) echo "FATAL: unknown mode $mode" >&2; exit 2;; esac
+for b in arcana arcana-gateway arcana-service arcana-auth-service arcana-user-service arcana-repository; do
+  [ -x "$bins/$b" ] || { echo "FATAL: $bins/$b is not built" >&2; exit 1; }
+done
 command -v chromium >/dev/null || { echo "FATAL: chromium is not installed (apt-get install -y chromium)" >&2; exit 1; }
 
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
@@ -23,38 +29,80 @@ command -v chromium >/dev/null || { echo "FATAL: chromium is not installed (apt-
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 work=$(mktemp -d)
 http=$(free_port)
-export ARCANA_DATA_DIR="$work/data"
-export ARCANA_HTTP_ADDR="127.0.0.1:$http" ARCANA_GRPC_ADDR="127.0.0.1:$(free_port)"
-export ARCANA_METRICS_ADDR="127.0.0.1:$(free_port)"
-export ARCANA_PUBLIC_URL="http://127.0.0.1:$http"
-export ARCANA_PASSWORD_ITERATIONS=1000 ARCANA_AUTH_RATE_LIMIT=0
-export ARCANA_BOOTSTRAP_ADMIN_USERNAME=rp-admin ARCANA_BOOTSTRAP_ADMIN_EMAIL=rp-admin@example.com
-export ARCANA_BOOTSTRAP_ADMIN_PASSWORD='RpSuite-Passw0rd'
-"$bin" >"$work/arcana.log" 2>&1 &
-pid=$!
+issuer="http://127.0.0.1:$http"
+pids=()
 cleanup() {
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  mkdir -p "$logs" && cp "$work/arcana.log" "$logs/rp-suite-arcana.log" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  mkdir -p "$logs"
+  for f in "$work"/*.log; do [ -e "$f" ] && cp "$f" "$logs/rp-$mode-$(basename "$f")"; done
   rm -rf "$work"
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "$ARCANA_PUBLIC_URL/.well-known/openid-configuration" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/arcana.log" >&2; echo "FATAL: arcana exited" >&2; exit 1; }
+
+# Every process: the same data, issuer, cheap hashes (the suite signs in often), no rate limit.
+export ARCANA_DATA_DIR="$work/data" ARCANA_DATABASE_URL="sqlite://$work/data/arcana.db"
+export ARCANA_PUBLIC_URL="$issuer" ARCANA_PASSWORD_ITERATIONS=1000 ARCANA_AUTH_RATE_LIMIT=0
+export ARCANA_JWT_SECRET="rp-suite-secret-rp-suite-secret-0123456789"
+admin=(ARCANA_BOOTSTRAP_ADMIN_USERNAME=rp-admin ARCANA_BOOTSTRAP_ADMIN_EMAIL=rp-admin@example.com
+       ARCANA_BOOTSTRAP_ADMIN_PASSWORD='RpSuite-Passw0rd')
+edge=(ARCANA_HTTP_ADDR="127.0.0.1:$http" ARCANA_GRPC_ADDR="127.0.0.1:$(free_port)"
+      ARCANA_METRICS_ADDR="127.0.0.1:$(free_port)")
+start() { # name, env..., binary
+  local name=$1; shift
+  env "$@" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+}
+mkdir -m 700 "$work/data"
+if [ "$mode" = monolith ]; then
+  start arcana "${edge[@]}" "${admin[@]}" "$bins/arcana"
+else
+  key=$("$bins/arcana" oidc-keys generate)
+  jwks=$(ARCANA_OIDC_SIGNING_KEY="$key" "$bins/arcana" oidc-keys jwks)
+  gw=$(openssl rand -hex 24 2>/dev/null || python3 -c 'import secrets; print(secrets.token_hex(24))')
+  repo_token=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+  repo=$(free_port)
+  start repository ARCANA_GRPC_ADDR="127.0.0.1:$repo" ARCANA_METRICS_ADDR="127.0.0.1:$(free_port)" \
+    ARCANA_REPOSITORY_TOKEN="$repo_token" "$bins/arcana-repository"
+  service() { # name, binary: one service layer on a free port; prints its URL
+    local port; port=$(free_port)
+    start "$1" "${admin[@]}" ARCANA_GRPC_ADDR="127.0.0.1:$port" ARCANA_METRICS_ADDR="127.0.0.1:$(free_port)" \
+      ARCANA_REPOSITORY_URL="http://127.0.0.1:$repo" ARCANA_REPOSITORY_TOKEN="$repo_token" \
+      ARCANA_INTERNAL_TOKEN="$gw" ARCANA_OIDC_SIGNING_KEY="$key" "$bins/$2"
+    upstream="http://127.0.0.1:$port"
+  }
+  if [ "$mode" = layered ]; then
+    service service arcana-service; upstreams=(ARCANA_SERVICE_URL="$upstream")
+  else
+    service auth-service arcana-auth-service; auth="$upstream"
+    service user-service arcana-user-service
+    upstreams=(ARCANA_AUTH_SERVICE_URL="$auth" ARCANA_USER_SERVICE_URL="$upstream")
+  fi
+  start gateway "${edge[@]}" "${upstreams[@]}" ARCANA_INTERNAL_TOKEN="$gw" ARCANA_OIDC_JWKS="$jwks" \
+    "$bins/arcana-gateway"
+fi
+ready=""
+for _ in $(seq 1 150); do
+  if curl -fsS "$issuer/.well-known/openid-configuration" >/dev/null 2>&1 &&
+     curl -fsS -o /dev/null -X POST -H 'content-type: application/json' \
+       -d '{"username_or_email":"rp-admin","password":"RpSuite-Passw0rd"}' "$issuer/api/v1/auth/login"; then
+    ready=yes; break
+  fi
   sleep 0.2
 done
+[ -n "$ready" ] || { tail -n 20 "$work"/*.log >&2; echo "FATAL: $mode did not come up" >&2; exit 1; }
 
-client() { "$bin" oidc-client create "$@" 2>>"$work/cli.log"; }
+client() { "$bins/arcana" oidc-client create "$@" 2>>"$work/cli.log"; }
 confidential=$(client --name "Basic OP (RS256)" --redirect-uri https://rp.example.com/callback)
 eddsa=$(client --name "Basic OP (EdDSA)" --redirect-uri https://rp.example.com/callback --id-token-alg EdDSA --skip-consent)
 public=$(client --name "Basic OP (public, PKCE)" --redirect-uri http://localhost:8765/callback --public --skip-consent)
 browser=$(client --name "Browser smoke" --redirect-uri "http://127.0.0.1:$(free_port)/callback")
-export ARCANA_RP_ISSUER="$ARCANA_PUBLIC_URL"
+export ARCANA_RP_ISSUER="$issuer"
 export ARCANA_RP_CLIENTS="{\"confidential\": $confidential, \"eddsa\": $eddsa, \"public\": $public}"
-export ARCANA_RP_USER="$ARCANA_BOOTSTRAP_ADMIN_USERNAME" ARCANA_RP_PASSWORD="$ARCANA_BOOTSTRAP_ADMIN_PASSWORD"
+export ARCANA_RP_USER=rp-admin ARCANA_RP_PASSWORD='RpSuite-Passw0rd'
 
+echo "relying-party suite: $mode at $issuer"
 cd "$here"
 "$venv/bin/python" -m pytest -q -rA -p no:cacheprovider test_basic_op.py
-"$venv/bin/python" browser_smoke.py "$ARCANA_PUBLIC_URL" "$browser" \
-  "$ARCANA_RP_USER" "$ARCANA_RP_PASSWORD" "$logs/screenshots"
+"$venv/bin/python" browser_smoke.py "$issuer" "$browser" \
+  "$ARCANA_RP_USER" "$ARCANA_RP_PASSWORD" "$logs/screenshots/$mode"

@@ -73,9 +73,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let ports = gateway::Ports {
         auth: Arc::new(rpc::service::AuthClient::new(auth_upstream.clone())),
         users: Arc::new(rpc::service::UserClient::new(user_upstream)),
-        oidc_clients: Arc::new(rpc::service::OidcClientClient::new(auth_upstream)),
-        // The provider's endpoints are served by the monolith for now.
-        oidc: None,
+        oidc_clients: Arc::new(rpc::service::OidcClientClient::new(auth_upstream.clone())),
+        oidc: Some(Arc::new(rpc::service::OidcProviderClient::new(
+            auth_upstream,
+        ))),
     };
     let keys = cli.jwt.keys(None)?;
     layers::gateway::serve(

@@ -253,19 +253,19 @@ pub async fn serve(
     let auth: Option<Arc<dyn domain::AuthService>> = contexts
         .auth()
         .then(|| services.auth.clone() as Arc<dyn domain::AuthService>);
-    let oidc: Arc<dyn domain::OidcClientService> = services.oidc_clients.clone();
+    let auth_context = contexts.auth().then(|| rpc::service::AuthContext {
+        auth: services.auth.clone(),
+        clients: services.oidc_clients.clone(),
+        provider: services.oidc.clone(),
+    });
     let users: Option<Arc<dyn domain::UserService>> = contexts
         .users()
         .then(|| services.users.clone() as Arc<dyn domain::UserService>);
     // Session liveness is asked of this process's own auth context (the user context's
     // processes build one too, over the same repository).
     let callers = rpc::service::VerifiedPrincipal::new(verify, services.auth.clone());
-    let (router, reporter) = rpc::service::internal_router(
-        auth.clone().map(|a| (a, oidc)),
-        users.clone(),
-        callers,
-        credential,
-    );
+    let (router, reporter) =
+        rpc::service::internal_router(auth_context, users.clone(), callers, credential);
     tokio::spawn(rpc::service::track_readiness(
         reporter,
         auth,

@@ -1,5 +1,5 @@
 //! The OpenID Connect authorization code flow as a browser and a relying party drive it against
-//! the real monolith, on every database: the hosted login and consent pages (forms parsed and
+//! the real binaries, in every deployment mode and on every database: the hosted login and consent pages (forms parsed and
 //! posted as a browser would), codes, tokens checked against the published keys, userinfo, code
 //! reuse, refresh rotation, prompt and PKCE rules, and refusals that must never redirect. Case
 //! names follow the OpenID Foundation's Basic OP plan where one matches.
@@ -13,37 +13,59 @@ use serde_json::{Value, json};
 use crate::common::*;
 use repository::Backend;
 
-macro_rules! monolith_backends {
+macro_rules! every_mode {
     ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::start(repository::Backend::Sqlite).await.unwrap()).await } )* }
+        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::start(crate::common::Mode::Monolith, repository::Backend::Sqlite).await.unwrap()).await } )* }
         mod postgres { $( #[tokio::test] async fn $name() {
-            match super::start(repository::Backend::Postgres).await {
+            match super::start(crate::common::Mode::Monolith, repository::Backend::Postgres).await {
                 Some(app) => super::$name(app).await,
                 None => repository::testing::skipped(concat!("postgres::", stringify!($name)), "ARCANA_TEST_POSTGRES_URL not set"),
             }
         } )* }
         mod mysql { $( #[tokio::test] async fn $name() {
-            match super::start(repository::Backend::Mysql).await {
+            match super::start(crate::common::Mode::Monolith, repository::Backend::Mysql).await {
                 Some(app) => super::$name(app).await,
                 None => repository::testing::skipped(concat!("mysql::", stringify!($name)), "ARCANA_TEST_MYSQL_URL not set or mysql feature off"),
             }
         } )* }
+        mod layered { $( #[tokio::test] async fn $name() { super::$name(super::start(crate::common::Mode::Layered, repository::Backend::Sqlite).await.unwrap()).await } )* }
+        mod microservices { $( #[tokio::test] async fn $name() { super::$name(super::start(crate::common::Mode::Microservices, repository::Backend::Sqlite).await.unwrap()).await } )* }
     };
 }
 
-monolith_backends!(
+every_mode!(
     oidcc_server_login_consent_code_tokens_userinfo,
     oidcc_codereuse_revokes_the_tokens,
     oidcc_refresh_token_rotates_and_detects_reuse,
     prompt_max_age_pkce_and_refusals,
 );
 
-async fn start(backend: Backend) -> Option<TestApp> {
+/// A deployment whose issuer is its own address. Split modes get a key file's keys: the auth
+/// service signs with them, the gateway publishes their JWK Set (the monolith makes its own).
+async fn start(mode: Mode, backend: Backend) -> Option<TestApp> {
+    let mut env = vec![("ARCANA_PUBLIC_URL".to_owned(), "http://{http}".to_owned())];
+    if mode != Mode::Monolith {
+        let out = std::process::Command::new(monolith_exe())
+            .args(["oidc-keys", "generate"])
+            .output()
+            .unwrap();
+        let pem = String::from_utf8(out.stdout).unwrap();
+        let out = std::process::Command::new(monolith_exe())
+            .args(["oidc-keys", "jwks"])
+            .env("ARCANA_OIDC_SIGNING_KEY", &pem)
+            .output()
+            .unwrap();
+        env.push(("ARCANA_OIDC_SIGNING_KEY".into(), pem));
+        env.push((
+            "ARCANA_OIDC_JWKS".into(),
+            String::from_utf8(out.stdout).unwrap(),
+        ));
+    }
     let opts = Options {
-        extra_env: vec![("ARCANA_PUBLIC_URL".into(), "http://{http}".into())],
+        extra_env: env,
         ..Options::default()
     };
-    TestApp::start_with(backend, opts).await
+    TestApp::start_mode(mode, backend, opts).await
 }
 
 const REDIRECT: &str = "https://rp.example.com/callback";

@@ -9,6 +9,7 @@
 use domain::{Error, Result};
 
 pub mod internal;
+pub mod provider;
 pub mod v1;
 
 /// A response that does not decode is an internal error of the layer below (the field problems

@@ -21,6 +21,7 @@ mod auth;
 mod client;
 mod oidc;
 mod principal;
+mod provider;
 mod users;
 
 use std::future::Future;
@@ -29,14 +30,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::credential::InternalCredential;
+use crate::internal::oidc_provider_service_server::OidcProviderServiceServer;
 use crate::internal::session_check_service_server::SessionCheckServiceServer;
 use crate::server::GrpcRouter;
 use crate::v1::auth_service_server::AuthServiceServer;
 use crate::v1::oidc_client_service_server::OidcClientServiceServer;
 use crate::v1::user_service_server::UserServiceServer;
 use domain::{
-    AccessToken, AuthService, Caller, OidcClientService, Principal, RequestContext, Result, UserId,
-    UserService,
+    AccessToken, AuthService, Caller, OidcClientService, OidcProvider, Principal, RequestContext,
+    Result, UserId, UserService,
 };
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
@@ -48,6 +50,7 @@ pub use principal::{
     CLIENT_IP, USER_AGENT, VerifiedPrincipal, VerifyToken, bearer_token, forward, parse_bearer,
     request_id_or_new,
 };
+pub use provider::{OidcProviderClient, OidcProviderGrpc};
 pub use tonic_health::server::HealthReporter;
 pub use users::UserGrpc;
 
@@ -166,25 +169,38 @@ where
     answer
 }
 
+/// The ports of the auth context a service layer serves: the auth port, the OpenID Connect
+/// clients and the provider.
+#[derive(Clone)]
+pub struct AuthContext {
+    pub auth: Arc<dyn AuthService>,
+    pub clients: Arc<dyn OidcClientService>,
+    pub provider: Arc<dyn OidcProvider>,
+}
+
 /// The internal port of a service-layer binary: the services of the contexts it holds (`auth`
 /// with the OpenID Connect clients, and/or `users`), all behind `credential`, their callers checked by `callers`, plus health and
 /// reflection. Drive the reporter with [`track_readiness`].
 pub fn internal_router(
-    auth: Option<(Arc<dyn AuthService>, Arc<dyn OidcClientService>)>,
+    auth: Option<AuthContext>,
     users: Option<Arc<dyn UserService>>,
     callers: VerifiedPrincipal,
     credential: InternalCredential,
 ) -> (GrpcRouter, HealthReporter) {
     use crate::server::internal;
     let mut router = GrpcRouter::new();
-    if let Some((auth, oidc)) = auth {
-        let rpc = AuthServiceServer::new(AuthGrpc::new(auth.clone(), callers.clone()));
-        let check = SessionCheckServiceServer::new(SessionCheckGrpc::new(auth));
-        let clients = OidcClientServiceServer::new(OidcClientGrpc::new(oidc, callers.clone()));
+    if let Some(ctx) = auth {
+        let rpc = AuthServiceServer::new(AuthGrpc::new(ctx.auth.clone(), callers.clone()));
+        let check = SessionCheckServiceServer::new(SessionCheckGrpc::new(ctx.auth));
+        let clients =
+            OidcClientServiceServer::new(OidcClientGrpc::new(ctx.clients, callers.clone()));
+        let provider =
+            OidcProviderServiceServer::new(OidcProviderGrpc::new(ctx.provider, callers.clone()));
         router = router
             .add(internal(rpc, &credential))
             .add(internal(check, &credential))
-            .add(internal(clients, &credential));
+            .add(internal(clients, &credential))
+            .add(internal(provider, &credential));
     }
     if let Some(users) = users {
         let rpc = UserServiceServer::new(UserGrpc::new(users, callers));

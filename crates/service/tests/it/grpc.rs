@@ -43,7 +43,11 @@ impl Remote {
         let credential = InternalCredential::new(TOKEN).unwrap();
         let callers = grpc::VerifiedPrincipal::new(app.token_check(), app.auth.clone());
         let (router, health) = grpc::internal_router(
-            Some((app.auth.clone(), app.oidc_clients.clone())),
+            Some(grpc::AuthContext {
+                auth: app.auth.clone(),
+                clients: app.oidc_clients.clone(),
+                provider: app.oidc.clone(),
+            }),
             Some(app.users.clone()),
             callers,
             credential.clone(),

@@ -1,0 +1,184 @@
+//! Domain ↔ `arcana.internal.v1.OidcProviderService` (the provider port at the service boundary).
+use domain::{
+    Authorization, AuthorizeRequest, ClientAuth, Error, Interaction, IssuedTokens, OAuthError,
+    Result, SsoSignIn, TokenRequest,
+};
+
+use crate::internal as pb;
+use crate::message;
+use pb::authorization_step::Step;
+use pb::token_answer::Answer;
+
+message!(AuthorizeRequest => pb::AuthorizeParams {
+    client_id, redirect_uri, response_type, scope, state, nonce, prompt, max_age, login_hint,
+    code_challenge, code_challenge_method,
+});
+message!(SsoSignIn => pb::SsoSignIn { token, expires_in });
+message!(IssuedTokens => pb::IssuedTokens {
+    access_token, token_type, expires_in, id_token, refresh_token, scope,
+});
+message!(OAuthError => pb::OAuthError { error, error_description });
+
+pub fn interaction_name(i: Interaction) -> &'static str {
+    match i {
+        Interaction::Arrived => "arrived",
+        Interaction::SignedIn => "signed_in",
+        Interaction::Consented { allow: true } => "allow",
+        Interaction::Consented { allow: false } => "deny",
+    }
+}
+
+pub fn parse_interaction(s: &str) -> Result<Interaction> {
+    Ok(match s {
+        "arrived" => Interaction::Arrived,
+        "signed_in" => Interaction::SignedIn,
+        "allow" => Interaction::Consented { allow: true },
+        "deny" => Interaction::Consented { allow: false },
+        _ => {
+            return Err(Error::validation(
+                "interaction",
+                "is not a known interaction",
+            ));
+        }
+    })
+}
+
+impl From<Authorization> for pb::AuthorizationStep {
+    fn from(a: Authorization) -> Self {
+        let step = match a {
+            Authorization::Refused { message } => Step::Refused(message),
+            Authorization::Redirect { location } => Step::Redirect(location),
+            Authorization::SignIn {
+                client_name,
+                login_hint,
+            } => Step::SignIn(pb::SignInStep {
+                client_name,
+                login_hint,
+            }),
+            Authorization::Consent {
+                client_name,
+                scopes,
+                username,
+            } => Step::Consent(pb::ConsentStep {
+                client_name,
+                scopes,
+                username,
+            }),
+        };
+        Self { step: Some(step) }
+    }
+}
+
+impl TryFrom<pb::AuthorizationStep> for Authorization {
+    type Error = Error;
+    fn try_from(s: pb::AuthorizationStep) -> Result<Self> {
+        Ok(match s.step {
+            Some(Step::Refused(message)) => Authorization::Refused { message },
+            Some(Step::Redirect(location)) => Authorization::Redirect { location },
+            Some(Step::SignIn(p)) => Authorization::SignIn {
+                client_name: p.client_name,
+                login_hint: p.login_hint,
+            },
+            Some(Step::Consent(p)) => Authorization::Consent {
+                client_name: p.client_name,
+                scopes: p.scopes,
+                username: p.username,
+            },
+            None => return Err(Error::validation("step", "is required")),
+        })
+    }
+}
+
+fn auth_name(a: ClientAuth) -> &'static str {
+    match a {
+        ClientAuth::Basic => "basic",
+        ClientAuth::Post => "post",
+        ClientAuth::None => "none",
+    }
+}
+
+impl From<TokenRequest> for pb::TokenCall {
+    fn from(r: TokenRequest) -> Self {
+        Self {
+            grant_type: r.grant_type,
+            code: r.code,
+            redirect_uri: r.redirect_uri,
+            code_verifier: r.code_verifier,
+            refresh_token: r.refresh_token,
+            scope: r.scope,
+            client_id: r.client_id,
+            client_secret: r.client_secret,
+            auth: auth_name(r.auth).to_owned(),
+        }
+    }
+}
+
+impl TryFrom<pb::TokenCall> for TokenRequest {
+    type Error = Error;
+    fn try_from(c: pb::TokenCall) -> Result<Self> {
+        let auth = match c.auth.as_str() {
+            "basic" => ClientAuth::Basic,
+            "post" => ClientAuth::Post,
+            "none" => ClientAuth::None,
+            _ => return Err(Error::validation("auth", "must be basic, post or none")),
+        };
+        Ok(Self {
+            grant_type: c.grant_type,
+            code: c.code,
+            redirect_uri: c.redirect_uri,
+            code_verifier: c.code_verifier,
+            refresh_token: c.refresh_token,
+            scope: c.scope,
+            client_id: c.client_id,
+            client_secret: c.client_secret,
+            auth,
+        })
+    }
+}
+
+/// A token endpoint answer: the tokens, or the refusal for the client.
+pub struct TokenOutcome(pub std::result::Result<IssuedTokens, OAuthError>);
+
+impl From<TokenOutcome> for pb::TokenAnswer {
+    fn from(o: TokenOutcome) -> Self {
+        let answer = match o.0 {
+            Ok(t) => Answer::Tokens(t.into()),
+            Err(e) => Answer::Refused(e.into()),
+        };
+        Self {
+            answer: Some(answer),
+        }
+    }
+}
+
+impl TryFrom<pb::TokenAnswer> for TokenOutcome {
+    type Error = Error;
+    fn try_from(a: pb::TokenAnswer) -> Result<Self> {
+        Ok(TokenOutcome(match a.answer {
+            Some(Answer::Tokens(t)) => Ok(t.try_into()?),
+            Some(Answer::Refused(e)) => Err(e.try_into()?),
+            None => return Err(Error::validation("answer", "is required")),
+        }))
+    }
+}
+
+/// The claims of a userinfo answer.
+pub struct Claims(pub serde_json::Map<String, serde_json::Value>);
+
+impl From<Claims> for pb::UserinfoAnswer {
+    fn from(c: Claims) -> Self {
+        Self {
+            claims_json: serde_json::Value::Object(c.0).to_string(),
+        }
+    }
+}
+
+impl TryFrom<pb::UserinfoAnswer> for Claims {
+    type Error = Error;
+    fn try_from(a: pb::UserinfoAnswer) -> Result<Self> {
+        match serde_json::from_str(&a.claims_json) {
+            Ok(serde_json::Value::Object(m)) => Ok(Claims(m)),
+            _ => Err(Error::validation("claims_json", "must be a JSON object")),
+        }
+    }
+}

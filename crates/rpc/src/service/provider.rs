@@ -1,0 +1,252 @@
+//! `arcana.internal.v1.OidcProviderService` over the provider port, and its client adapter.
+//!
+//! Served on a service layer's internal port (behind the internal credential) to the gateway:
+//! the caller is the edge, never a user, so no call needs a bearer token; the request facts
+//! come as forwarded (`x-arcana-client-ip`, user agent, request id).
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::{
+    Authorization, AuthorizeRequest, Interaction, IssuedTokens, LoginInput, OAuthError,
+    OidcProvider, RequestContext, Result, SsoSignIn, TokenRequest,
+};
+use serde_json::{Map, Value};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use super::{Call, PrincipalSource, forward, run};
+use crate::client::{Retry, Upstream};
+use crate::convert::provider::{Claims, TokenOutcome, interaction_name, parse_interaction};
+use crate::internal::{
+    self as pb, oidc_provider_service_client::OidcProviderServiceClient,
+    oidc_provider_service_server::OidcProviderService,
+};
+use crate::v1;
+
+type Answer<T> = std::result::Result<Response<T>, Status>;
+
+/// Serves the provider port to the edge; `P` gives the forwarded request facts.
+pub struct OidcProviderGrpc<P> {
+    provider: Arc<dyn OidcProvider>,
+    source: P,
+}
+
+impl<P: PrincipalSource> OidcProviderGrpc<P> {
+    pub fn new(provider: Arc<dyn OidcProvider>, source: P) -> Self {
+        Self { provider, source }
+    }
+
+    /// One call: the request facts, then `f(ctx, message)`.
+    async fn call<T, R, F, Fut>(&self, rpc: &'static str, req: Request<T>, f: F) -> Answer<R>
+    where
+        F: FnOnce(RequestContext, T) -> Fut,
+        Fut: std::future::Future<Output = Result<R>>,
+    {
+        let ctx = self.source.context(&Call::of(&req));
+        let request_id = ctx.request_id.clone();
+        let parent = crate::trace::Parent::of(req.metadata().as_ref());
+        run(
+            &self.source,
+            rpc,
+            request_id,
+            parent,
+            f(ctx, req.into_inner()),
+        )
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl<P: PrincipalSource> OidcProviderService for OidcProviderGrpc<P> {
+    async fn authorize(&self, req: Request<pb::AuthorizeCall>) -> Answer<pb::AuthorizationStep> {
+        let provider = &self.provider;
+        self.call("Authorize", req, |ctx, m| async move {
+            let request = AuthorizeRequest::from_wire_or_default(m.request)?;
+            let interaction = parse_interaction(&m.interaction)?;
+            provider
+                .authorize(&ctx, &request, m.sso.as_deref(), interaction)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn sign_in(&self, req: Request<v1::LoginRequest>) -> Answer<pb::SsoSignIn> {
+        let provider = &self.provider;
+        self.call("SignIn", req, |ctx, m| async move {
+            provider
+                .sign_in(&ctx, LoginInput::try_from(m)?)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn sign_out(&self, req: Request<pb::SignOutCall>) -> Answer<pb::Empty> {
+        let provider = &self.provider;
+        self.call("SignOut", req, |ctx, m| async move {
+            provider.sign_out(&ctx, &m.sso).await.map(Into::into)
+        })
+        .await
+    }
+
+    async fn token(&self, req: Request<pb::TokenCall>) -> Answer<pb::TokenAnswer> {
+        let provider = &self.provider;
+        self.call("Token", req, |ctx, m| async move {
+            let outcome = provider.token(&ctx, m.try_into()?).await?;
+            Ok(TokenOutcome(outcome).into())
+        })
+        .await
+    }
+
+    async fn userinfo(&self, req: Request<pb::UserinfoCall>) -> Answer<pb::UserinfoAnswer> {
+        let provider = &self.provider;
+        self.call("Userinfo", req, |_, m| async move {
+            let claims = provider.userinfo(&m.access_token).await?;
+            Ok(Claims(claims).into())
+        })
+        .await
+    }
+}
+
+trait FromWireOrDefault: Sized {
+    fn from_wire_or_default(w: Option<pb::AuthorizeParams>) -> Result<Self>;
+}
+
+impl FromWireOrDefault for AuthorizeRequest {
+    fn from_wire_or_default(w: Option<pb::AuthorizeParams>) -> Result<Self> {
+        w.map(TryInto::try_into)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+}
+
+/// [`OidcProvider`] over gRPC (`arcana.internal.v1.OidcProviderService` of `upstream`, the auth
+/// context). Only the userinfo read is retried; every other step changes state.
+#[derive(Debug, Clone)]
+pub struct OidcProviderClient {
+    upstream: Upstream,
+    client: OidcProviderServiceClient<Channel>,
+}
+
+impl OidcProviderClient {
+    pub fn new(upstream: Upstream) -> Self {
+        Self {
+            client: OidcProviderServiceClient::new(upstream.channel()),
+            upstream,
+        }
+    }
+
+    async fn call<M, W, T, F, Fut>(
+        &self,
+        rpc: &'static str,
+        retry: Retry,
+        ctx: Option<&RequestContext>,
+        msg: M,
+        f: F,
+    ) -> Result<T>
+    where
+        M: Clone,
+        T: TryFrom<W, Error = domain::Error>,
+        F: Fn(OidcProviderServiceClient<Channel>, Request<M>) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<Response<W>, Status>>,
+    {
+        let up = &self.upstream;
+        up.call(
+            rpc,
+            retry,
+            &self.client,
+            || {
+                let id = ctx
+                    .and_then(|c| c.request_id.clone())
+                    .or_else(crate::context::request_id);
+                let mut req = up.request_with_id(msg.clone(), id);
+                forward(req.metadata_mut(), ctx, None);
+                req
+            },
+            f,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl OidcProvider for OidcProviderClient {
+    async fn authorize(
+        &self,
+        ctx: &RequestContext,
+        request: &AuthorizeRequest,
+        sso: Option<&str>,
+        interaction: Interaction,
+    ) -> Result<Authorization> {
+        let msg = pb::AuthorizeCall {
+            request: Some(request.clone().into()),
+            sso: sso.map(str::to_owned),
+            interaction: interaction_name(interaction).to_owned(),
+        };
+        self.call(
+            "authorize",
+            Retry::Write,
+            Some(ctx),
+            msg,
+            |mut c, r| async move { c.authorize(r).await },
+        )
+        .await
+    }
+
+    async fn sign_in(&self, ctx: &RequestContext, input: LoginInput) -> Result<SsoSignIn> {
+        let msg = v1::LoginRequest::from(input);
+        self.call(
+            "sign_in",
+            Retry::Write,
+            Some(ctx),
+            msg,
+            |mut c, r| async move { c.sign_in(r).await },
+        )
+        .await
+    }
+
+    async fn sign_out(&self, ctx: &RequestContext, sso: &str) -> Result<()> {
+        let msg = pb::SignOutCall {
+            sso: sso.to_owned(),
+        };
+        self.call(
+            "sign_out",
+            Retry::Write,
+            Some(ctx),
+            msg,
+            |mut c, r| async move { c.sign_out(r).await },
+        )
+        .await
+    }
+
+    async fn token(
+        &self,
+        ctx: &RequestContext,
+        request: TokenRequest,
+    ) -> Result<std::result::Result<IssuedTokens, OAuthError>> {
+        let msg = pb::TokenCall::from(request);
+        let outcome: TokenOutcome = self
+            .call(
+                "token",
+                Retry::Write,
+                Some(ctx),
+                msg,
+                |mut c, r| async move { c.token(r).await },
+            )
+            .await?;
+        Ok(outcome.0)
+    }
+
+    async fn userinfo(&self, access_token: &str) -> Result<Map<String, Value>> {
+        let msg = pb::UserinfoCall {
+            access_token: access_token.to_owned(),
+        };
+        let claims: Claims = self
+            .call("userinfo", Retry::Read, None, msg, |mut c, r| async move {
+                c.userinfo(r).await
+            })
+            .await?;
+        Ok(claims.0)
+    }
+}
