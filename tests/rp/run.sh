@@ -96,9 +96,10 @@ client() { "$bins/arcana" oidc-client create "$@" 2>>"$work/cli.log"; }
 confidential=$(client --name "Basic OP (RS256)" --redirect-uri https://rp.example.com/callback)
 eddsa=$(client --name "Basic OP (EdDSA)" --redirect-uri https://rp.example.com/callback --id-token-alg EdDSA --skip-consent)
 public=$(client --name "Basic OP (public, PKCE)" --redirect-uri http://localhost:8765/callback --public --skip-consent)
+logout=$(client --name "RP-initiated logout" --redirect-uri https://rp.example.com/callback --post-logout-redirect-uri https://rp.example.com/bye --skip-consent)
 browser=$(client --name "Browser smoke" --redirect-uri "http://127.0.0.1:$(free_port)/callback")
 export ARCANA_RP_ISSUER="$issuer"
-export ARCANA_RP_CLIENTS="{\"confidential\": $confidential, \"eddsa\": $eddsa, \"public\": $public}"
+export ARCANA_RP_CLIENTS="{\"confidential\": $confidential, \"eddsa\": $eddsa, \"public\": $public, \"logout\": $logout}"
 export ARCANA_RP_USER=rp-admin ARCANA_RP_PASSWORD='RpSuite-Passw0rd'
 
 echo "relying-party suite: $mode at $issuer"

@@ -243,3 +243,30 @@ def test_token_endpoint_errors_follow_rfc6749(issuer, metadata, jwks, confidenti
     r = rp.raw_token({"grant_type": "authorization_code", "code": "nope", "redirect_uri": rp.redirect_uri})
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
     assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_rfc7009_revocation_and_rfc7662_introspection(issuer, metadata, jwks, confidential, user):
+    rp, _, _, token = code_flow(issuer, metadata, jwks, confidential, user,
+                                scope="openid offline_access")
+    info = rp.session.introspect_token(metadata["introspection_endpoint"],
+                                       token=token["access_token"]).json()
+    assert info["active"] is True and info["client_id"] == confidential["client_id"]
+    r = rp.session.revoke_token(metadata["revocation_endpoint"], token=token["refresh_token"],
+                                token_type_hint="refresh_token")
+    assert r.status_code == 200
+    info = rp.session.introspect_token(metadata["introspection_endpoint"],
+                                       token=token["access_token"]).json()
+    assert info == {"active": False}
+    assert rp.userinfo(token["access_token"]).status_code == 401
+
+
+def test_rp_initiated_logout(issuer, metadata, jwks, clients, user):
+    client = clients["logout"]
+    rp, browser, _, token = code_flow(issuer, metadata, jwks, client, user)
+    bye = client["post_logout_redirect_uris"][0]
+    r = browser.get(metadata["end_session_endpoint"] + "?" + urlencode(
+        {"id_token_hint": token["id_token"], "post_logout_redirect_uri": bye, "state": "s1"}))
+    assert r.status_code in (302, 303) and r.headers["Location"] == f"{bye}?state=s1"
+    assert rp.userinfo(token["access_token"]).status_code == 401
+    page = browser.get(RP(issuer, metadata, jwks, client).authorization_url(nonce="again"))
+    assert page.status_code == 200 and "password" in forms(page.text)[0]["names"]

@@ -569,6 +569,8 @@ pub enum RevokeReason {
     CodeReuse,
     /// The OpenID Connect client the session's tokens were issued to was deleted.
     ClientDeleted,
+    /// The client revoked the tokens (RFC 7009).
+    TokenRevoked,
 }
 
 impl RevokeReason {
@@ -587,6 +589,7 @@ impl RevokeReason {
             RevokeReason::EmailReverted => "email_reverted",
             RevokeReason::CodeReuse => "code_reuse",
             RevokeReason::ClientDeleted => "client_deleted",
+            RevokeReason::TokenRevoked => "token_revoked",
         }
     }
 }
@@ -608,6 +611,7 @@ impl FromStr for RevokeReason {
             "email_reverted" => RevokeReason::EmailReverted,
             "code_reuse" => RevokeReason::CodeReuse,
             "client_deleted" => RevokeReason::ClientDeleted,
+            "token_revoked" => RevokeReason::TokenRevoked,
             other => return Err(format!("unknown revoke reason {other:?}")),
         })
     }

@@ -248,6 +248,10 @@ pub trait OidcRepository: Send + Sync {
     async fn find_consent(&self, user_id: UserId, client_id: ClientId) -> Result<Option<Consent>>;
     /// Replace the user's consent to the client.
     async fn save_consent(&self, consent: Consent, audit: Vec<AuditEvent>) -> Result<()>;
+    /// End an SSO session (`end.id`, of `end.user_id` when given) and every token session
+    /// issued from it, with `end.audit`, in one transaction; how many sessions were revoked
+    /// (0: nothing matched, nothing written).
+    async fn end_sso_session(&self, end: SessionEnd) -> Result<u64>;
 }
 
 /// Every repository port, as one value: what the service layer works through and what the

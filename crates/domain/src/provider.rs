@@ -168,6 +168,48 @@ impl fmt::Debug for IssuedTokens {
     }
 }
 
+/// A token a client presents for revocation (RFC 7009) or introspection (RFC 7662), with its
+/// credentials as the edge found them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ClientTokenRequest {
+    pub token: Option<String>,
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub auth: ClientAuth,
+}
+
+impl fmt::Debug for ClientTokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTokenRequest")
+            .field("token_type_hint", &self.token_type_hint)
+            .field("client_id", &self.client_id)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An RP-initiated logout request (`/oauth2/logout`), every value as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndSessionRequest {
+    pub id_token_hint: Option<String>,
+    pub post_logout_redirect_uri: Option<String>,
+    pub state: Option<String>,
+    pub client_id: Option<String>,
+}
+
+/// Where an RP-initiated logout leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndSession {
+    /// Signed out (the SSO session and the tokens issued from it); back to the client when it
+    /// registered where to, else a signed-out page.
+    SignedOut { redirect: Option<String> },
+    /// The request does not prove who asks: let the person confirm on the logout page.
+    Confirm,
+    /// The request names an unregistered return address: an error page.
+    Refused { message: String },
+}
+
 /// The provider: authorization steps, the hosted sign-in, tokens and userinfo.
 #[async_trait]
 pub trait OidcProvider: Send + Sync {
@@ -197,4 +239,24 @@ pub trait OidcProvider: Send + Sync {
         &self,
         access_token: &str,
     ) -> Result<serde_json::Map<String, serde_json::Value>>;
+    /// RFC 7009: revoke a token issued to the authenticating client (its whole token session);
+    /// an unknown or foreign token is no error.
+    async fn revoke(
+        &self,
+        ctx: &RequestContext,
+        request: ClientTokenRequest,
+    ) -> Result<std::result::Result<(), OAuthError>>;
+    /// RFC 7662, for confidential clients: `{"active": false}` for anything not live.
+    async fn introspect(
+        &self,
+        ctx: &RequestContext,
+        request: ClientTokenRequest,
+    ) -> Result<std::result::Result<serde_json::Map<String, serde_json::Value>, OAuthError>>;
+    /// RP-initiated logout, with the browser's SSO token.
+    async fn end_session(
+        &self,
+        ctx: &RequestContext,
+        request: &EndSessionRequest,
+        sso: Option<&str>,
+    ) -> Result<EndSession>;
 }

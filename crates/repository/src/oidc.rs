@@ -449,4 +449,41 @@ impl OidcRepository for Database {
         })
         .await
     }
+
+    async fn end_sso_session(&self, end: domain::SessionEnd) -> Result<u64> {
+        let id = end.id.to_string();
+        let owner = end.user_id.map(|u| u.to_string());
+        let now = micros(end.now);
+        let reason = end.reason.as_str();
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                let mine = sessions::table
+                    .filter(sessions::id.eq(&id))
+                    .select(sessions::user_id)
+                    .get_result::<String>(conn)
+                    .optional()?;
+                if mine.is_none() || owner.as_ref().is_some_and(|o| Some(o) != mine.as_ref()) {
+                    return Ok(0);
+                }
+                let issued = oidc_grants::table
+                    .filter(oidc_grants::sso_session_id.eq(&id))
+                    .select(oidc_grants::session_id);
+                let n = diesel::update(
+                    sessions::table
+                        .filter(sessions::id.eq(&id).or(sessions::id.eq_any(issued)))
+                        .filter(sessions::revoked_at.is_null()),
+                )
+                .set((
+                    sessions::revoked_at.eq(Some(now)),
+                    sessions::revoked_reason.eq(Some(reason)),
+                ))
+                .execute(conn)?;
+                if n > 0 {
+                    insert_events(conn, &domain::audit_with_revoked(&end.audit, n as u64))?;
+                }
+                Ok(n as u64)
+            })
+        })
+        .await
+    }
 }

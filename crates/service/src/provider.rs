@@ -20,10 +20,11 @@ use async_trait::async_trait;
 use crypto::OidcKeys;
 use crypto::oidc::SigningAlg;
 use domain::{
-    Authorization, AuthorizeRequest, ClientAuth, CodeRedemption, Consent, Error, Grant, IdTokenAlg,
-    Interaction, IssuedTokens, LoginInput, NewCode, OAuthError, OidcClient, OidcProvider, Redeemed,
-    RequestContext, Result, RevokeReason, SUPPORTED_SCOPES, SessionEnd, SessionId, SessionOwner,
-    SsoSignIn, StoredClient, Timestamp, TokenRequest, User,
+    Authorization, AuthorizeRequest, ClientAuth, ClientTokenRequest, CodeRedemption, Consent,
+    EndSession, EndSessionRequest, Error, Grant, IdTokenAlg, Interaction, IssuedTokens, LoginInput,
+    NewCode, OAuthError, OidcClient, OidcProvider, Redeemed, RequestContext, Result, RevokeReason,
+    SUPPORTED_SCOPES, SessionEnd, SessionOwner, SsoSignIn, StoredClient, Timestamp, TokenRequest,
+    User,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -64,6 +65,14 @@ struct AccessClaims {
     exp: i64,
     jti: String,
     auth_time: i64,
+}
+
+/// A live token of this provider: its session and owner, its grant, and (for an access token)
+/// its claims.
+struct LiveToken {
+    owner: SessionOwner,
+    grant: Grant,
+    access: Option<AccessClaims>,
 }
 
 /// The answer to the client, wherever the request came from: its redirect URI with `state` and
@@ -236,13 +245,34 @@ impl Provider {
         }
     }
 
-    /// The client the token request authenticates as, or the refusal.
+    /// End an SSO session and the token sessions issued from it, audited as `auth.logout`.
+    async fn end_sso(&self, ctx: &RequestContext, owner: &SessionOwner, via: &str) -> Result<u64> {
+        let core = &self.core;
+        let event = Event::new("auth.logout", SUCCESS)
+            .own(owner.user.id)
+            .detail("session_id", owner.session.id.to_string())
+            .detail("via", via)
+            .detail("sessions_revoked", 0);
+        let end = SessionEnd {
+            id: owner.session.id,
+            user_id: Some(owner.user.id),
+            reason: RevokeReason::Logout,
+            live_only: false,
+            audit: core.records(ctx, vec![event]),
+            now: core.now(),
+        };
+        core.repos.oidc.end_sso_session(end).await
+    }
+
+    /// The client a request authenticates as (`client_id`, secret, method), or the refusal.
     async fn authenticate_client(
         &self,
-        req: &TokenRequest,
+        client_id: Option<&str>,
+        client_secret: Option<&str>,
+        auth: ClientAuth,
     ) -> Result<std::result::Result<StoredClient, OAuthError>> {
         let unknown = || OAuthError::new("invalid_client", "client authentication failed");
-        let Some(id) = req.client_id.as_deref().filter(|s| !s.is_empty()) else {
+        let Some(id) = client_id.filter(|s| !s.is_empty()) else {
             return Ok(Err(OAuthError::new(
                 "invalid_client",
                 "client_id is required (HTTP Basic or the form)",
@@ -251,7 +281,7 @@ impl Provider {
         let Some(stored) = self.client(id).await? else {
             return Ok(Err(unknown()));
         };
-        let ok = match (&stored.secret_hash, req.auth, req.client_secret.as_deref()) {
+        let ok = match (&stored.secret_hash, auth, client_secret) {
             (Some(hash), ClientAuth::Basic | ClientAuth::Post, Some(secret)) => {
                 crypto::tokens::constant_time_eq(&crypto::sha256_hex(secret), hash)
             }
@@ -322,6 +352,51 @@ impl Provider {
             refresh_token,
             scope,
         })
+    }
+
+    /// The live token session `token` (an access or a refresh token of this provider) belongs
+    /// to, with its grant; `None` for anything else.
+    async fn live_token(&self, token: &str) -> Result<Option<LiveToken>> {
+        let core = &self.core;
+        let now = core.now();
+        let token = token.trim();
+        let (sid, access) = match token.strip_prefix(REFRESH_PREFIX) {
+            Some(rest) => match refresh_token_session(rest) {
+                Some(sid) => (sid, None),
+                None => return Ok(None),
+            },
+            None => {
+                let Ok(keys) = self.keys() else {
+                    return Ok(None);
+                };
+                let Ok(claims) = keys.verify_typed::<AccessClaims>(token, "at+jwt", self.issuer())
+                else {
+                    return Ok(None);
+                };
+                match uuid::Uuid::parse_str(&claims.sid) {
+                    Ok(sid) => (sid, Some(claims)),
+                    Err(_) => return Ok(None),
+                }
+            }
+        };
+        let Some(grant) = core.repos.oidc.find_grant(sid).await? else {
+            return Ok(None);
+        };
+        let Some(owner) = core.repos.sessions.find_with_owner(sid).await? else {
+            return Ok(None);
+        };
+        let genuine = match &access {
+            Some(claims) => claims.sub == owner.user.id.to_string(),
+            None => crypto::tokens::constant_time_eq(
+                &crypto::sha256_hex(token),
+                &owner.session.refresh_token_hash,
+            ),
+        };
+        Ok((genuine && owner.is_live(now)).then_some(LiveToken {
+            owner,
+            grant,
+            access,
+        }))
     }
 
     async fn code_grant(
@@ -675,20 +750,7 @@ impl OidcProvider for Provider {
         let Some(owner) = self.sso_owner(sso, now).await? else {
             return Ok(());
         };
-        let sid: SessionId = owner.session.id;
-        let event = Event::new("auth.logout", SUCCESS)
-            .own(owner.user.id)
-            .detail("session_id", sid.to_string())
-            .detail("via", "oidc");
-        let end = SessionEnd {
-            id: sid,
-            user_id: Some(owner.user.id),
-            reason: RevokeReason::Logout,
-            live_only: false,
-            audit: core.records(ctx, vec![event]),
-            now,
-        };
-        core.repos.sessions.end_session(end).await?;
+        self.end_sso(ctx, &owner, "hosted_page").await?;
         Ok(())
     }
 
@@ -698,7 +760,14 @@ impl OidcProvider for Provider {
         req: TokenRequest,
     ) -> Result<std::result::Result<IssuedTokens, OAuthError>> {
         self.keys()?;
-        let client = match self.authenticate_client(&req).await? {
+        let client = match self
+            .authenticate_client(
+                req.client_id.as_deref(),
+                req.client_secret.as_deref(),
+                req.auth,
+            )
+            .await?
+        {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
         };
@@ -728,5 +797,172 @@ impl OidcProvider for Provider {
             .ok_or(Error::Unauthorized)?;
         let scopes: Vec<String> = claims.scope.split_whitespace().map(str::to_owned).collect();
         Ok(user_claims(&owner.user, &scopes))
+    }
+
+    async fn revoke(
+        &self,
+        ctx: &RequestContext,
+        req: ClientTokenRequest,
+    ) -> Result<std::result::Result<(), OAuthError>> {
+        let client = match self
+            .authenticate_client(
+                req.client_id.as_deref(),
+                req.client_secret.as_deref(),
+                req.auth,
+            )
+            .await?
+        {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let Some(token) = req.token.as_deref().filter(|t| !t.is_empty()) else {
+            return Ok(Err(invalid_request("token is required")));
+        };
+        let core = &self.core;
+        // Unknown, dead or another client's token: nothing to do, and nothing to say (RFC 7009 §2.2).
+        if let Some(live) = self.live_token(token).await?
+            && live.grant.client_id == client.client.client_id
+        {
+            let event = Event::new("oidc.revoke", SUCCESS)
+                .subject(live.owner.user.id)
+                .detail("client_id", client.client.client_id.to_string())
+                .detail("session_id", live.grant.session_id.to_string())
+                .detail(
+                    "token",
+                    if live.access.is_some() {
+                        "access_token"
+                    } else {
+                        "refresh_token"
+                    },
+                );
+            let end = SessionEnd {
+                id: live.grant.session_id,
+                user_id: Some(live.owner.user.id),
+                reason: RevokeReason::TokenRevoked,
+                live_only: false,
+                audit: core.records(ctx, vec![event]),
+                now: core.now(),
+            };
+            core.repos.sessions.end_session(end).await?;
+        }
+        Ok(Ok(()))
+    }
+
+    async fn introspect(
+        &self,
+        _ctx: &RequestContext,
+        req: ClientTokenRequest,
+    ) -> Result<std::result::Result<Map<String, Value>, OAuthError>> {
+        let client = match self
+            .authenticate_client(
+                req.client_id.as_deref(),
+                req.client_secret.as_deref(),
+                req.auth,
+            )
+            .await?
+        {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        if client.secret_hash.is_none() {
+            return Ok(Err(OAuthError::new(
+                "invalid_client",
+                "introspection is for confidential clients",
+            )));
+        }
+        let Some(token) = req.token.as_deref().filter(|t| !t.is_empty()) else {
+            return Ok(Err(invalid_request("token is required")));
+        };
+        let mut out = Map::new();
+        let Some(live) = self.live_token(token).await? else {
+            out.insert("active".into(), json!(false));
+            return Ok(Ok(out));
+        };
+        let (scope, exp, iat, kind) = match &live.access {
+            Some(c) => (c.scope.clone(), c.exp, c.iat, "Bearer"),
+            None => (
+                live.grant.scopes.join(" "),
+                live.owner.session.expires_at.timestamp(),
+                live.owner
+                    .session
+                    .rotated_at
+                    .unwrap_or(live.owner.session.created_at)
+                    .timestamp(),
+                "refresh_token",
+            ),
+        };
+        out.insert("active".into(), json!(true));
+        out.insert("scope".into(), json!(scope));
+        out.insert("client_id".into(), json!(live.grant.client_id.to_string()));
+        out.insert("username".into(), json!(live.owner.user.username));
+        out.insert("sub".into(), json!(live.owner.user.id.to_string()));
+        out.insert("exp".into(), json!(exp));
+        out.insert("iat".into(), json!(iat));
+        out.insert("iss".into(), json!(self.issuer()));
+        out.insert("token_type".into(), json!(kind));
+        out.insert("sid".into(), json!(live.grant.session_id.to_string()));
+        Ok(Ok(out))
+    }
+
+    async fn end_session(
+        &self,
+        ctx: &RequestContext,
+        req: &EndSessionRequest,
+        sso: Option<&str>,
+    ) -> Result<EndSession> {
+        let core = &self.core;
+        #[derive(Deserialize)]
+        struct Hint {
+            sub: String,
+            aud: String,
+        }
+        let hint: Option<Hint> = match (req.id_token_hint.as_deref(), self.keys()) {
+            (Some(h), Ok(keys)) => keys.verify_hint(h, self.issuer()).ok(),
+            _ => None,
+        };
+        let client_id = hint
+            .as_ref()
+            .map(|h| h.aud.clone())
+            .or_else(|| req.client_id.clone());
+        if let (Some(hint_client), Some(asked)) = (hint.as_ref().map(|h| &h.aud), &req.client_id)
+            && hint_client != asked
+        {
+            return Ok(EndSession::Refused {
+                message: "The logout request names two different applications.".into(),
+            });
+        }
+        let client = match client_id.as_deref() {
+            Some(id) => self.client(id).await?.map(|s| s.client),
+            None => None,
+        };
+        let redirect = match req.post_logout_redirect_uri.as_deref() {
+            None => None,
+            Some(uri) => match &client {
+                Some(c) if c.post_logout_redirect_uris.iter().any(|u| u == uri) => {
+                    let mut url = url::Url::parse(uri).map_err(Error::internal)?;
+                    if let Some(state) = &req.state {
+                        url.query_pairs_mut().append_pair("state", state);
+                    }
+                    Some(url.to_string())
+                }
+                _ => {
+                    return Ok(EndSession::Refused {
+                        message: "The address to return to after signing out is not registered for this application.".into(),
+                    });
+                }
+            },
+        };
+        let Some(hint) = hint else {
+            // Nothing proves the request comes from the application the person used: ask.
+            return Ok(EndSession::Confirm);
+        };
+        let now = core.now();
+        if let Some(token) = sso
+            && let Some(owner) = self.sso_owner(token, now).await?
+            && owner.user.id.to_string() == hint.sub
+        {
+            self.end_sso(ctx, &owner, "rp_initiated").await?;
+        }
+        Ok(EndSession::SignedOut { redirect })
     }
 }

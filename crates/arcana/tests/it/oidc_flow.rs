@@ -38,6 +38,7 @@ every_mode!(
     oidcc_codereuse_revokes_the_tokens,
     oidcc_refresh_token_rotates_and_detects_reuse,
     prompt_max_age_pkce_and_refusals,
+    revocation_introspection_and_rp_initiated_logout,
 );
 
 /// A deployment whose issuer is its own address. Split modes get a key file's keys: the auth
@@ -707,6 +708,133 @@ async fn prompt_max_age_pkce_and_refusals(app: TestApp) {
         query_param(r.location.as_deref().unwrap(), "error").as_deref(),
         Some("unsupported_response_type")
     );
+}
+
+async fn introspect(rp: &Rp, token: &str) -> (StatusCode, Value) {
+    let mut req = rp
+        .http
+        .post(rp.url("/oauth2/introspect"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    let mut pairs = vec![("token", token)];
+    match &rp.secret {
+        Some(secret) => req = req.basic_auth(&rp.client_id, Some(secret)),
+        None => pairs.push(("client_id", &rp.client_id)),
+    }
+    let r = req.body(form(&pairs)).send().await.unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap())
+}
+
+async fn revocation_introspection_and_rp_initiated_logout(app: TestApp) {
+    let mut rp = Rp::new(
+        &app,
+        false,
+        json!({"require_consent": false, "post_logout_redirect_uris": ["https://rp.example.com/bye"]}),
+    )
+    .await;
+    let url = rp.authorize_url(&[("scope", "openid offline_access")]);
+    let page = rp.get(&url).await;
+    let done = rp.sign_in(page, ADMIN_USER, ADMIN_PASSWORD).await;
+    let code = rp.code(&done);
+    let (_, tokens) = rp.redeem(&code).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    // RFC 7662: live tokens say who and what; anything else is just inactive.
+    let (s, info) = introspect(&rp, &access).await;
+    assert_eq!(s, 200);
+    assert_eq!(info["active"], true);
+    assert_eq!(info["client_id"], rp.client_id.as_str());
+    assert_eq!(info["scope"], "openid offline_access");
+    assert_eq!(info["username"], ADMIN_USER);
+    let (_, info) = introspect(&rp, &refresh).await;
+    assert_eq!(
+        (info["active"].as_bool(), info["token_type"].as_str()),
+        (Some(true), Some("refresh_token"))
+    );
+    let (_, info) = introspect(&rp, "not-a-token").await;
+    assert_eq!(info, json!({"active": false}));
+    // RFC 7009: revoking the refresh token ends the whole grant, its access token included.
+    let r = rp
+        .http
+        .post(rp.url("/oauth2/revoke"))
+        .basic_auth(&rp.client_id, rp.secret.as_deref())
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("token", &refresh),
+            ("token_type_hint", "refresh_token"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(introspect(&rp, &access).await.1["active"], false);
+    assert_eq!(rp.userinfo(&access).await.0, 401);
+    let (s, err) = rp
+        .token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+        .await;
+    assert_eq!(
+        (s.as_u16(), err["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    // A public client may not introspect.
+    let public = Rp::new(&app, true, json!({})).await;
+    let (s, err) = introspect(&public, &access).await;
+    assert_eq!(
+        (s.as_u16(), err["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+
+    // RP-initiated logout: with the ID token as hint, back to the registered address with the
+    // state; the SSO session and the tokens issued from it end.
+    let page = rp.get(&rp.authorize_url(&[])).await;
+    let code = rp.code(&page);
+    let (_, tokens) = rp.redeem(&code).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let id_token = tokens["id_token"].as_str().unwrap().to_owned();
+    let bad = rp
+        .get(&format!(
+            "/oauth2/logout?{}",
+            form(&[
+                ("id_token_hint", &id_token),
+                ("post_logout_redirect_uri", "https://evil.example/bye")
+            ])
+        ))
+        .await;
+    assert_eq!((bad.status.as_u16(), bad.location.is_none()), (400, true));
+    assert_eq!(
+        rp.userinfo(&access).await.0,
+        200,
+        "a refused logout changes nothing"
+    );
+    let confirm = rp.get("/oauth2/logout").await;
+    assert_eq!(confirm.status, 200);
+    assert!(
+        confirm.body.contains("Sign out?"),
+        "without a hint the person confirms"
+    );
+    let out = rp
+        .get(&format!(
+            "/oauth2/logout?{}",
+            form(&[
+                ("id_token_hint", &id_token),
+                ("post_logout_redirect_uri", "https://rp.example.com/bye"),
+                ("state", "bye-1"),
+            ])
+        ))
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.body);
+    assert_eq!(
+        out.location.as_deref(),
+        Some("https://rp.example.com/bye?state=bye-1")
+    );
+    assert!(rp.cookie.is_none(), "the SSO cookie is cleared");
+    assert_eq!(
+        rp.userinfo(&access).await.0,
+        401,
+        "the tokens of the SSO session end with it"
+    );
+    let again = rp.get(&rp.authorize_url(&[])).await;
+    assert!(again.body.contains("Sign in"), "signed out");
 }
 
 fn chrono_now() -> i64 {

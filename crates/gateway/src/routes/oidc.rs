@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use domain::{
-    Authorization, AuthorizeRequest, ClientAuth, Error, Interaction, LoginInput, OidcProvider,
-    TokenRequest,
+    Authorization, AuthorizeRequest, ClientAuth, ClientTokenRequest, EndSession, EndSessionRequest,
+    Error, Interaction, LoginInput, OidcProvider, TokenRequest,
 };
 use serde_json::json;
 
@@ -57,6 +57,9 @@ pub fn router() -> Router<AppState> {
         .route("/oauth2/authorize", get(authorize).post(authorize))
         .route("/oauth2/token", axum::routing::post(token))
         .route("/oauth2/userinfo", get(userinfo).post(userinfo))
+        .route("/oauth2/revoke", axum::routing::post(revoke))
+        .route("/oauth2/introspect", axum::routing::post(introspect))
+        .route("/oauth2/logout", get(end_session).post(end_session))
         .route("/login", get(login_page).post(login))
         .route("/consent", axum::routing::post(consent))
         .route("/logout", get(logout_page).post(logout))
@@ -422,6 +425,11 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "authorization_endpoint": format!("{iss}/oauth2/authorize"),
         "token_endpoint": format!("{iss}/oauth2/token"),
         "userinfo_endpoint": format!("{iss}/oauth2/userinfo"),
+        "revocation_endpoint": format!("{iss}/oauth2/revoke"),
+        "introspection_endpoint": format!("{iss}/oauth2/introspect"),
+        "end_session_endpoint": format!("{iss}/oauth2/logout"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "jwks_uri": format!("{iss}/.well-known/jwks.json"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -625,8 +633,15 @@ async fn logout(State(state): State<AppState>, client: Client, headers: HeaderMa
     {
         return unavailable(&state, &e);
     }
-    let mut r = message(
-        &state,
+    let mut r = signed_out(&state);
+    r.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(&state, "", 0));
+    r
+}
+
+fn signed_out(state: &AppState) -> Response {
+    message(
+        state,
         StatusCode::OK,
         "You are signed out",
         format!(
@@ -635,10 +650,7 @@ async fn logout(State(state): State<AppState>, client: Client, headers: HeaderMa
         ),
         false,
         Some(("/login", "Sign in again")),
-    );
-    r.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(&state, "", 0));
-    r
+    )
 }
 
 async fn forgot_page(State(state): State<AppState>) -> Response {
@@ -880,6 +892,150 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response
             )
                 .into_response()
         }
+    }
+}
+
+/// The form of a client's token call (revocation, introspection): checked as the token
+/// endpoint checks its own, with the client's credentials.
+fn client_token_request(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<ClientTokenRequest, Box<Response>> {
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form_type {
+        return Err(Box::new(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+        )));
+    }
+    let form = params(body)
+        .map_err(|e| Box::new(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e)))?;
+    let (client_id, client_secret, auth) = client_credentials(headers, &form)
+        .map_err(|e| Box::new(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", e)))?;
+    Ok(ClientTokenRequest {
+        token: take(&form, "token"),
+        token_type_hint: take(&form, "token_type_hint"),
+        client_id,
+        client_secret,
+        auth,
+    })
+}
+
+fn server_error(e: &Error) -> Response {
+    match e {
+        Error::Unavailable => oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "try again in a moment",
+        ),
+        e => {
+            tracing::error!(error = %e, "OpenID Connect endpoint failed");
+            oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            )
+        }
+    }
+}
+
+/// RFC 7009.
+async fn revoke(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(provider) = provider(&state) else {
+        return not_served();
+    };
+    let req = match client_token_request(&headers, &body) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    match provider.revoke(&client.ctx, req).await {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(e)) => oauth_error(
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            &e.error,
+            &e.error_description,
+        ),
+        Err(e) => server_error(&e),
+    }
+}
+
+/// RFC 7662.
+async fn introspect(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(provider) = provider(&state) else {
+        return not_served();
+    };
+    let req = match client_token_request(&headers, &body) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    match provider.introspect(&client.ctx, req).await {
+        Ok(Ok(claims)) => axum::Json(claims).into_response(),
+        Ok(Err(e)) => oauth_error(
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            &e.error,
+            &e.error_description,
+        ),
+        Err(e) => server_error(&e),
+    }
+}
+
+/// RP-Initiated Logout 1.0 (GET query or POST form).
+async fn end_session(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let Some(provider) = provider(&state) else {
+        return not_served();
+    };
+    let raw: &[u8] = if body.is_empty() {
+        query.as_deref().unwrap_or_default().as_bytes()
+    } else {
+        &body
+    };
+    let p = match params(raw) {
+        Ok(p) => p,
+        Err(e) => return refused(&state, e),
+    };
+    let req = EndSessionRequest {
+        id_token_hint: take(&p, "id_token_hint"),
+        post_logout_redirect_uri: take(&p, "post_logout_redirect_uri"),
+        state: take(&p, "state"),
+        client_id: take(&p, "client_id"),
+    };
+    let sso = sso_cookie(&state, &headers);
+    match provider
+        .end_session(&client.ctx, &req, sso.as_deref())
+        .await
+    {
+        Ok(EndSession::Refused { message }) => refused(&state, message),
+        Ok(EndSession::Confirm) => logout_page(State(state)).await,
+        Ok(EndSession::SignedOut { redirect }) => {
+            let mut r = match redirect {
+                Some(to) => Redirect::to(&to).into_response(),
+                None => signed_out(&state),
+            };
+            r.headers_mut()
+                .append(header::SET_COOKIE, set_cookie(&state, "", 0));
+            r
+        }
+        Err(e) => unavailable(&state, &e),
     }
 }
 

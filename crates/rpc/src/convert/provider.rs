@@ -1,7 +1,7 @@
 //! Domain ↔ `arcana.internal.v1.OidcProviderService` (the provider port at the service boundary).
 use domain::{
-    Authorization, AuthorizeRequest, ClientAuth, Error, Interaction, IssuedTokens, OAuthError,
-    Result, SsoSignIn, TokenRequest,
+    Authorization, AuthorizeRequest, ClientAuth, ClientTokenRequest, EndSession, EndSessionRequest,
+    Error, Interaction, IssuedTokens, OAuthError, Result, SsoSignIn, TokenRequest,
 };
 
 use crate::internal as pb;
@@ -89,6 +89,15 @@ impl TryFrom<pb::AuthorizationStep> for Authorization {
     }
 }
 
+fn parse_auth(s: &str) -> Result<ClientAuth> {
+    match s {
+        "basic" => Ok(ClientAuth::Basic),
+        "post" => Ok(ClientAuth::Post),
+        "none" => Ok(ClientAuth::None),
+        _ => Err(Error::validation("auth", "must be basic, post or none")),
+    }
+}
+
 fn auth_name(a: ClientAuth) -> &'static str {
     match a {
         ClientAuth::Basic => "basic",
@@ -116,12 +125,7 @@ impl From<TokenRequest> for pb::TokenCall {
 impl TryFrom<pb::TokenCall> for TokenRequest {
     type Error = Error;
     fn try_from(c: pb::TokenCall) -> Result<Self> {
-        let auth = match c.auth.as_str() {
-            "basic" => ClientAuth::Basic,
-            "post" => ClientAuth::Post,
-            "none" => ClientAuth::None,
-            _ => return Err(Error::validation("auth", "must be basic, post or none")),
-        };
+        let auth = parse_auth(&c.auth)?;
         Ok(Self {
             grant_type: c.grant_type,
             code: c.code,
@@ -180,5 +184,133 @@ impl TryFrom<pb::UserinfoAnswer> for Claims {
             Ok(serde_json::Value::Object(m)) => Ok(Claims(m)),
             _ => Err(Error::validation("claims_json", "must be a JSON object")),
         }
+    }
+}
+
+impl From<ClientTokenRequest> for pb::ClientTokenCall {
+    fn from(r: ClientTokenRequest) -> Self {
+        Self {
+            token: r.token,
+            token_type_hint: r.token_type_hint,
+            client_id: r.client_id,
+            client_secret: r.client_secret,
+            auth: auth_name(r.auth).to_owned(),
+        }
+    }
+}
+
+impl TryFrom<pb::ClientTokenCall> for ClientTokenRequest {
+    type Error = Error;
+    fn try_from(c: pb::ClientTokenCall) -> Result<Self> {
+        Ok(Self {
+            auth: parse_auth(&c.auth)?,
+            token: c.token,
+            token_type_hint: c.token_type_hint,
+            client_id: c.client_id,
+            client_secret: c.client_secret,
+        })
+    }
+}
+
+/// A revocation's answer.
+pub struct Revoked(pub std::result::Result<(), OAuthError>);
+
+impl From<Revoked> for pb::RevokeAnswer {
+    fn from(r: Revoked) -> Self {
+        Self {
+            refused: r.0.err().map(Into::into),
+        }
+    }
+}
+
+impl TryFrom<pb::RevokeAnswer> for Revoked {
+    type Error = Error;
+    fn try_from(a: pb::RevokeAnswer) -> Result<Self> {
+        Ok(Revoked(match a.refused {
+            None => Ok(()),
+            Some(e) => Err(e.try_into()?),
+        }))
+    }
+}
+
+/// An introspection's answer.
+pub struct Introspected(
+    pub std::result::Result<serde_json::Map<String, serde_json::Value>, OAuthError>,
+);
+
+impl From<Introspected> for pb::IntrospectAnswer {
+    fn from(i: Introspected) -> Self {
+        use pb::introspect_answer::Answer;
+        let answer = match i.0 {
+            Ok(m) => Answer::ClaimsJson(serde_json::Value::Object(m).to_string()),
+            Err(e) => Answer::Refused(e.into()),
+        };
+        Self {
+            answer: Some(answer),
+        }
+    }
+}
+
+impl TryFrom<pb::IntrospectAnswer> for Introspected {
+    type Error = Error;
+    fn try_from(a: pb::IntrospectAnswer) -> Result<Self> {
+        use pb::introspect_answer::Answer;
+        Ok(Introspected(match a.answer {
+            Some(Answer::ClaimsJson(j)) => match serde_json::from_str(&j) {
+                Ok(serde_json::Value::Object(m)) => Ok(m),
+                _ => return Err(Error::validation("claims_json", "must be a JSON object")),
+            },
+            Some(Answer::Refused(e)) => Err(e.try_into()?),
+            None => return Err(Error::validation("answer", "is required")),
+        }))
+    }
+}
+
+/// An RP-initiated logout call: the request and the SSO token.
+pub fn end_session_call(r: &EndSessionRequest, sso: Option<&str>) -> pb::EndSessionCall {
+    pb::EndSessionCall {
+        id_token_hint: r.id_token_hint.clone(),
+        post_logout_redirect_uri: r.post_logout_redirect_uri.clone(),
+        state: r.state.clone(),
+        client_id: r.client_id.clone(),
+        sso: sso.map(str::to_owned),
+    }
+}
+
+/// The request and the SSO token of an RP-initiated logout call.
+pub fn end_session_request(c: pb::EndSessionCall) -> (EndSessionRequest, Option<String>) {
+    let r = EndSessionRequest {
+        id_token_hint: c.id_token_hint,
+        post_logout_redirect_uri: c.post_logout_redirect_uri,
+        state: c.state,
+        client_id: c.client_id,
+    };
+    (r, c.sso)
+}
+
+impl From<EndSession> for pb::EndSessionStep {
+    fn from(e: EndSession) -> Self {
+        use pb::end_session_step::{SignedOut, Step};
+        let step = match e {
+            EndSession::SignedOut { redirect } => Step::SignedOut(SignedOut { redirect }),
+            EndSession::Confirm => Step::Confirm(pb::Empty {}),
+            EndSession::Refused { message } => Step::Refused(message),
+        };
+        Self { step: Some(step) }
+    }
+}
+
+impl TryFrom<pb::EndSessionStep> for EndSession {
+    type Error = Error;
+    fn try_from(s: pb::EndSessionStep) -> Result<Self> {
+        use pb::end_session_step::Step;
+        Ok(match s.step {
+            Some(Step::SignedOut(o)) => EndSession::SignedOut {
+                redirect: o.redirect,
+            },
+            Some(Step::Confirm(_)) => EndSession::Confirm,
+            Some(Step::Refused(message)) => EndSession::Refused { message },
+            None => return Err(Error::validation("step", "is required")),
+        })
     }
 }

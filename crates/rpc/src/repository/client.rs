@@ -255,4 +255,7 @@ impl OidcRepository for RepositoryClient {
         let msg = pb::ConsentWrite::new(consent, audit);
         repository_call!(self, Write, save_oidc_consent, msg)
     }
+    async fn end_sso_session(&self, end: SessionEnd) -> Result<u64> {
+        repository_call!(self, Write, end_sso_session, pb::SessionEnd::from(end))
+    }
 }

@@ -448,4 +448,10 @@ impl RepositoryService for RepositoryGrpc {
         })
         .await
     }
+    async fn end_sso_session(&self, req: Request<pb::SessionEnd>) -> Answer<pb::CountResponse> {
+        handle("EndSsoSession", req, |m| async move {
+            self.ports.oidc.end_sso_session(m.try_into()?).await
+        })
+        .await
+    }
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::{
-    Authorization, AuthorizeRequest, Interaction, IssuedTokens, LoginInput, OAuthError,
-    OidcProvider, RequestContext, Result, SsoSignIn, TokenRequest,
+    Authorization, AuthorizeRequest, ClientTokenRequest, EndSession, EndSessionRequest,
+    Interaction, IssuedTokens, LoginInput, OAuthError, OidcProvider, RequestContext, Result,
+    SsoSignIn, TokenRequest,
 };
 use serde_json::{Map, Value};
 use tonic::transport::Channel;
@@ -16,7 +17,10 @@ use tonic::{Request, Response, Status};
 
 use super::{Call, PrincipalSource, forward, run};
 use crate::client::{Retry, Upstream};
-use crate::convert::provider::{Claims, TokenOutcome, interaction_name, parse_interaction};
+use crate::convert::provider::{
+    Claims, Introspected, Revoked, TokenOutcome, end_session_call, end_session_request,
+    interaction_name, parse_interaction,
+};
 use crate::internal::{
     self as pb, oidc_provider_service_client::OidcProviderServiceClient,
     oidc_provider_service_server::OidcProviderService,
@@ -104,6 +108,34 @@ impl<P: PrincipalSource> OidcProviderService for OidcProviderGrpc<P> {
         self.call("Userinfo", req, |_, m| async move {
             let claims = provider.userinfo(&m.access_token).await?;
             Ok(Claims(claims).into())
+        })
+        .await
+    }
+
+    async fn revoke(&self, req: Request<pb::ClientTokenCall>) -> Answer<pb::RevokeAnswer> {
+        let provider = &self.provider;
+        self.call("Revoke", req, |ctx, m| async move {
+            Ok(Revoked(provider.revoke(&ctx, m.try_into()?).await?).into())
+        })
+        .await
+    }
+
+    async fn introspect(&self, req: Request<pb::ClientTokenCall>) -> Answer<pb::IntrospectAnswer> {
+        let provider = &self.provider;
+        self.call("Introspect", req, |ctx, m| async move {
+            Ok(Introspected(provider.introspect(&ctx, m.try_into()?).await?).into())
+        })
+        .await
+    }
+
+    async fn end_session(&self, req: Request<pb::EndSessionCall>) -> Answer<pb::EndSessionStep> {
+        let provider = &self.provider;
+        self.call("EndSession", req, |ctx, m| async move {
+            let (request, sso) = end_session_request(m);
+            provider
+                .end_session(&ctx, &request, sso.as_deref())
+                .await
+                .map(Into::into)
         })
         .await
     }
@@ -248,5 +280,58 @@ impl OidcProvider for OidcProviderClient {
             })
             .await?;
         Ok(claims.0)
+    }
+
+    async fn revoke(
+        &self,
+        ctx: &RequestContext,
+        request: ClientTokenRequest,
+    ) -> Result<std::result::Result<(), OAuthError>> {
+        let msg = pb::ClientTokenCall::from(request);
+        let r: Revoked = self
+            .call(
+                "revoke",
+                Retry::Write,
+                Some(ctx),
+                msg,
+                |mut c, r| async move { c.revoke(r).await },
+            )
+            .await?;
+        Ok(r.0)
+    }
+
+    async fn introspect(
+        &self,
+        ctx: &RequestContext,
+        request: ClientTokenRequest,
+    ) -> Result<std::result::Result<Map<String, Value>, OAuthError>> {
+        let msg = pb::ClientTokenCall::from(request);
+        let r: Introspected = self
+            .call(
+                "introspect",
+                Retry::Read,
+                Some(ctx),
+                msg,
+                |mut c, r| async move { c.introspect(r).await },
+            )
+            .await?;
+        Ok(r.0)
+    }
+
+    async fn end_session(
+        &self,
+        ctx: &RequestContext,
+        request: &EndSessionRequest,
+        sso: Option<&str>,
+    ) -> Result<EndSession> {
+        let msg = end_session_call(request, sso);
+        self.call(
+            "end_session",
+            Retry::Write,
+            Some(ctx),
+            msg,
+            |mut c, r| async move { c.end_session(r).await },
+        )
+        .await
     }
 }
