@@ -160,6 +160,21 @@ enum Run {
     Arcana(testkit::cluster::Cluster),
 }
 
+/// `ARCANA_PUBLIC_URL`, `ARCANA_OIDC_SIGNING_KEY` and `ARCANA_OIDC_JWKS` of a fresh key.
+fn oidc_env() -> Result<Vec<(String, String)>> {
+    let pem = crypto::oidc::generate_pem().map_err(|e| anyhow!("{e}"))?;
+    let pem = secrecy::ExposeSecret::expose_secret(&pem).to_owned();
+    let jwks = crypto::OidcKeys::from_pem(&pem)
+        .map_err(|e| anyhow!("{e}"))?
+        .jwks()
+        .to_string();
+    Ok(vec![
+        ("ARCANA_PUBLIC_URL".into(), "http://{http}".into()),
+        ("ARCANA_OIDC_SIGNING_KEY".into(), pem),
+        ("ARCANA_OIDC_JWKS".into(), jwks),
+    ])
+}
+
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
@@ -171,13 +186,17 @@ impl Cluster {
             Kind::AxumHello | Kind::TonicHello => return Self::baseline(kind, bins).await,
             Kind::Arcana(mode) => mode,
         };
+        // The OpenID Connect provider as in production: issuer = the edge, a key file the auth
+        // layer signs with and the gateway publishes (the monolith uses it too).
+        let mut env = oidc_env()?;
+        env.extend(bins.extra_env.iter().cloned());
         let opts = testkit::cluster::Options {
             mode,
             // The production default: what "one hash time" means in the login figures.
             password_iterations: 600_000,
             rust_log: rust_log.into(),
             db_pool_size: None,
-            env: bins.extra_env.clone(),
+            env,
             ..testkit::cluster::Options::default()
         };
         let c = testkit::cluster::Cluster::start(&bins.arcana, &opts)

@@ -56,6 +56,12 @@ pub enum Op {
     Refresh,
     /// `GET /.well-known/jwks.json`: the cheapest public route (health is on the ops port).
     Jwks,
+    /// OpenID Connect userinfo with the worker's RFC 9068 access token.
+    Userinfo,
+    /// RFC 7662 introspection of that token by the (confidential) client.
+    Introspect,
+    /// The refresh grant at the token endpoint (rotation, new ID token).
+    TokenRefresh,
 }
 
 impl Op {
@@ -69,6 +75,9 @@ impl Op {
             (Protocol::Rest, Op::Login) => "POST /auth/login",
             (Protocol::Rest, Op::Refresh) => "POST /auth/refresh",
             (_, Op::Jwks) => "GET /.well-known/jwks.json",
+            (_, Op::Userinfo) => "GET /oauth2/userinfo",
+            (_, Op::Introspect) => "POST /oauth2/introspect",
+            (_, Op::TokenRefresh) => "POST /oauth2/token (refresh)",
             (Protocol::Grpc, Op::Hello) => "Hello.Say (bare tonic)",
             (Protocol::Grpc, Op::GetUser) => "GetUser",
             (Protocol::Grpc, Op::Me) => "Me",
@@ -122,7 +131,20 @@ impl RestConn {
         auth: Option<&HeaderValue>,
         body: Option<Bytes>,
     ) -> Result<(StatusCode, Bytes)> {
-        let result = self.send_inner(method, uri, auth, body).await;
+        self.send_as(method, uri, auth, body, "application/json")
+            .await
+    }
+
+    /// [`Self::send`] of a body of `content_type`.
+    pub async fn send_as(
+        &mut self,
+        method: Method,
+        uri: Uri,
+        auth: Option<&HeaderValue>,
+        body: Option<Bytes>,
+        content_type: &'static str,
+    ) -> Result<(StatusCode, Bytes)> {
+        let result = self.send_inner(method, uri, auth, body, content_type).await;
         if result.is_err() {
             self.sender = None;
         }
@@ -135,6 +157,7 @@ impl RestConn {
         uri: Uri,
         auth: Option<&HeaderValue>,
         body: Option<Bytes>,
+        content_type: &'static str,
     ) -> Result<(StatusCode, Bytes)> {
         let host = self.host.clone();
         let accept_encoding = self.accept_encoding;
@@ -151,7 +174,7 @@ impl RestConn {
             req = req.header(AUTHORIZATION, a);
         }
         if body.is_some() {
-            req = req.header(CONTENT_TYPE, "application/json");
+            req = req.header(CONTENT_TYPE, content_type);
         }
         if accept_encoding {
             req = req.header(ACCEPT_ENCODING, ACCEPT_ENCODING_VALUE);
@@ -162,6 +185,30 @@ impl RestConn {
         let encoding = resp.headers().get(CONTENT_ENCODING).cloned();
         let body = resp.into_body().collect().await?.to_bytes();
         Ok((status, decode(encoding.as_ref(), body)?))
+    }
+
+    /// A form POST that must answer 2xx.
+    pub async fn post_form(
+        &mut self,
+        uri: Uri,
+        auth: Option<&HeaderValue>,
+        form: &[(&str, &str)],
+    ) -> Result<Bytes> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let form_type = "application/x-www-form-urlencoded";
+        let (status, body) = self
+            .send_as(Method::POST, uri, auth, Some(Bytes::from(body)), form_type)
+            .await?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            bail!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            )
+        }
     }
 
     /// Send and require a 2xx answer.
@@ -267,6 +314,92 @@ pub struct Worker {
     login_body: Bytes,
     /// The refresh chain broke (an error mid-rotation): log in again before the next refresh.
     relogin: bool,
+    /// The worker's OpenID Connect tokens (when the run has a client).
+    pub oidc: Option<OidcChain>,
+}
+
+/// A registered OpenID Connect client (confidential, no consent).
+#[derive(Debug, Clone)]
+pub struct OidcClient {
+    pub client_id: String,
+    pub secret: String,
+}
+
+pub const OIDC_REDIRECT: &str = "https://bench.example.com/callback";
+
+/// A worker's tokens from the code flow, and the client's credentials.
+pub struct OidcChain {
+    client: OidcClient,
+    basic: HeaderValue,
+    access: String,
+    access_header: HeaderValue,
+    refresh: String,
+    broken: bool,
+}
+
+#[derive(Deserialize)]
+struct OidcTokens {
+    access_token: String,
+    refresh_token: String,
+}
+
+/// Sign `id` in through the hosted login page for `client` (no consent asked) and redeem the
+/// code: the worker's tokens, as a relying party gets them.
+pub async fn oidc_chain(http: SocketAddr, id: &Identity, client: &OidcClient) -> Result<OidcChain> {
+    let base = format!("http://{http}");
+    let web = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let mut login = reqwest::Url::parse(&format!("{base}/login"))?;
+    login
+        .query_pairs_mut()
+        .append_pair("client_id", &client.client_id)
+        .append_pair("redirect_uri", OIDC_REDIRECT)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid profile email offline_access")
+        .append_pair("state", "bench");
+    let r = web
+        .post(login)
+        .form(&[
+            ("username", id.username.as_str()),
+            ("password", id.password.as_str()),
+        ])
+        .send()
+        .await?;
+    let location = r
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .with_context(|| format!("the login page answered {} without a redirect", r.status()))?;
+    let code = reqwest::Url::parse(location)?
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .with_context(|| format!("no code in {location}"))?;
+    let t: OidcTokens = web
+        .post(format!("{base}/oauth2/token"))
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", OIDC_REDIRECT),
+        ])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", client.client_id, client.secret));
+    Ok(OidcChain {
+        client: client.clone(),
+        basic: HeaderValue::from_str(&format!("Basic {basic}"))?,
+        access_header: bearer_header(&t.access_token)?,
+        access: t.access_token,
+        refresh: t.refresh_token,
+        broken: false,
+    })
 }
 
 fn bearer_header(token: &str) -> Result<HeaderValue> {
@@ -306,6 +439,7 @@ impl Worker {
             login_body: Bytes::from(login_body),
             id,
             relogin: false,
+            oidc: None,
         })
     }
 
@@ -332,6 +466,19 @@ impl Worker {
         self.id.access = access;
         self.id.refresh = refresh;
         Ok(())
+    }
+
+    /// The worker's OpenID Connect tokens, signed in again after a broken refresh chain.
+    async fn oidc_chain(&mut self) -> Result<&OidcChain> {
+        let chain = self
+            .oidc
+            .as_ref()
+            .context("no OpenID Connect client in this run")?;
+        if chain.broken {
+            let fresh = oidc_chain(self.rest.addr, &self.id, &chain.client).await?;
+            self.oidc = Some(fresh);
+        }
+        self.oidc.as_ref().context("no OpenID Connect tokens")
     }
 
     fn grpc(&mut self) -> Result<&mut GrpcClients> {
@@ -362,6 +509,58 @@ impl Worker {
                 self.rest
                     .expect_ok(Method::GET, Uri::from_static("/hello"), None, None)
                     .await?;
+            }
+            (_, Op::Userinfo) => {
+                let chain = self.oidc_chain().await?;
+                let auth = chain.access_header.clone();
+                self.rest
+                    .expect_ok(
+                        Method::GET,
+                        Uri::from_static("/oauth2/userinfo"),
+                        Some(&auth),
+                        None,
+                    )
+                    .await?;
+            }
+            (_, Op::Introspect) => {
+                let chain = self.oidc_chain().await?;
+                let (basic, token) = (chain.basic.clone(), chain.access.clone());
+                let body = self
+                    .rest
+                    .post_form(
+                        Uri::from_static("/oauth2/introspect"),
+                        Some(&basic),
+                        &[("token", &token)],
+                    )
+                    .await?;
+                if !body.starts_with(b"{\"active\":true") {
+                    bail!("introspection: {}", String::from_utf8_lossy(&body));
+                }
+            }
+            (_, Op::TokenRefresh) => {
+                let chain = self.oidc_chain().await?;
+                let (basic, refresh) = (chain.basic.clone(), chain.refresh.clone());
+                let result = self
+                    .rest
+                    .post_form(
+                        Uri::from_static("/oauth2/token"),
+                        Some(&basic),
+                        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+                    )
+                    .await
+                    .and_then(|b| Ok(serde_json::from_slice::<OidcTokens>(&b)?));
+                let chain = self.oidc.as_mut().context("no OpenID Connect tokens")?;
+                match result {
+                    Ok(t) => {
+                        chain.access_header = bearer_header(&t.access_token)?;
+                        chain.access = t.access_token;
+                        chain.refresh = t.refresh_token;
+                    }
+                    Err(e) => {
+                        chain.broken = true;
+                        return Err(e);
+                    }
+                }
             }
             (Protocol::Rest, Op::Jwks) | (Protocol::Grpc, Op::Jwks) => {
                 self.rest

@@ -509,6 +509,7 @@ fn cases(quick: bool) -> Vec<(Protocol, Op)> {
             (Grpc, GetUser),
             (Grpc, Me),
             (Rest, ListUsers),
+            (Rest, Userinfo),
             (Grpc, Refresh),
             (Rest, Login),
         ]
@@ -520,10 +521,12 @@ fn cases(quick: bool) -> Vec<(Protocol, Op)> {
             (Rest, Jwks),
         ];
         cases.extend(
-            [Me, ListUsers, Refresh, Login]
+            [Me, ListUsers, Refresh]
                 .into_iter()
                 .flat_map(|op| [(Rest, op), (Grpc, op)]),
         );
+        cases.extend([(Rest, Userinfo), (Rest, Introspect), (Rest, TokenRefresh)]);
+        cases.extend([(Rest, Login), (Grpc, Login)]);
         cases
     }
 }
@@ -548,6 +551,23 @@ async fn run_mode(kind: Kind, bins: &Bins, s: &Settings, rows: &mut Vec<Row>) ->
         .enumerate()
         .map(|(i, id)| Worker::new(c.http, pick(&chans, i), id, &admin))
         .collect::<Result<Vec<_>>>()?;
+    // Every worker also signs in to an OpenID Connect client through the hosted login page
+    // (one password hash each), for the provider's rows.
+    let t0 = Instant::now();
+    let client = oidc_client(c.http, &admin).await?;
+    let ids: Vec<Identity> = workers.iter().map(|w| w.id.clone()).collect();
+    let chains = futures_util::future::try_join_all(
+        ids.iter().map(|id| load::oidc_chain(c.http, id, &client)),
+    )
+    .await?;
+    for (w, chain) in workers.iter_mut().zip(chains) {
+        w.oidc = Some(chain);
+    }
+    eprintln!(
+        "{mode}: {} OpenID Connect sign-ins in {:.1} s",
+        workers.len(),
+        t0.elapsed().as_secs_f64()
+    );
     for (p, op) in cases(s.quick) {
         let label = op.label(p).to_lowercase();
         if !s.only.is_empty() && !s.only.iter().any(|c| label.contains(c.as_str())) {
@@ -701,6 +721,36 @@ async fn register(http: SocketAddr, i: usize) -> Result<Identity> {
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+}
+
+/// A confidential OpenID Connect client that asks no consent.
+async fn oidc_client(http: SocketAddr, admin: &str) -> Result<load::OidcClient> {
+    #[derive(serde::Deserialize)]
+    struct Issued {
+        client_id: String,
+        client_secret: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        data: Issued,
+    }
+    let r: Envelope = reqwest::Client::new()
+        .post(format!("http://{http}/api/v1/oidc/clients"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({
+            "name": "bench",
+            "redirect_uris": [load::OIDC_REDIRECT],
+            "require_consent": false,
+        }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(load::OidcClient {
+        client_id: r.data.client_id,
+        secret: r.data.client_secret,
+    })
 }
 
 /// Access token of the bootstrap admin (layer processes create it in the background).

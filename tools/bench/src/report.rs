@@ -225,6 +225,12 @@ pub fn targets(
         opt(r, |v| format!("{v:.2} x")),
         r.map(|v| v >= 0.85),
     );
+    let r = load("monolith", Protocol::Rest, Op::Userinfo).and_then(|r| r.vs_bare);
+    push(
+        "monolith GET /oauth2/userinfo (RFC 9068 token) >= 0.25 x bare axum (issue 27)".into(),
+        opt(r, |v| format!("{v:.2} x")),
+        r.map(|v| v >= 0.25),
+    );
     let r = load("monolith", Protocol::Grpc, Op::GetUser).and_then(|r| r.vs_bare);
     push(
         "monolith gRPC GetUser (authenticated) >= 0.50 x bare tonic".into(),
