@@ -40,6 +40,24 @@ const REFRESH_PREFIX: &str = "oidc.";
 /// The longest `nonce` and `state` accepted (they come back in tokens and redirects).
 const MAX_ECHOED: usize = 512;
 
+/// The client `$req` (with `client_id`, `client_secret`, `auth`) authenticates as; the
+/// refusal is answered as is.
+macro_rules! authenticated {
+    ($self:ident, $req:expr) => {
+        match $self
+            .authenticate_client(
+                $req.client_id.as_deref(),
+                $req.client_secret.as_deref(),
+                $req.auth,
+            )
+            .await?
+        {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
 /// The in-process [`OidcProvider`].
 pub struct Provider {
     core: Arc<Core>,
@@ -760,17 +778,7 @@ impl OidcProvider for Provider {
         req: TokenRequest,
     ) -> Result<std::result::Result<IssuedTokens, OAuthError>> {
         self.keys()?;
-        let client = match self
-            .authenticate_client(
-                req.client_id.as_deref(),
-                req.client_secret.as_deref(),
-                req.auth,
-            )
-            .await?
-        {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
-        };
+        let client = authenticated!(self, req);
         match req.grant_type.as_deref() {
             Some("authorization_code") => self.code_grant(ctx, &client, req).await,
             Some("refresh_token") => self.refresh_grant(ctx, &client, req).await,
@@ -804,17 +812,7 @@ impl OidcProvider for Provider {
         ctx: &RequestContext,
         req: ClientTokenRequest,
     ) -> Result<std::result::Result<(), OAuthError>> {
-        let client = match self
-            .authenticate_client(
-                req.client_id.as_deref(),
-                req.client_secret.as_deref(),
-                req.auth,
-            )
-            .await?
-        {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
-        };
+        let client = authenticated!(self, req);
         let Some(token) = req.token.as_deref().filter(|t| !t.is_empty()) else {
             return Ok(Err(invalid_request("token is required")));
         };
@@ -853,17 +851,7 @@ impl OidcProvider for Provider {
         _ctx: &RequestContext,
         req: ClientTokenRequest,
     ) -> Result<std::result::Result<Map<String, Value>, OAuthError>> {
-        let client = match self
-            .authenticate_client(
-                req.client_id.as_deref(),
-                req.client_secret.as_deref(),
-                req.auth,
-            )
-            .await?
-        {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
-        };
+        let client = authenticated!(self, req);
         if client.secret_hash.is_none() {
             return Ok(Err(OAuthError::new(
                 "invalid_client",

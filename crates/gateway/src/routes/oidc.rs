@@ -89,6 +89,15 @@ fn params(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
+/// A GET carries its parameters in the query, a POST in the form.
+fn query_or_form<'a>(query: &'a Option<String>, body: &'a Bytes) -> &'a [u8] {
+    if body.is_empty() {
+        query.as_deref().unwrap_or_default().as_bytes()
+    } else {
+        body
+    }
+}
+
 fn take(p: &[(String, String)], name: &str) -> Option<String> {
     p.iter()
         .find(|(k, _)| k == name)
@@ -467,13 +476,7 @@ async fn authorize(
     let Some(provider) = provider(&state) else {
         return not_served();
     };
-    // GET carries the request in the query, POST in the form.
-    let raw: &[u8] = if body.is_empty() {
-        query.as_deref().unwrap_or_default().as_bytes()
-    } else {
-        &body
-    };
-    let req = match params(raw) {
+    let req = match params(query_or_form(&query, &body)) {
         Ok(p) => authorize_request(&p),
         Err(e) => return refused(&state, e),
     };
@@ -747,6 +750,12 @@ fn client_credentials(
     }
 }
 
+/// A refusal of the provider, with its RFC 6749 status.
+fn refusal(e: &domain::OAuthError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    oauth_error(status, &e.error, &e.error_description)
+}
+
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut r = (
         status,
@@ -819,24 +828,8 @@ async fn token(
     };
     match provider.token(&client.ctx, req).await {
         Ok(Ok(tokens)) => ([(header::PRAGMA, "no-cache")], axum::Json(tokens)).into_response(),
-        Ok(Err(e)) => oauth_error(
-            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-            &e.error,
-            &e.error_description,
-        ),
-        Err(Error::Unavailable) => oauth_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "try again in a moment",
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "token endpoint failed");
-            oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            )
-        }
+        Ok(Err(e)) => refusal(&e),
+        Err(e) => server_error(&e),
     }
 }
 
@@ -959,11 +952,7 @@ async fn revoke(
     };
     match provider.revoke(&client.ctx, req).await {
         Ok(Ok(())) => StatusCode::OK.into_response(),
-        Ok(Err(e)) => oauth_error(
-            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-            &e.error,
-            &e.error_description,
-        ),
+        Ok(Err(e)) => refusal(&e),
         Err(e) => server_error(&e),
     }
 }
@@ -984,11 +973,7 @@ async fn introspect(
     };
     match provider.introspect(&client.ctx, req).await {
         Ok(Ok(claims)) => axum::Json(claims).into_response(),
-        Ok(Err(e)) => oauth_error(
-            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-            &e.error,
-            &e.error_description,
-        ),
+        Ok(Err(e)) => refusal(&e),
         Err(e) => server_error(&e),
     }
 }
@@ -1004,12 +989,7 @@ async fn end_session(
     let Some(provider) = provider(&state) else {
         return not_served();
     };
-    let raw: &[u8] = if body.is_empty() {
-        query.as_deref().unwrap_or_default().as_bytes()
-    } else {
-        &body
-    };
-    let p = match params(raw) {
+    let p = match params(query_or_form(&query, &body)) {
         Ok(p) => p,
         Err(e) => return refused(&state, e),
     };
