@@ -62,7 +62,18 @@ macro_rules! authenticated {
 pub struct Provider {
     core: Arc<Core>,
     auth: Arc<Auth>,
+    /// Userinfo answers by access token (its SHA-256) for [`USERINFO_CACHE_TTL`]: the
+    /// signature and the session's liveness checked once per token per window. Emptied by every
+    /// revocation this provider makes; others reach it within the window, as they reach API
+    /// tokens through the edge's session cache.
+    userinfo: moka::sync::Cache<String, Arc<Answered>>,
 }
+
+/// A userinfo answer and when its token expires (Unix seconds).
+type Answered = (i64, Map<String, Value>);
+
+/// How long a userinfo answer is reused (the revocation bound of every arcana token is 5 s).
+pub const USERINFO_CACHE_TTL: Duration = Duration::from_secs(2);
 
 impl std::fmt::Debug for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -225,7 +236,20 @@ pub(crate) fn user_claims(user: &User, scopes: &[String]) -> Map<String, Value> 
 
 impl Provider {
     pub(crate) fn new(core: Arc<Core>, auth: Arc<Auth>) -> Self {
-        Self { core, auth }
+        let userinfo = moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(USERINFO_CACHE_TTL)
+            .build();
+        Self {
+            core,
+            auth,
+            userinfo,
+        }
+    }
+
+    /// Forget every cached userinfo answer (after a revocation).
+    fn revoked(&self) {
+        self.userinfo.invalidate_all();
     }
 
     /// `ARCANA_PUBLIC_URL` without a trailing slash.
@@ -279,7 +303,9 @@ impl Provider {
             audit: core.records(ctx, vec![event]),
             now: core.now(),
         };
-        core.repos.oidc.end_sso_session(end).await
+        let n = core.repos.oidc.end_sso_session(end).await?;
+        self.revoked();
+        Ok(n)
     }
 
     /// The client a request authenticates as (`client_id`, secret, method), or the refusal.
@@ -497,6 +523,7 @@ impl Provider {
                 Ok(Ok(tokens))
             }
             Redeemed::Reused { revoked } => {
+                self.revoked();
                 tracing::warn!(client_id = %client.client_id, revoked, "authorization code presented twice: its tokens are revoked");
                 Ok(Err(invalid_grant("the code was already used")))
             }
@@ -553,7 +580,11 @@ impl Provider {
             .await;
         match minted {
             Ok(tokens) => Ok(Ok(tokens)),
-            Err(Error::Unauthorized | Error::EmailNotVerified) => invalid(),
+            Err(Error::Unauthorized | Error::EmailNotVerified) => {
+                // A reused refresh token may have ended the grant.
+                self.revoked();
+                invalid()
+            }
             Err(e) => Err(e),
         }
     }
@@ -791,10 +822,16 @@ impl OidcProvider for Provider {
     }
 
     async fn userinfo(&self, access_token: &str) -> Result<Map<String, Value>> {
+        let key = crypto::sha256_hex(access_token);
+        let now = self.core.now();
+        if let Some(hit) = self.userinfo.get(&key)
+            && hit.0 > now.timestamp()
+        {
+            return Ok(hit.1.clone());
+        }
         let keys = self.keys()?;
         let claims: AccessClaims = keys.verify_typed(access_token, "at+jwt", self.issuer())?;
         let sid = uuid::Uuid::parse_str(&claims.sid).map_err(|_| Error::Unauthorized)?;
-        let now = self.core.now();
         let owner = self
             .core
             .repos
@@ -804,7 +841,10 @@ impl OidcProvider for Provider {
             .filter(|o| o.is_live(now) && o.user.id.to_string() == claims.sub)
             .ok_or(Error::Unauthorized)?;
         let scopes: Vec<String> = claims.scope.split_whitespace().map(str::to_owned).collect();
-        Ok(user_claims(&owner.user, &scopes))
+        let answer = user_claims(&owner.user, &scopes);
+        self.userinfo
+            .insert(key, Arc::new((claims.exp, answer.clone())));
+        Ok(answer)
     }
 
     async fn revoke(
@@ -842,6 +882,7 @@ impl OidcProvider for Provider {
                 now: core.now(),
             };
             core.repos.sessions.end_session(end).await?;
+            self.revoked();
         }
         Ok(Ok(()))
     }
