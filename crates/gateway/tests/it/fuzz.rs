@@ -22,6 +22,8 @@ struct Fixture {
     app: TestApp,
     admin_token: String,
     target: uuid::Uuid,
+    /// A confidential OpenID Connect client: (client_id, secret).
+    oidc_client: (String, String),
 }
 
 /// One edge over the in-process layers and a real SQLite database for all cases of a test binary.
@@ -33,15 +35,18 @@ fn fixture() -> &'static Fixture {
             .enable_all()
             .build()
             .unwrap();
+        let pem = crypto::oidc::generate_pem().unwrap();
+        let keys = crypto::OidcKeys::from_pem(secrecy::ExposeSecret::expose_secret(&pem)).unwrap();
         let app = TestApp::with(
             ServiceConfig {
                 password_iterations: 1000,
                 hash_workers: 2,
+                oidc_keys: service::OidcSigning(Some(std::sync::Arc::new(keys))),
                 ..ServiceConfig::default()
             },
             GatewayConfig::default(),
         );
-        let (admin_token, target) = rt.block_on(async {
+        let (admin_token, target, oidc_client) = rt.block_on(async {
             app.services
                 .users
                 .create_admin("fuzzadmin", "fuzzadmin@example.com", "Secret123")
@@ -63,9 +68,22 @@ fn fixture() -> &'static Fixture {
                     Some(serde_json::json!({"username": "target", "email": "target@example.com", "password": "Secret123"})),
                 )
                 .await;
+            let admin_token = admin.data()["access_token"].as_str().unwrap().to_owned();
+            let client = app
+                .call(
+                    Method::POST,
+                    "/api/v1/oidc/clients",
+                    Some(&admin_token),
+                    Some(serde_json::json!({"name": "fuzz", "redirect_uris": ["https://rp.example/cb"]})),
+                )
+                .await;
             (
-                admin.data()["access_token"].as_str().unwrap().to_owned(),
+                admin_token,
                 target.data()["user"]["id"].as_str().unwrap().parse().unwrap(),
+                (
+                    client.data()["client_id"].as_str().unwrap().to_owned(),
+                    client.data()["client_secret"].as_str().unwrap().to_owned(),
+                ),
             )
         });
         Fixture {
@@ -73,6 +91,7 @@ fn fixture() -> &'static Fixture {
             app,
             admin_token,
             target,
+            oidc_client,
         }
     })
 }
@@ -121,8 +140,126 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+const OIDC_FIELDS: &[&str] = &[
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "nonce",
+    "prompt",
+    "max_age",
+    "login_hint",
+    "code_challenge",
+    "code_challenge_method",
+    "grant_type",
+    "code",
+    "code_verifier",
+    "refresh_token",
+    "token",
+    "token_type_hint",
+    "id_token_hint",
+    "post_logout_redirect_uri",
+    "client_secret",
+    "username",
+    "password",
+    "decision",
+];
+
+/// Values that reach the rules: the fixture's client and redirect URI, the values the protocol
+/// knows, and anything at all.
+fn oidc_value() -> impl Strategy<Value = String> {
+    let f = fixture();
+    prop_oneof![
+        2 => Just(f.oidc_client.0.clone()),
+        2 => Just("https://rp.example/cb".to_owned()),
+        2 => prop::sample::select(vec![
+            "code", "token", "openid", "openid profile email offline_access roles", "none",
+            "login", "consent", "authorization_code", "refresh_token", "S256", "plain", "allow",
+            "deny", "1", "-1", "99999999999999999999", "fuzzadmin", "Secret123",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        ])
+        .prop_map(str::to_owned),
+        3 => ".{0,60}",
+    ]
+}
+
+fn oidc_params() -> impl Strategy<Value = String> {
+    prop::collection::vec((prop::sample::select(OIDC_FIELDS), oidc_value()), 0..8).prop_map(|p| {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in p {
+            s.append_pair(k, &v);
+        }
+        s.finish()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The provider's endpoints and pages, with any mix of their parameters (repeated ones
+    /// included), in the query or the form, with or without client credentials or a bearer:
+    /// never a 5xx, never a panic, never a redirect to an unregistered address.
+    #[test]
+    fn any_openid_connect_request_is_answered_without_a_server_error(
+        route in 0usize..10,
+        params in oidc_params(),
+        in_form in any::<bool>(),
+        basic in any::<bool>(),
+        bearer in ".{0,40}",
+    ) {
+        use base64::Engine;
+        let f = fixture();
+        let (method, path) = [
+            (Method::GET, "/oauth2/authorize"),
+            (Method::POST, "/oauth2/authorize"),
+            (Method::POST, "/oauth2/token"),
+            (Method::POST, "/oauth2/revoke"),
+            (Method::POST, "/oauth2/introspect"),
+            (Method::GET, "/oauth2/logout"),
+            (Method::POST, "/login"),
+            (Method::POST, "/consent"),
+            (Method::GET, "/oauth2/userinfo"),
+            (Method::GET, "/.well-known/openid-configuration"),
+        ][route]
+            .clone();
+        let (uri, body) = if in_form && method == Method::POST {
+            (path.to_owned(), params.clone())
+        } else {
+            (format!("{path}?{params}"), String::new())
+        };
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(&uri)
+            .header("content-type", "application/x-www-form-urlencoded");
+        if basic {
+            let (id, secret) = &f.oidc_client;
+            let v = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+            req = req.header("authorization", format!("Basic {v}"));
+        } else if let Ok(v) = HeaderValue::from_str(&format!("Bearer {bearer}")) {
+            req = req.header("authorization", v);
+        }
+        let req = req.body(Body::from(body)).unwrap();
+        let app = gateway::router(f.app.state.clone());
+        let (status, location, answer) = f.rt.block_on(async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let location = resp
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, location, body)
+        });
+        prop_assert!(
+            !status.is_server_error(),
+            "{method} {uri} {params:?} -> {status}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        if let Some(to) = location {
+            prop_assert!(to.starts_with("https://rp.example/cb"), "redirected to {to}");
+        }
+    }
 
     #[test]
     fn any_authorization_header_is_refused_cleanly(value in ".{0,300}") {
