@@ -85,6 +85,10 @@ def main():
         page.screenshot(path=f"{out}/6-unregistered-redirect.png", full_page=True)
         page.goto(f"{issuer}/forgot-password")
         page.screenshot(path=f"{out}/7-forgot-password.png", full_page=True)
+        page.fill("input[name=email]", "someone@example.com")
+        page.click("button[type=submit]")
+        page.wait_for_selector(".alert.ok")
+        page.screenshot(path=f"{out}/8-forgot-password-sent.png", full_page=True)
         browser.close()
     server.shutdown()
     csp_errors = [e for e in errors if "Content Security Policy" in e]
