@@ -234,6 +234,83 @@ pub(crate) fn user_claims(user: &User, scopes: &[String]) -> Map<String, Value> 
     c
 }
 
+/// What a token response is made of, to be signed off the async workers.
+struct Minting {
+    keys: Arc<OidcKeys>,
+    issuer: String,
+    ttl: Duration,
+    client: OidcClient,
+    user: User,
+    grant: Grant,
+    scopes: Vec<String>,
+    nonce: Option<String>,
+    refresh_token: Option<String>,
+    now: Timestamp,
+}
+
+impl Minting {
+    fn sign(self) -> Result<IssuedTokens> {
+        let Minting {
+            keys,
+            issuer,
+            ttl,
+            client,
+            user,
+            grant,
+            scopes,
+            nonce,
+            refresh_token,
+            now,
+        } = self;
+        let iat = now.timestamp();
+        let exp = iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let scope = scopes.join(" ");
+        let claims = AccessClaims {
+            iss: issuer.clone(),
+            sub: user.id.to_string(),
+            aud: client.client_id.to_string(),
+            client_id: client.client_id.to_string(),
+            scope: scope.clone(),
+            sid: grant.session_id.to_string(),
+            iat,
+            exp,
+            jti: uuid::Uuid::new_v4().to_string(),
+            auth_time: grant.auth_time.timestamp(),
+        };
+        let at_alg = if keys.can_sign(SigningAlg::Rs256) {
+            SigningAlg::Rs256
+        } else {
+            SigningAlg::EdDsa
+        };
+        let access_token = keys.sign(at_alg, "at+jwt", &claims)?;
+        let alg = signing_alg(client.id_token_signed_response_alg);
+        let mut id = user_claims(&user, &scopes);
+        id.insert("iss".into(), json!(issuer));
+        id.insert("aud".into(), json!(client.client_id.to_string()));
+        id.insert("azp".into(), json!(client.client_id.to_string()));
+        id.insert("iat".into(), json!(iat));
+        id.insert("exp".into(), json!(exp));
+        id.insert("auth_time".into(), json!(grant.auth_time.timestamp()));
+        id.insert("sid".into(), json!(grant.sso_session_id.to_string()));
+        id.insert(
+            "at_hash".into(),
+            json!(crypto::oidc::half_hash(alg, &access_token)),
+        );
+        if let Some(n) = nonce {
+            id.insert("nonce".into(), json!(n));
+        }
+        let id_token = keys.sign(alg, "JWT", &Value::Object(id))?;
+        Ok(IssuedTokens {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: ttl.as_secs(),
+            id_token: Some(id_token),
+            refresh_token,
+            scope,
+        })
+    }
+}
+
 impl Provider {
     pub(crate) fn new(core: Arc<Core>, auth: Arc<Auth>) -> Self {
         let userinfo = moka::sync::Cache::builder()
@@ -335,9 +412,11 @@ impl Provider {
         Ok(if ok { Ok(stored) } else { Err(unknown()) })
     }
 
-    /// Access token, ID token and (with `offline_access`) the refresh token of a token session.
+    /// Access token, ID token and (with `offline_access`) the refresh token of a token session,
+    /// signed on a blocking thread: an RSA-2048 signature costs about a millisecond of CPU and
+    /// a response takes two, which must not hold an async worker.
     #[allow(clippy::too_many_arguments)]
-    fn mint(
+    async fn mint(
         &self,
         client: &OidcClient,
         user: &User,
@@ -347,55 +426,24 @@ impl Provider {
         refresh_token: Option<String>,
         now: Timestamp,
     ) -> Result<IssuedTokens> {
-        let keys = self.keys()?;
-        let issuer = self.issuer();
-        let ttl = self.core.config.access_ttl;
-        let iat = now.timestamp();
-        let exp = iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
-        let scope = scopes.join(" ");
-        let claims = AccessClaims {
-            iss: issuer.to_owned(),
-            sub: user.id.to_string(),
-            aud: client.client_id.to_string(),
-            client_id: client.client_id.to_string(),
-            scope: scope.clone(),
-            sid: grant.session_id.to_string(),
-            iat,
-            exp,
-            jti: uuid::Uuid::new_v4().to_string(),
-            auth_time: grant.auth_time.timestamp(),
-        };
-        let at_alg = if keys.can_sign(SigningAlg::Rs256) {
-            SigningAlg::Rs256
-        } else {
-            SigningAlg::EdDsa
-        };
-        let access_token = keys.sign(at_alg, "at+jwt", &claims)?;
-        let alg = signing_alg(client.id_token_signed_response_alg);
-        let mut id = user_claims(user, scopes);
-        id.insert("iss".into(), json!(issuer));
-        id.insert("aud".into(), json!(client.client_id.to_string()));
-        id.insert("azp".into(), json!(client.client_id.to_string()));
-        id.insert("iat".into(), json!(iat));
-        id.insert("exp".into(), json!(exp));
-        id.insert("auth_time".into(), json!(grant.auth_time.timestamp()));
-        id.insert("sid".into(), json!(grant.sso_session_id.to_string()));
-        id.insert(
-            "at_hash".into(),
-            json!(crypto::oidc::half_hash(alg, &access_token)),
-        );
-        if let Some(n) = nonce {
-            id.insert("nonce".into(), json!(n));
-        }
-        let id_token = keys.sign(alg, "JWT", &Value::Object(id))?;
-        Ok(IssuedTokens {
-            access_token,
-            token_type: "Bearer".into(),
-            expires_in: ttl.as_secs(),
-            id_token: Some(id_token),
-            refresh_token,
-            scope,
-        })
+        let minting =
+            Minting {
+                keys: self.core.config.oidc_keys.0.clone().ok_or_else(|| {
+                    Error::internal("no OpenID Connect signing key is configured")
+                })?,
+                issuer: self.issuer().to_owned(),
+                ttl: self.core.config.access_ttl,
+                client: client.clone(),
+                user: user.clone(),
+                grant: grant.clone(),
+                scopes: scopes.to_vec(),
+                nonce: nonce.map(str::to_owned),
+                refresh_token,
+                now,
+            };
+        tokio::task::spawn_blocking(move || minting.sign())
+            .await
+            .map_err(Error::internal)?
     }
 
     /// The live token session `token` (an access or a refresh token of this provider) belongs
@@ -511,15 +559,17 @@ impl Provider {
                     .iter()
                     .any(|s| s == "offline_access")
                     .then_some(refresh);
-                let tokens = self.mint(
-                    client,
-                    &creds.user,
-                    &grant,
-                    &grant.scopes,
-                    c.nonce.as_deref(),
-                    refresh,
-                    now,
-                )?;
+                let tokens = self
+                    .mint(
+                        client,
+                        &creds.user,
+                        &grant,
+                        &grant.scopes,
+                        c.nonce.as_deref(),
+                        refresh,
+                        now,
+                    )
+                    .await?;
                 Ok(Ok(tokens))
             }
             Redeemed::Reused { revoked } => {
@@ -572,14 +622,19 @@ impl Provider {
                 asked
             }
         };
-        let minted = self
+        let rotated = self
             .auth
             .rotate_refresh(ctx, token, REFRESH_PREFIX, |owner, _, next, now| {
-                self.mint(client, &owner.user, &grant, &scopes, None, Some(next), now)
+                Ok((owner.user.clone(), next, now))
             })
             .await;
-        match minted {
-            Ok(tokens) => Ok(Ok(tokens)),
+        match rotated {
+            Ok((user, next, now)) => {
+                let tokens = self
+                    .mint(client, &user, &grant, &scopes, None, Some(next), now)
+                    .await?;
+                Ok(Ok(tokens))
+            }
             Err(Error::Unauthorized | Error::EmailNotVerified) => {
                 // A reused refresh token may have ended the grant.
                 self.revoked();
