@@ -198,17 +198,10 @@ impl RestConn {
             .extend_pairs(form)
             .finish();
         let form_type = "application/x-www-form-urlencoded";
-        let (status, body) = self
-            .send_as(Method::POST, uri, auth, Some(Bytes::from(body)), form_type)
-            .await?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            bail!(
-                "HTTP {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(200)])
-            )
-        }
+        success(
+            self.send_as(Method::POST, uri, auth, Some(Bytes::from(body)), form_type)
+                .await?,
+        )
     }
 
     /// Send and require a 2xx answer.
@@ -219,15 +212,19 @@ impl RestConn {
         auth: Option<&HeaderValue>,
         body: Option<Bytes>,
     ) -> Result<Bytes> {
-        let (status, body) = self.send(method, uri, auth, body).await?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            bail!(
-                "HTTP {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(200)])
-            )
-        }
+        success(self.send(method, uri, auth, body).await?)
+    }
+}
+
+/// The body of a 2xx answer; any other is an error naming the status and the body's start.
+fn success((status, body): (StatusCode, Bytes)) -> Result<Bytes> {
+    if status.is_success() {
+        Ok(body)
+    } else {
+        bail!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        )
     }
 }
 
