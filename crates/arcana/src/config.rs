@@ -220,6 +220,16 @@ pub struct AuthArgs {
     #[arg(long, env = "ARCANA_AUDIT_RETENTION_DAYS", default_value_t = 90, global = true,
         value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub audit_retention_days: u64,
+    /// The key that encrypts TOTP secrets at rest (a file of base64 AES-256 keys, one per line:
+    /// the first encrypts, all decrypt; `arcana data-key generate` prints one). Unset, a process
+    /// that holds the service layer uses `<data-dir>/data-key`, created (0600) on first start:
+    /// replicas must share one file.
+    #[arg(long, env = "ARCANA_DATA_KEY_FILE", global = true)]
+    pub data_key_file: Option<PathBuf>,
+    /// Admin endpoints answer 403 MFA_REQUIRED to an admin without a second factor.
+    #[arg(long, env = "ARCANA_REQUIRE_MFA_FOR_ADMINS", default_value_t = false, global = true,
+        action = clap::ArgAction::Set)]
+    pub require_mfa_for_admins: bool,
 }
 
 /// The ops listener every binary serves beside its public or internal ports.
@@ -670,6 +680,42 @@ fn data_dir_oidc_key(data_dir: &Path) -> anyhow::Result<SecretString> {
          deployments must supply their own (ARCANA_OIDC_SIGNING_KEY_FILE)"
     );
     Ok(pem)
+}
+
+/// The data key of `ARCANA_DATA_KEY_FILE`, else — a process holding the service layer,
+/// `generate_in` — `data-key` in the data dir, created (0600, with a warning) on first start;
+/// `None` for a process that neither names nor keeps one (an admin command).
+pub fn data_key(
+    file: Option<&Path>,
+    generate_in: Option<&Path>,
+) -> anyhow::Result<Option<crypto::mfa::DataKey>> {
+    let text = match (file, generate_in) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading ARCANA_DATA_KEY_FILE ({})", path.display()))?,
+        (None, Some(dir)) => {
+            let path = dir.join("data-key");
+            match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(_) => {
+                    domain::files::create_private_dir(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                    let text = crypto::mfa::DataKey::generate_file();
+                    write_private(&path, text.expose_secret())?;
+                    tracing::warn!(
+                        path = %path.display(),
+                        "generated the data key that encrypts TOTP secrets in the data dir; \
+                         production deployments supply their own, shared by every replica \
+                         (ARCANA_DATA_KEY_FILE)"
+                    );
+                    text.expose_secret().to_owned()
+                }
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    crypto::mfa::DataKey::from_file_text(&text)
+        .map(Some)
+        .context("ARCANA_DATA_KEY_FILE")
 }
 
 /// The HS256 secret kept in the data dir: read it, or create it (0600) on first start.

@@ -4,6 +4,8 @@
 //!   scrypt to read), compared in constant time.
 //! - [`tokens`]: opaque refresh-token material and the SHA-256 under which it is stored.
 //! - [`jwt`]: access tokens (HS256 or EdDSA with key rotation), their verification and the JWKS.
+//! - [`mfa`]: the data key that encrypts TOTP secrets at rest, TOTP codes and their QR code,
+//!   recovery codes.
 //! - [`oidc`]: the OpenID Connect signing keys (RS256 and EdDSA, `kid` = RFC 7638 thumbprint),
 //!   their rotation and the JWK Set that publishes them.
 //!
@@ -12,6 +14,7 @@
 //! running the expensive hash off the async workers is the caller's job (`service::Hasher`).
 
 pub mod jwt;
+pub mod mfa;
 pub mod oidc;
 pub mod password;
 pub mod tokens;

@@ -83,6 +83,12 @@ pub enum Error {
     /// Login refused until the account's email address is verified.
     #[error("email not verified")]
     EmailNotVerified,
+    /// The caller is an admin without a second factor while `ARCANA_REQUIRE_MFA_FOR_ADMINS`.
+    #[error("second factor required")]
+    MfaRequired,
+    /// A wrong, reused or malformed second-factor code.
+    #[error("invalid second-factor code")]
+    InvalidMfaCode,
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
     /// A layer below is down or overloaded (DB, upstream gRPC, full hash queue).
@@ -118,6 +124,8 @@ impl Error {
             Error::Conflict { .. } => "CONFLICT",
             Error::Locked { .. } => "ACCOUNT_LOCKED",
             Error::EmailNotVerified => "EMAIL_NOT_VERIFIED",
+            Error::MfaRequired => "MFA_REQUIRED",
+            Error::InvalidMfaCode => "INVALID_MFA_CODE",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Unavailable => "SERVICE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL_ERROR",
@@ -139,6 +147,10 @@ impl Error {
             Error::EmailNotVerified => {
                 "verify your email address first: follow the link we sent you".into()
             }
+            Error::MfaRequired => {
+                "enrol a second factor first (POST /api/v1/auth/mfa/totp/setup)".into()
+            }
+            Error::InvalidMfaCode => "invalid or already used second-factor code".into(),
             Error::RateLimited { .. } => "too many requests".into(),
             Error::Unavailable => "service temporarily unavailable".into(),
             Error::Internal(_) => "internal server error".into(),

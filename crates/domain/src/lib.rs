@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod error;
 pub mod files;
+pub mod mfa;
 pub mod model;
 pub mod oidc;
 pub mod pagination;
@@ -22,6 +23,7 @@ pub mod values;
 
 pub use audit::*;
 pub use error::{ConflictKind, Error, FieldErrors, Result};
+pub use mfa::*;
 pub use model::*;
 pub use oidc::*;
 pub use pagination::*;

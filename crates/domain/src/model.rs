@@ -351,6 +351,9 @@ pub struct LoginStart {
 pub struct LoginBegun {
     pub credentials: UserCredentials,
     pub attempt: LoginAttempt,
+    /// The account's second factors, read in the same call (a login stays two repository
+    /// calls).
+    pub factors: crate::mfa::MfaFactors,
 }
 
 /// A correct password, completed in one transaction (`UserRepository::complete_login`): the
@@ -571,6 +574,8 @@ pub enum RevokeReason {
     ClientDeleted,
     /// The client revoked the tokens (RFC 7009).
     TokenRevoked,
+    /// Every second factor of the account was removed (by its owner or an administrator).
+    FactorsRemoved,
 }
 
 impl RevokeReason {
@@ -590,6 +595,7 @@ impl RevokeReason {
             RevokeReason::CodeReuse => "code_reuse",
             RevokeReason::ClientDeleted => "client_deleted",
             RevokeReason::TokenRevoked => "token_revoked",
+            RevokeReason::FactorsRemoved => "factors_removed",
         }
     }
 }
@@ -612,6 +618,7 @@ impl FromStr for RevokeReason {
             "code_reuse" => RevokeReason::CodeReuse,
             "client_deleted" => RevokeReason::ClientDeleted,
             "token_revoked" => RevokeReason::TokenRevoked,
+            "factors_removed" => RevokeReason::FactorsRemoved,
             other => return Err(format!("unknown revoke reason {other:?}")),
         })
     }

@@ -14,6 +14,9 @@ use async_trait::async_trait;
 
 use crate::audit::{AuditPage, AuditQuery};
 use crate::error::Result;
+use crate::mfa::{
+    FactorRemoval, MfaChallenge, MfaFactors, RecoveryCodeSet, TotpConfirmation, TotpEnrolment,
+};
 use crate::model::*;
 use crate::oidc::{
     ClientId, ClientPage, ClientQuery, CodeRedemption, Consent, Grant, NewCode, Redeemed,
@@ -254,6 +257,42 @@ pub trait OidcRepository: Send + Sync {
     async fn end_sso_session(&self, end: SessionEnd) -> Result<u64>;
 }
 
+/// Second factors and the pending second step of logins. Every change is one transaction
+/// together with its audit events (and mail, where it has one).
+#[async_trait]
+pub trait MfaRepository: Send + Sync {
+    /// The account's factors (none: the default).
+    async fn find_factors(&self, user_id: UserId) -> Result<MfaFactors>;
+    /// [`TotpEnrolment`]; `Error::Conflict` (`NotApplicable`) when a confirmed secret exists,
+    /// `Error::NotFound` when the user does not.
+    async fn begin_totp(&self, enrolment: TotpEnrolment) -> Result<()>;
+    /// [`TotpConfirmation`]; `Ok(false)` (nothing written) when the pending secret is no longer
+    /// `secret_enc` or already confirmed.
+    async fn confirm_totp(&self, confirmation: TotpConfirmation) -> Result<bool>;
+    /// Accept the time step `step` of the confirmed secret: `Ok(true)` when it is newer than
+    /// the last one accepted (it becomes the last one), `Ok(false)` otherwise (a replay, or no
+    /// confirmed secret). Compare-and-set: of two concurrent calls with one step, one wins.
+    async fn use_totp_step(&self, user_id: UserId, step: i64) -> Result<bool>;
+    /// [`RecoveryCodeSet`]; `Ok(false)` (nothing written) without a confirmed TOTP secret.
+    async fn replace_recovery_codes(&self, set: RecoveryCodeSet) -> Result<bool>;
+    /// Spend the unused recovery code of `user_id` whose SHA-256 is `code_hash`; `Ok(false)`
+    /// when there is none (unknown, or used).
+    async fn use_recovery_code(
+        &self,
+        user_id: UserId,
+        code_hash: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// [`FactorRemoval`]; `Ok(false)` (nothing written) when the account had no factor at
+    /// all (pending secrets included).
+    async fn remove_factors(&self, removal: FactorRemoval) -> Result<bool>;
+    /// Store a pending second step (and delete the expired ones of the account).
+    async fn create_mfa_challenge(&self, challenge: MfaChallenge) -> Result<()>;
+    async fn find_mfa_challenge(&self, token_hash: &str) -> Result<Option<MfaChallenge>>;
+    /// Mark the challenge used if it is unused and unexpired at `now`: `Ok(true)` once.
+    async fn spend_mfa_challenge(&self, token_hash: &str, now: Timestamp) -> Result<bool>;
+}
+
 /// Every repository port, as one value: what the service layer works through and what the
 /// repository's gRPC server serves (the diesel adapter behind each, or the gRPC clients, or a
 /// test's stand-in for one of them).
@@ -265,6 +304,7 @@ pub struct Repositories {
     pub recovery: Arc<dyn RecoveryRepository>,
     pub maintenance: Arc<dyn MaintenanceRepository>,
     pub oidc: Arc<dyn OidcRepository>,
+    pub mfa: Arc<dyn MfaRepository>,
 }
 
 impl Repositories {
@@ -277,6 +317,7 @@ impl Repositories {
             + RecoveryRepository
             + MaintenanceRepository
             + OidcRepository
+            + MfaRepository
             + Clone
             + 'static,
     {
@@ -286,7 +327,8 @@ impl Repositories {
             audit: Arc::new(repo.clone()),
             recovery: Arc::new(repo.clone()),
             maintenance: Arc::new(repo.clone()),
-            oidc: Arc::new(repo),
+            oidc: Arc::new(repo.clone()),
+            mfa: Arc::new(repo),
         }
     }
 }

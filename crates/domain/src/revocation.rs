@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use crate::audit::{AuditPage, RawAuditQuery};
 use crate::error::Result;
+use crate::mfa::*;
 use crate::model::{SessionId, User, UserId};
 use crate::pagination::{RawUserQuery, UserPage};
 use crate::services::*;
@@ -53,8 +54,30 @@ impl AuthService for Revocations<dyn AuthService> {
     async fn register(&self, ctx: &RequestContext, input: RegisterInput) -> Result<AuthSession> {
         self.inner.register(ctx, input).await
     }
-    async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<AuthSession> {
+    async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<LoginOutcome> {
         self.inner.login(ctx, input).await
+    }
+    async fn mfa_verify(&self, ctx: &RequestContext, input: MfaVerifyInput) -> Result<AuthSession> {
+        self.inner.mfa_verify(ctx, input).await
+    }
+    async fn mfa_status(&self, caller: &Caller) -> Result<MfaStatus> {
+        self.inner.mfa_status(caller).await
+    }
+    async fn totp_setup(&self, caller: &Caller, input: TotpSetupInput) -> Result<TotpSetup> {
+        self.inner.totp_setup(caller, input).await
+    }
+    async fn totp_confirm(&self, caller: &Caller, input: MfaCodeInput) -> Result<RecoveryCodes> {
+        self.inner.totp_confirm(caller, input).await
+    }
+    async fn totp_disable(&self, caller: &Caller, input: TotpDisableInput) -> Result<()> {
+        self.inner.totp_disable(caller, input).await
+    }
+    async fn regenerate_recovery_codes(
+        &self,
+        caller: &Caller,
+        input: MfaCodeInput,
+    ) -> Result<RecoveryCodes> {
+        self.inner.regenerate_recovery_codes(caller, input).await
     }
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {
         self.inner.refresh(ctx, refresh_token).await
@@ -153,5 +176,9 @@ impl UserService for Revocations<dyn UserService> {
     }
     async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage> {
         self.inner.list_audit_events(caller, query).await
+    }
+    async fn remove_mfa(&self, caller: &Caller, id: UserId) -> Result<()> {
+        let r = self.inner.remove_mfa(caller, id).await;
+        self.tell(r, Revoked::User(id))
     }
 }

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditPage, RawAuditQuery};
 use crate::error::Result;
+use crate::mfa::{
+    LoginOutcome, MfaCodeInput, MfaStatus, MfaVerifyInput, RecoveryCodes, TotpDisableInput,
+    TotpSetup, TotpSetupInput,
+};
 use crate::model::{Role, SessionId, Timestamp, User, UserId};
 use crate::oidc::{
     ClientPage, IssuedClient, OidcClient, OidcClientInput, OidcClientPatch, RawClientQuery,
@@ -447,7 +451,25 @@ pub trait AuthService: Send + Sync {
     /// The layer and everything below it answer.
     async fn ready(&self) -> Result<()>;
     async fn register(&self, ctx: &RequestContext, input: RegisterInput) -> Result<AuthSession>;
-    async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<AuthSession>;
+    /// A right password opens a session, or, when the account has a second factor, answers
+    /// the pending second step (no tokens).
+    async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<LoginOutcome>;
+    /// The second step of a login: the `mfa_token` and a TOTP code or a recovery code.
+    async fn mfa_verify(&self, ctx: &RequestContext, input: MfaVerifyInput) -> Result<AuthSession>;
+    /// The caller's second factors.
+    async fn mfa_status(&self, caller: &Caller) -> Result<MfaStatus>;
+    /// A new TOTP secret for the caller (current password required), pending until confirmed.
+    async fn totp_setup(&self, caller: &Caller, input: TotpSetupInput) -> Result<TotpSetup>;
+    /// Turn the pending secret on with a first code; answers the first recovery codes.
+    async fn totp_confirm(&self, caller: &Caller, input: MfaCodeInput) -> Result<RecoveryCodes>;
+    /// Turn TOTP off (current password and a code): every second factor goes.
+    async fn totp_disable(&self, caller: &Caller, input: TotpDisableInput) -> Result<()>;
+    /// A new set of recovery codes (a TOTP code required); the old set dies.
+    async fn regenerate_recovery_codes(
+        &self,
+        caller: &Caller,
+        input: MfaCodeInput,
+    ) -> Result<RecoveryCodes>;
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession>;
     async fn logout(&self, caller: &Caller) -> Result<()>;
     async fn logout_all(&self, caller: &Caller) -> Result<u64>;
@@ -490,6 +512,8 @@ pub trait UserService: Send + Sync {
     async fn verify_user(&self, caller: &Caller, id: UserId) -> Result<User>;
     async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User>;
     async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User>;
+    /// Remove every second factor of the user and end their sessions (admin).
+    async fn remove_mfa(&self, caller: &Caller, id: UserId) -> Result<()>;
     /// Read the audit log (admin).
     async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage>;
 }

@@ -67,10 +67,11 @@ impl IntoResponse for ApiError {
         };
         let status = match &e {
             Error::Validation(_) => StatusCode::BAD_REQUEST,
-            Error::Unauthorized | Error::TokenExpired | Error::InvalidCredentials => {
-                StatusCode::UNAUTHORIZED
-            }
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Unauthorized
+            | Error::TokenExpired
+            | Error::InvalidCredentials
+            | Error::InvalidMfaCode => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) | Error::MfaRequired => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Locked { .. } => StatusCode::LOCKED,

@@ -278,6 +278,7 @@ pub fn client_ip<'a>(
     components(schemas(domain::Role, domain::Status, domain::SettableStatus, domain::UserSort, domain::SortOrder)),
     tags(
         (name = "auth", description = "Registration, login, tokens and sessions"),
+        (name = "mfa", description = "Second factors: TOTP, recovery codes, the second step of a login"),
         (name = "users", description = "User administration and self-service"),
         (name = "audit", description = "The audit log (admin)"),
         (name = "oidc", description = "OpenID Connect clients (admin)"),
@@ -307,6 +308,7 @@ impl utoipa::Modify for BearerScheme {
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::auth::router())
+        .merge(routes::mfa::router())
         .merge(routes::users::router())
         .merge(routes::audit::router())
         .merge(routes::oidc_clients::router())

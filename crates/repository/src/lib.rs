@@ -19,6 +19,7 @@ mod database;
 mod error;
 mod lockout;
 mod maintenance;
+mod mfa;
 mod models;
 mod oidc;
 mod recovery;

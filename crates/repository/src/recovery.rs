@@ -14,7 +14,7 @@ use crate::database::{Database, write_transaction};
 use crate::error::DbError;
 use crate::lockout::{self, known_window_micros};
 use crate::models::{UserRow, from_micros, micros, name_key, parse_id};
-use crate::schema::{account_tokens, email_changes, outbox, users};
+use crate::schema::{account_tokens, email_changes, mfa_challenges, outbox, users};
 use crate::sessions::revoke_sessions;
 use crate::users::{LIKE_ESCAPE, like_literal, lock_live_user};
 
@@ -125,7 +125,7 @@ fn within_limit(conn: &mut AnyConnection, mail: &OutgoingMail) -> Result<bool, D
 }
 
 /// Queue `mail` if it is within its limit; whether it was.
-fn queue_mail(conn: &mut AnyConnection, mail: OutgoingMail) -> Result<bool, DbError> {
+pub(crate) fn queue_mail(conn: &mut AnyConnection, mail: OutgoingMail) -> Result<bool, DbError> {
     if !within_limit(conn, &mail)? {
         return Ok(false);
     }
@@ -591,9 +591,13 @@ impl RecoveryRepository for Database {
                 ),
             )
             .execute(conn)?;
+            // Logins that waited for their second factor (used or not: they live minutes).
+            let challenges =
+                diesel::delete(mfa_challenges::table.filter(mfa_challenges::expires_at.lt(before)))
+                    .execute(conn)?;
             // Networks untouched for the retention and the known-network window.
             let networks = lockout::purge(conn, before.saturating_sub(known_window_micros()))?;
-            Ok((mails + tokens + changes + networks) as u64)
+            Ok((mails + tokens + changes + challenges + networks) as u64)
         })
         .await
     }

@@ -176,10 +176,44 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    mfa_totp (user_id) {
+        user_id -> Text,
+        secret_enc -> Text,
+        created_at -> BigInt,
+        confirmed_at -> Nullable<BigInt>,
+        last_step -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    mfa_recovery_codes (user_id, code_hash) {
+        user_id -> Text,
+        code_hash -> Text,
+        created_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    mfa_challenges (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        network -> Text,
+        credential_version -> Integer,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(login_networks -> users (user_id));
 diesel::joinable!(email_changes -> users (user_id));
 diesel::joinable!(account_tokens -> users (user_id));
+diesel::joinable!(mfa_totp -> users (user_id));
+diesel::joinable!(mfa_recovery_codes -> users (user_id));
+diesel::joinable!(mfa_challenges -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
@@ -191,5 +225,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     oidc_clients,
     oidc_codes,
     oidc_grants,
-    oidc_consents
+    oidc_consents,
+    mfa_totp,
+    mfa_recovery_codes,
+    mfa_challenges
 );

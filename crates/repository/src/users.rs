@@ -490,9 +490,11 @@ impl UserRepository for Database {
                     now: start.now,
                 };
                 let attempt = lockout::reserve(conn, &reservation)?;
+                let factors = crate::mfa::factors(conn, &credentials.user.id.to_string())?;
                 Ok(Some(LoginBegun {
                     credentials,
                     attempt,
+                    factors,
                 }))
             })
         })

@@ -31,10 +31,11 @@ pub const ERROR_DOMAIN: &str = "arcana.dev";
 pub fn to_status(e: Error) -> Status {
     let code = match &e {
         Error::Validation(_) => Code::InvalidArgument,
-        Error::Unauthorized | Error::TokenExpired | Error::InvalidCredentials => {
-            Code::Unauthenticated
-        }
-        Error::Forbidden(_) => Code::PermissionDenied,
+        Error::Unauthorized
+        | Error::TokenExpired
+        | Error::InvalidCredentials
+        | Error::InvalidMfaCode => Code::Unauthenticated,
+        Error::Forbidden(_) | Error::MfaRequired => Code::PermissionDenied,
         Error::NotFound => Code::NotFound,
         Error::Conflict {
             kind: ConflictKind::Duplicate,
@@ -149,6 +150,8 @@ fn simple_error(code: &str, message: String) -> Option<Error> {
         "INVALID_CREDENTIALS" => Error::InvalidCredentials,
         "FORBIDDEN" => Error::Forbidden(message),
         "EMAIL_NOT_VERIFIED" => Error::EmailNotVerified,
+        "MFA_REQUIRED" => Error::MfaRequired,
+        "INVALID_MFA_CODE" => Error::InvalidMfaCode,
         "NOT_FOUND" => Error::NotFound,
         "SERVICE_UNAVAILABLE" => Error::Unavailable,
         "INTERNAL_ERROR" => Error::internal("a layer below answered INTERNAL"),

@@ -6,10 +6,11 @@ use async_trait::async_trait;
 use crypto::Verified;
 use domain::{
     AuthService, AuthSession, Caller, CreateUserInput, Error, FieldErrors, ForgotPasswordInput,
-    LoginBegun, LoginCompletion, LoginInput, LoginStart, LoginSuccess, Principal, RegisterInput,
-    Rehash, RequestContext, ResetPasswordInput, Result, RevokeReason, Rotation, SessionEnd,
-    SessionId, SessionInfo, SessionOwner, Status, Timestamp, User, UserId, UserRevocation,
-    VerifyEmailInput, client_network,
+    LoginBegun, LoginCompletion, LoginInput, LoginOutcome, LoginStart, LoginSuccess, MfaCodeInput,
+    MfaStatus, MfaVerifyInput, Principal, RecoveryCodes, RegisterInput, Rehash, RequestContext,
+    ResetPasswordInput, Result, RevokeReason, Rotation, SessionEnd, SessionId, SessionInfo,
+    SessionOwner, Status, Timestamp, TotpDisableInput, TotpSetup, TotpSetupInput, User, UserId,
+    UserRevocation, VerifyEmailInput, client_network,
 };
 
 use crate::audit::{Event, FAILURE, SUCCESS};
@@ -233,7 +234,7 @@ impl AuthService for Auth {
         Ok(AuthSession { tokens, user })
     }
 
-    async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<AuthSession> {
+    async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<LoginOutcome> {
         let core = &self.core;
         let login = input.username_or_email.trim();
         let mut errs = FieldErrors::new();
@@ -258,6 +259,7 @@ impl AuthService for Auth {
         let Some(LoginBegun {
             credentials: creds,
             attempt,
+            factors,
         }) = core.repos.users.begin_login(start).await?
         else {
             // Same work as a wrong password, so timing does not reveal who has an account.
@@ -322,6 +324,10 @@ impl AuthService for Auth {
             .await;
             return Err(Error::EmailNotVerified);
         }
+        // A second factor: no session yet (and the attempt stays counted until it is proved).
+        if factors.any() {
+            return core.mfa_pending(ctx, &creds, &factors).await;
+        }
 
         let rehash = if needs_rehash {
             match core.hasher.hash(&input.password, Priority::Other).await {
@@ -363,7 +369,38 @@ impl AuthService for Auth {
         let mut user = creds.user;
         user.last_login_at = Some(now);
         let tokens = core.token_pair(&user, sid, refresh_token, now)?;
-        Ok(AuthSession { tokens, user })
+        Ok(LoginOutcome::Session(Box::new(AuthSession {
+            tokens,
+            user,
+        })))
+    }
+
+    async fn mfa_verify(&self, ctx: &RequestContext, input: MfaVerifyInput) -> Result<AuthSession> {
+        self.verify_mfa(ctx, input).await
+    }
+
+    async fn mfa_status(&self, caller: &Caller) -> Result<MfaStatus> {
+        self.mfa_status_of(caller).await
+    }
+
+    async fn totp_setup(&self, caller: &Caller, input: TotpSetupInput) -> Result<TotpSetup> {
+        self.setup_totp(caller, input).await
+    }
+
+    async fn totp_confirm(&self, caller: &Caller, input: MfaCodeInput) -> Result<RecoveryCodes> {
+        self.confirm_totp(caller, input).await
+    }
+
+    async fn totp_disable(&self, caller: &Caller, input: TotpDisableInput) -> Result<()> {
+        self.disable_totp(caller, input).await
+    }
+
+    async fn regenerate_recovery_codes(
+        &self,
+        caller: &Caller,
+        input: MfaCodeInput,
+    ) -> Result<RecoveryCodes> {
+        self.new_recovery_codes(caller, input).await
     }
 
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {

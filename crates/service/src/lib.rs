@@ -58,6 +58,7 @@ mod core;
 mod hasher;
 pub mod mail;
 pub mod maintenance;
+mod mfa;
 mod oidc;
 mod provider;
 pub mod recovery;
@@ -107,6 +108,41 @@ pub struct ServiceConfig {
     /// The keys ID tokens and OpenID Connect access tokens are signed with (the issuer is
     /// `recovery.public_url`); without them the token endpoint answers an internal error.
     pub oidc_keys: OidcSigning,
+    pub mfa: MfaConfig,
+}
+
+/// Second factors: the key that seals TOTP secrets at rest, and whether admins must have one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MfaConfig {
+    pub data_key: DataKeyHandle,
+    /// `ARCANA_REQUIRE_MFA_FOR_ADMINS`: admin endpoints answer `MFA_REQUIRED` to an admin
+    /// without a second factor.
+    pub require_for_admins: bool,
+}
+
+/// The data key (`ARCANA_DATA_KEY_FILE`), shared; equal when it is the same one.
+#[derive(Clone, Default)]
+pub struct DataKeyHandle(pub Option<Arc<crypto::mfa::DataKey>>);
+
+impl PartialEq for DataKeyHandle {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for DataKeyHandle {}
+
+impl std::fmt::Debug for DataKeyHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(key) => key.fmt(f),
+            None => f.write_str("DataKey(none)"),
+        }
+    }
 }
 
 /// The OpenID Connect signing keys of a service layer (compared by identity; never printed).
@@ -154,6 +190,7 @@ impl Default for ServiceConfig {
             shared_user_cache: None,
             max_sessions_per_user: 100,
             oidc_keys: OidcSigning::default(),
+            mfa: MfaConfig::default(),
         }
     }
 }

@@ -13,7 +13,6 @@ use domain::{
 
 use crate::audit::{Event, SUCCESS};
 use crate::core::Core;
-use crate::users::require_admin;
 
 /// The in-process [`OidcClientService`].
 pub struct OidcClients {
@@ -73,7 +72,7 @@ impl OidcClients {
     /// The caller, once known to be an admin (and verified, when that is required).
     async fn admin<'a>(&self, caller: &'a Caller) -> Result<Operator<'a>> {
         self.core.require_verified(caller.who.user_id).await?;
-        require_admin(&caller.who)?;
+        self.core.require_admin(&caller.who).await?;
         Ok(Operator {
             ctx: std::borrow::Cow::Borrowed(&caller.ctx),
             admin: Some(caller.who),

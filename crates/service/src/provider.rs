@@ -841,7 +841,10 @@ impl OidcProvider for Provider {
     }
 
     async fn sign_in(&self, ctx: &RequestContext, input: LoginInput) -> Result<SsoSignIn> {
-        let session = domain::AuthService::login(self.auth.as_ref(), ctx, input).await?;
+        let session = domain::AuthService::login(self.auth.as_ref(), ctx, input)
+            .await?
+            .session()
+            .ok_or(Error::MfaRequired)?;
         Ok(SsoSignIn {
             token: session.tokens.refresh_token,
             expires_in: self.core.config.refresh_ttl.as_secs(),

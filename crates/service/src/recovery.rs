@@ -187,6 +187,39 @@ pub(crate) fn render(
     }
 }
 
+/// A security notice to `user`'s address: `change` says what changed ("two-step sign-in was
+/// turned on"). It carries no link and is always queued (an attacker must not crowd it out).
+pub(crate) fn security_notice(
+    config: &RecoveryConfig,
+    user: &User,
+    change: &str,
+    now: Timestamp,
+) -> OutgoingMail {
+    let values = [
+        ("product", config.product_name.as_str()),
+        ("username", user.username.as_str()),
+        ("change", change),
+    ];
+    OutgoingMail {
+        id: uuid::Uuid::new_v4(),
+        recipient: user.email.clone(),
+        subject: format!("{}: a security setting changed", config.product_name),
+        text_body: fill(
+            include_str!("../templates/security-notice.txt"),
+            &values,
+            false,
+        ),
+        html_body: fill(
+            include_str!("../templates/security-notice.html"),
+            &values,
+            true,
+        ),
+        created_at: now,
+        expires_at: None,
+        limit: None,
+    }
+}
+
 /// How a link request ended.
 pub(crate) enum Issued {
     /// Stored (and mailed, when asked to); the link.

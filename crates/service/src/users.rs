@@ -22,7 +22,7 @@ use crate::hasher::Priority;
 
 /// The in-process [`UserService`].
 pub struct Users {
-    core: Arc<Core>,
+    pub(crate) core: Arc<Core>,
 }
 
 impl std::fmt::Debug for Users {
@@ -39,12 +39,17 @@ pub(crate) fn require_admin(who: &Principal) -> Result<()> {
     }
 }
 
-/// Self or admin; anyone else is told the user does not exist.
-fn require_self_or_admin(who: &Principal, id: UserId) -> Result<()> {
-    if who.is_admin() || who.user_id == id {
-        Ok(())
-    } else {
-        Err(Error::NotFound)
+impl Core {
+    /// Self or admin (with a second factor when admins must have one); anyone else is told the
+    /// user does not exist.
+    async fn require_self_or_admin(&self, who: &Principal, id: UserId) -> Result<()> {
+        if who.user_id == id {
+            Ok(())
+        } else if who.is_admin() {
+            self.require_admin(who).await
+        } else {
+            Err(Error::NotFound)
+        }
     }
 }
 
@@ -196,7 +201,7 @@ impl UserService for Users {
 
     async fn list_users(&self, caller: &Caller, query: RawUserQuery) -> Result<UserPage> {
         self.core.require_verified(caller.who.user_id).await?;
-        require_admin(&caller.who)?;
+        self.core.require_admin(&caller.who).await?;
         let query = query.parse()?;
         self.core.repos.users.list(&query).await
     }
@@ -204,7 +209,7 @@ impl UserService for Users {
     async fn create_user(&self, caller: &Caller, input: CreateUserInput) -> Result<User> {
         self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
-        require_admin(who)?;
+        self.core.require_admin(who).await?;
         let core = &self.core;
         let account = Core::validate_account(&input)?;
         core.create_account(ctx, account, |u| {
@@ -220,7 +225,7 @@ impl UserService for Users {
 
     async fn get_user(&self, caller: &Caller, id: UserId) -> Result<User> {
         self.core.require_verified(caller.who.user_id).await?;
-        require_self_or_admin(&caller.who, id)?;
+        self.core.require_self_or_admin(&caller.who, id).await?;
         self.core
             .repos
             .users
@@ -232,7 +237,7 @@ impl UserService for Users {
     async fn update_user(&self, caller: &Caller, id: UserId, patch: UserPatch) -> Result<User> {
         self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
-        require_self_or_admin(who, id)?;
+        self.core.require_self_or_admin(who, id).await?;
         let own = who.user_id == id;
         let mut errs = FieldErrors::new();
         let mut update = UserUpdate::default();
@@ -309,7 +314,7 @@ impl UserService for Users {
     async fn delete_user(&self, caller: &Caller, id: UserId) -> Result<()> {
         self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
-        require_admin(who)?;
+        self.core.require_admin(who).await?;
         let core = &self.core;
         let event = Event::new("user.deleted", SUCCESS)
             .by(who)
@@ -336,7 +341,7 @@ impl UserService for Users {
     async fn change_password(&self, caller: &Caller, id: UserId, pw: PasswordInput) -> Result<()> {
         self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
-        require_self_or_admin(who, id)?;
+        self.core.require_self_or_admin(who, id).await?;
         let core = &self.core;
         let own = who.user_id == id;
         let mut errs = FieldErrors::new();
@@ -414,7 +419,7 @@ impl UserService for Users {
     async fn verify_user(&self, caller: &Caller, id: UserId) -> Result<User> {
         self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
-        require_admin(who)?;
+        self.core.require_admin(who).await?;
         let update = UserUpdate {
             is_verified: Some(true),
             ..UserUpdate::default()
@@ -426,7 +431,7 @@ impl UserService for Users {
     async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User> {
         self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
-        require_admin(who)?;
+        self.core.require_admin(who).await?;
         let status = parse_settable_status(status).map_err(|m| Error::validation("status", m))?;
         let update = UserUpdate {
             status: Some(status),
@@ -445,10 +450,14 @@ impl UserService for Users {
             .map_err(|e| last_admin(e, "deactivated or suspended"))
     }
 
+    async fn remove_mfa(&self, caller: &Caller, id: UserId) -> Result<()> {
+        self.remove_factors_of(caller, id).await
+    }
+
     async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User> {
         self.core.require_verified(caller.who.user_id).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
-        require_admin(who)?;
+        self.core.require_admin(who).await?;
         let role: Role = role
             .parse()
             .map_err(|m: String| Error::validation("role", m))?;
@@ -476,7 +485,7 @@ impl UserService for Users {
 
     async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage> {
         self.core.require_verified(caller.who.user_id).await?;
-        require_admin(&caller.who)?;
+        self.core.require_admin(&caller.who).await?;
         let query = query.parse()?;
         self.core.repos.audit.list_events(&query).await
     }

@@ -37,7 +37,12 @@ impl TestApp {
         )
     }
 
-    pub fn with(config: service::ServiceConfig, edge: gateway::GatewayConfig) -> Self {
+    /// A data key is generated when `config` has none.
+    pub fn with(mut config: service::ServiceConfig, edge: gateway::GatewayConfig) -> Self {
+        if config.mfa.data_key.0.is_none() {
+            let key = crypto::mfa::DataKey::generate();
+            config.mfa.data_key = service::DataKeyHandle(Some(Arc::new(key)));
+        }
         let db = TestDb::sqlite();
         let keys = crypto::JwtKeys::hs256(JWT_SECRET).unwrap_or_else(|e| panic!("{e}"));
         let services = service::build(

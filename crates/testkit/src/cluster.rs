@@ -254,6 +254,11 @@ impl Cluster {
             };
             let mut gateway = edge;
             gateway.push(("ARCANA_INTERNAL_TOKEN", INTERNAL_TOKEN.into()));
+            // Every service replica seals TOTP secrets with the same data key.
+            let data_key = self.dir.path().join("data-key");
+            let key = crypto::mfa::DataKey::generate_file();
+            std::fs::write(&data_key, secrecy::ExposeSecret::expose_secret(&key))
+                .map_err(|e| format!("writing {}: {e}", data_key.display()))?;
             let mut middle = Vec::new();
             for (name, exe) in services {
                 let port = free_port();
@@ -277,6 +282,7 @@ impl Cluster {
                 env.push(("ARCANA_REPOSITORY_URL", format!("http://127.0.0.1:{repo}")));
                 env.push(("ARCANA_INTERNAL_TOKEN", INTERNAL_TOKEN.into()));
                 env.push(("ARCANA_REPOSITORY_TOKEN", REPOSITORY_TOKEN.into()));
+                env.push(("ARCANA_DATA_KEY_FILE", data_key.display().to_string()));
                 middle.push((name, exe, env));
             }
             let mut repo_env = database;

@@ -306,7 +306,7 @@ async fn admin_services(cli: &Cli) -> anyhow::Result<service::Services> {
     let db = layers::repository::open_database(&cli.db).await?;
     let s = &cli.service;
     let repos = service::Repositories::from_one(db);
-    layers::service::build(repos, s, None, None)
+    layers::service::build(repos, s, None, None, None)
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {

@@ -108,9 +108,15 @@ pub fn build(
     args: &ServiceArgs,
     signing: Option<&crypto::JwtKeys>,
     oidc: Option<Arc<crypto::OidcKeys>>,
+    data_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<service::Services> {
     let mut config = config(&args.auth, &args.jwt, &args.mail, &args.redis)?;
     config.oidc_keys = service::OidcSigning(oidc);
+    let data_key = crate::config::data_key(args.auth.data_key_file.as_deref(), data_dir)?;
+    config.mfa = service::MfaConfig {
+        data_key: service::DataKeyHandle(data_key.map(Arc::new)),
+        require_for_admins: args.auth.require_mfa_for_admins,
+    };
     service::build(repos, config, signing).map_err(describe)
 }
 
@@ -136,7 +142,7 @@ impl ServiceLayer {
     ) -> anyhow::Result<Self> {
         let recovery = repos.recovery.clone();
         start_maintenance(repos.maintenance.clone(), &args.auth);
-        let services = build(repos, args, signing, oidc)?;
+        let services = build(repos, args, signing, oidc, Some(data_dir))?;
         bootstrap_admin(services.users.clone(), &args.bootstrap)?;
         let mail = start_mail_worker(&services, recovery, &args.mail, data_dir.join("mail"))?;
         let gauges = ops_gauges(&services, mail);

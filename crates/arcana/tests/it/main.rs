@@ -7,6 +7,7 @@ mod common;
 mod api;
 mod grpc;
 mod hardening;
+mod mfa;
 mod oidc;
 mod oidc_flow;
 mod ops;

@@ -2,8 +2,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use domain::{
-    AuthSession, Error, ForgotPasswordInput, LoginInput, RegisterInput, ResetPasswordInput,
-    SessionInfo, User, VerifyEmailInput,
+    AuthSession, Error, ForgotPasswordInput, LoginInput, LoginOutcome, RegisterInput,
+    ResetPasswordInput, SessionInfo, User, VerifyEmailInput,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,7 +33,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(resend_verification))
 }
 
-async fn limit(state: &AppState, bucket: Bucket, client: &Client) -> Result<(), ApiError> {
+pub(crate) async fn limit(
+    state: &AppState,
+    bucket: Bucket,
+    client: &Client,
+) -> Result<(), ApiError> {
     match client.ip {
         Some(ip) => state
             .rate_limit
@@ -68,7 +72,7 @@ pub async fn register(
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     request_body = LoginInput,
     responses(
-        (status = 200, description = "Token pair and user", body = EnvelopeDoc<AuthSession>),
+        (status = 200, description = "Token pair and user; or, for an account with a second factor, `mfa_required` and the `mfa_token` for POST /api/v1/auth/mfa/verify (no tokens)", body = EnvelopeDoc<LoginOutcome>),
         (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
         (status = 401, description = "INVALID_CREDENTIALS", body = ErrorEnvelopeDoc),
         (status = 403, description = "Right password, account not active", body = ErrorEnvelopeDoc),
@@ -80,7 +84,7 @@ pub async fn login(
     State(state): State<AppState>,
     client: Client,
     ApiJson(input): ApiJson<LoginInput>,
-) -> ApiResult<Success<AuthSession>> {
+) -> ApiResult<Success<LoginOutcome>> {
     limit(&state, Bucket::Login, &client).await?;
     Ok(Success::ok(state.auth.login(&client.ctx, input).await?))
 }

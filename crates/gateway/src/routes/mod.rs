@@ -1,5 +1,6 @@
 pub mod audit;
 pub mod auth;
+pub mod mfa;
 pub mod oidc;
 pub mod oidc_clients;
 pub mod ops;

@@ -12,6 +12,10 @@ use domain::{
     RequestContext, ResetPasswordInput, Result, SessionId, SessionInfo, User, UserId,
     VerifyEmailInput,
 };
+use domain::{
+    LoginOutcome, MfaCodeInput, MfaStatus, MfaVerifyInput, RecoveryCodes, TotpDisableInput,
+    TotpSetup, TotpSetupInput,
+};
 use gateway::authn::Authenticator;
 use repository::testing::TestDb;
 use service::{Repositories, ServiceConfig};
@@ -30,8 +34,30 @@ impl AuthService for Counting {
     async fn register(&self, ctx: &RequestContext, input: RegisterInput) -> Result<AuthSession> {
         self.inner.register(ctx, input).await
     }
-    async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<AuthSession> {
+    async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<LoginOutcome> {
         self.inner.login(ctx, input).await
+    }
+    async fn mfa_verify(&self, ctx: &RequestContext, input: MfaVerifyInput) -> Result<AuthSession> {
+        self.inner.mfa_verify(ctx, input).await
+    }
+    async fn mfa_status(&self, caller: &Caller) -> Result<MfaStatus> {
+        self.inner.mfa_status(caller).await
+    }
+    async fn totp_setup(&self, caller: &Caller, input: TotpSetupInput) -> Result<TotpSetup> {
+        self.inner.totp_setup(caller, input).await
+    }
+    async fn totp_confirm(&self, caller: &Caller, input: MfaCodeInput) -> Result<RecoveryCodes> {
+        self.inner.totp_confirm(caller, input).await
+    }
+    async fn totp_disable(&self, caller: &Caller, input: TotpDisableInput) -> Result<()> {
+        self.inner.totp_disable(caller, input).await
+    }
+    async fn regenerate_recovery_codes(
+        &self,
+        caller: &Caller,
+        input: MfaCodeInput,
+    ) -> Result<RecoveryCodes> {
+        self.inner.regenerate_recovery_codes(caller, input).await
     }
     async fn refresh(&self, ctx: &RequestContext, token: &str) -> Result<AuthSession> {
         self.inner.refresh(ctx, token).await

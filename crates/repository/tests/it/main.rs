@@ -8,5 +8,6 @@ mod support;
 mod contract;
 mod grpc;
 mod maintenance;
+mod mfa;
 mod oidc;
 mod recovery;

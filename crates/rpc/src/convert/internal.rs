@@ -37,7 +37,40 @@ message!(UserRevocation => pb::UserRevocation { user_id, reason, now, keep, audi
 message!(UserChange => pb::UserChange { id, update, revoke, audit, now });
 message!(UserDeletion => pb::UserDeletion { id, audit, now });
 message!(LoginStart => pb::LoginStart { login, network, policy, now });
-message!(LoginBegun => pb::LoginBegun { credentials, attempt });
+// `factors` is absent from a repository of the release before second factors (which stores
+// none): read as none.
+impl From<LoginBegun> for pb::LoginBegun {
+    fn from(b: LoginBegun) -> Self {
+        Self {
+            credentials: b.credentials.to_wire(),
+            attempt: b.attempt.to_wire(),
+            factors: Some(b.factors.into()),
+        }
+    }
+}
+impl TryFrom<pb::LoginBegun> for LoginBegun {
+    type Error = Error;
+    fn try_from(w: pb::LoginBegun) -> Result<Self> {
+        Ok(Self {
+            credentials: Wire::from_wire(w.credentials, "credentials")?,
+            attempt: Wire::from_wire(w.attempt, "attempt")?,
+            factors: w
+                .factors
+                .map(TryInto::try_into)
+                .transpose()?
+                .unwrap_or_default(),
+        })
+    }
+}
+impl Wire for Option<LoginBegun> {
+    type Wire = Option<pb::LoginBegun>;
+    fn to_wire(self) -> Self::Wire {
+        self.map(Into::into)
+    }
+    fn from_wire(w: Self::Wire, _: &str) -> Result<Self> {
+        w.map(TryInto::try_into).transpose()
+    }
+}
 message!(LoginCompletion => pb::LoginCompletion { success, session, audit });
 message!(SessionEnd => pb::SessionEnd { id, user_id, reason, live_only, audit, now });
 wrapper!(pb::OptionalLoginBegun { begun: Option<LoginBegun> });

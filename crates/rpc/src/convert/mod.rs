@@ -9,6 +9,7 @@
 use domain::{Error, Result};
 
 pub mod internal;
+pub mod mfa;
 pub mod provider;
 pub mod v1;
 

@@ -5,6 +5,10 @@ use domain::{
     PageInfo, RawAuditQuery, RawClientQuery, RawUserQuery, RegisterInput, ResetPasswordInput,
     Result, SessionInfo, TokenPair, User, UserId, UserPage, UserPatch, VerifyEmailInput,
 };
+use domain::{
+    LoginOutcome, MfaCodeInput, MfaMethod, MfaPending, MfaStatus, MfaVerifyInput, RecoveryCodes,
+    TotpDisableInput, TotpSetup, TotpSetupInput,
+};
 use uuid::Uuid;
 
 use crate::wire::Wire;
@@ -75,9 +79,64 @@ impl From<AuthSession> for v1::AuthResponse {
             token_type: s.tokens.token_type,
             expires_in: s.tokens.expires_in,
             user: s.user.to_wire(),
+            ..Self::default()
         }
     }
 }
+
+impl From<LoginOutcome> for v1::AuthResponse {
+    fn from(o: LoginOutcome) -> Self {
+        match o {
+            LoginOutcome::Session(s) => (*s).into(),
+            LoginOutcome::MfaRequired(p) => Self {
+                mfa_required: true,
+                mfa_token: p.mfa_token,
+                mfa_methods: p.methods.iter().map(|m| m.as_str().to_owned()).collect(),
+                ..Self::default()
+            },
+        }
+    }
+}
+
+impl TryFrom<v1::AuthResponse> for LoginOutcome {
+    type Error = Error;
+    fn try_from(r: v1::AuthResponse) -> Result<Self> {
+        if !r.mfa_required {
+            return r.try_into().map(|s| LoginOutcome::Session(Box::new(s)));
+        }
+        let methods = r
+            .mfa_methods
+            .iter()
+            .map(|m| m.parse::<MfaMethod>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::validation("mfa_methods", e))?;
+        Ok(LoginOutcome::MfaRequired(MfaPending {
+            mfa_required: true,
+            mfa_token: r.mfa_token,
+            methods,
+        }))
+    }
+}
+
+message!(MfaVerifyInput => v1::VerifyMfaRequest { mfa_token, code, recovery_code });
+message!(MfaStatus => v1::MfaStatus { totp, passkeys, recovery_codes_left });
+message!(TotpSetupInput => v1::SetupTotpRequest { current_password });
+message!(TotpSetup => v1::SetupTotpResponse { secret, otpauth_uri, qr_svg });
+message!(RecoveryCodes => v1::RecoveryCodesResponse { recovery_codes });
+message!(TotpDisableInput => v1::DisableTotpRequest { current_password, code });
+message!(MfaCodeInput => v1::ConfirmTotpRequest { code });
+// A code travels the same way to confirm TOTP and to regenerate recovery codes.
+impl From<MfaCodeInput> for v1::RegenerateRecoveryCodesRequest {
+    fn from(i: MfaCodeInput) -> Self {
+        Self { code: i.code }
+    }
+}
+impl From<v1::RegenerateRecoveryCodesRequest> for MfaCodeInput {
+    fn from(r: v1::RegenerateRecoveryCodesRequest) -> Self {
+        Self { code: r.code }
+    }
+}
+request!(v1::RemoveMfaRequest { id: Uuid });
 
 impl TryFrom<v1::AuthResponse> for AuthSession {
     type Error = Error;

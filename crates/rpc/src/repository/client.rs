@@ -2,12 +2,13 @@
 use async_trait::async_trait;
 use domain::{
     AttemptReservation, AuditEvent, AuditPage, AuditQuery, AuditRepository, ClientId, ClientPage,
-    ClientQuery, CodeRedemption, Consent, Grant, LoginAttempt, LoginBegun, LoginCompletion,
-    LoginStart, MailClaim, MailSettlement, MaintenanceRepository, NewCode, NewSession, NewUser,
-    OidcRepository, OutboxStats, PasswordChange, QueuedMail, RecoveryRepository, Redeemed,
-    Redemption, Result, Rotation, Session, SessionEnd, SessionId, SessionOwner, SessionRepository,
-    StoredClient, StoredCode, Timestamp, TokenIssue, User, UserChange, UserCredentials,
-    UserDeletion, UserId, UserPage, UserQuery, UserRepository, UserRevocation,
+    ClientQuery, CodeRedemption, Consent, FactorRemoval, Grant, LoginAttempt, LoginBegun,
+    LoginCompletion, LoginStart, MailClaim, MailSettlement, MaintenanceRepository, MfaChallenge,
+    MfaFactors, MfaRepository, NewCode, NewSession, NewUser, OidcRepository, OutboxStats,
+    PasswordChange, QueuedMail, RecoveryCodeSet, RecoveryRepository, Redeemed, Redemption, Result,
+    Rotation, Session, SessionEnd, SessionId, SessionOwner, SessionRepository, StoredClient,
+    StoredCode, Timestamp, TokenIssue, TotpConfirmation, TotpEnrolment, User, UserChange,
+    UserCredentials, UserDeletion, UserId, UserPage, UserQuery, UserRepository, UserRevocation,
 };
 use tonic::transport::Channel;
 
@@ -257,5 +258,52 @@ impl OidcRepository for RepositoryClient {
     }
     async fn end_sso_session(&self, end: SessionEnd) -> Result<u64> {
         repository_call!(self, Write, end_sso_session, pb::SessionEnd::from(end))
+    }
+}
+
+#[async_trait]
+impl MfaRepository for RepositoryClient {
+    async fn find_factors(&self, user_id: UserId) -> Result<MfaFactors> {
+        repository_call!(self, Read, find_mfa_factors, pb::IdRequest::new(user_id))
+    }
+    async fn begin_totp(&self, enrolment: TotpEnrolment) -> Result<()> {
+        repository_call!(self, Write, begin_totp, pb::TotpEnrolment::from(enrolment))
+    }
+    async fn confirm_totp(&self, confirmation: TotpConfirmation) -> Result<bool> {
+        let msg = pb::TotpConfirmation::from(confirmation);
+        repository_call!(self, Write, confirm_totp, msg)
+    }
+    async fn use_totp_step(&self, user_id: UserId, step: i64) -> Result<bool> {
+        let msg = pb::TotpStepRequest::new(user_id, step);
+        repository_call!(self, Write, use_totp_step, msg)
+    }
+    async fn replace_recovery_codes(&self, set: RecoveryCodeSet) -> Result<bool> {
+        let msg = pb::RecoveryCodeSet::from(set);
+        repository_call!(self, Write, replace_recovery_codes, msg)
+    }
+    async fn use_recovery_code(
+        &self,
+        user_id: UserId,
+        code_hash: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let msg = pb::RecoveryCodeUse::new(user_id, code_hash.to_owned(), now);
+        repository_call!(self, Write, use_recovery_code, msg)
+    }
+    async fn remove_factors(&self, removal: FactorRemoval) -> Result<bool> {
+        let msg = pb::FactorRemoval::from(removal);
+        repository_call!(self, Write, remove_mfa_factors, msg)
+    }
+    async fn create_mfa_challenge(&self, challenge: MfaChallenge) -> Result<()> {
+        let msg = pb::MfaChallenge::from(challenge);
+        repository_call!(self, Write, create_mfa_challenge, msg)
+    }
+    async fn find_mfa_challenge(&self, token_hash: &str) -> Result<Option<MfaChallenge>> {
+        let msg = pb::FindMfaChallengeRequest::new(token_hash.to_owned());
+        repository_call!(self, Read, find_mfa_challenge, msg)
+    }
+    async fn spend_mfa_challenge(&self, token_hash: &str, now: Timestamp) -> Result<bool> {
+        let msg = pb::SpendMfaChallengeRequest::new(token_hash.to_owned(), now);
+        repository_call!(self, Write, spend_mfa_challenge, msg)
     }
 }

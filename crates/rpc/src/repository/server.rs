@@ -454,4 +454,88 @@ impl RepositoryService for RepositoryGrpc {
         })
         .await
     }
+
+    async fn find_mfa_factors(&self, req: Request<pb::IdRequest>) -> Answer<pb::MfaFactors> {
+        handle("FindMfaFactors", req, |m| async move {
+            let (user_id,) = m.parse()?;
+            self.ports.mfa.find_factors(user_id).await
+        })
+        .await
+    }
+    async fn begin_totp(&self, req: Request<pb::TotpEnrolment>) -> Answer<pb::Empty> {
+        handle("BeginTotp", req, |m| async move {
+            self.ports.mfa.begin_totp(m.try_into()?).await
+        })
+        .await
+    }
+    async fn confirm_totp(&self, req: Request<pb::TotpConfirmation>) -> Answer<pb::BoolResponse> {
+        handle("ConfirmTotp", req, |m| async move {
+            self.ports.mfa.confirm_totp(m.try_into()?).await
+        })
+        .await
+    }
+    async fn use_totp_step(&self, req: Request<pb::TotpStepRequest>) -> Answer<pb::BoolResponse> {
+        handle("UseTotpStep", req, |m| async move {
+            let (user_id, step) = m.parse()?;
+            self.ports.mfa.use_totp_step(user_id, step).await
+        })
+        .await
+    }
+    async fn replace_recovery_codes(
+        &self,
+        req: Request<pb::RecoveryCodeSet>,
+    ) -> Answer<pb::BoolResponse> {
+        handle("ReplaceRecoveryCodes", req, |m| async move {
+            self.ports.mfa.replace_recovery_codes(m.try_into()?).await
+        })
+        .await
+    }
+    async fn use_recovery_code(
+        &self,
+        req: Request<pb::RecoveryCodeUse>,
+    ) -> Answer<pb::BoolResponse> {
+        handle("UseRecoveryCode", req, |m| async move {
+            let (user_id, code_hash, at) = m.parse()?;
+            self.ports
+                .mfa
+                .use_recovery_code(user_id, &code_hash, at)
+                .await
+        })
+        .await
+    }
+    async fn remove_mfa_factors(
+        &self,
+        req: Request<pb::FactorRemoval>,
+    ) -> Answer<pb::BoolResponse> {
+        handle("RemoveMfaFactors", req, |m| async move {
+            self.ports.mfa.remove_factors(m.try_into()?).await
+        })
+        .await
+    }
+    async fn create_mfa_challenge(&self, req: Request<pb::MfaChallenge>) -> Answer<pb::Empty> {
+        handle("CreateMfaChallenge", req, |m| async move {
+            self.ports.mfa.create_mfa_challenge(m.try_into()?).await
+        })
+        .await
+    }
+    async fn find_mfa_challenge(
+        &self,
+        req: Request<pb::FindMfaChallengeRequest>,
+    ) -> Answer<pb::OptionalMfaChallenge> {
+        handle("FindMfaChallenge", req, |m| async move {
+            let (hash,) = m.parse()?;
+            self.ports.mfa.find_mfa_challenge(&hash).await
+        })
+        .await
+    }
+    async fn spend_mfa_challenge(
+        &self,
+        req: Request<pb::SpendMfaChallengeRequest>,
+    ) -> Answer<pb::BoolResponse> {
+        handle("SpendMfaChallenge", req, |m| async move {
+            let (hash, at) = m.parse()?;
+            self.ports.mfa.spend_mfa_challenge(&hash, at).await
+        })
+        .await
+    }
 }

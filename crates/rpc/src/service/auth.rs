@@ -64,6 +64,83 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
         .await
     }
 
+    async fn verify_mfa(&self, req: Request<v1::VerifyMfaRequest>) -> Answer<v1::AuthResponse> {
+        let auth = &self.auth;
+        public(
+            &self.source,
+            "VerifyMfa",
+            Throttled::Login,
+            req,
+            |ctx, m| async move { auth.mfa_verify(&ctx, m.try_into()?).await.map(Into::into) },
+        )
+        .await
+    }
+
+    async fn get_mfa(&self, req: Request<v1::GetMfaRequest>) -> Answer<v1::MfaStatus> {
+        let auth = &self.auth;
+        bearer(&self.source, "GetMfa", req, |caller, _| async move {
+            auth.mfa_status(&caller).await.map(Into::into)
+        })
+        .await
+    }
+
+    async fn setup_totp(
+        &self,
+        req: Request<v1::SetupTotpRequest>,
+    ) -> Answer<v1::SetupTotpResponse> {
+        let auth = &self.auth;
+        bearer(&self.source, "SetupTotp", req, |caller, m| async move {
+            auth.totp_setup(&caller, m.try_into()?)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn confirm_totp(
+        &self,
+        req: Request<v1::ConfirmTotpRequest>,
+    ) -> Answer<v1::RecoveryCodesResponse> {
+        let auth = &self.auth;
+        bearer(&self.source, "ConfirmTotp", req, |caller, m| async move {
+            auth.totp_confirm(&caller, m.try_into()?)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn disable_totp(
+        &self,
+        req: Request<v1::DisableTotpRequest>,
+    ) -> Answer<v1::DisableTotpResponse> {
+        let auth = &self.auth;
+        bearer(&self.source, "DisableTotp", req, |caller, m| async move {
+            auth.totp_disable(&caller, m.try_into()?)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn regenerate_recovery_codes(
+        &self,
+        req: Request<v1::RegenerateRecoveryCodesRequest>,
+    ) -> Answer<v1::RecoveryCodesResponse> {
+        let auth = &self.auth;
+        bearer(
+            &self.source,
+            "RegenerateRecoveryCodes",
+            req,
+            |caller, m| async move {
+                auth.regenerate_recovery_codes(&caller, m.into())
+                    .await
+                    .map(Into::into)
+            },
+        )
+        .await
+    }
+
     async fn logout(&self, req: Request<v1::LogoutRequest>) -> Answer<v1::LogoutResponse> {
         let auth = &self.auth;
         bearer(&self.source, "Logout", req, |caller, _| async move {

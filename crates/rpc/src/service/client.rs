@@ -12,6 +12,10 @@ use domain::{
     RegisterInput, RequestContext, ResetPasswordInput, Result, SessionId, SessionInfo, User,
     UserId, UserPage, UserPatch, UserService, VerifyEmailInput,
 };
+use domain::{
+    LoginOutcome, MfaCodeInput, MfaStatus, MfaVerifyInput, RecoveryCodes, TotpDisableInput,
+    TotpSetup, TotpSetupInput,
+};
 use tonic::Request;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -133,8 +137,35 @@ impl AuthService for AuthClient {
         let msg = v1::RegisterRequest::from(input);
         service_call!(self, Write, register, ctx: ctx, msg)
     }
-    async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<AuthSession> {
+    async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<LoginOutcome> {
         service_call!(self, Write, login, ctx: ctx, v1::LoginRequest::from(input))
+    }
+    async fn mfa_verify(&self, ctx: &RequestContext, input: MfaVerifyInput) -> Result<AuthSession> {
+        let msg = v1::VerifyMfaRequest::from(input);
+        service_call!(self, Write, verify_mfa, ctx: ctx, msg)
+    }
+    async fn mfa_status(&self, caller: &Caller) -> Result<MfaStatus> {
+        service_call!(self, Read, get_mfa, caller: caller, v1::GetMfaRequest {})
+    }
+    async fn totp_setup(&self, caller: &Caller, input: TotpSetupInput) -> Result<TotpSetup> {
+        let msg = v1::SetupTotpRequest::from(input);
+        service_call!(self, Write, setup_totp, caller: caller, msg)
+    }
+    async fn totp_confirm(&self, caller: &Caller, input: MfaCodeInput) -> Result<RecoveryCodes> {
+        let msg = v1::ConfirmTotpRequest::from(input);
+        service_call!(self, Write, confirm_totp, caller: caller, msg)
+    }
+    async fn totp_disable(&self, caller: &Caller, input: TotpDisableInput) -> Result<()> {
+        let msg = v1::DisableTotpRequest::from(input);
+        service_call!(self, Write, disable_totp, caller: caller, msg)
+    }
+    async fn regenerate_recovery_codes(
+        &self,
+        caller: &Caller,
+        input: MfaCodeInput,
+    ) -> Result<RecoveryCodes> {
+        let msg = v1::RegenerateRecoveryCodesRequest::from(input);
+        service_call!(self, Write, regenerate_recovery_codes, caller: caller, msg)
     }
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {
         let msg = v1::RefreshRequest::new(refresh_token.to_owned());
@@ -239,6 +270,10 @@ impl UserService for UserClient {
     async fn delete_user(&self, caller: &Caller, id: UserId) -> Result<()> {
         let msg = v1::DeleteUserRequest::new(id);
         service_call!(self, Write, delete_user, caller: caller, msg)
+    }
+    async fn remove_mfa(&self, caller: &Caller, id: UserId) -> Result<()> {
+        let msg = v1::RemoveMfaRequest::new(id);
+        service_call!(self, Write, remove_mfa, caller: caller, msg)
     }
     async fn change_password(&self, caller: &Caller, id: UserId, pw: PasswordInput) -> Result<()> {
         let msg = v1::ChangePasswordRequest::new(id, pw.current_password, pw.new_password);

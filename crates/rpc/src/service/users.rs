@@ -79,6 +79,18 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
         .await
     }
 
+    async fn remove_mfa(
+        &self,
+        req: Request<v1::RemoveMfaRequest>,
+    ) -> Answer<v1::RemoveMfaResponse> {
+        let users = &self.users;
+        bearer(&self.source, "RemoveMfa", req, |caller, m| async move {
+            let (id,) = m.parse()?;
+            users.remove_mfa(&caller, id).await.map(Into::into)
+        })
+        .await
+    }
+
     async fn change_password(
         &self,
         req: Request<v1::ChangePasswordRequest>,

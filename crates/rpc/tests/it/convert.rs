@@ -601,3 +601,193 @@ fn patches_survive_the_client_round_trip() {
         assert_eq!(back, (id, patch));
     }
 }
+
+#[test]
+fn second_factors_round_trip() {
+    use domain::{
+        FactorRemoval, MailLimit, MfaChallenge, MfaFactors, OutgoingMail, RecoveryCodeSet,
+        StoredTotp, TotpConfirmation, TotpEnrolment,
+    };
+    let (user_id, now) = (Uuid::new_v4(), t(9));
+    let audit = vec![event(user_id, now)];
+    let pending = StoredTotp {
+        secret_enc: "v1.nonce.ciphertext".into(),
+        created_at: t(1),
+        confirmed_at: None,
+        last_step: None,
+    };
+    let enabled = StoredTotp {
+        confirmed_at: Some(t(2)),
+        last_step: Some(56_666_667),
+        ..pending.clone()
+    };
+    for totp in [None, Some(pending.clone()), Some(enabled.clone())] {
+        for recovery_codes_left in [0, 10] {
+            round_trip::<MfaFactors, pb::MfaFactors>(MfaFactors {
+                totp: totp.clone(),
+                recovery_codes_left,
+            });
+        }
+    }
+    round_trip::<TotpEnrolment, pb::TotpEnrolment>(TotpEnrolment {
+        user_id,
+        totp: pending,
+        audit: audit.clone(),
+    });
+    let mail = OutgoingMail {
+        id: Uuid::new_v4(),
+        recipient: "ada@example.com".into(),
+        subject: "Two-step sign-in is on".into(),
+        text_body: "text".into(),
+        html_body: "<p>html</p>".into(),
+        created_at: now,
+        expires_at: None,
+        limit: Some(MailLimit {
+            since: t(-3600),
+            per_recipient: 5,
+            per_domain: 50,
+        }),
+    };
+    for mail in [None, Some(mail.clone())] {
+        round_trip::<TotpConfirmation, pb::TotpConfirmation>(TotpConfirmation {
+            user_id,
+            secret_enc: enabled.secret_enc.clone(),
+            step: -1,
+            recovery_code_hashes: vec!["a".repeat(64), "b".repeat(64)],
+            audit: audit.clone(),
+            mail: mail.clone(),
+            now,
+        });
+        for revoke_sessions in [false, true] {
+            round_trip::<FactorRemoval, pb::FactorRemoval>(FactorRemoval {
+                user_id,
+                revoke_sessions,
+                audit: audit.clone(),
+                mail: mail.clone(),
+                now,
+            });
+        }
+    }
+    round_trip::<RecoveryCodeSet, pb::RecoveryCodeSet>(RecoveryCodeSet {
+        user_id,
+        code_hashes: vec!["c".repeat(64)],
+        audit: audit.clone(),
+        now,
+    });
+    let challenge = MfaChallenge {
+        token_hash: "d".repeat(64),
+        user_id,
+        network: "203.0.113.0/24".into(),
+        credential_version: 3,
+        created_at: now,
+        expires_at: now + domain::MFA_TOKEN_TTL,
+        used_at: None,
+    };
+    let used = MfaChallenge {
+        used_at: Some(t(20)),
+        ..challenge.clone()
+    };
+    round_trip::<MfaChallenge, pb::MfaChallenge>(used.clone());
+    for c in [None, Some(challenge), Some(used)] {
+        assert_eq!(
+            Option::<MfaChallenge>::try_from(pb::OptionalMfaChallenge::from(c.clone())).unwrap(),
+            c
+        );
+    }
+    // The call arguments.
+    assert_eq!(
+        pb::TotpStepRequest::new(user_id, i64::MAX).parse().unwrap(),
+        (user_id, i64::MAX)
+    );
+    let hash = "e".repeat(64);
+    assert_eq!(
+        pb::RecoveryCodeUse::new(user_id, hash.clone(), now)
+            .parse()
+            .unwrap(),
+        (user_id, hash.clone(), now)
+    );
+    assert_eq!(
+        pb::FindMfaChallengeRequest::new(hash.clone())
+            .parse()
+            .unwrap(),
+        (hash.clone(),)
+    );
+    assert_eq!(
+        pb::SpendMfaChallengeRequest::new(hash.clone(), now)
+            .parse()
+            .unwrap(),
+        (hash, now)
+    );
+}
+
+#[test]
+fn bad_second_factor_values_name_the_field() {
+    use domain::{FactorRemoval, MfaChallenge, MfaFactors, TotpConfirmation, TotpEnrolment};
+    let step = pb::TotpStepRequest {
+        user_id: "nope".into(),
+        step: 1,
+    };
+    assert_eq!(fields(step.parse().unwrap_err()), ["user_id"]);
+    let code = pb::RecoveryCodeUse {
+        user_id: Uuid::new_v4().to_string(),
+        code_hash: "f".repeat(64),
+        at: None,
+    };
+    assert_eq!(fields(code.parse().unwrap_err()), ["at"]);
+    let spend = pb::SpendMfaChallengeRequest {
+        token_hash: "f".repeat(64),
+        at: None,
+    };
+    assert_eq!(fields(spend.parse().unwrap_err()), ["at"]);
+    let enrolment = pb::TotpEnrolment {
+        user_id: Uuid::new_v4().to_string(),
+        totp: None,
+        audit: vec![],
+    };
+    assert_eq!(
+        fields(TotpEnrolment::try_from(enrolment).unwrap_err()),
+        ["totp"]
+    );
+    let confirmation = pb::TotpConfirmation {
+        user_id: "nope".into(),
+        now: Some(prost_types::Timestamp::default()),
+        ..Default::default()
+    };
+    assert_eq!(
+        fields(TotpConfirmation::try_from(confirmation).unwrap_err()),
+        ["user_id"]
+    );
+    let removal = pb::FactorRemoval {
+        user_id: Uuid::new_v4().to_string(),
+        now: None,
+        ..Default::default()
+    };
+    assert_eq!(
+        fields(FactorRemoval::try_from(removal).unwrap_err()),
+        ["now"]
+    );
+    let factors = pb::MfaFactors {
+        totp: Some(pb::StoredTotp {
+            secret_enc: "x".into(),
+            created_at: None,
+            confirmed_at: None,
+            last_step: None,
+        }),
+        recovery_codes_left: 0,
+    };
+    assert_eq!(
+        fields(MfaFactors::try_from(factors).unwrap_err()),
+        ["created_at"]
+    );
+    let challenge = pb::MfaChallenge {
+        token_hash: "f".repeat(64),
+        user_id: "not-a-uuid".into(),
+        created_at: Some(prost_types::Timestamp::default()),
+        expires_at: Some(prost_types::Timestamp::default()),
+        ..Default::default()
+    };
+    assert_eq!(
+        fields(MfaChallenge::try_from(challenge).unwrap_err()),
+        ["user_id"]
+    );
+}

@@ -98,6 +98,7 @@ impl Remote {
                 },
             )
             .await
+            .map(|o| o.session().expect("an account without a second factor"))
     }
 
     /// A signed-in user (through the gRPC clients) and its principal.

@@ -54,12 +54,14 @@ pub async fn login_is_begun_and_completed_in_two_commands(db: Repos) {
     let LoginBegun {
         credentials,
         attempt,
+        factors,
     } = db
         .users
         .begin_login(start("LENA@example.com", 2))
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(factors, domain::MfaFactors::default(), "no second factor");
     assert_eq!(credentials.user.id, u.id);
     assert_eq!(credentials.password_hash, "pbkdf2:sha256:1000$salt$Lena");
     let LoginAttempt::Reserved { attempt, .. } = attempt else {

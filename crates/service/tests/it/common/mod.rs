@@ -142,6 +142,7 @@ impl TestApp {
                 },
             )
             .await
+            .map(|o| o.session().expect("an account without a second factor"))
     }
 
     /// The principal the gateway would derive from this session's access token.
