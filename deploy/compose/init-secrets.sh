@@ -7,6 +7,8 @@
 #   jwt-private-key    Ed25519 signing key, PKCS#8 PEM (only the service / auth-service mount it)
 #   jwt-public-keys    its public key, PEM (what the gateway verifies with); append the previous
 #                      public key here while rotating
+#   data-key           the key that seals TOTP secrets at rest (ARCANA_DATA_KEY_FILE; the service
+#                      layers only): one base64 AES-256 key
 #   postgres-password, database-url, admin-password (the bootstrap admin's), smtp-url (may be empty)
 # Needs OpenSSL >= 1.1.1 for the Ed25519 key pair. The directory is private to you; the files are
 # world-readable because compose bind-mounts them as they are and the containers run as uid 10001.
@@ -25,6 +27,7 @@ put() { # name value
 put internal-token "$(rand 32)"
 put repository-token "$(rand 32)"
 put postgres-password "$(rand 24)"
+put data-key "$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
 put database-url "postgres://arcana:$(cat "$dir/postgres-password")@postgres:5432/arcana"
 put admin-password "Admin-1$(rand 12)"
 # The SMTP URL (smtp://user:pass@host:587 or smtps://…) from ARCANA_SMTP_URL when this runs;

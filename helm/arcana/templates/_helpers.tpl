@@ -64,15 +64,16 @@ credentials it needs and its gRPC port and arguments:
   internalToken    ARCANA_INTERNAL_TOKEN: the gateway sends it, the service layers check it
   repositoryToken  ARCANA_REPOSITORY_TOKEN: the service layers send it, the repository checks it
   mail             holds the service layer: delivers the mail outbox (SMTP URL, mail directory)
+  dataKey          holds the service layer: seals TOTP secrets with the data key (ARCANA_DATA_KEY_FILE)
 */}}
 {{- define "arcana.componentInfo" -}}
 {{- $all := dict
-  "monolith"    (dict "name" "monolith"     "binary" "arcana"              "edge" true  "database" true  "internalToken" false "repositoryToken" false "jwt" "sign"   "grpcPort" 9090  "args" (list "serve") "bootstrap" true "mail" true)
-  "gateway"     (dict "name" "gateway"      "binary" "arcana-gateway"      "edge" true  "database" false "internalToken" true  "repositoryToken" false "jwt" "verify" "grpcPort" 9090  "args" (list)         "bootstrap" false "mail" false)
-  "service"     (dict "name" "service"      "binary" "arcana-service"      "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" true "mail" true)
-  "authService" (dict "name" "auth-service" "binary" "arcana-auth-service" "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" false "mail" true)
-  "userService" (dict "name" "user-service" "binary" "arcana-user-service" "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "verify" "grpcPort" 50051 "args" (list)         "bootstrap" true "mail" true)
-  "repository"  (dict "name" "repository"   "binary" "arcana-repository"   "edge" false "database" true  "internalToken" false "repositoryToken" true  "jwt" "none"   "grpcPort" 50052 "args" (list "serve") "bootstrap" false "mail" false)
+  "monolith"    (dict "name" "monolith"     "binary" "arcana"              "edge" true  "database" true  "internalToken" false "repositoryToken" false "jwt" "sign"   "grpcPort" 9090  "args" (list "serve") "bootstrap" true "mail" true "dataKey" true)
+  "gateway"     (dict "name" "gateway"      "binary" "arcana-gateway"      "edge" true  "database" false "internalToken" true  "repositoryToken" false "jwt" "verify" "grpcPort" 9090  "args" (list)         "bootstrap" false "mail" false "dataKey" false)
+  "service"     (dict "name" "service"      "binary" "arcana-service"      "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" true "mail" true "dataKey" true)
+  "authService" (dict "name" "auth-service" "binary" "arcana-auth-service" "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "sign"   "grpcPort" 50051 "args" (list)         "bootstrap" false "mail" true "dataKey" true)
+  "userService" (dict "name" "user-service" "binary" "arcana-user-service" "edge" false "database" false "internalToken" true  "repositoryToken" true  "jwt" "verify" "grpcPort" 50051 "args" (list)         "bootstrap" true "mail" true "dataKey" true)
+  "repository"  (dict "name" "repository"   "binary" "arcana-repository"   "edge" false "database" true  "internalToken" false "repositoryToken" true  "jwt" "none"   "grpcPort" 50052 "args" (list "serve") "bootstrap" false "mail" false "dataKey" false)
 -}}
 {{- toJson (get $all .) -}}
 {{- end -}}
@@ -125,19 +126,23 @@ The credential Secrets, one per purpose (argument: dict "root" $ "purpose" <purp
   jwtPublicKeys    key jwt-public-keys (EdDSA)
   internalToken    key internal-token
   repositoryToken  key repository-token
+  dataKey          key data-key (existingSecret does not cover it: existingSecrets.dataKey only)
 Name: secrets.existingSecrets.<purpose>, else secrets.existingSecret, else <fullname>-<suffix>
 (created by the chart).
 */}}
 {{- define "arcana.credentialSecretName" -}}
 {{- $s := .root.Values.secrets -}}
-{{- $suffix := get (dict "jwtSigning" "jwt-signing" "jwtPublicKeys" "jwt-public-keys" "internalToken" "internal-token" "repositoryToken" "repository-token") .purpose -}}
-{{- get ($s.existingSecrets | default dict) .purpose | default $s.existingSecret | default (printf "%s-%s" (include "arcana.fullname" .root) $suffix) -}}
+{{- $suffix := get (dict "jwtSigning" "jwt-signing" "jwtPublicKeys" "jwt-public-keys" "internalToken" "internal-token" "repositoryToken" "repository-token" "dataKey" "data-key") .purpose -}}
+{{- /* The data key came after existingSecret: only existingSecrets.dataKey names one for it. */ -}}
+{{- $shared := ternary "" $s.existingSecret (eq .purpose "dataKey") -}}
+{{- get ($s.existingSecrets | default dict) .purpose | default $shared | default (printf "%s-%s" (include "arcana.fullname" .root) $suffix) -}}
 {{- end -}}
 
 {{/* "true" when the chart creates the Secret of this purpose (no existing Secret given). */}}
 {{- define "arcana.credentialGenerated" -}}
 {{- $s := .root.Values.secrets -}}
-{{- if not (or (get ($s.existingSecrets | default dict) .purpose) $s.existingSecret) -}}true{{- end -}}
+{{- $shared := ternary "" $s.existingSecret (eq .purpose "dataKey") -}}
+{{- if not (or (get ($s.existingSecrets | default dict) .purpose) $shared) -}}true{{- end -}}
 {{- end -}}
 
 {{/*
@@ -156,6 +161,9 @@ repository token, the repository never a JWT key nor the gateway's internal toke
 {{- end -}}
 {{- if $c.repositoryToken -}}
 {{- $m = append $m (dict "purpose" "repositoryToken" "key" "repository-token" "env" "ARCANA_REPOSITORY_TOKEN_FILE") -}}
+{{- end -}}
+{{- if $c.dataKey -}}
+{{- $m = append $m (dict "purpose" "dataKey" "key" "data-key" "env" "ARCANA_DATA_KEY_FILE") -}}
 {{- end -}}
 {{- if and (ne $c.jwt "none") (eq $alg "HS256") -}}
 {{- $m = append $m (dict "purpose" "jwtSigning" "key" "jwt-secret" "env" "ARCANA_JWT_SECRET_FILE") -}}
