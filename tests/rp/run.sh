@@ -29,7 +29,9 @@ command -v chromium >/dev/null || { echo "FATAL: chromium is not installed (apt-
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 work=$(mktemp -d)
 http=$(free_port)
-issuer="http://127.0.0.1:$http"
+# localhost, not 127.0.0.1: a WebAuthn relying party needs a host name (the browser smoke
+# registers passkeys), and http://localhost is a secure context.
+issuer="http://localhost:$http"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

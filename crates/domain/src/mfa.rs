@@ -22,6 +22,7 @@ pub const RECOVERY_CODE_COUNT: usize = 10;
 pub enum MfaMethod {
     Totp,
     RecoveryCode,
+    Passkey,
 }
 
 impl MfaMethod {
@@ -29,6 +30,7 @@ impl MfaMethod {
         match self {
             MfaMethod::Totp => "totp",
             MfaMethod::RecoveryCode => "recovery_code",
+            MfaMethod::Passkey => "passkey",
         }
     }
 }
@@ -39,6 +41,7 @@ impl std::str::FromStr for MfaMethod {
         match s {
             "totp" => Ok(MfaMethod::Totp),
             "recovery_code" => Ok(MfaMethod::RecoveryCode),
+            "passkey" => Ok(MfaMethod::Passkey),
             other => Err(format!("unknown second factor {other:?}")),
         }
     }
@@ -71,6 +74,8 @@ pub struct MfaFactors {
     pub totp: Option<StoredTotp>,
     /// Unused recovery codes.
     pub recovery_codes_left: u32,
+    /// Registered passkeys.
+    pub passkeys: u32,
 }
 
 impl MfaFactors {
@@ -80,7 +85,7 @@ impl MfaFactors {
     }
     /// Whether a login needs a second step.
     pub fn any(&self) -> bool {
-        self.totp_enabled()
+        self.totp_enabled() || self.passkeys > 0
     }
     /// The methods a second step may use, in the order offered.
     pub fn methods(&self) -> Vec<MfaMethod> {
@@ -88,11 +93,108 @@ impl MfaFactors {
         if self.totp_enabled() {
             m.push(MfaMethod::Totp);
         }
+        if self.passkeys > 0 {
+            m.push(MfaMethod::Passkey);
+        }
         if self.recovery_codes_left > 0 {
             m.push(MfaMethod::RecoveryCode);
         }
         m
     }
+}
+
+/// A passkey (a WebAuthn credential) of an account, as stored. `credential` is the
+/// relying-party library's record of it (public key, signature counter, backup flags), as JSON:
+/// public material only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredPasskey {
+    pub id: uuid::Uuid,
+    pub user_id: UserId,
+    /// The WebAuthn credential id, base64url without padding; unique.
+    pub credential_id: String,
+    /// The owner's name for it ("YubiKey 5", "work laptop"): 1 to 64 characters.
+    pub name: String,
+    pub credential: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl fmt::Debug for StoredPasskey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredPasskey")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a WebAuthn ceremony is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// Registering a passkey for a signed-in account.
+    Registration,
+    /// A passkey as the second step of a login (`user_id` set).
+    SecondFactor,
+    /// Signing in with a passkey alone (discoverable credential; no `user_id`).
+    Passwordless,
+}
+
+impl CeremonyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CeremonyKind::Registration => "registration",
+            CeremonyKind::SecondFactor => "second_factor",
+            CeremonyKind::Passwordless => "passwordless",
+        }
+    }
+}
+
+impl std::str::FromStr for CeremonyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "registration" => Ok(CeremonyKind::Registration),
+            "second_factor" => Ok(CeremonyKind::SecondFactor),
+            "passwordless" => Ok(CeremonyKind::Passwordless),
+            other => Err(format!("unknown ceremony {other:?}")),
+        }
+    }
+}
+
+/// A WebAuthn ceremony in flight, stored so that any replica finishes what another started:
+/// `state` is the relying-party library's state of it (its challenge), as JSON. Single use,
+/// until `expires_at`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebauthnCeremony {
+    pub id: uuid::Uuid,
+    pub kind: CeremonyKind,
+    pub user_id: Option<UserId>,
+    pub state: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+}
+
+impl fmt::Debug for WebauthnCeremony {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebauthnCeremony")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A change to one passkey of `user_id` with its audit events and notice mail, in one
+/// transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyChange {
+    pub user_id: UserId,
+    pub audit: Vec<AuditEvent>,
+    pub mail: Option<OutgoingMail>,
+    pub now: Timestamp,
 }
 
 /// Store a new, unconfirmed TOTP secret for `user_id` (`MfaRepository::begin_totp`), replacing an
@@ -164,6 +266,12 @@ pub struct MfaPending {
     /// Single use, 5 minutes, bound to the account and the client network.
     pub mfa_token: String,
     pub methods: Vec<MfaMethod>,
+    /// With a passkey among the methods: the options for `navigator.credentials.get`
+    /// (`{"publicKey": …}`, binary fields base64url); the assertion goes to
+    /// `POST /auth/mfa/verify` as `passkey`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub passkey: Option<serde_json::Value>,
 }
 
 impl fmt::Debug for MfaPending {
@@ -279,6 +387,73 @@ pub struct MfaVerifyInput {
     pub code: Option<String>,
     #[cfg_attr(feature = "openapi", schema(example = "ABCD-EFGH-JKLM-NPQR"))]
     pub recovery_code: Option<String>,
+    /// The `PublicKeyCredential` of `navigator.credentials.get` for the login's passkey options,
+    /// as JSON (binary fields base64url).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub passkey: Option<serde_json::Value>,
+}
+
+/// A WebAuthn ceremony begun: the options for the browser (`{"publicKey": …}`, binary fields
+/// base64url) and the id to finish it with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasskeyChallenge {
+    #[serde(rename = "publicKey")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub public_key: serde_json::Value,
+    /// Single use, 5 minutes.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub challenge_id: uuid::Uuid,
+}
+
+/// `POST /auth/mfa/passkeys/register/finish`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasskeyRegistrationInput {
+    /// 1 to 64 characters, e.g. "work laptop".
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub name: String,
+    /// The `PublicKeyCredential` of `navigator.credentials.create`, as JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub credential: serde_json::Value,
+    /// The start's `challenge_id` (optional: the credential names its challenge).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
+    pub challenge_id: Option<uuid::Uuid>,
+}
+
+/// `PATCH /auth/mfa/passkeys/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasskeyRename {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub name: String,
+}
+
+/// `POST /auth/passkeys/login/finish`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasskeyLoginInput {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub challenge_id: uuid::Uuid,
+    /// The `PublicKeyCredential` of `navigator.credentials.get`, as JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub credential: serde_json::Value,
+}
+
+/// A passkey as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasskeyInfo {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub id: uuid::Uuid,
+    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub last_used_at: Option<Timestamp>,
 }
 
 macro_rules! secret_debug {
@@ -331,11 +506,13 @@ mod tests {
             mfa_token: "tok".into(),
             code: Some("123456".into()),
             recovery_code: None,
+            passkey: None,
         };
         let p = MfaPending {
             mfa_required: true,
             mfa_token: "tok".into(),
             methods: vec![MfaMethod::Totp],
+            passkey: None,
         };
         let s = TotpSetup {
             secret: "JBSWY3DPEHPK3PXP".into(),

@@ -507,6 +507,10 @@ pub struct Session {
     pub expires_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
     pub revoked_reason: Option<String>,
+    /// How the login that opened the session was authenticated: OpenID Connect "Authentication
+    /// Methods References" (RFC 8176), in the order given at creation, e.g. `["pwd"]` or
+    /// `["pwd", "otp"]`. Sessions opened before this was recorded read back as `["pwd"]`.
+    pub amr: Vec<String>,
 }
 
 impl Session {
@@ -530,6 +534,10 @@ pub struct NewSession {
     /// At most this many live sessions per user: opening one more revokes the oldest
     /// (`session_limit`). 0: no cap.
     pub max_live: u32,
+    /// How the login was authenticated: RFC 8176 "amr" values (`"pwd"`, `"otp"`, `"hwk"`,
+    /// `"swk"`, `"mfa"`), at least one; ID tokens report them (`amr`, `acr`). Stored
+    /// space-separated, so no value may contain whitespace, and at most 64 characters once joined.
+    pub amr: Vec<String>,
 }
 
 /// A session together with its owner as they stand now (one read: token verification and

@@ -11,11 +11,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use uuid::Uuid;
 
 use crate::audit::{AuditPage, AuditQuery};
 use crate::error::Result;
 use crate::mfa::{
-    FactorRemoval, MfaChallenge, MfaFactors, RecoveryCodeSet, TotpConfirmation, TotpEnrolment,
+    CeremonyKind, FactorRemoval, MfaChallenge, MfaFactors, PasskeyChange, RecoveryCodeSet,
+    StoredPasskey, TotpConfirmation, TotpEnrolment, WebauthnCeremony,
 };
 use crate::model::*;
 use crate::oidc::{
@@ -283,14 +285,46 @@ pub trait MfaRepository: Send + Sync {
         code_hash: &str,
         now: Timestamp,
     ) -> Result<bool>;
-    /// [`FactorRemoval`]; `Ok(false)` (nothing written) when the account had no factor at
-    /// all (pending secrets included).
+    /// [`FactorRemoval`]: TOTP, recovery codes, passkeys, pending challenges and ceremonies;
+    /// `Ok(false)` (nothing written) when the account had no factor at all (pending secrets
+    /// included).
     async fn remove_factors(&self, removal: FactorRemoval) -> Result<bool>;
     /// Store a pending second step (and delete the expired ones of the account).
     async fn create_mfa_challenge(&self, challenge: MfaChallenge) -> Result<()>;
     async fn find_mfa_challenge(&self, token_hash: &str) -> Result<Option<MfaChallenge>>;
     /// Mark the challenge used if it is unused and unexpired at `now`: `Ok(true)` once.
     async fn spend_mfa_challenge(&self, token_hash: &str, now: Timestamp) -> Result<bool>;
+
+    /// The account's passkeys, oldest first.
+    async fn list_passkeys(&self, user_id: UserId) -> Result<Vec<StoredPasskey>>;
+    /// The passkey with this WebAuthn credential id (base64url), whoever owns it.
+    async fn find_passkey(&self, credential_id: &str) -> Result<Option<StoredPasskey>>;
+    /// Add `passkey` (of `change.user_id`) with the change's audit and mail; `Error::Conflict`
+    /// (`Duplicate`) when its credential id is registered already, `Error::NotFound` when the
+    /// user does not exist (or is deleted).
+    async fn add_passkey(&self, passkey: StoredPasskey, change: PasskeyChange) -> Result<()>;
+    /// Rename passkey `id` of `change.user_id`; `Ok(false)` (nothing written) when it has none.
+    async fn rename_passkey(&self, id: Uuid, name: &str, change: PasskeyChange) -> Result<bool>;
+    /// Delete passkey `id` of `change.user_id`; `Ok(false)` (nothing written) when it has none.
+    async fn delete_passkey(&self, id: Uuid, change: PasskeyChange) -> Result<bool>;
+    /// After a sign-in with passkey `id`: its updated record (counter) and `last_used_at`.
+    /// `Ok(false)` when it is gone.
+    async fn record_passkey_use(
+        &self,
+        id: Uuid,
+        credential: String,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Store a ceremony in flight (and delete the expired ones).
+    async fn create_ceremony(&self, ceremony: WebauthnCeremony) -> Result<()>;
+    /// Take ceremony `id` of `kind`: mark it used and answer it, if it is unused and unexpired at
+    /// `now` — once; `Ok(None)` otherwise.
+    async fn take_ceremony(
+        &self,
+        id: Uuid,
+        kind: CeremonyKind,
+        now: Timestamp,
+    ) -> Result<Option<WebauthnCeremony>>;
 }
 
 /// Every repository port, as one value: what the service layer works through and what the

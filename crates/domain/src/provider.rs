@@ -76,6 +76,19 @@ pub struct SsoSignIn {
     pub expires_in: u64,
 }
 
+/// The `acr` of an ID token whose sign-in took a password alone.
+pub const ACR_PASSWORD: &str = "urn:arcana:acr:pwd";
+/// The `acr` of an ID token whose sign-in took a password and a second factor.
+pub const ACR_MFA: &str = "urn:arcana:acr:mfa";
+
+/// What the hosted page's sign-in answers: the SSO session, or the second step the account
+/// needs (`OidcProvider::sign_in_mfa` completes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInOutcome {
+    Signed(SsoSignIn),
+    SecondFactor(crate::mfa::MfaPending),
+}
+
 impl fmt::Debug for SsoSignIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SsoSignIn")
@@ -224,7 +237,21 @@ pub trait OidcProvider: Send + Sync {
     ) -> Result<Authorization>;
     /// Sign in on the hosted page: the same rules as `AuthService::login` (lockout, verified
     /// email, status), and the same errors.
-    async fn sign_in(&self, ctx: &RequestContext, input: LoginInput) -> Result<SsoSignIn>;
+    async fn sign_in(&self, ctx: &RequestContext, input: LoginInput) -> Result<SignInOutcome>;
+    /// The second step of a sign-in on the hosted page: the rules and errors of
+    /// `AuthService::mfa_verify`.
+    async fn sign_in_mfa(
+        &self,
+        ctx: &RequestContext,
+        input: crate::mfa::MfaVerifyInput,
+    ) -> Result<SsoSignIn>;
+    /// A sign-in on the hosted page with a passkey alone: the rules and errors of
+    /// `AuthService::passkey_login_finish`.
+    async fn sign_in_passkey(
+        &self,
+        ctx: &RequestContext,
+        input: crate::mfa::PasskeyLoginInput,
+    ) -> Result<SsoSignIn>;
     /// End the browser's SSO session (the hosted logout page), if the token names a live one.
     async fn sign_out(&self, ctx: &RequestContext, sso: &str) -> Result<()>;
     /// The token endpoint: `Ok(Err(_))` is a refusal to send the client as is.

@@ -79,6 +79,40 @@ impl AuthService for Revocations<dyn AuthService> {
     ) -> Result<RecoveryCodes> {
         self.inner.regenerate_recovery_codes(caller, input).await
     }
+    async fn passkey_register_start(&self, caller: &Caller) -> Result<PasskeyChallenge> {
+        self.inner.passkey_register_start(caller).await
+    }
+    async fn passkey_register_finish(
+        &self,
+        caller: &Caller,
+        input: PasskeyRegistrationInput,
+    ) -> Result<PasskeyInfo> {
+        self.inner.passkey_register_finish(caller, input).await
+    }
+    async fn list_passkeys(&self, caller: &Caller) -> Result<Vec<PasskeyInfo>> {
+        self.inner.list_passkeys(caller).await
+    }
+    async fn rename_passkey(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+        input: PasskeyRename,
+    ) -> Result<PasskeyInfo> {
+        self.inner.rename_passkey(caller, id, input).await
+    }
+    async fn delete_passkey(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
+        self.inner.delete_passkey(caller, id).await
+    }
+    async fn passkey_login_start(&self, ctx: &RequestContext) -> Result<PasskeyChallenge> {
+        self.inner.passkey_login_start(ctx).await
+    }
+    async fn passkey_login_finish(
+        &self,
+        ctx: &RequestContext,
+        input: PasskeyLoginInput,
+    ) -> Result<AuthSession> {
+        self.inner.passkey_login_finish(ctx, input).await
+    }
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {
         self.inner.refresh(ctx, refresh_token).await
     }

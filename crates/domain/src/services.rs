@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditPage, RawAuditQuery};
 use crate::error::Result;
 use crate::mfa::{
-    LoginOutcome, MfaCodeInput, MfaStatus, MfaVerifyInput, RecoveryCodes, TotpDisableInput,
+    LoginOutcome, MfaCodeInput, MfaStatus, MfaVerifyInput, PasskeyChallenge, PasskeyInfo,
+    PasskeyLoginInput, PasskeyRegistrationInput, PasskeyRename, RecoveryCodes, TotpDisableInput,
     TotpSetup, TotpSetupInput,
 };
 use crate::model::{Role, SessionId, Timestamp, User, UserId};
@@ -470,6 +471,28 @@ pub trait AuthService: Send + Sync {
         caller: &Caller,
         input: MfaCodeInput,
     ) -> Result<RecoveryCodes>;
+    /// Passkeys (WebAuthn): register (start, finish), list, rename, delete; and a sign-in with
+    /// a passkey alone (a discoverable credential: start, finish).
+    async fn passkey_register_start(&self, caller: &Caller) -> Result<PasskeyChallenge>;
+    async fn passkey_register_finish(
+        &self,
+        caller: &Caller,
+        input: PasskeyRegistrationInput,
+    ) -> Result<PasskeyInfo>;
+    async fn list_passkeys(&self, caller: &Caller) -> Result<Vec<PasskeyInfo>>;
+    async fn rename_passkey(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+        input: PasskeyRename,
+    ) -> Result<PasskeyInfo>;
+    async fn delete_passkey(&self, caller: &Caller, id: uuid::Uuid) -> Result<()>;
+    async fn passkey_login_start(&self, ctx: &RequestContext) -> Result<PasskeyChallenge>;
+    async fn passkey_login_finish(
+        &self,
+        ctx: &RequestContext,
+        input: PasskeyLoginInput,
+    ) -> Result<AuthSession>;
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession>;
     async fn logout(&self, caller: &Caller) -> Result<()>;
     async fn logout_all(&self, caller: &Caller) -> Result<u64>;

@@ -1,12 +1,14 @@
 //! `MfaRepository` on [`Database`]: TOTP secrets (stored as the service layer encrypted them),
-//! single-use recovery codes and the pending second step of logins.
+//! single-use recovery codes, the pending second step of logins, passkeys (WebAuthn credentials)
+//! and the WebAuthn ceremonies in flight.
 use async_trait::async_trait;
 use diesel::prelude::*;
 use domain::{
-    ConflictKind, Error, FactorRemoval, MfaChallenge, MfaFactors, MfaRepository, RecoveryCodeSet,
-    Result, RevokeReason, StoredTotp, Timestamp, TotpConfirmation, TotpEnrolment, UserId,
-    audit_with_revoked,
+    CeremonyKind, ConflictKind, Error, FactorRemoval, MfaChallenge, MfaFactors, MfaRepository,
+    PasskeyChange, RecoveryCodeSet, Result, RevokeReason, StoredPasskey, StoredTotp, Timestamp,
+    TotpConfirmation, TotpEnrolment, UserId, WebauthnCeremony, audit_with_revoked,
 };
+use uuid::Uuid;
 
 use crate::audit::insert_events;
 use crate::connection::AnyConnection;
@@ -14,11 +16,14 @@ use crate::database::{Database, write_transaction};
 use crate::error::DbError;
 use crate::models::{from_micros, micros, parse_id};
 use crate::recovery::queue_mail;
-use crate::schema::{mfa_challenges, mfa_recovery_codes, mfa_totp};
+use crate::schema::{
+    mfa_challenges, mfa_recovery_codes, mfa_totp, webauthn_ceremonies, webauthn_credentials,
+};
 use crate::sessions::revoke_sessions;
 use crate::users::lock_live_user;
 
 const TOTP_ENABLED: &str = "TOTP is already enabled: disable it first";
+const PASSKEY_REGISTERED: &str = "this passkey is registered already";
 
 #[derive(Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = mfa_totp)]
@@ -94,6 +99,85 @@ impl ChallengeRow {
     }
 }
 
+#[derive(Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webauthn_credentials)]
+struct PasskeyRow {
+    id: String,
+    user_id: String,
+    credential_id: String,
+    name: String,
+    credential: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+impl PasskeyRow {
+    fn from_passkey(p: StoredPasskey) -> Self {
+        Self {
+            id: p.id.to_string(),
+            user_id: p.user_id.to_string(),
+            credential_id: p.credential_id,
+            name: p.name,
+            credential: p.credential,
+            created_at: micros(p.created_at),
+            last_used_at: p.last_used_at.map(micros),
+        }
+    }
+
+    fn into_passkey(self) -> Result<StoredPasskey, DbError> {
+        Ok(StoredPasskey {
+            id: parse_id(&self.id)?,
+            user_id: parse_id(&self.user_id)?,
+            credential_id: self.credential_id,
+            name: self.name,
+            credential: self.credential,
+            created_at: from_micros(self.created_at)?,
+            last_used_at: self.last_used_at.map(from_micros).transpose()?,
+        })
+    }
+}
+
+#[derive(Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webauthn_ceremonies)]
+struct CeremonyRow {
+    id: String,
+    kind: String,
+    user_id: Option<String>,
+    state: String,
+    created_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+impl CeremonyRow {
+    fn from_ceremony(c: WebauthnCeremony) -> Self {
+        Self {
+            id: c.id.to_string(),
+            kind: c.kind.as_str().to_owned(),
+            user_id: c.user_id.map(|u| u.to_string()),
+            state: c.state,
+            created_at: micros(c.created_at),
+            expires_at: micros(c.expires_at),
+            used_at: c.used_at.map(micros),
+        }
+    }
+
+    fn into_ceremony(self) -> Result<WebauthnCeremony, DbError> {
+        let kind = self.kind.parse().map_err(|_| {
+            Error::internal(format!("stored ceremony kind {:?} is unknown", self.kind))
+        })?;
+        Ok(WebauthnCeremony {
+            id: parse_id(&self.id)?,
+            kind,
+            user_id: self.user_id.as_deref().map(parse_id).transpose()?,
+            state: self.state,
+            created_at: from_micros(self.created_at)?,
+            expires_at: from_micros(self.expires_at)?,
+            used_at: self.used_at.map(from_micros).transpose()?,
+        })
+    }
+}
+
 /// The TOTP row of `user_id`, locked until the transaction ends.
 fn lock_totp(conn: &mut AnyConnection, user_id: &str) -> Result<Option<TotpRow>, DbError> {
     macro_rules! q {
@@ -150,9 +234,14 @@ pub(crate) fn factors(conn: &mut AnyConnection, user_id: &str) -> Result<MfaFact
         .filter(mfa_recovery_codes::used_at.is_null())
         .count()
         .get_result(conn)?;
+    let passkeys: i64 = webauthn_credentials::table
+        .filter(webauthn_credentials::user_id.eq(user_id))
+        .count()
+        .get_result(conn)?;
     Ok(MfaFactors {
         totp,
         recovery_codes_left: u32::try_from(left).unwrap_or(u32::MAX),
+        passkeys: u32::try_from(passkeys).unwrap_or(u32::MAX),
     })
 }
 
@@ -304,12 +393,21 @@ impl MfaRepository for Database {
                     mfa_recovery_codes::table.filter(mfa_recovery_codes::user_id.eq(&user_id)),
                 )
                 .execute(conn)?;
-                if totp + codes == 0 {
+                let passkeys = diesel::delete(
+                    webauthn_credentials::table.filter(webauthn_credentials::user_id.eq(&user_id)),
+                )
+                .execute(conn)?;
+                if totp + codes + passkeys == 0 {
                     return Ok(false);
                 }
-                // Logins waiting for a factor that is gone.
+                // Logins waiting for a factor that is gone, and ceremonies in flight.
                 diesel::delete(mfa_challenges::table.filter(mfa_challenges::user_id.eq(&user_id)))
                     .execute(conn)?;
+                diesel::delete(
+                    webauthn_ceremonies::table
+                        .filter(webauthn_ceremonies::user_id.eq(Some(&user_id))),
+                )
+                .execute(conn)?;
                 let revoked = if revoke {
                     revoke_sessions(conn, &user_id, RevokeReason::FactorsRemoved, now, None)?
                 } else {
@@ -372,6 +470,197 @@ impl MfaRepository for Database {
             .set(mfa_challenges::used_at.eq(Some(now)))
             .execute(conn)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn list_passkeys(&self, user_id: UserId) -> Result<Vec<StoredPasskey>> {
+        let user_id = user_id.to_string();
+        self.run(move |conn| {
+            webauthn_credentials::table
+                .filter(webauthn_credentials::user_id.eq(&user_id))
+                .order((
+                    webauthn_credentials::created_at.asc(),
+                    webauthn_credentials::id.asc(),
+                ))
+                .select(PasskeyRow::as_select())
+                .load(conn)?
+                .into_iter()
+                .map(PasskeyRow::into_passkey)
+                .collect()
+        })
+        .await
+    }
+
+    async fn find_passkey(&self, credential_id: &str) -> Result<Option<StoredPasskey>> {
+        let credential_id = credential_id.to_owned();
+        self.run(move |conn| {
+            webauthn_credentials::table
+                .filter(webauthn_credentials::credential_id.eq(&credential_id))
+                .select(PasskeyRow::as_select())
+                .get_result(conn)
+                .optional()?
+                .map(PasskeyRow::into_passkey)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn add_passkey(&self, passkey: StoredPasskey, change: PasskeyChange) -> Result<()> {
+        let mut row = PasskeyRow::from_passkey(passkey);
+        // The change names the owner.
+        row.user_id = change.user_id.to_string();
+        let (audit, mail) = (change.audit, change.mail);
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                if lock_live_user(conn, &row.user_id)?.is_none() {
+                    return Err(Error::NotFound.into());
+                }
+                diesel::insert_into(webauthn_credentials::table)
+                    .values(&row)
+                    .execute(conn)
+                    .map_err(|e| match DbError::from(e) {
+                        // Not a username or an email: the credential id (or, improbably, the
+                        // random id) is taken.
+                        e if e.is_unique_violation() => DbError::from(Error::conflict(
+                            ConflictKind::Duplicate,
+                            PASSKEY_REGISTERED,
+                        )),
+                        e => e,
+                    })?;
+                insert_events(conn, &audit)?;
+                // Cloned: a retried transaction queues it again.
+                if let Some(m) = mail.clone() {
+                    // The notice has no limit: always queued.
+                    queue_mail(conn, m)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn rename_passkey(&self, id: Uuid, name: &str, change: PasskeyChange) -> Result<bool> {
+        let (id, name) = (id.to_string(), name.to_owned());
+        let user_id = change.user_id.to_string();
+        let (audit, mail) = (change.audit, change.mail);
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                let n = diesel::update(
+                    webauthn_credentials::table
+                        .filter(webauthn_credentials::id.eq(&id))
+                        .filter(webauthn_credentials::user_id.eq(&user_id)),
+                )
+                .set(webauthn_credentials::name.eq(&name))
+                .execute(conn)?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                insert_events(conn, &audit)?;
+                if let Some(m) = mail.clone() {
+                    queue_mail(conn, m)?;
+                }
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn delete_passkey(&self, id: Uuid, change: PasskeyChange) -> Result<bool> {
+        let id = id.to_string();
+        let user_id = change.user_id.to_string();
+        let (audit, mail) = (change.audit, change.mail);
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                let n = diesel::delete(
+                    webauthn_credentials::table
+                        .filter(webauthn_credentials::id.eq(&id))
+                        .filter(webauthn_credentials::user_id.eq(&user_id)),
+                )
+                .execute(conn)?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                insert_events(conn, &audit)?;
+                if let Some(m) = mail.clone() {
+                    // The notice has no limit: always queued.
+                    queue_mail(conn, m)?;
+                }
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn record_passkey_use(
+        &self,
+        id: Uuid,
+        credential: String,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let id = id.to_string();
+        let now = micros(now);
+        self.run(move |conn| {
+            let n = diesel::update(webauthn_credentials::table.find(&id))
+                .set((
+                    webauthn_credentials::credential.eq(&credential),
+                    webauthn_credentials::last_used_at.eq(Some(now)),
+                ))
+                .execute(conn)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn create_ceremony(&self, ceremony: WebauthnCeremony) -> Result<()> {
+        let row = CeremonyRow::from_ceremony(ceremony);
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                diesel::delete(
+                    webauthn_ceremonies::table
+                        .filter(webauthn_ceremonies::expires_at.lt(row.created_at)),
+                )
+                .execute(conn)?;
+                diesel::insert_into(webauthn_ceremonies::table)
+                    .values(&row)
+                    .execute(conn)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn take_ceremony(
+        &self,
+        id: Uuid,
+        kind: CeremonyKind,
+        now: Timestamp,
+    ) -> Result<Option<WebauthnCeremony>> {
+        let id = id.to_string();
+        let kind = kind.as_str();
+        let now = micros(now);
+        self.run(move |conn| {
+            write_transaction(conn, |conn| {
+                // The UPDATE is the compare-and-set: of two takes, one matches.
+                let n = diesel::update(
+                    webauthn_ceremonies::table
+                        .filter(webauthn_ceremonies::id.eq(&id))
+                        .filter(webauthn_ceremonies::kind.eq(kind))
+                        .filter(webauthn_ceremonies::used_at.is_null())
+                        .filter(webauthn_ceremonies::expires_at.gt(now)),
+                )
+                .set(webauthn_ceremonies::used_at.eq(Some(now)))
+                .execute(conn)?;
+                if n != 1 {
+                    return Ok(None);
+                }
+                webauthn_ceremonies::table
+                    .find(&id)
+                    .select(CeremonyRow::as_select())
+                    .get_result(conn)?
+                    .into_ceremony()
+                    .map(Some)
+            })
         })
         .await
     }

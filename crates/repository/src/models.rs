@@ -185,6 +185,8 @@ pub(crate) struct SessionRow {
     pub credential_version: i32,
     pub previous_refresh_hash: Option<String>,
     pub rotated_at: Option<i64>,
+    /// The RFC 8176 values, space-separated.
+    pub amr: String,
 }
 
 impl SessionRow {
@@ -205,6 +207,7 @@ impl SessionRow {
             credential_version: i32::try_from(s.credential_version).unwrap_or(i32::MAX),
             previous_refresh_hash: None,
             rotated_at: None,
+            amr: s.amr.join(" "),
         }
     }
 
@@ -224,6 +227,7 @@ impl SessionRow {
             credential_version: to_u32("credential_version", self.credential_version)?,
             previous_refresh_hash: self.previous_refresh_hash,
             rotated_at: opt_from_micros(self.rotated_at)?,
+            amr: self.amr.split_whitespace().map(str::to_owned).collect(),
         })
     }
 }

@@ -14,7 +14,9 @@ use crate::database::{Database, write_transaction};
 use crate::error::DbError;
 use crate::lockout::{self, known_window_micros};
 use crate::models::{UserRow, from_micros, micros, name_key, parse_id};
-use crate::schema::{account_tokens, email_changes, mfa_challenges, outbox, users};
+use crate::schema::{
+    account_tokens, email_changes, mfa_challenges, outbox, users, webauthn_ceremonies,
+};
 use crate::sessions::revoke_sessions;
 use crate::users::{LIKE_ESCAPE, like_literal, lock_live_user};
 
@@ -595,9 +597,14 @@ impl RecoveryRepository for Database {
             let challenges =
                 diesel::delete(mfa_challenges::table.filter(mfa_challenges::expires_at.lt(before)))
                     .execute(conn)?;
+            // WebAuthn ceremonies (used or not: they live minutes).
+            let ceremonies = diesel::delete(
+                webauthn_ceremonies::table.filter(webauthn_ceremonies::expires_at.lt(before)),
+            )
+            .execute(conn)?;
             // Networks untouched for the retention and the known-network window.
             let networks = lockout::purge(conn, before.saturating_sub(known_window_micros()))?;
-            Ok((mails + tokens + changes + challenges + networks) as u64)
+            Ok((mails + tokens + changes + challenges + ceremonies + networks) as u64)
         })
         .await
     }

@@ -40,6 +40,7 @@ diesel::table! {
         credential_version -> Integer,
         previous_refresh_hash -> Nullable<Text>,
         rotated_at -> Nullable<BigInt>,
+        amr -> Text,
     }
 }
 
@@ -207,6 +208,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webauthn_credentials (id) {
+        id -> Text,
+        user_id -> Text,
+        credential_id -> Text,
+        name -> Text,
+        credential -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    webauthn_ceremonies (id) {
+        id -> Text,
+        kind -> Text,
+        user_id -> Nullable<Text>,
+        state -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(login_networks -> users (user_id));
 diesel::joinable!(email_changes -> users (user_id));
@@ -214,6 +239,8 @@ diesel::joinable!(account_tokens -> users (user_id));
 diesel::joinable!(mfa_totp -> users (user_id));
 diesel::joinable!(mfa_recovery_codes -> users (user_id));
 diesel::joinable!(mfa_challenges -> users (user_id));
+diesel::joinable!(webauthn_credentials -> users (user_id));
+diesel::joinable!(webauthn_ceremonies -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
@@ -228,5 +255,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     oidc_consents,
     mfa_totp,
     mfa_recovery_codes,
-    mfa_challenges
+    mfa_challenges,
+    webauthn_credentials,
+    webauthn_ceremonies
 );

@@ -7,10 +7,11 @@ use crypto::Verified;
 use domain::{
     AuthService, AuthSession, Caller, CreateUserInput, Error, FieldErrors, ForgotPasswordInput,
     LoginBegun, LoginCompletion, LoginInput, LoginOutcome, LoginStart, LoginSuccess, MfaCodeInput,
-    MfaStatus, MfaVerifyInput, Principal, RecoveryCodes, RegisterInput, Rehash, RequestContext,
-    ResetPasswordInput, Result, RevokeReason, Rotation, SessionEnd, SessionId, SessionInfo,
-    SessionOwner, Status, Timestamp, TotpDisableInput, TotpSetup, TotpSetupInput, User, UserId,
-    UserRevocation, VerifyEmailInput, client_network,
+    MfaStatus, MfaVerifyInput, PasskeyChallenge, PasskeyInfo, PasskeyLoginInput,
+    PasskeyRegistrationInput, PasskeyRename, Principal, RecoveryCodes, RegisterInput, Rehash,
+    RequestContext, ResetPasswordInput, Result, RevokeReason, Rotation, SessionEnd, SessionId,
+    SessionInfo, SessionOwner, Status, Timestamp, TotpDisableInput, TotpSetup, TotpSetupInput,
+    User, UserId, UserRevocation, VerifyEmailInput, client_network,
 };
 
 use crate::audit::{Event, FAILURE, SUCCESS};
@@ -347,7 +348,8 @@ impl AuthService for Auth {
         };
         let rehashed = rehash.is_some();
         let now = core.now();
-        let (session, refresh_token) = core.new_session(ctx, id, creds.credential_version, now)?;
+        let (session, refresh_token) =
+            core.new_session(ctx, id, creds.credential_version, now, &["pwd"])?;
         let sid = session.id;
         let event = Event::new("auth.login", SUCCESS)
             .own(id)
@@ -401,6 +403,47 @@ impl AuthService for Auth {
         input: MfaCodeInput,
     ) -> Result<RecoveryCodes> {
         self.new_recovery_codes(caller, input).await
+    }
+
+    async fn passkey_register_start(&self, caller: &Caller) -> Result<PasskeyChallenge> {
+        self.start_registration(caller).await
+    }
+
+    async fn passkey_register_finish(
+        &self,
+        caller: &Caller,
+        input: PasskeyRegistrationInput,
+    ) -> Result<PasskeyInfo> {
+        self.finish_registration(caller, input).await
+    }
+
+    async fn list_passkeys(&self, caller: &Caller) -> Result<Vec<PasskeyInfo>> {
+        self.passkeys_of(caller).await
+    }
+
+    async fn rename_passkey(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+        input: PasskeyRename,
+    ) -> Result<PasskeyInfo> {
+        self.rename(caller, id, input).await
+    }
+
+    async fn delete_passkey(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
+        self.delete(caller, id).await
+    }
+
+    async fn passkey_login_start(&self, ctx: &RequestContext) -> Result<PasskeyChallenge> {
+        self.start_passwordless(ctx).await
+    }
+
+    async fn passkey_login_finish(
+        &self,
+        ctx: &RequestContext,
+        input: PasskeyLoginInput,
+    ) -> Result<AuthSession> {
+        self.finish_passwordless(ctx, input).await
     }
 
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {

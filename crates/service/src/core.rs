@@ -30,6 +30,8 @@ pub(crate) struct Core {
     /// redemption) drop the user's entry there.
     caches: Vec<Arc<dyn crate::cache::UserCache>>,
     pub(crate) mail_queued: Arc<tokio::sync::Notify>,
+    /// The WebAuthn relying party (`None`: `ARCANA_PUBLIC_URL` cannot be one).
+    pub(crate) webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
 }
 
 /// A login attempt taken for one (account, network): hand `attempt` and `network` back with
@@ -67,6 +69,11 @@ impl Core {
     ) -> Self {
         let dummy_hash =
             crypto::hash_password(&crypto::new_refresh_token(), config.password_iterations);
+        let webauthn = crate::passkeys::relying_party(
+            &config.recovery.public_url,
+            &config.recovery.product_name,
+        )
+        .map(Arc::new);
         Self {
             repos,
             config,
@@ -76,6 +83,7 @@ impl Core {
             dummy_hash,
             caches,
             mail_queued,
+            webauthn,
         }
     }
 
@@ -281,13 +289,15 @@ impl Core {
     }
 
     /// A new session (refresh-token family) for `user_id`, whose password was verified at
-    /// `credential_version`, and its first refresh token: for the repository to open.
+    /// `credential_version`, and its first refresh token: for the repository to open. `amr`:
+    /// how the login was authenticated, RFC 8176 values (`&["pwd"]`, `&["pwd", "otp"]`).
     pub(crate) fn new_session(
         &self,
         ctx: &RequestContext,
         user_id: UserId,
         credential_version: u32,
         now: Timestamp,
+        amr: &[&str],
     ) -> Result<(NewSession, String)> {
         let expires_at = now
             .checked_add_signed(chrono_duration(self.config.refresh_ttl))
@@ -305,6 +315,7 @@ impl Core {
             created_at: now,
             expires_at,
             max_live: self.config.max_sessions_per_user,
+            amr: amr.iter().map(|&m| m.to_owned()).collect(),
         };
         Ok((session, refresh_token))
     }
@@ -319,7 +330,8 @@ impl Core {
         credential_version: u32,
     ) -> Result<TokenPair> {
         let now = self.now();
-        let (session, refresh_token) = self.new_session(ctx, user.id, credential_version, now)?;
+        let (session, refresh_token) =
+            self.new_session(ctx, user.id, credential_version, now, &["pwd"])?;
         let id = session.id;
         self.repos.sessions.create(session).await?;
         self.token_pair(user, id, refresh_token, now)

@@ -60,6 +60,7 @@ pub mod mail;
 pub mod maintenance;
 mod mfa;
 mod oidc;
+mod passkeys;
 mod provider;
 pub mod recovery;
 pub mod shared_cache;

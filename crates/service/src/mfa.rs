@@ -22,10 +22,12 @@ use crate::core::{Core, ReservedAttempt, chrono_duration};
 use crate::hasher::Priority;
 use crate::recovery::security_notice;
 
-/// Which code a caller proved.
+/// Which second factor a caller proved.
 enum Proof {
     Totp,
     RecoveryCode,
+    /// A passkey, with its RFC 8176 methods.
+    Passkey([&'static str; 2]),
 }
 
 impl Proof {
@@ -33,8 +35,24 @@ impl Proof {
         match self {
             Proof::Totp => MfaMethod::Totp,
             Proof::RecoveryCode => MfaMethod::RecoveryCode,
+            Proof::Passkey(_) => MfaMethod::Passkey,
         }
     }
+
+    /// The session's RFC 8176 methods: the password and this factor.
+    fn amr(&self) -> Vec<&'static str> {
+        match self {
+            Proof::Totp | Proof::RecoveryCode => vec!["pwd", "otp", "mfa"],
+            Proof::Passkey([key, mfa]) => vec!["pwd", key, mfa],
+        }
+    }
+}
+
+/// The second factor a caller offers.
+pub(crate) enum Offered<'a> {
+    Code(&'a str),
+    RecoveryCode(&'a str),
+    Passkey(&'a serde_json::Value),
 }
 
 fn unix_seconds(t: domain::Timestamp) -> u64 {
@@ -157,21 +175,25 @@ impl Core {
         Ok(reserved)
     }
 
-    /// Check a TOTP `code` of the confirmed factor (its step is spent: never accepted again)
-    /// or a recovery code (spent), counted in the lockout. Wrong: `InvalidMfaCode`.
+    /// Check a TOTP `code` of the confirmed factor (its step is spent: never accepted again),
+    /// a recovery code (spent) or a passkey assertion (its challenge spent), counted in the
+    /// lockout. Wrong: `InvalidMfaCode`.
     async fn prove_second_factor(
         &self,
         ctx: &RequestContext,
         user_id: UserId,
         factors: &MfaFactors,
-        code: Option<&str>,
-        recovery_code: Option<&str>,
+        offered: Offered<'_>,
         action: &'static str,
     ) -> Result<(Proof, ReservedAttempt)> {
         let reserved = self.reserve_attempt(ctx, user_id).await?;
-        let (proof, reason) = match (code, recovery_code) {
-            (Some(code), _) => (Proof::Totp, self.spend_totp(user_id, factors, code).await?),
-            (None, Some(rc)) => {
+        let (proof, reason) = match offered {
+            Offered::Code(code) => (Proof::Totp, self.spend_totp(user_id, factors, code).await?),
+            Offered::Passkey(assertion) => match self.spend_passkey(user_id, assertion).await? {
+                Ok(amr) => (Proof::Passkey(amr), None),
+                Err(reason) => (Proof::Passkey(["hwk", "mfa"]), Some(reason)),
+            },
+            Offered::RecoveryCode(rc) => {
                 let spent = match recovery_code_hash(rc) {
                     Some(hash) => {
                         self.repos
@@ -183,7 +205,6 @@ impl Core {
                 };
                 (Proof::RecoveryCode, (!spent).then_some("bad_recovery_code"))
             }
-            (None, None) => return Err(Error::validation("code", "must not be empty")),
         };
         match reason {
             None => Ok((proof, reserved)),
@@ -207,7 +228,7 @@ impl Core {
         action: &'static str,
     ) -> Result<()> {
         let (_, reserved) = self
-            .prove_second_factor(ctx, user_id, factors, Some(code), None, action)
+            .prove_second_factor(ctx, user_id, factors, Offered::Code(code), action)
             .await?;
         self.release(user_id, reserved).await
     }
@@ -269,10 +290,12 @@ impl Core {
                 methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
             );
         self.audit(ctx, event).await;
+        let passkey = self.passkey_options(creds.user.id, factors).await?;
         Ok(LoginOutcome::MfaRequired(MfaPending {
             mfa_required: true,
             mfa_token: token,
             methods,
+            passkey,
         }))
     }
 }
@@ -282,7 +305,7 @@ impl Auth {
         let factors = self.core.repos.mfa.find_factors(caller.who.user_id).await?;
         Ok(MfaStatus {
             totp: factors.totp_enabled(),
-            passkeys: 0,
+            passkeys: factors.passkeys,
             recovery_codes_left: factors.recovery_codes_left,
         })
     }
@@ -481,15 +504,24 @@ impl Auth {
         if input.mfa_token.trim().is_empty() {
             errs.add("mfa_token", "must not be empty");
         }
-        match (code, recovery) {
-            (None, None) => errs.add("code", "give the code or a recovery_code"),
-            (Some(_), Some(_)) => errs.add(
-                "recovery_code",
-                "give the code or a recovery_code, not both",
-            ),
-            _ => {}
-        }
+        let offered = match (code, recovery, input.passkey.as_ref()) {
+            (Some(c), None, None) => Some(Offered::Code(c)),
+            (None, Some(rc), None) => Some(Offered::RecoveryCode(rc)),
+            (None, None, Some(p)) => Some(Offered::Passkey(p)),
+            (None, None, None) => {
+                errs.add("code", "give the code, a recovery_code or a passkey");
+                None
+            }
+            _ => {
+                errs.add(
+                    "code",
+                    "give one of the code, a recovery_code and a passkey",
+                );
+                None
+            }
+        };
         errs.into_result()?;
+        let offered = offered.ok_or_else(|| Error::validation("code", "is required"))?;
         let now = core.now();
         let token_hash = crypto::sha256_hex(input.mfa_token.trim());
         // Unknown, spent, expired, or presented from another network: all the same answer.
@@ -517,7 +549,7 @@ impl Auth {
             .ok_or(Error::Unauthorized)?;
         let factors = core.repos.mfa.find_factors(id).await?;
         let (proof, reserved) = core
-            .prove_second_factor(ctx, id, &factors, code, recovery, "auth.mfa")
+            .prove_second_factor(ctx, id, &factors, offered, "auth.mfa")
             .await?;
         if !core
             .repos
@@ -528,7 +560,9 @@ impl Auth {
             return Err(Error::Unauthorized);
         }
         let now = core.now();
-        let (session, refresh_token) = core.new_session(ctx, id, creds.credential_version, now)?;
+        let amr = proof.amr();
+        let (session, refresh_token) =
+            core.new_session(ctx, id, creds.credential_version, now, &amr)?;
         let sid = session.id;
         let left = factors
             .recovery_codes_left

@@ -22,9 +22,9 @@ use crypto::oidc::SigningAlg;
 use domain::{
     Authorization, AuthorizeRequest, ClientAuth, ClientTokenRequest, CodeRedemption, Consent,
     EndSession, EndSessionRequest, Error, Grant, IdTokenAlg, Interaction, IssuedTokens, LoginInput,
-    NewCode, OAuthError, OidcClient, OidcProvider, Redeemed, RequestContext, Result, RevokeReason,
-    SUPPORTED_SCOPES, SessionEnd, SessionOwner, SsoSignIn, StoredClient, Timestamp, TokenRequest,
-    User,
+    LoginOutcome, MfaVerifyInput, NewCode, OAuthError, OidcClient, OidcProvider, Redeemed,
+    RequestContext, Result, RevokeReason, SUPPORTED_SCOPES, SessionEnd, SessionOwner,
+    SignInOutcome, SsoSignIn, StoredClient, Timestamp, TokenRequest, User,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -245,7 +245,18 @@ struct Minting {
     scopes: Vec<String>,
     nonce: Option<String>,
     refresh_token: Option<String>,
+    /// How the SSO session behind the grant was authenticated (RFC 8176 values).
+    amr: Vec<String>,
     now: Timestamp,
+}
+
+/// The `acr` of a session authenticated with `amr`: two factors, or a password alone.
+pub(crate) fn acr(amr: &[String]) -> &'static str {
+    if amr.iter().any(|m| m == "mfa") {
+        domain::ACR_MFA
+    } else {
+        domain::ACR_PASSWORD
+    }
 }
 
 impl Minting {
@@ -260,6 +271,7 @@ impl Minting {
             scopes,
             nonce,
             refresh_token,
+            amr,
             now,
         } = self;
         let iat = now.timestamp();
@@ -292,6 +304,8 @@ impl Minting {
         id.insert("exp".into(), json!(exp));
         id.insert("auth_time".into(), json!(grant.auth_time.timestamp()));
         id.insert("sid".into(), json!(grant.sso_session_id.to_string()));
+        id.insert("acr".into(), json!(acr(&amr)));
+        id.insert("amr".into(), json!(amr));
         id.insert(
             "at_hash".into(),
             json!(crypto::oidc::half_hash(alg, &access_token)),
@@ -424,6 +438,7 @@ impl Provider {
         scopes: &[String],
         nonce: Option<&str>,
         refresh_token: Option<String>,
+        amr: Vec<String>,
         now: Timestamp,
     ) -> Result<IssuedTokens> {
         let minting =
@@ -439,6 +454,7 @@ impl Provider {
                 scopes: scopes.to_vec(),
                 nonce: nonce.map(str::to_owned),
                 refresh_token,
+                amr,
                 now,
             };
         tokio::task::spawn_blocking(move || minting.sign())
@@ -533,7 +549,17 @@ impl Provider {
         else {
             return Ok(Err(invalid_grant("the user can no longer sign in")));
         };
-        let (mut session, _) = core.new_session(ctx, c.user_id, creds.credential_version, now)?;
+        // The token session is authenticated as the SSO session it came from was.
+        let amr = core
+            .repos
+            .sessions
+            .find(c.sso_session_id)
+            .await?
+            .map(|s| s.amr)
+            .unwrap_or_else(|| vec!["pwd".to_owned()]);
+        let methods: Vec<&str> = amr.iter().map(String::as_str).collect();
+        let (mut session, _) =
+            core.new_session(ctx, c.user_id, creds.credential_version, now, &methods)?;
         let refresh = format!("{REFRESH_PREFIX}{}", new_refresh_token(session.id));
         session.refresh_token_hash = crypto::sha256_hex(&refresh);
         let client_id = client.client_id.to_string();
@@ -567,6 +593,7 @@ impl Provider {
                         &grant.scopes,
                         c.nonce.as_deref(),
                         refresh,
+                        amr.clone(),
                         now,
                     )
                     .await?;
@@ -625,13 +652,13 @@ impl Provider {
         let rotated = self
             .auth
             .rotate_refresh(ctx, token, REFRESH_PREFIX, |owner, _, next, now| {
-                Ok((owner.user.clone(), next, now))
+                Ok((owner.user.clone(), owner.session.amr.clone(), next, now))
             })
             .await;
         match rotated {
-            Ok((user, next, now)) => {
+            Ok((user, amr, next, now)) => {
                 let tokens = self
-                    .mint(client, &user, &grant, &scopes, None, Some(next), now)
+                    .mint(client, &user, &grant, &scopes, None, Some(next), amr, now)
                     .await?;
                 Ok(Ok(tokens))
             }
@@ -840,11 +867,31 @@ impl OidcProvider for Provider {
         Ok(back.with(&[("code", &code)]))
     }
 
-    async fn sign_in(&self, ctx: &RequestContext, input: LoginInput) -> Result<SsoSignIn> {
-        let session = domain::AuthService::login(self.auth.as_ref(), ctx, input)
-            .await?
-            .session()
-            .ok_or(Error::MfaRequired)?;
+    async fn sign_in(&self, ctx: &RequestContext, input: LoginInput) -> Result<SignInOutcome> {
+        match domain::AuthService::login(self.auth.as_ref(), ctx, input).await? {
+            LoginOutcome::Session(session) => Ok(SignInOutcome::Signed(SsoSignIn {
+                token: session.tokens.refresh_token,
+                expires_in: self.core.config.refresh_ttl.as_secs(),
+            })),
+            LoginOutcome::MfaRequired(pending) => Ok(SignInOutcome::SecondFactor(pending)),
+        }
+    }
+
+    async fn sign_in_mfa(&self, ctx: &RequestContext, input: MfaVerifyInput) -> Result<SsoSignIn> {
+        let session = domain::AuthService::mfa_verify(self.auth.as_ref(), ctx, input).await?;
+        Ok(SsoSignIn {
+            token: session.tokens.refresh_token,
+            expires_in: self.core.config.refresh_ttl.as_secs(),
+        })
+    }
+
+    async fn sign_in_passkey(
+        &self,
+        ctx: &RequestContext,
+        input: domain::PasskeyLoginInput,
+    ) -> Result<SsoSignIn> {
+        let session =
+            domain::AuthService::passkey_login_finish(self.auth.as_ref(), ctx, input).await?;
         Ok(SsoSignIn {
             token: session.tokens.refresh_token,
             expires_in: self.core.config.refresh_ttl.as_secs(),

@@ -98,7 +98,8 @@ pub struct Options {
     /// `ARCANA_DB_POOL_SIZE` (`None`: the binary's default).
     pub db_pool_size: Option<u32>,
     /// Extra environment for every process (after the defaults: it wins). `{http}` in a value
-    /// is the edge's REST address (e.g. `ARCANA_PUBLIC_URL=http://{http}`).
+    /// is the edge's REST address (e.g. `ARCANA_PUBLIC_URL=http://{http}`), `{http_port}` its
+    /// port alone (`http://localhost:{http_port}`: a WebAuthn relying party needs a name).
     pub env: Vec<(String, String)>,
 }
 
@@ -301,11 +302,12 @@ impl Cluster {
                 .iter()
                 .chain(env.iter())
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .chain(
-                    opts.env
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.replace("{http}", &http))),
-                )
+                .chain(opts.env.iter().map(|(k, v)| {
+                    let v = v
+                        .replace("{http}", &http)
+                        .replace("{http_port}", &self.http.port().to_string());
+                    (k.clone(), v)
+                }))
                 .collect();
             let exe = bins.get(exe)?.to_path_buf();
             let child = spawn(self.dir.path(), &name, &exe, &env)?;

@@ -58,6 +58,18 @@ enum Command {
         #[command(subcommand)]
         command: OidcKeysCommand,
     },
+    /// The data key that encrypts TOTP secrets at rest (ARCANA_DATA_KEY_FILE).
+    DataKey {
+        #[command(subcommand)]
+        command: DataKeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DataKeyCommand {
+    /// Print a new key file (one AES-256 key, base64). To rotate, put the new file's line first
+    /// and keep the old lines after it: old secrets still open, new ones use the first key.
+    Generate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +150,7 @@ async fn main() -> std::process::ExitCode {
             Command::Admin { .. }
                 | Command::Migrate { action: Some(_) }
                 | Command::OidcKeys { .. }
+                | Command::DataKey { .. }
                 | Command::OidcClient { .. }
         )
     );
@@ -224,6 +237,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let keys = arcana::config::oidc_signing_keys(None)?
                 .context("ARCANA_OIDC_SIGNING_KEY or ARCANA_OIDC_SIGNING_KEY_FILE is required")?;
             println!("{:#}", keys.jwks());
+            Ok(())
+        }
+        Some(Command::DataKey {
+            command: DataKeyCommand::Generate,
+        }) => {
+            print!("{}", crypto::mfa::DataKey::generate_file().expose_secret());
             Ok(())
         }
         Some(Command::OidcClient { command }) => oidc_client(&cli, command).await,

@@ -11,5 +11,6 @@ mod mfa;
 mod oidc;
 mod oidc_flow;
 mod ops;
+mod passkeys;
 mod recovery;
 mod redis;

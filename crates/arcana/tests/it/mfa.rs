@@ -10,26 +10,6 @@ use serde_json::{Value, json};
 use crate::common::*;
 use repository::Backend;
 
-macro_rules! every_mode {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::start(crate::common::Mode::Monolith, repository::Backend::Sqlite, &[]).await.unwrap()).await } )* }
-        mod postgres { $( #[tokio::test] async fn $name() {
-            match super::start(crate::common::Mode::Monolith, repository::Backend::Postgres, &[]).await {
-                Some(app) => super::$name(app).await,
-                None => repository::testing::skipped(concat!("postgres::", stringify!($name)), "ARCANA_TEST_POSTGRES_URL not set"),
-            }
-        } )* }
-        mod mysql { $( #[tokio::test] async fn $name() {
-            match super::start(crate::common::Mode::Monolith, repository::Backend::Mysql, &[]).await {
-                Some(app) => super::$name(app).await,
-                None => repository::testing::skipped(concat!("mysql::", stringify!($name)), "ARCANA_TEST_MYSQL_URL not set or mysql feature off"),
-            }
-        } )* }
-        mod layered { $( #[tokio::test] async fn $name() { super::$name(super::start(crate::common::Mode::Layered, repository::Backend::Sqlite, &[]).await.unwrap()).await } )* }
-        mod microservices { $( #[tokio::test] async fn $name() { super::$name(super::start(crate::common::Mode::Microservices, repository::Backend::Sqlite, &[]).await.unwrap()).await } )* }
-    };
-}
-
 every_mode!(
     totp_enrolment_and_login_with_each_factor,
     the_second_step_over_grpc,
@@ -37,14 +17,10 @@ every_mode!(
     wrong_codes_count_in_the_lockout,
 );
 
-async fn start(mode: Mode, backend: Backend, env: &[(&str, &str)]) -> Option<TestApp> {
-    let mut extra_env = vec![(
-        "ARCANA_REQUIRE_MFA_FOR_ADMINS".to_owned(),
-        "true".to_owned(),
-    )];
-    extra_env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+/// Admins must have a second factor here (one test checks it).
+async fn start(mode: Mode, backend: Backend) -> Option<TestApp> {
     let opts = Options {
-        extra_env,
+        extra_env: vec![("ARCANA_REQUIRE_MFA_FOR_ADMINS".into(), "true".into())],
         ..Options::default()
     };
     TestApp::start_mode(mode, backend, opts).await
@@ -366,6 +342,7 @@ async fn the_second_step_over_grpc(app: TestApp) {
             mfa_token: login.mfa_token.clone(),
             code: Some(code(&secret, 300)),
             recovery_code: None,
+            passkey_json: None,
         })
         .await
         .unwrap_err();
@@ -379,6 +356,7 @@ async fn the_second_step_over_grpc(app: TestApp) {
             mfa_token: login.mfa_token.clone(),
             code: None,
             recovery_code: Some(codes[3].clone()),
+            passkey_json: None,
         })
         .await
         .unwrap()

@@ -13,32 +13,13 @@ use serde_json::{Value, json};
 use crate::common::*;
 use repository::Backend;
 
-macro_rules! every_mode {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::start(crate::common::Mode::Monolith, repository::Backend::Sqlite).await.unwrap()).await } )* }
-        mod postgres { $( #[tokio::test] async fn $name() {
-            match super::start(crate::common::Mode::Monolith, repository::Backend::Postgres).await {
-                Some(app) => super::$name(app).await,
-                None => repository::testing::skipped(concat!("postgres::", stringify!($name)), "ARCANA_TEST_POSTGRES_URL not set"),
-            }
-        } )* }
-        mod mysql { $( #[tokio::test] async fn $name() {
-            match super::start(crate::common::Mode::Monolith, repository::Backend::Mysql).await {
-                Some(app) => super::$name(app).await,
-                None => repository::testing::skipped(concat!("mysql::", stringify!($name)), "ARCANA_TEST_MYSQL_URL not set or mysql feature off"),
-            }
-        } )* }
-        mod layered { $( #[tokio::test] async fn $name() { super::$name(super::start(crate::common::Mode::Layered, repository::Backend::Sqlite).await.unwrap()).await } )* }
-        mod microservices { $( #[tokio::test] async fn $name() { super::$name(super::start(crate::common::Mode::Microservices, repository::Backend::Sqlite).await.unwrap()).await } )* }
-    };
-}
-
 every_mode!(
     oidcc_server_login_consent_code_tokens_userinfo,
     oidcc_codereuse_revokes_the_tokens,
     oidcc_refresh_token_rotates_and_detects_reuse,
     prompt_max_age_pkce_and_refusals,
     revocation_introspection_and_rp_initiated_logout,
+    hosted_login_asks_for_the_second_factor,
 );
 
 /// A deployment whose issuer is its own address. Split modes get a key file's keys: the auth
@@ -808,4 +789,134 @@ fn chrono_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The value of the hidden `mfa_token` field of a page.
+fn hidden_mfa_token(html: &str) -> String {
+    let field = "name=\"mfa_token\" value=\"";
+    let start = html.find(field).expect("an mfa_token field") + field.len();
+    let end = html[start..].find('"').unwrap() + start;
+    unescape(&html[start..end])
+}
+
+async fn hosted_login_asks_for_the_second_factor(app: TestApp) {
+    // A password-only sign-in: amr ["pwd"], the password acr.
+    let mut rp = Rp::new(&app, false, json!({})).await;
+    app.user("plain").await;
+    let page = rp.get(&rp.authorize_url(&[])).await;
+    let done = rp.sign_in(page, "plain", "Secret123").await;
+    let done = rp.consent(done, "allow").await;
+    let (status, tokens) = rp.redeem(&rp.code(&done)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let id = verify(&app, tokens["id_token"].as_str().unwrap(), "JWT").await;
+    assert_eq!(id["amr"], json!(["pwd"]), "{id}");
+    assert_eq!(id["acr"], domain::ACR_PASSWORD);
+
+    // TOTP on (through the API), then the hosted page asks for a code after the password.
+    let (_, access, _) = app.user("twofa").await;
+    let setup = app
+        .post(
+            "/api/v1/auth/mfa/totp/setup",
+            Some(&access),
+            json!({"current_password": "Secret123"}),
+        )
+        .await;
+    let secret = crypto::mfa::secret_from_base32(setup.data()["secret"].as_str().unwrap()).unwrap();
+    let first = crypto::mfa::totp_code(&secret, unix_now()).unwrap();
+    let r = app
+        .post(
+            "/api/v1/auth/mfa/totp/confirm",
+            Some(&access),
+            json!({"code": first}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let recovery = r.data()["recovery_codes"][0].as_str().unwrap().to_owned();
+
+    let mut rp = Rp::new(&app, false, json!({})).await;
+    let page = rp.get(&rp.authorize_url(&[])).await;
+    let step = rp.sign_in(page, "twofa", "Secret123").await;
+    assert_eq!(step.status, StatusCode::OK, "{}", step.body);
+    assert!(
+        rp.cookie.is_none(),
+        "no SSO session before the second factor"
+    );
+    assert!(
+        step.body.contains("autocomplete=\"one-time-code\""),
+        "{}",
+        step.body
+    );
+    assert!(step.body.contains("name=\"recovery_code\""));
+    assert_eq!(step.headers.get("cache-control").unwrap(), "no-store");
+    let action = form_action(&step.body);
+    let token = hidden_mfa_token(&step.body);
+    // A wrong code: the same step again, with a message; the replayed first code too.
+    for bad in [
+        crypto::mfa::totp_code(&secret, unix_now() + 300).unwrap(),
+        first.clone(),
+    ] {
+        let again = rp
+            .post_form(&action, form(&[("mfa_token", &token), ("code", &bad)]))
+            .await;
+        assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{}", again.body);
+        assert!(
+            again.body.contains("That code is not right"),
+            "{}",
+            again.body
+        );
+        assert_eq!(hidden_mfa_token(&again.body), token);
+    }
+    let next = crypto::mfa::totp_code(&secret, unix_now() + 30).unwrap();
+    let consent = rp
+        .post_form(&action, form(&[("mfa_token", &token), ("code", &next)]))
+        .await;
+    assert!(rp.cookie.is_some(), "signed in: the SSO cookie is set");
+    let done = rp.consent(consent, "allow").await;
+    let (status, tokens) = rp.redeem(&rp.code(&done)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let id = verify(&app, tokens["id_token"].as_str().unwrap(), "JWT").await;
+    assert_eq!(id["amr"], json!(["pwd", "otp", "mfa"]), "{id}");
+    assert_eq!(id["acr"], domain::ACR_MFA);
+    assert_eq!(id["preferred_username"], "twofa");
+    // The spent mfa_token cannot sign in again.
+    let mut other = Rp::new(&app, false, json!({})).await;
+    let stale = other
+        .post_form(&action, form(&[("mfa_token", &token), ("code", &next)]))
+        .await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED, "{}", stale.body);
+    assert!(stale.body.contains("sign in again"), "{}", stale.body);
+    assert!(other.cookie.is_none());
+
+    // A recovery code on the page; the SSO session it opens is a two-factor one too, and
+    // refreshed ID tokens keep its methods.
+    let mut rp = Rp::new(&app, false, json!({"require_consent": false})).await;
+    let page = rp
+        .get(&rp.authorize_url(&[("scope", "openid offline_access")]))
+        .await;
+    let step = rp.sign_in(page, "twofa", "Secret123").await;
+    let token = hidden_mfa_token(&step.body);
+    let done = rp
+        .post_form(
+            &form_action(&step.body),
+            form(&[("mfa_token", &token), ("recovery_code", &recovery)]),
+        )
+        .await;
+    let (status, tokens) = rp.redeem(&rp.code(&done)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["acr"], domain::ACR_MFA, "{id}");
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, again) = rp
+        .token(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    let id = claims(again["id_token"].as_str().unwrap());
+    assert_eq!(id["amr"], json!(["pwd", "otp", "mfa"]), "{id}");
 }

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use domain::{
-    AuthSession, MfaCodeInput, MfaStatus, MfaVerifyInput, RecoveryCodes, TotpDisableInput,
+    AuthSession, MfaCodeInput, MfaStatus, MfaVerifyInput, PasskeyChallenge, PasskeyInfo,
+    PasskeyLoginInput, PasskeyRegistrationInput, PasskeyRename, RecoveryCodes, TotpDisableInput,
     TotpSetup, TotpSetupInput,
 };
 use utoipa_axum::router::OpenApiRouter;
@@ -27,6 +28,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(recovery_codes))
         .routes(routes!(mfa_verify))
         .routes(routes!(remove_mfa))
+        .routes(routes!(passkey_register_start))
+        .routes(routes!(passkey_register_finish))
+        .routes(routes!(list_passkeys))
+        .routes(routes!(rename_passkey, delete_passkey))
+        .routes(routes!(passkey_login_start))
+        .routes(routes!(passkey_login_finish))
 }
 
 /// The caller's second factors.
@@ -156,4 +163,126 @@ pub async fn remove_mfa(
 ) -> ApiResult<StatusCode> {
     state.users.remove_mfa(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Start registering a passkey: the options for `navigator.credentials.create` (binary fields
+/// base64url) and the ceremony's id (single use, 5 minutes, finished on any replica).
+#[utoipa::path(post, path = "/api/v1/auth/mfa/passkeys/register/start", tag = "mfa", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The creation options", body = EnvelopeDoc<PasskeyChallenge>),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn passkey_register_start(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> ApiResult<Success<PasskeyChallenge>> {
+    Ok(Success::ok(
+        state.auth.passkey_register_start(&caller).await?,
+    ))
+}
+
+/// Finish registering a passkey: the created credential and a name. A notice is mailed.
+#[utoipa::path(post, path = "/api/v1/auth/mfa/passkeys/register/finish", tag = "mfa", security(("bearer" = [])),
+    request_body = PasskeyRegistrationInput,
+    responses(
+        (status = 201, description = "Registered", body = EnvelopeDoc<PasskeyInfo>),
+        (status = 400, description = "VALIDATION_FAILED (name, or a credential that does not answer the challenge)", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated, or the ceremony is unknown, used or expired", body = ErrorEnvelopeDoc),
+        (status = 409, description = "This passkey is registered already", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn passkey_register_finish(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiJson(input): ApiJson<PasskeyRegistrationInput>,
+) -> ApiResult<Success<PasskeyInfo>> {
+    let passkey = state.auth.passkey_register_finish(&caller, input).await?;
+    Ok(Success::created(passkey))
+}
+
+/// The caller's passkeys, oldest first.
+#[utoipa::path(get, path = "/api/v1/auth/mfa/passkeys", tag = "mfa", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The passkeys", body = EnvelopeDoc<Vec<PasskeyInfo>>),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn list_passkeys(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> ApiResult<Success<Vec<PasskeyInfo>>> {
+    Ok(Success::ok(state.auth.list_passkeys(&caller).await?))
+}
+
+/// Rename one of the caller's passkeys.
+#[utoipa::path(patch, path = "/api/v1/auth/mfa/passkeys/{id}", tag = "mfa", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Passkey id")),
+    request_body = PasskeyRename,
+    responses(
+        (status = 200, description = "Renamed", body = EnvelopeDoc<PasskeyInfo>),
+        (status = 400, description = "VALIDATION_FAILED", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+        (status = 404, description = "No such passkey of the caller", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn rename_passkey(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiId(id): ApiId,
+    ApiJson(input): ApiJson<PasskeyRename>,
+) -> ApiResult<Success<PasskeyInfo>> {
+    Ok(Success::ok(
+        state.auth.rename_passkey(&caller, id, input).await?,
+    ))
+}
+
+/// Delete one of the caller's passkeys; a notice is mailed.
+#[utoipa::path(delete, path = "/api/v1/auth/mfa/passkeys/{id}", tag = "mfa", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Passkey id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+        (status = 404, description = "No such passkey of the caller", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn delete_passkey(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiId(id): ApiId,
+) -> ApiResult<StatusCode> {
+    state.auth.delete_passkey(&caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Start a sign-in with a passkey alone: the options for `navigator.credentials.get`.
+#[utoipa::path(post, path = "/api/v1/auth/passkeys/login/start", tag = "auth",
+    responses(
+        (status = 200, description = "The request options", body = EnvelopeDoc<PasskeyChallenge>),
+        (status = 429, description = "Rate limited (Retry-After)", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn passkey_login_start(
+    State(state): State<AppState>,
+    client: Client,
+) -> ApiResult<Success<PasskeyChallenge>> {
+    limit(&state, Bucket::Login, &client).await?;
+    Ok(Success::ok(
+        state.auth.passkey_login_start(&client.ctx).await?,
+    ))
+}
+
+/// Finish a sign-in with a passkey alone: answers exactly what a login answers.
+#[utoipa::path(post, path = "/api/v1/auth/passkeys/login/finish", tag = "auth",
+    request_body = PasskeyLoginInput,
+    responses(
+        (status = 200, description = "Token pair and user", body = EnvelopeDoc<AuthSession>),
+        (status = 400, description = "VALIDATION_FAILED or INVALID_JSON", body = ErrorEnvelopeDoc),
+        (status = 401, description = "INVALID_CREDENTIALS: unknown passkey, a signature that does not verify, or the ceremony is unknown, used or expired", body = ErrorEnvelopeDoc),
+        (status = 403, description = "The account may not sign in (status, unverified address)", body = ErrorEnvelopeDoc),
+        (status = 423, description = "ACCOUNT_LOCKED (Retry-After)", body = ErrorEnvelopeDoc),
+        (status = 429, description = "Rate limited (Retry-After)", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn passkey_login_finish(
+    State(state): State<AppState>,
+    client: Client,
+    ApiJson(input): ApiJson<PasskeyLoginInput>,
+) -> ApiResult<Success<AuthSession>> {
+    limit(&state, Bucket::Login, &client).await?;
+    let session = state.auth.passkey_login_finish(&client.ctx, input).await?;
+    Ok(Success::ok(session))
 }

@@ -18,7 +18,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use domain::{
     Authorization, AuthorizeRequest, ClientAuth, ClientTokenRequest, EndSession, EndSessionRequest,
-    Error, Interaction, LoginInput, OidcProvider, TokenRequest,
+    Error, Interaction, LoginInput, MfaMethod, MfaPending, MfaVerifyInput, OidcProvider,
+    PasskeyLoginInput, SignInOutcome, TokenRequest,
 };
 use serde_json::json;
 
@@ -200,7 +201,29 @@ struct LoginPage<'a> {
     error: Option<String>,
     username: String,
     action: String,
+    script: &'static str,
 }
+
+#[derive(Template)]
+#[template(path = "mfa.html")]
+struct MfaPage<'a> {
+    product: &'a str,
+    client_name: Option<String>,
+    error: Option<String>,
+    mfa_token: String,
+    totp: bool,
+    recovery: bool,
+    passkey: Option<String>,
+    action: String,
+    restart: String,
+    script: &'static str,
+}
+
+/// The one script of the hosted pages: the WebAuthn call of "Use your passkey" and "Sign in
+/// with a passkey" (the pages work without it). Inline, pinned by its hash in the CSP.
+const PASSKEY_SCRIPT: &str = include_str!("../../assets/passkey.js");
+static PASSKEY_SCRIPT_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("'sha256-{}'", crypto::sha256_base64(PASSKEY_SCRIPT)));
 
 #[derive(Template)]
 #[template(path = "consent.html")]
@@ -257,9 +280,15 @@ fn page(status: StatusCode, html: askama::Result<String>, form_to: Option<&str>)
         .and_then(origin)
         .map(|o| format!(" {o}"))
         .unwrap_or_default();
+    // Only the passkey script may run, and only where a page carries it.
+    let script = if html.contains("<script>") {
+        format!("script-src {}; connect-src 'self'; ", *PASSKEY_SCRIPT_HASH)
+    } else {
+        String::new()
+    };
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'{extra}; \
-         frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; {script}style-src 'self'; img-src 'self'; \
+         form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'"
     );
     let csp = HeaderValue::from_str(&csp)
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
@@ -295,6 +324,16 @@ fn refused(state: &AppState, text: impl Into<String>) -> Response {
     )
 }
 
+/// Where the login page's forms post: `/login` with the authorization request.
+fn login_action(req: &AuthorizeRequest) -> String {
+    let query = as_query(req);
+    if query.is_empty() {
+        "/login".to_owned()
+    } else {
+        format!("/login?{query}")
+    }
+}
+
 fn login_form(
     state: &AppState,
     status: StatusCode,
@@ -303,18 +342,14 @@ fn login_form(
     username: String,
     error: Option<String>,
 ) -> Response {
-    let query = as_query(req);
-    let action = if query.is_empty() {
-        "/login".to_owned()
-    } else {
-        format!("/login?{query}")
-    };
+    let action = login_action(req);
     let p = LoginPage {
         product: &state.config.product_name,
         client_name,
         error,
         username,
         action,
+        script: PASSKEY_SCRIPT,
     };
     page(status, p.render(), req.redirect_uri.as_deref())
 }
@@ -449,11 +484,12 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": domain::SUPPORTED_SCOPES,
         "claims_supported": [
-            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "azp",
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "azp", "amr", "acr",
             "preferred_username", "name", "given_name", "family_name", "updated_at",
             "email", "email_verified", "roles"
         ],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "acr_values_supported": [domain::ACR_PASSWORD, domain::ACR_MFA],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
@@ -516,53 +552,206 @@ async fn login(
         Ok(f) => f,
         Err(e) => return refused(&state, e),
     };
+    // The login endpoint's budget, on the page too (both steps).
+    let admitted = match client.ip {
+        Some(ip) => state.rate_limit.admit(Bucket::Login, ip).await,
+        None => Ok(()),
+    };
+    // A passkey alone: the script put the ceremony and the assertion in the form.
+    if take(&form, "mfa_token").is_none()
+        && let (Some(challenge_id), Some(passkey)) =
+            (take(&form, "challenge_id"), take(&form, "passkey"))
+    {
+        let input = match (
+            uuid::Uuid::parse_str(challenge_id.trim()),
+            serde_json::from_str(&passkey),
+        ) {
+            (Ok(challenge_id), Ok(credential)) => Ok(PasskeyLoginInput {
+                challenge_id,
+                credential,
+            }),
+            _ => Err(Error::InvalidCredentials),
+        };
+        let signed = match (admitted, input) {
+            (Err(retry_after), _) => Err(Error::RateLimited { retry_after }),
+            (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(input)) => provider.sign_in_passkey(&client.ctx, input).await,
+        };
+        return match signed {
+            Ok(sso) => signed_in(&state, &client, &req, provider.as_ref(), sso).await,
+            Err(e) => {
+                let (status, text) = match (&e, sign_in_error(&e)) {
+                    (Error::InvalidCredentials | Error::Unauthorized, _) => (
+                        StatusCode::UNAUTHORIZED,
+                        "That passkey could not sign you in. Try again, or use your password."
+                            .into(),
+                    ),
+                    (_, Some(answer)) => answer,
+                    (_, None) => return unavailable(&state, &e),
+                };
+                let client_name = client_name_of(&client, &req, provider.as_ref()).await;
+                with_retry_after(
+                    login_form(&state, status, &req, client_name, String::new(), Some(text)),
+                    &e,
+                )
+            }
+        };
+    }
+    // The second step: the form carries the mfa_token of the first.
+    if let Some(mfa_token) = take(&form, "mfa_token") {
+        let input = MfaVerifyInput {
+            mfa_token: mfa_token.clone(),
+            code: take(&form, "code").filter(|c| !c.trim().is_empty()),
+            recovery_code: take(&form, "recovery_code").filter(|c| !c.trim().is_empty()),
+            passkey: take(&form, "passkey")
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| serde_json::from_str(&p).unwrap_or(serde_json::Value::Null)),
+        };
+        let signed = match admitted {
+            Err(retry_after) => Err(Error::RateLimited { retry_after }),
+            Ok(()) => provider.sign_in_mfa(&client.ctx, input).await,
+        };
+        return match signed {
+            Ok(sso) => signed_in(&state, &client, &req, provider.as_ref(), sso).await,
+            Err(e @ (Error::InvalidMfaCode | Error::Validation(_))) => {
+                let client_name = client_name_of(&client, &req, provider.as_ref()).await;
+                let text = if matches!(e, Error::InvalidMfaCode) {
+                    "That code is not right, or was already used. Try the next one."
+                } else {
+                    "Enter the code your authenticator app shows."
+                };
+                let pending = MfaPending {
+                    mfa_required: true,
+                    mfa_token,
+                    methods: vec![MfaMethod::Totp, MfaMethod::RecoveryCode],
+                    passkey: None,
+                };
+                mfa_form(
+                    &state,
+                    StatusCode::UNAUTHORIZED,
+                    &req,
+                    client_name,
+                    pending,
+                    Some(text.into()),
+                )
+            }
+            Err(e) => {
+                let (status, text) = match (&e, sign_in_error(&e)) {
+                    (Error::Unauthorized, _) => (
+                        StatusCode::UNAUTHORIZED,
+                        "This sign-in took too long or was already completed: sign in again."
+                            .into(),
+                    ),
+                    (_, Some(answer)) => answer,
+                    (_, None) => return unavailable(&state, &e),
+                };
+                let client_name = client_name_of(&client, &req, provider.as_ref()).await;
+                with_retry_after(
+                    login_form(&state, status, &req, client_name, String::new(), Some(text)),
+                    &e,
+                )
+            }
+        };
+    }
     let username = take(&form, "username").unwrap_or_default();
     let input = LoginInput {
         username_or_email: username.clone(),
         password: take(&form, "password").unwrap_or_default(),
     };
-    // The login endpoint's budget, on the page too.
-    let admitted = match client.ip {
-        Some(ip) => state.rate_limit.admit(Bucket::Login, ip).await,
-        None => Ok(()),
-    };
     let signed = match admitted {
         Err(retry_after) => Err(Error::RateLimited { retry_after }),
         Ok(()) => provider.sign_in(&client.ctx, input).await,
     };
-    let sso = match signed {
-        Ok(s) => s,
-        Err(e) => {
-            return match sign_in_error(&e) {
-                Some((status, text)) => {
-                    // The page names the client again (the request is checked as on arrival).
-                    let client_name = match req.client_id {
-                        Some(_) => match provider
-                            .authorize(&client.ctx, &req, None, Interaction::Arrived)
-                            .await
-                        {
-                            Ok(Authorization::SignIn { client_name, .. }) => Some(client_name),
-                            _ => None,
-                        },
-                        None => None,
-                    };
-                    let mut r = login_form(&state, status, &req, client_name, username, Some(text));
-                    if let Error::RateLimited { retry_after } | Error::Locked { retry_after } = e
-                        && let Ok(v) =
-                            HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
-                    {
-                        r.headers_mut().insert(header::RETRY_AFTER, v);
-                    }
-                    r
-                }
-                None => unavailable(&state, &e),
-            };
+    match signed {
+        Ok(SignInOutcome::Signed(sso)) => {
+            signed_in(&state, &client, &req, provider.as_ref(), sso).await
         }
+        Ok(SignInOutcome::SecondFactor(pending)) => {
+            let client_name = client_name_of(&client, &req, provider.as_ref()).await;
+            mfa_form(&state, StatusCode::OK, &req, client_name, pending, None)
+        }
+        Err(e) => match sign_in_error(&e) {
+            Some((status, text)) => {
+                // The page names the client again (the request is checked as on arrival).
+                let client_name = client_name_of(&client, &req, provider.as_ref()).await;
+                with_retry_after(
+                    login_form(&state, status, &req, client_name, username, Some(text)),
+                    &e,
+                )
+            }
+            None => unavailable(&state, &e),
+        },
+    }
+}
+
+/// The client's name for a page, when the request names a client (checked as on arrival).
+async fn client_name_of(
+    client: &Client,
+    req: &AuthorizeRequest,
+    provider: &dyn domain::OidcProvider,
+) -> Option<String> {
+    req.client_id.as_ref()?;
+    match provider
+        .authorize(&client.ctx, req, None, Interaction::Arrived)
+        .await
+    {
+        Ok(Authorization::SignIn { client_name, .. }) => Some(client_name),
+        _ => None,
+    }
+}
+
+/// `Retry-After` on a page answering a lock or a rate limit.
+fn with_retry_after(mut r: Response, e: &Error) -> Response {
+    if let Error::RateLimited { retry_after } | Error::Locked { retry_after } = e
+        && let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// The second step's page: the code (and, when the account has them, a recovery code).
+fn mfa_form(
+    state: &AppState,
+    status: StatusCode,
+    req: &AuthorizeRequest,
+    client_name: Option<String>,
+    pending: MfaPending,
+    error: Option<String>,
+) -> Response {
+    let action = login_action(req);
+    let p = MfaPage {
+        product: &state.config.product_name,
+        client_name,
+        error,
+        mfa_token: pending.mfa_token,
+        totp: pending.methods.contains(&MfaMethod::Totp),
+        recovery: pending.methods.contains(&MfaMethod::RecoveryCode),
+        passkey: pending.passkey.map(|o| o.to_string()),
+        restart: action.clone(),
+        action,
+        script: PASSKEY_SCRIPT,
     };
-    let cookie = set_cookie(&state, &sso.token, sso.expires_in);
+    let mut r = page(status, p.render(), req.redirect_uri.as_deref());
+    // The page holds a live mfa_token: never stored.
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// A sign-in completed: the SSO cookie, then the authorization continues (or, without a
+/// client, the signed-in page).
+async fn signed_in(
+    state: &AppState,
+    client: &Client,
+    req: &AuthorizeRequest,
+    provider: &dyn domain::OidcProvider,
+    sso: domain::SsoSignIn,
+) -> Response {
+    let cookie = set_cookie(state, &sso.token, sso.expires_in);
     if req.client_id.is_none() {
         let mut r = message(
-            &state,
+            state,
             StatusCode::OK,
             "You are signed in",
             format!("You are signed in to {}.", state.config.product_name),
@@ -573,11 +762,11 @@ async fn login(
         return r;
     }
     match provider
-        .authorize(&client.ctx, &req, Some(&sso.token), Interaction::SignedIn)
+        .authorize(&client.ctx, req, Some(&sso.token), Interaction::SignedIn)
         .await
     {
-        Ok(a) => outcome(&state, &req, a, Some(cookie)),
-        Err(e) => unavailable(&state, &e),
+        Ok(a) => outcome(state, req, a, Some(cookie)),
+        Err(e) => unavailable(state, &e),
     }
 }
 

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use domain::{
     AuditCursor, AuditEvent, AuditPage, AuditQuery, Cursor, Error, LockoutPolicy, LoginAttempt,
-    PageInfo, PageRequest, PasswordChange, Rehash, RevokeReason, Role, SortOrder, Status, User,
-    UserPage, UserQuery, UserRepository, UserSort, UserUpdate,
+    LoginCompletion, LoginStart, NewSession, PageInfo, PageRequest, PasswordChange, Rehash,
+    RevokeReason, Role, SortOrder, Status, User, UserPage, UserQuery, UserRepository, UserSort,
+    UserUpdate,
 };
 use repository::{Backend, Database};
 use uuid::Uuid;
@@ -44,6 +45,7 @@ contract_tests!(
         rotation_remembers_the_previous_hash,
         rotation_answers_the_owner_and_needs_a_live_session,
         session_with_owner_is_one_read,
+        sessions_keep_their_authentication_methods,
         revoke_all_keeps_the_current_session,
         audit_events_newest_first,
         ping_and_count_on_a_fresh_repository,
@@ -1695,6 +1697,78 @@ async fn session_with_owner_is_one_read(db: Repos) {
     db.users.soft_delete(u.id, at(5)).await.unwrap();
     let o = db.sessions.find_with_owner(s.id).await.unwrap().unwrap();
     assert!(!o.is_live(at(10)), "the owner is deleted");
+}
+
+/// A session keeps how its login was authenticated (RFC 8176 `amr`), in its order, through
+/// every read: opened on its own or by a completed login, and after a rotation.
+async fn sessions_keep_their_authentication_methods(db: Repos) {
+    let two_factors = vec!["pwd".to_owned(), "otp".to_owned()];
+    let u = db.users.create(new_user("amr")).await.unwrap();
+    let new = NewSession {
+        amr: two_factors.clone(),
+        ..new_session(u.id, 0, 3600)
+    };
+    let s = db.sessions.create(new).await.unwrap();
+    assert_eq!(s.amr, two_factors, "answered by create");
+    let found = db.sessions.find(s.id).await.unwrap().unwrap();
+    assert_eq!(found.amr, two_factors, "find");
+    let o = db.sessions.find_with_owner(s.id).await.unwrap().unwrap();
+    assert_eq!(o.session.amr, two_factors, "find_with_owner");
+    let rotated = db
+        .sessions
+        .rotate(rotation(s.id, &hash('a'), &hash('b'), at(10)))
+        .await
+        .unwrap()
+        .expect("rotated");
+    assert_eq!(rotated.session.amr, two_factors, "kept by a rotation");
+
+    // A password alone, next to it.
+    let pwd = db
+        .sessions
+        .create(new_session(u.id, 1, 3600))
+        .await
+        .unwrap();
+    let found = db.sessions.find(pwd.id).await.unwrap().unwrap();
+    assert_eq!(found.amr, ["pwd"]);
+    let live = db.sessions.list_live_for_user(u.id, at(20)).await.unwrap();
+    let mut listed: Vec<_> = live.iter().map(|s| (s.id, s.amr.clone())).collect();
+    listed.sort();
+    let mut expected = vec![
+        (s.id, two_factors.clone()),
+        (pwd.id, vec!["pwd".to_owned()]),
+    ];
+    expected.sort();
+    assert_eq!(listed, expected, "list_live_for_user");
+
+    // Opened by a completed login.
+    let begun = db
+        .users
+        .begin_login(LoginStart {
+            login: "amr".into(),
+            network: NET.into(),
+            policy: LockoutPolicy::default(),
+            now: at(30),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let LoginAttempt::Reserved { attempt, .. } = begun.attempt else {
+        panic!("reserved: {:?}", begun.attempt)
+    };
+    let new = NewSession {
+        amr: two_factors.clone(),
+        ..new_session(u.id, 30, 3600)
+    };
+    let completion = LoginCompletion {
+        success: success(u.id, at(30), attempt, None),
+        session: Some(new.clone()),
+        audit: Vec::new(),
+    };
+    db.users.complete_login(completion).await.unwrap();
+    let found = db.sessions.find(new.id).await.unwrap().unwrap();
+    assert_eq!(found.amr, two_factors, "opened by complete_login");
+    let o = db.sessions.find_with_owner(new.id).await.unwrap().unwrap();
+    assert_eq!(o.session.amr, two_factors);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,16 +1,18 @@
 //! Second factors in the repository contract (`MfaRepository`): a TOTP secret pending until a
 //! first code confirms it, steps that only move forward, recovery codes spent once and replaced
 //! whole, removal (with the sessions when asked) in one transaction with its audit events and
-//! mail, and the single-use pending second step of a login. Every backend, and through the gRPC
-//! boundary; the foreign keys per backend.
+//! mail, the single-use pending second step of a login, passkeys (added, renamed and deleted by
+//! their owner only, with their audit events and mail) and the single-use WebAuthn ceremonies.
+//! Every backend, and through the gRPC boundary; the foreign keys per backend.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
 use domain::{
-    AuditQuery, ConflictKind, Error, FactorRemoval, MailClaim, MfaChallenge, MfaFactors,
-    MfaRepository, OutgoingMail, RecoveryCodeSet, RevokeReason, StoredTotp, TotpConfirmation,
-    TotpEnrolment, UserId, UserRepository,
+    AuditQuery, CeremonyKind, ConflictKind, Error, FactorRemoval, LockoutPolicy, LoginStart,
+    MailClaim, MfaChallenge, MfaFactors, MfaMethod, MfaRepository, OutgoingMail, PasskeyChange,
+    RecoveryCodeSet, RevokeReason, StoredPasskey, StoredTotp, TotpConfirmation, TotpEnrolment,
+    UserId, UserRepository, WebauthnCeremony,
 };
 use repository::Backend;
 use uuid::Uuid;
@@ -31,6 +33,13 @@ contract_tests!(
         removing_factors_keeps_the_sessions_otherwise,
         a_challenge_is_spent_once_before_it_expires,
         expired_challenges_are_deleted,
+        passkeys_are_added_listed_and_found,
+        a_duplicate_or_orphan_passkey_is_refused,
+        passkeys_are_renamed_and_deleted_by_their_owner_only,
+        a_passkey_use_is_recorded,
+        removing_factors_takes_the_passkeys_and_ceremonies,
+        a_ceremony_is_taken_once,
+        expired_ceremonies_are_deleted,
     ],
     database: [],
 );
@@ -183,6 +192,7 @@ async fn a_pending_secret_is_replaced_and_a_confirmed_one_refused(db: Repos) {
         MfaFactors {
             totp: Some(pending),
             recovery_codes_left: 0,
+            passkeys: 0,
         }
     );
     // Again: the pending secret is replaced, stored as pending whatever the enrolment says.
@@ -966,6 +976,583 @@ async fn expired_challenges_are_deleted(db: Repos) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// passkeys and WebAuthn ceremonies
+
+/// Passkey `n` of `user_id`: credential id `cred-<n>`, created at `created`.
+fn passkey(n: u128, user_id: UserId, created: i64) -> StoredPasskey {
+    StoredPasskey {
+        id: Uuid::from_u128(n),
+        user_id,
+        credential_id: format!("cred-{n}"),
+        name: format!("key {n}"),
+        credential: format!(r#"{{"cred":{n},"counter":0}}"#),
+        created_at: at(created),
+        last_used_at: None,
+    }
+}
+
+/// A change of a passkey of `user_id`: one `action` event tagged `tag`, and `mail`.
+fn change(user_id: UserId, action: &str, tag: &str, mail: Option<OutgoingMail>) -> PasskeyChange {
+    PasskeyChange {
+        user_id,
+        audit: vec![audit_event(
+            action,
+            Some(user_id),
+            &format!(r#"{{"tag":"{tag}"}}"#),
+        )],
+        mail,
+        now: at(50),
+    }
+}
+
+fn ceremony(
+    n: u128,
+    kind: CeremonyKind,
+    user_id: Option<UserId>,
+    created: i64,
+    expires: i64,
+) -> WebauthnCeremony {
+    WebauthnCeremony {
+        id: Uuid::from_u128(n),
+        kind,
+        user_id,
+        state: format!(r#"{{"challenge":"c{n}"}}"#),
+        created_at: at(created),
+        expires_at: at(expires),
+        used_at: None,
+    }
+}
+
+fn login(username: &str, now: i64) -> LoginStart {
+    LoginStart {
+        login: username.into(),
+        network: NET.into(),
+        policy: LockoutPolicy::default(),
+        now: at(now),
+    }
+}
+
+async fn passkeys_are_added_listed_and_found(db: Repos) {
+    let u = db.users.create(new_user("keyholder")).await.unwrap();
+    let other = db.users.create(new_user("neighbour")).await.unwrap();
+    assert!(db.mfa.list_passkeys(u.id).await.unwrap().is_empty());
+    // Oldest first, then by id.
+    let newest = passkey(1, u.id, 20);
+    let (first, second) = (passkey(2, u.id, 10), passkey(3, u.id, 10));
+    let mail = notice(&u.email, 50);
+    let mail_id = mail.id;
+    db.mfa
+        .add_passkey(
+            newest.clone(),
+            change(u.id, "mfa.passkey.added", "1", Some(mail)),
+        )
+        .await
+        .unwrap();
+    for p in [second.clone(), first.clone()] {
+        let tag = p.id.as_u128().to_string();
+        db.mfa
+            .add_passkey(p, change(u.id, "mfa.passkey.added", &tag, None))
+            .await
+            .unwrap();
+    }
+    let theirs = passkey(4, other.id, 5);
+    db.mfa
+        .add_passkey(
+            theirs.clone(),
+            change(other.id, "mfa.passkey.added", "4", None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        db.mfa.list_passkeys(u.id).await.unwrap(),
+        [first.clone(), second.clone(), newest.clone()]
+    );
+    assert_eq!(
+        db.mfa.list_passkeys(other.id).await.unwrap(),
+        vec![theirs.clone()]
+    );
+    assert!(
+        db.mfa
+            .list_passkeys(Uuid::new_v4())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        db.mfa.find_passkey("cred-3").await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(db.mfa.find_passkey("cred-4").await.unwrap(), Some(theirs));
+    assert_eq!(db.mfa.find_passkey("cred-9").await.unwrap(), None);
+    assert_eq!(
+        db.mfa.find_passkey("CRED-3").await.unwrap(),
+        None,
+        "credential ids are case-sensitive"
+    );
+
+    // Passkeys alone are a second factor.
+    let factors = db.mfa.find_factors(u.id).await.unwrap();
+    assert_eq!(
+        factors,
+        MfaFactors {
+            totp: None,
+            recovery_codes_left: 0,
+            passkeys: 3,
+        }
+    );
+    assert!(factors.any());
+    assert_eq!(factors.methods(), [MfaMethod::Passkey]);
+    let begun = db.users.begin_login(login("keyholder", 60)).await.unwrap();
+    assert_eq!(
+        begun.unwrap().factors,
+        factors,
+        "begin_login reads them too"
+    );
+    // With TOTP and recovery codes: in the order offered.
+    enrolled(&db, u.id, &['a']).await;
+    let factors = db.mfa.find_factors(u.id).await.unwrap();
+    assert_eq!(factors.passkeys, 3);
+    assert_eq!(
+        factors.methods(),
+        [MfaMethod::Totp, MfaMethod::Passkey, MfaMethod::RecoveryCode]
+    );
+    let begun = db.users.begin_login(login("keyholder", 61)).await.unwrap();
+    assert_eq!(begun.unwrap().factors, factors);
+    assert_eq!(db.mfa.find_factors(other.id).await.unwrap().passkeys, 1);
+
+    let log: Vec<String> = audit_log(&db)
+        .await
+        .into_iter()
+        .filter(|e| e.starts_with("mfa.passkey"))
+        .collect();
+    assert_eq!(
+        log,
+        [1, 2, 3, 4].map(|n| format!(r#"mfa.passkey.added {{"tag":"{n}"}}"#))
+    );
+    let mails = db.recovery.claim_mail(claim(51)).await.unwrap();
+    assert_eq!(mails.iter().map(|m| m.id).collect::<Vec<_>>(), [mail_id]);
+}
+
+async fn a_duplicate_or_orphan_passkey_is_refused(db: Repos) {
+    let u = db.users.create(new_user("first")).await.unwrap();
+    let other = db.users.create(new_user("second")).await.unwrap();
+    let p = passkey(1, u.id, 10);
+    db.mfa
+        .add_passkey(p.clone(), change(u.id, "mfa.passkey.added", "ok", None))
+        .await
+        .unwrap();
+    // The same credential id again, for its owner or anyone else: refused, nothing written.
+    for (id, owner) in [(2, u.id), (3, other.id)] {
+        let again = StoredPasskey {
+            credential_id: p.credential_id.clone(),
+            ..passkey(id, owner, 20)
+        };
+        let mail = notice("x@example.com", 20);
+        match db
+            .mfa
+            .add_passkey(again, change(owner, "mfa.passkey.added", "dup", Some(mail)))
+            .await
+        {
+            Err(Error::Conflict {
+                kind: ConflictKind::Duplicate,
+                message,
+            }) => assert_eq!(message, "this passkey is registered already"),
+            other => panic!("expected a duplicate conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(db.mfa.list_passkeys(u.id).await.unwrap(), vec![p.clone()]);
+    assert!(db.mfa.list_passkeys(other.id).await.unwrap().is_empty());
+    assert_eq!(
+        db.mfa.find_passkey(&p.credential_id).await.unwrap(),
+        Some(p)
+    );
+
+    // No such user, or a deleted one.
+    let ghost = Uuid::new_v4();
+    match db
+        .mfa
+        .add_passkey(
+            passkey(4, ghost, 20),
+            change(ghost, "mfa.passkey.added", "ghost", None),
+        )
+        .await
+    {
+        Err(Error::NotFound) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    let gone = db.users.create(new_user("gone")).await.unwrap();
+    assert!(db.users.soft_delete(gone.id, at(5)).await.unwrap());
+    match db
+        .mfa
+        .add_passkey(
+            passkey(5, gone.id, 20),
+            change(
+                gone.id,
+                "mfa.passkey.added",
+                "deleted",
+                Some(notice(&u.email, 20)),
+            ),
+        )
+        .await
+    {
+        Err(Error::NotFound) => {}
+        other => panic!("expected NotFound for a deleted user, got {other:?}"),
+    }
+    for n in [4, 5] {
+        assert_eq!(
+            db.mfa.find_passkey(&format!("cred-{n}")).await.unwrap(),
+            None
+        );
+    }
+    assert_eq!(db.mfa.find_factors(gone.id).await.unwrap().passkeys, 0);
+    assert_eq!(
+        audit_log(&db)
+            .await
+            .into_iter()
+            .filter(|e| e.starts_with("mfa."))
+            .collect::<Vec<_>>(),
+        [r#"mfa.passkey.added {"tag":"ok"}"#],
+        "the refused additions wrote no event"
+    );
+    assert_eq!(db.recovery.outbox_stats().await.unwrap().pending, 0);
+}
+
+async fn passkeys_are_renamed_and_deleted_by_their_owner_only(db: Repos) {
+    let u = db.users.create(new_user("owner")).await.unwrap();
+    let other = db.users.create(new_user("intruder")).await.unwrap();
+    let (p, q) = (passkey(1, u.id, 10), passkey(2, u.id, 20));
+    for k in [&p, &q] {
+        db.mfa
+            .add_passkey(k.clone(), change(u.id, "mfa.passkey.added", "add", None))
+            .await
+            .unwrap();
+    }
+    let before = audit_log(&db).await;
+
+    // Another account's id, or an unknown passkey: nothing written.
+    let stranger = change(
+        other.id,
+        "mfa.passkey.renamed",
+        "stranger",
+        Some(notice(&other.email, 50)),
+    );
+    assert!(
+        !db.mfa
+            .rename_passkey(p.id, "mine now", stranger.clone())
+            .await
+            .unwrap()
+    );
+    assert!(!db.mfa.delete_passkey(p.id, stranger).await.unwrap());
+    let unknown = change(u.id, "mfa.passkey.renamed", "unknown", None);
+    assert!(
+        !db.mfa
+            .rename_passkey(Uuid::from_u128(9), "nope", unknown.clone())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.mfa
+            .delete_passkey(Uuid::from_u128(9), unknown)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        db.mfa.list_passkeys(u.id).await.unwrap(),
+        [p.clone(), q.clone()]
+    );
+    assert_eq!(audit_log(&db).await, before);
+    assert_eq!(db.recovery.outbox_stats().await.unwrap().pending, 0);
+
+    // The owner.
+    assert!(
+        db.mfa
+            .rename_passkey(
+                p.id,
+                "work laptop",
+                change(u.id, "mfa.passkey.renamed", "rename", None)
+            )
+            .await
+            .unwrap()
+    );
+    let renamed = StoredPasskey {
+        name: "work laptop".into(),
+        ..p.clone()
+    };
+    assert_eq!(
+        db.mfa.find_passkey(&p.credential_id).await.unwrap(),
+        Some(renamed.clone())
+    );
+    let mail = notice(&u.email, 50);
+    let mail_id = mail.id;
+    assert!(
+        db.mfa
+            .delete_passkey(
+                q.id,
+                change(u.id, "mfa.passkey.deleted", "delete", Some(mail))
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.mfa
+            .delete_passkey(q.id, change(u.id, "mfa.passkey.deleted", "again", None))
+            .await
+            .unwrap(),
+        "deleted already"
+    );
+    assert_eq!(db.mfa.list_passkeys(u.id).await.unwrap(), [renamed]);
+    assert_eq!(db.mfa.find_passkey(&q.credential_id).await.unwrap(), None);
+    assert_eq!(db.mfa.find_factors(u.id).await.unwrap().passkeys, 1);
+    let mut expected = before.clone();
+    expected.push(r#"mfa.passkey.deleted {"tag":"delete"}"#.to_owned());
+    expected.push(r#"mfa.passkey.renamed {"tag":"rename"}"#.to_owned());
+    expected.sort();
+    assert_eq!(audit_log(&db).await, expected);
+    let mails = db.recovery.claim_mail(claim(51)).await.unwrap();
+    assert_eq!(mails.iter().map(|m| m.id).collect::<Vec<_>>(), [mail_id]);
+}
+
+async fn a_passkey_use_is_recorded(db: Repos) {
+    let u = db.users.create(new_user("signer")).await.unwrap();
+    let (p, q) = (passkey(1, u.id, 10), passkey(2, u.id, 20));
+    for k in [&p, &q] {
+        db.mfa
+            .add_passkey(k.clone(), change(u.id, "mfa.passkey.added", "add", None))
+            .await
+            .unwrap();
+    }
+    let counted = r#"{"cred":1,"counter":7}"#.to_owned();
+    assert!(
+        db.mfa
+            .record_passkey_use(p.id, counted.clone(), at(70))
+            .await
+            .unwrap()
+    );
+    let used = StoredPasskey {
+        credential: counted,
+        last_used_at: Some(at(70)),
+        ..p.clone()
+    };
+    assert_eq!(
+        db.mfa.find_passkey(&p.credential_id).await.unwrap(),
+        Some(used.clone())
+    );
+    assert_eq!(
+        db.mfa.find_passkey(&q.credential_id).await.unwrap(),
+        Some(q.clone()),
+        "the other passkey is untouched"
+    );
+    assert!(
+        !db.mfa
+            .record_passkey_use(Uuid::from_u128(9), "{}".into(), at(71))
+            .await
+            .unwrap(),
+        "gone"
+    );
+    assert_eq!(db.mfa.list_passkeys(u.id).await.unwrap(), [used, q]);
+}
+
+async fn removing_factors_takes_the_passkeys_and_ceremonies(db: Repos) {
+    let u = db.users.create(new_user("unplugged")).await.unwrap();
+    let other = db.users.create(new_user("plugged")).await.unwrap();
+    db.mfa
+        .add_passkey(
+            passkey(1, u.id, 10),
+            change(u.id, "mfa.passkey.added", "1", None),
+        )
+        .await
+        .unwrap();
+    db.mfa
+        .add_passkey(
+            passkey(2, other.id, 10),
+            change(other.id, "mfa.passkey.added", "2", None),
+        )
+        .await
+        .unwrap();
+    let ceremonies = [
+        ceremony(1, CeremonyKind::Registration, Some(u.id), 40, 340),
+        ceremony(2, CeremonyKind::SecondFactor, Some(u.id), 40, 340),
+        ceremony(3, CeremonyKind::SecondFactor, Some(other.id), 40, 340),
+        ceremony(4, CeremonyKind::Passwordless, None, 40, 340),
+    ];
+    for c in &ceremonies {
+        db.mfa.create_ceremony(c.clone()).await.unwrap();
+    }
+    let s = db
+        .sessions
+        .create(new_session(u.id, 1, 3600))
+        .await
+        .unwrap()
+        .id;
+
+    // Passkeys are the only factor: there is something to remove.
+    let mail = notice(&u.email, 50);
+    let mail_id = mail.id;
+    assert!(
+        db.mfa
+            .remove_factors(removal(u.id, true, Some(mail)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        db.mfa.find_factors(u.id).await.unwrap(),
+        MfaFactors::default()
+    );
+    assert!(db.mfa.list_passkeys(u.id).await.unwrap().is_empty());
+    assert_eq!(db.mfa.find_passkey("cred-1").await.unwrap(), None);
+    for c in &ceremonies[..2] {
+        assert_eq!(
+            db.mfa.take_ceremony(c.id, c.kind, at(60)).await.unwrap(),
+            None,
+            "its ceremonies go"
+        );
+    }
+    // Another account's, and a passwordless one (nobody's), stay.
+    for c in &ceremonies[2..] {
+        assert_eq!(
+            db.mfa.take_ceremony(c.id, c.kind, at(60)).await.unwrap(),
+            Some(WebauthnCeremony {
+                used_at: Some(at(60)),
+                ..c.clone()
+            })
+        );
+    }
+    assert_eq!(db.mfa.find_factors(other.id).await.unwrap().passkeys, 1);
+    assert_eq!(
+        db.sessions.find(s).await.unwrap().unwrap().revoked_at,
+        Some(at(50))
+    );
+    assert_eq!(
+        removal_details(&db).await,
+        serde_json::json!({"sessions_revoked": 1, "by": "test"})
+    );
+    let mails = db.recovery.claim_mail(claim(51)).await.unwrap();
+    assert_eq!(mails.iter().map(|m| m.id).collect::<Vec<_>>(), [mail_id]);
+    assert!(
+        !db.mfa
+            .remove_factors(removal(u.id, false, None))
+            .await
+            .unwrap(),
+        "removed already"
+    );
+}
+
+async fn a_ceremony_is_taken_once(db: Repos) {
+    let u = db.users.create(new_user("ceremonial")).await.unwrap();
+    let reg = ceremony(1, CeremonyKind::Registration, Some(u.id), 10, 310);
+    let solo = ceremony(2, CeremonyKind::Passwordless, None, 10, 310);
+    for c in [&reg, &solo] {
+        db.mfa.create_ceremony(c.clone()).await.unwrap();
+    }
+    // Another kind takes nothing, and leaves it.
+    for kind in [CeremonyKind::SecondFactor, CeremonyKind::Passwordless] {
+        assert_eq!(
+            db.mfa.take_ceremony(reg.id, kind, at(20)).await.unwrap(),
+            None
+        );
+    }
+    assert_eq!(
+        db.mfa
+            .take_ceremony(reg.id, CeremonyKind::Registration, at(20))
+            .await
+            .unwrap(),
+        Some(WebauthnCeremony {
+            used_at: Some(at(20)),
+            ..reg.clone()
+        })
+    );
+    assert_eq!(
+        db.mfa
+            .take_ceremony(reg.id, CeremonyKind::Registration, at(21))
+            .await
+            .unwrap(),
+        None,
+        "taken"
+    );
+    // Expired at its expiry.
+    assert_eq!(
+        db.mfa
+            .take_ceremony(solo.id, CeremonyKind::Passwordless, at(310))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        db.mfa
+            .take_ceremony(solo.id, CeremonyKind::Passwordless, at(309))
+            .await
+            .unwrap(),
+        Some(WebauthnCeremony {
+            used_at: Some(at(309)),
+            ..solo
+        })
+    );
+    assert_eq!(
+        db.mfa
+            .take_ceremony(Uuid::from_u128(9), CeremonyKind::Registration, at(20))
+            .await
+            .unwrap(),
+        None,
+        "unknown"
+    );
+}
+
+async fn expired_ceremonies_are_deleted(db: Repos) {
+    let u = db.users.create(new_user("ceremonies")).await.unwrap();
+    let kind = CeremonyKind::SecondFactor;
+    db.mfa
+        .create_ceremony(ceremony(1, kind, Some(u.id), 0, 300))
+        .await
+        .unwrap();
+    db.mfa
+        .create_ceremony(ceremony(2, kind, None, 100, 400))
+        .await
+        .unwrap();
+    db.mfa
+        .create_ceremony(ceremony(3, kind, Some(u.id), 100, 450))
+        .await
+        .unwrap();
+    // A new ceremony at 350: whoever's, those expired before then go.
+    db.mfa
+        .create_ceremony(ceremony(4, kind, None, 350, 650))
+        .await
+        .unwrap();
+    // Taken at 200 (before any expiry): only the deleted one is missing.
+    assert_eq!(
+        db.mfa
+            .take_ceremony(Uuid::from_u128(1), kind, at(200))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        db.mfa
+            .take_ceremony(Uuid::from_u128(2), kind, at(200))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // The purge takes every ceremony that expired before its cutoff, used or not.
+    db.recovery.purge_recovery(at(500)).await.unwrap();
+    for gone in [2, 3] {
+        assert_eq!(
+            db.mfa
+                .take_ceremony(Uuid::from_u128(gone), kind, at(200))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert!(
+        db.mfa
+            .take_ceremony(Uuid::from_u128(4), kind, at(360))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // the foreign keys: a user deleted from the table takes its factors and challenges along (no
 // port deletes a user row: this is the schema's promise, checked per backend)
 
@@ -1026,7 +1613,25 @@ async fn deleting_a_user_takes_its_factors_along(backend: Backend) {
         .await
         .unwrap();
 
+    db.add_passkey(
+        passkey(1, u.id, 30),
+        change(u.id, "mfa.passkey.added", "1", None),
+    )
+    .await
+    .unwrap();
+    db.create_ceremony(ceremony(1, CeremonyKind::Registration, Some(u.id), 40, 340))
+        .await
+        .unwrap();
+
     delete_user_row(backend, t.url(), u.id);
+
+    assert_eq!(db.find_passkey("cred-1").await.unwrap(), None);
+    assert_eq!(
+        db.take_ceremony(Uuid::from_u128(1), CeremonyKind::Registration, at(50))
+            .await
+            .unwrap(),
+        None
+    );
 
     assert_eq!(db.find_by_id(u.id).await.unwrap(), None);
     assert_eq!(db.find_factors(u.id).await.unwrap(), MfaFactors::default());

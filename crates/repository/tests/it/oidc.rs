@@ -223,7 +223,8 @@ async fn a_code_is_spent_once_and_its_reuse_revokes_the_tokens(db: Repos) {
         (c.clone(), None, None)
     );
 
-    let first = redemption('a', u.id, 20, "first");
+    let mut first = redemption('a', u.id, 20, "first");
+    first.session.amr = vec!["pwd".into(), "otp".into()];
     let sid = first.session.id;
     let Redeemed::Issued(grant) = db.oidc.redeem_code(first).await.unwrap() else {
         panic!("a fresh code is spent")
@@ -234,14 +235,9 @@ async fn a_code_is_spent_once_and_its_reuse_revokes_the_tokens(db: Repos) {
     assert_eq!(grant.scopes, c.scopes);
     assert_eq!(grant.auth_time, at(5));
     assert_eq!(db.oidc.find_grant(sid).await.unwrap(), Some(grant));
-    assert!(
-        db.sessions
-            .find(sid)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_live(at(21))
-    );
+    let issued = db.sessions.find(sid).await.unwrap().unwrap();
+    assert!(issued.is_live(at(21)));
+    assert_eq!(issued.amr, ["pwd", "otp"], "the session keeps its amr");
     let spent = db.oidc.find_code(&c.code_hash).await.unwrap().unwrap();
     assert_eq!((spent.used_at, spent.session_id), (Some(at(20)), Some(sid)));
 

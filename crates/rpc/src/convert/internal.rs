@@ -87,12 +87,12 @@ message!(PasswordChange => pb::PasswordChange {
 message!(Session => pb::Session {
     id, user_id, refresh_token_hash, previous_refresh_hash, rotated_at, generation,
     credential_version, user_agent, ip, created_at, last_used_at, expires_at, revoked_at,
-    revoked_reason,
+    revoked_reason, amr,
 });
 message!(SessionOwner => pb::SessionOwner { session, user, credential_version });
 message!(NewSession => pb::NewSession {
     id, user_id, credential_version, refresh_token_hash, user_agent, ip, created_at, expires_at,
-    max_live,
+    max_live, amr,
 });
 message!(AuditQuery => pb::AuditQuery {
     user_id, r#type, outcome, since, until, after, per_page,

@@ -1,7 +1,8 @@
 //! Domain ↔ `arcana.internal.v1.OidcProviderService` (the provider port at the service boundary).
 use domain::{
     Authorization, AuthorizeRequest, ClientAuth, ClientTokenRequest, EndSession, EndSessionRequest,
-    Error, Interaction, IssuedTokens, OAuthError, Result, SsoSignIn, TokenRequest,
+    Error, Interaction, IssuedTokens, MfaMethod, MfaPending, OAuthError, Result, SignInOutcome,
+    SsoSignIn, TokenRequest,
 };
 
 use crate::internal as pb;
@@ -13,7 +14,63 @@ message!(AuthorizeRequest => pb::AuthorizeParams {
     client_id, redirect_uri, response_type, scope, state, nonce, prompt, max_age, login_hint,
     code_challenge, code_challenge_method,
 });
-message!(SsoSignIn => pb::SsoSignIn { token, expires_in });
+impl From<SsoSignIn> for pb::SsoSignIn {
+    fn from(s: SsoSignIn) -> Self {
+        Self {
+            token: s.token,
+            expires_in: s.expires_in,
+            ..Self::default()
+        }
+    }
+}
+impl TryFrom<pb::SsoSignIn> for SsoSignIn {
+    type Error = Error;
+    fn try_from(w: pb::SsoSignIn) -> Result<Self> {
+        if w.mfa_required {
+            return Err(Error::internal(
+                "a second factor was asked for after it was given",
+            ));
+        }
+        Ok(Self {
+            token: w.token,
+            expires_in: w.expires_in,
+        })
+    }
+}
+impl From<SignInOutcome> for pb::SsoSignIn {
+    fn from(o: SignInOutcome) -> Self {
+        match o {
+            SignInOutcome::Signed(s) => s.into(),
+            SignInOutcome::SecondFactor(p) => Self {
+                mfa_required: true,
+                mfa_token: p.mfa_token,
+                mfa_methods: p.methods.iter().map(|m| m.as_str().to_owned()).collect(),
+                mfa_passkey_json: p.passkey.map(|v| v.to_string()),
+                ..Self::default()
+            },
+        }
+    }
+}
+impl TryFrom<pb::SsoSignIn> for SignInOutcome {
+    type Error = Error;
+    fn try_from(w: pb::SsoSignIn) -> Result<Self> {
+        if !w.mfa_required {
+            return w.try_into().map(SignInOutcome::Signed);
+        }
+        let methods = w
+            .mfa_methods
+            .iter()
+            .map(|m| m.parse::<MfaMethod>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::validation("mfa_methods", e))?;
+        Ok(SignInOutcome::SecondFactor(MfaPending {
+            mfa_required: true,
+            mfa_token: w.mfa_token,
+            methods,
+            passkey: crate::convert::v1::json_field(w.mfa_passkey_json, "mfa_passkey_json")?,
+        }))
+    }
+}
 message!(IssuedTokens => pb::IssuedTokens {
     access_token, token_type, expires_in, id_token, refresh_token, scope,
 });

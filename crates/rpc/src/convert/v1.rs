@@ -6,8 +6,9 @@ use domain::{
     Result, SessionInfo, TokenPair, User, UserId, UserPage, UserPatch, VerifyEmailInput,
 };
 use domain::{
-    LoginOutcome, MfaCodeInput, MfaMethod, MfaPending, MfaStatus, MfaVerifyInput, RecoveryCodes,
-    TotpDisableInput, TotpSetup, TotpSetupInput,
+    LoginOutcome, MfaCodeInput, MfaMethod, MfaPending, MfaStatus, MfaVerifyInput, PasskeyChallenge,
+    PasskeyInfo, PasskeyLoginInput, PasskeyRegistrationInput, RecoveryCodes, TotpDisableInput,
+    TotpSetup, TotpSetupInput,
 };
 use uuid::Uuid;
 
@@ -92,6 +93,7 @@ impl From<LoginOutcome> for v1::AuthResponse {
                 mfa_required: true,
                 mfa_token: p.mfa_token,
                 mfa_methods: p.methods.iter().map(|m| m.as_str().to_owned()).collect(),
+                mfa_passkey_json: p.passkey.map(|v| v.to_string()),
                 ..Self::default()
             },
         }
@@ -114,11 +116,110 @@ impl TryFrom<v1::AuthResponse> for LoginOutcome {
             mfa_required: true,
             mfa_token: r.mfa_token,
             methods,
+            passkey: json_field(r.mfa_passkey_json, "mfa_passkey_json")?,
         }))
     }
 }
 
-message!(MfaVerifyInput => v1::VerifyMfaRequest { mfa_token, code, recovery_code });
+/// JSON carried as a string field (WebAuthn options and credentials).
+pub(crate) fn json_field(s: Option<String>, field: &str) -> Result<Option<serde_json::Value>> {
+    s.map(|s| serde_json::from_str(&s).map_err(|_| Error::validation(field, "must be JSON")))
+        .transpose()
+}
+
+fn json_required(s: String, field: &str) -> Result<serde_json::Value> {
+    json_field(Some(s), field)?.ok_or_else(|| Error::validation(field, "is required"))
+}
+
+impl From<MfaVerifyInput> for v1::VerifyMfaRequest {
+    fn from(i: MfaVerifyInput) -> Self {
+        Self {
+            mfa_token: i.mfa_token,
+            code: i.code,
+            recovery_code: i.recovery_code,
+            passkey_json: i.passkey.map(|v| v.to_string()),
+        }
+    }
+}
+impl TryFrom<v1::VerifyMfaRequest> for MfaVerifyInput {
+    type Error = Error;
+    fn try_from(r: v1::VerifyMfaRequest) -> Result<Self> {
+        Ok(Self {
+            mfa_token: r.mfa_token,
+            code: r.code,
+            recovery_code: r.recovery_code,
+            passkey: json_field(r.passkey_json, "passkey_json")?,
+        })
+    }
+}
+
+impl From<PasskeyChallenge> for v1::PasskeyChallenge {
+    fn from(c: PasskeyChallenge) -> Self {
+        Self {
+            public_key_json: serde_json::json!({ "publicKey": c.public_key }).to_string(),
+            challenge_id: c.challenge_id.to_string(),
+        }
+    }
+}
+impl TryFrom<v1::PasskeyChallenge> for PasskeyChallenge {
+    type Error = Error;
+    fn try_from(c: v1::PasskeyChallenge) -> Result<Self> {
+        let mut options = json_required(c.public_key_json, "public_key_json")?;
+        Ok(Self {
+            public_key: options
+                .get_mut("publicKey")
+                .map(serde_json::Value::take)
+                .ok_or_else(|| Error::validation("public_key_json", "has no publicKey"))?,
+            challenge_id: Wire::from_wire(c.challenge_id, "challenge_id")?,
+        })
+    }
+}
+impl From<PasskeyRegistrationInput> for v1::FinishPasskeyRegistrationRequest {
+    fn from(i: PasskeyRegistrationInput) -> Self {
+        Self {
+            name: i.name,
+            credential_json: i.credential.to_string(),
+            challenge_id: i.challenge_id.map(|id| id.to_string()),
+        }
+    }
+}
+impl TryFrom<v1::FinishPasskeyRegistrationRequest> for PasskeyRegistrationInput {
+    type Error = Error;
+    fn try_from(r: v1::FinishPasskeyRegistrationRequest) -> Result<Self> {
+        Ok(Self {
+            name: r.name,
+            credential: json_required(r.credential_json, "credential_json")?,
+            challenge_id: r
+                .challenge_id
+                .map(|id| Wire::from_wire(id, "challenge_id"))
+                .transpose()?,
+        })
+    }
+}
+impl From<PasskeyLoginInput> for v1::FinishPasskeyLoginRequest {
+    fn from(i: PasskeyLoginInput) -> Self {
+        Self {
+            challenge_id: i.challenge_id.to_string(),
+            credential_json: i.credential.to_string(),
+        }
+    }
+}
+impl TryFrom<v1::FinishPasskeyLoginRequest> for PasskeyLoginInput {
+    type Error = Error;
+    fn try_from(r: v1::FinishPasskeyLoginRequest) -> Result<Self> {
+        Ok(Self {
+            challenge_id: Wire::from_wire(r.challenge_id, "challenge_id")?,
+            credential: json_required(r.credential_json, "credential_json")?,
+        })
+    }
+}
+message!(PasskeyInfo => v1::Passkey { id, name, created_at, last_used_at });
+wrapper!(v1::ListPasskeysResponse { passkeys: Vec<PasskeyInfo> });
+request!(v1::RenamePasskeyRequest {
+    id: Uuid,
+    name: String
+});
+request!(v1::DeletePasskeyRequest { id: Uuid });
 message!(MfaStatus => v1::MfaStatus { totp, passkeys, recovery_codes_left });
 message!(TotpSetupInput => v1::SetupTotpRequest { current_password });
 message!(TotpSetup => v1::SetupTotpResponse { secret, otpauth_uri, qr_svg });

@@ -1,16 +1,18 @@
 //! Client adapter: the repository ports implemented by calling `RepositoryService`.
 use async_trait::async_trait;
 use domain::{
-    AttemptReservation, AuditEvent, AuditPage, AuditQuery, AuditRepository, ClientId, ClientPage,
-    ClientQuery, CodeRedemption, Consent, FactorRemoval, Grant, LoginAttempt, LoginBegun,
-    LoginCompletion, LoginStart, MailClaim, MailSettlement, MaintenanceRepository, MfaChallenge,
-    MfaFactors, MfaRepository, NewCode, NewSession, NewUser, OidcRepository, OutboxStats,
-    PasswordChange, QueuedMail, RecoveryCodeSet, RecoveryRepository, Redeemed, Redemption, Result,
-    Rotation, Session, SessionEnd, SessionId, SessionOwner, SessionRepository, StoredClient,
-    StoredCode, Timestamp, TokenIssue, TotpConfirmation, TotpEnrolment, User, UserChange,
-    UserCredentials, UserDeletion, UserId, UserPage, UserQuery, UserRepository, UserRevocation,
+    AttemptReservation, AuditEvent, AuditPage, AuditQuery, AuditRepository, CeremonyKind, ClientId,
+    ClientPage, ClientQuery, CodeRedemption, Consent, FactorRemoval, Grant, LoginAttempt,
+    LoginBegun, LoginCompletion, LoginStart, MailClaim, MailSettlement, MaintenanceRepository,
+    MfaChallenge, MfaFactors, MfaRepository, NewCode, NewSession, NewUser, OidcRepository,
+    OutboxStats, PasskeyChange, PasswordChange, QueuedMail, RecoveryCodeSet, RecoveryRepository,
+    Redeemed, Redemption, Result, Rotation, Session, SessionEnd, SessionId, SessionOwner,
+    SessionRepository, StoredClient, StoredCode, StoredPasskey, Timestamp, TokenIssue,
+    TotpConfirmation, TotpEnrolment, User, UserChange, UserCredentials, UserDeletion, UserId,
+    UserPage, UserQuery, UserRepository, UserRevocation, WebauthnCeremony,
 };
 use tonic::transport::Channel;
+use uuid::Uuid;
 
 use crate::client::{Retry, Upstream};
 use crate::internal as pb;
@@ -305,5 +307,46 @@ impl MfaRepository for RepositoryClient {
     async fn spend_mfa_challenge(&self, token_hash: &str, now: Timestamp) -> Result<bool> {
         let msg = pb::SpendMfaChallengeRequest::new(token_hash.to_owned(), now);
         repository_call!(self, Write, spend_mfa_challenge, msg)
+    }
+    async fn list_passkeys(&self, user_id: UserId) -> Result<Vec<StoredPasskey>> {
+        repository_call!(self, Read, list_passkeys, pb::IdRequest::new(user_id))
+    }
+    async fn find_passkey(&self, credential_id: &str) -> Result<Option<StoredPasskey>> {
+        let msg = pb::FindPasskeyRequest::new(credential_id.to_owned());
+        repository_call!(self, Read, find_passkey, msg)
+    }
+    async fn add_passkey(&self, passkey: StoredPasskey, change: PasskeyChange) -> Result<()> {
+        let msg = pb::AddPasskeyRequest::new(passkey, change);
+        repository_call!(self, Write, add_passkey, msg)
+    }
+    async fn rename_passkey(&self, id: Uuid, name: &str, change: PasskeyChange) -> Result<bool> {
+        let msg = pb::RenamePasskeyRequest::new(id, name.to_owned(), change);
+        repository_call!(self, Write, rename_passkey, msg)
+    }
+    async fn delete_passkey(&self, id: Uuid, change: PasskeyChange) -> Result<bool> {
+        let msg = pb::DeletePasskeyRequest::new(id, change);
+        repository_call!(self, Write, delete_passkey, msg)
+    }
+    async fn record_passkey_use(
+        &self,
+        id: Uuid,
+        credential: String,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let msg = pb::PasskeyUse::new(id, credential, now);
+        repository_call!(self, Write, record_passkey_use, msg)
+    }
+    async fn create_ceremony(&self, ceremony: WebauthnCeremony) -> Result<()> {
+        let msg = pb::WebauthnCeremony::from(ceremony);
+        repository_call!(self, Write, create_ceremony, msg)
+    }
+    async fn take_ceremony(
+        &self,
+        id: Uuid,
+        kind: CeremonyKind,
+        now: Timestamp,
+    ) -> Result<Option<WebauthnCeremony>> {
+        let msg = pb::TakeCeremonyRequest::new(id, kind, now);
+        repository_call!(self, Write, take_ceremony, msg)
     }
 }

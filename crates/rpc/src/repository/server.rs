@@ -538,4 +538,71 @@ impl RepositoryService for RepositoryGrpc {
         })
         .await
     }
+    async fn list_passkeys(&self, req: Request<pb::IdRequest>) -> Answer<pb::PasskeyList> {
+        handle("ListPasskeys", req, |m| async move {
+            let (user_id,) = m.parse()?;
+            self.ports.mfa.list_passkeys(user_id).await
+        })
+        .await
+    }
+    async fn find_passkey(
+        &self,
+        req: Request<pb::FindPasskeyRequest>,
+    ) -> Answer<pb::OptionalPasskey> {
+        handle("FindPasskey", req, |m| async move {
+            let (credential_id,) = m.parse()?;
+            self.ports.mfa.find_passkey(&credential_id).await
+        })
+        .await
+    }
+    async fn add_passkey(&self, req: Request<pb::AddPasskeyRequest>) -> Answer<pb::Empty> {
+        handle("AddPasskey", req, |m| async move {
+            let (passkey, change) = m.parse()?;
+            self.ports.mfa.add_passkey(passkey, change).await
+        })
+        .await
+    }
+    async fn rename_passkey(
+        &self,
+        req: Request<pb::RenamePasskeyRequest>,
+    ) -> Answer<pb::BoolResponse> {
+        handle("RenamePasskey", req, |m| async move {
+            let (id, name, change) = m.parse()?;
+            self.ports.mfa.rename_passkey(id, &name, change).await
+        })
+        .await
+    }
+    async fn delete_passkey(
+        &self,
+        req: Request<pb::DeletePasskeyRequest>,
+    ) -> Answer<pb::BoolResponse> {
+        handle("DeletePasskey", req, |m| async move {
+            let (id, change) = m.parse()?;
+            self.ports.mfa.delete_passkey(id, change).await
+        })
+        .await
+    }
+    async fn record_passkey_use(&self, req: Request<pb::PasskeyUse>) -> Answer<pb::BoolResponse> {
+        handle("RecordPasskeyUse", req, |m| async move {
+            let (id, credential, at) = m.parse()?;
+            self.ports.mfa.record_passkey_use(id, credential, at).await
+        })
+        .await
+    }
+    async fn create_ceremony(&self, req: Request<pb::WebauthnCeremony>) -> Answer<pb::Empty> {
+        handle("CreateCeremony", req, |m| async move {
+            self.ports.mfa.create_ceremony(m.try_into()?).await
+        })
+        .await
+    }
+    async fn take_ceremony(
+        &self,
+        req: Request<pb::TakeCeremonyRequest>,
+    ) -> Answer<pb::OptionalCeremony> {
+        handle("TakeCeremony", req, |m| async move {
+            let (id, kind, at) = m.parse()?;
+            self.ports.mfa.take_ceremony(id, kind, at).await
+        })
+        .await
+    }
 }

@@ -141,6 +141,106 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
         .await
     }
 
+    async fn start_passkey_registration(
+        &self,
+        req: Request<v1::StartPasskeyRegistrationRequest>,
+    ) -> Answer<v1::PasskeyChallenge> {
+        let auth = &self.auth;
+        bearer(
+            &self.source,
+            "StartPasskeyRegistration",
+            req,
+            |caller, _| async move { auth.passkey_register_start(&caller).await.map(Into::into) },
+        )
+        .await
+    }
+
+    async fn finish_passkey_registration(
+        &self,
+        req: Request<v1::FinishPasskeyRegistrationRequest>,
+    ) -> Answer<v1::Passkey> {
+        let auth = &self.auth;
+        bearer(
+            &self.source,
+            "FinishPasskeyRegistration",
+            req,
+            |caller, m| async move {
+                auth.passkey_register_finish(&caller, m.try_into()?)
+                    .await
+                    .map(Into::into)
+            },
+        )
+        .await
+    }
+
+    async fn list_passkeys(
+        &self,
+        req: Request<v1::ListPasskeysRequest>,
+    ) -> Answer<v1::ListPasskeysResponse> {
+        let auth = &self.auth;
+        bearer(&self.source, "ListPasskeys", req, |caller, _| async move {
+            auth.list_passkeys(&caller).await.map(Into::into)
+        })
+        .await
+    }
+
+    async fn rename_passkey(&self, req: Request<v1::RenamePasskeyRequest>) -> Answer<v1::Passkey> {
+        let auth = &self.auth;
+        bearer(&self.source, "RenamePasskey", req, |caller, m| async move {
+            let (id, name) = m.parse()?;
+            auth.rename_passkey(&caller, id, domain::PasskeyRename { name })
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn delete_passkey(
+        &self,
+        req: Request<v1::DeletePasskeyRequest>,
+    ) -> Answer<v1::DeletePasskeyResponse> {
+        let auth = &self.auth;
+        bearer(&self.source, "DeletePasskey", req, |caller, m| async move {
+            let (id,) = m.parse()?;
+            auth.delete_passkey(&caller, id).await.map(Into::into)
+        })
+        .await
+    }
+
+    async fn start_passkey_login(
+        &self,
+        req: Request<v1::StartPasskeyLoginRequest>,
+    ) -> Answer<v1::PasskeyChallenge> {
+        let auth = &self.auth;
+        public(
+            &self.source,
+            "StartPasskeyLogin",
+            Throttled::Login,
+            req,
+            |ctx, _| async move { auth.passkey_login_start(&ctx).await.map(Into::into) },
+        )
+        .await
+    }
+
+    async fn finish_passkey_login(
+        &self,
+        req: Request<v1::FinishPasskeyLoginRequest>,
+    ) -> Answer<v1::AuthResponse> {
+        let auth = &self.auth;
+        public(
+            &self.source,
+            "FinishPasskeyLogin",
+            Throttled::Login,
+            req,
+            |ctx, m| async move {
+                auth.passkey_login_finish(&ctx, m.try_into()?)
+                    .await
+                    .map(Into::into)
+            },
+        )
+        .await
+    }
+
     async fn logout(&self, req: Request<v1::LogoutRequest>) -> Answer<v1::LogoutResponse> {
         let auth = &self.auth;
         bearer(&self.source, "Logout", req, |caller, _| async move {

@@ -13,7 +13,8 @@ use domain::{
     UserId, UserPage, UserPatch, UserService, VerifyEmailInput,
 };
 use domain::{
-    LoginOutcome, MfaCodeInput, MfaStatus, MfaVerifyInput, RecoveryCodes, TotpDisableInput,
+    LoginOutcome, MfaCodeInput, MfaStatus, MfaVerifyInput, PasskeyChallenge, PasskeyInfo,
+    PasskeyLoginInput, PasskeyRegistrationInput, PasskeyRename, RecoveryCodes, TotpDisableInput,
     TotpSetup, TotpSetupInput,
 };
 use tonic::Request;
@@ -166,6 +167,47 @@ impl AuthService for AuthClient {
     ) -> Result<RecoveryCodes> {
         let msg = v1::RegenerateRecoveryCodesRequest::from(input);
         service_call!(self, Write, regenerate_recovery_codes, caller: caller, msg)
+    }
+    async fn passkey_register_start(&self, caller: &Caller) -> Result<PasskeyChallenge> {
+        let msg = v1::StartPasskeyRegistrationRequest {};
+        service_call!(self, Write, start_passkey_registration, caller: caller, msg)
+    }
+    async fn passkey_register_finish(
+        &self,
+        caller: &Caller,
+        input: PasskeyRegistrationInput,
+    ) -> Result<PasskeyInfo> {
+        let msg = v1::FinishPasskeyRegistrationRequest::from(input);
+        service_call!(self, Write, finish_passkey_registration, caller: caller, msg)
+    }
+    async fn list_passkeys(&self, caller: &Caller) -> Result<Vec<PasskeyInfo>> {
+        let msg = v1::ListPasskeysRequest {};
+        service_call!(self, Read, list_passkeys, caller: caller, msg)
+    }
+    async fn rename_passkey(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+        input: PasskeyRename,
+    ) -> Result<PasskeyInfo> {
+        let msg = v1::RenamePasskeyRequest::new(id, input.name);
+        service_call!(self, Write, rename_passkey, caller: caller, msg)
+    }
+    async fn delete_passkey(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
+        let msg = v1::DeletePasskeyRequest::new(id);
+        service_call!(self, Write, delete_passkey, caller: caller, msg)
+    }
+    async fn passkey_login_start(&self, ctx: &RequestContext) -> Result<PasskeyChallenge> {
+        let msg = v1::StartPasskeyLoginRequest {};
+        service_call!(self, Write, start_passkey_login, ctx: ctx, msg)
+    }
+    async fn passkey_login_finish(
+        &self,
+        ctx: &RequestContext,
+        input: PasskeyLoginInput,
+    ) -> Result<AuthSession> {
+        let msg = v1::FinishPasskeyLoginRequest::from(input);
+        service_call!(self, Write, finish_passkey_login, ctx: ctx, msg)
     }
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {
         let msg = v1::RefreshRequest::new(refresh_token.to_owned());

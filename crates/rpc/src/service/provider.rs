@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::{
     Authorization, AuthorizeRequest, ClientTokenRequest, EndSession, EndSessionRequest,
-    Interaction, IssuedTokens, LoginInput, OAuthError, OidcProvider, RequestContext, Result,
-    SsoSignIn, TokenRequest,
+    Interaction, IssuedTokens, LoginInput, MfaVerifyInput, OAuthError, OidcProvider,
+    PasskeyLoginInput, RequestContext, Result, SignInOutcome, SsoSignIn, TokenRequest,
 };
 use serde_json::{Map, Value};
 use tonic::transport::Channel;
@@ -80,6 +80,31 @@ impl<P: PrincipalSource> OidcProviderService for OidcProviderGrpc<P> {
         self.call("SignIn", req, |ctx, m| async move {
             provider
                 .sign_in(&ctx, LoginInput::try_from(m)?)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn sign_in_mfa(&self, req: Request<v1::VerifyMfaRequest>) -> Answer<pb::SsoSignIn> {
+        let provider = &self.provider;
+        self.call("SignInMfa", req, |ctx, m| async move {
+            provider
+                .sign_in_mfa(&ctx, MfaVerifyInput::try_from(m)?)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    async fn sign_in_passkey(
+        &self,
+        req: Request<v1::FinishPasskeyLoginRequest>,
+    ) -> Answer<pb::SsoSignIn> {
+        let provider = &self.provider;
+        self.call("SignInPasskey", req, |ctx, m| async move {
+            provider
+                .sign_in_passkey(&ctx, PasskeyLoginInput::try_from(m)?)
                 .await
                 .map(Into::into)
         })
@@ -226,7 +251,7 @@ impl OidcProvider for OidcProviderClient {
         .await
     }
 
-    async fn sign_in(&self, ctx: &RequestContext, input: LoginInput) -> Result<SsoSignIn> {
+    async fn sign_in(&self, ctx: &RequestContext, input: LoginInput) -> Result<SignInOutcome> {
         let msg = v1::LoginRequest::from(input);
         self.call(
             "sign_in",
@@ -234,6 +259,34 @@ impl OidcProvider for OidcProviderClient {
             Some(ctx),
             msg,
             |mut c, r| async move { c.sign_in(r).await },
+        )
+        .await
+    }
+
+    async fn sign_in_mfa(&self, ctx: &RequestContext, input: MfaVerifyInput) -> Result<SsoSignIn> {
+        let msg = v1::VerifyMfaRequest::from(input);
+        self.call(
+            "sign_in_mfa",
+            Retry::Write,
+            Some(ctx),
+            msg,
+            |mut c, r| async move { c.sign_in_mfa(r).await },
+        )
+        .await
+    }
+
+    async fn sign_in_passkey(
+        &self,
+        ctx: &RequestContext,
+        input: PasskeyLoginInput,
+    ) -> Result<SsoSignIn> {
+        let msg = v1::FinishPasskeyLoginRequest::from(input);
+        self.call(
+            "sign_in_passkey",
+            Retry::Write,
+            Some(ctx),
+            msg,
+            |mut c, r| async move { c.sign_in_passkey(r).await },
         )
         .await
     }

@@ -64,6 +64,7 @@ fn session() -> Session {
         expires_at: t(100),
         revoked_at: Some(t(50)),
         revoked_reason: Some("logout".into()),
+        amr: vec!["pwd".into(), "otp".into()],
     }
 }
 
@@ -120,6 +121,7 @@ fn users_and_sessions_round_trip() {
         created_at: t(0),
         expires_at: t(9),
         max_live: 100,
+        amr: vec!["pwd".into(), "hwk".into()],
     });
     let owner = SessionOwner {
         session: session(),
@@ -365,6 +367,7 @@ fn new_session(user_id: Uuid, now: domain::Timestamp) -> domain::NewSession {
         created_at: now,
         expires_at: now + chrono::Duration::days(30),
         max_live: 10,
+        amr: vec!["pwd".into()],
     }
 }
 
@@ -622,10 +625,11 @@ fn second_factors_round_trip() {
         ..pending.clone()
     };
     for totp in [None, Some(pending.clone()), Some(enabled.clone())] {
-        for recovery_codes_left in [0, 10] {
+        for (recovery_codes_left, passkeys) in [(0, 0), (10, 0), (0, 3), (7, u32::MAX)] {
             round_trip::<MfaFactors, pb::MfaFactors>(MfaFactors {
                 totp: totp.clone(),
                 recovery_codes_left,
+                passkeys,
             });
         }
     }
@@ -774,6 +778,7 @@ fn bad_second_factor_values_name_the_field() {
             last_step: None,
         }),
         recovery_codes_left: 0,
+        passkeys: 0,
     };
     assert_eq!(
         fields(MfaFactors::try_from(factors).unwrap_err()),
@@ -789,5 +794,255 @@ fn bad_second_factor_values_name_the_field() {
     assert_eq!(
         fields(MfaChallenge::try_from(challenge).unwrap_err()),
         ["user_id"]
+    );
+}
+
+#[test]
+fn passkeys_and_ceremonies_round_trip() {
+    use domain::{
+        CeremonyKind, MfaFactors, OutgoingMail, PasskeyChange, StoredPasskey, WebauthnCeremony,
+    };
+    let (user_id, now) = (Uuid::new_v4(), t(9));
+    // Absent on the wire (an older peer): no passkeys.
+    assert_eq!(
+        MfaFactors::try_from(pb::MfaFactors::default()).unwrap(),
+        MfaFactors::default()
+    );
+    let passkey = StoredPasskey {
+        id: Uuid::new_v4(),
+        user_id,
+        credential_id: "AAECAwQFBgcICQoLDA0ODw".into(),
+        name: "YubiKey 5 ✓".into(),
+        credential: r#"{"cred":{"counter":7}}"#.into(),
+        created_at: t(1),
+        last_used_at: None,
+    };
+    let used = StoredPasskey {
+        last_used_at: Some(t(5)),
+        ..passkey.clone()
+    };
+    round_trip::<StoredPasskey, pb::StoredPasskey>(passkey.clone());
+    round_trip::<StoredPasskey, pb::StoredPasskey>(used.clone());
+    for list in [vec![], vec![passkey.clone(), used.clone()]] {
+        assert_eq!(
+            Vec::<StoredPasskey>::try_from(pb::PasskeyList::from(list.clone())).unwrap(),
+            list
+        );
+    }
+    for p in [None, Some(passkey.clone()), Some(used.clone())] {
+        assert_eq!(
+            Option::<StoredPasskey>::try_from(pb::OptionalPasskey::from(p.clone())).unwrap(),
+            p
+        );
+    }
+    let mail = OutgoingMail {
+        id: Uuid::new_v4(),
+        recipient: "ada@example.com".into(),
+        subject: "A passkey was added".into(),
+        text_body: "text".into(),
+        html_body: "<p>html</p>".into(),
+        created_at: now,
+        expires_at: None,
+        limit: None,
+    };
+    for mail in [None, Some(mail)] {
+        let change = PasskeyChange {
+            user_id,
+            audit: vec![event(user_id, now)],
+            mail,
+            now,
+        };
+        round_trip::<PasskeyChange, pb::PasskeyChange>(change.clone());
+        assert_eq!(
+            pb::AddPasskeyRequest::new(passkey.clone(), change.clone())
+                .parse()
+                .unwrap(),
+            (passkey.clone(), change.clone())
+        );
+        assert_eq!(
+            pb::RenamePasskeyRequest::new(passkey.id, "work".into(), change.clone())
+                .parse()
+                .unwrap(),
+            (passkey.id, "work".to_owned(), change.clone())
+        );
+        assert_eq!(
+            pb::DeletePasskeyRequest::new(passkey.id, change.clone())
+                .parse()
+                .unwrap(),
+            (passkey.id, change)
+        );
+    }
+    assert_eq!(
+        pb::FindPasskeyRequest::new(passkey.credential_id.clone())
+            .parse()
+            .unwrap(),
+        (passkey.credential_id.clone(),)
+    );
+    assert_eq!(
+        pb::PasskeyUse::new(passkey.id, "{}".into(), now)
+            .parse()
+            .unwrap(),
+        (passkey.id, "{}".to_owned(), now)
+    );
+    for kind in [
+        CeremonyKind::Registration,
+        CeremonyKind::SecondFactor,
+        CeremonyKind::Passwordless,
+    ] {
+        for user_id in [None, Some(user_id)] {
+            let c = WebauthnCeremony {
+                id: Uuid::new_v4(),
+                kind,
+                user_id,
+                state: r#"{"challenge":"xyz"}"#.into(),
+                created_at: now,
+                expires_at: t(300),
+                used_at: None,
+            };
+            let taken = WebauthnCeremony {
+                used_at: Some(t(20)),
+                ..c.clone()
+            };
+            round_trip::<WebauthnCeremony, pb::WebauthnCeremony>(c.clone());
+            round_trip::<WebauthnCeremony, pb::WebauthnCeremony>(taken.clone());
+            for o in [None, Some(c.clone()), Some(taken)] {
+                assert_eq!(
+                    Option::<WebauthnCeremony>::try_from(pb::OptionalCeremony::from(o.clone()))
+                        .unwrap(),
+                    o
+                );
+            }
+            assert_eq!(
+                pb::TakeCeremonyRequest::new(c.id, kind, now)
+                    .parse()
+                    .unwrap(),
+                (c.id, kind, now)
+            );
+        }
+    }
+    assert_eq!(
+        pb::TakeCeremonyRequest::new(Uuid::nil(), CeremonyKind::SecondFactor, now).kind,
+        "second_factor"
+    );
+}
+
+#[test]
+fn bad_passkey_values_name_the_field() {
+    use domain::{PasskeyChange, StoredPasskey, WebauthnCeremony};
+    let ts = Some(prost_types::Timestamp::default());
+    let passkey = pb::StoredPasskey {
+        id: Uuid::new_v4().to_string(),
+        user_id: Uuid::new_v4().to_string(),
+        credential_id: "abc".into(),
+        name: "key".into(),
+        credential: "{}".into(),
+        created_at: ts,
+        last_used_at: None,
+    };
+    assert!(StoredPasskey::try_from(passkey.clone()).is_ok());
+    let bad = pb::StoredPasskey {
+        id: "nope".into(),
+        ..passkey.clone()
+    };
+    assert_eq!(fields(StoredPasskey::try_from(bad).unwrap_err()), ["id"]);
+    let bad = pb::StoredPasskey {
+        user_id: "nope".into(),
+        ..passkey.clone()
+    };
+    assert_eq!(
+        fields(StoredPasskey::try_from(bad).unwrap_err()),
+        ["user_id"]
+    );
+    let bad = pb::StoredPasskey {
+        created_at: None,
+        ..passkey.clone()
+    };
+    assert_eq!(
+        fields(StoredPasskey::try_from(bad).unwrap_err()),
+        ["created_at"]
+    );
+    let change = pb::PasskeyChange {
+        user_id: Uuid::new_v4().to_string(),
+        audit: vec![],
+        mail: None,
+        now: ts,
+    };
+    assert!(PasskeyChange::try_from(change.clone()).is_ok());
+    let bad = pb::PasskeyChange {
+        now: None,
+        ..change.clone()
+    };
+    assert_eq!(fields(PasskeyChange::try_from(bad).unwrap_err()), ["now"]);
+    // A request without its nested messages.
+    let add = pb::AddPasskeyRequest {
+        passkey: Some(passkey.clone()),
+        change: None,
+    };
+    assert_eq!(fields(add.parse().unwrap_err()), ["change"]);
+    let add = pb::AddPasskeyRequest {
+        passkey: None,
+        change: Some(change.clone()),
+    };
+    assert_eq!(fields(add.parse().unwrap_err()), ["passkey"]);
+    let rename = pb::RenamePasskeyRequest {
+        id: "nope".into(),
+        name: "x".into(),
+        change: Some(change.clone()),
+    };
+    assert_eq!(fields(rename.parse().unwrap_err()), ["id"]);
+    let delete = pb::DeletePasskeyRequest {
+        id: Uuid::new_v4().to_string(),
+        change: None,
+    };
+    assert_eq!(fields(delete.parse().unwrap_err()), ["change"]);
+    let used = pb::PasskeyUse {
+        id: Uuid::new_v4().to_string(),
+        credential: "{}".into(),
+        at: None,
+    };
+    assert_eq!(fields(used.parse().unwrap_err()), ["at"]);
+
+    let ceremony = pb::WebauthnCeremony {
+        id: Uuid::new_v4().to_string(),
+        kind: "registration".into(),
+        user_id: None,
+        state: "{}".into(),
+        created_at: ts,
+        expires_at: ts,
+        used_at: None,
+    };
+    assert!(WebauthnCeremony::try_from(ceremony.clone()).is_ok());
+    for kind in ["", "Registration", "login", "second-factor"] {
+        let bad = pb::WebauthnCeremony {
+            kind: kind.into(),
+            ..ceremony.clone()
+        };
+        assert_eq!(
+            fields(WebauthnCeremony::try_from(bad).unwrap_err()),
+            ["kind"],
+            "{kind:?}"
+        );
+        let take = pb::TakeCeremonyRequest {
+            id: Uuid::new_v4().to_string(),
+            kind: kind.into(),
+            at: ts,
+        };
+        assert_eq!(fields(take.parse().unwrap_err()), ["kind"], "{kind:?}");
+    }
+    let bad = pb::WebauthnCeremony {
+        user_id: Some("nope".into()),
+        ..ceremony.clone()
+    };
+    assert_eq!(
+        fields(WebauthnCeremony::try_from(bad).unwrap_err()),
+        ["user_id"]
+    );
+    let bad = pb::WebauthnCeremony {
+        expires_at: None,
+        ..ceremony
+    };
+    assert_eq!(
+        fields(WebauthnCeremony::try_from(bad).unwrap_err()),
+        ["expires_at"]
     );
 }

@@ -9,5 +9,6 @@ mod cache;
 mod fuzz;
 mod grpc;
 mod maintenance;
+mod mfa;
 mod security;
 mod users;

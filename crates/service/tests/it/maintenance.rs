@@ -49,6 +49,7 @@ async fn one_maintainer_purges_and_the_other_waits_for_the_lease() {
         created_at: days(created),
         expires_at: days(expires),
         max_live: 0,
+        amr: vec!["pwd".into()],
     };
     // Expired 40 days ago (retention 30: goes); expired 10 days ago (stays).
     let old = SessionRepository::create(&db, session(100, 40))

@@ -218,3 +218,27 @@ macro_rules! backends {
         } )* }
     };
 }
+
+/// One test per deployment mode and database from an `async fn(TestApp)` body, each app made by
+/// the calling file's `async fn start(Mode, Backend) -> Option<TestApp>` (`None`: the database
+/// is not configured for this run, the test prints SKIPPED).
+#[macro_export]
+macro_rules! every_mode {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::start($crate::common::Mode::Monolith, repository::Backend::Sqlite).await.unwrap()).await } )* }
+        mod postgres { $( #[tokio::test] async fn $name() {
+            match super::start($crate::common::Mode::Monolith, repository::Backend::Postgres).await {
+                Some(app) => super::$name(app).await,
+                None => repository::testing::skipped(concat!("postgres::", stringify!($name)), "ARCANA_TEST_POSTGRES_URL not set"),
+            }
+        } )* }
+        mod mysql { $( #[tokio::test] async fn $name() {
+            match super::start($crate::common::Mode::Monolith, repository::Backend::Mysql).await {
+                Some(app) => super::$name(app).await,
+                None => repository::testing::skipped(concat!("mysql::", stringify!($name)), "ARCANA_TEST_MYSQL_URL not set or mysql feature off"),
+            }
+        } )* }
+        mod layered { $( #[tokio::test] async fn $name() { super::$name(super::start($crate::common::Mode::Layered, repository::Backend::Sqlite).await.unwrap()).await } )* }
+        mod microservices { $( #[tokio::test] async fn $name() { super::$name(super::start($crate::common::Mode::Microservices, repository::Backend::Sqlite).await.unwrap()).await } )* }
+    };
+}

@@ -271,5 +271,6 @@ pub fn new_session(user_id: UserId, created: i64, expires: i64) -> NewSession {
         created_at: at(created),
         expires_at: at(expires),
         max_live: 0,
+        amr: vec!["pwd".into()],
     }
 }
