@@ -97,6 +97,17 @@ def enrol_totp(issuer, out, browser):
     return user, totp
 
 
+def allow_and_land(page, landed, what, errors):
+    """Allow on the consent page and wait (5 s) until the browser is back at the client."""
+    page.click("button[value=allow]")
+    page.wait_for_load_state()
+    for _ in range(50):
+        if "url" in landed:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{what}: at {page.url}: {page.content()[:600]} {errors}")
+
+
 def main():
     issuer, client, user, password, out = sys.argv[1:6]
     client = json.loads(client)
@@ -151,13 +162,7 @@ def main():
         page.click("button[type=submit]")
         page.wait_for_selector("button[value=allow]")
         page.screenshot(path=f"{out}/3-consent.png", full_page=True)
-        page.click("button[value=allow]")
-        page.wait_for_load_state()
-        for _ in range(50):
-            if "url" in landed:
-                break
-            page.wait_for_timeout(100)
-        assert "url" in landed, f"the browser never reached the client: at {page.url}: {page.content()[:600]} {errors}"
+        allow_and_land(page, landed, "the browser never reached the client", errors)
         q = {k: v[0] for k, v in parse_qs(urlparse(landed["url"]).query).items()}
         assert q["state"] == "browser-smoke" and q["code"] and q["iss"] == issuer, landed
         page.goto(f"{issuer}/logout")
@@ -196,13 +201,7 @@ def main():
         page.fill("input[name=code]", totp.at(time.time() + 30))
         page.locator("button:has-text('Verify')").click()
         page.wait_for_selector("button[value=allow]")
-        page.click("button[value=allow]")
-        page.wait_for_load_state()
-        for _ in range(50):
-            if "url" in landed:
-                break
-            page.wait_for_timeout(100)
-        assert "url" in landed, f"no code after the second factor: {page.url}: {page.content()[:600]}"
+        allow_and_land(page, landed, "no code after the second factor", errors)
         q = {k: v[0] for k, v in parse_qs(urlparse(landed["url"]).query).items()}
         assert q["state"] == "browser-smoke" and q["code"], landed
         context.close()
@@ -219,13 +218,7 @@ def main():
         page.click("button[data-start]")
         page.wait_for_selector("button[value=allow]")
         page.screenshot(path=f"{out}/14-passkey-signed-in-consent.png", full_page=True)
-        page.click("button[value=allow]")
-        page.wait_for_load_state()
-        for _ in range(50):
-            if "url" in landed:
-                break
-            page.wait_for_timeout(100)
-        assert "url" in landed, f"no code after the passkey sign-in: {page.url}: {page.content()[:600]}"
+        allow_and_land(page, landed, "no code after the passkey sign-in", errors)
         context.close()
         # Another account, its passkey as the second step after the password (a new browser
         # context, with an authenticator of its own).
@@ -240,13 +233,7 @@ def main():
         page.screenshot(path=f"{out}/15-second-factor-passkey.png", full_page=True)
         page.click("button[data-passkey]")
         page.wait_for_selector("button[value=allow]")
-        page.click("button[value=allow]")
-        page.wait_for_load_state()
-        for _ in range(50):
-            if "url" in landed:
-                break
-            page.wait_for_timeout(100)
-        assert "url" in landed, f"no code after the passkey second step: {page.url}: {page.content()[:600]}"
+        allow_and_land(page, landed, "no code after the passkey second step", errors)
         creds = cdp.send("WebAuthn.getCredentials", {"authenticatorId": auth_id})["credentials"]
         assert len(creds) == 1 and creds[0]["isResidentCredential"], creds
         context2.close()

@@ -4,9 +4,10 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use domain::{
-    CeremonyKind, ConflictKind, Error, FactorRemoval, MfaChallenge, MfaFactors, MfaRepository,
-    PasskeyChange, RecoveryCodeSet, Result, RevokeReason, StoredPasskey, StoredTotp, Timestamp,
-    TotpConfirmation, TotpEnrolment, UserId, WebauthnCeremony, audit_with_revoked,
+    AuditEvent, CeremonyKind, ConflictKind, Error, FactorRemoval, MfaChallenge, MfaFactors,
+    MfaRepository, OutgoingMail, PasskeyChange, RecoveryCodeSet, Result, RevokeReason,
+    StoredPasskey, StoredTotp, Timestamp, TotpConfirmation, TotpEnrolment, UserId,
+    WebauthnCeremony, audit_with_revoked,
 };
 use uuid::Uuid;
 
@@ -24,6 +25,21 @@ use crate::users::lock_live_user;
 
 const TOTP_ENABLED: &str = "TOTP is already enabled: disable it first";
 const PASSKEY_REGISTERED: &str = "this passkey is registered already";
+
+/// The tail of every factor change's transaction: its audit rows and, when the change notifies
+/// the owner, the security notice (queued with no limit; cloned, so a retried transaction
+/// queues it again).
+fn record(
+    conn: &mut AnyConnection,
+    audit: &[AuditEvent],
+    mail: &Option<OutgoingMail>,
+) -> Result<(), DbError> {
+    insert_events(conn, audit)?;
+    if let Some(m) = mail.clone() {
+        queue_mail(conn, m)?;
+    }
+    Ok(())
+}
 
 #[derive(Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = mfa_totp)]
@@ -309,12 +325,7 @@ impl MfaRepository for Database {
                     return Ok(false);
                 }
                 store_recovery_codes(conn, &user_id, &hashes, now)?;
-                insert_events(conn, &audit)?;
-                // Cloned: a retried transaction queues it again.
-                if let Some(m) = mail.clone() {
-                    // The notice has no limit: always queued.
-                    queue_mail(conn, m)?;
-                }
+                record(conn, &audit, &mail)?;
                 Ok(true)
             })
         })
@@ -413,11 +424,7 @@ impl MfaRepository for Database {
                 } else {
                     0
                 };
-                insert_events(conn, &audit_with_revoked(&audit, revoked))?;
-                if let Some(m) = mail.clone() {
-                    // The notice has no limit: always queued.
-                    queue_mail(conn, m)?;
-                }
+                record(conn, &audit_with_revoked(&audit, revoked), &mail)?;
                 Ok(true)
             })
         })
@@ -528,12 +535,7 @@ impl MfaRepository for Database {
                         )),
                         e => e,
                     })?;
-                insert_events(conn, &audit)?;
-                // Cloned: a retried transaction queues it again.
-                if let Some(m) = mail.clone() {
-                    // The notice has no limit: always queued.
-                    queue_mail(conn, m)?;
-                }
+                record(conn, &audit, &mail)?;
                 Ok(())
             })
         })
@@ -556,10 +558,7 @@ impl MfaRepository for Database {
                 if n == 0 {
                     return Ok(false);
                 }
-                insert_events(conn, &audit)?;
-                if let Some(m) = mail.clone() {
-                    queue_mail(conn, m)?;
-                }
+                record(conn, &audit, &mail)?;
                 Ok(true)
             })
         })
@@ -581,11 +580,7 @@ impl MfaRepository for Database {
                 if n == 0 {
                     return Ok(false);
                 }
-                insert_events(conn, &audit)?;
-                if let Some(m) = mail.clone() {
-                    // The notice has no limit: always queued.
-                    queue_mail(conn, m)?;
-                }
+                record(conn, &audit, &mail)?;
                 Ok(true)
             })
         })
