@@ -97,6 +97,23 @@ impl fmt::Debug for SsoSignIn {
     }
 }
 
+/// An access token for the SSO session of a browser: the account and admin consoles act with
+/// it through the same service ports (and rules) as the API. Lives as long as an access token
+/// of a login; dies with the SSO session.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConsoleAccess {
+    pub access_token: String,
+    pub expires_in: u64,
+}
+
+impl fmt::Debug for ConsoleAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsoleAccess")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How a client authenticated at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ClientAuth {
@@ -252,6 +269,13 @@ pub trait OidcProvider: Send + Sync {
         ctx: &RequestContext,
         input: crate::mfa::PasskeyLoginInput,
     ) -> Result<SsoSignIn>;
+    /// An access token for the live SSO session `sso` names (the consoles' pages); `None` when
+    /// it names none.
+    async fn console_access(
+        &self,
+        ctx: &RequestContext,
+        sso: &str,
+    ) -> Result<Option<ConsoleAccess>>;
     /// End the browser's SSO session (the hosted logout page), if the token names a live one.
     async fn sign_out(&self, ctx: &RequestContext, sso: &str) -> Result<()>;
     /// The token endpoint: `Ok(Err(_))` is a refusal to send the client as is.

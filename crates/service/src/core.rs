@@ -337,6 +337,26 @@ impl Core {
         self.token_pair(user, id, refresh_token, now)
     }
 
+    /// An access token of `user`'s session `session_id`, and its lifetime in seconds.
+    pub(crate) fn access_token(
+        &self,
+        user: &User,
+        session_id: SessionId,
+        now: Timestamp,
+    ) -> Result<(String, u64)> {
+        let issuer = self
+            .issuer
+            .as_ref()
+            .ok_or_else(|| Error::internal("this process issues no tokens (no signing key)"))?;
+        issuer.issue_at(
+            user.id,
+            session_id,
+            user.role,
+            self.config.access_ttl,
+            now.timestamp(),
+        )
+    }
+
     pub(crate) fn token_pair(
         &self,
         user: &User,
@@ -344,17 +364,7 @@ impl Core {
         refresh_token: String,
         now: Timestamp,
     ) -> Result<TokenPair> {
-        let issuer = self
-            .issuer
-            .as_ref()
-            .ok_or_else(|| Error::internal("this process issues no tokens (no signing key)"))?;
-        let (access_token, expires_in) = issuer.issue_at(
-            user.id,
-            session_id,
-            user.role,
-            self.config.access_ttl,
-            now.timestamp(),
-        )?;
+        let (access_token, expires_in) = self.access_token(user, session_id, now)?;
         Ok(TokenPair {
             access_token,
             refresh_token,

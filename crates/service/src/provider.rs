@@ -21,10 +21,10 @@ use crypto::OidcKeys;
 use crypto::oidc::SigningAlg;
 use domain::{
     Authorization, AuthorizeRequest, ClientAuth, ClientTokenRequest, CodeRedemption, Consent,
-    EndSession, EndSessionRequest, Error, Grant, IdTokenAlg, Interaction, IssuedTokens, LoginInput,
-    LoginOutcome, MfaVerifyInput, NewCode, OAuthError, OidcClient, OidcProvider, Redeemed,
-    RequestContext, Result, RevokeReason, SUPPORTED_SCOPES, SessionEnd, SessionOwner,
-    SignInOutcome, SsoSignIn, StoredClient, Timestamp, TokenRequest, User,
+    ConsoleAccess, EndSession, EndSessionRequest, Error, Grant, IdTokenAlg, Interaction,
+    IssuedTokens, LoginInput, LoginOutcome, MfaVerifyInput, NewCode, OAuthError, OidcClient,
+    OidcProvider, Redeemed, RequestContext, Result, RevokeReason, SUPPORTED_SCOPES, SessionEnd,
+    SessionOwner, SignInOutcome, SsoSignIn, StoredClient, Timestamp, TokenRequest, User,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -896,6 +896,23 @@ impl OidcProvider for Provider {
             token: session.tokens.refresh_token,
             expires_in: self.core.config.refresh_ttl.as_secs(),
         })
+    }
+
+    async fn console_access(
+        &self,
+        _ctx: &RequestContext,
+        sso: &str,
+    ) -> Result<Option<ConsoleAccess>> {
+        let now = self.core.now();
+        let Some(owner) = self.sso_owner(sso, now).await? else {
+            return Ok(None);
+        };
+        let (access_token, expires_in) =
+            self.core.access_token(&owner.user, owner.session.id, now)?;
+        Ok(Some(ConsoleAccess {
+            access_token,
+            expires_in,
+        }))
     }
 
     async fn sign_out(&self, ctx: &RequestContext, sso: &str) -> Result<()> {

@@ -485,8 +485,28 @@ impl UserService for Users {
 
     async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage> {
         self.core.require_verified(caller.who.user_id).await?;
-        self.core.require_admin(&caller.who).await?;
+        // Anyone may read the events of their own account (the account console's "recent
+        // security events"); what others did to it comes without their id, address or request.
+        let me = caller.who.user_id;
+        let own = query.user_id.as_deref().map(str::trim) == Some(me.to_string().as_str());
+        let whole = if caller.who.is_admin() || !own {
+            match self.core.require_admin(&caller.who).await {
+                Ok(()) => true,
+                Err(e) if !own => return Err(e),
+                Err(_) => false,
+            }
+        } else {
+            false
+        };
         let query = query.parse()?;
-        self.core.repos.audit.list_events(&query).await
+        let mut page = self.core.repos.audit.list_events(&query).await?;
+        if !whole {
+            for e in page.items.iter_mut().filter(|e| e.actor_id != Some(me)) {
+                e.actor_id = None;
+                e.ip = None;
+                e.request_id = None;
+            }
+        }
+        Ok(page)
     }
 }

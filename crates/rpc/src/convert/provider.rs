@@ -1,8 +1,8 @@
 //! Domain ↔ `arcana.internal.v1.OidcProviderService` (the provider port at the service boundary).
 use domain::{
-    Authorization, AuthorizeRequest, ClientAuth, ClientTokenRequest, EndSession, EndSessionRequest,
-    Error, Interaction, IssuedTokens, MfaMethod, MfaPending, OAuthError, Result, SignInOutcome,
-    SsoSignIn, TokenRequest,
+    Authorization, AuthorizeRequest, ClientAuth, ClientTokenRequest, ConsoleAccess, EndSession,
+    EndSessionRequest, Error, Interaction, IssuedTokens, MfaMethod, MfaPending, OAuthError, Result,
+    SignInOutcome, SsoSignIn, TokenRequest,
 };
 
 use crate::internal as pb;
@@ -14,6 +14,28 @@ message!(AuthorizeRequest => pb::AuthorizeParams {
     client_id, redirect_uri, response_type, scope, state, nonce, prompt, max_age, login_hint,
     code_challenge, code_challenge_method,
 });
+/// `ConsoleAccess`'s answer: the token, or none.
+pub(crate) struct MaybeConsole(pub Option<ConsoleAccess>);
+impl From<MaybeConsole> for pb::ConsoleAccessAnswer {
+    fn from(a: MaybeConsole) -> Self {
+        match a.0 {
+            Some(c) => Self {
+                access_token: Some(c.access_token),
+                expires_in: c.expires_in,
+            },
+            None => Self::default(),
+        }
+    }
+}
+impl TryFrom<pb::ConsoleAccessAnswer> for MaybeConsole {
+    type Error = Error;
+    fn try_from(w: pb::ConsoleAccessAnswer) -> Result<Self> {
+        Ok(Self(w.access_token.map(|access_token| ConsoleAccess {
+            access_token,
+            expires_in: w.expires_in,
+        })))
+    }
+}
 impl From<SsoSignIn> for pb::SsoSignIn {
     fn from(s: SsoSignIn) -> Self {
         Self {

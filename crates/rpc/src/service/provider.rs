@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::{
-    Authorization, AuthorizeRequest, ClientTokenRequest, EndSession, EndSessionRequest,
-    Interaction, IssuedTokens, LoginInput, MfaVerifyInput, OAuthError, OidcProvider,
-    PasskeyLoginInput, RequestContext, Result, SignInOutcome, SsoSignIn, TokenRequest,
+    Authorization, AuthorizeRequest, ClientTokenRequest, ConsoleAccess, EndSession,
+    EndSessionRequest, Interaction, IssuedTokens, LoginInput, MfaVerifyInput, OAuthError,
+    OidcProvider, PasskeyLoginInput, RequestContext, Result, SignInOutcome, SsoSignIn,
+    TokenRequest,
 };
 use serde_json::{Map, Value};
 use tonic::transport::Channel;
@@ -18,8 +19,8 @@ use tonic::{Request, Response, Status};
 use super::{Call, PrincipalSource, forward, run};
 use crate::client::{Retry, Upstream};
 use crate::convert::provider::{
-    Claims, Introspected, Revoked, TokenOutcome, end_session_call, end_session_request,
-    interaction_name, parse_interaction,
+    Claims, Introspected, MaybeConsole, Revoked, TokenOutcome, end_session_call,
+    end_session_request, interaction_name, parse_interaction,
 };
 use crate::internal::{
     self as pb, oidc_provider_service_client::OidcProviderServiceClient,
@@ -107,6 +108,18 @@ impl<P: PrincipalSource> OidcProviderService for OidcProviderGrpc<P> {
                 .sign_in_passkey(&ctx, PasskeyLoginInput::try_from(m)?)
                 .await
                 .map(Into::into)
+        })
+        .await
+    }
+
+    async fn console_access(
+        &self,
+        req: Request<pb::SignOutCall>,
+    ) -> Answer<pb::ConsoleAccessAnswer> {
+        let provider = &self.provider;
+        self.call("ConsoleAccess", req, |ctx, m| async move {
+            let access = provider.console_access(&ctx, &m.sso).await?;
+            Ok(MaybeConsole(access).into())
         })
         .await
     }
@@ -289,6 +302,26 @@ impl OidcProvider for OidcProviderClient {
             |mut c, r| async move { c.sign_in_passkey(r).await },
         )
         .await
+    }
+
+    async fn console_access(
+        &self,
+        ctx: &RequestContext,
+        sso: &str,
+    ) -> Result<Option<ConsoleAccess>> {
+        let msg = pb::SignOutCall {
+            sso: sso.to_owned(),
+        };
+        let answer: MaybeConsole = self
+            .call(
+                "console_access",
+                Retry::Read,
+                Some(ctx),
+                msg,
+                |mut c, r| async move { c.console_access(r).await },
+            )
+            .await?;
+        Ok(answer.0)
     }
 
     async fn sign_out(&self, ctx: &RequestContext, sso: &str) -> Result<()> {
