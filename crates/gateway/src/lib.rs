@@ -122,6 +122,8 @@ pub struct Inner {
     /// `/.well-known/jwks.json`, built once at start: the access-token keys and the OpenID
     /// Connect keys (see [`jwk_set`]).
     pub jwks: axum::body::Bytes,
+    /// The consoles' access tokens, by SHA-256 of the SSO cookie (`routes::console`).
+    pub console_tokens: moka::sync::Cache<String, String>,
 }
 
 /// Shared state of every handler.
@@ -184,6 +186,7 @@ impl AppState {
             rate_limit,
             config,
             jwks,
+            console_tokens: routes::console::token_cache(),
         }))
     }
 
@@ -361,6 +364,7 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", doc))
         .merge(routes::pages::router())
         .merge(routes::oidc::router())
+        .merge(routes::console::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 mod api;
+mod console;
 mod grpc;
 mod hardening;
 mod mfa;

@@ -1,5 +1,6 @@
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod mfa;
 pub mod oidc;
 pub mod oidc_clients;

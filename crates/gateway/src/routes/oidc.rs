@@ -73,7 +73,7 @@ pub fn router() -> Router<AppState> {
 
 /// A query or form as pairs, refusing what a careful server refuses: too long, repeated names,
 /// oversized values.
-fn params(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn params(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
     if raw.len() > MAX_PARAMS {
         return Err("The request is too long.".into());
     }
@@ -99,7 +99,7 @@ fn query_or_form<'a>(query: &'a Option<String>, body: &'a Bytes) -> &'a [u8] {
     }
 }
 
-fn take(p: &[(String, String)], name: &str) -> Option<String> {
+pub(crate) fn take(p: &[(String, String)], name: &str) -> Option<String> {
     p.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.clone())
@@ -170,7 +170,7 @@ fn secure(state: &AppState) -> bool {
     state.config.issuer.starts_with("https://")
 }
 
-fn sso_cookie(state: &AppState, headers: &HeaderMap) -> Option<String> {
+pub(crate) fn sso_cookie(state: &AppState, headers: &HeaderMap) -> Option<String> {
     let name = cookie_name(state);
     headers
         .get_all(header::COOKIE)
@@ -182,7 +182,7 @@ fn sso_cookie(state: &AppState, headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-fn set_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
+pub(crate) fn set_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
     let secure = if secure(state) { "; Secure" } else { "" };
     let v = format!(
         "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
@@ -219,9 +219,10 @@ struct MfaPage<'a> {
     script: &'static str,
 }
 
-/// The one script of the hosted pages: the WebAuthn call of "Use your passkey" and "Sign in
-/// with a passkey" (the pages work without it). Inline, pinned by its hash in the CSP.
-const PASSKEY_SCRIPT: &str = include_str!("../../assets/passkey.js");
+/// The one script of the hosted pages and the consoles: the WebAuthn calls of "Use your
+/// passkey", "Sign in with a passkey" and "Add a passkey" (the pages work without it). Inline,
+/// pinned by its hash in the CSP.
+pub(crate) const PASSKEY_SCRIPT: &str = include_str!("../../assets/passkey.js");
 static PASSKEY_SCRIPT_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("'sha256-{}'", crypto::sha256_base64(PASSKEY_SCRIPT)));
 
@@ -268,7 +269,11 @@ fn origin(uri: &str) -> Option<String> {
 
 /// A page with its policy: nothing but this origin's stylesheet, forms posted here (and, when a
 /// form's answer redirects to a client, to that client's origin), never framed.
-fn page(status: StatusCode, html: askama::Result<String>, form_to: Option<&str>) -> Response {
+pub(crate) fn page(
+    status: StatusCode,
+    html: askama::Result<String>,
+    form_to: Option<&str>,
+) -> Response {
     let html = match html {
         Ok(h) => h,
         Err(e) => {
@@ -280,7 +285,7 @@ fn page(status: StatusCode, html: askama::Result<String>, form_to: Option<&str>)
         .and_then(origin)
         .map(|o| format!(" {o}"))
         .unwrap_or_default();
-    // Only the passkey script may run, and only where a page carries it.
+    // Only the passkey script may run (by hash), and only where a page carries it.
     let script = if html.contains("<script>") {
         format!("script-src {}; connect-src 'self'; ", *PASSKEY_SCRIPT_HASH)
     } else {
@@ -295,7 +300,7 @@ fn page(status: StatusCode, html: askama::Result<String>, form_to: Option<&str>)
     (status, [(header::CONTENT_SECURITY_POLICY, csp)], Html(html)).into_response()
 }
 
-fn message(
+pub(crate) fn message(
     state: &AppState,
     status: StatusCode,
     title: &str,
@@ -324,9 +329,29 @@ fn refused(state: &AppState, text: impl Into<String>) -> Response {
     )
 }
 
+/// The console page a sign-in without a client returns to (`/login?next=/admin/…`): a path of
+/// this site's consoles only, never another origin.
+pub(crate) fn console_next(query: &Option<String>) -> Option<String> {
+    let q = query.as_deref()?;
+    let (_, next) = form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "next")?;
+    let local = ["/account", "/admin"].iter().any(|root| {
+        next.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }) && next
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-_".contains(&b))
+        && !next.contains("//");
+    local.then(|| next.into_owned())
+}
+
 /// Where the login page's forms post: `/login` with the authorization request.
-fn login_action(req: &AuthorizeRequest) -> String {
-    let query = as_query(req);
+fn login_action(req: &AuthorizeRequest, next: Option<&str>) -> String {
+    let query = match (req.client_id.as_ref(), next) {
+        (None, Some(next)) => form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", next)
+            .finish(),
+        _ => as_query(req),
+    };
     if query.is_empty() {
         "/login".to_owned()
     } else {
@@ -341,8 +366,9 @@ fn login_form(
     client_name: Option<String>,
     username: String,
     error: Option<String>,
+    next: Option<&str>,
 ) -> Response {
-    let action = login_action(req);
+    let action = login_action(req, next);
     let p = LoginPage {
         product: &state.config.product_name,
         client_name,
@@ -373,6 +399,7 @@ fn outcome(
             req,
             Some(client_name),
             login_hint.unwrap_or_default(),
+            None,
             None,
         ),
         Authorization::Consent {
@@ -432,7 +459,7 @@ fn sign_in_error(e: &Error) -> Option<(StatusCode, String)> {
     })
 }
 
-fn unavailable(state: &AppState, e: &Error) -> Response {
+pub(crate) fn unavailable(state: &AppState, e: &Error) -> Response {
     if matches!(e, Error::Internal(_)) {
         tracing::error!(error = %e, "OpenID Connect step failed");
     }
@@ -532,7 +559,15 @@ async fn login_page(State(state): State<AppState>, RawQuery(query): RawQuery) ->
         Err(e) => return refused(&state, e),
     };
     let hint = req.login_hint.clone().unwrap_or_default();
-    login_form(&state, StatusCode::OK, &req, None, hint, None)
+    login_form(
+        &state,
+        StatusCode::OK,
+        &req,
+        None,
+        hint,
+        None,
+        console_next(&query).as_deref(),
+    )
 }
 
 async fn login(
@@ -548,6 +583,8 @@ async fn login(
         Ok(p) => authorize_request(&p),
         Err(e) => return refused(&state, e),
     };
+    let next = console_next(&query);
+    let next = next.as_deref();
     let form = match params(&body) {
         Ok(f) => f,
         Err(e) => return refused(&state, e),
@@ -578,7 +615,7 @@ async fn login(
             (Ok(()), Ok(input)) => provider.sign_in_passkey(&client.ctx, input).await,
         };
         return match signed {
-            Ok(sso) => signed_in(&state, &client, &req, provider.as_ref(), sso).await,
+            Ok(sso) => signed_in(&state, &client, &req, provider.as_ref(), sso, next).await,
             Err(e) => {
                 let (status, text) = match (&e, sign_in_error(&e)) {
                     (Error::InvalidCredentials | Error::Unauthorized, _) => (
@@ -591,7 +628,15 @@ async fn login(
                 };
                 let client_name = client_name_of(&client, &req, provider.as_ref()).await;
                 with_retry_after(
-                    login_form(&state, status, &req, client_name, String::new(), Some(text)),
+                    login_form(
+                        &state,
+                        status,
+                        &req,
+                        client_name,
+                        String::new(),
+                        Some(text),
+                        next,
+                    ),
                     &e,
                 )
             }
@@ -612,7 +657,7 @@ async fn login(
             Ok(()) => provider.sign_in_mfa(&client.ctx, input).await,
         };
         return match signed {
-            Ok(sso) => signed_in(&state, &client, &req, provider.as_ref(), sso).await,
+            Ok(sso) => signed_in(&state, &client, &req, provider.as_ref(), sso, next).await,
             Err(e @ (Error::InvalidMfaCode | Error::Validation(_))) => {
                 let client_name = client_name_of(&client, &req, provider.as_ref()).await;
                 let text = if matches!(e, Error::InvalidMfaCode) {
@@ -633,6 +678,7 @@ async fn login(
                     client_name,
                     pending,
                     Some(text.into()),
+                    next,
                 )
             }
             Err(e) => {
@@ -647,7 +693,15 @@ async fn login(
                 };
                 let client_name = client_name_of(&client, &req, provider.as_ref()).await;
                 with_retry_after(
-                    login_form(&state, status, &req, client_name, String::new(), Some(text)),
+                    login_form(
+                        &state,
+                        status,
+                        &req,
+                        client_name,
+                        String::new(),
+                        Some(text),
+                        next,
+                    ),
                     &e,
                 )
             }
@@ -664,18 +718,34 @@ async fn login(
     };
     match signed {
         Ok(SignInOutcome::Signed(sso)) => {
-            signed_in(&state, &client, &req, provider.as_ref(), sso).await
+            signed_in(&state, &client, &req, provider.as_ref(), sso, next).await
         }
         Ok(SignInOutcome::SecondFactor(pending)) => {
             let client_name = client_name_of(&client, &req, provider.as_ref()).await;
-            mfa_form(&state, StatusCode::OK, &req, client_name, pending, None)
+            mfa_form(
+                &state,
+                StatusCode::OK,
+                &req,
+                client_name,
+                pending,
+                None,
+                next,
+            )
         }
         Err(e) => match sign_in_error(&e) {
             Some((status, text)) => {
                 // The page names the client again (the request is checked as on arrival).
                 let client_name = client_name_of(&client, &req, provider.as_ref()).await;
                 with_retry_after(
-                    login_form(&state, status, &req, client_name, username, Some(text)),
+                    login_form(
+                        &state,
+                        status,
+                        &req,
+                        client_name,
+                        username,
+                        Some(text),
+                        next,
+                    ),
                     &e,
                 )
             }
@@ -718,8 +788,9 @@ fn mfa_form(
     client_name: Option<String>,
     pending: MfaPending,
     error: Option<String>,
+    next: Option<&str>,
 ) -> Response {
-    let action = login_action(req);
+    let action = login_action(req, next);
     let p = MfaPage {
         product: &state.config.product_name,
         client_name,
@@ -747,17 +818,12 @@ async fn signed_in(
     req: &AuthorizeRequest,
     provider: &dyn domain::OidcProvider,
     sso: domain::SsoSignIn,
+    next: Option<&str>,
 ) -> Response {
     let cookie = set_cookie(state, &sso.token, sso.expires_in);
     if req.client_id.is_none() {
-        let mut r = message(
-            state,
-            StatusCode::OK,
-            "You are signed in",
-            format!("You are signed in to {}.", state.config.product_name),
-            false,
-            Some(("/logout", "Sign out")),
-        );
+        // Signed in for this site itself: to the console page that asked, else the account.
+        let mut r = Redirect::to(next.unwrap_or("/account")).into_response();
         r.headers_mut().append(header::SET_COOKIE, cookie);
         return r;
     }
