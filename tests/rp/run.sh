@@ -7,9 +7,10 @@
 # ARCANA_PUBLIC_URL set to the edge (split modes: a key file made by `arcana oidc-keys generate`,
 # the auth service signing with it, the gateway publishing its JWK Set), registers the clients
 # with `arcana oidc-client create`, runs the Basic OP cases (test_basic_op.py: authlib as the
-# relying party) and the Chromium smoke (browser_smoke.py: Playwright on the system's chromium),
-# whose screenshots go to $ARCANA_CI_LOGS/screenshots/<mode> (default target/ci-logs). Python
-# packages go to a venv in target/rp-venv.
+# relying party), the Chromium smoke (browser_smoke.py: Playwright on the system's chromium)
+# and the consoles' walk (console_smoke.py, with axe-core from npm), whose screenshots go to
+# $ARCANA_CI_LOGS/screenshots/<mode> (default target/ci-logs). Python packages go to a venv in
+# target/rp-venv, npm packages to target/rp-node.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -22,6 +23,7 @@ for b in arcana arcana-gateway arcana-service arcana-auth-service arcana-user-se
   [ -x "$bins/$b" ] || { echo "FATAL: $bins/$b is not built" >&2; exit 1; }
 done
 command -v chromium >/dev/null || { echo "FATAL: chromium is not installed (apt-get install -y chromium)" >&2; exit 1; }
+command -v npm >/dev/null || { echo "FATAL: npm is not installed (the consoles' accessibility check needs axe-core)" >&2; exit 1; }
 
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
@@ -109,3 +111,15 @@ cd "$here"
 "$venv/bin/python" -m pytest -q -rA -p no:cacheprovider test_basic_op.py
 "$venv/bin/python" browser_smoke.py "$issuer" "$browser" \
   "$ARCANA_RP_USER" "$ARCANA_RP_PASSWORD" "$logs/screenshots/$mode"
+# The account and admin consoles: a user's walk, an admin's walk (finding one user among a
+# million written into the database first, in the monolith), screenshots at desktop and phone
+# widths, axe-core on every page.
+node_dir="$root/target/rp-node"
+mkdir -p "$node_dir"
+cp "$here/package.json" "$here/package-lock.json" "$node_dir/"
+(cd "$node_dir" && npm ci --silent --no-audit --no-fund) ||
+  { echo "FATAL: npm could not install axe-core" >&2; exit 1; }
+seed=()
+[ "$mode" = monolith ] && seed=("$work/data/arcana.db" "${ARCANA_CONSOLE_SEED_ROWS:-1000000}")
+AXE_JS="$node_dir/node_modules/axe-core/axe.min.js" "$venv/bin/python" console_smoke.py "$issuer" \
+  "$ARCANA_RP_USER" "$ARCANA_RP_PASSWORD" "$logs/screenshots/$mode/console" "${seed[@]}"
