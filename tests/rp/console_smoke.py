@@ -236,6 +236,7 @@ def main():
         w.shot(page, "31-admin-users-search")
         page.click(f"td a:has-text('{target}')")
         page.wait_for_selector(f"h1:has-text('{target}')")
+        user_page = page.url
         w.shot(page, "32-admin-user")
         page.select_option("#status", "suspended")
         page.click("button:has-text('Set status')")
@@ -263,17 +264,32 @@ def main():
         w.shot(page, "37-admin-clients")
         ctx.close()
 
-        # ---- phone width ----
+        # ---- phone width: every page again ----
         ctx, page = w.context(PHONE)
-        w.sign_in(page, admin, admin_password, "/admin/users")
-        w.shot(page, "40-phone-admin-users")
         page.goto(f"{issuer}/account")
+        page.wait_for_selector("input[autocomplete=username]")
+        w.shot(page, "40-phone-login")
+        w.sign_in(page, admin, admin_password, "/account")
         w.shot(page, "41-phone-account")
-        page.goto(f"{issuer}/account/sessions")
-        w.shot(page, "42-phone-account-sessions")
-        page.goto(f"{issuer}/admin/audit")
-        w.shot(page, "43-phone-admin-audit")
-        # A user is refused the admin console.
+        for path, name in [("/account/security", "42-phone-account-security"),
+                           ("/account/sessions", "43-phone-account-sessions"),
+                           ("/account/activity", "44-phone-account-activity"),
+                           ("/admin/users", "45-phone-admin-users"),
+                           (user_page[len(issuer):], "46-phone-admin-user"),
+                           ("/admin/audit", "47-phone-admin-audit"),
+                           ("/admin/clients", "48-phone-admin-clients")]:
+            page.goto(f"{issuer}{path}")
+            page.wait_for_selector("main h1")
+            w.shot(page, name)
+        page.goto(f"{issuer}/account/security")
+        page.fill("#setup_password", admin_password)
+        page.click("button:has-text('Set up the authenticator app')")
+        page.wait_for_selector(".qr svg")
+        w.shot(page, "49-phone-totp-setup")
+        page.fill("#code", pyotp.TOTP(page.inner_text(".secret code").strip()).now())
+        page.click("button:has-text('Turn on')")
+        page.wait_for_selector("ul.codes")
+        w.shot(page, "50-phone-recovery-codes")
         ctx.close()
         browser.close()
 
