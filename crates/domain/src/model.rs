@@ -150,6 +150,9 @@ pub struct UserUpdate {
     pub release_attempt: Option<u32>,
     /// The network `release_attempt` was reserved for.
     pub release_network: String,
+    /// End every login lockout of the account (all networks), in the update's transaction: an
+    /// admin's "unlock".
+    pub clear_lockout: bool,
 }
 
 impl UserUpdate {

@@ -211,6 +211,12 @@ impl UserService for Revocations<dyn UserService> {
     async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage> {
         self.inner.list_audit_events(caller, query).await
     }
+    async fn unlock_user(&self, caller: &Caller, id: UserId) -> Result<User> {
+        self.inner.unlock_user(caller, id).await
+    }
+    async fn list_user_sessions(&self, caller: &Caller, id: UserId) -> Result<Vec<SessionInfo>> {
+        self.inner.list_user_sessions(caller, id).await
+    }
     async fn remove_mfa(&self, caller: &Caller, id: UserId) -> Result<()> {
         let r = self.inner.remove_mfa(caller, id).await;
         self.tell(r, Revoked::User(id))

@@ -535,6 +535,10 @@ pub trait UserService: Send + Sync {
     async fn verify_user(&self, caller: &Caller, id: UserId) -> Result<User>;
     async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User>;
     async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User>;
+    /// Admin: end every login lockout of the user (all networks), audited as `user.unlocked`.
+    async fn unlock_user(&self, caller: &Caller, id: UserId) -> Result<User>;
+    /// Admin: the user's live sessions (`current` marks the caller's own).
+    async fn list_user_sessions(&self, caller: &Caller, id: UserId) -> Result<Vec<SessionInfo>>;
     /// Remove every second factor of the user and end their sessions (admin).
     async fn remove_mfa(&self, caller: &Caller, id: UserId) -> Result<()>;
     /// Read the audit log (admin).

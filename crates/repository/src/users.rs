@@ -414,6 +414,9 @@ impl UserRepository for Database {
                 if let Some(attempt) = update.release_attempt {
                     lockout::give_back(conn, &id, &update.release_network, attempt)?;
                 }
+                if update.clear_lockout {
+                    lockout::clear(conn, &id)?;
+                }
                 let revoked = match change.revoke {
                     Some(reason) => revoke_sessions(conn, &id, reason, micros(now), None)?,
                     None => 0,

@@ -508,23 +508,7 @@ impl AuthService for Auth {
     async fn list_sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>> {
         let (who, core) = (&caller.who, &self.core);
         core.require_verified(who.user_id).await?;
-        let sessions = core
-            .repos
-            .sessions
-            .list_live_for_user(who.user_id, core.now())
-            .await?;
-        Ok(sessions
-            .into_iter()
-            .map(|s| SessionInfo {
-                current: s.id == who.session_id,
-                id: s.id,
-                created_at: s.created_at,
-                last_used_at: s.last_used_at,
-                expires_at: s.expires_at,
-                user_agent: s.user_agent,
-                ip: s.ip,
-            })
-            .collect())
+        core.live_sessions(who.user_id, who).await
     }
 
     async fn revoke_session(&self, caller: &Caller, id: SessionId) -> Result<()> {

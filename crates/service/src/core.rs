@@ -6,9 +6,9 @@ use std::time::Duration;
 use crypto::TokenIssuer;
 use domain::{
     AttemptReservation, AuditEvent, CreateUserInput, Email, Error, FieldErrors,
-    KNOWN_NETWORK_WINDOW, LoginAttempt, NewSession, NewUser, Password, RequestContext, Result,
-    Role, SessionId, Status, Timestamp, TokenPair, User, UserId, Username, client_network,
-    parse_avatar_url, parse_name, parse_phone,
+    KNOWN_NETWORK_WINDOW, LoginAttempt, NewSession, NewUser, Password, Principal, RequestContext,
+    Result, Role, SessionId, SessionInfo, Status, Timestamp, TokenPair, User, UserId, Username,
+    client_network, parse_avatar_url, parse_name, parse_phone,
 };
 
 use crate::audit::Event;
@@ -335,6 +335,31 @@ impl Core {
         let id = session.id;
         self.repos.sessions.create(session).await?;
         self.token_pair(user, id, refresh_token, now)
+    }
+
+    /// The live sessions of `user_id`, as `who` sees them (`current`: `who`'s own).
+    pub(crate) async fn live_sessions(
+        &self,
+        user_id: UserId,
+        who: &Principal,
+    ) -> Result<Vec<SessionInfo>> {
+        let sessions = self
+            .repos
+            .sessions
+            .list_live_for_user(user_id, self.now())
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| SessionInfo {
+                current: s.id == who.session_id,
+                id: s.id,
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+                expires_at: s.expires_at,
+                user_agent: s.user_agent,
+                ip: s.ip,
+            })
+            .collect())
     }
 
     /// An access token of `user`'s session `session_id`, and its lifetime in seconds.

@@ -12,8 +12,8 @@ use crypto::Verified;
 use domain::{
     AuditPage, Caller, ConflictKind, CreateUserInput, Email, Error, FieldErrors, Password,
     PasswordChange, PasswordInput, Principal, RawAuditQuery, RawUserQuery, RequestContext, Result,
-    RevokeReason, Role, Status, User, UserChange, UserCredentials, UserDeletion, UserId, UserPage,
-    UserPatch, UserService, UserUpdate,
+    RevokeReason, Role, SessionInfo, Status, User, UserChange, UserCredentials, UserDeletion,
+    UserId, UserPage, UserPatch, UserService, UserUpdate,
 };
 
 use crate::audit::{Event, SUCCESS, mask_email};
@@ -426,6 +426,28 @@ impl UserService for Users {
         };
         let event = Event::new("user.verified", SUCCESS).by(who).subject(id);
         self.change(ctx, id, update, None, vec![event]).await
+    }
+
+    async fn unlock_user(&self, caller: &Caller, id: UserId) -> Result<User> {
+        self.core.require_verified(caller.who.user_id).await?;
+        let (ctx, who) = (&caller.ctx, &caller.who);
+        self.core.require_admin(who).await?;
+        let update = UserUpdate {
+            clear_lockout: true,
+            ..UserUpdate::default()
+        };
+        let event = Event::new("user.unlocked", SUCCESS).by(who).subject(id);
+        self.change(ctx, id, update, None, vec![event]).await
+    }
+
+    async fn list_user_sessions(&self, caller: &Caller, id: UserId) -> Result<Vec<SessionInfo>> {
+        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_admin(&caller.who).await?;
+        // A user that does not exist (or was deleted) is not found, not sessionless.
+        if self.core.repos.users.find_by_id(id).await?.is_none() {
+            return Err(Error::NotFound);
+        }
+        self.core.live_sessions(id, &caller.who).await
     }
 
     async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User> {

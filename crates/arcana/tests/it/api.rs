@@ -632,6 +632,8 @@ async fn operations_endpoints(app: TestApp) {
         ("/api/v1/users/{id}", &["get", "put", "patch", "delete"]),
         ("/api/v1/users/{id}/password", &["put"]),
         ("/api/v1/users/{id}/verify", &["post"]),
+        ("/api/v1/users/{id}/unlock", &["post"]),
+        ("/api/v1/users/{id}/sessions", &["get"]),
         ("/api/v1/users/{id}/status", &["put"]),
         ("/api/v1/audit-events", &["get"]),
         ("/api/v1/users/{id}/role", &["put"]),

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
+use serde_json::json;
 
 use crate::common::*;
 use repository::Backend;
@@ -425,6 +426,51 @@ async fn admin_console(app: TestApp) {
         .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.body.contains("id=\"email-err\""), "{}", page.body);
+    // The user's sessions (the browser's sign-in above among them), and a lockout lifted.
+    let page = b.get(&format!("/admin/users/{user_id}")).await;
+    assert!(page.body.contains("<h2 id=\"sessions-h\">Sessions</h2>"));
+    assert!(
+        !page.body.contains("Not signed in anywhere"),
+        "{}",
+        page.body
+    );
+    let admin = app.admin_token().await;
+    let listed = app
+        .get(&format!("/api/v1/users/{user_id}/sessions"), Some(&admin))
+        .await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    assert!(!listed.data().as_array().unwrap().is_empty());
+    let refused = app
+        .post(
+            &format!("/api/v1/users/{user_id}/unlock"),
+            Some(&user_token),
+            json!({}),
+        )
+        .await;
+    refused.assert_error(403, "FORBIDDEN");
+    for _ in 0..5 {
+        app.login("grace", "WrongPass1").await;
+    }
+    app.login("grace", "Secret123")
+        .await
+        .assert_error(423, "ACCOUNT_LOCKED");
+    let page = b.post(&format!("/admin/users/{user_id}/unlock"), &[]).await;
+    assert_eq!(
+        page.location,
+        Some(format!("/admin/users/{user_id}?done=unlocked"))
+    );
+    assert_eq!(app.login("grace", "Secret123").await.status, 200);
+    let page = b
+        .get(&format!(
+            "/admin/audit?type=user.unlocked&user_id={user_id}"
+        ))
+        .await;
+    assert!(
+        page.body.contains("Sign-in lockouts lifted"),
+        "{}",
+        page.body
+    );
+
     // The user reads their own events (the API the activity page uses): what the admin did is
     // there, without the admin's id, address or request id; anyone else's events are refused.
     let own = app

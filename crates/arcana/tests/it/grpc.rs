@@ -412,6 +412,50 @@ async fn user_admin_over_grpc(app: TestApp) {
         (e.code(), error_code(&e)),
         (Code::InvalidArgument, "VALIDATION_FAILED")
     );
+    // An admin sees ivy's sessions and lifts a lockout (users only get PERMISSION_DENIED).
+    let sessions = g
+        .users
+        .list_user_sessions(bearer(
+            ListUserSessionsRequest { id: ivy_id.clone() },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!sessions.sessions.is_empty());
+    assert!(sessions.sessions.iter().all(|s| !s.current));
+    let e = g
+        .users
+        .unlock_user(bearer(
+            UnlockUserRequest { id: ivy_id.clone() },
+            &ivy.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    for _ in 0..5 {
+        let _ = g
+            .auth
+            .login(LoginRequest {
+                username_or_email: "ivy".into(),
+                password: "WrongPass1".into(),
+            })
+            .await;
+    }
+    let locked = LoginRequest {
+        username_or_email: "ivy".into(),
+        password: "NewSecret9".into(),
+    };
+    let e = g.auth.login(locked.clone()).await.unwrap_err();
+    assert_eq!(error_code(&e), "ACCOUNT_LOCKED");
+    let unlocked = g
+        .users
+        .unlock_user(bearer(UnlockUserRequest { id: ivy_id.clone() }, &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unlocked.id, ivy_id);
+    g.auth.login(locked).await.unwrap();
 }
 
 async fn health_and_reflection(app: TestApp) {

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use domain::{
-    CreateUserInput, Error, PasswordInput, RawUserQuery, User, UserPage, UserPatch, UserProfile,
+    CreateUserInput, Error, PasswordInput, RawUserQuery, SessionInfo, User, UserPage, UserPatch,
+    UserProfile,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,6 +22,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_user, replace_user, patch_user, delete_user))
         .routes(routes!(change_password))
         .routes(routes!(verify_user))
+        .routes(routes!(unlock_user))
+        .routes(routes!(list_user_sessions))
         .routes(routes!(set_status))
         .routes(routes!(set_role))
 }
@@ -195,6 +198,44 @@ pub async fn verify_user(
     ApiId(id): ApiId,
 ) -> ApiResult<Success<User>> {
     Ok(Success::ok(state.users.verify_user(&caller, id).await?))
+}
+
+/// End every login lockout of a user (admin): all networks, audited as `user.unlocked`.
+#[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Unlocked", body = EnvelopeDoc<User>),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+        (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
+        (status = 404, description = "No such user", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn unlock_user(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiId(id): ApiId,
+) -> ApiResult<Success<User>> {
+    Ok(Success::ok(state.users.unlock_user(&caller, id).await?))
+}
+
+/// A user's live sessions (admin); `current` marks the caller's own.
+#[utoipa::path(get, path = "/api/v1/users/{id}/sessions", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Live sessions", body = EnvelopeDoc<Vec<SessionInfo>>),
+        (status = 400, description = "The id is not a UUID", body = ErrorEnvelopeDoc),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelopeDoc),
+        (status = 403, description = "Not an admin", body = ErrorEnvelopeDoc),
+        (status = 404, description = "No such user", body = ErrorEnvelopeDoc),
+    ))]
+pub async fn list_user_sessions(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiId(id): ApiId,
+) -> ApiResult<Success<Vec<SessionInfo>>> {
+    Ok(Success::ok(
+        state.users.list_user_sessions(&caller, id).await?,
+    ))
 }
 
 /// Set a user's status (admin): suspension or deactivation revokes their sessions.

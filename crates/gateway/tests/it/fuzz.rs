@@ -353,7 +353,7 @@ proptest! {
 
     #[test]
     fn any_protobuf_request_gets_a_grpc_status(
-        rpc in 0usize..17,
+        rpc in 0usize..19,
         message in prop_oneof![
             // Every field a length-delimited value (the requests are mostly strings): decodes,
             // and drives the conversions with arbitrary text.
@@ -381,6 +381,8 @@ proptest! {
             "arcana.v1.UserService/VerifyUser",
             "arcana.v1.UserService/SetStatus",
             "arcana.v1.UserService/SetRole",
+            "arcana.v1.UserService/UnlockUser",
+            "arcana.v1.UserService/ListUserSessions",
         ][rpc];
         // Never log the admin out or delete it: those would end the fixture's session.
         prop_assume!(!(with_token && matches!(rpc, 3 | 4)));

@@ -25,7 +25,7 @@ message!(UserCredentials => pb::Credentials {
 });
 message!(UserUpdate => pb::UserUpdate {
     email, first_name, last_name, phone, avatar_url, role, status, is_verified, password_hash,
-    email_change, release_attempt, release_network,
+    email_change, release_attempt, release_network, clear_lockout,
 });
 message!(EmailChange => pb::EmailChange {
     id, expected_email, revert_token_hash, revert_expires_at, verify_token, mails,

@@ -62,6 +62,8 @@ request!(v1::RevokeSessionRequest { id: Uuid });
 request!(v1::GetUserRequest { id: Uuid });
 request!(v1::DeleteUserRequest { id: Uuid });
 request!(v1::VerifyUserRequest { id: Uuid });
+request!(v1::UnlockUserRequest { id: Uuid });
+request!(v1::ListUserSessionsRequest { id: Uuid });
 request!(v1::SetStatusRequest {
     id: Uuid,
     status: String

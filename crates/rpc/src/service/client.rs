@@ -321,6 +321,14 @@ impl UserService for UserClient {
         let msg = v1::ChangePasswordRequest::new(id, pw.current_password, pw.new_password);
         service_call!(self, Write, change_password, caller: caller, msg)
     }
+    async fn unlock_user(&self, caller: &Caller, id: UserId) -> Result<User> {
+        let msg = v1::UnlockUserRequest::new(id);
+        service_call!(self, Write, unlock_user, caller: caller, msg)
+    }
+    async fn list_user_sessions(&self, caller: &Caller, id: UserId) -> Result<Vec<SessionInfo>> {
+        let msg = v1::ListUserSessionsRequest::new(id);
+        service_call!(self, Read, list_user_sessions, caller: caller, msg)
+    }
     async fn verify_user(&self, caller: &Caller, id: UserId) -> Result<User> {
         let msg = v1::VerifyUserRequest::new(id);
         service_call!(self, Write, verify_user, caller: caller, msg)

@@ -113,6 +113,32 @@ impl<P: PrincipalSource> UserRpc for UserGrpc<P> {
         .await
     }
 
+    async fn unlock_user(&self, req: Request<v1::UnlockUserRequest>) -> Answer<v1::User> {
+        let users = &self.users;
+        bearer(&self.source, "UnlockUser", req, |caller, m| async move {
+            let (id,) = m.parse()?;
+            users.unlock_user(&caller, id).await.map(Into::into)
+        })
+        .await
+    }
+
+    async fn list_user_sessions(
+        &self,
+        req: Request<v1::ListUserSessionsRequest>,
+    ) -> Answer<v1::ListSessionsResponse> {
+        let users = &self.users;
+        bearer(
+            &self.source,
+            "ListUserSessions",
+            req,
+            |caller, m| async move {
+                let (id,) = m.parse()?;
+                users.list_user_sessions(&caller, id).await.map(Into::into)
+            },
+        )
+        .await
+    }
+
     async fn verify_user(&self, req: Request<v1::VerifyUserRequest>) -> Answer<v1::User> {
         let users = &self.users;
         bearer(&self.source, "VerifyUser", req, |caller, m| async move {

@@ -11,7 +11,7 @@ use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use domain::{
     AuditEvent, Caller, ForgotPasswordInput, IssuedClient, OidcClient, OidcClientInput, PageInfo,
-    RawAuditQuery, RawClientQuery, RawUserQuery, Role, Status, User, UserPatch,
+    RawAuditQuery, RawClientQuery, RawUserQuery, Role, SessionInfo, Status, User, UserPatch,
 };
 
 use super::{
@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{id}/role", post(set_role))
         .route("/admin/users/{id}/status", post(set_status))
         .route("/admin/users/{id}/reset-link", post(reset_link))
+        .route("/admin/users/{id}/unlock", post(unlock_user))
         .route("/admin/users/{id}/mfa/remove", post(remove_mfa))
         .route("/admin/users/{id}/delete", post(delete_user))
         .route("/admin/audit", get(audit_page))
@@ -142,6 +143,7 @@ struct UserPage {
     last_name: String,
     email: String,
     events: Vec<AuditEvent>,
+    sessions: Vec<SessionInfo>,
     p: Problems,
     /// Which form the problems are about.
     form: &'static str,
@@ -184,9 +186,10 @@ async fn user(
         cursor: Some(String::new()),
         ..RawAuditQuery::default()
     };
-    let (user, events) = match tokio::try_join!(
+    let (user, events, sessions) = match tokio::try_join!(
         state.users.get_user(caller, id),
-        state.users.list_audit_events(caller, events)
+        state.users.list_audit_events(caller, events),
+        state.users.list_user_sessions(caller, id)
     ) {
         Ok(x) => x,
         Err(e) => return page_error(state, e, &here),
@@ -204,6 +207,7 @@ async fn user(
         email: value("email", &Some(user.email.clone())),
         user,
         events: events.items,
+        sessions,
         p,
         form,
         roles: Role::ALL,
@@ -422,6 +426,30 @@ async fn reset_link(
                 .await
                 .map_err(refused(&state, id))?;
             Ok("reset")
+        },
+    )
+    .await
+}
+
+async fn unlock_user(
+    State(state): State<AppState>,
+    Admin(Signed { caller, me }): Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    act(
+        state,
+        Signed { caller, me },
+        id,
+        body,
+        "unlock",
+        |state, caller, id, _, _| async move {
+            state
+                .users
+                .unlock_user(&caller, id)
+                .await
+                .map_err(refused(&state, id))?;
+            Ok("unlocked")
         },
     )
     .await

@@ -366,6 +366,7 @@ pub(crate) fn flash(query: &[(String, String)]) -> Option<&'static str> {
         "role" => "The role is changed. The user's sessions were signed out.",
         "status" => "The status is changed.",
         "reset" => "A password reset link is on its way to the user's address.",
+        "unlocked" => "Every sign-in lockout of the user is lifted.",
         "mfa-removed" => "The user's second factors are removed; their sessions were signed out.",
         "deleted" => "Deleted.",
         _ => return None,
@@ -465,6 +466,7 @@ pub(crate) fn describe_event(kind: &str) -> String {
         "user.role_changed" => "Role changed",
         "user.status_changed" => "Status changed",
         "user.verified" => "Email marked verified",
+        "user.unlocked" => "Sign-in lockouts lifted by an administrator",
         other => return other.to_owned(),
     };
     text.to_owned()
