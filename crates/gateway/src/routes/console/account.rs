@@ -14,12 +14,12 @@ use domain::{
 };
 
 use super::{
-    Frame, Problems, Refusal, SCRIPT, Signed, confirmed, done, flash, page_error, refusal, render,
-    when, when_opt,
+    Frame, Problems, Refusal, SCRIPT, Signed, confirmed, done, flash, page_error, pairs,
+    query_pairs, refusal, render, when, when_opt,
 };
 use crate::AppState;
 use crate::extract::Client;
-use crate::routes::oidc::{params, take};
+use crate::routes::oidc::take;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,16 +40,6 @@ pub fn router() -> Router<AppState> {
         .route("/account/sessions/{id}/revoke", post(revoke_session))
         .route("/account/sessions/revoke-all", post(revoke_all))
         .route("/account/activity", get(activity_page))
-}
-
-/// The request's form or query as pairs; a malformed one is an empty form (every field is
-/// then reported missing by the rules behind the port).
-fn pairs(raw: &[u8]) -> Vec<(String, String)> {
-    params(raw).unwrap_or_default()
-}
-
-fn query_pairs(q: &Option<String>) -> Vec<(String, String)> {
-    pairs(q.as_deref().unwrap_or_default().as_bytes())
 }
 
 // ---- profile and password ---------------------------------------------------------------------
@@ -303,6 +293,16 @@ struct CodesPage {
     first: bool,
 }
 
+/// The recovery codes, shown this once (`first`: the answer to turning the app on).
+fn codes_page(state: &AppState, me: &User, codes: Vec<String>, first: bool) -> Response {
+    let page = CodesPage {
+        f: Frame::new(state, me, "account", "security"),
+        codes,
+        first,
+    };
+    render(StatusCode::OK, page.render())
+}
+
 async fn totp_setup(
     State(state): State<AppState>,
     Signed { caller, me }: Signed,
@@ -339,14 +339,7 @@ async fn totp_confirm(
         code: take(&form, "code").unwrap_or_default(),
     };
     match state.auth.totp_confirm(&caller, input).await {
-        Ok(codes) => {
-            let page = CodesPage {
-                f: Frame::new(&state, &me, "account", "security"),
-                codes: codes.recovery_codes,
-                first: true,
-            };
-            render(StatusCode::OK, page.render())
-        }
+        Ok(codes) => codes_page(&state, &me, codes.recovery_codes, true),
         Err(e) => match refusal(&state, e, "/account/security") {
             Refusal::Page(r) => *r,
             // The secret is not shown again: the app has it from the first page.
@@ -392,14 +385,7 @@ async fn recovery_codes(
         code: take(&form, "code").unwrap_or_default(),
     };
     match state.auth.regenerate_recovery_codes(&caller, input).await {
-        Ok(codes) => {
-            let page = CodesPage {
-                f: Frame::new(&state, &me, "account", "security"),
-                codes: codes.recovery_codes,
-                first: false,
-            };
-            render(StatusCode::OK, page.render())
-        }
+        Ok(codes) => codes_page(&state, &me, codes.recovery_codes, false),
         Err(e) => {
             let r = refusal(&state, e, "/account/security");
             security_refused(&state, &caller, &me, r, "recovery").await

@@ -16,11 +16,11 @@ use domain::{
 
 use super::{
     Admin, Frame, Problems, Refusal, Signed, confirmed, describe_event, done, flash, page_error,
-    refusal, render, when, when_opt,
+    pairs, query_pairs, refusal, render, when, when_opt,
 };
 use crate::AppState;
 use crate::extract::Client;
-use crate::routes::oidc::{params, take};
+use crate::routes::oidc::take;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -39,14 +39,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/clients", get(clients_page).post(create_client))
         .route("/admin/clients/{id}/rotate", post(rotate_secret))
         .route("/admin/clients/{id}/delete", post(delete_client))
-}
-
-fn pairs(raw: &[u8]) -> Vec<(String, String)> {
-    params(raw).unwrap_or_default()
-}
-
-fn query_pairs(q: &Option<String>) -> Vec<(String, String)> {
-    pairs(q.as_deref().unwrap_or_default().as_bytes())
 }
 
 fn next_cursor(p: &PageInfo) -> Option<String> {

@@ -342,6 +342,17 @@ fn sentence(s: &str) -> String {
     out
 }
 
+/// The request's form as pairs; a malformed one is an empty form (every field is then
+/// reported missing by the rules behind the port).
+pub(crate) fn pairs(raw: &[u8]) -> Vec<(String, String)> {
+    oidc::params(raw).unwrap_or_default()
+}
+
+/// The query as pairs, as [`pairs`].
+pub(crate) fn query_pairs(q: &Option<String>) -> Vec<(String, String)> {
+    pairs(q.as_deref().unwrap_or_default().as_bytes())
+}
+
 /// After a form that worked: back to `to` (a page of this site), which says what happened.
 pub(crate) fn done(to: &str, what: &str) -> Response {
     let sep = if to.contains('?') { '&' } else { '?' };
