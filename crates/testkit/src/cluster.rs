@@ -328,10 +328,20 @@ impl Cluster {
         loop {
             // (Binaries of releases before the ops listener answered on the REST port: the
             // previous release's binaries run these suites too, ARCANA_TEST_BIN_DIR.)
-            if http_status(self.edge_ops, "/health/ready").await == Some(200)
-                || http_status(self.http, "/health/ready").await == Some(200)
-            {
-                return Ok(());
+            // Ready: the ops port says so AND the REST port answers. The ports were free when
+            // picked, but another test's process can take one before ours binds it: a foreign
+            // ops listener alone once made a cluster "ready" whose edge then died binding, and
+            // the first request found nothing listening. Our own processes must also be alive.
+            let ops_ready = http_status(self.edge_ops, "/health/ready").await == Some(200);
+            let legacy_ready = http_status(self.http, "/health/ready").await == Some(200);
+            if (ops_ready && http_status(self.http, "/").await.is_some()) || legacy_ready {
+                let alive = self
+                    .procs
+                    .iter_mut()
+                    .all(|p| matches!(p.child.try_wait(), Ok(None)));
+                if alive {
+                    return Ok(());
+                }
             }
             let dead = self
                 .procs
