@@ -15,7 +15,7 @@ use domain::{
 
 use super::{
     Frame, Problems, Refusal, SCRIPT, Signed, confirmed, done, flash, page_error, pairs,
-    query_pairs, refusal, render, when, when_opt,
+    query_pairs, refusal, render,
 };
 use crate::AppState;
 use crate::extract::Client;
@@ -203,15 +203,6 @@ struct SecurityPage {
     /// Which form the problems are about.
     form: String,
     script: &'static str,
-}
-
-impl SecurityPage {
-    fn when(&self, t: &domain::Timestamp) -> String {
-        when(t)
-    }
-    fn when_opt(&self, t: &Option<domain::Timestamp>) -> String {
-        when_opt(t)
-    }
 }
 
 async fn security(
@@ -479,12 +470,6 @@ struct SessionsPage {
     p: Problems,
 }
 
-impl SessionsPage {
-    fn when(&self, t: &domain::Timestamp) -> String {
-        when(t)
-    }
-}
-
 async fn sessions(
     state: &AppState,
     caller: &Caller,
@@ -584,15 +569,6 @@ struct ActivityPage {
     f: Frame,
     events: Vec<AuditEvent>,
     next: Option<String>,
-}
-
-impl ActivityPage {
-    fn when(&self, t: &domain::Timestamp) -> String {
-        when(t)
-    }
-    fn describe(&self, e: &AuditEvent) -> String {
-        super::describe_event(&e.r#type)
-    }
 }
 
 async fn activity_page(

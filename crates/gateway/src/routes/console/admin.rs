@@ -15,8 +15,8 @@ use domain::{
 };
 
 use super::{
-    Admin, Frame, Problems, Refusal, Signed, confirmed, describe_event, done, flash, page_error,
-    pairs, query_pairs, refusal, render, when, when_opt,
+    Admin, Frame, Problems, Refusal, Signed, confirmed, done, flash, page_error, pairs,
+    query_pairs, refusal, render,
 };
 use crate::AppState;
 use crate::extract::Client;
@@ -69,12 +69,6 @@ struct UsersPage {
     users: Vec<User>,
     next: Option<String>,
     p: Problems,
-}
-
-impl UsersPage {
-    fn when(&self, t: &domain::Timestamp) -> String {
-        when(t)
-    }
 }
 
 async fn users_page(
@@ -141,18 +135,6 @@ struct UserPage {
     form: &'static str,
     roles: &'static [Role],
     statuses: &'static [Status],
-}
-
-impl UserPage {
-    fn when(&self, t: &domain::Timestamp) -> String {
-        when(t)
-    }
-    fn when_opt(&self, t: &Option<domain::Timestamp>) -> String {
-        when_opt(t)
-    }
-    fn describe(&self, e: &AuditEvent) -> String {
-        describe_event(&e.r#type)
-    }
 }
 
 fn parse_id(id: &str) -> Option<uuid::Uuid> {
@@ -511,18 +493,6 @@ struct AuditPage {
     events: Vec<AuditEvent>,
     next: Option<String>,
     p: Problems,
-}
-
-impl AuditPage {
-    fn kind_of<'e>(&self, e: &'e AuditEvent) -> &'e str {
-        &e.r#type
-    }
-    fn when(&self, t: &domain::Timestamp) -> String {
-        when(t)
-    }
-    fn describe(&self, e: &AuditEvent) -> String {
-        describe_event(&e.r#type)
-    }
 }
 
 async fn audit_page(

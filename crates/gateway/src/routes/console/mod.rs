@@ -427,20 +427,32 @@ impl Frame {
             flash: None,
         }
     }
-}
 
-/// A time as the pages show it (UTC, to the minute).
-pub(crate) fn when(t: &Timestamp) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
-}
+    /// A time as the pages show it (UTC, to the minute).
+    pub fn when(&self, t: &Timestamp) -> String {
+        t.format("%Y-%m-%d %H:%M UTC").to_string()
+    }
 
-/// A time that may be absent.
-pub(crate) fn when_opt(t: &Option<Timestamp>) -> String {
-    t.as_ref().map(when).unwrap_or_else(|| "never".into())
+    /// A time that may be absent.
+    pub fn when_opt(&self, t: &Option<Timestamp>) -> String {
+        t.as_ref()
+            .map(|t| self.when(t))
+            .unwrap_or_else(|| "never".into())
+    }
+
+    /// An audit event's type as a person reads it.
+    pub fn describe(&self, e: &domain::AuditEvent) -> String {
+        describe_event(&e.r#type)
+    }
+
+    /// An audit event's type as recorded (`r#type` is no name a template can spell).
+    pub fn kind_of<'e>(&self, e: &'e domain::AuditEvent) -> &'e str {
+        &e.r#type
+    }
 }
 
 /// An audit event's type as a person reads it.
-pub(crate) fn describe_event(kind: &str) -> String {
+fn describe_event(kind: &str) -> String {
     let text = match kind {
         "auth.login" => "Sign-in",
         "auth.logout" => "Sign-out",
