@@ -375,6 +375,14 @@ pub struct EdgeArgs {
         global = true
     )]
     pub password_change_rate_limit: u32,
+    /// Requests per minute per personal access token, whatever it calls (0 disables).
+    #[arg(
+        long,
+        env = "ARCANA_TOKEN_RATE_LIMIT",
+        default_value_t = 600,
+        global = true
+    )]
+    pub token_rate_limit: u32,
     /// CIDRs whose X-Forwarded-For is believed for the client IP (comma-separated).
     #[arg(
         long,

@@ -356,6 +356,7 @@ impl TokenVerifier {
             user_id,
             session_id,
             role,
+            scopes: domain::Scopes::SESSION,
         })
     }
 
@@ -474,7 +475,8 @@ mod tests {
             Principal {
                 user_id: uid,
                 session_id: sid,
-                role: Role::Admin
+                role: Role::Admin,
+                scopes: domain::Scopes::SESSION,
             }
         );
         let c = payload(&token);

@@ -19,6 +19,7 @@ pub mod revocation;
 pub mod services;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tokens;
 pub mod values;
 
 pub use audit::*;
@@ -33,4 +34,5 @@ pub use provider::*;
 pub use recovery::*;
 pub use revocation::*;
 pub use services::*;
+pub use tokens::*;
 pub use values::*;

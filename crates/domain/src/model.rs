@@ -590,6 +590,21 @@ pub enum RevokeReason {
 }
 
 impl RevokeReason {
+    /// Whether the revocation ends the user's personal access tokens too: what takes an
+    /// account away from whoever held it (suspension, deletion, a password change or reset,
+    /// the undoing of an email change, the removal of the second factors). A sign-out does not.
+    pub fn ends_access_tokens(self) -> bool {
+        matches!(
+            self,
+            RevokeReason::StatusChanged
+                | RevokeReason::UserDeleted
+                | RevokeReason::PasswordChanged
+                | RevokeReason::PasswordReset
+                | RevokeReason::EmailReverted
+                | RevokeReason::FactorsRemoved
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RevokeReason::Logout => "logout",

@@ -26,6 +26,7 @@ use crate::oidc::{
 };
 use crate::pagination::{UserPage, UserQuery};
 use crate::recovery::*;
+use crate::tokens::{AccessTokenOwner, StoredAccessToken};
 
 /// The user port speaks in use cases: each write is one command, applied in one transaction
 /// together with the audit events it records (as the outbox's mails are). The short forms
@@ -327,6 +328,39 @@ pub trait MfaRepository: Send + Sync {
     ) -> Result<Option<WebauthnCeremony>>;
 }
 
+/// Personal access tokens. Every change is one transaction together with its audit events.
+#[async_trait]
+pub trait AccessTokenRepository: Send + Sync {
+    /// Store `token` (of `token.user_id`, who must exist and not be deleted: else
+    /// `Error::NotFound`) unless its owner already holds [`crate::MAX_LIVE_PATS`] live ones at
+    /// `token.created_at` (`Error::Conflict`, `NotApplicable`).
+    async fn create_access_token(
+        &self,
+        token: StoredAccessToken,
+        audit: Vec<AuditEvent>,
+    ) -> Result<()>;
+    /// The user's unrevoked tokens unexpired at `now`, newest first.
+    async fn list_access_tokens(
+        &self,
+        user_id: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<StoredAccessToken>>;
+    /// The token whose SHA-256 (hex) is `token_hash`, with its owner, in one read.
+    async fn find_access_token(&self, token_hash: &str) -> Result<Option<AccessTokenOwner>>;
+    /// Revoke token `id` of `user_id` if it is unrevoked, with `audit`; `Ok(false)` (nothing
+    /// written) when the user has no such token.
+    async fn revoke_access_token(
+        &self,
+        user_id: UserId,
+        id: Uuid,
+        audit: Vec<AuditEvent>,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Record a use at `now`: `last_used_at` is written only when it is older than
+    /// [`crate::PAT_USE_GRANULARITY`] (so not once per request).
+    async fn touch_access_token(&self, id: Uuid, now: Timestamp) -> Result<()>;
+}
+
 /// Every repository port, as one value: what the service layer works through and what the
 /// repository's gRPC server serves (the diesel adapter behind each, or the gRPC clients, or a
 /// test's stand-in for one of them).
@@ -339,6 +373,7 @@ pub struct Repositories {
     pub maintenance: Arc<dyn MaintenanceRepository>,
     pub oidc: Arc<dyn OidcRepository>,
     pub mfa: Arc<dyn MfaRepository>,
+    pub tokens: Arc<dyn AccessTokenRepository>,
 }
 
 impl Repositories {
@@ -352,6 +387,7 @@ impl Repositories {
             + MaintenanceRepository
             + OidcRepository
             + MfaRepository
+            + AccessTokenRepository
             + Clone
             + 'static,
     {
@@ -362,7 +398,8 @@ impl Repositories {
             recovery: Arc::new(repo.clone()),
             maintenance: Arc::new(repo.clone()),
             oidc: Arc::new(repo.clone()),
-            mfa: Arc::new(repo),
+            mfa: Arc::new(repo.clone()),
+            tokens: Arc::new(repo),
         }
     }
 }

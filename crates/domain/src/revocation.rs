@@ -11,6 +11,7 @@ use crate::mfa::*;
 use crate::model::{SessionId, User, UserId};
 use crate::pagination::{RawUserQuery, UserPage};
 use crate::services::*;
+use crate::tokens::{AccessTokenInfo, AccessTokenInput, IssuedAccessToken};
 
 /// What a successful call revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +137,23 @@ impl AuthService for Revocations<dyn AuthService> {
     }
     async fn session_live(&self, who: &Principal) -> Result<bool> {
         self.inner.session_live(who).await
+    }
+    async fn create_access_token(
+        &self,
+        caller: &Caller,
+        input: AccessTokenInput,
+    ) -> Result<IssuedAccessToken> {
+        self.inner.create_access_token(caller, input).await
+    }
+    async fn list_access_tokens(&self, caller: &Caller) -> Result<Vec<AccessTokenInfo>> {
+        self.inner.list_access_tokens(caller).await
+    }
+    async fn revoke_access_token(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
+        let r = self.inner.revoke_access_token(caller, id).await;
+        self.tell(r, Revoked::Session(id))
+    }
+    async fn token_principal(&self, token: &AccessToken) -> Result<Option<Principal>> {
+        self.inner.token_principal(token).await
     }
     async fn forgot_password(
         &self,

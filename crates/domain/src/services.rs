@@ -18,6 +18,7 @@ use crate::oidc::{
     ClientPage, IssuedClient, OidcClient, OidcClientInput, OidcClientPatch, RawClientQuery,
 };
 use crate::pagination::{RawUserQuery, UserPage};
+use crate::tokens::{AccessTokenInfo, AccessTokenInput, IssuedAccessToken, Scopes};
 
 /// Facts about the call that the audit log and sessions record. Never used for authorization.
 /// Built with [`RequestContext::new`], which applies the rules every entry point shares.
@@ -52,12 +53,15 @@ impl RequestContext {
     }
 }
 
-/// An authenticated caller, taken from a verified access token whose session is live.
+/// An authenticated caller, taken from a verified access token whose session is live, or from
+/// a live personal access token (then `session_id` is the token's id and `scopes` narrow it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Principal {
     pub user_id: UserId,
     pub session_id: SessionId,
     pub role: Role,
+    /// [`Scopes::SESSION`] for a signed-in session.
+    pub scopes: Scopes,
 }
 
 impl Principal {
@@ -503,6 +507,20 @@ pub trait AuthService: Send + Sync {
     /// opened with the current credentials), the user is active and still has the token's role.
     /// Token verifiers call this (through a short cache) so revocation takes effect within seconds.
     async fn session_live(&self, who: &Principal) -> Result<bool>;
+    /// A new personal access token of the caller (a signed-in session only), shown once.
+    async fn create_access_token(
+        &self,
+        caller: &Caller,
+        input: AccessTokenInput,
+    ) -> Result<IssuedAccessToken>;
+    /// The caller's unrevoked, unexpired personal access tokens, newest first.
+    async fn list_access_tokens(&self, caller: &Caller) -> Result<Vec<AccessTokenInfo>>;
+    /// Revoke one of the caller's tokens (another's, or none: `NotFound`).
+    async fn revoke_access_token(&self, caller: &Caller, id: uuid::Uuid) -> Result<()>;
+    /// The caller a personal access token (`arc_pat_…`) makes while it is live: its owner with
+    /// the owner's current role, narrowed by its scopes; `Ok(None)` for any other token. Token
+    /// verifiers call this (through a short cache) as they call [`Self::session_live`].
+    async fn token_principal(&self, token: &AccessToken) -> Result<Option<Principal>>;
     /// Mail a password-reset link to the account with this address, if there is one. Answers
     /// the same, in comparable time, whether there is or not.
     async fn forgot_password(&self, ctx: &RequestContext, input: ForgotPasswordInput)

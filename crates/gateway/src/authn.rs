@@ -6,10 +6,15 @@
 //! `SESSION_CACHE_TTL`, so a logout, suspension, deletion or role change (all of which revoke
 //! sessions) stops the token within that time in every deployment mode, while a busy client costs
 //! one liveness lookup per session per TTL rather than one per request.
+//!
+//! A personal access token (`arc_pat_…`) is looked up by the service layer
+//! (`AuthService::token_principal`: by its SHA-256, with its owner) and the answer cached by the
+//! token's hash for the same TTL, so revoking it, suspending or demoting its owner stops it
+//! within seconds, and at once in this process (the ports tell [`Authenticator`]).
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use crypto::jwt::TokenVerifier;
@@ -34,6 +39,11 @@ pub struct Authenticator {
     /// Users whose sessions this process revoked, and when: answers looked up before that are
     /// stale. Lives as long as a cached answer can, so it stays small.
     revoked_users: moka::sync::Cache<UserId, Instant>,
+    /// Personal access tokens by the SHA-256 of the token: the caller it made (`None`: not a
+    /// live token), and when that was asked.
+    tokens: moka::sync::Cache<String, (Option<Principal>, Instant)>,
+    /// Sessions and tokens this process revoked, and when (as `revoked_users`).
+    revoked_sessions: moka::sync::Cache<SessionId, Instant>,
 }
 
 #[derive(Clone, Copy)]
@@ -54,11 +64,21 @@ impl Authenticator {
             .max_capacity(100_000)
             .time_to_live(SESSION_CACHE_TTL)
             .build();
+        let tokens = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(SESSION_CACHE_TTL)
+            .build();
+        let revoked_sessions = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(SESSION_CACHE_TTL)
+            .build();
         Self {
             verifier,
             auth,
             live,
             revoked_users,
+            tokens,
+            revoked_sessions,
         }
     }
 
@@ -66,8 +86,12 @@ impl Authenticator {
         &self.verifier
     }
 
-    /// Verify `token` and check its session is live.
+    /// Verify `token` and check its session is live; or, for a personal access token, the
+    /// caller it makes while it is live.
     pub async fn authenticate(&self, token: &str) -> domain::Result<Principal> {
+        if token.starts_with(domain::PAT_PREFIX) {
+            return self.personal(token).await;
+        }
         let p = self.verifier.verify(token)?;
         let key = (p.session_id, p.role);
         let cached = self.live.get(&key).filter(|l| {
@@ -98,11 +122,41 @@ impl Authenticator {
         }
     }
 
-    /// Forget what is cached about a session (it was just revoked).
+    async fn personal(&self, token: &str) -> domain::Result<Principal> {
+        let key = crypto::tokens::sha256_hex(token);
+        let fresh = |who: &Option<Principal>, asked: Instant| {
+            who.is_none_or(|p| {
+                self.revoked_users
+                    .get(&p.user_id)
+                    .is_none_or(|at| asked > at)
+                    && self
+                        .revoked_sessions
+                        .get(&p.session_id)
+                        .is_none_or(|at| asked > at)
+            })
+        };
+        let who = match self
+            .tokens
+            .get(&key)
+            .filter(|(who, asked)| fresh(who, *asked))
+        {
+            Some((who, _)) => who,
+            None => {
+                let asked = Instant::now();
+                let who = self.auth.token_principal(&AccessToken::new(token)).await?;
+                self.tokens.insert(key, (who, asked));
+                who
+            }
+        };
+        who.ok_or(Error::Unauthorized)
+    }
+
+    /// Forget what is cached about a session or a personal access token (it was just revoked).
     pub fn forget(&self, sid: SessionId) {
         for role in Role::ALL {
             self.live.invalidate(&(sid, *role));
         }
+        self.revoked_sessions.insert(sid, Instant::now());
     }
 
     /// Forget what is cached about every session of `user` (this process just revoked them, or
@@ -137,12 +191,57 @@ impl FromRequestParts<AppState> for Authed {
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let token = AccessToken::new(bearer(header)?);
-        let who = state.authn.authenticate(token.expose()).await?;
+        let who = state.authenticate(token.expose()).await?;
+        // What a token's scopes allow on this route, per the one table (a session passes).
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|p| domain::need_of_route(parts.method.as_str(), p.as_str()));
+        domain::admit(&who, route.flatten())?;
         let Client { ctx, .. } = Client::from_request_parts(parts, state).await?;
         Ok(Authed(Caller {
             who,
             ctx,
             token: Some(token),
         }))
+    }
+}
+
+/// Middleware: a request that carries a token in its URL (`?access_token=…`, RFC 6750 §2.3, or
+/// any query value that is a personal access token) is refused with `VALIDATION_FAILED` before
+/// anything reads it: URLs end up in logs, proxies and browser histories. The token is not
+/// checked, so the answer tells nothing about it.
+pub async fn refuse_token_in_url(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if req.uri().query().is_some_and(query_holds_token) {
+        return ApiError::Domain(Error::validation(
+            "access_token",
+            "send tokens in the Authorization header, never in the URL",
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+fn query_holds_token(query: &str) -> bool {
+    form_urlencoded::parse(query.as_bytes()).any(|(k, v)| {
+        k.eq_ignore_ascii_case("access_token") || v.trim_start().starts_with(domain::PAT_PREFIX)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_in_queries_are_found_however_spelled() {
+        use super::query_holds_token as q;
+        assert!(q("access_token=abc"));
+        assert!(q("a=1&ACCESS_TOKEN=x"));
+        assert!(q("x=arc_pat_abcdef"));
+        assert!(q("x=%61rc_pat_abcdef"), "percent-encoded");
+        assert!(!q("q=alice&per_page=10"));
+        assert!(!q("next=/account"));
     }
 }

@@ -72,7 +72,7 @@ impl PrincipalSource for BearerPrincipal {
             .get("authorization")
             .and_then(|v| v.to_str().ok());
         let token = bearer(header)?;
-        self.state.authn.authenticate(token).await
+        self.state.authenticate(token).await
     }
 
     fn context(&self, call: &Call<'_>) -> RequestContext {

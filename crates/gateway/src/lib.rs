@@ -57,6 +57,8 @@ pub struct GatewayConfig {
     pub auth_rate_limit: u32,
     /// Password changes per minute per calling user; 0 disables.
     pub password_change_rate_limit: u32,
+    /// Requests per minute per personal access token; 0 disables.
+    pub token_rate_limit: u32,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Whole-request deadline (REST answers 503, gRPC DEADLINE_EXCEEDED).
@@ -87,6 +89,7 @@ impl Default for GatewayConfig {
             cors_origins: Vec::new(),
             auth_rate_limit: 60,
             password_change_rate_limit: 5,
+            token_rate_limit: 600,
             trusted_proxies: Vec::new(),
             request_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
@@ -175,6 +178,7 @@ impl AppState {
         let users: Arc<dyn UserService> = Arc::new(Revocations::new(users, listener));
         let rate_limit =
             AuthRateLimit::new(config.auth_rate_limit, config.password_change_rate_limit)
+                .per_token(config.token_rate_limit)
                 .shared(shared);
         let jwks = jwk_set(authn.verifier(), config.oidc_keys.as_deref());
         Self(Arc::new(Inner {
@@ -188,6 +192,19 @@ impl AppState {
             jwks,
             console_tokens: routes::console::token_cache(),
         }))
+    }
+
+    /// The caller `token` proves (see [`Authenticator::authenticate`]), a personal access
+    /// token's within its per-token budget (`RATE_LIMITED` beyond it).
+    pub async fn authenticate(&self, token: &str) -> domain::Result<domain::Principal> {
+        let who = self.authn.authenticate(token).await?;
+        if !who.scopes.is_session() {
+            self.rate_limit
+                .admit_token(who.session_id)
+                .await
+                .map_err(|retry_after| domain::Error::RateLimited { retry_after })?;
+        }
+        Ok(who)
     }
 
     /// The client's address (see [`client_ip`]).
@@ -309,14 +326,65 @@ impl utoipa::Modify for BearerScheme {
 
 /// Every documented route, and the OpenAPI document generated from the same handlers.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::auth::router())
+        .merge(routes::tokens::router())
         .merge(routes::mfa::router())
         .merge(routes::users::router())
         .merge(routes::audit::router())
         .merge(routes::oidc_clients::router())
         .merge(routes::ops::router())
-        .split_for_parts()
+        .split_for_parts();
+    (router, document_scopes(doc))
+}
+
+/// The scheme of personal access tokens, and on every operation a token may call the scope it
+/// needs, both from the one table (`domain::OPERATIONS`).
+fn document_scopes(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::SecurityRequirement;
+    let scopes: String = domain::Scope::ALL
+        .iter()
+        .map(|s| format!("`{}` ({})", s.as_str(), s.description()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let description = format!(
+        "A personal access token (`arc_pat_…`, made at POST /api/v1/auth/tokens). It acts for \
+         its owner, with at most the owner's rights, narrowed by its scopes: {scopes}. An \
+         operation lists the scope it needs under this scheme; one that does not list it needs a \
+         signed-in session (a token gets 403)."
+    );
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "personal_access_token",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("arc_pat_")
+                .description(Some(description))
+                .build(),
+        ),
+    );
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let ops = [
+            ("GET", &mut item.get),
+            ("POST", &mut item.post),
+            ("PUT", &mut item.put),
+            ("PATCH", &mut item.patch),
+            ("DELETE", &mut item.delete),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op else { continue };
+            if let Some(domain::Need::Scope(scope)) = domain::need_of_route(method, path) {
+                op.security
+                    .get_or_insert_with(Vec::new)
+                    .push(SecurityRequirement::new(
+                        "personal_access_token",
+                        [scope.as_str()],
+                    ));
+            }
+        }
+    }
+    doc
 }
 
 /// The OpenAPI document as served at `/api-docs/openapi.json`.
@@ -366,6 +434,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::oidc::router())
         .merge(routes::console::router())
         .fallback(|| async { ApiError::RouteNotFound })
+        .layer(middleware::from_fn(authn::refuse_token_in_url))
         .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state);
@@ -635,5 +704,39 @@ mod tests {
             client(&["10.0.0.0/8"], "::ffff:10.0.0.1", &["203.0.113.9"]),
             ip("203.0.113.9")
         );
+    }
+
+    /// Every route of the document has a row in the scope table (the one `Authed` checks), and
+    /// the operations a token may call say which scope they need.
+    #[test]
+    fn every_route_has_a_row_and_documents_its_scope() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let mut rows = 0;
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            for (method, op) in ops.as_object().unwrap() {
+                let need = domain::need_of_route(method, path)
+                    .unwrap_or_else(|| panic!("{method} {path} has no row"));
+                rows += 1;
+                let security = op["security"].to_string();
+                match need {
+                    domain::Need::Scope(s) => assert!(
+                        security.contains(&format!(
+                            "{{\"personal_access_token\":[\"{}\"]}}",
+                            s.as_str()
+                        )),
+                        "{method} {path}: {security}"
+                    ),
+                    _ => assert!(
+                        !security.contains("personal_access_token"),
+                        "{method} {path}"
+                    ),
+                }
+            }
+        }
+        assert_eq!(rows, domain::OPERATIONS.len(), "a row names no route");
+        assert!(doc["components"]["securitySchemes"]["personal_access_token"].is_object());
     }
 }

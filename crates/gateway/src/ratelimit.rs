@@ -43,6 +43,9 @@ impl Bucket {
 pub struct AuthRateLimit {
     per_ip: Option<DefaultKeyedRateLimiter<(Bucket, IpAddr)>>,
     per_user: Option<DefaultKeyedRateLimiter<(Bucket, UserId)>>,
+    /// Requests per personal access token (by its id), whatever it calls.
+    per_token: Option<DefaultKeyedRateLimiter<uuid::Uuid>>,
+    per_token_per_minute: u32,
     clock: DefaultClock,
     per_ip_per_minute: u32,
     per_user_per_minute: u32,
@@ -72,6 +75,8 @@ impl AuthRateLimit {
         Self {
             per_ip: keyed(per_ip_per_minute),
             per_user: keyed(password_changes_per_user),
+            per_token: None,
+            per_token_per_minute: 0,
             clock: DefaultClock::default(),
             per_ip_per_minute,
             per_user_per_minute: password_changes_per_user,
@@ -83,6 +88,33 @@ impl AuthRateLimit {
     pub fn shared(mut self, shared: Option<Arc<Shared>>) -> Self {
         self.shared = shared;
         self
+    }
+
+    /// `per_minute` requests per personal access token (0 disables).
+    pub fn per_token(mut self, per_minute: u32) -> Self {
+        self.per_token = keyed(per_minute);
+        self.per_token_per_minute = per_minute;
+        self
+    }
+
+    /// Take one request of token `id`'s budget: shared when Redis answers, else local.
+    pub async fn admit_token(&self, id: uuid::Uuid) -> Result<(), Duration> {
+        if let Some(shared) = &self.shared
+            && self.per_token_per_minute > 0
+            && let Some(answer) = shared
+                .check(&format!("token:{id}"), self.per_token_per_minute)
+                .await
+        {
+            return answer;
+        }
+        let Some(l) = &self.per_token else {
+            return Ok(());
+        };
+        if l.len() > MAX_KEYS {
+            l.retain_recent();
+        }
+        l.check_key(&id)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
     /// Take one request of `ip`'s budget for `bucket`: shared when Redis answers, else local.
@@ -175,6 +207,20 @@ mod tests {
         let off = AuthRateLimit::new(0, 0);
         for _ in 0..100 {
             assert!(off.check(Bucket::Login, a).is_ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn each_token_has_its_own_budget() {
+        let rl = AuthRateLimit::new(0, 0).per_token(2);
+        let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        assert!(rl.admit_token(a).await.is_ok());
+        assert!(rl.admit_token(a).await.is_ok());
+        assert!(rl.admit_token(a).await.is_err());
+        assert!(rl.admit_token(b).await.is_ok());
+        let off = AuthRateLimit::new(0, 0);
+        for _ in 0..100 {
+            assert!(off.admit_token(a).await.is_ok());
         }
     }
 

@@ -25,6 +25,7 @@ mod oidc;
 mod recovery;
 mod schema;
 mod sessions;
+mod tokens;
 mod url;
 mod users;
 

@@ -232,7 +232,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    access_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        scopes -> Text,
+        credential_version -> Integer,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(access_tokens -> users (user_id));
 diesel::joinable!(login_networks -> users (user_id));
 diesel::joinable!(email_changes -> users (user_id));
 diesel::joinable!(account_tokens -> users (user_id));
@@ -257,5 +273,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     mfa_recovery_codes,
     mfa_challenges,
     webauthn_credentials,
-    webauthn_ceremonies
+    webauthn_ceremonies,
+    access_tokens
 );

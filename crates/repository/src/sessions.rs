@@ -13,7 +13,7 @@ use crate::connection::AnyConnection;
 use crate::database::{Database, write_transaction};
 use crate::error::DbError;
 use crate::models::{SessionRow, UserRow, micros};
-use crate::schema::{sessions, users};
+use crate::schema::{access_tokens, sessions, users};
 
 #[async_trait]
 impl SessionRepository for Database {
@@ -237,6 +237,15 @@ pub(crate) fn revoke_sessions(
             .execute(conn)?,
         None => diesel::update(live).set(set).execute(conn)?,
     };
+    if reason.ends_access_tokens() {
+        diesel::update(
+            access_tokens::table
+                .filter(access_tokens::user_id.eq(user_id))
+                .filter(access_tokens::revoked_at.is_null()),
+        )
+        .set(access_tokens::revoked_at.eq(Some(now)))
+        .execute(conn)?;
+    }
     Ok(n as u64)
 }
 

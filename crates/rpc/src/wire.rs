@@ -244,6 +244,8 @@ empty!(
     crate::v1::RevokeSessionResponse,
     crate::v1::DeleteUserResponse,
     crate::v1::RemoveMfaResponse,
+    crate::v1::ListAccessTokensRequest,
+    crate::v1::RevokeAccessTokenResponse,
     crate::v1::GetMfaRequest,
     crate::v1::DisableTotpResponse,
     crate::v1::StartPasskeyRegistrationRequest,

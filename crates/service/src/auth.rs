@@ -546,6 +546,26 @@ impl AuthService for Auth {
             }))
     }
 
+    async fn create_access_token(
+        &self,
+        caller: &Caller,
+        input: domain::AccessTokenInput,
+    ) -> Result<domain::IssuedAccessToken> {
+        self.create_token(caller, input).await
+    }
+
+    async fn list_access_tokens(&self, caller: &Caller) -> Result<Vec<domain::AccessTokenInfo>> {
+        self.tokens_of(caller).await
+    }
+
+    async fn revoke_access_token(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
+        self.revoke_token(caller, id).await
+    }
+
+    async fn token_principal(&self, token: &domain::AccessToken) -> Result<Option<Principal>> {
+        self.principal_of(token).await
+    }
+
     async fn forgot_password(
         &self,
         ctx: &RequestContext,

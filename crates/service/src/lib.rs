@@ -64,6 +64,7 @@ mod passkeys;
 mod provider;
 pub mod recovery;
 pub mod shared_cache;
+mod tokens;
 mod users;
 
 use std::sync::Arc;

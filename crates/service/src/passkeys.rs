@@ -78,8 +78,8 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(Error::internal)
 }
 
-/// A passkey's name: trimmed, 1 to 64 characters, no control characters.
-fn parse_name(name: &str) -> Result<String> {
+/// A passkey's or an access token's name: trimmed, 1 to 64 characters, no control characters.
+pub(crate) fn parse_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(Error::validation(

@@ -14,6 +14,7 @@ pub fn config(args: &EdgeArgs) -> anyhow::Result<gateway::GatewayConfig> {
         cors_origins: cors_origins(&args.cors_origins)?,
         auth_rate_limit: args.auth_rate_limit,
         password_change_rate_limit: args.password_change_rate_limit,
+        token_rate_limit: args.token_rate_limit,
         trusted_proxies: args.trusted_proxies.clone(),
         request_timeout: Duration::from_secs(args.request_timeout),
         header_read_timeout: Duration::from_secs(args.http_header_timeout),

@@ -610,6 +610,8 @@ async fn operations_endpoints(app: TestApp) {
         ("/api/v1/auth/me", &["get"]),
         ("/api/v1/auth/sessions", &["get"]),
         ("/api/v1/auth/sessions/{id}", &["delete"]),
+        ("/api/v1/auth/tokens", &["get", "post"]),
+        ("/api/v1/auth/tokens/{id}", &["delete"]),
         ("/api/v1/auth/password/forgot", &["post"]),
         ("/api/v1/auth/password/reset", &["post"]),
         ("/api/v1/auth/email/verify", &["post"]),

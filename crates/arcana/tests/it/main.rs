@@ -15,3 +15,4 @@ mod ops;
 mod passkeys;
 mod recovery;
 mod redis;
+mod tokens;

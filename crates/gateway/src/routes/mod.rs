@@ -6,4 +6,5 @@ pub mod oidc;
 pub mod oidc_clients;
 pub mod ops;
 pub mod pages;
+pub mod tokens;
 pub mod users;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
+use domain::{AccessToken, AccessTokenInfo, AccessTokenInput, IssuedAccessToken, Scope};
 use domain::{
     AuthService, AuthSession, Caller, ForgotPasswordInput, LoginInput, Principal, RegisterInput,
     RequestContext, ResetPasswordInput, Result, SessionId, SessionInfo, User, UserId,
@@ -131,6 +132,23 @@ impl AuthService for Counting {
     async fn revert_email(&self, ctx: &RequestContext, i: VerifyEmailInput) -> Result<User> {
         self.inner.revert_email(ctx, i).await
     }
+    async fn create_access_token(
+        &self,
+        caller: &Caller,
+        input: AccessTokenInput,
+    ) -> Result<IssuedAccessToken> {
+        self.inner.create_access_token(caller, input).await
+    }
+    async fn list_access_tokens(&self, caller: &Caller) -> Result<Vec<AccessTokenInfo>> {
+        self.inner.list_access_tokens(caller).await
+    }
+    async fn revoke_access_token(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
+        self.inner.revoke_access_token(caller, id).await
+    }
+    async fn token_principal(&self, token: &AccessToken) -> Result<Option<Principal>> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.token_principal(token).await
+    }
 }
 
 fn input(username: &str) -> RegisterInput {
@@ -143,8 +161,8 @@ fn input(username: &str) -> RegisterInput {
     }
 }
 
-#[tokio::test]
-async fn revoking_one_user_forgets_only_that_users_cached_sessions() {
+/// The real service over a fresh SQLite database, counted, and an authenticator in front of it.
+fn counted() -> (TestDb, Arc<Counting>, Arc<Authenticator>) {
     let db = TestDb::sqlite();
     let config = ServiceConfig {
         password_iterations: 1000,
@@ -161,10 +179,16 @@ async fn revoking_one_user_forgets_only_that_users_cached_sessions() {
         inner: services.auth.clone(),
         lookups: AtomicUsize::new(0),
     });
-    let authn = Authenticator::new(
+    let authn = Arc::new(Authenticator::new(
         Arc::new(keys.verifier(&config.issuer, &config.audience)),
         counting.clone(),
-    );
+    ));
+    (db, counting, authn)
+}
+
+#[tokio::test]
+async fn revoking_one_user_forgets_only_that_users_cached_sessions() {
+    let (_db, counting, authn) = counted();
     let ctx = RequestContext::default();
     let alice = counting.register(&ctx, input("alice")).await.unwrap();
     let bob = counting.register(&ctx, input("bob")).await.unwrap();
@@ -202,4 +226,63 @@ async fn revoking_one_user_forgets_only_that_users_cached_sessions() {
     assert_eq!(lookups(), 3, "alice's answer was looked up again");
     authn.authenticate(&bob.tokens.access_token).await.unwrap();
     assert_eq!(lookups(), 3, "bob's answer is still cached");
+}
+
+#[tokio::test]
+async fn a_personal_access_token_is_looked_up_once_per_ttl_and_forgotten_when_revoked_here() {
+    let (_db, counting, authn) = counted();
+    // The ports tell the authenticator what they revoke, as the gateway wires them.
+    let ports = domain::Revocations::new(counting.clone() as Arc<dyn AuthService>, authn.clone());
+    let ctx = RequestContext::default();
+    let alice = counting.register(&ctx, input("alice")).await.unwrap();
+    let session = authn
+        .authenticate(&alice.tokens.access_token)
+        .await
+        .unwrap();
+    let caller = Caller {
+        who: session,
+        ctx,
+        token: None,
+    };
+    let issued = ports
+        .create_access_token(
+            &caller,
+            AccessTokenInput {
+                name: "ci".into(),
+                scopes: vec!["users:read".into()],
+                expires_in: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(issued.token.starts_with("arc_pat_") && issued.token.len() == 51);
+    let lookups = || counting.lookups.load(Ordering::SeqCst);
+    let before = lookups();
+    let who = authn.authenticate(&issued.token).await.unwrap();
+    assert_eq!(
+        (who.user_id, who.session_id, who.scopes),
+        (
+            alice.user.id,
+            issued.info.id,
+            domain::Scopes::of(&[Scope::UsersRead])
+        )
+    );
+    authn.authenticate(&issued.token).await.unwrap();
+    assert_eq!(
+        lookups(),
+        before + 1,
+        "the second use is answered from the cache"
+    );
+
+    ports
+        .revoke_access_token(&caller, issued.info.id)
+        .await
+        .unwrap();
+    assert!(
+        authn.authenticate(&issued.token).await.is_err(),
+        "revoked through this process: refused at once, cache or not"
+    );
+    // A made-up token of the right shape is looked up and refused.
+    let fake = format!("arc_pat_{}", "A".repeat(43));
+    assert!(authn.authenticate(&fake).await.is_err());
 }

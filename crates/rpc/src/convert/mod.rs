@@ -11,6 +11,7 @@ use domain::{Error, Result};
 pub mod internal;
 pub mod mfa;
 pub mod provider;
+pub mod tokens;
 pub mod v1;
 
 /// A response that does not decode is an internal error of the layer below (the field problems

@@ -1,9 +1,10 @@
 //! Domain ↔ `arcana.v1` (the public API, also the service boundary's contract).
 use domain::{
-    AuditEvent, AuditPage, AuthSession, ClientPage, CreateUserInput, Error, FieldErrors,
-    ForgotPasswordInput, IssuedClient, LoginInput, OidcClient, OidcClientInput, OidcClientPatch,
-    PageInfo, RawAuditQuery, RawClientQuery, RawUserQuery, RegisterInput, ResetPasswordInput,
-    Result, SessionInfo, TokenPair, User, UserId, UserPage, UserPatch, VerifyEmailInput,
+    AccessTokenInfo, AccessTokenInput, AuditEvent, AuditPage, AuthSession, ClientPage,
+    CreateUserInput, Error, FieldErrors, ForgotPasswordInput, IssuedAccessToken, IssuedClient,
+    LoginInput, OidcClient, OidcClientInput, OidcClientPatch, PageInfo, RawAuditQuery,
+    RawClientQuery, RawUserQuery, RegisterInput, ResetPasswordInput, Result, SessionInfo,
+    TokenPair, User, UserId, UserPage, UserPatch, VerifyEmailInput,
 };
 use domain::{
     LoginOutcome, MfaCodeInput, MfaMethod, MfaPending, MfaStatus, MfaVerifyInput, PasskeyChallenge,
@@ -240,6 +241,13 @@ impl From<v1::RegenerateRecoveryCodesRequest> for MfaCodeInput {
     }
 }
 request!(v1::RemoveMfaRequest { id: Uuid });
+message!(AccessTokenInput => v1::CreateAccessTokenRequest { name, scopes, expires_in });
+message!(AccessTokenInfo => v1::AccessToken {
+    id, name, scopes, created_at, last_used_at, expires_at,
+});
+message!(IssuedAccessToken => v1::IssuedAccessToken { info, token });
+wrapper!(v1::ListAccessTokensResponse { tokens: Vec<AccessTokenInfo> });
+request!(v1::RevokeAccessTokenRequest { id: Uuid });
 
 impl TryFrom<v1::AuthResponse> for AuthSession {
     type Error = Error;

@@ -1,15 +1,16 @@
 //! Client adapter: the repository ports implemented by calling `RepositoryService`.
 use async_trait::async_trait;
 use domain::{
-    AttemptReservation, AuditEvent, AuditPage, AuditQuery, AuditRepository, CeremonyKind, ClientId,
-    ClientPage, ClientQuery, CodeRedemption, Consent, FactorRemoval, Grant, LoginAttempt,
-    LoginBegun, LoginCompletion, LoginStart, MailClaim, MailSettlement, MaintenanceRepository,
-    MfaChallenge, MfaFactors, MfaRepository, NewCode, NewSession, NewUser, OidcRepository,
-    OutboxStats, PasskeyChange, PasswordChange, QueuedMail, RecoveryCodeSet, RecoveryRepository,
-    Redeemed, Redemption, Result, Rotation, Session, SessionEnd, SessionId, SessionOwner,
-    SessionRepository, StoredClient, StoredCode, StoredPasskey, Timestamp, TokenIssue,
-    TotpConfirmation, TotpEnrolment, User, UserChange, UserCredentials, UserDeletion, UserId,
-    UserPage, UserQuery, UserRepository, UserRevocation, WebauthnCeremony,
+    AccessTokenOwner, AccessTokenRepository, AttemptReservation, AuditEvent, AuditPage, AuditQuery,
+    AuditRepository, CeremonyKind, ClientId, ClientPage, ClientQuery, CodeRedemption, Consent,
+    FactorRemoval, Grant, LoginAttempt, LoginBegun, LoginCompletion, LoginStart, MailClaim,
+    MailSettlement, MaintenanceRepository, MfaChallenge, MfaFactors, MfaRepository, NewCode,
+    NewSession, NewUser, OidcRepository, OutboxStats, PasskeyChange, PasswordChange, QueuedMail,
+    RecoveryCodeSet, RecoveryRepository, Redeemed, Redemption, Result, Rotation, Session,
+    SessionEnd, SessionId, SessionOwner, SessionRepository, StoredAccessToken, StoredClient,
+    StoredCode, StoredPasskey, Timestamp, TokenIssue, TotpConfirmation, TotpEnrolment, User,
+    UserChange, UserCredentials, UserDeletion, UserId, UserPage, UserQuery, UserRepository,
+    UserRevocation, WebauthnCeremony,
 };
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -348,5 +349,46 @@ impl MfaRepository for RepositoryClient {
     ) -> Result<Option<WebauthnCeremony>> {
         let msg = pb::TakeCeremonyRequest::new(id, kind, now);
         repository_call!(self, Write, take_ceremony, msg)
+    }
+}
+
+#[async_trait]
+impl AccessTokenRepository for RepositoryClient {
+    async fn create_access_token(
+        &self,
+        token: StoredAccessToken,
+        audit: Vec<AuditEvent>,
+    ) -> Result<()> {
+        let msg = pb::CreateAccessTokenRequest::new(token, audit);
+        repository_call!(self, Write, create_access_token, msg)
+    }
+    async fn list_access_tokens(
+        &self,
+        user_id: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<StoredAccessToken>> {
+        repository_call!(
+            self,
+            Read,
+            list_access_tokens,
+            pb::AtRequest::new(user_id, now)
+        )
+    }
+    async fn find_access_token(&self, token_hash: &str) -> Result<Option<AccessTokenOwner>> {
+        let msg = pb::FindAccessTokenRequest::new(token_hash.to_owned());
+        repository_call!(self, Read, find_access_token, msg)
+    }
+    async fn revoke_access_token(
+        &self,
+        user_id: UserId,
+        id: Uuid,
+        audit: Vec<AuditEvent>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let msg = pb::RevokeAccessTokenRequest::new(user_id, id, audit, now);
+        repository_call!(self, Write, revoke_access_token, msg)
+    }
+    async fn touch_access_token(&self, id: Uuid, now: Timestamp) -> Result<()> {
+        repository_call!(self, Write, touch_access_token, pb::AtRequest::new(id, now))
     }
 }

@@ -605,4 +605,52 @@ impl RepositoryService for RepositoryGrpc {
         })
         .await
     }
+
+    async fn create_access_token(
+        &self,
+        req: Request<pb::CreateAccessTokenRequest>,
+    ) -> Answer<pb::Empty> {
+        handle("CreateAccessToken", req, |m| async move {
+            let (token, audit) = m.parse()?;
+            self.ports.tokens.create_access_token(token, audit).await
+        })
+        .await
+    }
+    async fn list_access_tokens(&self, req: Request<pb::AtRequest>) -> Answer<pb::AccessTokenList> {
+        handle("ListAccessTokens", req, |m| async move {
+            let (user_id, now) = m.parse()?;
+            self.ports.tokens.list_access_tokens(user_id, now).await
+        })
+        .await
+    }
+    async fn find_access_token(
+        &self,
+        req: Request<pb::FindAccessTokenRequest>,
+    ) -> Answer<pb::OptionalAccessTokenOwner> {
+        handle("FindAccessToken", req, |m| async move {
+            let (token_hash,) = m.parse()?;
+            self.ports.tokens.find_access_token(&token_hash).await
+        })
+        .await
+    }
+    async fn revoke_access_token(
+        &self,
+        req: Request<pb::RevokeAccessTokenRequest>,
+    ) -> Answer<pb::BoolResponse> {
+        handle("RevokeAccessToken", req, |m| async move {
+            let (user_id, id, audit, now) = m.parse()?;
+            self.ports
+                .tokens
+                .revoke_access_token(user_id, id, audit, now)
+                .await
+        })
+        .await
+    }
+    async fn touch_access_token(&self, req: Request<pb::AtRequest>) -> Answer<pb::Empty> {
+        handle("TouchAccessToken", req, |m| async move {
+            let (id, now) = m.parse()?;
+            self.ports.tokens.touch_access_token(id, now).await
+        })
+        .await
+    }
 }

@@ -366,6 +366,55 @@ impl<P: PrincipalSource> AuthRpc for AuthGrpc<P> {
         )
         .await
     }
+
+    async fn create_access_token(
+        &self,
+        req: Request<v1::CreateAccessTokenRequest>,
+    ) -> Answer<v1::IssuedAccessToken> {
+        let auth = &self.auth;
+        bearer(
+            &self.source,
+            "CreateAccessToken",
+            req,
+            |caller, m| async move {
+                auth.create_access_token(&caller, m.try_into()?)
+                    .await
+                    .map(Into::into)
+            },
+        )
+        .await
+    }
+
+    async fn list_access_tokens(
+        &self,
+        req: Request<v1::ListAccessTokensRequest>,
+    ) -> Answer<v1::ListAccessTokensResponse> {
+        let auth = &self.auth;
+        bearer(
+            &self.source,
+            "ListAccessTokens",
+            req,
+            |caller, _| async move { auth.list_access_tokens(&caller).await.map(Into::into) },
+        )
+        .await
+    }
+
+    async fn revoke_access_token(
+        &self,
+        req: Request<v1::RevokeAccessTokenRequest>,
+    ) -> Answer<v1::RevokeAccessTokenResponse> {
+        let auth = &self.auth;
+        bearer(
+            &self.source,
+            "RevokeAccessToken",
+            req,
+            |caller, m| async move {
+                let (id,) = m.parse()?;
+                auth.revoke_access_token(&caller, id).await.map(Into::into)
+            },
+        )
+        .await
+    }
 }
 
 /// Serves `AuthService::session_live` to gateways (internal port only).
@@ -379,26 +428,53 @@ impl SessionCheckGrpc {
     }
 }
 
+/// A call of the session checks: no caller, the forwarded request facts, `f(message)`.
+async fn check<T, R, F, Fut>(
+    rpc: &'static str,
+    req: Request<T>,
+    f: F,
+) -> std::result::Result<Response<R>, Status>
+where
+    F: FnOnce(T) -> Fut,
+    Fut: std::future::Future<Output = domain::Result<R>>,
+{
+    let source = NoCaller;
+    let request_id = source.context(&Call::of(&req)).request_id;
+    let parent = crate::trace::Parent::of(req.metadata().as_ref());
+    let body = f(req.into_inner());
+    run(&source, rpc, request_id, parent, body).await
+}
+
 #[tonic::async_trait]
 impl SessionCheckService for SessionCheckGrpc {
     async fn session_live(
         &self,
         req: Request<internal::SessionLiveRequest>,
     ) -> Answer<internal::SessionLiveResponse> {
-        let source = NoCaller;
-        let request_id = source.context(&Call::of(&req)).request_id;
-        let parent = crate::trace::Parent::of(req.metadata().as_ref());
-        let m = req.into_inner();
         let auth = &self.auth;
-        let body = async move {
+        check("SessionLive", req, |m| async move {
             let (user_id, session_id, role) = m.parse()?;
             let who = Principal {
                 user_id,
                 session_id,
                 role,
+                scopes: domain::Scopes::SESSION,
             };
             auth.session_live(&who).await.map(Into::into)
-        };
-        run(&source, "SessionLive", request_id, parent, body).await
+        })
+        .await
+    }
+
+    async fn token_principal(
+        &self,
+        req: Request<internal::TokenPrincipalRequest>,
+    ) -> Answer<internal::TokenPrincipalResponse> {
+        let auth = &self.auth;
+        check("TokenPrincipal", req, |m| async move {
+            let (token,) = m.parse()?;
+            let token = domain::AccessToken::new(token);
+            auth.token_principal(&token).await.map(Into::into)
+        })
+        .await
     }
 }

@@ -6,16 +6,16 @@
 //! ([`Upstream::call`]); every domain error (field names, retry-after) survives the hop.
 use async_trait::async_trait;
 use domain::{
-    AccessToken, AuditPage, AuthService, AuthSession, Caller, ClientPage, CreateUserInput, Error,
-    ForgotPasswordInput, IssuedClient, LoginInput, OidcClient, OidcClientInput, OidcClientPatch,
-    OidcClientService, PasswordInput, Principal, RawAuditQuery, RawClientQuery, RawUserQuery,
-    RegisterInput, RequestContext, ResetPasswordInput, Result, SessionId, SessionInfo, User,
-    UserId, UserPage, UserPatch, UserService, VerifyEmailInput,
+    AccessToken, AccessTokenInfo, AccessTokenInput, AuditPage, AuthService, AuthSession, Caller,
+    ClientPage, CreateUserInput, Error, ForgotPasswordInput, IssuedClient, LoginInput, OidcClient,
+    OidcClientInput, OidcClientPatch, OidcClientService, PasswordInput, Principal, RawAuditQuery,
+    RawClientQuery, RawUserQuery, RegisterInput, RequestContext, ResetPasswordInput, Result,
+    SessionId, SessionInfo, User, UserId, UserPage, UserPatch, UserService, VerifyEmailInput,
 };
 use domain::{
-    LoginOutcome, MfaCodeInput, MfaStatus, MfaVerifyInput, PasskeyChallenge, PasskeyInfo,
-    PasskeyLoginInput, PasskeyRegistrationInput, PasskeyRename, RecoveryCodes, TotpDisableInput,
-    TotpSetup, TotpSetupInput,
+    IssuedAccessToken, LoginOutcome, MfaCodeInput, MfaStatus, MfaVerifyInput, PasskeyChallenge,
+    PasskeyInfo, PasskeyLoginInput, PasskeyRegistrationInput, PasskeyRename, RecoveryCodes,
+    TotpDisableInput, TotpSetup, TotpSetupInput,
 };
 use tonic::Request;
 use tonic::transport::Channel;
@@ -239,6 +239,34 @@ impl AuthService for AuthClient {
             &self.sessions,
             || outgoing(up, None, None, msg.clone()),
             |mut c, r| async move { c.session_live(r).await },
+        )
+        .await
+    }
+    async fn create_access_token(
+        &self,
+        caller: &Caller,
+        input: AccessTokenInput,
+    ) -> Result<IssuedAccessToken> {
+        let msg = v1::CreateAccessTokenRequest::from(input);
+        service_call!(self, Write, create_access_token, caller: caller, msg)
+    }
+    async fn list_access_tokens(&self, caller: &Caller) -> Result<Vec<AccessTokenInfo>> {
+        let msg = v1::ListAccessTokensRequest {};
+        service_call!(self, Read, list_access_tokens, caller: caller, msg)
+    }
+    async fn revoke_access_token(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
+        let msg = v1::RevokeAccessTokenRequest::new(id);
+        service_call!(self, Write, revoke_access_token, caller: caller, msg)
+    }
+    async fn token_principal(&self, token: &AccessToken) -> Result<Option<Principal>> {
+        let msg = crate::internal::TokenPrincipalRequest::new(token.expose().to_owned());
+        let up = &self.upstream;
+        up.call(
+            "token_principal",
+            Retry::Read,
+            &self.sessions,
+            || outgoing(up, None, None, msg.clone()),
+            |mut c, r| async move { c.token_principal(r).await },
         )
         .await
     }

@@ -144,6 +144,8 @@ where
     let body = async move {
         let call = Call::of(&req);
         let who = source.principal(&call).await?;
+        // What a token's scopes allow, per the one table (a session passes).
+        domain::admit(&who, domain::need_of_rpc(rpc))?;
         // What proved who, for a hop to a service layer in another process.
         let token = bearer_token(call.metadata).ok().map(AccessToken::new);
         f(Caller { who, ctx, token }, req.into_inner()).await
@@ -242,4 +244,68 @@ pub async fn track_readiness(
         a.and(u)
     };
     crate::server::track_health(reporter, names, every, check).await
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::{Need, need_of_rpc};
+    use prost::Message;
+
+    /// Every rpc of the public contract has a row in the scope table, and every row an rpc.
+    #[test]
+    fn every_public_rpc_has_a_row_in_the_scope_table() {
+        let all = prost_types::FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap();
+        let mut rpcs = Vec::new();
+        for f in all.file.iter().filter(|f| f.package() == "arcana.v1") {
+            for s in &f.service {
+                for m in &s.method {
+                    let rpc = format!("{}/{}", s.name(), m.name());
+                    assert!(need_of_rpc(&rpc).is_some(), "{rpc} has no row");
+                    rpcs.push(rpc);
+                }
+            }
+        }
+        for op in domain::OPERATIONS {
+            assert!(rpcs.iter().any(|r| r == op.rpc), "{} is no rpc", op.rpc);
+        }
+    }
+
+    /// The proto comments say what the table says: the "Access tokens:" line above each rpc.
+    #[test]
+    fn the_proto_comments_document_each_rpcs_scope() {
+        let protos = [
+            (
+                "AuthService",
+                include_str!("../../../../proto/arcana/v1/auth.proto"),
+            ),
+            (
+                "UserService",
+                include_str!("../../../../proto/arcana/v1/users.proto"),
+            ),
+            (
+                "OidcClientService",
+                include_str!("../../../../proto/arcana/v1/oidc.proto"),
+            ),
+        ];
+        for (service, text) in protos {
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            for (i, line) in lines.iter().enumerate() {
+                let Some(rest) = line.strip_prefix("rpc ") else {
+                    continue;
+                };
+                let method = rest.split('(').next().unwrap();
+                let rpc = format!("{service}/{method}");
+                let said = match need_of_rpc(&rpc).unwrap() {
+                    Need::Public => "none needed".to_owned(),
+                    Need::Session => "refused (a signed-in session only)".to_owned(),
+                    Need::Scope(s) => format!("scope {}", s.as_str()),
+                };
+                assert_eq!(
+                    lines[i - 1],
+                    format!("// Access tokens: {said}."),
+                    "the comment above {rpc}"
+                );
+            }
+        }
+    }
 }

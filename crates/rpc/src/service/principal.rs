@@ -51,7 +51,8 @@ pub const LIVE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1
 /// The internal port's caller policy. The caller is whoever the access token forwarded in
 /// `authorization: Bearer` names, when it verifies and its session is live, asked of `sessions`
 /// (this process's own service layer; a "live" answer is reused for at most
-/// [`LIVE_CACHE_TTL`]). So a holder of the internal credential (a compromised gateway) can act
+/// [`LIVE_CACHE_TTL`]); or, for a personal access token, the caller the service layer says it
+/// makes (its scopes then narrow every call, per `domain::OPERATIONS`). So a holder of the internal credential (a compromised gateway) can act
 /// only as users whose tokens it holds, never claim an identity. The request facts (request
 /// id, client ip, user agent) are taken as forwarded: they feed the audit log and the
 /// per-network lockout, never an authorization. Serve it only behind the internal credential.
@@ -61,6 +62,8 @@ pub struct VerifiedPrincipal {
     sessions: Arc<dyn AuthService>,
     /// Sessions found live (with the user and role the token named), for [`LIVE_CACHE_TTL`].
     live: moka::sync::Cache<Principal, ()>,
+    /// Personal access tokens found live, and the caller each makes, for [`LIVE_CACHE_TTL`].
+    tokens: moka::sync::Cache<String, Principal>,
 }
 
 impl VerifiedPrincipal {
@@ -69,10 +72,15 @@ impl VerifiedPrincipal {
             .max_capacity(100_000)
             .time_to_live(LIVE_CACHE_TTL)
             .build();
+        let tokens = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(LIVE_CACHE_TTL)
+            .build();
         Self {
             verify,
             sessions,
             live,
+            tokens,
         }
     }
 }
@@ -80,7 +88,20 @@ impl VerifiedPrincipal {
 #[tonic::async_trait]
 impl PrincipalSource for VerifiedPrincipal {
     async fn principal(&self, call: &Call<'_>) -> Result<Principal> {
-        let who = (self.verify)(bearer_token(call.metadata)?)?;
+        let token = bearer_token(call.metadata)?;
+        if token.starts_with(domain::PAT_PREFIX) {
+            if let Some(who) = self.tokens.get(token) {
+                return Ok(who);
+            }
+            let who = self
+                .sessions
+                .token_principal(&AccessToken::new(token))
+                .await?
+                .ok_or(Error::Unauthorized)?;
+            self.tokens.insert(token.to_owned(), who);
+            return Ok(who);
+        }
+        let who = (self.verify)(token)?;
         if self.live.contains_key(&who) {
             return Ok(who);
         }

@@ -684,6 +684,7 @@ async fn session_live_checks_owner_expiry_and_user_status() {
         user_id,
         session_id,
         role,
+        scopes: domain::Scopes::SESSION,
     };
     let live = |who| {
         let auth = app.auth.clone();

@@ -674,5 +674,6 @@ fn fake_principal() -> Principal {
         user_id: uuid::Uuid::new_v4(),
         session_id: uuid::Uuid::new_v4(),
         role: Role::Admin,
+        scopes: domain::Scopes::SESSION,
     }
 }

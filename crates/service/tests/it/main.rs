@@ -11,4 +11,5 @@ mod grpc;
 mod maintenance;
 mod mfa;
 mod security;
+mod tokens;
 mod users;
