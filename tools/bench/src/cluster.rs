@@ -189,6 +189,8 @@ impl Cluster {
         // The OpenID Connect provider as in production: issuer = the edge, a key file the auth
         // layer signs with and the gateway publishes (the monolith uses it too).
         let mut env = oidc_env()?;
+        // Personal access tokens are measured, not throttled (as the per-IP limits are off).
+        env.push(("ARCANA_TOKEN_RATE_LIMIT".into(), "0".into()));
         env.extend(bins.extra_env.iter().cloned());
         let opts = testkit::cluster::Options {
             mode,

@@ -50,6 +50,9 @@ pub enum Op {
     GetUser,
     /// `GET /users/{id}` from a client that does not ask for compression.
     GetUserPlain,
+    /// `GET /users/{id}` / GetUser with a personal access token (`users:read`) instead of the
+    /// session's access token: the token is looked up (and cached 2 s) instead of verified.
+    GetUserPat,
     Me,
     ListUsers,
     Login,
@@ -70,6 +73,8 @@ impl Op {
             (Protocol::Rest, Op::Hello) => "GET /hello (bare axum)",
             (Protocol::Rest, Op::GetUser) => "GET /users/{id}",
             (_, Op::GetUserPlain) => "GET /users/{id} (no Accept-Encoding)",
+            (Protocol::Rest, Op::GetUserPat) => "GET /users/{id} (personal access token)",
+            (Protocol::Grpc, Op::GetUserPat) => "GetUser (personal access token)",
             (Protocol::Rest, Op::Me) => "GET /auth/me",
             (Protocol::Rest, Op::ListUsers) => "GET /users?page=1",
             (Protocol::Rest, Op::Login) => "POST /auth/login",
@@ -313,6 +318,8 @@ pub struct Worker {
     relogin: bool,
     /// The worker's OpenID Connect tokens (when the run has a client).
     pub oidc: Option<OidcChain>,
+    /// A personal access token of the worker's user (made at its first use).
+    pat: Option<(HeaderValue, MetadataValue<Ascii>)>,
 }
 
 /// A registered OpenID Connect client (confidential, no consent).
@@ -437,7 +444,39 @@ impl Worker {
             id,
             relogin: false,
             oidc: None,
+            pat: None,
         })
+    }
+
+    /// The worker's personal access token (`users:read`), made with its session the first time.
+    async fn pat(&mut self) -> Result<(HeaderValue, MetadataValue<Ascii>)> {
+        if let Some(pat) = &self.pat {
+            return Ok(pat.clone());
+        }
+        #[derive(Deserialize)]
+        struct Issued {
+            token: String,
+        }
+        let body = serde_json::to_vec(&serde_json::json!({
+            "name": "bench", "scopes": ["users:read"], "expires_in": 3600,
+        }))?;
+        let auth = self.access_header.clone();
+        let answer = self
+            .rest
+            .expect_ok(
+                Method::POST,
+                Uri::from_static("/api/v1/auth/tokens"),
+                Some(&auth),
+                Some(Bytes::from(body)),
+            )
+            .await?;
+        let issued: Envelope<Issued> = serde_json::from_slice(&answer)?;
+        let pat = (
+            bearer_header(&issued.data.token)?,
+            bearer_meta(&issued.data.token)?,
+        );
+        self.pat = Some(pat.clone());
+        Ok(pat)
     }
 
     /// A second client with the same identity and its own REST connection (for probes).
@@ -574,6 +613,21 @@ impl Worker {
                 let auth = self.access_header.clone();
                 self.rest
                     .expect_ok(Method::GET, uri, Some(&auth), None)
+                    .await?;
+            }
+            (Protocol::Rest, Op::GetUserPat) => {
+                let (auth, _) = self.pat().await?;
+                let uri = self.user_uri.clone();
+                self.rest
+                    .expect_ok(Method::GET, uri, Some(&auth), None)
+                    .await?;
+            }
+            (Protocol::Grpc, Op::GetUserPat) => {
+                let (_, meta) = self.pat().await?;
+                let id = self.id.user_id.clone();
+                self.grpc()?
+                    .users
+                    .get_user(with_meta(rpc::v1::GetUserRequest { id }, &meta))
                     .await?;
             }
             (Protocol::Rest, Op::GetUserPlain) | (Protocol::Grpc, Op::GetUserPlain) => {

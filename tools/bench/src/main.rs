@@ -507,6 +507,8 @@ fn cases(quick: bool) -> Vec<(Protocol, Op)> {
         vec![
             (Rest, GetUser),
             (Grpc, GetUser),
+            (Rest, GetUserPat),
+            (Grpc, GetUserPat),
             (Grpc, Me),
             (Rest, ListUsers),
             (Rest, Userinfo),
@@ -517,6 +519,8 @@ fn cases(quick: bool) -> Vec<(Protocol, Op)> {
         let mut cases = vec![
             (Rest, GetUser),
             (Grpc, GetUser),
+            (Rest, GetUserPat),
+            (Grpc, GetUserPat),
             (Rest, GetUserPlain),
             (Rest, Jwks),
         ];

@@ -237,6 +237,21 @@ pub fn targets(
         opt(r, |v| format!("{v:.2} x")),
         r.map(|v| v >= 0.50),
     );
+    for mode in ["monolith", "layered", "microservices"] {
+        for p in [Protocol::Rest, Protocol::Grpc] {
+            let pat = load(mode, p, Op::GetUserPat).and_then(|r| r.rps);
+            let jwt = load(mode, p, Op::GetUser).and_then(|r| r.rps);
+            let x = pat.zip(jwt).map(|(a, b)| a / b);
+            push(
+                format!(
+                    "{mode} {}: a personal access token >= 0.80 x the session's JWT (issue 30)",
+                    Op::GetUserPat.label(p)
+                ),
+                opt(x, |v| format!("{v:.2} x")),
+                x.map(|v| v >= 0.80),
+            );
+        }
+    }
     for (mode, goal) in [("layered", 0.60), ("microservices", 0.55)] {
         let read = [Protocol::Rest, Protocol::Grpc]
             .iter()
