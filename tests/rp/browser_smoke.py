@@ -10,7 +10,8 @@ import os
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pyotp
@@ -51,7 +52,7 @@ def with_authenticator(browser, issuer, errors):
 def register_passkey(issuer, page):
     """An account whose only second factor is a passkey of the browser's virtual authenticator
     (registered through the API, the WebAuthn call made by the page at arcana's origin)."""
-    user = f"smoke-pk-{int(time.time())}"
+    user = f"smoke-pk-{uuid.uuid4().hex[:12]}"
     r = requests.post(f"{issuer}/api/v1/auth/register", timeout=10, json={
         "username": user, "email": f"{user}@example.com", "password": "Smoke-Passw0rd"})
     assert r.status_code == 201, r.text
@@ -69,7 +70,7 @@ def register_passkey(issuer, page):
 
 def enrol_totp(issuer, out, browser):
     """Register an account and turn TOTP on through the API: its username and pyotp's TOTP."""
-    user = f"smoke-mfa-{int(time.time())}"
+    user = f"smoke-mfa-{uuid.uuid4().hex[:12]}"
     r = requests.post(f"{issuer}/api/v1/auth/register", timeout=10, json={
         "username": user, "email": f"{user}@example.com", "password": "Smoke-Passw0rd"})
     assert r.status_code == 201, r.text
@@ -140,7 +141,9 @@ def main():
             pass
 
     cb = urlparse(redirect)
-    server = HTTPServer((cb.hostname, cb.port), Callback)
+    # Threaded: Chromium may open a connection it sends nothing on (a preconnect), which would
+    # block a one-connection-at-a-time server and leave the real navigation hanging.
+    server = ThreadingHTTPServer((cb.hostname, cb.port), Callback)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
