@@ -217,6 +217,21 @@ def main():
                      "Passkey added"):
             assert page.locator(f"td:has-text('{what}')").count() >= 1, what
         w.shot(page, "29-account-activity")
+        # A personal access token: made on the page, shown once, works on the API, revoked.
+        page.click("nav.tabs a:has-text('Access tokens')")
+        page.wait_for_selector("h1:has-text('Access tokens')")
+        w.shot(page, "38-account-tokens")
+        page.fill("#name", "Nightly export")
+        page.click("button:has-text('Create token')")
+        page.wait_for_selector(".secret code")
+        pat = page.inner_text(".secret code").strip()
+        assert pat.startswith("arc_pat_"), pat
+        w.shot(page, "39-account-token-created")
+        assert api(issuer, "/api/v1/auth/me", token=pat)["data"]["username"] == user
+        page.check("form[action$='/revoke'] input[name=confirm]")
+        page.click("form[action$='/revoke'] button")
+        page.wait_for_selector(".alert.ok")
+        assert "Nightly export" not in page.inner_text("main"), page.content()
         # Keyboard: the skip link is the first stop and lands on the content.
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.className") == "skip"
@@ -274,6 +289,7 @@ def main():
         for path, name in [("/account/security", "42-phone-account-security"),
                            ("/account/sessions", "43-phone-account-sessions"),
                            ("/account/activity", "44-phone-account-activity"),
+                           ("/account/tokens", "51-phone-account-tokens"),
                            ("/admin/users", "45-phone-admin-users"),
                            (user_page[len(issuer):], "46-phone-admin-user"),
                            ("/admin/audit", "47-phone-admin-audit"),

@@ -14,7 +14,11 @@ use serde_json::json;
 use crate::common::*;
 use repository::Backend;
 
-every_mode!(account_console, admin_console);
+every_mode!(
+    account_console,
+    admin_console,
+    personal_access_tokens_from_the_account_console
+);
 
 /// `ARCANA_REQUIRE_MFA_FOR_ADMINS`: the admin console says what to do until the admin has a
 /// second factor, and opens once they set one up on their account's page.
@@ -596,4 +600,108 @@ async fn admin_console(app: TestApp) {
     assert_eq!(page.location.as_deref(), Some("/admin/users?done=deleted"));
     let page = b.get("/admin/users?search=grac").await;
     assert!(!page.body.contains(&user_id));
+}
+
+/// `/account/tokens`: a token made on the page (shown once), usable on the API with its scope
+/// only, listed, and revoked with a confirmation.
+async fn personal_access_tokens_from_the_account_console(app: TestApp) {
+    let mut b = Browser::new(&app);
+    let (id, api, _) = app.user("tess").await;
+    let page = b.sign_in("tess", "Secret123", "/account/tokens").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("<h1>Access tokens</h1>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("You have no token."));
+    assert!(
+        !page.body.contains("value=\"admin\""),
+        "admin is for admins' tokens"
+    );
+
+    // a missing name: the form again, the problem next to the field, the choices kept
+    let page = b
+        .post(
+            "/account/tokens",
+            &[
+                ("name", ""),
+                ("scopes", "users:write"),
+                ("expires_in", "7776000"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"name-err\""), "{}", page.body);
+    assert!(
+        page.body.contains("value=\"users:write\" checked"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("value=\"7776000\" selected"),
+        "{}",
+        page.body
+    );
+
+    let page = b
+        .post(
+            "/account/tokens",
+            &[
+                ("name", "deploy job"),
+                ("scopes", "users:read"),
+                ("expires_in", "604800"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CREATED, "{}", page.body);
+    assert_eq!(page.headers["cache-control"], "no-store");
+    let token = code_after(&page.body, "<dd class=\"secret\"><code>");
+    assert!(
+        token.starts_with("arc_pat_") && token.len() == 51,
+        "{token}"
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/users/{id}"), Some(&token))
+            .await
+            .status,
+        200
+    );
+    app.call(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/users/{id}"),
+        Some(&token),
+        Some(json!({"first_name": "T"})),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+
+    // listed (never the token itself), revoked only when confirmed
+    let page = b.get("/account/tokens").await;
+    assert!(page.body.contains("deploy job") && !page.body.contains(&token));
+    let token_id = app.get("/api/v1/auth/tokens", Some(&api)).await;
+    let token_id = token_id.data()[0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/account/tokens/{token_id}/revoke");
+    let page = b.post(&path, &[]).await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.body
+    );
+    assert_eq!(app.get("/api/v1/auth/me", Some(&token)).await.status, 200);
+    let page = b.post(&path, &[("confirm", "yes")]).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/account/tokens?done=token-revoked")
+    );
+    let page = b.get("/account/tokens?done=token-revoked").await;
+    assert!(page.body.contains("The token is revoked"), "{}", page.body);
+    app.eventually("/api/v1/auth/me", &token, 401, Duration::from_secs(5))
+        .await;
 }

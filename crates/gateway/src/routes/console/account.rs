@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use domain::{
-    AuditEvent, Caller, MfaCodeInput, MfaStatus, PasskeyInfo, PasskeyRegistrationInput,
-    PasskeyRename, PasswordInput, RawAuditQuery, SessionInfo, TotpDisableInput, TotpSetupInput,
-    User, UserPatch,
+    AccessTokenInfo, AccessTokenInput, AuditEvent, Caller, IssuedAccessToken, MfaCodeInput,
+    MfaStatus, PasskeyInfo, PasskeyRegistrationInput, PasskeyRename, PasswordInput, RawAuditQuery,
+    SessionInfo, TotpDisableInput, TotpSetupInput, User, UserPatch,
 };
 
 use super::{
@@ -40,6 +40,8 @@ pub fn router() -> Router<AppState> {
         .route("/account/sessions/{id}/revoke", post(revoke_session))
         .route("/account/sessions/revoke-all", post(revoke_all))
         .route("/account/activity", get(activity_page))
+        .route("/account/tokens", get(tokens_page).post(create_token))
+        .route("/account/tokens/{id}/revoke", post(revoke_token))
 }
 
 // ---- profile and password ---------------------------------------------------------------------
@@ -457,6 +459,178 @@ async fn passkey_delete(
     match outcome {
         Ok(()) => done("/account/security", "passkey-removed"),
         Err(r) => security_refused(&state, &caller, &me, r, &format!("passkey-{id}")).await,
+    }
+}
+
+// ---- personal access tokens -----------------------------------------------------------------
+
+/// One scope's checkbox.
+struct ScopeBox {
+    name: &'static str,
+    text: &'static str,
+    checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/tokens.html")]
+struct TokensPage {
+    f: Frame,
+    tokens: Vec<AccessTokenInfo>,
+    issued: Option<IssuedAccessToken>,
+    name: String,
+    scopes: Vec<ScopeBox>,
+    lifetimes: &'static [(u64, &'static str)],
+    expires_in: u64,
+    p: Problems,
+}
+
+const LIFETIMES: &[(u64, &str)] = &[
+    (7 * 86_400, "7 days"),
+    (30 * 86_400, "30 days"),
+    (90 * 86_400, "90 days"),
+    (365 * 86_400, "1 year"),
+];
+
+/// What the form asked for (kept on a refusal), or the defaults.
+struct TokenForm {
+    name: String,
+    scopes: Vec<String>,
+    expires_in: u64,
+}
+
+impl Default for TokenForm {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            scopes: vec![domain::Scope::UsersRead.as_str().to_owned()],
+            expires_in: LIFETIMES[1].0,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn tokens(
+    state: &AppState,
+    caller: &Caller,
+    me: &User,
+    status: StatusCode,
+    flash_msg: Option<&'static str>,
+    issued: Option<IssuedAccessToken>,
+    form: TokenForm,
+    p: Problems,
+) -> Response {
+    let list = match state.auth.list_access_tokens(caller).await {
+        Ok(t) => t,
+        Err(e) => return page_error(state, e, "/account/tokens"),
+    };
+    let scopes = domain::Scope::ALL
+        .iter()
+        .filter(|s| domain::Scopes::of(&[**s]).allowed_for(me.role))
+        .map(|s| ScopeBox {
+            name: s.as_str(),
+            text: s.description(),
+            checked: form.scopes.iter().any(|n| n == s.as_str()),
+        })
+        .collect();
+    let mut f = Frame::new(state, me, "account", "tokens");
+    f.flash = flash_msg;
+    let page = TokensPage {
+        f,
+        tokens: list,
+        issued,
+        name: form.name,
+        scopes,
+        lifetimes: LIFETIMES,
+        expires_in: form.expires_in,
+        p,
+    };
+    render(status, page.render())
+}
+
+async fn tokens_page(
+    State(state): State<AppState>,
+    Signed { caller, me }: Signed,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let flash_msg = flash(&query_pairs(&q));
+    let form = TokenForm::default();
+    let ok = StatusCode::OK;
+    tokens(
+        &state,
+        &caller,
+        &me,
+        ok,
+        flash_msg,
+        None,
+        form,
+        Problems::default(),
+    )
+    .await
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    Signed { caller, me }: Signed,
+    body: Bytes,
+) -> Response {
+    let form = pairs(&body);
+    let asked = TokenForm {
+        name: take(&form, "name").unwrap_or_default(),
+        scopes: form
+            .iter()
+            .filter(|(k, _)| k == "scopes")
+            .map(|(_, v)| v.clone())
+            .collect(),
+        expires_in: take(&form, "expires_in")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(LIFETIMES[1].0),
+    };
+    let input = AccessTokenInput {
+        name: asked.name.clone(),
+        scopes: asked.scopes.clone(),
+        expires_in: Some(asked.expires_in),
+    };
+    match state.auth.create_access_token(&caller, input).await {
+        // The token is in this answer only (no-store), with a fresh form.
+        Ok(issued) => {
+            let (ok, form) = (StatusCode::CREATED, TokenForm::default());
+            let p = Problems::default();
+            tokens(&state, &caller, &me, ok, None, Some(issued), form, p).await
+        }
+        Err(e) => match refusal(&state, e, "/account/tokens") {
+            Refusal::Page(r) => *r,
+            Refusal::Form(status, p) => {
+                tokens(&state, &caller, &me, status, None, None, asked, p).await
+            }
+        },
+    }
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    Signed { caller, me }: Signed,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Ok(id) = uuid::Uuid::parse_str(&id) else {
+        return page_error(&state, domain::Error::NotFound, "/account/tokens");
+    };
+    let form = pairs(&body);
+    let outcome = match confirmed(&form) {
+        Err(r) => Err(r),
+        Ok(()) => state
+            .auth
+            .revoke_access_token(&caller, id)
+            .await
+            .map_err(|e| refusal(&state, e, "/account/tokens")),
+    };
+    match outcome {
+        Ok(()) => done("/account/tokens", "token-revoked"),
+        Err(Refusal::Page(r)) => *r,
+        Err(Refusal::Form(status, p)) => {
+            let form = TokenForm::default();
+            tokens(&state, &caller, &me, status, None, None, form, p).await
+        }
     }
 }
 

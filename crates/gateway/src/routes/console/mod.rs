@@ -368,6 +368,7 @@ pub(crate) fn flash(query: &[(String, String)]) -> Option<&'static str> {
         "verification" => "We sent you a new verification link.",
         "password" => "Your password is changed. Your other sessions were signed out.",
         "session" => "That session is signed out.",
+        "token-revoked" => "The token is revoked: it no longer works.",
         "totp-off" => "The authenticator app no longer signs you in.",
         "passkey-added" => "The passkey is added.",
         "passkey-renamed" => "The passkey is renamed.",
