@@ -72,7 +72,7 @@ else
     local port; port=$(free_port)
     start "$1" "${admin[@]}" ARCANA_GRPC_ADDR="127.0.0.1:$port" ARCANA_METRICS_ADDR="127.0.0.1:$(free_port)" \
       ARCANA_REPOSITORY_URL="http://127.0.0.1:$repo" ARCANA_REPOSITORY_TOKEN="$repo_token" \
-      ARCANA_INTERNAL_TOKEN="$gw" ARCANA_OIDC_SIGNING_KEY="$key" "$bins/$2"
+      ARCANA_INTERNAL_TOKEN="$gw" ARCANA_OIDC_SIGNING_KEY="$key" ARCANA_OIDC_JWKS="$jwks" "$bins/$2"
     upstream="http://127.0.0.1:$port"
   }
   if [ "$mode" = layered ]; then
@@ -105,10 +105,14 @@ browser=$(client --name "Browser smoke" --redirect-uri "http://127.0.0.1:$(free_
 export ARCANA_RP_ISSUER="$issuer"
 export ARCANA_RP_CLIENTS="{\"confidential\": $confidential, \"eddsa\": $eddsa, \"public\": $public, \"logout\": $logout}"
 export ARCANA_RP_USER=rp-admin ARCANA_RP_PASSWORD='RpSuite-Passw0rd'
+# A service account, made with the CLI, for the client-credentials cases (test_machine.py).
+ARCANA_RP_MACHINE=$("$bins/arcana" service-account create --name "rp machine" --role admin \
+  --scope users:read 2>>"$work/cli.log")
+export ARCANA_RP_MACHINE
 
 echo "relying-party suite: $mode at $issuer"
 cd "$here"
-"$venv/bin/python" -m pytest -q -rA -p no:cacheprovider test_basic_op.py
+"$venv/bin/python" -m pytest -q -rA -p no:cacheprovider test_basic_op.py test_machine.py
 "$venv/bin/python" browser_smoke.py "$issuer" "$browser" \
   "$ARCANA_RP_USER" "$ARCANA_RP_PASSWORD" "$logs/screenshots/$mode"
 # The account and admin consoles: a user's walk, an admin's walk (finding one user among a

@@ -239,6 +239,8 @@ def test_token_endpoint_errors_follow_rfc6749(issuer, metadata, jwks, confidenti
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
     assert r.headers["WWW-Authenticate"].startswith("Basic")
     r = rp.raw_token({"grant_type": "client_credentials"})
+    assert r.status_code == 400 and r.json()["error"] == "unauthorized_client", "it is for service accounts"
+    r = rp.raw_token({"grant_type": "password", "username": "x", "password": "y"})
     assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
     r = rp.raw_token({"grant_type": "authorization_code", "code": "nope", "redirect_uri": rp.redirect_uri})
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"

@@ -58,12 +58,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let verify = service::token_check(&jwt_keys, &cli.service.jwt);
     let signing = CONTEXTS.auth().then_some(&jwt_keys);
     // The auth context signs ID tokens with the key file it is given (never a generated one:
-    // every replica must sign with the keys the gateway publishes).
+    // every replica must sign with the keys the gateway publishes); the user context verifies
+    // service accounts' access tokens with the published half (ARCANA_OIDC_JWKS) alone.
     let oidc = if CONTEXTS.auth() {
-        arcana::config::oidc_signing_keys(None)?.map(std::sync::Arc::new)
+        arcana::config::oidc_signing_keys(None)?
     } else {
-        None
-    };
+        arcana::config::oidc_published_keys()?
+    }
+    .map(std::sync::Arc::new);
     let layer = ServiceLayer::start(repos, &cli.service, signing, oidc, &cli.data.data_dir)?;
     let services = layer.services;
     runtime::serve_ops(

@@ -378,6 +378,12 @@ fn invalid(msg: impl fmt::Display) -> Error {
     Error::internal(format_args!("OIDC signing keys: {msg}"))
 }
 
+/// Whether `token` is a JWT whose header says `typ: at+jwt` (RFC 9068): nothing is verified,
+/// it only tells which verifier to ask.
+pub fn is_at_jwt(token: &str) -> bool {
+    jsonwebtoken::decode_header(token).is_ok_and(|h| h.typ.as_deref() == Some("at+jwt"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod error;
 pub mod files;
+pub mod machines;
 pub mod mfa;
 pub mod model;
 pub mod oidc;
@@ -24,6 +25,7 @@ pub mod values;
 
 pub use audit::*;
 pub use error::{ConflictKind, Error, FieldErrors, Result};
+pub use machines::*;
 pub use mfa::*;
 pub use model::*;
 pub use oidc::*;

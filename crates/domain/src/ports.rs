@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::audit::{AuditPage, AuditQuery};
 use crate::error::Result;
+use crate::machines::StoredServiceAccount;
 use crate::mfa::{
     CeremonyKind, FactorRemoval, MfaChallenge, MfaFactors, PasskeyChange, RecoveryCodeSet,
     StoredPasskey, TotpConfirmation, TotpEnrolment, WebauthnCeremony,
@@ -258,6 +259,26 @@ pub trait OidcRepository: Send + Sync {
     /// issued from it, with `end.audit`, in one transaction; how many sessions were revoked
     /// (0: nothing matched, nothing written).
     async fn end_sso_session(&self, end: SessionEnd) -> Result<u64>;
+
+    /// Store a service account with `audit`, unless there are [`crate::MAX_SERVICE_ACCOUNTS`]
+    /// already (`Error::Conflict`, `NotApplicable`).
+    async fn create_service_account(
+        &self,
+        account: StoredServiceAccount,
+        audit: Vec<AuditEvent>,
+    ) -> Result<()>;
+    async fn find_service_account(&self, id: Uuid) -> Result<Option<StoredServiceAccount>>;
+    /// Every service account, oldest first.
+    async fn list_service_accounts(&self) -> Result<Vec<StoredServiceAccount>>;
+    /// Replace the secrets of account `account.id` (hash, previous hash and its expiry, rotation
+    /// time) with `audit`; `Ok(false)` when there is none (nothing written).
+    async fn rotate_service_account_secret(
+        &self,
+        account: StoredServiceAccount,
+        audit: Vec<AuditEvent>,
+    ) -> Result<bool>;
+    /// Delete account `id` with `audit`; `Ok(false)` when there is none (nothing written).
+    async fn delete_service_account(&self, id: Uuid, audit: Vec<AuditEvent>) -> Result<bool>;
 }
 
 /// Second factors and the pending second step of logins. Every change is one transaction

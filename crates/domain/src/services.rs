@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditPage, RawAuditQuery};
 use crate::error::Result;
+use crate::machines::{
+    IssuedServiceAccount, SecretRotationInput, ServiceAccount, ServiceAccountInput,
+};
 use crate::mfa::{
     LoginOutcome, MfaCodeInput, MfaStatus, MfaVerifyInput, PasskeyChallenge, PasskeyInfo,
     PasskeyLoginInput, PasskeyRegistrationInput, PasskeyRename, RecoveryCodes, TotpDisableInput,
@@ -580,4 +583,24 @@ pub trait OidcClientService: Send + Sync {
     /// A new secret for a confidential client (the old one stops working at once); a public
     /// client has none (`Conflict`).
     async fn rotate_client_secret(&self, caller: &Caller, client_id: &str) -> Result<IssuedClient>;
+
+    /// Service accounts: the machine clients of the `client_credentials` grant (admin only).
+    /// The secret is answered once.
+    async fn create_service_account(
+        &self,
+        caller: &Caller,
+        input: ServiceAccountInput,
+    ) -> Result<IssuedServiceAccount>;
+    /// Every service account, oldest first.
+    async fn list_service_accounts(&self, caller: &Caller) -> Result<Vec<ServiceAccount>>;
+    async fn get_service_account(&self, caller: &Caller, id: uuid::Uuid) -> Result<ServiceAccount>;
+    /// A new secret; the previous one keeps working for the overlap asked for.
+    async fn rotate_service_account_secret(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+        input: SecretRotationInput,
+    ) -> Result<IssuedServiceAccount>;
+    /// Delete the account: its tokens stop working within seconds.
+    async fn delete_service_account(&self, caller: &Caller, id: uuid::Uuid) -> Result<()>;
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldErrors, Result};
 use crate::model::{Role, Status, Timestamp, User, UserId};
 use crate::services::Principal;
 
@@ -35,7 +35,8 @@ pub enum Scope {
     UsersWrite,
     /// Read the audit log (one's own events, or all as an admin).
     AuditRead,
-    /// Administer the platform itself (OpenID Connect clients); only for admins' tokens.
+    /// Administer the platform itself (OpenID Connect clients, service accounts); only for
+    /// admins' tokens.
     Admin,
 }
 
@@ -66,7 +67,7 @@ impl Scope {
             Scope::UsersRead => "read users and their sessions",
             Scope::UsersWrite => "create, change and delete users",
             Scope::AuditRead => "read the audit log",
-            Scope::Admin => "administer OpenID Connect clients (admins only)",
+            Scope::Admin => "administer OpenID Connect clients and service accounts (admins only)",
         }
     }
 
@@ -89,10 +90,13 @@ impl Scope {
 pub struct Scopes(u8);
 
 const SESSION_BIT: u8 = 0x80;
+/// The credential is a service account's access token.
+const MACHINE_BIT: u8 = 0x40;
+const SCOPE_BITS: u8 = 0x0f;
 
 impl Scopes {
     /// An interactive session: every scope, and the operations that need a person.
-    pub const SESSION: Scopes = Scopes(0xff);
+    pub const SESSION: Scopes = Scopes(SESSION_BIT | SCOPE_BITS);
     pub const NONE: Scopes = Scopes(0);
 
     pub fn of(scopes: &[Scope]) -> Scopes {
@@ -107,8 +111,37 @@ impl Scopes {
         self.0 & SESSION_BIT != 0
     }
 
+    /// Whether the credential is a service account's (no person behind it).
+    pub fn is_machine(self) -> bool {
+        self.0 & MACHINE_BIT != 0
+    }
+
+    /// The same scopes, marked as a service account's.
+    pub fn machine(self) -> Scopes {
+        Scopes((self.0 & SCOPE_BITS) | MACHINE_BIT)
+    }
+
+    /// The scopes in both (markers dropped).
+    pub fn intersect(self, other: Scopes) -> Scopes {
+        Scopes(self.0 & other.0 & SCOPE_BITS)
+    }
+
+    /// No scope at all (markers aside).
     pub fn is_empty(self) -> bool {
-        self.0 == 0
+        self.0 & SCOPE_BITS == 0
+    }
+
+    /// Every bit, markers included (the internal wire form).
+    pub fn bits(self) -> u32 {
+        u32::from(self.0)
+    }
+
+    /// [`Self::bits`] back; `None` for bits no scope or marker has.
+    pub fn from_bits(bits: u32) -> Option<Scopes> {
+        u8::try_from(bits)
+            .ok()
+            .filter(|b| b & !(SESSION_BIT | MACHINE_BIT | SCOPE_BITS) == 0)
+            .map(Scopes)
     }
 
     pub fn iter(self) -> impl Iterator<Item = Scope> {
@@ -142,6 +175,35 @@ impl Scopes {
     }
 }
 
+/// The scopes a list names (`field[i]` errors for unknown ones, and for `admin` unless `role`
+/// is admin); at least one.
+pub fn parse_scopes(names: &[String], role: Option<Role>, errors: &mut FieldErrors) -> Scopes {
+    if names.is_empty() {
+        errors.add("scopes", "name at least one scope");
+    }
+    let known = Scope::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut scopes = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        match Scope::parse(name) {
+            Some(scope) if role.is_some_and(|r| !Scopes::of(&[scope]).allowed_for(r)) => errors
+                .add(
+                    &format!("scopes[{i}]"),
+                    format!("{} is only for admins", scope.as_str()),
+                ),
+            Some(scope) => scopes.push(scope),
+            None => errors.add(
+                &format!("scopes[{i}]"),
+                format!("is not a scope (one of {known})"),
+            ),
+        }
+    }
+    Scopes::of(&scopes)
+}
+
 fn role_rank(role: Role) -> u8 {
     match role {
         Role::Guest => 0,
@@ -154,6 +216,8 @@ impl fmt::Debug for Scopes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_session() {
             f.write_str("Scopes(session)")
+        } else if self.is_machine() {
+            write!(f, "Scopes(machine: {:?})", self.to_text())
         } else {
             write!(f, "Scopes({:?})", self.to_text())
         }
@@ -387,6 +451,31 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "OidcClientService/RotateClientSecret",
         "POST /api/v1/oidc/clients/{client_id}/secret",
+        ADMIN,
+    ),
+    op(
+        "OidcClientService/CreateServiceAccount",
+        "POST /api/v1/service-accounts",
+        ADMIN,
+    ),
+    op(
+        "OidcClientService/ListServiceAccounts",
+        "GET /api/v1/service-accounts",
+        ADMIN,
+    ),
+    op(
+        "OidcClientService/GetServiceAccount",
+        "GET /api/v1/service-accounts/{id}",
+        ADMIN,
+    ),
+    op(
+        "OidcClientService/RotateServiceAccountSecret",
+        "POST /api/v1/service-accounts/{id}/secret",
+        ADMIN,
+    ),
+    op(
+        "OidcClientService/DeleteServiceAccount",
+        "DELETE /api/v1/service-accounts/{id}",
         ADMIN,
     ),
 ];

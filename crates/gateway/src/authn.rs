@@ -8,9 +8,11 @@
 //! one liveness lookup per session per TTL rather than one per request.
 //!
 //! A personal access token (`arc_pat_…`) is looked up by the service layer
-//! (`AuthService::token_principal`: by its SHA-256, with its owner) and the answer cached by the
-//! token's hash for the same TTL, so revoking it, suspending or demoting its owner stops it
-//! within seconds, and at once in this process (the ports tell [`Authenticator`]).
+//! (`AuthService::token_principal`: by its SHA-256, with its owner), and a service account's
+//! access token (`typ: at+jwt`) verified there with the provider's keys and its account looked
+//! up; the answer is cached by the token's hash for the same TTL, so revoking it, suspending or
+//! demoting its owner, deleting the account stops it within seconds, and a revocation made
+//! through this process at once (the ports tell [`Authenticator`]).
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,7 +91,9 @@ impl Authenticator {
     /// Verify `token` and check its session is live; or, for a personal access token, the
     /// caller it makes while it is live.
     pub async fn authenticate(&self, token: &str) -> domain::Result<Principal> {
-        if token.starts_with(domain::PAT_PREFIX) {
+        if token.starts_with(domain::PAT_PREFIX) || crypto::oidc::is_at_jwt(token) {
+            // A personal access token, or a service account's RFC 9068 access token: the
+            // service layer knows what it makes.
             return self.personal(token).await;
         }
         let p = self.verifier.verify(token)?;

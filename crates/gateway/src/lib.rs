@@ -302,6 +302,7 @@ pub fn client_ip<'a>(
         (name = "users", description = "User administration and self-service"),
         (name = "audit", description = "The audit log (admin)"),
         (name = "oidc", description = "OpenID Connect clients (admin)"),
+        (name = "service-accounts", description = "Service accounts: machine principals of the client_credentials grant (admin)"),
         (name = "operations", description = "Health, metrics and keys"),
     )
 )]
@@ -333,6 +334,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::users::router())
         .merge(routes::audit::router())
         .merge(routes::oidc_clients::router())
+        .merge(routes::service_accounts::router())
         .merge(routes::ops::router())
         .split_for_parts();
     (router, document_scopes(doc))

@@ -18,6 +18,7 @@ mod connection;
 mod database;
 mod error;
 mod lockout;
+mod machines;
 mod maintenance;
 mod mfa;
 mod models;

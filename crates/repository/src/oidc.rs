@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use domain::{
     AuditEvent, ClientId, ClientPage, ClientQuery, CodeRedemption, Consent, Error, Grant,
     IdTokenAlg, MAX_PER_PAGE, NewCode, OidcClient, OidcRepository, Redeemed, Result, RevokeReason,
-    SessionId, StoredClient, StoredCode, UserId,
+    SessionId, StoredClient, StoredCode, StoredServiceAccount, UserId,
 };
 
 use crate::audit::insert_events;
@@ -485,5 +485,29 @@ impl OidcRepository for Database {
             })
         })
         .await
+    }
+
+    async fn create_service_account(
+        &self,
+        account: StoredServiceAccount,
+        audit: Vec<AuditEvent>,
+    ) -> Result<()> {
+        self.insert_service_account(account, audit).await
+    }
+    async fn find_service_account(&self, id: uuid::Uuid) -> Result<Option<StoredServiceAccount>> {
+        self.service_account(id).await
+    }
+    async fn list_service_accounts(&self) -> Result<Vec<StoredServiceAccount>> {
+        self.service_accounts().await
+    }
+    async fn rotate_service_account_secret(
+        &self,
+        account: StoredServiceAccount,
+        audit: Vec<AuditEvent>,
+    ) -> Result<bool> {
+        self.rotate_service_secret(account, audit).await
+    }
+    async fn delete_service_account(&self, id: uuid::Uuid, audit: Vec<AuditEvent>) -> Result<bool> {
+        self.remove_service_account(id, audit).await
     }
 }

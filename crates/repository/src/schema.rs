@@ -247,6 +247,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    service_accounts (id) {
+        id -> Text,
+        name -> Text,
+        role -> Text,
+        scopes -> Text,
+        secret_hash -> Text,
+        previous_secret_hash -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        secret_rotated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(access_tokens -> users (user_id));
 diesel::joinable!(login_networks -> users (user_id));
@@ -274,5 +288,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     mfa_challenges,
     webauthn_credentials,
     webauthn_ceremonies,
-    access_tokens
+    access_tokens,
+    service_accounts
 );

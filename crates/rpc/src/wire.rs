@@ -246,6 +246,8 @@ empty!(
     crate::v1::RemoveMfaResponse,
     crate::v1::ListAccessTokensRequest,
     crate::v1::RevokeAccessTokenResponse,
+    crate::v1::ListServiceAccountsRequest,
+    crate::v1::DeleteServiceAccountResponse,
     crate::v1::GetMfaRequest,
     crate::v1::DisableTotpResponse,
     crate::v1::StartPasskeyRegistrationRequest,

@@ -507,7 +507,7 @@ impl AuthService for Auth {
 
     async fn list_sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>> {
         let (who, core) = (&caller.who, &self.core);
-        core.require_verified(who.user_id).await?;
+        core.require_verified(who).await?;
         core.live_sessions(who.user_id, who).await
     }
 

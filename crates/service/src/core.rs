@@ -126,11 +126,13 @@ impl Core {
 
     /// With `ARCANA_REQUIRE_VERIFIED_EMAIL`, a session of an account whose address is not
     /// verified may only read the account, ask for and follow a verification link, and end
-    /// sessions: everything else is `EmailNotVerified`. Read from storage, never a cache.
-    pub(crate) async fn require_verified(&self, user_id: UserId) -> Result<()> {
-        if !self.config.recovery.require_verified_email {
+    /// sessions: everything else is `EmailNotVerified`. Read from storage, never a cache. A
+    /// service account has no address to verify.
+    pub(crate) async fn require_verified(&self, who: &Principal) -> Result<()> {
+        if !self.config.recovery.require_verified_email || who.scopes.is_machine() {
             return Ok(());
         }
+        let user_id = who.user_id;
         let verified = self
             .repos
             .users

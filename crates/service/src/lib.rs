@@ -56,6 +56,7 @@ pub mod cache;
 pub mod clock;
 mod core;
 mod hasher;
+mod machines;
 pub mod mail;
 pub mod maintenance;
 mod mfa;

@@ -89,7 +89,9 @@ impl Core {
     /// an admin may (`MfaRequired`) until they enrol one.
     pub(crate) async fn require_admin(&self, who: &Principal) -> Result<()> {
         crate::users::require_admin(who)?;
+        // A service account has no second factor to have: its secret is its only credential.
         if self.config.mfa.require_for_admins
+            && !who.scopes.is_machine()
             && !self.repos.mfa.find_factors(who.user_id).await?.any()
         {
             return Err(Error::MfaRequired);
@@ -595,7 +597,7 @@ impl crate::Users {
     /// its owner is told by mail.
     pub(crate) async fn remove_factors_of(&self, caller: &Caller, id: UserId) -> Result<()> {
         let core = &self.core;
-        core.require_verified(caller.who.user_id).await?;
+        core.require_verified(&caller.who).await?;
         core.require_admin(&caller.who).await?;
         let user = core
             .repos

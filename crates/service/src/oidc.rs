@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::{
-    Caller, ClientId, ClientPage, ConflictKind, Error, IssuedClient, OidcClient, OidcClientInput,
-    OidcClientPatch, OidcClientService, Principal, RawClientQuery, RequestContext, Result,
-    StoredClient,
+    Caller, ClientId, ClientPage, ConflictKind, Error, IssuedClient, IssuedServiceAccount,
+    OidcClient, OidcClientInput, OidcClientPatch, OidcClientService, Principal, RawClientQuery,
+    RequestContext, Result, SecretRotationInput, ServiceAccount, ServiceAccountInput, StoredClient,
 };
 
 use crate::audit::{Event, SUCCESS};
@@ -16,7 +16,7 @@ use crate::core::Core;
 
 /// The in-process [`OidcClientService`].
 pub struct OidcClients {
-    core: Arc<Core>,
+    pub(crate) core: Arc<Core>,
 }
 
 impl std::fmt::Debug for OidcClients {
@@ -56,7 +56,11 @@ impl Operator<'static> {
 }
 
 impl<'a> Operator<'a> {
-    fn event(&self, event: Event) -> Event {
+    pub(crate) fn ctx(&self) -> &RequestContext {
+        &self.ctx
+    }
+
+    pub(crate) fn event(&self, event: Event) -> Event {
         match &self.admin {
             Some(who) => event.by(who),
             None => event.detail("via", "cli"),
@@ -71,7 +75,7 @@ impl OidcClients {
 
     /// The caller, once known to be an admin (and verified, when that is required).
     async fn admin<'a>(&self, caller: &'a Caller) -> Result<Operator<'a>> {
-        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_verified(&caller.who).await?;
         self.core.require_admin(&caller.who).await?;
         Ok(Operator {
             ctx: std::borrow::Cow::Borrowed(&caller.ctx),
@@ -267,5 +271,39 @@ impl OidcClientService for OidcClients {
     async fn rotate_client_secret(&self, caller: &Caller, id: &str) -> Result<IssuedClient> {
         let op = self.admin(caller).await?;
         self.rotate_secret(&op, id).await
+    }
+
+    async fn create_service_account(
+        &self,
+        caller: &Caller,
+        input: ServiceAccountInput,
+    ) -> Result<IssuedServiceAccount> {
+        let op = self.admin(caller).await?;
+        self.create_account(&op, input).await
+    }
+
+    async fn list_service_accounts(&self, caller: &Caller) -> Result<Vec<ServiceAccount>> {
+        self.admin(caller).await?;
+        self.accounts().await
+    }
+
+    async fn get_service_account(&self, caller: &Caller, id: uuid::Uuid) -> Result<ServiceAccount> {
+        self.admin(caller).await?;
+        self.account(id).await
+    }
+
+    async fn rotate_service_account_secret(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+        input: SecretRotationInput,
+    ) -> Result<IssuedServiceAccount> {
+        let op = self.admin(caller).await?;
+        self.rotate_account_secret(&op, id, input).await
+    }
+
+    async fn delete_service_account(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
+        let op = self.admin(caller).await?;
+        self.delete_account(&op, id).await
     }
 }

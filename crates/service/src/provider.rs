@@ -507,6 +507,80 @@ impl Provider {
         }))
     }
 
+    /// RFC 6749 §4.4: a service account's client id and secret (HTTP Basic or the form) for an
+    /// RFC 9068 access token with the account's scopes, or those of `scope` (a subset). No
+    /// refresh token, no ID token.
+    async fn client_credentials_grant(
+        &self,
+        ctx: &RequestContext,
+        req: TokenRequest,
+    ) -> Result<std::result::Result<IssuedTokens, OAuthError>> {
+        let core = &self.core;
+        let refused = || OAuthError::new("invalid_client", "client authentication failed");
+        let (Some(client_id), Some(secret)) =
+            (req.client_id.as_deref(), req.client_secret.as_deref())
+        else {
+            return Ok(Err(refused()));
+        };
+        let Some(account) = core.service_account_by_secret(client_id, secret).await? else {
+            if let Some(id) = domain::service_account_of(client_id) {
+                let event = Event::new("oauth2.client_credentials", crate::audit::FAILURE)
+                    .subject(id)
+                    .detail("reason", "bad_secret");
+                core.audit(ctx, event).await;
+            }
+            return Ok(Err(refused()));
+        };
+        let Some(scopes) = domain::requested_scopes(req.scope.as_deref(), account.scopes) else {
+            return Ok(Err(OAuthError::new(
+                "invalid_scope",
+                "scope names one the service account does not hold",
+            )));
+        };
+        let now = core.now();
+        let ttl = core.machine_token_ttl();
+        let iat = now.timestamp();
+        let claims = crate::machines::MachineClaims {
+            iss: self.issuer().to_owned(),
+            sub: account.id.to_string(),
+            aud: core.config.audience.clone(),
+            client_id: client_id.to_owned(),
+            scope: scopes.to_text(),
+            iat,
+            exp: iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let keys = core
+            .config
+            .oidc_keys
+            .0
+            .clone()
+            .ok_or_else(|| Error::internal("no OpenID Connect signing key is configured"))?;
+        let access_token = tokio::task::spawn_blocking(move || {
+            let alg = if keys.can_sign(SigningAlg::Rs256) {
+                SigningAlg::Rs256
+            } else {
+                SigningAlg::EdDsa
+            };
+            keys.sign(alg, "at+jwt", &claims)
+        })
+        .await
+        .map_err(Error::internal)??;
+        let event = Event::new("oauth2.client_credentials", SUCCESS)
+            .subject(account.id)
+            .detail("client_id", client_id)
+            .detail("scope", scopes.to_text());
+        core.audit(ctx, event).await;
+        Ok(Ok(IssuedTokens {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: ttl.as_secs(),
+            id_token: None,
+            refresh_token: None,
+            scope: scopes.to_text(),
+        }))
+    }
+
     async fn code_grant(
         &self,
         ctx: &RequestContext,
@@ -931,14 +1005,28 @@ impl OidcProvider for Provider {
         req: TokenRequest,
     ) -> Result<std::result::Result<IssuedTokens, OAuthError>> {
         self.keys()?;
+        if req.grant_type.as_deref() == Some("client_credentials")
+            && req
+                .client_id
+                .as_deref()
+                .is_some_and(|id| domain::service_account_of(id).is_some())
+        {
+            return self.client_credentials_grant(ctx, req).await;
+        }
         let client = authenticated!(self, req);
+        if req.grant_type.as_deref() == Some("client_credentials") {
+            return Ok(Err(OAuthError::new(
+                "unauthorized_client",
+                "client_credentials is for service accounts; this client signs users in",
+            )));
+        }
         match req.grant_type.as_deref() {
             Some("authorization_code") => self.code_grant(ctx, &client, req).await,
             Some("refresh_token") => self.refresh_grant(ctx, &client, req).await,
             None => Ok(Err(invalid_request("grant_type is required"))),
             Some(_) => Ok(Err(OAuthError::new(
                 "unsupported_grant_type",
-                "grant_type must be authorization_code or refresh_token",
+                "grant_type must be authorization_code, refresh_token or client_credentials",
             ))),
         }
     }
@@ -1026,7 +1114,25 @@ impl OidcProvider for Provider {
         };
         let mut out = Map::new();
         let Some(live) = self.live_token(token).await? else {
-            out.insert("active".into(), json!(false));
+            // A service account's token (RFC 9068, client_credentials), or nothing alive.
+            match self.core.machine_token(token).await? {
+                Some((claims, account, granted)) => {
+                    let scope = granted.intersect(account.scopes).to_text();
+                    out.insert("active".into(), json!(true));
+                    out.insert("scope".into(), json!(scope));
+                    out.insert("client_id".into(), json!(claims.client_id));
+                    out.insert("username".into(), json!(account.name));
+                    out.insert("sub".into(), json!(claims.sub));
+                    out.insert("aud".into(), json!(claims.aud));
+                    out.insert("exp".into(), json!(claims.exp));
+                    out.insert("iat".into(), json!(claims.iat));
+                    out.insert("iss".into(), json!(self.issuer()));
+                    out.insert("token_type".into(), json!("Bearer"));
+                }
+                None => {
+                    out.insert("active".into(), json!(false));
+                }
+            }
             return Ok(Ok(out));
         };
         let (scope, exp, iat, kind) = match &live.access {

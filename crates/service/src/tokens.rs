@@ -9,7 +9,7 @@ use crypto::tokens::{new_refresh_token, sha256_hex};
 use domain::{
     AccessToken, AccessTokenInfo, AccessTokenInput, Caller, DEFAULT_PAT_LIFETIME, Error,
     FieldErrors, IssuedAccessToken, MAX_PAT_LIFETIME, PAT_PREFIX, PAT_USE_GRANULARITY, Principal,
-    Result, Scope, Scopes, Status, StoredAccessToken,
+    Result, Role, Scopes, Status, StoredAccessToken,
 };
 use uuid::Uuid;
 
@@ -30,28 +30,8 @@ fn validate(input: &AccessTokenInput, admin: bool) -> Result<(String, Scopes, Du
         parse_name(&input.name)
             .map_err(|_| "must be 1 to 64 characters, without control characters".to_owned()),
     );
-    let mut scopes = Vec::new();
-    if input.scopes.is_empty() {
-        errors.add("scopes", "name at least one scope");
-    }
-    let known = Scope::ALL
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    for (i, name) in input.scopes.iter().enumerate() {
-        match Scope::parse(name) {
-            Some(Scope::Admin) if !admin => errors.add(
-                &format!("scopes[{i}]"),
-                "admin is only for the tokens of admins",
-            ),
-            Some(scope) => scopes.push(scope),
-            None => errors.add(
-                &format!("scopes[{i}]"),
-                format!("is not a scope (one of {known})"),
-            ),
-        }
-    }
+    let role = if admin { Role::Admin } else { Role::User };
+    let scopes = domain::parse_scopes(&input.scopes, Some(role), &mut errors);
     let lifetime = match input.expires_in {
         None => Some(DEFAULT_PAT_LIFETIME),
         Some(s) if (MIN_PAT_LIFETIME.as_secs()..=MAX_PAT_LIFETIME.as_secs()).contains(&s) => {
@@ -71,7 +51,7 @@ fn validate(input: &AccessTokenInput, admin: bool) -> Result<(String, Scopes, Du
     };
     errors.into_result()?;
     match (name, lifetime) {
-        (Some(name), Some(lifetime)) => Ok((name, Scopes::of(&scopes), lifetime)),
+        (Some(name), Some(lifetime)) => Ok((name, scopes, lifetime)),
         _ => Err(Error::internal("a validated token input lost a field")),
     }
 }
@@ -150,11 +130,15 @@ impl Auth {
         }
     }
 
-    /// The caller a live personal access token makes; `None` for anything else. Records the
-    /// use (at most one write a minute per token).
+    /// The caller a live personal access token or a service account's access token makes;
+    /// `None` for anything else. Records a personal token's use (at most one write a minute).
     pub(crate) async fn principal_of(&self, token: &AccessToken) -> Result<Option<Principal>> {
         let token = token.expose();
-        if token.len() != PAT_LEN || !token.starts_with(PAT_PREFIX) {
+        if !token.starts_with(PAT_PREFIX) {
+            // A service account's access token, or nothing.
+            return self.core.machine_principal(token).await;
+        }
+        if token.len() != PAT_LEN {
             return Ok(None);
         }
         let core = &self.core;
@@ -193,6 +177,7 @@ impl Auth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::Scope;
 
     fn input(name: &str, scopes: &[&str], expires_in: Option<u64>) -> AccessTokenInput {
         AccessTokenInput {

@@ -200,14 +200,14 @@ impl UserService for Users {
     }
 
     async fn list_users(&self, caller: &Caller, query: RawUserQuery) -> Result<UserPage> {
-        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_verified(&caller.who).await?;
         self.core.require_admin(&caller.who).await?;
         let query = query.parse()?;
         self.core.repos.users.list(&query).await
     }
 
     async fn create_user(&self, caller: &Caller, input: CreateUserInput) -> Result<User> {
-        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_verified(&caller.who).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         self.core.require_admin(who).await?;
         let core = &self.core;
@@ -224,7 +224,7 @@ impl UserService for Users {
     }
 
     async fn get_user(&self, caller: &Caller, id: UserId) -> Result<User> {
-        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_verified(&caller.who).await?;
         self.core.require_self_or_admin(&caller.who, id).await?;
         self.core
             .repos
@@ -235,7 +235,7 @@ impl UserService for Users {
     }
 
     async fn update_user(&self, caller: &Caller, id: UserId, patch: UserPatch) -> Result<User> {
-        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_verified(&caller.who).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         self.core.require_self_or_admin(who, id).await?;
         let own = who.user_id == id;
@@ -312,7 +312,7 @@ impl UserService for Users {
     }
 
     async fn delete_user(&self, caller: &Caller, id: UserId) -> Result<()> {
-        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_verified(&caller.who).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         self.core.require_admin(who).await?;
         let core = &self.core;
@@ -339,7 +339,7 @@ impl UserService for Users {
     }
 
     async fn change_password(&self, caller: &Caller, id: UserId, pw: PasswordInput) -> Result<()> {
-        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_verified(&caller.who).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         self.core.require_self_or_admin(who, id).await?;
         let core = &self.core;
@@ -417,7 +417,7 @@ impl UserService for Users {
     }
 
     async fn verify_user(&self, caller: &Caller, id: UserId) -> Result<User> {
-        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_verified(&caller.who).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         self.core.require_admin(who).await?;
         let update = UserUpdate {
@@ -429,7 +429,7 @@ impl UserService for Users {
     }
 
     async fn unlock_user(&self, caller: &Caller, id: UserId) -> Result<User> {
-        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_verified(&caller.who).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         self.core.require_admin(who).await?;
         let update = UserUpdate {
@@ -441,7 +441,7 @@ impl UserService for Users {
     }
 
     async fn list_user_sessions(&self, caller: &Caller, id: UserId) -> Result<Vec<SessionInfo>> {
-        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_verified(&caller.who).await?;
         self.core.require_admin(&caller.who).await?;
         // A user that does not exist (or was deleted) is not found, not sessionless.
         if self.core.repos.users.find_by_id(id).await?.is_none() {
@@ -451,7 +451,7 @@ impl UserService for Users {
     }
 
     async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User> {
-        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_verified(&caller.who).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         self.core.require_admin(who).await?;
         let status = parse_settable_status(status).map_err(|m| Error::validation("status", m))?;
@@ -477,7 +477,7 @@ impl UserService for Users {
     }
 
     async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User> {
-        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_verified(&caller.who).await?;
         let (ctx, who) = (&caller.ctx, &caller.who);
         self.core.require_admin(who).await?;
         let role: Role = role
@@ -506,7 +506,7 @@ impl UserService for Users {
     }
 
     async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage> {
-        self.core.require_verified(caller.who.user_id).await?;
+        self.core.require_verified(&caller.who).await?;
         // Anyone may read the events of their own account (the account console's "recent
         // security events"); what others did to it comes without their id, address or request.
         let me = caller.who.user_id;

@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: OidcClientCommand,
     },
+    /// Service accounts: the principals other services call with (client_credentials).
+    ServiceAccount {
+        #[command(subcommand)]
+        command: ServiceAccountCommand,
+    },
     /// OpenID Connect signing keys.
     OidcKeys {
         #[command(subcommand)]
@@ -116,6 +121,35 @@ enum OidcClientCommand {
     RotateSecret { client_id: String },
 }
 
+/// A service account's id (a UUID).
+type AccountId = domain::UserId;
+
+#[derive(Debug, Subcommand)]
+enum ServiceAccountCommand {
+    /// Create a service account and print it as JSON, with its `client_secret` (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// guest, user or admin.
+        #[arg(long)]
+        role: String,
+        /// A scope (users:read, users:write, audit:read, admin); repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// Print every service account as JSON lines.
+    List,
+    /// Give an account a new secret (printed once); the old one keeps working for the overlap.
+    RotateSecret {
+        id: AccountId,
+        /// Seconds the old secret keeps working (0 to 604800; default 86400).
+        #[arg(long)]
+        overlap_seconds: Option<u64>,
+    },
+    /// Delete an account (its access tokens stop working within seconds).
+    Delete { id: AccountId },
+}
+
 #[derive(Debug, Subcommand)]
 enum MigrateAction {
     /// List every migration of the backend as applied or pending; apply nothing.
@@ -152,6 +186,7 @@ async fn main() -> std::process::ExitCode {
                 | Command::OidcKeys { .. }
                 | Command::DataKey { .. }
                 | Command::OidcClient { .. }
+                | Command::ServiceAccount { .. }
         )
     );
     runtime::init_logging_to(cli.log.log_format, admin);
@@ -246,6 +281,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::OidcClient { command }) => oidc_client(&cli, command).await,
+        Some(Command::ServiceAccount { command }) => service_account(&cli, command).await,
         Some(Command::Serve) | None => serve(cli).await,
     }
 }
@@ -314,6 +350,57 @@ async fn oidc_client(cli: &Cli, command: &OidcClientCommand) -> anyhow::Result<(
                     other => describe(other),
                 })?;
             println!("{}", serde_json::to_string(&issued)?);
+        }
+    }
+    Ok(())
+}
+
+/// `arcana service-account …`: straight to the database, audited as done through the CLI.
+async fn service_account(cli: &Cli, command: &ServiceAccountCommand) -> anyhow::Result<()> {
+    let services = admin_services(cli).await?;
+    let clients = &services.oidc_clients;
+    let op = service::Operator::cli();
+    let missing = |id: &AccountId| {
+        let id = *id;
+        move |e| match e {
+            domain::Error::NotFound => anyhow::anyhow!("no service account {id}"),
+            other => describe(other),
+        }
+    };
+    match command {
+        ServiceAccountCommand::Create { name, role, scopes } => {
+            let input = domain::ServiceAccountInput {
+                name: name.clone(),
+                role: role.clone(),
+                scopes: scopes.clone(),
+            };
+            let issued = clients.create_account(&op, input).await.map_err(describe)?;
+            println!("{}", serde_json::to_string(&issued)?);
+        }
+        ServiceAccountCommand::List => {
+            for a in clients.accounts().await.map_err(describe)? {
+                println!("{}", serde_json::to_string(&a)?);
+            }
+        }
+        ServiceAccountCommand::RotateSecret {
+            id,
+            overlap_seconds,
+        } => {
+            let input = domain::SecretRotationInput {
+                overlap_seconds: *overlap_seconds,
+            };
+            let issued = clients
+                .rotate_account_secret(&op, *id, input)
+                .await
+                .map_err(missing(id))?;
+            println!("{}", serde_json::to_string(&issued)?);
+        }
+        ServiceAccountCommand::Delete { id } => {
+            clients
+                .delete_account(&op, *id)
+                .await
+                .map_err(missing(id))?;
+            println!("deleted service account {id}");
         }
     }
     Ok(())

@@ -645,6 +645,9 @@ async fn operations_endpoints(app: TestApp) {
             &["get", "patch", "delete"],
         ),
         ("/api/v1/oidc/clients/{client_id}/secret", &["post"]),
+        ("/api/v1/service-accounts", &["get", "post"]),
+        ("/api/v1/service-accounts/{id}", &["get", "delete"]),
+        ("/api/v1/service-accounts/{id}/secret", &["post"]),
         ("/.well-known/jwks.json", &["get"]),
     ];
     for (path, methods) in expected {

@@ -8,6 +8,7 @@ mod api;
 mod console;
 mod grpc;
 mod hardening;
+mod machines;
 mod mfa;
 mod oidc;
 mod oidc_flow;

@@ -24,7 +24,7 @@ every_mode!(
 
 /// A deployment whose issuer is its own address. Split modes get a key file's keys: the auth
 /// service signs with them, the gateway publishes their JWK Set (the monolith makes its own).
-async fn start(mode: Mode, backend: Backend) -> Option<TestApp> {
+pub(crate) async fn start(mode: Mode, backend: Backend) -> Option<TestApp> {
     let mut env = vec![("ARCANA_PUBLIC_URL".to_owned(), "http://{http}".to_owned())];
     if mode != Mode::Monolith {
         let out = std::process::Command::new(monolith_exe())

@@ -6,5 +6,6 @@ pub mod oidc;
 pub mod oidc_clients;
 pub mod ops;
 pub mod pages;
+pub mod service_accounts;
 pub mod tokens;
 pub mod users;

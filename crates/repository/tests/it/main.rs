@@ -11,3 +11,4 @@ mod maintenance;
 mod mfa;
 mod oidc;
 mod recovery;
+mod tokens;

@@ -1,7 +1,8 @@
 //! Domain ↔ `arcana.internal.v1` for personal access tokens (`domain::AccessTokenRepository`
 //! at the repository boundary).
 use domain::{
-    AccessTokenOwner, AuditEvent, Error, Principal, Result, Scopes, StoredAccessToken, Timestamp,
+    AccessTokenOwner, AuditEvent, Error, Principal, Result, Scopes, StoredAccessToken,
+    StoredServiceAccount, Timestamp,
 };
 use uuid::Uuid;
 
@@ -9,14 +10,14 @@ use crate::internal as pb;
 use crate::wire::Wire;
 use crate::{message, request, wrapper};
 
-/// Scopes travel as their stored text (space-separated names).
+/// Scopes travel as their bit set (markers included: a session's, a service account's).
 impl Wire for Scopes {
-    type Wire = String;
-    fn to_wire(self) -> String {
-        self.to_text()
+    type Wire = u32;
+    fn to_wire(self) -> u32 {
+        self.bits()
     }
-    fn from_wire(w: String, field: &str) -> Result<Self> {
-        Scopes::parse_text(&w).ok_or_else(|| Error::validation(field, "names an unknown scope"))
+    fn from_wire(w: u32, field: &str) -> Result<Self> {
+        Scopes::from_bits(w).ok_or_else(|| Error::validation(field, "names an unknown scope"))
     }
 }
 
@@ -43,3 +44,18 @@ request!(pb::RevokeAccessTokenRequest {
 message!(Principal => pb::TokenPrincipal { user_id, session_id, role, scopes });
 wrapper!(pb::TokenPrincipalResponse { principal: Option<Principal> });
 request!(pb::TokenPrincipalRequest { token: String });
+
+message!(StoredServiceAccount => pb::StoredServiceAccount {
+    id, name, role, scopes, secret_hash, previous_secret_hash, previous_secret_expires_at,
+    created_at, secret_rotated_at,
+});
+wrapper!(pb::OptionalServiceAccount { account: Option<StoredServiceAccount> });
+wrapper!(pb::ServiceAccountList { accounts: Vec<StoredServiceAccount> });
+request!(pb::ServiceAccountWrite {
+    account: StoredServiceAccount,
+    audit: Vec<AuditEvent>
+});
+request!(pb::ServiceAccountDeletion {
+    id: Uuid,
+    audit: Vec<AuditEvent>
+});

@@ -2,9 +2,10 @@
 use domain::{
     AccessTokenInfo, AccessTokenInput, AuditEvent, AuditPage, AuthSession, ClientPage,
     CreateUserInput, Error, FieldErrors, ForgotPasswordInput, IssuedAccessToken, IssuedClient,
-    LoginInput, OidcClient, OidcClientInput, OidcClientPatch, PageInfo, RawAuditQuery,
-    RawClientQuery, RawUserQuery, RegisterInput, ResetPasswordInput, Result, SessionInfo,
-    TokenPair, User, UserId, UserPage, UserPatch, VerifyEmailInput,
+    IssuedServiceAccount, LoginInput, OidcClient, OidcClientInput, OidcClientPatch, PageInfo,
+    RawAuditQuery, RawClientQuery, RawUserQuery, RegisterInput, ResetPasswordInput, Result,
+    ServiceAccount, ServiceAccountInput, SessionInfo, TokenPair, User, UserId, UserPage, UserPatch,
+    VerifyEmailInput,
 };
 use domain::{
     LoginOutcome, MfaCodeInput, MfaMethod, MfaPending, MfaStatus, MfaVerifyInput, PasskeyChallenge,
@@ -376,6 +377,18 @@ message!(RawClientQuery => v1::ListClientsRequest { per_page, cursor });
 request!(v1::GetClientRequest { client_id: String });
 request!(v1::DeleteClientRequest { client_id: String });
 request!(v1::RotateClientSecretRequest { client_id: String });
+message!(ServiceAccountInput => v1::CreateServiceAccountRequest { name, role, scopes });
+message!(ServiceAccount => v1::ServiceAccount {
+    id, name, client_id, role, scopes, created_at, secret_rotated_at, previous_secret_expires_at,
+});
+message!(IssuedServiceAccount => v1::IssuedServiceAccount { account, client_secret });
+wrapper!(v1::ListServiceAccountsResponse { accounts: Vec<ServiceAccount> });
+request!(v1::GetServiceAccountRequest { id: Uuid });
+request!(v1::RotateServiceAccountSecretRequest {
+    id: Uuid,
+    overlap_seconds: Option<u64>
+});
+request!(v1::DeleteServiceAccountRequest { id: Uuid });
 
 /// (client id, patch) → `UpdateClientRequest`.
 pub fn update_client_request(client_id: &str, p: OidcClientPatch) -> v1::UpdateClientRequest {

@@ -8,9 +8,9 @@ use domain::{
     NewSession, NewUser, OidcRepository, OutboxStats, PasskeyChange, PasswordChange, QueuedMail,
     RecoveryCodeSet, RecoveryRepository, Redeemed, Redemption, Result, Rotation, Session,
     SessionEnd, SessionId, SessionOwner, SessionRepository, StoredAccessToken, StoredClient,
-    StoredCode, StoredPasskey, Timestamp, TokenIssue, TotpConfirmation, TotpEnrolment, User,
-    UserChange, UserCredentials, UserDeletion, UserId, UserPage, UserQuery, UserRepository,
-    UserRevocation, WebauthnCeremony,
+    StoredCode, StoredPasskey, StoredServiceAccount, Timestamp, TokenIssue, TotpConfirmation,
+    TotpEnrolment, User, UserChange, UserCredentials, UserDeletion, UserId, UserPage, UserQuery,
+    UserRepository, UserRevocation, WebauthnCeremony,
 };
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -261,6 +261,32 @@ impl OidcRepository for RepositoryClient {
     }
     async fn end_sso_session(&self, end: SessionEnd) -> Result<u64> {
         repository_call!(self, Write, end_sso_session, pb::SessionEnd::from(end))
+    }
+    async fn create_service_account(
+        &self,
+        account: StoredServiceAccount,
+        audit: Vec<AuditEvent>,
+    ) -> Result<()> {
+        let msg = pb::ServiceAccountWrite::new(account, audit);
+        repository_call!(self, Write, create_service_account, msg)
+    }
+    async fn find_service_account(&self, id: Uuid) -> Result<Option<StoredServiceAccount>> {
+        repository_call!(self, Read, find_service_account, pb::IdRequest::new(id))
+    }
+    async fn list_service_accounts(&self) -> Result<Vec<StoredServiceAccount>> {
+        repository_call!(self, Read, list_service_accounts, pb::Empty {})
+    }
+    async fn rotate_service_account_secret(
+        &self,
+        account: StoredServiceAccount,
+        audit: Vec<AuditEvent>,
+    ) -> Result<bool> {
+        let msg = pb::ServiceAccountWrite::new(account, audit);
+        repository_call!(self, Write, rotate_service_account_secret, msg)
+    }
+    async fn delete_service_account(&self, id: Uuid, audit: Vec<AuditEvent>) -> Result<bool> {
+        let msg = pb::ServiceAccountDeletion::new(id, audit);
+        repository_call!(self, Write, delete_service_account, msg)
     }
 }
 

@@ -653,4 +653,57 @@ impl RepositoryService for RepositoryGrpc {
         })
         .await
     }
+
+    async fn create_service_account(
+        &self,
+        req: Request<pb::ServiceAccountWrite>,
+    ) -> Answer<pb::Empty> {
+        handle("CreateServiceAccount", req, |m| async move {
+            let (account, audit) = m.parse()?;
+            self.ports.oidc.create_service_account(account, audit).await
+        })
+        .await
+    }
+    async fn find_service_account(
+        &self,
+        req: Request<pb::IdRequest>,
+    ) -> Answer<pb::OptionalServiceAccount> {
+        handle("FindServiceAccount", req, |m| async move {
+            let (id,) = m.parse()?;
+            self.ports.oidc.find_service_account(id).await
+        })
+        .await
+    }
+    async fn list_service_accounts(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Answer<pb::ServiceAccountList> {
+        handle("ListServiceAccounts", req, |_| async move {
+            self.ports.oidc.list_service_accounts().await
+        })
+        .await
+    }
+    async fn rotate_service_account_secret(
+        &self,
+        req: Request<pb::ServiceAccountWrite>,
+    ) -> Answer<pb::BoolResponse> {
+        handle("RotateServiceAccountSecret", req, |m| async move {
+            let (account, audit) = m.parse()?;
+            self.ports
+                .oidc
+                .rotate_service_account_secret(account, audit)
+                .await
+        })
+        .await
+    }
+    async fn delete_service_account(
+        &self,
+        req: Request<pb::ServiceAccountDeletion>,
+    ) -> Answer<pb::BoolResponse> {
+        handle("DeleteServiceAccount", req, |m| async move {
+            let (id, audit) = m.parse()?;
+            self.ports.oidc.delete_service_account(id, audit).await
+        })
+        .await
+    }
 }

@@ -422,4 +422,37 @@ impl OidcClientService for OidcClientClient {
         let msg = v1::RotateClientSecretRequest::new(client_id.to_owned());
         service_call!(self, Write, rotate_client_secret, caller: caller, msg)
     }
+    async fn create_service_account(
+        &self,
+        caller: &Caller,
+        input: domain::ServiceAccountInput,
+    ) -> Result<domain::IssuedServiceAccount> {
+        let msg = v1::CreateServiceAccountRequest::from(input);
+        service_call!(self, Write, create_service_account, caller: caller, msg)
+    }
+    async fn list_service_accounts(&self, caller: &Caller) -> Result<Vec<domain::ServiceAccount>> {
+        let msg = v1::ListServiceAccountsRequest {};
+        service_call!(self, Read, list_service_accounts, caller: caller, msg)
+    }
+    async fn get_service_account(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+    ) -> Result<domain::ServiceAccount> {
+        let msg = v1::GetServiceAccountRequest::new(id);
+        service_call!(self, Read, get_service_account, caller: caller, msg)
+    }
+    async fn rotate_service_account_secret(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+        input: domain::SecretRotationInput,
+    ) -> Result<domain::IssuedServiceAccount> {
+        let msg = v1::RotateServiceAccountSecretRequest::new(id, input.overlap_seconds);
+        service_call!(self, Write, rotate_service_account_secret, caller: caller, msg)
+    }
+    async fn delete_service_account(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
+        let msg = v1::DeleteServiceAccountRequest::new(id);
+        service_call!(self, Write, delete_service_account, caller: caller, msg)
+    }
 }

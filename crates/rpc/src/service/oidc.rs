@@ -104,4 +104,98 @@ impl<P: PrincipalSource> OidcClientRpc for OidcClientGrpc<P> {
         )
         .await
     }
+
+    async fn create_service_account(
+        &self,
+        req: Request<v1::CreateServiceAccountRequest>,
+    ) -> Answer<v1::IssuedServiceAccount> {
+        let clients = &self.clients;
+        bearer(
+            &self.source,
+            "CreateServiceAccount",
+            req,
+            |caller, m| async move {
+                clients
+                    .create_service_account(&caller, m.try_into()?)
+                    .await
+                    .map(Into::into)
+            },
+        )
+        .await
+    }
+
+    async fn list_service_accounts(
+        &self,
+        req: Request<v1::ListServiceAccountsRequest>,
+    ) -> Answer<v1::ListServiceAccountsResponse> {
+        let clients = &self.clients;
+        bearer(
+            &self.source,
+            "ListServiceAccounts",
+            req,
+            |caller, _| async move { clients.list_service_accounts(&caller).await.map(Into::into) },
+        )
+        .await
+    }
+
+    async fn get_service_account(
+        &self,
+        req: Request<v1::GetServiceAccountRequest>,
+    ) -> Answer<v1::ServiceAccount> {
+        let clients = &self.clients;
+        bearer(
+            &self.source,
+            "GetServiceAccount",
+            req,
+            |caller, m| async move {
+                let (id,) = m.parse()?;
+                clients
+                    .get_service_account(&caller, id)
+                    .await
+                    .map(Into::into)
+            },
+        )
+        .await
+    }
+
+    async fn rotate_service_account_secret(
+        &self,
+        req: Request<v1::RotateServiceAccountSecretRequest>,
+    ) -> Answer<v1::IssuedServiceAccount> {
+        let clients = &self.clients;
+        bearer(
+            &self.source,
+            "RotateServiceAccountSecret",
+            req,
+            |caller, m| async move {
+                let (id, overlap_seconds) = m.parse()?;
+                let input = domain::SecretRotationInput { overlap_seconds };
+                clients
+                    .rotate_service_account_secret(&caller, id, input)
+                    .await
+                    .map(Into::into)
+            },
+        )
+        .await
+    }
+
+    async fn delete_service_account(
+        &self,
+        req: Request<v1::DeleteServiceAccountRequest>,
+    ) -> Answer<v1::DeleteServiceAccountResponse> {
+        let clients = &self.clients;
+        bearer(
+            &self.source,
+            "DeleteServiceAccount",
+            req,
+            |caller, m| async move {
+                let (id,) = m.parse()?;
+                clients
+                    .delete_service_account(&caller, id)
+                    .await
+                    .map(Into::into)
+            },
+        )
+        .await
+    }
 }

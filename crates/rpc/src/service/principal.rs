@@ -62,7 +62,8 @@ pub struct VerifiedPrincipal {
     sessions: Arc<dyn AuthService>,
     /// Sessions found live (with the user and role the token named), for [`LIVE_CACHE_TTL`].
     live: moka::sync::Cache<Principal, ()>,
-    /// Personal access tokens found live, and the caller each makes, for [`LIVE_CACHE_TTL`].
+    /// Personal access tokens and service accounts' tokens found live, and the caller each
+    /// makes, for [`LIVE_CACHE_TTL`].
     tokens: moka::sync::Cache<String, Principal>,
 }
 
@@ -89,19 +90,30 @@ impl VerifiedPrincipal {
 impl PrincipalSource for VerifiedPrincipal {
     async fn principal(&self, call: &Call<'_>) -> Result<Principal> {
         let token = bearer_token(call.metadata)?;
-        if token.starts_with(domain::PAT_PREFIX) {
-            if let Some(who) = self.tokens.get(token) {
+        let session = if token.starts_with(domain::PAT_PREFIX) {
+            Err(Error::Unauthorized)
+        } else {
+            (self.verify)(token)
+        };
+        let who = match session {
+            Ok(who) => who,
+            // A personal access token, or a service account's access token (signed with the
+            // provider's keys, which the session verifier does not hold): this process's own
+            // service layer says what it makes.
+            Err(Error::Unauthorized) => {
+                if let Some(who) = self.tokens.get(token) {
+                    return Ok(who);
+                }
+                let who = self
+                    .sessions
+                    .token_principal(&AccessToken::new(token))
+                    .await?
+                    .ok_or(Error::Unauthorized)?;
+                self.tokens.insert(token.to_owned(), who);
                 return Ok(who);
             }
-            let who = self
-                .sessions
-                .token_principal(&AccessToken::new(token))
-                .await?
-                .ok_or(Error::Unauthorized)?;
-            self.tokens.insert(token.to_owned(), who);
-            return Ok(who);
-        }
-        let who = (self.verify)(token)?;
+            Err(e) => return Err(e),
+        };
         if self.live.contains_key(&who) {
             return Ok(who);
         }

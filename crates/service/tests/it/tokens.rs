@@ -240,3 +240,52 @@ async fn an_account_holds_at_most_fifty_live_tokens() {
         .unwrap();
     app.pat(&alice, &["users:read"], None).await;
 }
+
+/// A service account's caller is no person: the rules about a person's second factor and
+/// verified address do not apply to it, and still do to an admin's personal token.
+#[tokio::test]
+async fn a_service_account_needs_no_second_factor_nor_a_verified_address() {
+    let app = TestApp::with_config(service::ServiceConfig {
+        mfa: service::MfaConfig {
+            require_for_admins: true,
+            ..service::MfaConfig::default()
+        },
+        recovery: service::recovery::RecoveryConfig {
+            require_verified_email: true,
+            ..service::recovery::RecoveryConfig::default()
+        },
+        ..config()
+    })
+    .await;
+    let issued = app
+        .oidc_clients
+        .create_account(
+            &service::Operator::cli(),
+            domain::ServiceAccountInput {
+                name: "sync".into(),
+                role: "admin".into(),
+                scopes: vec!["users:read".into()],
+            },
+        )
+        .await
+        .unwrap();
+    let machine = Principal {
+        user_id: issued.account.id,
+        session_id: issued.account.id,
+        role: domain::Role::Admin,
+        scopes: Scopes::of(&[Scope::UsersRead]).machine(),
+    };
+    let query = domain::RawUserQuery::default();
+    app.users
+        .list_users(&by(&machine), query.clone())
+        .await
+        .unwrap();
+    // the same call as a person's token (an admin without a factor) is refused
+    let (_, admin) = app.admin("root").await;
+    let token = Principal {
+        scopes: Scopes::of(&[Scope::UsersRead]),
+        ..admin
+    };
+    let e = app.users.list_users(&by(&token), query).await.unwrap_err();
+    assert!(matches!(e, domain::Error::MfaRequired), "{e:?}");
+}
