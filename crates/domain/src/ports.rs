@@ -353,12 +353,14 @@ pub trait MfaRepository: Send + Sync {
 #[async_trait]
 pub trait AccessTokenRepository: Send + Sync {
     /// Store `token` (of `token.user_id`, who must exist and not be deleted: else
-    /// `Error::NotFound`) unless its owner already holds [`crate::MAX_LIVE_PATS`] live ones at
-    /// `token.created_at` (`Error::Conflict`, `NotApplicable`).
+    /// `Error::NotFound`) with its audit events and the owner's security notice, unless its
+    /// owner already holds [`crate::MAX_LIVE_PATS`] live ones at `token.created_at`
+    /// (`Error::Conflict`, `NotApplicable`).
     async fn create_access_token(
         &self,
         token: StoredAccessToken,
         audit: Vec<AuditEvent>,
+        mail: Option<OutgoingMail>,
     ) -> Result<()>;
     /// The user's unrevoked tokens unexpired at `now`, newest first.
     async fn list_access_tokens(

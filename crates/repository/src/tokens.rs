@@ -3,7 +3,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use domain::{
     AccessTokenOwner, AccessTokenRepository, AuditEvent, ConflictKind, Error, MAX_LIVE_PATS,
-    PAT_USE_GRANULARITY, Result, Scopes, StoredAccessToken, Timestamp, UserId,
+    OutgoingMail, PAT_USE_GRANULARITY, Result, Scopes, StoredAccessToken, Timestamp, UserId,
 };
 use uuid::Uuid;
 
@@ -11,6 +11,7 @@ use crate::audit::insert_events;
 use crate::database::{Database, write_transaction};
 use crate::error::DbError;
 use crate::models::{UserRow, from_micros, micros, parse_id};
+use crate::recovery::queue_mail;
 use crate::schema::{access_tokens, users};
 use crate::users::lock_live_user;
 
@@ -69,6 +70,7 @@ impl AccessTokenRepository for Database {
         &self,
         token: StoredAccessToken,
         audit: Vec<AuditEvent>,
+        mail: Option<OutgoingMail>,
     ) -> Result<()> {
         let row = TokenRow::from_token(token);
         self.run(move |conn| {
@@ -96,6 +98,10 @@ impl AccessTokenRepository for Database {
                     .values(&row)
                     .execute(conn)?;
                 insert_events(conn, &audit)?;
+                // Cloned: a retried transaction queues it again.
+                if let Some(m) = mail.clone() {
+                    queue_mail(conn, m)?;
+                }
                 Ok(())
             })
         })

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::audit::{Event, SUCCESS};
 use crate::auth::Auth;
 use crate::passkeys::parse_name;
+use crate::recovery::security_notice;
 
 /// The shortest lifetime a token may be given.
 pub(crate) const MIN_PAT_LIFETIME: Duration = Duration::from_secs(3600);
@@ -94,7 +95,18 @@ impl Auth {
             .detail("scopes", scopes.to_text())
             .detail("expires_at", expires_at.to_rfc3339());
         let audit = core.records(&caller.ctx, vec![event]);
-        core.repos.tokens.create_access_token(stored, audit).await?;
+        // The owner hears of it (a stolen session could mint one): what, never the name given.
+        let change = format!(
+            "a personal access token was created (scopes: {}; it expires {})",
+            scopes.names().join(", "),
+            expires_at.format("%Y-%m-%d %H:%M UTC")
+        );
+        let mail = security_notice(&core.config.recovery, &creds.user, &change, now);
+        core.repos
+            .tokens
+            .create_access_token(stored, audit, Some(mail))
+            .await?;
+        core.mail_queued.notify_waiters();
         Ok(IssuedAccessToken { info, token })
     }
 

@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use domain::{
-    AuditQuery, ConflictKind, Error, MAX_LIVE_PATS, RevokeReason, Role, Scope, Scopes,
-    StoredAccessToken, StoredServiceAccount, UserId,
+    AuditQuery, ConflictKind, Error, MAX_LIVE_PATS, OutgoingMail, RevokeReason, Role, Scope,
+    Scopes, StoredAccessToken, StoredServiceAccount, UserId,
 };
 use uuid::Uuid;
 
@@ -40,6 +40,19 @@ fn token(user_id: UserId, hash_char: char, created: i64, expires: i64) -> Stored
     }
 }
 
+fn mail(to: &str) -> OutgoingMail {
+    OutgoingMail {
+        id: Uuid::new_v4(),
+        recipient: to.to_owned(),
+        subject: "security notice".into(),
+        text_body: "a personal access token was created".into(),
+        html_body: "<p>a personal access token was created</p>".into(),
+        created_at: at(10),
+        expires_at: None,
+        limit: None,
+    }
+}
+
 async fn audit_types(db: &Repos, subject: UserId) -> Vec<String> {
     db.audit
         .list_events(&AuditQuery::about(subject, 100))
@@ -56,18 +69,24 @@ async fn tokens_are_found_by_hash_listed_while_live_and_revoked_by_their_owner(d
     let other = db.users.create(new_user("bystander")).await.unwrap();
     let live = token(u.id, 'a', 10, 1000);
     let short = token(u.id, 'b', 20, 100);
-    for t in [live.clone(), short.clone()] {
+    for (t, notice) in [(live.clone(), Some(mail(&u.email))), (short.clone(), None)] {
         let audit = vec![audit_event("token.created", Some(u.id), "{}")];
-        db.tokens.create_access_token(t, audit).await.unwrap();
+        db.tokens
+            .create_access_token(t, audit, notice)
+            .await
+            .unwrap();
     }
-    // an unknown owner is refused, nothing stored
+    // the notice is queued with the token, in its transaction
+    assert_eq!(db.recovery.outbox_stats().await.unwrap().pending, 1);
+    // an unknown owner is refused, nothing stored (nor mailed)
     let orphan = token(Uuid::new_v4(), 'c', 10, 1000);
     let e = db
         .tokens
-        .create_access_token(orphan, Vec::new())
+        .create_access_token(orphan, Vec::new(), Some(mail("ghost@example.com")))
         .await
         .unwrap_err();
     assert!(matches!(e, Error::NotFound), "{e:?}");
+    assert_eq!(db.recovery.outbox_stats().await.unwrap().pending, 1);
     assert!(
         db.tokens
             .find_access_token(&hash('c'))
@@ -155,7 +174,7 @@ async fn tokens_are_found_by_hash_listed_while_live_and_revoked_by_their_owner(d
 async fn taking_the_account_away_revokes_its_tokens_and_signing_out_does_not(db: Repos) {
     let u = db.users.create(new_user("owner")).await.unwrap();
     db.tokens
-        .create_access_token(token(u.id, 'a', 10, 1000), Vec::new())
+        .create_access_token(token(u.id, 'a', 10, 1000), Vec::new(), None)
         .await
         .unwrap();
     let live = |db: Repos| async move {
@@ -210,11 +229,14 @@ async fn an_account_holds_at_most_fifty_live_tokens(db: Repos) {
     for i in 0..MAX_LIVE_PATS {
         let mut t = token(u.id, 'a', 10, 1000);
         t.token_hash = format!("{:064x}", i);
-        db.tokens.create_access_token(t, Vec::new()).await.unwrap();
+        db.tokens
+            .create_access_token(t, Vec::new(), None)
+            .await
+            .unwrap();
     }
     let e = db
         .tokens
-        .create_access_token(token(u.id, 'z', 10, 1000), Vec::new())
+        .create_access_token(token(u.id, 'z', 10, 1000), Vec::new(), None)
         .await
         .unwrap_err();
     assert!(
@@ -231,7 +253,7 @@ async fn an_account_holds_at_most_fifty_live_tokens(db: Repos) {
     let mut later = token(u.id, 'z', 1000, 2000);
     later.created_at = at(1000);
     db.tokens
-        .create_access_token(later, Vec::new())
+        .create_access_token(later, Vec::new(), None)
         .await
         .unwrap();
 }
@@ -240,7 +262,7 @@ async fn a_use_is_written_at_most_once_a_minute(db: Repos) {
     let u = db.users.create(new_user("busy")).await.unwrap();
     let t = token(u.id, 'a', 10, 1000);
     db.tokens
-        .create_access_token(t.clone(), Vec::new())
+        .create_access_token(t.clone(), Vec::new(), None)
         .await
         .unwrap();
     let used = |db: Repos| async move {

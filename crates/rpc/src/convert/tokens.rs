@@ -1,8 +1,8 @@
 //! Domain ↔ `arcana.internal.v1` for personal access tokens (`domain::AccessTokenRepository`
 //! at the repository boundary).
 use domain::{
-    AccessTokenOwner, AuditEvent, Error, Principal, Result, Scopes, StoredAccessToken,
-    StoredServiceAccount, Timestamp,
+    AccessTokenOwner, AuditEvent, Error, OutgoingMail, Principal, Result, Scopes,
+    StoredAccessToken, StoredServiceAccount, Timestamp,
 };
 use uuid::Uuid;
 
@@ -30,7 +30,8 @@ wrapper!(pb::AccessTokenList { tokens: Vec<StoredAccessToken> });
 wrapper!(pb::OptionalAccessTokenOwner { owner: Option<AccessTokenOwner> });
 request!(pb::CreateAccessTokenRequest {
     token: StoredAccessToken,
-    audit: Vec<AuditEvent>
+    audit: Vec<AuditEvent>,
+    mail: Option<OutgoingMail>
 });
 request!(pb::FindAccessTokenRequest { token_hash: String });
 request!(pb::RevokeAccessTokenRequest {

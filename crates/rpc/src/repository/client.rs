@@ -5,12 +5,12 @@ use domain::{
     AuditRepository, CeremonyKind, ClientId, ClientPage, ClientQuery, CodeRedemption, Consent,
     FactorRemoval, Grant, LoginAttempt, LoginBegun, LoginCompletion, LoginStart, MailClaim,
     MailSettlement, MaintenanceRepository, MfaChallenge, MfaFactors, MfaRepository, NewCode,
-    NewSession, NewUser, OidcRepository, OutboxStats, PasskeyChange, PasswordChange, QueuedMail,
-    RecoveryCodeSet, RecoveryRepository, Redeemed, Redemption, Result, Rotation, Session,
-    SessionEnd, SessionId, SessionOwner, SessionRepository, StoredAccessToken, StoredClient,
-    StoredCode, StoredPasskey, StoredServiceAccount, Timestamp, TokenIssue, TotpConfirmation,
-    TotpEnrolment, User, UserChange, UserCredentials, UserDeletion, UserId, UserPage, UserQuery,
-    UserRepository, UserRevocation, WebauthnCeremony,
+    NewSession, NewUser, OidcRepository, OutboxStats, OutgoingMail, PasskeyChange, PasswordChange,
+    QueuedMail, RecoveryCodeSet, RecoveryRepository, Redeemed, Redemption, Result, Rotation,
+    Session, SessionEnd, SessionId, SessionOwner, SessionRepository, StoredAccessToken,
+    StoredClient, StoredCode, StoredPasskey, StoredServiceAccount, Timestamp, TokenIssue,
+    TotpConfirmation, TotpEnrolment, User, UserChange, UserCredentials, UserDeletion, UserId,
+    UserPage, UserQuery, UserRepository, UserRevocation, WebauthnCeremony,
 };
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -384,8 +384,9 @@ impl AccessTokenRepository for RepositoryClient {
         &self,
         token: StoredAccessToken,
         audit: Vec<AuditEvent>,
+        mail: Option<OutgoingMail>,
     ) -> Result<()> {
-        let msg = pb::CreateAccessTokenRequest::new(token, audit);
+        let msg = pb::CreateAccessTokenRequest::new(token, audit, mail);
         repository_call!(self, Write, create_access_token, msg)
     }
     async fn list_access_tokens(

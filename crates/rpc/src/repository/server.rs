@@ -611,8 +611,11 @@ impl RepositoryService for RepositoryGrpc {
         req: Request<pb::CreateAccessTokenRequest>,
     ) -> Answer<pb::Empty> {
         handle("CreateAccessToken", req, |m| async move {
-            let (token, audit) = m.parse()?;
-            self.ports.tokens.create_access_token(token, audit).await
+            let (token, audit, mail) = m.parse()?;
+            self.ports
+                .tokens
+                .create_access_token(token, audit, mail)
+                .await
         })
         .await
     }
