@@ -39,7 +39,7 @@ pub fn service_account_of(client_id: &str) -> Option<Uuid> {
 }
 
 /// `POST /service-accounts`.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceAccountInput {
@@ -60,16 +60,6 @@ pub struct ServiceAccountInput {
     /// At least one of `users:read`, `users:write`, `audit:read`, `admin` (an admin account's).
     #[cfg_attr(feature = "openapi", schema(min_items = 1, example = json!(["users:read"])))]
     pub scopes: Vec<String>,
-}
-
-impl fmt::Debug for ServiceAccountInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceAccountInput")
-            .field("name", &self.name)
-            .field("role", &self.role)
-            .field("scopes", &self.scopes)
-            .finish()
-    }
 }
 
 /// `POST /service-accounts/{id}/secret`: how long the secret it replaces keeps working.

@@ -523,7 +523,7 @@ pub fn admit(who: &Principal, need: Option<Need>) -> Result<()> {
 }
 
 /// `POST /auth/tokens`: a new personal access token.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessTokenInput {
@@ -547,16 +547,6 @@ pub struct AccessTokenInput {
         schema(minimum = 3600, maximum = 31536000, example = 2592000)
     )]
     pub expires_in: Option<u64>,
-}
-
-impl fmt::Debug for AccessTokenInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessTokenInput")
-            .field("name", &self.name)
-            .field("scopes", &self.scopes)
-            .field("expires_in", &self.expires_in)
-            .finish()
-    }
 }
 
 /// A personal access token as its owner sees it (never the token itself).

@@ -14,7 +14,7 @@ use domain::{
 };
 
 use super::{
-    Frame, Problems, Refusal, SCRIPT, Signed, confirmed, done, flash, page_error, pairs,
+    Frame, Problems, Refusal, SCRIPT, Signed, done, flash, if_confirmed, page_error, pairs,
     query_pairs, refusal, render,
 };
 use crate::AppState;
@@ -448,14 +448,8 @@ async fn passkey_delete(
         return page_error(&state, domain::Error::NotFound, "/account/security");
     };
     let form = pairs(&body);
-    let outcome = match confirmed(&form) {
-        Err(r) => Err(r),
-        Ok(()) => state
-            .auth
-            .delete_passkey(&caller, id)
-            .await
-            .map_err(|e| refusal(&state, e, "/account/security")),
-    };
+    let act = state.auth.delete_passkey(&caller, id);
+    let outcome = if_confirmed(&state, &form, "/account/security", act).await;
     match outcome {
         Ok(()) => done("/account/security", "passkey-removed"),
         Err(r) => security_refused(&state, &caller, &me, r, &format!("passkey-{id}")).await,
@@ -616,14 +610,8 @@ async fn revoke_token(
         return page_error(&state, domain::Error::NotFound, "/account/tokens");
     };
     let form = pairs(&body);
-    let outcome = match confirmed(&form) {
-        Err(r) => Err(r),
-        Ok(()) => state
-            .auth
-            .revoke_access_token(&caller, id)
-            .await
-            .map_err(|e| refusal(&state, e, "/account/tokens")),
-    };
+    let act = state.auth.revoke_access_token(&caller, id);
+    let outcome = if_confirmed(&state, &form, "/account/tokens", act).await;
     match outcome {
         Ok(()) => done("/account/tokens", "token-revoked"),
         Err(Refusal::Page(r)) => *r,
@@ -705,14 +693,8 @@ async fn revoke_all(
     body: Bytes,
 ) -> Response {
     let form = pairs(&body);
-    let outcome = match confirmed(&form) {
-        Err(r) => Err(r),
-        Ok(()) => state
-            .auth
-            .logout_all(&caller)
-            .await
-            .map_err(|e| refusal(&state, e, "/account/sessions")),
-    };
+    let act = state.auth.logout_all(&caller);
+    let outcome = if_confirmed(&state, &form, "/account/sessions", act).await;
     match outcome {
         // This browser's session went too: the signed-out page, the cookie cleared.
         Ok(_) => {

@@ -15,8 +15,8 @@ use domain::{
 };
 
 use super::{
-    Admin, Frame, Problems, Refusal, Signed, confirmed, done, flash, page_error, pairs,
-    query_pairs, refusal, render,
+    Admin, Frame, Problems, Refusal, Signed, confirmed, done, flash, if_confirmed, page_error,
+    pairs, query_pairs, refusal, render,
 };
 use crate::AppState;
 use crate::extract::Client;
@@ -690,14 +690,8 @@ async fn rotate_secret(
     body: Bytes,
 ) -> Response {
     let form = pairs(&body);
-    let outcome = match confirmed(&form) {
-        Err(r) => Err(r),
-        Ok(()) => state
-            .oidc_clients
-            .rotate_client_secret(&caller, &id)
-            .await
-            .map_err(|e| refusal(&state, e, "/admin/clients")),
-    };
+    let act = state.oidc_clients.rotate_client_secret(&caller, &id);
+    let outcome = if_confirmed(&state, &form, "/admin/clients", act).await;
     match outcome {
         Ok(issued) => secret_page(&state, &me, issued, false),
         Err(Refusal::Page(r)) => *r,
@@ -725,14 +719,8 @@ async fn delete_client(
     body: Bytes,
 ) -> Response {
     let form = pairs(&body);
-    let outcome = match confirmed(&form) {
-        Err(r) => Err(r),
-        Ok(()) => state
-            .oidc_clients
-            .delete_client(&caller, &id)
-            .await
-            .map_err(|e| refusal(&state, e, "/admin/clients")),
-    };
+    let act = state.oidc_clients.delete_client(&caller, &id);
+    let outcome = if_confirmed(&state, &form, "/admin/clients", act).await;
     match outcome {
         Ok(()) => done("/admin/clients", "deleted"),
         Err(Refusal::Page(r)) => *r,

@@ -385,6 +385,18 @@ pub(crate) fn flash(query: &[(String, String)]) -> Option<&'static str> {
     })
 }
 
+/// `act` when the form's confirmation box is ticked (else the box's refusal, and `act` never
+/// runs: a future does nothing until awaited), its error as a refusal answered on page `to`.
+pub(crate) async fn if_confirmed<T>(
+    state: &AppState,
+    form: &[(String, String)],
+    to: &str,
+    act: impl std::future::Future<Output = domain::Result<T>>,
+) -> Result<T, Refusal> {
+    confirmed(form)?;
+    act.await.map_err(|e| refusal(state, e, to))
+}
+
 /// A form's checkbox that confirms a destructive action.
 pub(crate) fn confirmed(form: &[(String, String)]) -> Result<(), Refusal> {
     if oidc::take(form, "confirm").as_deref() == Some("yes") {
