@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, FieldErrors, Result};
 use crate::model::{Role, Timestamp};
-use crate::services::Principal;
+use crate::services::{Principal, redacted_debug};
 use crate::tokens::Scopes;
 
 /// What every service account's `client_id` starts with (then its id, 32 hex digits).
@@ -118,13 +118,7 @@ pub struct IssuedServiceAccount {
     pub client_secret: String,
 }
 
-impl fmt::Debug for IssuedServiceAccount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IssuedServiceAccount")
-            .field("account", &self.account)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(IssuedServiceAccount, account);
 
 /// A service account as stored: the SHA-256 (hex) of its secret and of the one before it.
 #[derive(Clone, PartialEq, Eq)]
@@ -140,16 +134,7 @@ pub struct StoredServiceAccount {
     pub secret_rotated_at: Timestamp,
 }
 
-impl fmt::Debug for StoredServiceAccount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredServiceAccount")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("role", &self.role)
-            .field("scopes", &self.scopes)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(StoredServiceAccount, id, name, role, scopes);
 
 impl StoredServiceAccount {
     pub fn account(&self) -> ServiceAccount {

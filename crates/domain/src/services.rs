@@ -398,6 +398,7 @@ macro_rules! redacted_debug {
         }
     };
 }
+pub(crate) use redacted_debug;
 redacted_debug!(RegisterInput, username, email);
 redacted_debug!(LoginInput, username_or_email);
 redacted_debug!(CreateUserInput, username, email, role, status);

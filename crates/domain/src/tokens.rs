@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, FieldErrors, Result};
 use crate::model::{Role, Status, Timestamp, User, UserId};
-use crate::services::Principal;
+use crate::services::{Principal, redacted_debug};
 
 /// What every personal access token starts with, so secret scanners can find leaked ones.
 pub const PAT_PREFIX: &str = "arc_pat_";
@@ -503,6 +503,23 @@ pub fn need_of_route(method: &str, path: &str) -> Option<Need> {
         .map(|o| o.need)
 }
 
+/// [`admit`] for the RPC `rpc`; the table is read only for a token (a session passes).
+pub fn admit_rpc(who: &Principal, rpc: &str) -> Result<()> {
+    if who.scopes.is_session() {
+        return Ok(());
+    }
+    admit(who, need_of_rpc(rpc))
+}
+
+/// [`admit`] for the REST route `method` `path` (as routed; `None`: unrouted, which only
+/// sessions may call); the table is read only for a token.
+pub fn admit_route(who: &Principal, method: &str, path: Option<&str>) -> Result<()> {
+    if who.scopes.is_session() {
+        return Ok(());
+    }
+    admit(who, path.and_then(|p| need_of_route(method, p)))
+}
+
 /// Whether `who` may call an operation that needs `need` (`None`: an operation without a row,
 /// which only sessions may call). Refusals are `Forbidden`, naming what is missing.
 pub fn admit(who: &Principal, need: Option<Need>) -> Result<()> {
@@ -576,13 +593,7 @@ pub struct IssuedAccessToken {
     pub token: String,
 }
 
-impl fmt::Debug for IssuedAccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IssuedAccessToken")
-            .field("info", &self.info)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(IssuedAccessToken, info);
 
 /// A personal access token as stored: the SHA-256 of the token (hex), never the token.
 #[derive(Clone, PartialEq, Eq)]
@@ -600,16 +611,7 @@ pub struct StoredAccessToken {
     pub revoked_at: Option<Timestamp>,
 }
 
-impl fmt::Debug for StoredAccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredAccessToken")
-            .field("id", &self.id)
-            .field("user_id", &self.user_id)
-            .field("name", &self.name)
-            .field("scopes", &self.scopes)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(StoredAccessToken, id, user_id, name, scopes);
 
 impl StoredAccessToken {
     pub fn info(&self) -> AccessTokenInfo {

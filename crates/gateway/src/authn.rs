@@ -200,8 +200,8 @@ impl FromRequestParts<AppState> for Authed {
         let route = parts
             .extensions
             .get::<MatchedPath>()
-            .map(|p| domain::need_of_route(parts.method.as_str(), p.as_str()));
-        domain::admit(&who, route.flatten())?;
+            .map(MatchedPath::as_str);
+        domain::admit_route(&who, parts.method.as_str(), route)?;
         let Client { ctx, .. } = Client::from_request_parts(parts, state).await?;
         Ok(Authed(Caller {
             who,

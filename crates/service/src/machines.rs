@@ -1,7 +1,10 @@
 //! Service accounts: made, listed, rotated and deleted by admins (REST, gRPC) or the operator
 //! (`arcana service-account …`), every change audited in its transaction (`service_account.*`,
 //! never a secret); their `client_credentials` tokens and what those tokens make of a caller.
+use std::sync::Arc;
 use std::time::Duration;
+
+use crypto::OidcKeys;
 
 use domain::{
     Error, IssuedServiceAccount, Principal, Result, Scopes, SecretRotationInput, ServiceAccount,
@@ -12,7 +15,17 @@ use uuid::Uuid;
 
 use crate::audit::{Event, SUCCESS};
 use crate::core::Core;
-use crate::oidc::{OidcClients, Operator};
+use crate::oidc::{OidcClients, Operator, new_secret};
+
+/// How access tokens (RFC 9068) are signed: RS256 when an RSA key is there, else EdDSA.
+pub(crate) fn access_token_alg(keys: &OidcKeys) -> crypto::oidc::SigningAlg {
+    use crypto::oidc::SigningAlg;
+    if keys.can_sign(SigningAlg::Rs256) {
+        SigningAlg::Rs256
+    } else {
+        SigningAlg::EdDsa
+    }
+}
 
 /// The claims of a service account's access token (RFC 9068): no session, no person.
 #[derive(Debug, Serialize, Deserialize)]
@@ -27,13 +40,6 @@ pub(crate) struct MachineClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
-}
-
-/// A new secret and what is stored of it.
-fn new_secret() -> (String, String) {
-    let secret = crypto::new_refresh_token();
-    let hash = crypto::sha256_hex(&secret);
-    (secret, hash)
 }
 
 fn event(op: &Operator<'_>, action: &'static str, account: &StoredServiceAccount) -> Event {
@@ -154,6 +160,20 @@ impl OidcClients {
 }
 
 impl Core {
+    /// The OpenID Connect issuer: `ARCANA_PUBLIC_URL` without a trailing slash.
+    pub(crate) fn issuer(&self) -> &str {
+        self.config.recovery.public_url.trim_end_matches('/')
+    }
+
+    /// The provider's keys, to sign with; an error when none is configured.
+    pub(crate) fn signing_keys(&self) -> Result<Arc<OidcKeys>> {
+        self.config
+            .oidc_keys
+            .0
+            .clone()
+            .ok_or_else(|| Error::internal("no OpenID Connect signing key is configured"))
+    }
+
     /// The service account a `client_id` and secret prove, if they do (the previous secret
     /// counts while its overlap lasts).
     pub(crate) async fn service_account_by_secret(
@@ -184,8 +204,7 @@ impl Core {
         let Some(keys) = self.config.oidc_keys.0.as_deref() else {
             return Ok(None);
         };
-        let issuer = self.config.recovery.public_url.trim_end_matches('/');
-        let Ok(claims) = keys.verify_typed::<MachineClaims>(token, "at+jwt", issuer) else {
+        let Ok(claims) = keys.verify_typed::<MachineClaims>(token, "at+jwt", self.issuer()) else {
             return Ok(None);
         };
         if claims.aud != self.config.audience || claims.exp <= self.now().timestamp() {

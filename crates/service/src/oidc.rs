@@ -31,7 +31,7 @@ fn client_id(s: &str) -> Result<ClientId> {
 }
 
 /// A new secret and what is stored of it.
-fn new_secret() -> (String, String) {
+pub(crate) fn new_secret() -> (String, String) {
     let secret = crypto::new_refresh_token();
     let hash = crypto::sha256_hex(&secret);
     (secret, hash)

@@ -32,6 +32,7 @@ use serde_json::{Map, Value, json};
 use crate::audit::{Event, FAILURE, SUCCESS};
 use crate::auth::Auth;
 use crate::core::{Core, chrono_duration, new_refresh_token, refresh_token_session};
+use crate::machines::access_token_alg;
 
 /// How long an authorization code may be spent.
 pub const CODE_TTL: Duration = Duration::from_secs(60);
@@ -289,12 +290,7 @@ impl Minting {
             jti: uuid::Uuid::new_v4().to_string(),
             auth_time: grant.auth_time.timestamp(),
         };
-        let at_alg = if keys.can_sign(SigningAlg::Rs256) {
-            SigningAlg::Rs256
-        } else {
-            SigningAlg::EdDsa
-        };
-        let access_token = keys.sign(at_alg, "at+jwt", &claims)?;
+        let access_token = keys.sign(access_token_alg(&keys), "at+jwt", &claims)?;
         let alg = signing_alg(client.id_token_signed_response_alg);
         let mut id = user_claims(&user, &scopes);
         id.insert("iss".into(), json!(issuer));
@@ -345,7 +341,7 @@ impl Provider {
 
     /// `ARCANA_PUBLIC_URL` without a trailing slash.
     pub fn issuer(&self) -> &str {
-        self.core.config.recovery.public_url.trim_end_matches('/')
+        self.core.issuer()
     }
 
     fn keys(&self) -> Result<&OidcKeys> {
@@ -441,22 +437,19 @@ impl Provider {
         amr: Vec<String>,
         now: Timestamp,
     ) -> Result<IssuedTokens> {
-        let minting =
-            Minting {
-                keys: self.core.config.oidc_keys.0.clone().ok_or_else(|| {
-                    Error::internal("no OpenID Connect signing key is configured")
-                })?,
-                issuer: self.issuer().to_owned(),
-                ttl: self.core.config.access_ttl,
-                client: client.clone(),
-                user: user.clone(),
-                grant: grant.clone(),
-                scopes: scopes.to_vec(),
-                nonce: nonce.map(str::to_owned),
-                refresh_token,
-                amr,
-                now,
-            };
+        let minting = Minting {
+            keys: self.core.signing_keys()?,
+            issuer: self.issuer().to_owned(),
+            ttl: self.core.config.access_ttl,
+            client: client.clone(),
+            user: user.clone(),
+            grant: grant.clone(),
+            scopes: scopes.to_vec(),
+            nonce: nonce.map(str::to_owned),
+            refresh_token,
+            amr,
+            now,
+        };
         tokio::task::spawn_blocking(move || minting.sign())
             .await
             .map_err(Error::internal)?
@@ -550,19 +543,9 @@ impl Provider {
             exp: iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        let keys = core
-            .config
-            .oidc_keys
-            .0
-            .clone()
-            .ok_or_else(|| Error::internal("no OpenID Connect signing key is configured"))?;
+        let keys = core.signing_keys()?;
         let access_token = tokio::task::spawn_blocking(move || {
-            let alg = if keys.can_sign(SigningAlg::Rs256) {
-                SigningAlg::Rs256
-            } else {
-                SigningAlg::EdDsa
-            };
-            keys.sign(alg, "at+jwt", &claims)
+            keys.sign(access_token_alg(&keys), "at+jwt", &claims)
         })
         .await
         .map_err(Error::internal)??;

@@ -24,14 +24,13 @@ pub(crate) const MIN_PAT_LIFETIME: Duration = Duration::from_secs(3600);
 const PAT_LEN: usize = PAT_PREFIX.len() + 43;
 
 /// The input's name, scopes and lifetime, or every field's problem.
-fn validate(input: &AccessTokenInput, admin: bool) -> Result<(String, Scopes, Duration)> {
+fn validate(input: &AccessTokenInput, role: Role) -> Result<(String, Scopes, Duration)> {
     let mut errors = FieldErrors::new();
     let name = errors.check(
         "name",
         parse_name(&input.name)
             .map_err(|_| "must be 1 to 64 characters, without control characters".to_owned()),
     );
-    let role = if admin { Role::Admin } else { Role::User };
     let scopes = domain::parse_scopes(&input.scopes, Some(role), &mut errors);
     let lifetime = match input.expires_in {
         None => Some(DEFAULT_PAT_LIFETIME),
@@ -64,7 +63,7 @@ impl Auth {
         input: AccessTokenInput,
     ) -> Result<IssuedAccessToken> {
         let core = &self.core;
-        let (name, scopes, lifetime) = validate(&input, caller.who.is_admin())?;
+        let (name, scopes, lifetime) = validate(&input, caller.who.role)?;
         let creds = core
             .repos
             .users
@@ -201,17 +200,17 @@ mod tests {
 
     #[test]
     fn every_field_is_checked_and_named() {
-        let e = validate(&input(" ", &["users:read", "root"], Some(10)), false).unwrap_err();
+        let e = validate(&input(" ", &["users:read", "root"], Some(10)), Role::User).unwrap_err();
         let Error::Validation(f) = e else {
             panic!("{e:?}")
         };
         let fields: Vec<&String> = f.0.keys().collect();
         assert_eq!(fields, ["expires_in", "name", "scopes[1]"]);
-        assert!(validate(&input("ci", &[], None), false).is_err());
+        assert!(validate(&input("ci", &[], None), Role::User).is_err());
         assert!(
             validate(
                 &input("ci", &["users:read"], Some(MAX_PAT_LIFETIME.as_secs() + 1)),
-                false
+                Role::User
             )
             .is_err()
         );
@@ -219,9 +218,9 @@ mod tests {
 
     #[test]
     fn admin_scope_is_for_admins_and_the_default_lifetime_is_thirty_days() {
-        assert!(validate(&input("ci", &["admin"], None), false).is_err());
+        assert!(validate(&input("ci", &["admin"], None), Role::User).is_err());
         let (name, scopes, lifetime) =
-            validate(&input(" ci ", &["admin", "users:read"], None), true).unwrap();
+            validate(&input(" ci ", &["admin", "users:read"], None), Role::Admin).unwrap();
         assert_eq!(name, "ci");
         assert_eq!(scopes, Scopes::of(&[Scope::Admin, Scope::UsersRead]));
         assert_eq!(lifetime, DEFAULT_PAT_LIFETIME);

@@ -145,7 +145,7 @@ where
         let call = Call::of(&req);
         let who = source.principal(&call).await?;
         // What a token's scopes allow, per the one table (a session passes).
-        domain::admit(&who, domain::need_of_rpc(rpc))?;
+        domain::admit_rpc(&who, rpc)?;
         // What proved who, for a hop to a service layer in another process.
         let token = bearer_token(call.metadata).ok().map(AccessToken::new);
         f(Caller { who, ctx, token }, req.into_inner()).await
