@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "arcana/v1/auth.proto",
         "arcana/v1/users.proto",
         "arcana/v1/oidc.proto",
+        "arcana/v1/webhooks.proto",
         "arcana/internal/v1/repository.proto",
         "arcana/internal/v1/session.proto",
         "arcana/internal/v1/oidc.proto",

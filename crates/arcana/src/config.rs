@@ -109,6 +109,63 @@ pub struct ServiceArgs {
     pub mail: MailArgs,
     #[command(flatten)]
     pub redis: RedisArgs,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+}
+
+/// Lifecycle webhooks: where deliveries may go and how they are retried.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Networks (CIDR, comma-separated) webhook endpoints may be in although they are not public
+    /// internet: loopback, private, link-local (cloud metadata) addresses are refused otherwise.
+    /// E.g. `10.20.0.0/16` for an internal CRM, `127.0.0.0/8` for a receiver on this host.
+    #[arg(
+        long,
+        env = "ARCANA_WEBHOOK_ALLOWED_NETWORKS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub webhook_allowed_networks: Vec<ipnet::IpNet>,
+    /// Allow plain `http://` endpoints off loopback (their events and signatures cross the
+    /// network in plaintext).
+    #[arg(long, env = "ARCANA_WEBHOOK_ALLOW_HTTP", default_value_t = false, global = true,
+        num_args = 0..=1, default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new())]
+    pub webhook_allow_http: bool,
+    /// First retry of a failed delivery after this many milliseconds, doubling per attempt (at
+    /// most six hours apart).
+    #[arg(long, env = "ARCANA_WEBHOOK_RETRY_BASE_MS", default_value_t = 5000, global = true,
+        value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub webhook_retry_base_ms: u64,
+    /// A delivery still failing this many seconds after its first attempt is given up, its
+    /// endpoint disabled and the admins mailed (default three days).
+    #[arg(long, env = "ARCANA_WEBHOOK_GIVE_UP_SECONDS", default_value_t = 3 * 86_400, global = true,
+        value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
+    pub webhook_give_up_seconds: u64,
+    /// Deliveries in flight per process.
+    #[arg(long, env = "ARCANA_WEBHOOK_CONCURRENCY", default_value_t = 8, global = true,
+        value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub webhook_concurrency: u64,
+    /// Look for due deliveries at least this often (milliseconds).
+    #[arg(long, env = "ARCANA_WEBHOOK_POLL_MS", default_value_t = 1000, global = true,
+        value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub webhook_poll_ms: u64,
+}
+
+impl WebhookArgs {
+    pub fn config(&self) -> service::WebhookConfig {
+        service::WebhookConfig {
+            policy: domain::WebhookNetworkPolicy {
+                allowed_networks: self.webhook_allowed_networks.clone(),
+                allow_http: self.webhook_allow_http,
+            },
+            retry_base: Duration::from_millis(self.webhook_retry_base_ms),
+            give_up_after: Duration::from_secs(self.webhook_give_up_seconds),
+            concurrency: usize::try_from(self.webhook_concurrency).unwrap_or(8),
+            poll: Duration::from_millis(self.webhook_poll_ms),
+            ..service::WebhookConfig::default()
+        }
+    }
 }
 
 /// The admin a fresh installation starts with (processes that hold the user context create it

@@ -13,6 +13,13 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 
+/// The process's TLS provider: aws-lc-rs (the internal gRPC TLS, SMTP, OTLP). The webhook
+/// client brings ring too, and with two compiled in rustls can no longer pick one by itself.
+pub fn install_crypto_provider() {
+    // Err: one is installed already (a second call).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 pub fn init_logging(format: LogFormat) {
     init_logging_to(format, false);
 }
@@ -21,6 +28,7 @@ pub fn init_logging(format: LogFormat) {
 /// With `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) set, spans also
 /// go to that OTLP collector (gRPC), and W3C trace context is read and passed on at every hop.
 pub fn init_logging_to(format: LogFormat, stderr: bool) {
+    install_crypto_provider();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let writer =
         tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn std::io::Write> {

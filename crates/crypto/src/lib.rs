@@ -8,6 +8,7 @@
 //!   recovery codes.
 //! - [`oidc`]: the OpenID Connect signing keys (RS256 and EdDSA, `kid` = RFC 7638 thumbprint),
 //!   their rotation and the JWK Set that publishes them.
+//! - [`webhooks`]: Standard Webhooks secrets and signatures.
 //!
 //! This crate is compiled with `opt-level = 3` even in dev builds (see the workspace
 //! `Cargo.toml`): an unoptimised PBKDF2 is ~40x slower. It does no I/O and owns no runtime;
@@ -18,6 +19,7 @@ pub mod mfa;
 pub mod oidc;
 pub mod password;
 pub mod tokens;
+pub mod webhooks;
 
 pub use jwt::{JwtKeys, TokenIssuer, TokenVerifier, generate_ed25519_pem};
 pub use oidc::OidcKeys;

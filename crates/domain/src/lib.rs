@@ -22,6 +22,7 @@ pub mod services;
 pub mod testing;
 pub mod tokens;
 pub mod values;
+pub mod webhooks;
 
 pub use audit::*;
 pub use error::{ConflictKind, Error, FieldErrors, Result};
@@ -38,3 +39,4 @@ pub use revocation::*;
 pub use services::*;
 pub use tokens::*;
 pub use values::*;
+pub use webhooks::*;

@@ -2,7 +2,6 @@
 //! login page: a client id and secret, used with the OAuth2 `client_credentials` grant at the
 //! token endpoint, give an RFC 9068 access token that acts with the account's role, narrowed by
 //! its scopes (the table of [`crate::tokens`]).
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};

@@ -28,6 +28,10 @@ use crate::oidc::{
 use crate::pagination::{UserPage, UserQuery};
 use crate::recovery::*;
 use crate::tokens::{AccessTokenOwner, StoredAccessToken};
+use crate::webhooks::{
+    DeliveryClaim, DeliveryPage, DeliveryQuery, DeliverySettlement, QueuedDelivery, StoredWebhook,
+    TestDelivery, Webhook, WebhookDelivery,
+};
 
 /// The user port speaks in use cases: each write is one command, applied in one transaction
 /// together with the audit events it records (as the outbox's mails are). The short forms
@@ -384,6 +388,42 @@ pub trait AccessTokenRepository: Send + Sync {
     async fn touch_access_token(&self, id: Uuid, now: Timestamp) -> Result<()>;
 }
 
+/// Webhook endpoints and their deliveries (the events themselves are queued by the commands
+/// that carry their audit records: see [`crate::webhook_event`]).
+#[async_trait]
+pub trait WebhookRepository: Send + Sync {
+    /// Store a new endpoint; `Conflict` when [`crate::MAX_WEBHOOKS`] exist.
+    async fn create_webhook(&self, webhook: StoredWebhook, audit: Vec<AuditEvent>) -> Result<()>;
+    async fn find_webhook(&self, id: Uuid) -> Result<Option<StoredWebhook>>;
+    /// Every endpoint, oldest first.
+    async fn list_webhooks(&self) -> Result<Vec<StoredWebhook>>;
+    /// Replace an endpoint's fields (not its secret); false when it is gone.
+    async fn update_webhook(&self, webhook: Webhook, audit: Vec<AuditEvent>) -> Result<bool>;
+    /// Delete an endpoint and its deliveries; false when it was not there.
+    async fn delete_webhook(&self, id: Uuid, audit: Vec<AuditEvent>) -> Result<bool>;
+    /// The endpoint's deliveries, newest first.
+    async fn list_deliveries(&self, webhook_id: Uuid, query: DeliveryQuery)
+    -> Result<DeliveryPage>;
+    /// Make a delivery of the endpoint due now (a failed one pending again, its three days
+    /// starting over); `None` when there is no such delivery.
+    async fn retry_delivery(
+        &self,
+        webhook_id: Uuid,
+        id: Uuid,
+        now: Timestamp,
+        audit: Vec<AuditEvent>,
+    ) -> Result<Option<WebhookDelivery>>;
+    /// Queue a test event for the endpoint, already leased to the caller; `None`: no endpoint.
+    async fn queue_test_delivery(&self, test: TestDelivery) -> Result<Option<QueuedDelivery>>;
+    async fn find_delivery(&self, webhook_id: Uuid, id: Uuid) -> Result<Option<WebhookDelivery>>;
+    /// Lease due deliveries (see [`DeliveryClaim`]).
+    async fn claim_deliveries(&self, claim: DeliveryClaim) -> Result<Vec<QueuedDelivery>>;
+    /// Record an attempt's outcome; false when the lease was lost meanwhile.
+    async fn settle_delivery(&self, settlement: DeliverySettlement) -> Result<bool>;
+    /// Delete delivered and failed deliveries older than `before`; how many.
+    async fn purge_deliveries(&self, before: Timestamp) -> Result<u64>;
+}
+
 /// Every repository port, as one value: what the service layer works through and what the
 /// repository's gRPC server serves (the diesel adapter behind each, or the gRPC clients, or a
 /// test's stand-in for one of them).
@@ -397,6 +437,7 @@ pub struct Repositories {
     pub oidc: Arc<dyn OidcRepository>,
     pub mfa: Arc<dyn MfaRepository>,
     pub tokens: Arc<dyn AccessTokenRepository>,
+    pub webhooks: Arc<dyn WebhookRepository>,
 }
 
 impl Repositories {
@@ -411,6 +452,7 @@ impl Repositories {
             + OidcRepository
             + MfaRepository
             + AccessTokenRepository
+            + WebhookRepository
             + Clone
             + 'static,
     {
@@ -422,7 +464,8 @@ impl Repositories {
             maintenance: Arc::new(repo.clone()),
             oidc: Arc::new(repo.clone()),
             mfa: Arc::new(repo.clone()),
-            tokens: Arc::new(repo),
+            tokens: Arc::new(repo.clone()),
+            webhooks: Arc::new(repo),
         }
     }
 }

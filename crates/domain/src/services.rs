@@ -391,8 +391,8 @@ where
 
 macro_rules! redacted_debug {
     ($t:ty, $($field:ident),*) => {
-        impl fmt::Debug for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.debug_struct(stringify!($t))$(.field(stringify!($field), &self.$field))*.finish_non_exhaustive()
             }
         }
@@ -604,4 +604,43 @@ pub trait OidcClientService: Send + Sync {
     ) -> Result<IssuedServiceAccount>;
     /// Delete the account: its tokens stop working within seconds.
     async fn delete_service_account(&self, caller: &Caller, id: uuid::Uuid) -> Result<()>;
+}
+
+/// Lifecycle webhooks (admin only): endpoints, their signing secret (answered once), a test
+/// delivery, the delivery log and manual retry. An id that names no endpoint is `NotFound`.
+#[async_trait]
+pub trait WebhookService: Send + Sync {
+    async fn create_webhook(
+        &self,
+        caller: &Caller,
+        input: crate::WebhookInput,
+    ) -> Result<crate::IssuedWebhook>;
+    /// Every endpoint, oldest first.
+    async fn list_webhooks(&self, caller: &Caller) -> Result<Vec<crate::Webhook>>;
+    async fn get_webhook(&self, caller: &Caller, id: uuid::Uuid) -> Result<crate::Webhook>;
+    async fn update_webhook(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+        patch: crate::WebhookPatch,
+    ) -> Result<crate::Webhook>;
+    /// Delete the endpoint and everything queued for it.
+    async fn delete_webhook(&self, caller: &Caller, id: uuid::Uuid) -> Result<()>;
+    /// Send a `webhook.test` event now and answer how it went.
+    async fn test_webhook(&self, caller: &Caller, id: uuid::Uuid)
+    -> Result<crate::WebhookDelivery>;
+    /// The endpoint's deliveries, newest first.
+    async fn list_webhook_deliveries(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+        query: crate::RawDeliveryQuery,
+    ) -> Result<crate::DeliveryPage>;
+    /// Try a delivery again now (a failed one too).
+    async fn retry_webhook_delivery(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+        delivery: uuid::Uuid,
+    ) -> Result<crate::WebhookDelivery>;
 }

@@ -478,6 +478,42 @@ pub const OPERATIONS: &[Operation] = &[
         "DELETE /api/v1/service-accounts/{id}",
         ADMIN,
     ),
+    op(
+        "WebhookService/CreateWebhook",
+        "POST /api/v1/webhooks",
+        ADMIN,
+    ),
+    op("WebhookService/ListWebhooks", "GET /api/v1/webhooks", ADMIN),
+    op(
+        "WebhookService/GetWebhook",
+        "GET /api/v1/webhooks/{id}",
+        ADMIN,
+    ),
+    op(
+        "WebhookService/UpdateWebhook",
+        "PATCH /api/v1/webhooks/{id}",
+        ADMIN,
+    ),
+    op(
+        "WebhookService/DeleteWebhook",
+        "DELETE /api/v1/webhooks/{id}",
+        ADMIN,
+    ),
+    op(
+        "WebhookService/TestWebhook",
+        "POST /api/v1/webhooks/{id}/test",
+        ADMIN,
+    ),
+    op(
+        "WebhookService/ListWebhookDeliveries",
+        "GET /api/v1/webhooks/{id}/deliveries",
+        ADMIN,
+    ),
+    op(
+        "WebhookService/RetryWebhookDelivery",
+        "POST /api/v1/webhooks/{id}/deliveries/{delivery}/retry",
+        ADMIN,
+    ),
 ];
 
 /// What the RPC `Service/Method` (or its bare `Method`: method names are unique across the

@@ -1,5 +1,5 @@
 //! The public gRPC API (`arcana.v1.AuthService`, `arcana.v1.UserService`,
-//! `arcana.v1.OidcClientService`, health, reflection) on
+//! `arcana.v1.OidcClientService`, `arcana.v1.WebhookService`, health, reflection) on
 //! the gateway's gRPC port, with the same rules and checks as REST:
 //!
 //! - callers authenticate with `authorization: Bearer <access token>` metadata, verified by the
@@ -25,11 +25,12 @@ use domain::{Error, Principal, RequestContext, Result};
 use rpc::server::{GrpcRouter, ServerLimits};
 use rpc::service::{
     AuthGrpc, Call, HealthReporter, OidcClientGrpc, PrincipalSource, Throttled, UserGrpc,
-    request_id_or_new,
+    WebhookGrpc, request_id_or_new,
 };
 use rpc::v1::auth_service_server::AuthServiceServer;
 use rpc::v1::oidc_client_service_server::OidcClientServiceServer;
 use rpc::v1::user_service_server::UserServiceServer;
+use rpc::v1::webhook_service_server::WebhookServiceServer;
 use tonic::Code;
 
 use crate::AppState;
@@ -116,9 +117,13 @@ pub fn router_with_health(state: AppState) -> (GrpcRouter, HealthReporter) {
         .max_decoding_message_size(MESSAGE_LIMIT);
     let users = UserServiceServer::new(UserGrpc::new(state.users.clone(), source.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT);
-    let clients =
-        OidcClientServiceServer::new(OidcClientGrpc::new(state.oidc_clients.clone(), source))
-            .max_decoding_message_size(MESSAGE_LIMIT);
+    let clients = OidcClientServiceServer::new(OidcClientGrpc::new(
+        state.oidc_clients.clone(),
+        source.clone(),
+    ))
+    .max_decoding_message_size(MESSAGE_LIMIT);
+    let webhooks = WebhookServiceServer::new(WebhookGrpc::new(state.webhooks.clone(), source))
+        .max_decoding_message_size(MESSAGE_LIMIT);
     let cfg = &state.config;
     let limits = ServerLimits {
         max_concurrent_streams: cfg.max_concurrent_streams,
@@ -131,6 +136,7 @@ pub fn router_with_health(state: AppState) -> (GrpcRouter, HealthReporter) {
         .add(auth)
         .add(users)
         .add(clients)
+        .add(webhooks)
         .with_health_and_reflection()
 }
 

@@ -27,7 +27,10 @@ use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use domain::{AuthService, Error, OidcClientService, RevocationListener, Revocations, UserService};
+use domain::{
+    AuthService, Error, OidcClientService, RevocationListener, Revocations, UserService,
+    WebhookService,
+};
 use ipnet::IpNet;
 use tower_http::CompressionLevel;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -109,6 +112,8 @@ pub struct Ports {
     pub auth: Arc<dyn AuthService>,
     pub users: Arc<dyn UserService>,
     pub oidc_clients: Arc<dyn OidcClientService>,
+    /// Lifecycle webhooks (with the user context).
+    pub webhooks: Arc<dyn WebhookService>,
     /// The OpenID Connect provider; `None`: its endpoints and pages answer 404.
     pub oidc: Option<Arc<dyn domain::OidcProvider>>,
 }
@@ -118,6 +123,7 @@ pub struct Inner {
     pub auth: Arc<dyn AuthService>,
     pub users: Arc<dyn UserService>,
     pub oidc_clients: Arc<dyn OidcClientService>,
+    pub webhooks: Arc<dyn WebhookService>,
     pub oidc: Option<Arc<dyn domain::OidcProvider>>,
     pub authn: Arc<Authenticator>,
     pub rate_limit: AuthRateLimit,
@@ -161,6 +167,7 @@ impl AppState {
             auth,
             users,
             oidc_clients,
+            webhooks,
             oidc,
         } = ports;
         let authn = Arc::new(Authenticator::new(verifier, auth.clone()));
@@ -185,6 +192,7 @@ impl AppState {
             auth,
             users,
             oidc_clients,
+            webhooks,
             oidc,
             authn,
             rate_limit,
@@ -303,6 +311,7 @@ pub fn client_ip<'a>(
         (name = "audit", description = "The audit log (admin)"),
         (name = "oidc", description = "OpenID Connect clients (admin)"),
         (name = "service-accounts", description = "Service accounts: machine principals of the client_credentials grant (admin)"),
+        (name = "webhooks", description = "Lifecycle webhooks: endpoints, test deliveries, the delivery log (admin)"),
         (name = "operations", description = "Health, metrics and keys"),
     )
 )]
@@ -335,6 +344,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::audit::router())
         .merge(routes::oidc_clients::router())
         .merge(routes::service_accounts::router())
+        .merge(routes::webhooks::router())
         .merge(routes::ops::router())
         .split_for_parts();
     (router, document_scopes(doc))

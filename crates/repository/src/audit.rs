@@ -4,12 +4,13 @@ use diesel::prelude::*;
 use domain::{AuditEvent, AuditPage, AuditQuery, AuditRepository, MAX_PER_PAGE, Result};
 
 use crate::connection::{AnyConnection, MultiBackend};
-use crate::database::Database;
+use crate::database::{Database, write_transaction};
 use crate::error::DbError;
 use crate::models::{AuditRow, micros};
 use crate::schema::audit_events;
 
-/// Write `events` in the caller's transaction (if any).
+/// Write `events` in the caller's transaction (if any), and queue the webhook deliveries they
+/// report (see [`crate::webhooks::queue_events`]).
 pub(crate) fn insert_events(
     conn: &mut AnyConnection,
     events: &[AuditEvent],
@@ -21,13 +22,14 @@ pub(crate) fn insert_events(
             .values(&AuditRow::from_event(event.clone()))
             .execute(conn)?;
     }
-    Ok(())
+    crate::webhooks::queue_events(conn, events)
 }
 
 #[async_trait]
 impl AuditRepository for Database {
     async fn record_all(&self, events: Vec<AuditEvent>) -> Result<()> {
-        self.run(move |conn| insert_events(conn, &events)).await
+        self.run(move |conn| write_transaction(conn, |conn| insert_events(conn, &events)))
+            .await
     }
 
     async fn list_events(&self, query: &AuditQuery) -> Result<AuditPage> {

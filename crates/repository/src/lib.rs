@@ -29,6 +29,7 @@ mod sessions;
 mod tokens;
 mod url;
 mod users;
+mod webhooks;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -21,6 +21,7 @@ diesel::table! {
         updated_at -> BigInt,
         last_login_at -> Nullable<BigInt>,
         credential_version -> Integer,
+        event_seq -> BigInt,
     }
 }
 
@@ -261,7 +262,45 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        url -> Text,
+        description -> Text,
+        events -> Text,
+        secret_enc -> Text,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        webhook_id -> Text,
+        message_id -> Text,
+        event_type -> Text,
+        payload -> Text,
+        ordering_key -> Text,
+        seq -> BigInt,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        first_attempt_at -> Nullable<BigInt>,
+        leased_by -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        last_status -> Nullable<Integer>,
+        response_excerpt -> Nullable<Text>,
+        created_at -> BigInt,
+        delivered_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::joinable!(access_tokens -> users (user_id));
 diesel::joinable!(login_networks -> users (user_id));
 diesel::joinable!(email_changes -> users (user_id));
@@ -289,5 +328,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webauthn_credentials,
     webauthn_ceremonies,
     access_tokens,
-    service_accounts
+    service_accounts,
+    webhooks,
+    webhook_deliveries
 );

@@ -255,6 +255,7 @@ empty!(
     crate::v1::DeletePasskeyResponse,
     crate::v1::StartPasskeyLoginRequest,
     crate::v1::DeleteClientResponse,
+    crate::v1::DeleteWebhookResponse,
     crate::v1::ChangePasswordResponse,
     crate::v1::ForgotPasswordResponse,
     crate::v1::ResendVerificationRequest,

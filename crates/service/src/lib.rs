@@ -67,6 +67,7 @@ pub mod recovery;
 pub mod shared_cache;
 mod tokens;
 mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +80,7 @@ pub use hasher::{Hasher, Priority};
 pub use oidc::{OidcClients, Operator};
 pub use provider::{CODE_TTL, Provider};
 pub use users::Users;
+pub use webhooks::{WebhookConfig, Webhooks};
 
 /// Tunables of the service layer. `Default` is the production configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +114,8 @@ pub struct ServiceConfig {
     /// `recovery.public_url`); without them the token endpoint answers an internal error.
     pub oidc_keys: OidcSigning,
     pub mfa: MfaConfig,
+    /// Lifecycle webhooks: where they may be sent, retries, concurrency.
+    pub webhooks: WebhookConfig,
 }
 
 /// Second factors: the key that seals TOTP secrets at rest, and whether admins must have one.
@@ -194,6 +198,7 @@ impl Default for ServiceConfig {
             max_sessions_per_user: 100,
             oidc_keys: OidcSigning::default(),
             mfa: MfaConfig::default(),
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -208,6 +213,8 @@ pub struct Services {
     pub users: Arc<Users>,
     pub oidc_clients: Arc<OidcClients>,
     pub oidc: Arc<Provider>,
+    /// The webhook admin API and this process's dispatcher (`spawn_dispatcher`).
+    pub webhooks: Arc<Webhooks>,
     /// For metrics (`queue_depth`).
     pub hasher: Arc<Hasher>,
     /// Told when a mail was queued, so a delivery worker of this process sends it at once.
@@ -283,6 +290,7 @@ pub fn build_with_clock(
         oidc: Arc::new(Provider::new(core.clone(), auth.clone())),
         auth,
         users: Arc::new(Users::new(core.clone())),
+        webhooks: Arc::new(Webhooks::new(core.clone())?),
         oidc_clients: Arc::new(OidcClients::new(core)),
         hasher,
         mail_queued,

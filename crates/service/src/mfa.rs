@@ -69,7 +69,7 @@ fn recovery_set() -> (Vec<String>, Vec<String>) {
 }
 
 impl Core {
-    fn data_key(&self) -> Result<&DataKey> {
+    pub(crate) fn data_key(&self) -> Result<&DataKey> {
         self.config
             .mfa
             .data_key

@@ -64,7 +64,7 @@ impl Default for RecoveryConfig {
 }
 
 /// "30 minutes", "24 hours".
-fn spoken(d: Duration) -> String {
+pub(crate) fn spoken(d: Duration) -> String {
     let s = d.as_secs();
     let (n, unit) = if s >= 3600 && s.is_multiple_of(3600) {
         (s / 3600, "hour")

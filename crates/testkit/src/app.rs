@@ -55,6 +55,7 @@ impl TestApp {
             auth: services.auth.clone(),
             users: services.users.clone(),
             oidc_clients: services.oidc_clients.clone(),
+            webhooks: services.webhooks.clone(),
             oidc: Some(services.oidc.clone()),
         };
         let state = gateway::AppState::new(

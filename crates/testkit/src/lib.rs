@@ -7,7 +7,8 @@
 //!   needs (register, login, the bootstrap admin's token);
 //! - [`snapshot`]: answer bodies with their ids, instants and tokens replaced, for insta;
 //! - [`app`]: the REST router over the in-process layers and a fresh SQLite database, called
-//!   without any process or socket, for fine-grained contract tests.
+//!   without any process or socket, for fine-grained contract tests;
+//! - [`webhooks`]: a webhook receiver and the Standard Webhooks signature check.
 // A test kit: a failed expectation panics, which is how the calling test fails.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,6 +18,7 @@ pub mod otlp;
 pub mod rest;
 pub mod smtp;
 pub mod snapshot;
+pub mod webhooks;
 
 /// A loopback port free right now (a process started later may still lose it: the launcher
 /// retries on fresh ports).

@@ -72,7 +72,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // The OpenID Connect clients live with the auth context.
     let ports = gateway::Ports {
         auth: Arc::new(rpc::service::AuthClient::new(auth_upstream.clone())),
-        users: Arc::new(rpc::service::UserClient::new(user_upstream)),
+        users: Arc::new(rpc::service::UserClient::new(user_upstream.clone())),
+        webhooks: Arc::new(rpc::service::WebhookClient::new(user_upstream)),
         oidc_clients: Arc::new(rpc::service::OidcClientClient::new(auth_upstream.clone())),
         oidc: Some(Arc::new(rpc::service::OidcProviderClient::new(
             auth_upstream,

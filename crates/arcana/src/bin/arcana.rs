@@ -439,6 +439,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         auth: layer.services.auth.clone(),
         users: layer.services.users.clone(),
         oidc_clients: layer.services.oidc_clients.clone(),
+        webhooks: layer.services.webhooks.clone(),
         oidc: Some(layer.services.oidc.clone()),
     };
     layers::gateway::serve(

@@ -117,6 +117,7 @@ pub fn build(
         data_key: service::DataKeyHandle(data_key.map(Arc::new)),
         require_for_admins: args.auth.require_mfa_for_admins,
     };
+    config.webhooks = args.webhooks.config();
     service::build(repos, config, signing).map_err(describe)
 }
 
@@ -145,6 +146,7 @@ impl ServiceLayer {
         let services = build(repos, args, signing, oidc, Some(data_dir))?;
         bootstrap_admin(services.users.clone(), &args.bootstrap)?;
         let mail = start_mail_worker(&services, recovery, &args.mail, data_dir.join("mail"))?;
+        start_webhook_dispatcher(&services);
         let gauges = ops_gauges(&services, mail);
         Ok(Self { services, gauges })
     }
@@ -204,6 +206,19 @@ pub fn start_mail_worker(
     let stats = worker.stats();
     worker.spawn();
     Ok(stats)
+}
+
+/// Start this process's webhook dispatcher (see `service::webhooks`): only where the data key
+/// is, since it opens the endpoints' signing secrets.
+pub fn start_webhook_dispatcher(services: &service::Services) {
+    if services.webhooks.can_sign() {
+        services.webhooks.spawn_dispatcher();
+        tracing::info!("webhook dispatcher started");
+    } else {
+        tracing::warn!(
+            "no data key (ARCANA_DATA_KEY_FILE) in this process: it does not deliver webhooks"
+        );
+    }
 }
 
 /// Create the bootstrap admin if configured and no admin exists. Retries in the background while
@@ -267,11 +282,15 @@ pub async fn serve(
     let users: Option<Arc<dyn domain::UserService>> = contexts
         .users()
         .then(|| services.users.clone() as Arc<dyn domain::UserService>);
+    let user_context = users.clone().map(|users| rpc::service::UserContext {
+        users,
+        webhooks: services.webhooks.clone(),
+    });
     // Session liveness is asked of this process's own auth context (the user context's
     // processes build one too, over the same repository).
     let callers = rpc::service::VerifiedPrincipal::new(verify, services.auth.clone());
     let (router, reporter) =
-        rpc::service::internal_router(auth_context, users.clone(), callers, credential);
+        rpc::service::internal_router(auth_context, user_context, callers, credential);
     tokio::spawn(rpc::service::track_readiness(
         reporter,
         auth,

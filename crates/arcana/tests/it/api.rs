@@ -648,6 +648,14 @@ async fn operations_endpoints(app: TestApp) {
         ("/api/v1/service-accounts", &["get", "post"]),
         ("/api/v1/service-accounts/{id}", &["get", "delete"]),
         ("/api/v1/service-accounts/{id}/secret", &["post"]),
+        ("/api/v1/webhooks", &["get", "post"]),
+        ("/api/v1/webhooks/{id}", &["delete", "get", "patch"]),
+        ("/api/v1/webhooks/{id}/test", &["post"]),
+        ("/api/v1/webhooks/{id}/deliveries", &["get"]),
+        (
+            "/api/v1/webhooks/{id}/deliveries/{delivery}/retry",
+            &["post"],
+        ),
         ("/.well-known/jwks.json", &["get"]),
     ];
     for (path, methods) in expected {

@@ -17,3 +17,4 @@ mod passkeys;
 mod recovery;
 mod redis;
 mod tokens;
+mod webhooks;

@@ -9,3 +9,4 @@ pub mod pages;
 pub mod service_accounts;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;

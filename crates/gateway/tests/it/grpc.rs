@@ -45,6 +45,7 @@ impl Edge {
             auth: services.auth.clone(),
             users: services.users.clone(),
             oidc_clients: services.oidc_clients.clone(),
+            webhooks: services.webhooks.clone(),
             oidc: None,
         };
         let state = AppState::new(

@@ -12,3 +12,4 @@ mod mfa;
 mod oidc;
 mod recovery;
 mod tokens;
+mod webhooks;

@@ -13,6 +13,7 @@ pub mod mfa;
 pub mod provider;
 pub mod tokens;
 pub mod v1;
+pub mod webhooks;
 
 /// A response that does not decode is an internal error of the layer below (the field problems
 /// are kept in the logged cause, never shown to the caller).

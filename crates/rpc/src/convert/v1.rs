@@ -348,6 +348,7 @@ macro_rules! page {
 page!(
     UserPage => v1::ListUsersResponse,
     AuditPage => v1::ListAuditEventsResponse,
+    domain::DeliveryPage => v1::ListWebhookDeliveriesResponse,
     ClientPage => v1::ListClientsResponse
 );
 

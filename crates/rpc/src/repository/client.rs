@@ -3,14 +3,16 @@ use async_trait::async_trait;
 use domain::{
     AccessTokenOwner, AccessTokenRepository, AttemptReservation, AuditEvent, AuditPage, AuditQuery,
     AuditRepository, CeremonyKind, ClientId, ClientPage, ClientQuery, CodeRedemption, Consent,
-    FactorRemoval, Grant, LoginAttempt, LoginBegun, LoginCompletion, LoginStart, MailClaim,
-    MailSettlement, MaintenanceRepository, MfaChallenge, MfaFactors, MfaRepository, NewCode,
-    NewSession, NewUser, OidcRepository, OutboxStats, OutgoingMail, PasskeyChange, PasswordChange,
+    DeliveryClaim, DeliveryPage, DeliveryQuery, DeliverySettlement, FactorRemoval, Grant,
+    LoginAttempt, LoginBegun, LoginCompletion, LoginStart, MailClaim, MailSettlement,
+    MaintenanceRepository, MfaChallenge, MfaFactors, MfaRepository, NewCode, NewSession, NewUser,
+    OidcRepository, OutboxStats, OutgoingMail, PasskeyChange, PasswordChange, QueuedDelivery,
     QueuedMail, RecoveryCodeSet, RecoveryRepository, Redeemed, Redemption, Result, Rotation,
     Session, SessionEnd, SessionId, SessionOwner, SessionRepository, StoredAccessToken,
-    StoredClient, StoredCode, StoredPasskey, StoredServiceAccount, Timestamp, TokenIssue,
-    TotpConfirmation, TotpEnrolment, User, UserChange, UserCredentials, UserDeletion, UserId,
-    UserPage, UserQuery, UserRepository, UserRevocation, WebauthnCeremony,
+    StoredClient, StoredCode, StoredPasskey, StoredServiceAccount, StoredWebhook, TestDelivery,
+    Timestamp, TokenIssue, TotpConfirmation, TotpEnrolment, User, UserChange, UserCredentials,
+    UserDeletion, UserId, UserPage, UserQuery, UserRepository, UserRevocation, WebauthnCeremony,
+    Webhook, WebhookDelivery, WebhookRepository,
 };
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -417,5 +419,72 @@ impl AccessTokenRepository for RepositoryClient {
     }
     async fn touch_access_token(&self, id: Uuid, now: Timestamp) -> Result<()> {
         repository_call!(self, Write, touch_access_token, pb::AtRequest::new(id, now))
+    }
+}
+
+#[async_trait]
+impl WebhookRepository for RepositoryClient {
+    async fn create_webhook(&self, webhook: StoredWebhook, audit: Vec<AuditEvent>) -> Result<()> {
+        let msg = pb::WebhookCreation::new(webhook, audit);
+        repository_call!(self, Write, create_webhook, msg)
+    }
+    async fn find_webhook(&self, id: Uuid) -> Result<Option<StoredWebhook>> {
+        repository_call!(self, Read, find_webhook, pb::IdRequest::new(id))
+    }
+    async fn list_webhooks(&self) -> Result<Vec<StoredWebhook>> {
+        repository_call!(self, Read, list_webhooks, pb::Empty {})
+    }
+    async fn update_webhook(&self, webhook: Webhook, audit: Vec<AuditEvent>) -> Result<bool> {
+        let msg = pb::WebhookWrite::new(webhook, audit);
+        repository_call!(self, Write, update_webhook, msg)
+    }
+    async fn delete_webhook(&self, id: Uuid, audit: Vec<AuditEvent>) -> Result<bool> {
+        let msg = pb::WebhookDeletion::new(id, audit);
+        repository_call!(self, Write, delete_webhook, msg)
+    }
+    async fn list_deliveries(
+        &self,
+        webhook_id: Uuid,
+        query: DeliveryQuery,
+    ) -> Result<DeliveryPage> {
+        let msg = pb::DeliveryListRequest::of(webhook_id, query);
+        repository_call!(self, Read, list_deliveries, msg)
+    }
+    async fn retry_delivery(
+        &self,
+        webhook_id: Uuid,
+        id: Uuid,
+        now: Timestamp,
+        audit: Vec<AuditEvent>,
+    ) -> Result<Option<WebhookDelivery>> {
+        let msg = pb::DeliveryRetryRequest::new(webhook_id, id, now, audit);
+        repository_call!(self, Write, retry_delivery, msg)
+    }
+    async fn queue_test_delivery(&self, test: TestDelivery) -> Result<Option<QueuedDelivery>> {
+        repository_call!(
+            self,
+            Write,
+            queue_test_delivery,
+            pb::TestDelivery::from(test)
+        )
+    }
+    async fn find_delivery(&self, webhook_id: Uuid, id: Uuid) -> Result<Option<WebhookDelivery>> {
+        let msg = pb::DeliveryIdRequest::new(webhook_id, id);
+        repository_call!(self, Read, find_delivery, msg)
+    }
+    async fn claim_deliveries(&self, claim: DeliveryClaim) -> Result<Vec<QueuedDelivery>> {
+        repository_call!(
+            self,
+            Write,
+            claim_deliveries,
+            pb::DeliveryClaim::from(claim)
+        )
+    }
+    async fn settle_delivery(&self, settlement: DeliverySettlement) -> Result<bool> {
+        let msg = pb::DeliverySettlement::from(settlement);
+        repository_call!(self, Write, settle_delivery, msg)
+    }
+    async fn purge_deliveries(&self, before: Timestamp) -> Result<u64> {
+        repository_call!(self, Write, purge_deliveries, pb::PurgeRequest::new(before))
     }
 }

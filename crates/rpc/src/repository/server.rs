@@ -709,4 +709,106 @@ impl RepositoryService for RepositoryGrpc {
         })
         .await
     }
+
+    async fn create_webhook(&self, req: Request<pb::WebhookCreation>) -> Answer<pb::Empty> {
+        handle("CreateWebhook", req, |m| async move {
+            let (webhook, audit) = m.parse()?;
+            self.ports.webhooks.create_webhook(webhook, audit).await
+        })
+        .await
+    }
+    async fn find_webhook(&self, req: Request<pb::IdRequest>) -> Answer<pb::OptionalStoredWebhook> {
+        handle("FindWebhook", req, |m| async move {
+            let (id,) = m.parse()?;
+            self.ports.webhooks.find_webhook(id).await
+        })
+        .await
+    }
+    async fn list_webhooks(&self, req: Request<pb::Empty>) -> Answer<pb::StoredWebhookList> {
+        handle("ListWebhooks", req, |_| async move {
+            self.ports.webhooks.list_webhooks().await
+        })
+        .await
+    }
+    async fn update_webhook(&self, req: Request<pb::WebhookWrite>) -> Answer<pb::BoolResponse> {
+        handle("UpdateWebhook", req, |m| async move {
+            let (webhook, audit) = m.parse()?;
+            self.ports.webhooks.update_webhook(webhook, audit).await
+        })
+        .await
+    }
+    async fn delete_webhook(&self, req: Request<pb::WebhookDeletion>) -> Answer<pb::BoolResponse> {
+        handle("DeleteWebhook", req, |m| async move {
+            let (id, audit) = m.parse()?;
+            self.ports.webhooks.delete_webhook(id, audit).await
+        })
+        .await
+    }
+    async fn list_deliveries(
+        &self,
+        req: Request<pb::DeliveryListRequest>,
+    ) -> Answer<crate::v1::ListWebhookDeliveriesResponse> {
+        handle("ListDeliveries", req, |m| async move {
+            let (id, query) = m.query()?;
+            self.ports.webhooks.list_deliveries(id, query).await
+        })
+        .await
+    }
+    async fn retry_delivery(
+        &self,
+        req: Request<pb::DeliveryRetryRequest>,
+    ) -> Answer<pb::OptionalDelivery> {
+        handle("RetryDelivery", req, |m| async move {
+            let (webhook_id, id, now, audit) = m.parse()?;
+            self.ports
+                .webhooks
+                .retry_delivery(webhook_id, id, now, audit)
+                .await
+        })
+        .await
+    }
+    async fn queue_test_delivery(
+        &self,
+        req: Request<pb::TestDelivery>,
+    ) -> Answer<pb::OptionalQueuedDelivery> {
+        handle("QueueTestDelivery", req, |m| async move {
+            self.ports.webhooks.queue_test_delivery(m.try_into()?).await
+        })
+        .await
+    }
+    async fn find_delivery(
+        &self,
+        req: Request<pb::DeliveryIdRequest>,
+    ) -> Answer<pb::OptionalDelivery> {
+        handle("FindDelivery", req, |m| async move {
+            let (webhook_id, id) = m.parse()?;
+            self.ports.webhooks.find_delivery(webhook_id, id).await
+        })
+        .await
+    }
+    async fn claim_deliveries(
+        &self,
+        req: Request<pb::DeliveryClaim>,
+    ) -> Answer<pb::QueuedDeliveryList> {
+        handle("ClaimDeliveries", req, |m| async move {
+            self.ports.webhooks.claim_deliveries(m.try_into()?).await
+        })
+        .await
+    }
+    async fn settle_delivery(
+        &self,
+        req: Request<pb::DeliverySettlement>,
+    ) -> Answer<pb::BoolResponse> {
+        handle("SettleDelivery", req, |m| async move {
+            self.ports.webhooks.settle_delivery(m.try_into()?).await
+        })
+        .await
+    }
+    async fn purge_deliveries(&self, req: Request<pb::PurgeRequest>) -> Answer<pb::CountResponse> {
+        handle("PurgeDeliveries", req, |m| async move {
+            let (before,) = m.parse()?;
+            self.ports.webhooks.purge_deliveries(before).await
+        })
+        .await
+    }
 }

@@ -11,6 +11,7 @@ use domain::{
     OidcClientInput, OidcClientPatch, OidcClientService, PasswordInput, Principal, RawAuditQuery,
     RawClientQuery, RawUserQuery, RegisterInput, RequestContext, ResetPasswordInput, Result,
     SessionId, SessionInfo, User, UserId, UserPage, UserPatch, UserService, VerifyEmailInput,
+    WebhookService,
 };
 use domain::{
     IssuedAccessToken, LoginOutcome, MfaCodeInput, MfaStatus, MfaVerifyInput, PasskeyChallenge,
@@ -31,6 +32,7 @@ use crate::internal::{
 use crate::v1::{
     self, auth_service_client::AuthServiceClient,
     oidc_client_service_client::OidcClientServiceClient, user_service_client::UserServiceClient,
+    webhook_service_client::WebhookServiceClient,
 };
 
 /// An outgoing call: deadline, credential, request id (the context's, else the one in scope),
@@ -454,5 +456,80 @@ impl OidcClientService for OidcClientClient {
     async fn delete_service_account(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
         let msg = v1::DeleteServiceAccountRequest::new(id);
         service_call!(self, Write, delete_service_account, caller: caller, msg)
+    }
+}
+
+/// [`WebhookService`] over `arcana.v1.WebhookService`.
+#[derive(Clone)]
+pub struct WebhookClient {
+    upstream: Upstream,
+    client: WebhookServiceClient<Channel>,
+}
+
+impl WebhookClient {
+    pub fn new(upstream: Upstream) -> Self {
+        Self {
+            client: WebhookServiceClient::new(upstream.channel()),
+            upstream,
+        }
+    }
+}
+
+#[async_trait]
+impl WebhookService for WebhookClient {
+    async fn create_webhook(
+        &self,
+        caller: &Caller,
+        input: domain::WebhookInput,
+    ) -> Result<domain::IssuedWebhook> {
+        let msg = v1::CreateWebhookRequest::from(input);
+        service_call!(self, Write, create_webhook, caller: caller, msg)
+    }
+    async fn list_webhooks(&self, caller: &Caller) -> Result<Vec<domain::Webhook>> {
+        let msg = v1::ListWebhooksRequest {};
+        service_call!(self, Read, list_webhooks, caller: caller, msg)
+    }
+    async fn get_webhook(&self, caller: &Caller, id: uuid::Uuid) -> Result<domain::Webhook> {
+        let msg = v1::WebhookIdRequest::new(id);
+        service_call!(self, Read, get_webhook, caller: caller, msg)
+    }
+    async fn update_webhook(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+        patch: domain::WebhookPatch,
+    ) -> Result<domain::Webhook> {
+        let msg = v1::UpdateWebhookRequest::of(id, patch);
+        service_call!(self, Write, update_webhook, caller: caller, msg)
+    }
+    async fn delete_webhook(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
+        let msg = v1::WebhookIdRequest::new(id);
+        service_call!(self, Write, delete_webhook, caller: caller, msg)
+    }
+    async fn test_webhook(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+    ) -> Result<domain::WebhookDelivery> {
+        let msg = v1::WebhookIdRequest::new(id);
+        service_call!(self, Write, test_webhook, caller: caller, msg)
+    }
+    async fn list_webhook_deliveries(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+        query: domain::RawDeliveryQuery,
+    ) -> Result<domain::DeliveryPage> {
+        let msg = v1::ListWebhookDeliveriesRequest::of(id, query);
+        service_call!(self, Read, list_webhook_deliveries, caller: caller, msg)
+    }
+    async fn retry_webhook_delivery(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+        delivery: uuid::Uuid,
+    ) -> Result<domain::WebhookDelivery> {
+        let msg = v1::RetryWebhookDeliveryRequest::new(id, delivery);
+        service_call!(self, Write, retry_webhook_delivery, caller: caller, msg)
     }
 }

@@ -23,6 +23,7 @@ mod oidc;
 mod principal;
 mod provider;
 mod users;
+mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,15 +37,16 @@ use crate::server::GrpcRouter;
 use crate::v1::auth_service_server::AuthServiceServer;
 use crate::v1::oidc_client_service_server::OidcClientServiceServer;
 use crate::v1::user_service_server::UserServiceServer;
+use crate::v1::webhook_service_server::WebhookServiceServer;
 use domain::{
     AccessToken, AuthService, Caller, OidcClientService, OidcProvider, Principal, RequestContext,
-    Result, UserId, UserService,
+    Result, UserId, UserService, WebhookService,
 };
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
 pub use auth::{AuthGrpc, SessionCheckGrpc};
-pub use client::{AuthClient, OidcClientClient, UserClient};
+pub use client::{AuthClient, OidcClientClient, UserClient, WebhookClient};
 pub use oidc::OidcClientGrpc;
 pub use principal::{
     CLIENT_IP, USER_AGENT, VerifiedPrincipal, VerifyToken, bearer_token, forward, parse_bearer,
@@ -53,6 +55,7 @@ pub use principal::{
 pub use provider::{OidcProviderClient, OidcProviderGrpc};
 pub use tonic_health::server::HealthReporter;
 pub use users::UserGrpc;
+pub use webhooks::WebhookGrpc;
 
 /// What a handler knows about an incoming call before reading its message.
 #[derive(Debug, Clone, Copy)]
@@ -180,12 +183,19 @@ pub struct AuthContext {
     pub provider: Arc<dyn OidcProvider>,
 }
 
+/// The ports of the user context a service layer serves: the user port and the webhooks.
+#[derive(Clone)]
+pub struct UserContext {
+    pub users: Arc<dyn UserService>,
+    pub webhooks: Arc<dyn WebhookService>,
+}
+
 /// The internal port of a service-layer binary: the services of the contexts it holds (`auth`
 /// with the OpenID Connect clients, and/or `users`), all behind `credential`, their callers checked by `callers`, plus health and
 /// reflection. Drive the reporter with [`track_readiness`].
 pub fn internal_router(
     auth: Option<AuthContext>,
-    users: Option<Arc<dyn UserService>>,
+    users: Option<UserContext>,
     callers: VerifiedPrincipal,
     credential: InternalCredential,
 ) -> (GrpcRouter, HealthReporter) {
@@ -204,9 +214,12 @@ pub fn internal_router(
             .add(internal(clients, &credential))
             .add(internal(provider, &credential));
     }
-    if let Some(users) = users {
-        let rpc = UserServiceServer::new(UserGrpc::new(users, callers));
-        router = router.add(internal(rpc, &credential));
+    if let Some(ctx) = users {
+        let rpc = UserServiceServer::new(UserGrpc::new(ctx.users, callers.clone()));
+        let webhooks = WebhookServiceServer::new(WebhookGrpc::new(ctx.webhooks, callers));
+        router = router
+            .add(internal(rpc, &credential))
+            .add(internal(webhooks, &credential));
     }
     router.with_health_and_reflection()
 }

@@ -48,7 +48,10 @@ impl Remote {
                 clients: app.oidc_clients.clone(),
                 provider: app.oidc.clone(),
             }),
-            Some(app.users.clone()),
+            Some(grpc::UserContext {
+                users: app.users.clone(),
+                webhooks: app.webhooks.clone(),
+            }),
             callers,
             credential.clone(),
         );

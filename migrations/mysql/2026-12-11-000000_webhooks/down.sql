@@ -1,0 +1,3 @@
+ALTER TABLE users DROP COLUMN event_seq;
+DROP TABLE webhook_deliveries;
+DROP TABLE webhooks;
