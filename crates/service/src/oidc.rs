@@ -56,6 +56,14 @@ impl Operator<'static> {
 }
 
 impl<'a> Operator<'a> {
+    /// An admin through the API (checked by the caller).
+    pub(crate) fn admin(caller: &'a domain::Caller) -> Self {
+        Self {
+            ctx: std::borrow::Cow::Borrowed(&caller.ctx),
+            admin: Some(caller.who),
+        }
+    }
+
     pub(crate) fn ctx(&self) -> &RequestContext {
         &self.ctx
     }
@@ -77,10 +85,7 @@ impl OidcClients {
     async fn admin<'a>(&self, caller: &'a Caller) -> Result<Operator<'a>> {
         self.core.require_verified(&caller.who).await?;
         self.core.require_admin(&caller.who).await?;
-        Ok(Operator {
-            ctx: std::borrow::Cow::Borrowed(&caller.ctx),
-            admin: Some(caller.who),
-        })
+        Ok(Operator::admin(caller))
     }
 
     async fn stored(&self, id: ClientId) -> Result<StoredClient> {

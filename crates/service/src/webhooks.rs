@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use crate::audit::{Event, SUCCESS};
 use crate::core::{Core, chrono_duration};
+use crate::oidc::Operator;
 
 /// Tunables of webhook delivery. `Default` is the production configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,9 +240,11 @@ impl Webhooks {
         &self.core.config.webhooks
     }
 
-    async fn admin(&self, caller: &Caller) -> Result<()> {
+    /// The caller, once known to be an admin (and verified, when that is required).
+    async fn admin<'a>(&self, caller: &'a Caller) -> Result<Operator<'a>> {
         self.core.require_verified(&caller.who).await?;
-        self.core.require_admin(&caller.who).await
+        self.core.require_admin(&caller.who).await?;
+        Ok(Operator::admin(caller))
     }
 
     async fn stored(&self, id: Uuid) -> Result<StoredWebhook> {
@@ -253,9 +256,9 @@ impl Webhooks {
             .ok_or(Error::NotFound)
     }
 
-    fn records(&self, caller: &Caller, id: Uuid, event: Event) -> Vec<domain::AuditEvent> {
-        let event = event.by(&caller.who).detail("webhook_id", id.to_string());
-        self.core.records(&caller.ctx, vec![event])
+    fn records(&self, op: &Operator<'_>, id: Uuid, event: Event) -> Vec<domain::AuditEvent> {
+        let event = op.event(event).detail("webhook_id", id.to_string());
+        self.core.records(op.ctx(), vec![event])
     }
 
     fn secret(&self, webhook_id: Uuid, sealed: &str) -> Result<String> {
@@ -435,10 +438,10 @@ impl Webhooks {
     }
 }
 
-#[async_trait]
-impl WebhookService for Webhooks {
-    async fn create_webhook(&self, caller: &Caller, input: WebhookInput) -> Result<IssuedWebhook> {
-        self.admin(caller).await?;
+/// The admin operations, for an admin through the API or the operator through the CLI
+/// (`arcana webhook …`).
+impl Webhooks {
+    pub async fn create(&self, op: &Operator<'_>, input: WebhookInput) -> Result<IssuedWebhook> {
         let (url, events, description) = input.validate(&self.config().policy)?;
         let key = self.core.data_key()?;
         let now = self.core.now();
@@ -459,7 +462,7 @@ impl WebhookService for Webhooks {
         };
         let event =
             Event::new("webhook.created", SUCCESS).detail("events", webhook.events.join(","));
-        let audit = self.records(caller, webhook.id, event);
+        let audit = self.records(op, webhook.id, event);
         self.core
             .repos
             .webhooks
@@ -468,24 +471,21 @@ impl WebhookService for Webhooks {
         Ok(IssuedWebhook { webhook, secret })
     }
 
-    async fn list_webhooks(&self, caller: &Caller) -> Result<Vec<Webhook>> {
-        self.admin(caller).await?;
+    pub async fn list(&self) -> Result<Vec<Webhook>> {
         let all = self.core.repos.webhooks.list_webhooks().await?;
         Ok(all.into_iter().map(|w| w.webhook).collect())
     }
 
-    async fn get_webhook(&self, caller: &Caller, id: Uuid) -> Result<Webhook> {
-        self.admin(caller).await?;
+    pub async fn get(&self, id: Uuid) -> Result<Webhook> {
         Ok(self.stored(id).await?.webhook)
     }
 
-    async fn update_webhook(
+    pub async fn update(
         &self,
-        caller: &Caller,
+        op: &Operator<'_>,
         id: Uuid,
         patch: WebhookPatch,
     ) -> Result<Webhook> {
-        self.admin(caller).await?;
         let mut webhook = patch.apply(self.stored(id).await?.webhook, &self.config().policy)?;
         webhook.updated_at = self.core.now();
         let mut event = Event::new("webhook.updated", SUCCESS)
@@ -494,7 +494,7 @@ impl WebhookService for Webhooks {
         if patch.url.is_some() {
             event = event.detail("url_changed", true);
         }
-        let audit = self.records(caller, id, event);
+        let audit = self.records(op, id, event);
         if !self
             .core
             .repos
@@ -510,9 +510,8 @@ impl WebhookService for Webhooks {
         Ok(webhook)
     }
 
-    async fn delete_webhook(&self, caller: &Caller, id: Uuid) -> Result<()> {
-        self.admin(caller).await?;
-        let audit = self.records(caller, id, Event::new("webhook.deleted", SUCCESS));
+    pub async fn delete(&self, op: &Operator<'_>, id: Uuid) -> Result<()> {
+        let audit = self.records(op, id, Event::new("webhook.deleted", SUCCESS));
         if self.core.repos.webhooks.delete_webhook(id, audit).await? {
             Ok(())
         } else {
@@ -520,8 +519,7 @@ impl WebhookService for Webhooks {
         }
     }
 
-    async fn test_webhook(&self, caller: &Caller, id: Uuid) -> Result<WebhookDelivery> {
-        self.admin(caller).await?;
+    pub async fn test(&self, id: Uuid) -> Result<WebhookDelivery> {
         let now = self.core.now();
         let event_id = Uuid::now_v7();
         let payload = json!({
@@ -556,28 +554,21 @@ impl WebhookService for Webhooks {
             .ok_or(Error::NotFound)
     }
 
-    async fn list_webhook_deliveries(
-        &self,
-        caller: &Caller,
-        id: Uuid,
-        query: RawDeliveryQuery,
-    ) -> Result<DeliveryPage> {
-        self.admin(caller).await?;
+    pub async fn deliveries(&self, id: Uuid, query: RawDeliveryQuery) -> Result<DeliveryPage> {
         let query = query.parse()?;
         self.stored(id).await?;
         self.core.repos.webhooks.list_deliveries(id, query).await
     }
 
-    async fn retry_webhook_delivery(
+    pub async fn retry(
         &self,
-        caller: &Caller,
+        op: &Operator<'_>,
         id: Uuid,
         delivery: Uuid,
     ) -> Result<WebhookDelivery> {
-        self.admin(caller).await?;
         let event = Event::new("webhook.delivery_retried", SUCCESS)
             .detail("delivery_id", delivery.to_string());
-        let audit = self.records(caller, id, event);
+        let audit = self.records(op, id, event);
         let now = self.core.now();
         let retried = self
             .core
@@ -588,5 +579,146 @@ impl WebhookService for Webhooks {
             .ok_or(Error::NotFound)?;
         self.wake.notify_one();
         Ok(retried)
+    }
+}
+
+#[async_trait]
+impl WebhookService for Webhooks {
+    async fn create_webhook(&self, caller: &Caller, input: WebhookInput) -> Result<IssuedWebhook> {
+        let op = self.admin(caller).await?;
+        self.create(&op, input).await
+    }
+    async fn list_webhooks(&self, caller: &Caller) -> Result<Vec<Webhook>> {
+        self.admin(caller).await?;
+        self.list().await
+    }
+    async fn get_webhook(&self, caller: &Caller, id: Uuid) -> Result<Webhook> {
+        self.admin(caller).await?;
+        self.get(id).await
+    }
+    async fn update_webhook(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        patch: WebhookPatch,
+    ) -> Result<Webhook> {
+        let op = self.admin(caller).await?;
+        self.update(&op, id, patch).await
+    }
+    async fn delete_webhook(&self, caller: &Caller, id: Uuid) -> Result<()> {
+        let op = self.admin(caller).await?;
+        self.delete(&op, id).await
+    }
+    async fn test_webhook(&self, caller: &Caller, id: Uuid) -> Result<WebhookDelivery> {
+        self.admin(caller).await?;
+        self.test(id).await
+    }
+    async fn list_webhook_deliveries(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        query: RawDeliveryQuery,
+    ) -> Result<DeliveryPage> {
+        self.admin(caller).await?;
+        self.deliveries(id, query).await
+    }
+    async fn retry_webhook_delivery(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        delivery: Uuid,
+    ) -> Result<WebhookDelivery> {
+        let op = self.admin(caller).await?;
+        self.retry(&op, id, delivery).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use std::str::FromStr;
+
+    use reqwest::dns::{Name, Resolve};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn loopback() -> WebhookNetworkPolicy {
+        WebhookNetworkPolicy {
+            allowed_networks: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            allow_http: false,
+        }
+    }
+
+    fn delivery(url: &str) -> QueuedDelivery {
+        QueuedDelivery {
+            id: Uuid::now_v7(),
+            webhook_id: Uuid::new_v4(),
+            url: url.into(),
+            secret_enc: String::new(),
+            message_id: "msg_1".into(),
+            event_type: "user.created".into(),
+            payload: "{}".into(),
+            attempts: 1,
+            first_attempt_at: chrono::Utc::now(),
+        }
+    }
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[tokio::test]
+    async fn names_resolving_to_refused_addresses_are_not_connected_to() {
+        let strict = GuardedResolver(WebhookNetworkPolicy::default());
+        let e = strict
+            .resolve(Name::from_str("localhost").unwrap())
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("refused"), "{e}");
+        let allowed: Vec<SocketAddr> = GuardedResolver(loopback())
+            .resolve(Name::from_str("localhost").unwrap())
+            .await
+            .unwrap()
+            .collect();
+        assert!(allowed.iter().all(|a| a.ip().is_loopback()) && !allowed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn refused_addresses_and_redirects_are_failures() {
+        let sender = Sender::new(WebhookNetworkPolicy::default()).unwrap();
+        for url in [
+            "https://10.0.0.1/in",
+            "https://169.254.169.254/",
+            "http://127.0.0.1:9/",
+        ] {
+            let a = sender
+                .send(&delivery(url), SECRET, chrono::Utc::now())
+                .await;
+            assert!(!a.delivered && a.status.is_none(), "{url}");
+            assert!(a.error.unwrap().starts_with("the URL"), "{url}");
+        }
+        // A receiver that redirects (to the metadata service): not followed.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let answer = "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\n\
+                          Content-Length: 5\r\n\r\nmoved";
+            s.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let sender = Sender::new(loopback()).unwrap();
+        let a = sender
+            .send(
+                &delivery(&format!("http://{addr}/in")),
+                SECRET,
+                chrono::Utc::now(),
+            )
+            .await;
+        assert!(!a.delivered);
+        assert_eq!(a.status, Some(302));
+        assert!(a.error.unwrap().contains("redirects are not followed"));
+        assert_eq!(a.excerpt.as_deref(), Some("moved"));
     }
 }

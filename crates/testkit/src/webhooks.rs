@@ -86,6 +86,11 @@ impl Receiver {
         self.shared.script.lock().unwrap().extend(statuses);
     }
 
+    /// Answer 200 from now on (the statuses still scripted are dropped).
+    pub fn answer_ok(&self) {
+        self.shared.script.lock().unwrap().clear();
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.shared.seen.lock().unwrap().clone()
     }

@@ -58,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: ServiceAccountCommand,
     },
+    /// Lifecycle webhooks: the endpoints other systems hear about users through.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
     /// OpenID Connect signing keys.
     OidcKeys {
         #[command(subcommand)]
@@ -150,6 +155,55 @@ enum ServiceAccountCommand {
     Delete { id: AccountId },
 }
 
+/// A webhook endpoint's or delivery's id (a UUID).
+type WebhookId = domain::UserId;
+
+#[derive(Debug, Subcommand)]
+enum WebhookCommand {
+    /// Register an endpoint and print it as JSON, with its signing `secret` (shown once).
+    Create {
+        /// https://… (plain http only to loopback).
+        #[arg(long)]
+        url: String,
+        /// An event type (user.created, session.revoked, …); repeat for several.
+        #[arg(long = "event", required = true)]
+        events: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Print every endpoint as JSON lines.
+    List,
+    /// Change an endpoint: the options given.
+    Update {
+        id: WebhookId,
+        #[arg(long)]
+        url: Option<String>,
+        /// The new event list; repeat for several.
+        #[arg(long = "event")]
+        events: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Resume delivery (the events queued meanwhile go out, in order).
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Pause delivery (events keep being queued).
+        #[arg(long)]
+        disable: bool,
+    },
+    /// Delete an endpoint and everything queued for it.
+    Delete { id: WebhookId },
+    /// Send a webhook.test event now and print how it went.
+    Test { id: WebhookId },
+    /// Print the endpoint's latest deliveries as JSON lines, newest first.
+    Deliveries {
+        id: WebhookId,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Make a delivery due now (a failed one too).
+    Retry { id: WebhookId, delivery: WebhookId },
+}
+
 #[derive(Debug, Subcommand)]
 enum MigrateAction {
     /// List every migration of the backend as applied or pending; apply nothing.
@@ -187,6 +241,7 @@ async fn main() -> std::process::ExitCode {
                 | Command::DataKey { .. }
                 | Command::OidcClient { .. }
                 | Command::ServiceAccount { .. }
+                | Command::Webhook { .. }
         )
     );
     runtime::init_logging_to(cli.log.log_format, admin);
@@ -282,6 +337,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::OidcClient { command }) => oidc_client(&cli, command).await,
         Some(Command::ServiceAccount { command }) => service_account(&cli, command).await,
+        Some(Command::Webhook { command }) => webhook(&cli, command).await,
         Some(Command::Serve) | None => serve(cli).await,
     }
 }
@@ -401,6 +457,92 @@ async fn service_account(cli: &Cli, command: &ServiceAccountCommand) -> anyhow::
                 .await
                 .map_err(missing(id))?;
             println!("deleted service account {id}");
+        }
+    }
+    Ok(())
+}
+
+/// `arcana webhook …`: straight to the database, audited as done through the CLI. Secrets are
+/// sealed with the servers' data key: `ARCANA_DATA_KEY_FILE`, else `<data-dir>/data-key` if it
+/// exists (never a new one, which the servers would not have).
+async fn webhook(cli: &Cli, command: &WebhookCommand) -> anyhow::Result<()> {
+    let mut args = cli.service.clone();
+    let kept = cli.db.data.data_dir.join("data-key");
+    if args.auth.data_key_file.is_none() && kept.exists() {
+        args.auth.data_key_file = Some(kept);
+    }
+    let db = layers::repository::open_database(&cli.db).await?;
+    let services =
+        layers::service::build(service::Repositories::from_one(db), &args, None, None, None)?;
+    let hooks = &services.webhooks;
+    let op = service::Operator::cli();
+    let missing = |id: &WebhookId| {
+        let id = *id;
+        move |e| match e {
+            domain::Error::NotFound => anyhow::anyhow!("no webhook endpoint {id}"),
+            other => describe(other),
+        }
+    };
+    match command {
+        WebhookCommand::Create {
+            url,
+            events,
+            description,
+        } => {
+            let input = domain::WebhookInput {
+                url: url.clone(),
+                events: events.clone(),
+                description: description.clone(),
+            };
+            let issued = hooks.create(&op, input).await.map_err(describe)?;
+            println!("{}", serde_json::to_string(&issued)?);
+        }
+        WebhookCommand::List => {
+            for w in hooks.list().await.map_err(describe)? {
+                println!("{}", serde_json::to_string(&w)?);
+            }
+        }
+        WebhookCommand::Update {
+            id,
+            url,
+            events,
+            description,
+            enable,
+            disable,
+        } => {
+            let patch = domain::WebhookPatch {
+                url: url.clone(),
+                events: (!events.is_empty()).then(|| events.clone()),
+                description: description.clone(),
+                enabled: (*enable || *disable).then_some(*enable),
+            };
+            let w = hooks.update(&op, *id, patch).await.map_err(missing(id))?;
+            println!("{}", serde_json::to_string(&w)?);
+        }
+        WebhookCommand::Delete { id } => {
+            hooks.delete(&op, *id).await.map_err(missing(id))?;
+            println!("deleted webhook endpoint {id}");
+        }
+        WebhookCommand::Test { id } => {
+            let d = hooks.test(*id).await.map_err(missing(id))?;
+            println!("{}", serde_json::to_string(&d)?);
+        }
+        WebhookCommand::Deliveries { id, limit } => {
+            let query = domain::RawDeliveryQuery {
+                per_page: Some(limit.to_string()),
+                cursor: None,
+            };
+            let page = hooks.deliveries(*id, query).await.map_err(missing(id))?;
+            for d in page.items {
+                println!("{}", serde_json::to_string(&d)?);
+            }
+        }
+        WebhookCommand::Retry { id, delivery } => {
+            let d = hooks
+                .retry(&op, *id, *delivery)
+                .await
+                .map_err(missing(id))?;
+            println!("{}", serde_json::to_string(&d)?);
         }
     }
     Ok(())

@@ -10,7 +10,7 @@ use repository::Backend;
 use serde_json::{Value, json};
 
 /// `arcana <args>` with `env`; its stdout (the command must succeed).
-fn arcana(args: &[&str], env: &[(&str, &str)]) -> String {
+pub(crate) fn arcana(args: &[&str], env: &[(&str, &str)]) -> String {
     let out = std::process::Command::new(monolith_exe())
         .args(args)
         .envs(env.iter().copied())

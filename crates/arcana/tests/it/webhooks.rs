@@ -332,3 +332,214 @@ async fn webhooks_deliver_signed_events_in_order(app: TestApp) {
         .await
         .assert_error(404, "NOT_FOUND");
 }
+
+/// `arcana webhook …` against the database, no server running: create prints the secret once
+/// (sealed with the data dir's key), list shows the endpoint without it, update pauses it,
+/// delete removes it; a refused URL and an unknown id fail plainly.
+#[tokio::test]
+async fn the_webhook_commands_manage_endpoints_in_the_database() {
+    use crate::oidc::arcana;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let env = [("ARCANA_DATA_DIR", data)];
+    // Without the servers' data key nothing is sealed (a new one would be useless to them).
+    let out = std::process::Command::new(monolith_exe())
+        .args([
+            "webhook",
+            "create",
+            "--url",
+            "https://hooks.example.com/in",
+            "--event",
+            "user.created",
+        ])
+        .env("ARCANA_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no data key"));
+    let key = arcana(&["data-key", "generate"], &env);
+    std::fs::write(dir.path().join("data-key"), key).unwrap();
+
+    let out = arcana(
+        &[
+            "webhook",
+            "create",
+            "--url",
+            "https://hooks.example.com/in",
+            "--event",
+            "user.created",
+            "--event",
+            "session.revoked",
+            "--description",
+            "crm",
+        ],
+        &env,
+    );
+    let created: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let listed = arcana(&["webhook", "list"], &env);
+    assert!(
+        listed.contains(&id) && !listed.contains(&secret),
+        "{listed}"
+    );
+    let paused: serde_json::Value =
+        serde_json::from_str(arcana(&["webhook", "update", &id, "--disable"], &env).trim())
+            .unwrap();
+    assert_eq!(paused["enabled"], false);
+    assert_eq!(arcana(&["webhook", "deliveries", &id], &env), "");
+    assert!(arcana(&["webhook", "delete", &id], &env).contains(&id));
+    assert_eq!(arcana(&["webhook", "list"], &env), "");
+    for (args, says) in [
+        (
+            vec![
+                "webhook",
+                "create",
+                "--url",
+                "http://10.0.0.1/in",
+                "--event",
+                "user.created",
+            ],
+            "https",
+        ),
+        (
+            vec!["webhook", "delete", id.as_str()],
+            "no webhook endpoint",
+        ),
+    ] {
+        let out = std::process::Command::new(monolith_exe())
+            .args(&args)
+            .env("ARCANA_DATA_DIR", data)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{args:?}"
+        );
+    }
+}
+
+/// An endpoint that keeps failing past the give-up period (1 s here, 3 days by default) is
+/// disabled, its delivery failed, the admins mailed and the audit log told, all at once; resumed
+/// and retried by hand, the event goes out with its webhook-id.
+#[tokio::test]
+async fn an_endpoint_failing_past_the_give_up_period_is_disabled_and_the_admins_told() {
+    let mail = tempfile::tempdir().unwrap();
+    let env = [
+        ("ARCANA_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
+        ("ARCANA_WEBHOOK_RETRY_BASE_MS", "100"),
+        ("ARCANA_WEBHOOK_POLL_MS", "100"),
+        ("ARCANA_WEBHOOK_GIVE_UP_SECONDS", "1"),
+        ("ARCANA_MAIL_DIR", mail.path().to_str().unwrap()),
+    ];
+    let opts = Options {
+        extra_env: env
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
+        ..Options::default()
+    };
+    let app = TestApp::start_with(Backend::Sqlite, opts).await.unwrap();
+    let receiver = Receiver::start().await;
+    receiver.answer_next(&[503; 100]);
+    let admin = app.admin_token().await;
+    let r = app
+        .post(
+            "/api/v1/webhooks",
+            Some(&admin),
+            json!({"url": receiver.url("/in"), "events": ["user.created"]}),
+        )
+        .await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let secret = r.data()["secret"].as_str().unwrap().to_owned();
+    app.register("dora", "Secret123").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let endpoint = loop {
+        let w = app
+            .get(&format!("/api/v1/webhooks/{id}"), Some(&admin))
+            .await;
+        if w.data()["enabled"] == false {
+            break w;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never disabled: {:?}",
+            w.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reason = endpoint.data()["disabled_reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("503"), "{reason}");
+    let tries = receiver.received();
+    assert!(
+        tries.len() >= 2,
+        "retried before giving up: {}",
+        tries.len()
+    );
+    assert!(
+        tries
+            .iter()
+            .all(|t| t.id == tries[0].id && verify(&secret, t))
+    );
+    let log = app
+        .get(&format!("/api/v1/webhooks/{id}/deliveries"), Some(&admin))
+        .await;
+    let failed = log.data()["items"][0].clone();
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["last_status"], 503);
+    let audit = app
+        .get("/api/v1/audit-events?type=webhook.disabled", Some(&admin))
+        .await;
+    assert_eq!(
+        audit.data()["items"].as_array().unwrap().len(),
+        1,
+        "{:?}",
+        audit.body
+    );
+    let told = receiver_mails(mail.path(), &id).await;
+    assert!(told.contains("disabled"), "{told}");
+
+    // Resumed and retried by hand: delivered, same webhook-id.
+    app.call(
+        Method::PATCH,
+        &format!("/api/v1/webhooks/{id}"),
+        Some(&admin),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    receiver.answer_ok();
+    let before = receiver.received().len();
+    let delivery = failed["id"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/webhooks/{id}/deliveries/{delivery}/retry"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let seen = receiver.until(WAIT, |s| s.len() > before).await;
+    assert_eq!(seen[before].id, tries[0].id);
+}
+
+/// The admin mail about endpoint `id`, once the delivery worker wrote it.
+async fn receiver_mails(dir: &std::path::Path, id: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let found = std::fs::read_dir(dir).ok().and_then(|d| {
+            d.flatten()
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .find(|m| m.contains(id))
+        });
+        if let Some(m) = found {
+            return m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no mail about {id}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
