@@ -7,7 +7,7 @@
 # ARCANA_PUBLIC_URL set to the edge (split modes: a key file made by `arcana oidc-keys generate`,
 # the auth service signing with it, the gateway publishing its JWK Set), registers the clients
 # with `arcana oidc-client create`, runs the Basic OP cases (test_basic_op.py: authlib as the
-# relying party), the Chromium smoke (browser_smoke.py: Playwright on the system's chromium)
+# relying party), the webhook cases (test_webhooks.py: the standardwebhooks verifier), the Chromium smoke (browser_smoke.py: Playwright on the system's chromium)
 # and the consoles' walk (console_smoke.py, with axe-core from npm), whose screenshots go to
 # $ARCANA_CI_LOGS/screenshots/<mode> (default target/ci-logs). Python packages go to a venv in
 # target/rp-venv, npm packages to target/rp-node.
@@ -48,6 +48,8 @@ trap cleanup EXIT
 export ARCANA_DATA_DIR="$work/data" ARCANA_DATABASE_URL="sqlite://$work/data/arcana.db"
 export ARCANA_PUBLIC_URL="$issuer" ARCANA_PASSWORD_ITERATIONS=1000 ARCANA_AUTH_RATE_LIMIT=0
 export ARCANA_JWT_SECRET="rp-suite-secret-rp-suite-secret-0123456789"
+# The webhook receiver of test_webhooks.py listens on loopback: allowed here, refused by default.
+export ARCANA_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8 ARCANA_WEBHOOK_RETRY_BASE_MS=200 ARCANA_WEBHOOK_POLL_MS=100
 admin=(ARCANA_BOOTSTRAP_ADMIN_USERNAME=rp-admin ARCANA_BOOTSTRAP_ADMIN_EMAIL=rp-admin@example.com
        ARCANA_BOOTSTRAP_ADMIN_PASSWORD='RpSuite-Passw0rd')
 edge=(ARCANA_HTTP_ADDR="127.0.0.1:$http" ARCANA_GRPC_ADDR="127.0.0.1:$(free_port)"
@@ -112,7 +114,7 @@ export ARCANA_RP_MACHINE
 
 echo "relying-party suite: $mode at $issuer"
 cd "$here"
-"$venv/bin/python" -m pytest -q -rA -p no:cacheprovider test_basic_op.py test_machine.py
+"$venv/bin/python" -m pytest -q -rA -p no:cacheprovider test_basic_op.py test_machine.py test_webhooks.py
 "$venv/bin/python" browser_smoke.py "$issuer" "$browser" \
   "$ARCANA_RP_USER" "$ARCANA_RP_PASSWORD" "$logs/screenshots/$mode"
 # The account and admin consoles: a user's walk, an admin's walk (finding one user among a
