@@ -108,7 +108,7 @@ def test_private_and_metadata_addresses_are_refused(issuer, admin):
                           json={"url": url, "events": ["user.created"]})
         assert r.status_code == 400, (url, r.text)
         assert r.json()["error"]["code"] == "VALIDATION_FAILED"
-        assert "url" in r.json()["error"]["details"], r.text
+        assert "url" in r.json()["error"]["details"]["fields"], r.text
 
 
 def test_every_delivery_verifies_and_a_500_is_retried_with_the_same_id(issuer, endpoint):

@@ -150,6 +150,11 @@ pub struct WebhookArgs {
     #[arg(long, env = "ARCANA_WEBHOOK_POLL_MS", default_value_t = 1000, global = true,
         value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub webhook_poll_ms: u64,
+    /// A delivery being sent is another process's to take after this many seconds (a process
+    /// killed mid-delivery): longer than a delivery may take (15 s).
+    #[arg(long, env = "ARCANA_WEBHOOK_LEASE_SECONDS", default_value_t = 60, global = true,
+        value_parser = clap::value_parser!(u64).range(20..=3600))]
+    pub webhook_lease_seconds: u64,
 }
 
 impl WebhookArgs {
@@ -163,6 +168,7 @@ impl WebhookArgs {
             give_up_after: Duration::from_secs(self.webhook_give_up_seconds),
             concurrency: usize::try_from(self.webhook_concurrency).unwrap_or(8),
             poll: Duration::from_millis(self.webhook_poll_ms),
+            lease: Duration::from_secs(self.webhook_lease_seconds),
             ..service::WebhookConfig::default()
         }
     }

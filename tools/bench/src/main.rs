@@ -11,6 +11,7 @@ mod load;
 mod report;
 mod servers;
 mod soak;
+mod webhooks;
 
 #[allow(clippy::all, clippy::pedantic)]
 mod hello {
@@ -123,6 +124,16 @@ enum Sub {
         #[arg(long, requires = "postgres")]
         restart_db: Option<String>,
     },
+    /// Lifecycle webhooks per mode: the cost added to a profile write (no endpoint vs one
+    /// subscribed, same run) and events delivered per second to a loopback receiver.
+    Webhooks {
+        /// Seconds per write phase.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Concurrent writers (each its own user).
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+    },
     /// The bare axum baseline (internal).
     #[command(hide = true)]
     ServeAxum { addr: SocketAddr },
@@ -176,6 +187,14 @@ fn main() -> ExitCode {
                 bins.extra_env = cli.server_env.clone();
                 tokio::select! {
                     r = soak::run(&bins, seconds, clients, soak::Database { postgres, restart: restart_db }) => r,
+                    _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+                }
+            }
+            Some(Sub::Webhooks { seconds, clients }) => {
+                let mut bins = Bins::build(&workspace_root(), cli.skip_build)?;
+                bins.extra_env = cli.server_env.clone();
+                tokio::select! {
+                    r = webhooks::run(&bins, &cli.modes, seconds, clients) => r,
                     _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
                 }
             }

@@ -4,7 +4,9 @@
 //! a restart of the database server. Reports the answers by status, the
 //! errors by class, how long each fault showed, and the acknowledged writes that were lost
 //! (must be 0: every acknowledged registration can log in, every client's profile holds its last
-//! acknowledged write or a later one).
+//! acknowledged write or a later one), and the webhook events of those writes: every one
+//! delivered to a receiver in this process (signed, deduplicable by webhook-id, a user's in
+//! commit order), kill -9 or not.
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -156,6 +158,7 @@ pub async fn run(bins: &Bins, seconds: u64, clients: usize, db: Database) -> Res
             ("ARCANA_USER_CACHE_SIZE".into(), "0".into()),
         ]
         .into_iter()
+        .chain(crate::webhooks::env())
         .chain(bins.extra_env.iter().cloned())
         .collect(),
         ..Options::default()
@@ -164,6 +167,12 @@ pub async fn run(bins: &Bins, seconds: u64, clients: usize, db: Database) -> Res
         .await
         .map_err(anyhow::Error::msg)?;
     let base = format!("http://{}", cluster.http);
+    // Every registration and profile write is also an event for a webhook receiver here.
+    let admin_rest = Rest::new(base.clone());
+    let admin = admin_rest.admin_token().await;
+    let hook =
+        crate::webhooks::Endpoint::register(&admin_rest, &admin, &["user.created", "user.updated"])
+            .await?;
     let mut workers = Vec::new();
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -280,6 +289,52 @@ pub async fn run(bins: &Bins, seconds: u64, clients: usize, db: Database) -> Res
         }
     }
 
+    // Every acknowledged write reached the receiver (kill -9 included): a user.created for each
+    // registration, and for each client a user.updated at least as new as its last write.
+    let webhook_wait = Instant::now();
+    let (tally, missing) = loop {
+        let t = hook.tally();
+        let events = t.events();
+        let created = |name: &str| {
+            events
+                .iter()
+                .any(|e| e["type"] == "user.created" && e["data"]["user"]["username"] == name)
+        };
+        let mut missing = Vec::new();
+        for (w, o) in outcomes.iter().enumerate() {
+            let me = format!("soaker{w}");
+            for name in o.registered.iter().chain(std::iter::once(&me)) {
+                if !created(name) {
+                    missing.push(format!("user.created of {name}"));
+                }
+            }
+            if let Some(n) = o.last_patch {
+                let newest = events
+                    .iter()
+                    .filter(|e| {
+                        e["type"] == "user.updated" && e["data"]["user"]["username"] == me.as_str()
+                    })
+                    .filter_map(|e| {
+                        e["data"]["user"]["first_name"]
+                            .as_str()?
+                            .strip_prefix('N')?
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .max();
+                if newest.is_none_or(|m| m < n) {
+                    missing.push(format!(
+                        "user.updated of {me} with write {n} (newest {newest:?})"
+                    ));
+                }
+            }
+        }
+        if missing.is_empty() || webhook_wait.elapsed() > Duration::from_secs(90) {
+            break (t, missing);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
     let mut by_class = BTreeMap::<String, u64>::new();
     for o in &outcomes {
         for (_, c) in &o.seen {
@@ -334,6 +389,20 @@ pub async fn run(bins: &Bins, seconds: u64, clients: usize, db: Database) -> Res
     for l in &lost {
         println!("    LOST {l}");
     }
+    let out_of_order = tally.out_of_order();
+    println!(
+        "  webhooks: {} events delivered ({} attempts, {} duplicates with the same webhook-id and body), {} missing, {} bad signatures or differing copies, {} out of a user's commit order; all in {:.1} s after the load",
+        tally.first.len(),
+        tally.attempts,
+        tally.duplicates,
+        missing.len(),
+        tally.bad_signatures + tally.mismatched,
+        out_of_order,
+        webhook_wait.elapsed().as_secs_f64(),
+    );
+    for m in &missing {
+        println!("    MISSING {m}");
+    }
     let five_hundreds = by_class.get("500").copied().unwrap_or(0);
     drop(cluster);
     if let Some((url, name, _)) = &fresh {
@@ -346,6 +415,13 @@ pub async fn run(bins: &Bins, seconds: u64, clients: usize, db: Database) -> Res
     }
     if five_hundreds > 0 {
         bail!("{five_hundreds} answers were 500");
+    }
+    if !missing.is_empty() || tally.bad_signatures + tally.mismatched + out_of_order > 0 {
+        bail!(
+            "webhooks: {} events missing, {} bad or differing copies, {out_of_order} out of order",
+            missing.len(),
+            tally.bad_signatures + tally.mismatched
+        );
     }
     Ok(())
 }
