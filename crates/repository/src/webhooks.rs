@@ -197,17 +197,31 @@ pub(crate) fn queue_events(
         let (key, seq, user) = match record.subject_id {
             Some(id) => {
                 let id = id.to_string();
-                let bumped = diesel::update(users::table.filter(users::id.eq(&id)))
-                    .set(users::event_seq.eq(users::event_seq + 1))
-                    .execute(conn)?;
-                let row: Option<(i64, UserRow)> = if bumped == 1 {
-                    users::table
-                        .filter(users::id.eq(&id))
-                        .select((users::event_seq, UserRow::as_select()))
-                        .first(conn)
-                        .optional()?
-                } else {
-                    None
+                // The next number of the user's counter, under the row's lock, and the row.
+                let bump = diesel::update(users::table.filter(users::id.eq(&id)))
+                    .set(users::event_seq.eq(users::event_seq + 1));
+                let row: Option<(i64, UserRow)> = match conn {
+                    AnyConnection::Sqlite(c) => bump
+                        .returning((users::event_seq, UserRow::as_returning()))
+                        .get_result(c)
+                        .optional()?,
+                    AnyConnection::Postgres(c) => bump
+                        .returning((users::event_seq, UserRow::as_returning()))
+                        .get_result(c)
+                        .optional()?,
+                    // No RETURNING: the transaction reads its own write.
+                    #[cfg(feature = "mysql")]
+                    AnyConnection::Mysql(c) => {
+                        if bump.execute(c)? == 1 {
+                            users::table
+                                .filter(users::id.eq(&id))
+                                .select((users::event_seq, UserRow::as_select()))
+                                .first(c)
+                                .optional()?
+                        } else {
+                            None
+                        }
+                    }
                 };
                 match row {
                     Some((seq, user)) => (id, Some(seq), Some(user.into_user()?)),

@@ -304,10 +304,9 @@ impl Webhooks {
             DeliveryOutcome::Retry(now + chrono_duration(self.backoff(d.attempts)))
         };
         if delivered {
-            metrics::counter!("arcana_webhook_deliveries_total", "outcome" => "delivered")
-                .increment(1);
+            metrics::counter!("webhook_deliveries_total", "outcome" => "delivered").increment(1);
         } else {
-            metrics::counter!("arcana_webhook_deliveries_total", "outcome" => "failed_attempt")
+            metrics::counter!("webhook_deliveries_total", "outcome" => "failed_attempt")
                 .increment(1);
             tracing::warn!(delivery_id = %d.id, webhook_id = %d.webhook_id,
                 attempts = d.attempts, status = ?attempt.status, error = ?attempt.error,

@@ -19,7 +19,9 @@ CREATE TABLE webhooks (
 -- (one per event: the same on every attempt and every endpoint). ordering_key is the user the
 -- event is about ('' for none) and seq that user's event counter (users.event_seq, taken under
 -- the row's lock, so in commit order): an event is sent only once every earlier one of its user
--- to the same endpoint was. status: pending, delivered or failed (given up after three days).
+-- to the same endpoint was (webhook_deliveries_order_idx finds the earlier pending one by a
+-- seek, however many were delivered). status: pending, delivered or failed (given up after
+-- three days).
 -- response_excerpt holds at most 1 KiB of the receiver's answer.
 CREATE TABLE webhook_deliveries (
     id                VARCHAR(36)   NOT NULL PRIMARY KEY,
@@ -41,7 +43,7 @@ CREATE TABLE webhook_deliveries (
     created_at        BIGINT        NOT NULL,
     delivered_at      BIGINT,
     INDEX webhook_deliveries_due_idx (status, next_attempt_at),
-    INDEX webhook_deliveries_order_idx (webhook_id, ordering_key, seq),
+    INDEX webhook_deliveries_order_idx (webhook_id, ordering_key, status, seq),
     INDEX webhook_deliveries_log_idx (webhook_id, created_at, id),
     CONSTRAINT webhook_deliveries_webhook_fk FOREIGN KEY (webhook_id) REFERENCES webhooks (id) ON DELETE CASCADE
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin ROW_FORMAT = DYNAMIC;

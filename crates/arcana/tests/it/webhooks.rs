@@ -16,20 +16,25 @@ use tonic::Request;
 
 every_mode!(webhooks_deliver_signed_events_in_order);
 
-async fn start(mode: Mode, backend: Backend) -> Option<TestApp> {
+/// A receiver on loopback allowed, quick retries and polls, and `more`.
+fn options(more: &[(&str, &str)]) -> Options {
     let env = [
         ("ARCANA_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
-        ("ARCANA_WEBHOOK_RETRY_BASE_MS", "200"),
+        ("ARCANA_WEBHOOK_RETRY_BASE_MS", "100"),
         ("ARCANA_WEBHOOK_POLL_MS", "100"),
     ];
-    let opts = Options {
+    Options {
         extra_env: env
             .iter()
+            .chain(more)
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect(),
         ..Options::default()
-    };
-    TestApp::start_mode(mode, backend, opts).await
+    }
+}
+
+async fn start(mode: Mode, backend: Backend) -> Option<TestApp> {
+    TestApp::start_mode(mode, backend, options(&[])).await
 }
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -427,20 +432,10 @@ async fn the_webhook_commands_manage_endpoints_in_the_database() {
 #[tokio::test]
 async fn an_endpoint_failing_past_the_give_up_period_is_disabled_and_the_admins_told() {
     let mail = tempfile::tempdir().unwrap();
-    let env = [
-        ("ARCANA_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
-        ("ARCANA_WEBHOOK_RETRY_BASE_MS", "100"),
-        ("ARCANA_WEBHOOK_POLL_MS", "100"),
+    let opts = options(&[
         ("ARCANA_WEBHOOK_GIVE_UP_SECONDS", "1"),
         ("ARCANA_MAIL_DIR", mail.path().to_str().unwrap()),
-    ];
-    let opts = Options {
-        extra_env: env
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect(),
-        ..Options::default()
-    };
+    ]);
     let app = TestApp::start_with(Backend::Sqlite, opts).await.unwrap();
     let receiver = Receiver::start().await;
     receiver.answer_next(&[503; 100]);
