@@ -312,6 +312,7 @@ impl Webhooks {
                 attempts = d.attempts, status = ?attempt.status, error = ?attempt.error,
                 "webhook delivery failed");
         }
+        let gave_up = matches!(outcome, DeliveryOutcome::GiveUp { .. });
         let settlement = DeliverySettlement {
             id: d.id,
             worker: self.worker.clone(),
@@ -322,6 +323,8 @@ impl Webhooks {
             response_excerpt: attempt.excerpt,
         };
         match self.core.repos.webhooks.settle_delivery(settlement).await {
+            // The admins' notices are queued: this process's mail worker sends them now.
+            Ok(true) if gave_up => self.core.mail_queued.notify_waiters(),
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(delivery_id = %d.id, "webhook lease lost before its outcome was recorded")
@@ -375,7 +378,6 @@ impl Webhooks {
         let audit = self
             .core
             .records(&domain::RequestContext::default(), vec![event]);
-        self.core.mail_queued.notify_waiters();
         DeliveryOutcome::GiveUp { notices, audit }
     }
 
