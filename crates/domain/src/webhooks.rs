@@ -125,7 +125,7 @@ pub struct WebhookNetworkPolicy {
 }
 
 /// Addresses that are not the public internet.
-const NON_PUBLIC: [&str; 17] = [
+const NON_PUBLIC_TEXT: [&str; 17] = [
     "0.0.0.0/8",
     "10.0.0.0/8",
     "100.64.0.0/10",
@@ -145,6 +145,14 @@ const NON_PUBLIC: [&str; 17] = [
     "ff00::/8",
 ];
 
+/// [`NON_PUBLIC_TEXT`] parsed once (every delivery and every resolved address is checked).
+static NON_PUBLIC: std::sync::LazyLock<Vec<IpNet>> = std::sync::LazyLock::new(|| {
+    NON_PUBLIC_TEXT
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+});
+
 impl WebhookNetworkPolicy {
     /// Whether a delivery may connect to `ip`.
     pub fn allows(&self, ip: IpAddr) -> bool {
@@ -153,10 +161,7 @@ impl WebhookNetworkPolicy {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        let public = !NON_PUBLIC
-            .iter()
-            .filter_map(|n| n.parse::<IpNet>().ok())
-            .any(|n| n.contains(&ip));
+        let public = !NON_PUBLIC.iter().any(|n| n.contains(&ip));
         public || self.allowed_networks.iter().any(|n| n.contains(&ip))
     }
 
@@ -627,6 +632,11 @@ mod tests {
 
     #[test]
     fn urls_need_https_and_a_public_address_unless_allowed() {
+        assert_eq!(
+            NON_PUBLIC.len(),
+            NON_PUBLIC_TEXT.len(),
+            "a range does not parse"
+        );
         let strict = WebhookNetworkPolicy::default();
         assert!(strict.check_url("https://hooks.example.com/x").is_ok());
         for bad in [

@@ -225,18 +225,8 @@ async fn webhooks_deliver_signed_events_in_order(app: TestApp) {
     );
 
     // A manual retry sends it again, same id.
-    let delivery = retried["id"].as_str().unwrap();
-    let before = receiver.received().len();
-    let r = app
-        .post(
-            &format!("/api/v1/webhooks/{id}/deliveries/{delivery}/retry"),
-            Some(&admin),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{:?}", r.body);
-    let seen = receiver.until(WAIT, |s| s.len() > before).await;
-    assert_eq!(seen[before].id, first.id);
+    let again = retry_by_hand(&app, &admin, &id, &retried, &receiver).await;
+    assert_eq!(again.id, first.id);
     app.post(
         &format!(
             "/api/v1/webhooks/{id}/deliveries/{}/retry",
@@ -508,18 +498,29 @@ async fn an_endpoint_failing_past_the_give_up_period_is_disabled_and_the_admins_
     )
     .await;
     receiver.answer_ok();
+    let again = retry_by_hand(&app, &admin, &id, &failed, &receiver).await;
+    assert_eq!(again.id, tries[0].id);
+}
+
+/// `POST …/deliveries/{delivery}/retry` (202), and what the receiver got next.
+async fn retry_by_hand(
+    app: &TestApp,
+    admin: &str,
+    id: &str,
+    delivery: &serde_json::Value,
+    receiver: &Receiver,
+) -> Received {
+    let delivery = delivery["id"].as_str().unwrap();
     let before = receiver.received().len();
-    let delivery = failed["id"].as_str().unwrap();
     let r = app
         .post(
             &format!("/api/v1/webhooks/{id}/deliveries/{delivery}/retry"),
-            Some(&admin),
+            Some(admin),
             json!({}),
         )
         .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
-    let seen = receiver.until(WAIT, |s| s.len() > before).await;
-    assert_eq!(seen[before].id, tries[0].id);
+    receiver.until(WAIT, |s| s.len() > before).await[before].clone()
 }
 
 /// The admin mail about endpoint `id`, once the delivery worker wrote it.
