@@ -4,5 +4,7 @@
 //! below it with gRPC clients.
 
 pub mod config;
+#[cfg(feature = "repository")]
+pub mod import;
 pub mod layers;
 pub mod runtime;

@@ -23,5 +23,5 @@ pub mod webhooks;
 
 pub use jwt::{JwtKeys, TokenIssuer, TokenVerifier, generate_ed25519_pem};
 pub use oidc::OidcKeys;
-pub use password::{Verified, hash_password, verify_password};
+pub use password::{Verified, check_hash_format, hash_password, verify_password};
 pub use tokens::{new_refresh_token, sha256_base64, sha256_hex};

@@ -78,11 +78,25 @@ pub fn verify_password(password: &str, encoded: &str, current_iterations: u32) -
     }
 }
 
-fn verify_inner(
-    password: &str,
-    encoded: &str,
-    current_iterations: u32,
-) -> Result<Verified, &'static str> {
+/// Whether `encoded` is a hash [`verify_password`] can check (the format and its parameters;
+/// no password is needed): how an import tells importable hashes from the rest.
+pub fn check_hash_format(encoded: &str) -> Result<(), &'static str> {
+    parse_hash(encoded).map(|_| ())
+}
+
+/// A stored hash taken apart: its method with parameters, the salt and the expected key.
+struct Parsed<'a> {
+    method: Method,
+    salt: &'a str,
+    expected: Vec<u8>,
+}
+
+enum Method {
+    Pbkdf2 { iterations: u32 },
+    Scrypt { n: u64, r: u32, p: u32 },
+}
+
+fn parse_hash(encoded: &str) -> Result<Parsed<'_>, &'static str> {
     let mut parts = encoded.splitn(3, '$');
     let (Some(method), Some(salt), Some(hex_key)) = (parts.next(), parts.next(), parts.next())
     else {
@@ -92,9 +106,8 @@ fn verify_inner(
     if !(16..=128).contains(&expected.len()) {
         return Err("hash part has an unsupported length");
     }
-    let mut actual = vec![0u8; expected.len()];
     let mut args = method.split(':');
-    let needs_rehash = match args.next() {
+    let method = match args.next() {
         Some("pbkdf2") => {
             let (Some("sha256"), Some(iter), None) = (args.next(), args.next(), args.next()) else {
                 return Err("only pbkdf2:sha256:<iterations> is supported");
@@ -103,13 +116,7 @@ fn verify_inner(
             if iterations == 0 || iterations > MAX_PBKDF2_ITERATIONS {
                 return Err("pbkdf2 iteration count out of range");
             }
-            pbkdf2_sha256(
-                password.as_bytes(),
-                salt.as_bytes(),
-                iterations,
-                &mut actual,
-            );
-            iterations != current_iterations || expected.len() != PBKDF2_KEY_LEN
+            Method::Pbkdf2 { iterations }
         }
         Some("scrypt") => {
             let rest: Vec<&str> = args.collect();
@@ -122,10 +129,43 @@ fn verify_inner(
                 ),
                 _ => return Err("expected scrypt:N:r:p"),
             };
+            check_scrypt_params(n, r, p)?;
+            Method::Scrypt { n, r, p }
+        }
+        _ => return Err("unknown method"),
+    };
+    Ok(Parsed {
+        method,
+        salt,
+        expected,
+    })
+}
+
+fn verify_inner(
+    password: &str,
+    encoded: &str,
+    current_iterations: u32,
+) -> Result<Verified, &'static str> {
+    let Parsed {
+        method,
+        salt,
+        expected,
+    } = parse_hash(encoded)?;
+    let mut actual = vec![0u8; expected.len()];
+    let needs_rehash = match method {
+        Method::Pbkdf2 { iterations } => {
+            pbkdf2_sha256(
+                password.as_bytes(),
+                salt.as_bytes(),
+                iterations,
+                &mut actual,
+            );
+            iterations != current_iterations || expected.len() != PBKDF2_KEY_LEN
+        }
+        Method::Scrypt { n, r, p } => {
             scrypt_hash(password.as_bytes(), salt.as_bytes(), n, r, p, &mut actual)?;
             true
         }
-        _ => return Err("unknown method"),
     };
     if bool::from(actual.ct_eq(&expected)) {
         Ok(Verified::Valid { needs_rehash })
@@ -149,20 +189,25 @@ fn scrypt_hash(
     p: u32,
     out: &mut [u8],
 ) -> Result<(), &'static str> {
+    check_scrypt_params(n, r, p)?;
+    let log_n = u8::try_from(n.trailing_zeros()).map_err(|_| "scrypt N out of range")?;
+    let params =
+        scrypt::Params::new(log_n, r, p, out.len()).map_err(|_| "scrypt parameters rejected")?;
+    let _share = SCRYPT_MEMORY.acquire(scrypt_memory(n, r));
+    scrypt::scrypt(password, salt, &params, out).map_err(|_| "scrypt output length rejected")
+}
+
+fn check_scrypt_params(n: u64, r: u32, p: u32) -> Result<(), &'static str> {
     if n < 2 || !n.is_power_of_two() {
         return Err("scrypt N must be a power of two");
     }
     if r == 0 || p == 0 || p > MAX_SCRYPT_P {
         return Err("scrypt r/p out of range");
     }
-    if n.saturating_mul(u64::from(r)).saturating_mul(128) > MAX_SCRYPT_MEMORY {
+    if scrypt_memory(n, r) > MAX_SCRYPT_MEMORY {
         return Err("scrypt parameters need too much memory");
     }
-    let log_n = u8::try_from(n.trailing_zeros()).map_err(|_| "scrypt N out of range")?;
-    let params =
-        scrypt::Params::new(log_n, r, p, out.len()).map_err(|_| "scrypt parameters rejected")?;
-    let _share = SCRYPT_MEMORY.acquire(scrypt_memory(n, r));
-    scrypt::scrypt(password, salt, &params, out).map_err(|_| "scrypt output length rejected")
+    Ok(())
 }
 
 /// What one scrypt computation allocates: the N × 128·r scratch array dominates.
@@ -347,6 +392,15 @@ mod tests {
                 Verified::Invalid,
                 "{bad}"
             );
+            assert!(check_hash_format(bad).is_err(), "{bad}");
+        }
+        for good in [
+            WERKZEUG_PBKDF2,
+            WERKZEUG_PBKDF2_260K,
+            WERKZEUG_SCRYPT_DEFAULT,
+            WERKZEUG_SCRYPT_SMALL,
+        ] {
+            assert_eq!(check_hash_format(good), Ok(()), "{good}");
         }
     }
 }

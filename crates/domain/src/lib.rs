@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod error;
 pub mod files;
+pub mod import;
 pub mod machines;
 pub mod mfa;
 pub mod model;
@@ -26,6 +27,7 @@ pub mod webhooks;
 
 pub use audit::*;
 pub use error::{ConflictKind, Error, FieldErrors, Result};
+pub use import::*;
 pub use machines::*;
 pub use mfa::*;
 pub use model::*;

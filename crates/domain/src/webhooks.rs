@@ -46,8 +46,8 @@ const MAX_DESCRIPTION: usize = 500;
 pub fn webhook_event(record: &AuditEvent) -> Option<&'static str> {
     let ok = record.outcome == "success";
     Some(match (record.r#type.as_str(), ok) {
-        ("user.created" | "auth.register", true) => "user.created",
-        ("user.updated" | "user.email_reverted", true) => "user.updated",
+        ("user.created" | "auth.register" | "user.imported", true) => "user.created",
+        ("user.updated" | "user.email_reverted" | "user.import_updated", true) => "user.updated",
         ("user.deleted", true) => "user.deleted",
         ("user.status_changed", true) => "user.status_changed",
         ("user.role_changed", true) => "user.role_changed",

@@ -240,7 +240,7 @@ pub(crate) fn write_transaction<T>(
 ) -> Result<T, DbError> {
     let mut attempt = 1;
     loop {
-        match transaction_once(conn, &mut f) {
+        match transaction_once(conn, &mut f, true) {
             Err(e) if e.is_retryable() && attempt < TRANSACTION_ATTEMPTS => {
                 tracing::debug!(attempt, "retrying a transaction after a deadlock");
                 attempt += 1;
@@ -250,9 +250,19 @@ pub(crate) fn write_transaction<T>(
     }
 }
 
+/// Run `f` as [`write_transaction`] does, then roll everything back: what the writes would do
+/// (every constraint checked), without keeping them. A dry run.
+pub(crate) fn rehearsal<T>(
+    conn: &mut AnyConnection,
+    mut f: impl FnMut(&mut AnyConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    transaction_once(conn, &mut f, false)
+}
+
 fn transaction_once<T>(
     conn: &mut AnyConnection,
     f: &mut impl FnMut(&mut AnyConnection) -> Result<T, DbError>,
+    commit: bool,
 ) -> Result<T, DbError> {
     if let AnyConnection::Sqlite(c) = conn {
         AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
@@ -260,8 +270,12 @@ fn transaction_once<T>(
         Tm::begin_transaction(conn)?;
     }
     match f(conn) {
-        Ok(value) => {
+        Ok(value) if commit => {
             Tm::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Ok(value) => {
+            Tm::rollback_transaction(conn)?;
             Ok(value)
         }
         Err(e) => {

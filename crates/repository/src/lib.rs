@@ -17,6 +17,7 @@ mod audit;
 mod connection;
 mod database;
 mod error;
+mod import;
 mod lockout;
 mod machines;
 mod maintenance;
@@ -35,4 +36,5 @@ mod webhooks;
 pub mod testing;
 
 pub use database::Database;
+pub use import::LegacySource;
 pub use url::Backend;

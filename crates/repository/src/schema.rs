@@ -299,7 +299,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    legacy_users (legacy_id) {
+        legacy_id -> BigInt,
+        user_id -> Text,
+        row_digest -> Text,
+        password_digest -> Text,
+        imported_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(legacy_users -> users (user_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::joinable!(access_tokens -> users (user_id));
 diesel::joinable!(login_networks -> users (user_id));
@@ -330,5 +342,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     service_accounts,
     webhooks,
-    webhook_deliveries
+    webhook_deliveries,
+    legacy_users
 );

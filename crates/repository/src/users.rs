@@ -23,7 +23,7 @@ use crate::recovery::record_email_change;
 use crate::schema::{sessions, users};
 use crate::sessions::{insert_session, revoke_sessions};
 
-const LAST_ADMIN: &str = "the last active admin cannot be demoted, suspended or deleted";
+pub(crate) const LAST_ADMIN: &str = "the last active admin cannot be demoted, suspended or deleted";
 const PASSWORD_CHANGED_MEANWHILE: &str =
     "the password was changed by another request meanwhile; try again";
 const ADMIN: &str = "admin";
@@ -175,7 +175,7 @@ fn select_users(pred: Predicate) -> BoxedUsers {
 /// The ids of every active admin, locked until the transaction ends (PostgreSQL, MySQL; on
 /// SQLite the immediate transaction already excludes other writers). Locked in id order, and
 /// always before the target row, so two guarded updates cannot deadlock.
-fn lock_active_admins(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> {
+pub(crate) fn lock_active_admins(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> {
     let q = users::table
         .select(users::id)
         .filter(users::role.eq(ADMIN))
@@ -212,7 +212,7 @@ pub(crate) fn lock_live_user(
 }
 
 /// Conflict when `target` is an active admin and `admins` (locked) holds no other.
-fn guard_last_admin(target: &UserRow, admins: &[String]) -> Result<(), DbError> {
+pub(crate) fn guard_last_admin(target: &UserRow, admins: &[String]) -> Result<(), DbError> {
     if target.is_active_admin() && !admins.iter().any(|a| *a != target.id) {
         return Err(Error::conflict(ConflictKind::LastAdmin, LAST_ADMIN).into());
     }

@@ -41,6 +41,10 @@ enum Command {
         #[command(subcommand)]
         action: Option<MigrateAction>,
     },
+    /// Import the users of an arcana-cloud-python deployment from its database (new ids, the
+    /// password hashes kept and upgraded at each user's first login); prints a report. Runs
+    /// the migrations first.
+    Import(arcana::import::ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,7 +57,10 @@ enum MigrateAction {
 async fn main() -> std::process::ExitCode {
     let cli: Cli = arcana::config::parse_args(env!("CARGO_BIN_NAME"));
     // `migrate status` prints its answer on stdout: its log goes to stderr.
-    let status = matches!(cli.command, Some(Command::Migrate { action: Some(_) }));
+    let status = matches!(
+        cli.command,
+        Some(Command::Migrate { action: Some(_) } | Command::Import(_))
+    );
     runtime::init_logging_to(cli.log.log_format, status);
     runtime::exit(run(cli).await)
 }
@@ -70,6 +77,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             layers::repository::open_database(&cli.db).await?;
             tracing::info!("migrations applied");
             return Ok(());
+        }
+        Some(Command::Import(args)) => {
+            let db = layers::repository::open_database(&cli.db).await?;
+            return arcana::import::run(&db, &args).await;
         }
         Some(Command::Serve) | None => {}
     }

@@ -58,6 +58,9 @@ enum Command {
         #[command(subcommand)]
         command: ServiceAccountCommand,
     },
+    /// Import the users of an arcana-cloud-python deployment from its database (new ids, the
+    /// password hashes kept and upgraded at each user's first login); prints a report.
+    Import(arcana::import::ImportArgs),
     /// Lifecycle webhooks: the endpoints other systems hear about users through.
     Webhook {
         #[command(subcommand)]
@@ -242,6 +245,7 @@ async fn main() -> std::process::ExitCode {
                 | Command::OidcClient { .. }
                 | Command::ServiceAccount { .. }
                 | Command::Webhook { .. }
+                | Command::Import(_)
         )
     );
     runtime::init_logging_to(cli.log.log_format, admin);
@@ -338,6 +342,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::OidcClient { command }) => oidc_client(&cli, command).await,
         Some(Command::ServiceAccount { command }) => service_account(&cli, command).await,
         Some(Command::Webhook { command }) => webhook(&cli, command).await,
+        Some(Command::Import(args)) => {
+            let db = layers::repository::open_database(&cli.db).await?;
+            arcana::import::run(&db, args).await
+        }
         Some(Command::Serve) | None => serve(cli).await,
     }
 }
