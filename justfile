@@ -34,6 +34,13 @@ e2e *ARGS:
 bench *ARGS:
     cargo run --release -p bench -- {{ARGS}}
 
+# Import benchmark: a Python-era database (SQLAlchemy, Werkzeug hashes) imported into a fresh
+# database of each backend, rows/s and peak RSS: just bench-import --rows 100000
+# (PostgreSQL and MariaDB from ARCANA_TEST_POSTGRES_URL / ARCANA_TEST_MYSQL_URL)
+bench-import *ARGS:
+    cargo build --release --features mysql -p arcana --bins
+    IMPORT_BENCH=1 bash tests/import/run.sh target/release {{ARGS}}
+
 # Mixed load on the layered deployment with scripted faults (rolling restart, kill -9 of each layer): just soak --seconds 300
 soak *ARGS:
     cargo run --release -p bench -- soak {{ARGS}}

@@ -78,13 +78,28 @@ class Target:
         env.update(extra)
         return env
 
-    def import_(self, source: str, *args: str, binary: str = "arcana") -> tuple[int, dict, str]:
-        """`<binary> import --from source --json args…`: (exit code, report, stderr)."""
+    def import_(
+        self, source: str, *args: str, binary: str = "arcana", via: str = "flag"
+    ) -> tuple[int, dict, str]:
+        """`<binary> import --from source --json args…`: (exit code, report, stderr). `via`:
+        how the source URL is given: `flag`, `env` (ARCANA_IMPORT_FROM) or `file`
+        (ARCANA_IMPORT_FROM_FILE)."""
         out = self.tmp / f"report-{uuid.uuid4().hex[:8]}.json"
+        extra: dict[str, str] = {}
+        cmd = [str(BINS / binary), "import", "--json", *args]
+        if via == "flag":
+            cmd[2:2] = ["--from", source]
+        elif via == "env":
+            extra["ARCANA_IMPORT_FROM"] = source
+        else:
+            secret = self.tmp / "import-from"
+            secret.write_text(source + "\n")
+            secret.chmod(0o600)
+            extra["ARCANA_IMPORT_FROM_FILE"] = str(secret)
         with open(out, "w") as f:
             p = subprocess.run(
-                [str(BINS / binary), "import", "--from", source, "--json", *args],
-                env=self.env(),
+                cmd,
+                env=self.env(**extra),
                 stdout=f,
                 stderr=subprocess.PIPE,
                 text=True,

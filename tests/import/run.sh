@@ -3,6 +3,7 @@
 # arcana-cloud-python's own stack, on SQLite, PostgreSQL and MariaDB.
 #
 # usage: tests/import/run.sh [BIN_DIR] [pytest args...]   (default: target/debug)
+#        IMPORT_BENCH=1 tests/import/run.sh BIN_DIR [bench.py args...]   (the benchmark instead)
 #
 # PostgreSQL and MariaDB come from ARCANA_TEST_POSTGRES_URL / ARCANA_TEST_MYSQL_URL (their
 # variants are skipped without them, and fail instead when CI=true). Python packages go to a
@@ -19,4 +20,10 @@ done
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
 cd "$here"
+if [ -n "${IMPORT_BENCH:-}" ]; then
+  backends=sqlite
+  [ -n "${ARCANA_TEST_POSTGRES_URL:-}" ] && backends+=,postgres
+  [ -n "${ARCANA_TEST_MYSQL_URL:-}" ] && backends+=,mysql
+  exec "$venv/bin/python" bench.py "$bins" --backends "$backends" "$@"
+fi
 ARCANA_BIN_DIR="$bins" "$venv/bin/python" -m pytest -q -rA -p no:cacheprovider test_import.py "$@"

@@ -54,11 +54,15 @@ def seed(url: str, case_duplicates: bool = True) -> dict[str, int]:
 
 
 @pytest.mark.parametrize(
-    "backend,binary",
-    [("sqlite", "arcana"), ("postgres", "arcana-repository"), ("mysql", "arcana-repository")],
+    "backend,binary,via",
+    [
+        ("sqlite", "arcana", "flag"),
+        ("postgres", "arcana-repository", "file"),
+        ("mysql", "arcana-repository", "env"),
+    ],
 )
 def test_python_users_log_in_with_their_passwords_and_a_second_run_changes_nothing(
-    backend, binary, source_factory, target_factory, tmp_path
+    backend, binary, via, source_factory, target_factory, tmp_path
 ):
     source = source_factory(backend)
     case_duplicates = backend != "mysql"
@@ -66,13 +70,13 @@ def test_python_users_log_in_with_their_passwords_and_a_second_run_changes_nothi
     target = target_factory(backend)
 
     # A dry run writes nothing (the migrations it applies aside).
-    rc, dry, _ = target.import_(source, "--dry-run", binary=binary)
+    rc, dry, _ = target.import_(source, "--dry-run", binary=binary, via=via)
     assert rc == 0 and dry["dry_run"] and dry["created"] == 6, dry
     assert target.query("SELECT COUNT(*) FROM users") == [(0,)]
     assert target.query("SELECT COUNT(*) FROM legacy_users") == [(0,)]
 
     mapping_csv = tmp_path / "mapping.csv"
-    rc, report, err = target.import_(source, "--mapping-csv", str(mapping_csv), binary=binary)
+    rc, report, err = target.import_(source, "--mapping-csv", str(mapping_csv), binary=binary, via=via)
     assert rc == 0, err
     rows = 9 if case_duplicates else 8
     assert (report["rows"], report["created"], report["updated"], report["unchanged"]) == (rows, 6, 0, 0)
@@ -132,7 +136,7 @@ def test_python_users_log_in_with_their_passwords_and_a_second_run_changes_nothi
     # Idempotent: the second run creates nothing and leaves every row as it is (the hashes
     # upgraded at login stay upgraded).
     before = target.snapshot()
-    rc, again, err = target.import_(source, binary=binary)
+    rc, again, err = target.import_(source, binary=binary, via=via)
     assert rc == 0, err
     assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 6), again
     assert target.snapshot() == before
@@ -223,3 +227,5 @@ def test_a_source_that_is_not_arcana_cloud_python_is_refused(target_factory, tmp
     python_era.create_engine(f"sqlite:///{other}").connect().close()
     rc, _, err = target.import_(f"sqlite://{other}")
     assert rc != 0 and "users table of arcana-cloud-python" in err, err
+    rc, _, err = target.import_("", via="env")
+    assert rc != 0 and "ARCANA_IMPORT_FROM_FILE" in err, err

@@ -38,15 +38,18 @@ impl From<OnConflict> for ConflictPolicy {
 pub struct ImportArgs {
     /// The database of the arcana-cloud-python deployment: its SQLAlchemy URL
     /// (`mysql+pymysql://user:pass@host/db`, `postgresql://…`, `sqlite:////abs/path/app.db`).
-    #[arg(long, env = "ARCANA_IMPORT_FROM")]
-    pub from: String,
+    /// A flag shows in the process list: give a URL with a password as ARCANA_IMPORT_FROM or
+    /// in the file named by ARCANA_IMPORT_FROM_FILE instead.
+    #[arg(long)]
+    pub from: Option<String>,
     /// Report what would happen; write nothing.
     #[arg(long)]
     pub dry_run: bool,
     #[arg(long, value_enum, default_value = "skip")]
     pub on_conflict: OnConflict,
-    /// Rows per transaction.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    /// Rows per transaction. On SQLite a batch holds the write lock while it is written
+    /// (2,000 rows: about 0.4 s): a server on the same file waits that long at most.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=5000))]
     pub batch_size: u32,
     /// Print the report as JSON (every row that was not created or unchanged, with its reason).
     #[arg(long)]
@@ -55,6 +58,21 @@ pub struct ImportArgs {
     /// (the whole mapping stays in the `legacy_users` table).
     #[arg(long)]
     pub mapping_csv: Option<PathBuf>,
+}
+
+impl ImportArgs {
+    /// The source URL: `--from`, else ARCANA_IMPORT_FROM(_FILE).
+    fn source(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.from {
+            return Ok(url.clone());
+        }
+        match crate::config::secret_env("ARCANA_IMPORT_FROM")? {
+            Some(url) => Ok(secrecy::ExposeSecret::expose_secret(&url).to_owned()),
+            None => anyhow::bail!(
+                "name the arcana-cloud-python database: --from URL, ARCANA_IMPORT_FROM or ARCANA_IMPORT_FROM_FILE"
+            ),
+        }
+    }
 }
 
 /// One row that was skipped or refused, and why.
@@ -101,11 +119,14 @@ pub async fn run(db: &Database, args: &ImportArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.mapping_csv {
         write_mapping(path, &report)?;
     }
-    if !report.conflicts.is_empty() {
-        anyhow::bail!(
-            "{} row(s) conflicted with arcana users meanwhile: their batches were not written",
-            report.conflicts.len()
-        );
+    match report.conflicts.len() {
+        0 => {}
+        n if args.dry_run => anyhow::bail!(
+            "{n} row(s) conflict with arcana users and --on-conflict is fail: nothing would be imported"
+        ),
+        n => anyhow::bail!(
+            "{n} row(s) conflicted with arcana users written meanwhile: their batches were not written"
+        ),
     }
     Ok(())
 }
@@ -113,7 +134,9 @@ pub async fn run(db: &Database, args: &ImportArgs) -> anyhow::Result<()> {
 /// One pass over the source, in id order.
 async fn pass(db: &Database, args: &ImportArgs, dry_run: bool) -> anyhow::Result<Report> {
     let policy = ConflictPolicy::from(args.on_conflict);
-    let mut source = LegacySource::open(&args.from).await.map_err(describe)?;
+    let mut source = LegacySource::open(&args.source()?)
+        .await
+        .map_err(describe)?;
     let total = source.count().await.map_err(describe)?;
     let progress = indicatif::ProgressBar::new(total).with_style(
         indicatif::ProgressStyle::with_template(
@@ -225,11 +248,6 @@ fn print(report: &Report, args: &ImportArgs) -> anyhow::Result<()> {
         writeln!(out)?;
         return Ok(());
     }
-    let verb = if report.dry_run {
-        "would be (dry run: nothing written)"
-    } else {
-        "were"
-    };
     writeln!(
         out,
         "import from {}: {} rows read",
@@ -247,7 +265,12 @@ fn print(report: &Report, args: &ImportArgs) -> anyhow::Result<()> {
     if !report.conflicts.is_empty() {
         writeln!(out, "  conflicts  {:>8}", report.conflicts.len())?;
     }
-    writeln!(out, "(the counts say what {verb} done)")?;
+    if report.dry_run {
+        writeln!(
+            out,
+            "dry run: nothing was written; the counts say what an import would do"
+        )?;
+    }
     for (title, rows) in [
         ("conflicts", &report.conflicts),
         ("skipped", &report.skipped),
@@ -258,10 +281,13 @@ fn print(report: &Report, args: &ImportArgs) -> anyhow::Result<()> {
         }
         writeln!(out, "{title}:")?;
         for n in rows {
+            // Escaped: a source username may hold control characters (terminal escapes).
             writeln!(
                 out,
                 "  legacy id {} ({}): {}",
-                n.legacy_id, n.username, n.reason
+                n.legacy_id,
+                n.username.escape_debug(),
+                n.reason
             )?;
         }
     }

@@ -316,6 +316,15 @@ fn import_batch(
     policy: ConflictPolicy,
 ) -> Result<Vec<ImportOutcome>, DbError> {
     let now = micros(Utc::now());
+    if let AnyConnection::Postgres(c) = conn {
+        // The lookups below are prepared once per connection; a generic plan made while the
+        // table was small would scan it on every later batch (the import slowed down with every
+        // row it wrote). Planned for the actual keys, they stay index lookups.
+        diesel::connection::SimpleConnection::batch_execute(
+            c,
+            "SET LOCAL plan_cache_mode = force_custom_plan",
+        )?;
+    }
     let ids: Vec<i64> = rows.iter().map(|r| r.legacy_id).collect();
     let mapped: HashMap<i64, Mapping> = legacy_users::table
         .filter(legacy_users::legacy_id.eq_any(&ids))
@@ -327,21 +336,23 @@ fn import_batch(
     let usernames: Vec<String> = rows.iter().map(|r| name_key(&r.user.username)).collect();
     let emails: Vec<String> = rows.iter().map(|r| name_key(&r.user.email)).collect();
     let mapped_ids: Vec<String> = mapped.values().map(|m| m.user_id.clone()).collect();
-    let existing: Vec<UserRow> = users::table
-        .filter(
-            users::username_key
-                .eq_any(
-                    usernames
-                        .iter()
-                        .map(|u| Some(u.clone()))
-                        .collect::<Vec<_>>(),
-                )
-                .or(users::email_key
-                    .eq_any(emails.iter().map(|e| Some(e.clone())).collect::<Vec<_>>()))
-                .or(users::id.eq_any(&mapped_ids).nullable()),
-        )
+    // Three lookups, one index each (SQLite does not combine IN lists joined by OR).
+    let mut existing: Vec<UserRow> = users::table
+        .filter(users::username_key.eq_any(&usernames))
         .select(UserRow::as_select())
         .load(conn)?;
+    existing.extend(
+        users::table
+            .filter(users::email_key.eq_any(&emails))
+            .select(UserRow::as_select())
+            .load(conn)?,
+    );
+    existing.extend(
+        users::table
+            .filter(users::id.eq_any(&mapped_ids))
+            .select(UserRow::as_select())
+            .load(conn)?,
+    );
     let by_id: HashMap<String, UserRow> = existing.into_iter().map(|u| (u.id.clone(), u)).collect();
     let mut by_username: HashMap<String, String> = HashMap::new();
     let mut by_email: HashMap<String, String> = HashMap::new();
