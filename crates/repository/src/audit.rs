@@ -3,7 +3,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use domain::{AuditEvent, AuditPage, AuditQuery, AuditRepository, MAX_PER_PAGE, Result};
 
-use crate::connection::{AnyConnection, MultiBackend};
+use crate::connection::{AnyConnection, MultiBackend, insert_rows};
 use crate::database::{Database, write_transaction};
 use crate::error::DbError;
 use crate::models::{AuditRow, micros};
@@ -15,13 +15,8 @@ pub(crate) fn insert_events(
     conn: &mut AnyConnection,
     events: &[AuditEvent],
 ) -> Result<(), DbError> {
-    // One statement per event: the backends share no batch-insert syntax (and a command
-    // records one or two).
-    for event in events {
-        diesel::insert_into(audit_events::table)
-            .values(&AuditRow::from_event(event.clone()))
-            .execute(conn)?;
-    }
+    let rows: Vec<AuditRow> = events.iter().cloned().map(AuditRow::from_event).collect();
+    insert_rows!(conn, audit_events::table, &rows);
     crate::webhooks::queue_events(conn, events)
 }
 

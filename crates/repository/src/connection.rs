@@ -176,3 +176,33 @@ impl r2d2::HandleError<ConnectError> for LogErrors {
         tracing::error!(url = %self.redacted_url, error = %error, "database connection failed");
     }
 }
+
+/// Insert `$rows` (a slice of `Insertable` rows) into `$table` in the caller's transaction:
+/// multi-row statements of at most 500 rows on PostgreSQL and MySQL (a round trip per 500
+/// rows instead of one per row), one statement per row on SQLite (in-process: there is no
+/// round trip to save, and diesel's SQLite batch insert does the same). Returns from the
+/// enclosing function on an error.
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        let rows = $rows;
+        match $conn {
+            $crate::connection::AnyConnection::Sqlite(c) => {
+                for row in rows.iter() {
+                    diesel::insert_into($table).values(row).execute(c)?;
+                }
+            }
+            $crate::connection::AnyConnection::Postgres(c) => {
+                for chunk in rows.chunks(500) {
+                    diesel::insert_into($table).values(chunk).execute(c)?;
+                }
+            }
+            #[cfg(feature = "mysql")]
+            $crate::connection::AnyConnection::Mysql(c) => {
+                for chunk in rows.chunks(500) {
+                    diesel::insert_into($table).values(chunk).execute(c)?;
+                }
+            }
+        }
+    }};
+}
+pub(crate) use insert_rows;

@@ -13,7 +13,7 @@ use domain::{
 use uuid::Uuid;
 
 use crate::audit::insert_events;
-use crate::connection::{AnyConnection, Manager};
+use crate::connection::{AnyConnection, Manager, insert_rows};
 use crate::database::{Database, rehearsal, write_transaction};
 use crate::error::DbError;
 use crate::models::{UserRow, micros, name_key};
@@ -375,6 +375,7 @@ fn import_batch(
     let mut seen_usernames = HashSet::new();
     let mut seen_emails = HashSet::new();
     let mut events = Vec::new();
+    let (mut new_users, mut new_maps) = (Vec::new(), Vec::new());
     let mut outcomes = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         let live = row.user.status != Status::Deleted;
@@ -434,10 +435,8 @@ fn import_batch(
                 let mut user = UserRow::from_new(row.user.clone());
                 user.updated_at = micros(row.updated_at);
                 user.last_login_at = row.last_login_at.map(micros);
-                diesel::insert_into(users::table)
-                    .values(&user)
-                    .execute(conn)?;
-                map(conn, row, &user.id, now)?;
+                new_maps.push(mapping(row, &user.id, now));
+                new_users.push(user);
                 events.push(audit(IMPORTED, row.user.id, row.legacy_id));
                 ImportOutcome::Created(row.user.id)
             } else {
@@ -463,7 +462,7 @@ fn import_batch(
                                     &mut events,
                                 )?;
                                 if matches!(outcome, ImportOutcome::Updated(_)) {
-                                    map(conn, row, &target.id, now)?;
+                                    new_maps.push(mapping(row, &target.id, now));
                                 }
                                 outcome
                             }
@@ -478,6 +477,8 @@ fn import_batch(
         };
         outcomes.push(outcome);
     }
+    insert_rows!(conn, users::table, &new_users);
+    insert_rows!(conn, legacy_users::table, &new_maps);
     insert_events(conn, &events)?;
     Ok(outcomes)
 }
@@ -568,23 +569,15 @@ fn overwrite(
     Ok(ImportOutcome::Updated(id))
 }
 
-fn map(
-    conn: &mut AnyConnection,
-    row: &ImportedUser,
-    user_id: &str,
-    now: i64,
-) -> Result<(), DbError> {
-    diesel::insert_into(legacy_users::table)
-        .values(&Mapping {
-            legacy_id: row.legacy_id,
-            user_id: user_id.to_owned(),
-            row_digest: row.row_digest.clone(),
-            password_digest: row.password_digest.clone(),
-            imported_at: now,
-            updated_at: now,
-        })
-        .execute(conn)?;
-    Ok(())
+fn mapping(row: &ImportedUser, user_id: &str, now: i64) -> Mapping {
+    Mapping {
+        legacy_id: row.legacy_id,
+        user_id: user_id.to_owned(),
+        row_digest: row.row_digest.clone(),
+        password_digest: row.password_digest.clone(),
+        imported_at: now,
+        updated_at: now,
+    }
 }
 
 fn audit(action: &str, user: Uuid, legacy_id: i64) -> AuditEvent {
