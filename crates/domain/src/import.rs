@@ -6,6 +6,7 @@ use std::str::FromStr;
 use chrono::{NaiveDateTime, Utc};
 use uuid::Uuid;
 
+use crate::error::FieldErrors;
 use crate::model::{NewUser, Role, Status, Timestamp};
 use crate::values::{Email, Username, parse_avatar_url, parse_name, parse_phone};
 
@@ -105,41 +106,69 @@ pub enum ImportOutcome {
 }
 
 /// Check a legacy row against arcana's rules. `hash_check` tells whether arcana can verify a
-/// password against the stored hash (the `crypto` crate's formats). `Err` is the reason.
+/// password against the stored hash (the `crypto` crate's formats). `Err` names every column
+/// that failed and why (`username: …; phone: …`).
 pub fn check_legacy_user(
     row: &LegacyUser,
     hash_check: impl Fn(&str) -> Result<(), &'static str>,
     digest: impl Fn(&str) -> String,
 ) -> Result<ImportedUser, String> {
-    let field = |name: &'static str| move |e: String| format!("{name}: {e}");
-    let username = Username::parse(&row.username).map_err(field("username"))?;
-    let email = Email::parse(&row.email).map_err(field("email"))?;
-    hash_check(&row.password_hash)
-        .map_err(|e| format!("password_hash: not a hash arcana can verify ({e})"))?;
-    let first_name = parse_name(row.first_name.as_deref()).map_err(field("first_name"))?;
-    let last_name = parse_name(row.last_name.as_deref()).map_err(field("last_name"))?;
-    let phone = parse_phone(row.phone.as_deref()).map_err(field("phone"))?;
-    let avatar_url = parse_avatar_url(row.avatar_url.as_deref()).map_err(field("avatar_url"))?;
-    let role: Role = enum_name(&row.role).map_err(field("role"))?;
-    let mut status: Status = enum_name(&row.status).map_err(field("status"))?;
+    let mut errs = FieldErrors::new();
+    let username = errs.check("username", Username::parse(&row.username));
+    let email = errs.check("email", Email::parse(&row.email));
+    errs.check(
+        "password_hash",
+        hash_check(&row.password_hash).map_err(|e| format!("not a hash arcana can verify ({e})")),
+    );
+    let first_name = errs.check("first_name", parse_name(row.first_name.as_deref()));
+    let last_name = errs.check("last_name", parse_name(row.last_name.as_deref()));
+    let phone = errs.check("phone", parse_phone(row.phone.as_deref()));
+    let avatar_url = errs.check("avatar_url", parse_avatar_url(row.avatar_url.as_deref()));
+    let role = errs.check("role", enum_name::<Role>(&row.role));
+    let status = errs.check("status", enum_name::<Status>(&row.status));
+    let time = |t: Option<&str>| t.map(naive_utc).transpose();
+    let created_at = errs.check(
+        "created_at",
+        time(row.created_at.as_deref()).and_then(|t| t.ok_or_else(|| "is missing".to_owned())),
+    );
+    let updated_at = errs.check("updated_at", time(row.updated_at.as_deref()));
+    let last_login_at = errs.check("last_login_at", time(row.last_login_at.as_deref()));
+    let (
+        Some(username),
+        Some(email),
+        Some(first_name),
+        Some(last_name),
+        Some(phone),
+        Some(avatar_url),
+        Some(role),
+        Some(mut status),
+        Some(created_at),
+        Some(updated_at),
+        Some(last_login_at),
+    ) = (
+        username,
+        email,
+        first_name,
+        last_name,
+        phone,
+        avatar_url,
+        role,
+        status,
+        created_at,
+        updated_at,
+        last_login_at,
+    )
+    else {
+        return Err(reasons(&errs));
+    };
+    if !errs.is_empty() {
+        return Err(reasons(&errs));
+    }
     // `is_active = false` kept an ACTIVE account from signing in: it stays unable to.
     if !row.is_active && status == Status::Active {
         status = Status::Inactive;
     }
-    let created_at = row
-        .created_at
-        .as_deref()
-        .ok_or_else(|| "created_at: is missing".to_owned())
-        .and_then(|t| naive_utc(t).map_err(field("created_at")))?;
-    let updated_at = match row.updated_at.as_deref() {
-        Some(t) => naive_utc(t).map_err(field("updated_at"))?,
-        None => created_at,
-    };
-    let last_login_at = row
-        .last_login_at
-        .as_deref()
-        .map(|t| naive_utc(t).map_err(field("last_login_at")))
-        .transpose()?;
+    let updated_at = updated_at.unwrap_or(created_at);
     let row_digest = digest(
         &serde_json::json!([
             row.username,
@@ -180,6 +209,15 @@ pub fn check_legacy_user(
         row_digest,
         password_digest: digest(&row.password_hash),
     })
+}
+
+/// `column: problem; column: problem`, in column order of the map.
+fn reasons(errs: &FieldErrors) -> String {
+    errs.0
+        .iter()
+        .map(|(field, problems)| format!("{field}: {}", problems.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// SQLAlchemy's `Enum` stores the member NAME (`ADMIN`); a deployment configured to store
@@ -285,6 +323,18 @@ mod tests {
             let err = check(&r).expect_err(reason);
             assert!(err.starts_with(reason), "{err}");
         }
+    }
+
+    #[test]
+    fn every_problem_of_a_row_is_named() {
+        let mut r = row();
+        r.username = "a b".into();
+        r.phone = Some("call me".into());
+        r.status = "GONE".into();
+        let err = check(&r).expect_err("three problems");
+        assert!(err.starts_with("phone: "), "{err}");
+        assert!(err.contains("; status: must be one of"), "{err}");
+        assert!(err.contains("; username: may contain only"), "{err}");
     }
 
     #[test]

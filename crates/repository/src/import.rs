@@ -1,7 +1,7 @@
 //! Import from arcana-cloud-python: reading its `users` table ([`LegacySource`], on any of the
 //! three backends) and writing the rows into this database ([`Database::import_users`]), with
 //! the mapping from the Python ids kept in `legacy_users`.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::Utc;
 use diesel::prelude::*;
@@ -16,7 +16,7 @@ use crate::audit::insert_events;
 use crate::connection::{AnyConnection, Manager, insert_rows};
 use crate::database::{Database, rehearsal, write_transaction};
 use crate::error::DbError;
-use crate::models::{UserRow, micros, name_key};
+use crate::models::{UserRow, micros, name_key, parse_id};
 use crate::schema::{legacy_users, users};
 use crate::sessions::revoke_sessions;
 use crate::url::{Backend, DatabaseUrl, SqliteTarget};
@@ -255,7 +255,8 @@ struct Mapping {
 }
 
 impl Database {
-    /// Write one batch of checked rows in one transaction (or, with `dry_run`, do it and roll
+    /// Write one batch of checked rows (no two of them with the same username or email,
+    /// ignoring case: the caller refuses repeats) in one transaction (or, with `dry_run`, do it and roll
     /// it back): a row imported before is unchanged, or changed in the source and then handled
     /// by `policy`, as is a row whose username or email an arcana user already has. Under
     /// [`ConflictPolicy::Fail`] a conflict rolls the whole batch back (its rows then say
@@ -294,11 +295,11 @@ impl Database {
                     Ok(outcomes
                         .into_iter()
                         .map(|o| match o {
-                            ImportOutcome::Created(_)
-                            | ImportOutcome::Updated(_)
-                            | ImportOutcome::Unchanged(_) => ImportOutcome::Skipped(
-                                "not written: the batch had a conflict".into(),
-                            ),
+                            ImportOutcome::Created(_) | ImportOutcome::Updated(_) => {
+                                ImportOutcome::Skipped(
+                                    "not written: the batch had a conflict".into(),
+                                )
+                            }
                             other => other,
                         })
                         .collect())
@@ -372,21 +373,12 @@ fn import_batch(
         .into_iter()
         .collect();
     let mut admins: Option<Vec<String>> = None;
-    let mut seen_usernames = HashSet::new();
-    let mut seen_emails = HashSet::new();
     let mut events = Vec::new();
     let (mut new_users, mut new_maps) = (Vec::new(), Vec::new());
     let mut outcomes = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         let live = row.user.status != Status::Deleted;
         let (ukey, ekey) = (&usernames[i], &emails[i]);
-        if live && (!seen_usernames.insert(ukey.clone()) || !seen_emails.insert(ekey.clone())) {
-            outcomes.push(ImportOutcome::Refused(
-                "username or email repeats another row of the source (arcana compares them ignoring case)"
-                    .into(),
-            ));
-            continue;
-        }
         // Whom the row would collide with: owners of its username and email other than `own`.
         let rivals = |own: Option<&str>| -> Vec<&str> {
             let mut r: Vec<&str> = [by_username.get(ukey), by_email.get(ekey)]
@@ -404,7 +396,7 @@ fn import_batch(
                 outcomes.push(ImportOutcome::Refused("its arcana user vanished".into()));
                 continue;
             };
-            let id = parse_uuid(&m.user_id)?;
+            let id = parse_id(&m.user_id)?;
             if m.row_digest == row.row_digest {
                 ImportOutcome::Unchanged(id)
             } else if target.status == Status::Deleted.as_str() {
@@ -564,7 +556,7 @@ fn overwrite(
             legacy_users::updated_at.eq(now),
         ))
         .execute(conn)?;
-    let id = parse_uuid(&target.id)?;
+    let id = parse_id(&target.id)?;
     events.push(audit(IMPORT_UPDATED, id, row.legacy_id));
     Ok(ImportOutcome::Updated(id))
 }
@@ -592,10 +584,6 @@ fn audit(action: &str, user: Uuid, legacy_id: i64) -> AuditEvent {
         request_id: None,
         details: Some(serde_json::json!({ "legacy_id": legacy_id }).to_string()),
     }
-}
-
-fn parse_uuid(s: &str) -> Result<Uuid, DbError> {
-    crate::models::parse_id(s)
 }
 
 #[cfg(test)]
