@@ -140,9 +140,15 @@ async fn pass(db: &Database, args: &ImportArgs, dry_run: bool) -> anyhow::Result
     let total = source.count().await.map_err(describe)?;
     let progress = indicatif::ProgressBar::new(total).with_style(
         indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:40}] {pos}/{len} rows, {per_sec}, {eta} left",
+            "{msg} [{bar:24}] {pos}/{len} rows, {rate} rows/s, {eta} left",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}", state.per_sec());
+            },
+        )
         .progress_chars("=> "),
     );
     progress.set_message(if dry_run { "checking" } else { "importing" });
