@@ -124,8 +124,9 @@ class Target:
         )
 
     @contextmanager
-    def serve(self):
-        """The monolith over this database; yields its REST base URL."""
+    def serve(self, **extra: str):
+        """The monolith over this database (with `extra` environment); yields its REST base
+        URL."""
         http = free_port()
         log = open(self.tmp / f"arcana-{http}.log", "w")
         p = subprocess.Popen(
@@ -135,6 +136,7 @@ class Target:
                 ARCANA_GRPC_ADDR=f"127.0.0.1:{free_port()}",
                 ARCANA_METRICS_ADDR=f"127.0.0.1:{free_port()}",
                 RUST_LOG="info",
+                **extra,
             ),
             stdout=log,
             stderr=subprocess.STDOUT,

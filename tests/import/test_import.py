@@ -217,6 +217,28 @@ def test_conflicts_follow_the_policy(backend, source_factory, target_factory):
         assert sorted(actions) == [("user.import_updated", 2), ("user.imported", 1)]
 
 
+def test_the_last_admin_is_never_demoted_by_an_import(source_factory, target_factory):
+    source = source_factory("sqlite")
+    target = target_factory("sqlite")
+    with python_era.session(source) as s:
+        s.add(User("root", "root@example.com", "Python-Passw0rd1", method="pbkdf2:sha256:1000"))
+        s.commit()
+    admin = dict(
+        ARCANA_BOOTSTRAP_ADMIN_USERNAME="root",
+        ARCANA_BOOTSTRAP_ADMIN_EMAIL="root@example.com",
+        ARCANA_BOOTSTRAP_ADMIN_PASSWORD="Arcana-Passw0rd1",
+    )
+    with target.serve(**admin) as base:
+        assert login(base, "root", "Arcana-Passw0rd1").status_code == 200
+        rc, report, _ = target.import_(source, "--on-conflict", "update")
+        assert (rc, report["updated"]) == (0, 0), report
+        assert "last active admin" in report["skipped"][0]["reason"], report
+        assert target.query("SELECT role, status FROM users WHERE username = 'root'") == [
+            ("admin", "active")
+        ]
+        assert login(base, "root", "Arcana-Passw0rd1").status_code == 200
+
+
 def test_a_source_that_is_not_arcana_cloud_python_is_refused(target_factory, tmp_path):
     target = target_factory("sqlite")
     missing = tmp_path / "missing.db"
