@@ -3,6 +3,7 @@
 //! The derived `MultiConnection::establish` tries every backend in turn and swallows the errors,
 //! so the pool uses [`Manager`], which opens exactly the backend the URL names and keeps the
 //! driver's error for the log.
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -39,6 +40,8 @@ pub(crate) struct Pooled {
     pub conn: AnyConnection,
     pub returned: Instant,
     pub broken: bool,
+    /// The pool's [`Manager::open`], released after `conn` is closed.
+    _open: Arc<()>,
 }
 
 impl Pooled {
@@ -73,6 +76,10 @@ pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct Manager {
     pub url: DatabaseUrl,
+    /// Held by the manager and by every connection it opened: when the last of them is gone,
+    /// no thread of the pool is opening, using or closing a connection any more (see
+    /// `database::PoolClosed`).
+    pub open: Arc<()>,
 }
 
 /// Why a connection could not be made or checked; `Display` never contains the password.
@@ -88,6 +95,13 @@ impl std::fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {}
 
 impl Manager {
+    pub fn new(url: DatabaseUrl) -> Manager {
+        Manager {
+            url,
+            open: Arc::default(),
+        }
+    }
+
     pub fn establish(&self) -> Result<AnyConnection, ConnectError> {
         let target = self.url.target.as_str();
         let conn = match self.url.backend {
@@ -118,6 +132,7 @@ impl r2d2::ManageConnection for Manager {
             conn: self.establish()?,
             returned: Instant::now(),
             broken: false,
+            _open: self.open.clone(),
         })
     }
 

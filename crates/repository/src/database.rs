@@ -37,6 +37,31 @@ pub struct Database {
     /// (otherwise every waiting request parks a thread on r2d2's condition variable: ~180
     /// threads, four context switches per request and per-thread malloc arenas under load).
     slots: Arc<tokio::sync::Semaphore>,
+    /// Dropped with the last handle, after `pool`: waits for the pool's threads.
+    _closed: Arc<PoolClosed>,
+}
+
+/// How long the last [`Database`] handle waits for the pool's threads.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Makes the last `Database` handle, once the pool is dropped, wait until r2d2's worker threads
+/// are done with every connection they were opening or closing. A process that ends right after
+/// (a test, a binary after its drain) otherwise ran the client libraries' exit-time cleanup under
+/// those threads: OpenSSL's atexit handler freed what a TLS handshake to PostgreSQL was using
+/// (SIGSEGV), Kerberos' destructor a mutex libpq's GSSAPI probe held (SIGABRT).
+struct PoolClosed(std::sync::Weak<()>);
+
+impl Drop for PoolClosed {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while self.0.strong_count() > 0 {
+            if Instant::now() >= deadline {
+                tracing::warn!("the database pool is still opening or closing connections");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
 }
 
 impl fmt::Debug for Database {
@@ -79,7 +104,8 @@ impl Database {
                 .map_err(|e| unavailable("cannot create the SQLite database file", &e))?;
         }
 
-        let manager = Manager { url: url.clone() };
+        let manager = Manager::new(url.clone());
+        let open = Arc::downgrade(&manager.open);
         let pragmas = SqlitePragmas { wal: !memory };
         // One direct connection first: fails fast (the pool would retry until its timeout) and
         // keeps the driver's own message for the log.
@@ -120,6 +146,7 @@ impl Database {
             backend: url.backend,
             dropped_at: Arc::default(),
             slots,
+            _closed: Arc::new(PoolClosed(open)),
         })
     }
 

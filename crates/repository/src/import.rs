@@ -101,7 +101,7 @@ impl LegacySource {
                     .replace('#', "%23");
                 url.target = format!("file:{escaped}?mode=ro");
             }
-            let manager = Manager { url };
+            let manager = Manager::new(url);
             manager.establish().map_err(|e| {
                 Error::validation("from", format!("cannot connect to the source: {e}"))
             })

@@ -6,6 +6,7 @@ mod commands;
 #[macro_use]
 mod support;
 mod contract;
+mod exit;
 mod grpc;
 mod maintenance;
 mod mfa;
