@@ -91,19 +91,22 @@ fn map_diesel(e: DieselError) -> Error {
     }
 }
 
-/// Driver errors without a kind of their own that mean "try again later".
+/// Driver errors without a kind of their own that mean "try again later". Compared ignoring
+/// case: the client libraries word the same error differently (libmysqlclient's "MySQL server
+/// has gone away" is MariaDB Connector/C's "Server has gone away").
 fn is_transient(message: &str) -> bool {
     const TRANSIENT: &[&str] = &[
         "database is locked",           // SQLite busy timeout expired
         "database table is locked",     // SQLite
-        "server has gone away",         // MySQL 2006
-        "Lost connection",              // MySQL 2013
-        "Lock wait timeout exceeded",   // MySQL 1205
-        "Too many connections",         // MySQL 1040
+        "server has gone away",         // MySQL/MariaDB 2006
+        "lost connection",              // MySQL/MariaDB 2013
+        "lock wait timeout exceeded",   // MySQL 1205
+        "too many connections",         // MySQL 1040
         "terminating connection",       // PostgreSQL admin shutdown
         "server closed the connection", // libpq
         "deadlock detected",            // PostgreSQL 40P01, after the retries
     ];
+    let message = message.to_ascii_lowercase();
     TRANSIENT.iter().any(|t| message.contains(t))
 }
 
@@ -203,6 +206,28 @@ mod tests {
                 }
                 other => panic!("{message}: {other:?}"),
             }
+        }
+    }
+
+    fn unknown(message: &'static str) -> Error {
+        DbError::from(DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new(Info(message, None)),
+        ))
+        .into()
+    }
+
+    /// A MariaDB connection the server dropped answers 2013 or, as often the first answer when
+    /// the socket already failed, 2006: both are "try again", in every client's wording.
+    #[test]
+    fn dropped_mysql_connections_are_unavailable() {
+        for message in [
+            "Server has gone away",                         // MariaDB Connector/C 3, 2006
+            "Lost connection to server during query",       // MariaDB Connector/C 3, 2013
+            "MySQL server has gone away",                   // libmysqlclient, 2006
+            "Lost connection to MySQL server during query", // libmysqlclient, 2013
+        ] {
+            assert!(matches!(unknown(message), Error::Unavailable), "{message}");
         }
     }
 
