@@ -310,11 +310,11 @@ pub struct OpsArgs {
     pub metrics_addr: SocketAddr,
 }
 
-/// The command line of `binary` (`env!("CARGO_BIN_NAME")`), parsed with that binary's own
-/// defaults (`with_binary_defaults`); exits with clap's message on bad usage, as
-/// `clap::Parser::parse` does.
-pub fn parse_args<C: clap::Parser>(binary: &str) -> C {
-    let mut command = with_binary_defaults(C::command(), binary);
+/// The command line of `binary` (its name in `--help`), parsed with that binary's own defaults
+/// (`with_binary_defaults`); exits with clap's message on bad usage, as `clap::Parser::parse`
+/// does.
+pub fn parse_args<C: clap::Parser>(binary: &'static str) -> C {
+    let mut command = with_binary_defaults(C::command().name(binary), binary);
     let mut matches = command.clone().get_matches();
     C::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut command).exit())
 }

@@ -1,2 +1,5 @@
-//! `arcana-service`: the service layer: auth and users, over internal gRPC (see `service_main.rs`).
-include!("../service_main.rs");
+//! `arcana-service`: the service layer with auth and users, over internal gRPC (see
+//! `programs/service.rs`).
+fn main() -> std::process::ExitCode {
+    arcana::programs::service::main(arcana::layers::service::Contexts::Both)
+}

@@ -1,2 +1,5 @@
-//! `arcana-user-service`: the user service: user administration, over internal gRPC (see `service_main.rs`).
-include!("../service_main.rs");
+//! `arcana-user-service`: the service layer with user administration, over internal gRPC (see
+//! `programs/service.rs`).
+fn main() -> std::process::ExitCode {
+    arcana::programs::service::main(arcana::layers::service::Contexts::Users)
+}
