@@ -191,21 +191,52 @@ impl Upstream {
         rpc: &'static str,
         retry: Retry,
         client: &C,
-        request: impl Fn() -> Request<M>,
+        request: impl Fn() -> Request<M> + Sync,
         call: F,
     ) -> domain::Result<T>
     where
-        C: Clone,
-        F: Fn(C, Request<M>) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<W>, Status>>,
+        C: Clone + Sync,
+        F: Fn(C, Request<M>) -> Fut + Sync,
+        Fut: Future<Output = Result<tonic::Response<W>, Status>> + Send,
+        W: Send,
         T: TryFrom<W, Error = domain::Error>,
     {
+        // Only this part depends on the call's types; the rest (`send`) is compiled once, not
+        // once per rpc.
+        let answer = std::sync::Mutex::new(None);
+        let attempt = || -> Attempt<'_> {
+            let sent = call(client.clone(), request());
+            let answer = &answer;
+            Box::pin(async move {
+                let response = sent.await?;
+                if let Ok(mut answer) = answer.lock() {
+                    *answer = Some(response.into_inner());
+                }
+                Ok(())
+            })
+        };
+        self.send(rpc, retry, &attempt)
+            .await
+            .map_err(crate::status::to_error)?;
+        let answer = answer.into_inner().ok().flatten().ok_or_else(|| {
+            domain::Error::internal(format!("{rpc}: an answered call left no answer"))
+        })?;
+        crate::convert::decode(answer)
+    }
+
+    /// The attempts of one call: deadline, retries, span and metrics.
+    async fn send<'a>(
+        &self,
+        rpc: &'static str,
+        retry: Retry,
+        attempt: &(dyn Fn() -> Attempt<'a> + Sync),
+    ) -> Result<(), Status> {
         let started = std::time::Instant::now();
         let span = tracing::info_span!("grpc_client", rpc, otel.name = rpc, otel.kind = "client");
         // Each attempt: only while some endpoint takes calls, and never longer than the deadline
         // (a balance left without endpoints would otherwise wait for one for ever).
         let attempt = || {
-            let sent = self.usable().map(|()| call(client.clone(), request()));
+            let sent = self.usable().map(|()| attempt());
             let deadline = self.deadline;
             async move {
                 match tokio::time::timeout(deadline, sent?).await {
@@ -222,15 +253,18 @@ impl Upstream {
             Retry::Write => retry_unsent(attempt).instrument(span).await,
         };
         let code = match &answer {
-            Ok(_) => "Ok".to_owned(),
+            Ok(()) => "Ok".to_owned(),
             Err(s) => format!("{:?}", s.code()),
         };
         metrics::counter!("grpc_client_requests_total", "rpc" => rpc, "code" => code).increment(1);
         metrics::histogram!("grpc_client_request_duration_seconds", "rpc" => rpc)
             .record(started.elapsed().as_secs_f64());
-        crate::convert::decode(answer.map_err(crate::status::to_error)?.into_inner())
+        answer
     }
 }
+
+/// One attempt of a call; its answer is kept by the caller.
+type Attempt<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), Status>> + Send + 'a>>;
 
 /// Run an idempotent read, retrying twice (50 ms, 150 ms) when the upstream is unavailable.
 pub async fn retry_read<T, F, Fut>(mut op: F) -> Result<T, Status>

@@ -205,14 +205,43 @@ pub fn internal<S>(
 }
 
 /// Answer one call: `body` runs with the caller's request id in scope (the one task-local of
-/// [`crate::context`]) and on a span (in the caller's trace, `parent`); its domain error becomes the one `Status` mapping (internal
-/// causes logged, never sent); the request id is echoed in `x-request-id`.
-pub async fn answer<R>(
+/// [`crate::context`]) and on a span (in the caller's trace, `parent`); its domain error becomes
+/// the one `Status` mapping (internal causes logged, never sent); the request id is echoed in
+/// `x-request-id`.
+pub async fn answer<R: Send>(
     rpc: &'static str,
     request_id: Option<String>,
     parent: crate::trace::Parent,
-    body: impl Future<Output = domain::Result<R>>,
+    body: impl Future<Output = domain::Result<R>> + Send,
 ) -> Result<tonic::Response<R>, tonic::Status> {
+    // Only this part depends on the call's types; `observe` is compiled once, not once per rpc.
+    let mut value = None;
+    let body = async {
+        value = Some(body.await?);
+        Ok(())
+    };
+    let (outcome, echo) = observe(rpc, request_id, parent, Box::pin(body)).await;
+    outcome?;
+    let mut response = tonic::Response::new(value.ok_or_else(|| {
+        tonic::Status::internal(format!("{rpc}: an answered call left no answer"))
+    })?);
+    if let Some(v) = echo {
+        response.metadata_mut().insert(context::REQUEST_ID, v);
+    }
+    Ok(response)
+}
+
+/// The call-independent part of [`answer`]: span, request id, metrics and the error's `Status`
+/// (carrying the echoed request id); the request id to echo on a success.
+async fn observe(
+    rpc: &'static str,
+    request_id: Option<String>,
+    parent: crate::trace::Parent,
+    body: std::pin::Pin<Box<dyn Future<Output = domain::Result<()>> + Send + '_>>,
+) -> (
+    Result<(), tonic::Status>,
+    Option<MetadataValue<tonic::metadata::Ascii>>,
+) {
     let span = tracing::info_span!(
         "grpc",
         rpc,
@@ -225,23 +254,21 @@ pub async fn answer<R>(
     let started = std::time::Instant::now();
     let outcome = context::with_request_id(request_id.clone(), body.instrument(span.clone())).await;
     let code = match &outcome {
-        Ok(_) => "Ok",
+        Ok(()) => "Ok",
         Err(e) => e.code(),
     };
     metrics::counter!("grpc_server_requests_total", "rpc" => rpc, "code" => code).increment(1);
     metrics::histogram!("grpc_server_request_duration_seconds", "rpc" => rpc)
         .record(started.elapsed().as_secs_f64());
     let echo = request_id.and_then(|id| MetadataValue::try_from(id).ok());
-    let mut answer = outcome
-        .map(tonic::Response::new)
-        .map_err(|e| span.in_scope(|| crate::status::to_status(e)));
-    if let Some(v) = echo {
-        match &mut answer {
-            Ok(r) => r.metadata_mut().insert(context::REQUEST_ID, v),
-            Err(s) => s.metadata_mut().insert(context::REQUEST_ID, v),
-        };
-    }
-    answer
+    let outcome = outcome.map_err(|e| {
+        let mut status = span.in_scope(|| crate::status::to_status(e));
+        if let Some(v) = &echo {
+            status.metadata_mut().insert(context::REQUEST_ID, v.clone());
+        }
+        status
+    });
+    (outcome, echo)
 }
 
 static DRAINING: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> = std::sync::OnceLock::new();

@@ -45,11 +45,12 @@ type Answer<T> = std::result::Result<Response<T>, Status>;
 async fn handle<Req, R, W, Fut>(
     rpc: &'static str,
     req: Request<Req>,
-    f: impl FnOnce(Req) -> Fut,
+    f: impl FnOnce(Req) -> Fut + Send,
 ) -> Answer<W>
 where
-    Fut: Future<Output = Result<R>>,
-    W: From<R>,
+    Fut: Future<Output = Result<R>> + Send,
+    W: From<R> + Send,
+    Req: Send,
 {
     let request_id = context::from_metadata(req.metadata());
     let parent = crate::trace::Parent::of(req.metadata().as_ref());

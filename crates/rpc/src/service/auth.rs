@@ -436,7 +436,8 @@ async fn check<T, R, F, Fut>(
 ) -> std::result::Result<Response<R>, Status>
 where
     F: FnOnce(T) -> Fut,
-    Fut: std::future::Future<Output = domain::Result<R>>,
+    Fut: std::future::Future<Output = domain::Result<R>> + Send,
+    R: Send,
 {
     let source = NoCaller;
     let request_id = source.context(&Call::of(&req)).request_id;

@@ -116,8 +116,10 @@ pub(crate) async fn public<P, T, R, F, Fut>(
 ) -> std::result::Result<Response<R>, Status>
 where
     P: PrincipalSource,
-    F: FnOnce(RequestContext, T) -> Fut,
-    Fut: Future<Output = Result<R>>,
+    F: FnOnce(RequestContext, T) -> Fut + Send,
+    T: Send,
+    Fut: Future<Output = Result<R>> + Send,
+    R: Send,
 {
     let ctx = source.context(&Call::of(&req));
     let request_id = ctx.request_id.clone();
@@ -138,8 +140,10 @@ pub(crate) async fn bearer<P, T, R, F, Fut>(
 ) -> std::result::Result<Response<R>, Status>
 where
     P: PrincipalSource,
-    F: FnOnce(Caller, T) -> Fut,
-    Fut: Future<Output = Result<R>>,
+    F: FnOnce(Caller, T) -> Fut + Send,
+    T: Send,
+    Fut: Future<Output = Result<R>> + Send,
+    R: Send,
 {
     let ctx = source.context(&Call::of(&req));
     let request_id = ctx.request_id.clone();
@@ -162,10 +166,11 @@ pub(crate) async fn run<P, R>(
     rpc: &'static str,
     request_id: Option<String>,
     parent: crate::trace::Parent,
-    body: impl Future<Output = Result<R>>,
+    body: impl Future<Output = Result<R>> + Send,
 ) -> std::result::Result<Response<R>, Status>
 where
     P: PrincipalSource,
+    R: Send,
 {
     let started = Instant::now();
     let answer = crate::server::answer(rpc, request_id, parent, body).await;

@@ -44,8 +44,10 @@ impl<P: PrincipalSource> OidcProviderGrpc<P> {
     /// One call: the request facts, then `f(ctx, message)`.
     async fn call<T, R, F, Fut>(&self, rpc: &'static str, req: Request<T>, f: F) -> Answer<R>
     where
-        F: FnOnce(RequestContext, T) -> Fut,
-        Fut: std::future::Future<Output = Result<R>>,
+        F: FnOnce(RequestContext, T) -> Fut + Send,
+        T: Send,
+        Fut: std::future::Future<Output = Result<R>> + Send,
+        R: Send,
     {
         let ctx = self.source.context(&Call::of(&req));
         let request_id = ctx.request_id.clone();
@@ -216,10 +218,11 @@ impl OidcProviderClient {
         f: F,
     ) -> Result<T>
     where
-        M: Clone,
+        M: Clone + Sync,
+        W: Send,
         T: TryFrom<W, Error = domain::Error>,
-        F: Fn(OidcProviderServiceClient<Channel>, Request<M>) -> Fut,
-        Fut: std::future::Future<Output = std::result::Result<Response<W>, Status>>,
+        F: Fn(OidcProviderServiceClient<Channel>, Request<M>) -> Fut + Sync,
+        Fut: std::future::Future<Output = std::result::Result<Response<W>, Status>> + Send,
     {
         let up = &self.upstream;
         up.call(
