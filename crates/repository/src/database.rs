@@ -41,6 +41,10 @@ pub struct Database {
     _closed: Arc<PoolClosed>,
 }
 
+/// A blocking job of [`Database::run`], its answer's type erased.
+type Job =
+    Box<dyn FnOnce(&mut AnyConnection) -> Result<Box<dyn std::any::Any + Send>, DbError> + Send>;
+
 /// How long the last [`Database`] handle waits for the pool's threads.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -188,6 +192,20 @@ impl Database {
         F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
     {
+        // Only this part depends on the call's types; `run_job` is compiled once, not once per
+        // repository method (85 of them).
+        let answer = self
+            .run_job(Box::new(move |conn| {
+                f(conn).map(|t| Box::new(t) as Box<dyn std::any::Any + Send>)
+            }))
+            .await?;
+        answer
+            .downcast::<T>()
+            .map(|t| *t)
+            .map_err(|_| Error::internal("a database job answered with another type"))
+    }
+
+    async fn run_job(&self, f: Job) -> Result<Box<dyn std::any::Any + Send>> {
         let (pool, dropped_at) = (self.pool.clone(), self.dropped_at.clone());
         // A free slot is taken at once; only a wait arms the checkout timeout's timer.
         let slot = match self.slots.clone().try_acquire_owned() {
