@@ -233,18 +233,8 @@ mod tests {
 
     #[test]
     fn transient_and_other_errors() {
-        let e: Error = DbError::from(DieselError::DatabaseError(
-            DatabaseErrorKind::Unknown,
-            Box::new(Info("database is locked", None)),
-        ))
-        .into();
-        assert!(matches!(e, Error::Unavailable));
-        let e: Error = DbError::from(DieselError::DatabaseError(
-            DatabaseErrorKind::Unknown,
-            Box::new(Info("syntax error", None)),
-        ))
-        .into();
-        assert!(matches!(e, Error::Internal(_)));
+        assert!(matches!(unknown("database is locked"), Error::Unavailable));
+        assert!(matches!(unknown("syntax error"), Error::Internal(_)));
         let e: Error = DbError::from(Error::conflict(ConflictKind::LastAdmin, "x")).into();
         assert!(matches!(e, Error::Conflict { message, .. } if message == "x"));
     }
