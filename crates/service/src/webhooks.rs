@@ -116,9 +116,24 @@ pub(crate) struct Sender {
     policy: WebhookNetworkPolicy,
 }
 
+/// TLS for deliveries: rustls over aws-lc-rs (the provider of every other TLS client and server
+/// here) with the webpki roots, TLS 1.2 and 1.3.
+fn tls_config() -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(Error::internal)?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 impl Sender {
     fn new(policy: WebhookNetworkPolicy) -> Result<Self> {
         let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls_config()?)
             .dns_resolver(Arc::new(GuardedResolver(policy.clone())))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -721,5 +736,32 @@ mod tests {
         assert_eq!(a.status, Some(302));
         assert!(a.error.unwrap().contains("redirects are not followed"));
         assert_eq!(a.excerpt.as_deref(), Some("moved"));
+    }
+
+    /// An `https://` receiver gets a TLS ClientHello from the client's own configuration (no
+    /// process-wide provider is needed), and a receiver that hangs up is a failed attempt.
+    #[tokio::test]
+    async fn https_receivers_are_spoken_to_in_tls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hello = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 6];
+            s.read_exact(&mut head).await.unwrap();
+            head
+        });
+        let sender = Sender::new(loopback()).unwrap();
+        let a = sender
+            .send(
+                &delivery(&format!("https://{addr}/in")),
+                SECRET,
+                chrono::Utc::now(),
+            )
+            .await;
+        // A TLS record of type handshake (22), version 3.x, whose first message is a ClientHello (1).
+        let head = hello.await.unwrap();
+        assert_eq!((head[0], head[1], head[5]), (22, 3, 1), "{head:?}");
+        assert!(!a.delivered && a.status.is_none());
+        assert!(a.error.is_some());
     }
 }
