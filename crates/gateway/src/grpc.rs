@@ -27,10 +27,9 @@ use rpc::service::{
     AuthGrpc, Call, HealthReporter, OidcClientGrpc, PrincipalSource, Throttled, UserGrpc,
     WebhookGrpc, request_id_or_new,
 };
-use rpc::v1::auth_service_server::AuthServiceServer;
-use rpc::v1::oidc_client_service_server::OidcClientServiceServer;
-use rpc::v1::user_service_server::UserServiceServer;
-use rpc::v1::webhook_service_server::WebhookServiceServer;
+use rpc::v1::{
+    auth_service_rpcs, oidc_client_service_rpcs, user_service_rpcs, webhook_service_rpcs,
+};
 use tonic::Code;
 
 use crate::AppState;
@@ -113,16 +112,16 @@ impl PrincipalSource for BearerPrincipal {
 pub fn router_with_health(state: AppState) -> (GrpcRouter, HealthReporter) {
     let _ = crate::metrics::handle();
     let source = BearerPrincipal::new(state.clone());
-    let auth = AuthServiceServer::new(AuthGrpc::new(state.auth.clone(), source.clone()))
+    let auth = auth_service_rpcs::server(AuthGrpc::new(state.auth.clone(), source.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT);
-    let users = UserServiceServer::new(UserGrpc::new(state.users.clone(), source.clone()))
+    let users = user_service_rpcs::server(UserGrpc::new(state.users.clone(), source.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT);
-    let clients = OidcClientServiceServer::new(OidcClientGrpc::new(
+    let clients = oidc_client_service_rpcs::server(OidcClientGrpc::new(
         state.oidc_clients.clone(),
         source.clone(),
     ))
     .max_decoding_message_size(MESSAGE_LIMIT);
-    let webhooks = WebhookServiceServer::new(WebhookGrpc::new(state.webhooks.clone(), source))
+    let webhooks = webhook_service_rpcs::server(WebhookGrpc::new(state.webhooks.clone(), source))
         .max_decoding_message_size(MESSAGE_LIMIT);
     let cfg = &state.config;
     let limits = ServerLimits {
@@ -133,10 +132,10 @@ pub fn router_with_health(state: AppState) -> (GrpcRouter, HealthReporter) {
     };
     GrpcRouter::new()
         .with_limits(limits)
-        .add(auth)
-        .add(users)
-        .add(clients)
-        .add(webhooks)
+        .add_raw(auth)
+        .add_raw(users)
+        .add_raw(clients)
+        .add_raw(webhooks)
         .with_health_and_reflection()
 }
 

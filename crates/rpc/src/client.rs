@@ -15,6 +15,8 @@ use tokio::sync::watch;
 use crate::context;
 use crate::credential::InternalCredential;
 use crate::endpoints::{self, Availability, MakeEndpoint, Target};
+use crate::raw::{self, Rpc};
+use tonic::codegen::Bytes;
 
 /// Default deadline of one internal call.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
@@ -180,67 +182,60 @@ pub enum Retry {
 }
 
 impl Upstream {
-    /// One call to the layer below: `request` builds each attempt (credential, deadline, request
-    /// id, forwarded facts), `call` sends it on a clone of `client`; errors come back as the
-    /// domain error the server answered, and the answer is decoded (a message that does not
-    /// decode is the server's fault: `malformed_response`).
-    /// `rpc` names the call in `grpc_client_requests_total{rpc,code}` and
-    /// `grpc_client_request_duration_seconds{rpc}` (retries included in the duration).
-    pub async fn call<C, M, W, T, F, Fut>(
+    /// One call to the layer below: `msg` is encoded once, `request` wraps it for each attempt
+    /// (credential, deadline, request id, forwarded facts); errors come back as the domain error
+    /// the server answered, and the answer is decoded (a message that does not decode is the
+    /// server's fault: `malformed_response`). `rpc.name` names the call in
+    /// `grpc_client_requests_total{rpc,code}` and `grpc_client_request_duration_seconds{rpc}`
+    /// (retries included in the duration).
+    pub async fn call<M, W, T>(
         &self,
-        rpc: &'static str,
+        rpc: Rpc<M, W>,
         retry: Retry,
-        client: &C,
-        request: impl Fn() -> Request<M> + Sync,
-        call: F,
+        msg: &M,
+        request: &(dyn Fn(Bytes) -> Request<Bytes> + Sync),
     ) -> domain::Result<T>
     where
-        C: Clone + Sync,
-        F: Fn(C, Request<M>) -> Fut + Sync,
-        Fut: Future<Output = Result<tonic::Response<W>, Status>> + Send,
-        W: Send,
+        M: prost::Message,
+        W: prost::Message + Default,
         T: TryFrom<W, Error = domain::Error>,
     {
-        // Only this part depends on the call's types; the rest (`send`) is compiled once, not
-        // once per rpc.
-        let answer = std::sync::Mutex::new(None);
-        let attempt = || -> Attempt<'_> {
-            let sent = call(client.clone(), request());
-            let answer = &answer;
-            Box::pin(async move {
-                let response = sent.await?;
-                if let Ok(mut answer) = answer.lock() {
-                    *answer = Some(response.into_inner());
-                }
-                Ok(())
-            })
-        };
-        self.send(rpc, retry, &attempt)
+        // Only encoding and decoding depend on the call's types; `send` is compiled once.
+        let body = raw::encode(msg);
+        let answer = self
+            .send(rpc.path, rpc.name, retry, &|| request(body.clone()))
             .await
             .map_err(crate::status::to_error)?;
-        let answer = answer.into_inner().ok().flatten().ok_or_else(|| {
-            domain::Error::internal(format!("{rpc}: an answered call left no answer"))
+        let answer: W = raw::decode(answer).map_err(|s| {
+            crate::convert::malformed_response(domain::Error::internal(format!(
+                "{}: {}",
+                rpc.name,
+                s.message()
+            )))
         })?;
         crate::convert::decode(answer)
     }
 
     /// The attempts of one call: deadline, retries, span and metrics.
-    async fn send<'a>(
+    async fn send(
         &self,
+        path: &'static str,
         rpc: &'static str,
         retry: Retry,
-        attempt: &(dyn Fn() -> Attempt<'a> + Sync),
-    ) -> Result<(), Status> {
+        request: &(dyn Fn() -> Request<Bytes> + Sync),
+    ) -> Result<Bytes, Status> {
         let started = std::time::Instant::now();
         let span = tracing::info_span!("grpc_client", rpc, otel.name = rpc, otel.kind = "client");
         // Each attempt: only while some endpoint takes calls, and never longer than the deadline
         // (a balance left without endpoints would otherwise wait for one for ever).
         let attempt = || {
-            let sent = self.usable().map(|()| attempt());
+            let sent = self
+                .usable()
+                .map(|()| raw::unary(self.channel.clone(), path, request()));
             let deadline = self.deadline;
             async move {
                 match tokio::time::timeout(deadline, sent?).await {
-                    Ok(answer) => answer,
+                    Ok(answer) => answer.map(tonic::Response::into_inner),
                     Err(_) => Err(Status::deadline_exceeded(
                         "the layer below did not answer in time",
                     )),
@@ -253,7 +248,7 @@ impl Upstream {
             Retry::Write => retry_unsent(attempt).instrument(span).await,
         };
         let code = match &answer {
-            Ok(()) => "Ok".to_owned(),
+            Ok(_) => "Ok".to_owned(),
             Err(s) => format!("{:?}", s.code()),
         };
         metrics::counter!("grpc_client_requests_total", "rpc" => rpc, "code" => code).increment(1);
@@ -262,9 +257,6 @@ impl Upstream {
         answer
     }
 }
-
-/// One attempt of a call; its answer is kept by the caller.
-type Attempt<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), Status>> + Send + 'a>>;
 
 /// Run an idempotent read, retrying twice (50 ms, 150 ms) when the upstream is unavailable.
 pub async fn retry_read<T, F, Fut>(mut op: F) -> Result<T, Status>

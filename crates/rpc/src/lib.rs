@@ -7,6 +7,7 @@ pub mod convert;
 pub mod credential;
 pub mod endpoints;
 pub mod ops;
+pub mod raw;
 pub mod repository;
 pub mod server;
 pub mod service;

@@ -15,12 +15,10 @@ use std::future::Future;
 use tonic::body::Body;
 use tonic::metadata::MetadataValue;
 use tonic::server::NamedService;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
 use tracing::Instrument;
 
 use crate::context;
-use crate::credential::InternalCredential;
+use crate::raw::RawServer;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
@@ -74,10 +72,9 @@ impl GrpcRouter {
         self
     }
 
-    /// Add a generated service (`FooServer::new(..)`, possibly wrapped in an interceptor:
-    /// `FooServer::with_interceptor(..)` answers with its own body type, boxed here).
+    /// Add a generated service (`FooServer::new(..)`, e.g. health and reflection).
     #[allow(clippy::should_implement_trait)] // a builder step, not `Add`
-    pub fn add<S, B>(mut self, svc: S) -> Self
+    pub fn add<S, B>(self, svc: S) -> Self
     where
         S: Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
             + NamedService
@@ -89,9 +86,30 @@ impl GrpcRouter {
         B: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
         B::Error: Into<tonic::codegen::StdError>,
     {
+        self.add_named(S::NAME, svc)
+    }
+
+    /// Add one of our services (`foo_service_rpcs::server(..)`, see [`crate::raw`]).
+    pub fn add_raw(self, svc: RawServer) -> Self {
+        self.add_named(svc.name(), svc)
+    }
+
+    /// Add `svc` as the service `name` (possibly wrapped in an interceptor, which answers with
+    /// its own body type, boxed here).
+    fn add_named<S, B>(mut self, name: &'static str, svc: S) -> Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        B: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+        B::Error: Into<tonic::codegen::StdError>,
+    {
         let svc = svc.map_response(|r: http::Response<B>| r.map(Body::new));
         let routes = Arc::make_mut(&mut self.routes);
-        routes.insert(S::NAME, BoxCloneSyncService::new(svc));
+        routes.insert(name, BoxCloneSyncService::new(svc));
         self
     }
 
@@ -193,15 +211,6 @@ impl Service<http::Request<Body>> for GrpcRouter {
             }),
         }
     }
-}
-
-/// `svc` behind `credential`: every call without it is refused with UNAUTHENTICATED before any
-/// handler runs. The one credential wrapper of every internal port.
-pub fn internal<S>(
-    svc: S,
-    credential: &InternalCredential,
-) -> InterceptedService<S, impl Interceptor + Clone + use<S>> {
-    InterceptedService::new(svc, credential.interceptor())
 }
 
 /// Answer one call: `body` runs with the caller's request id in scope (the one task-local of

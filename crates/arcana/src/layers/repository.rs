@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rpc::credential::InternalCredential;
-use rpc::internal::repository_service_server::RepositoryServiceServer;
-use tonic::server::NamedService;
 
 use crate::config::{DbArgs, describe};
 use crate::runtime::{Shutdown, bind};
@@ -66,14 +64,14 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let (router, reporter) = rpc::server::GrpcRouter::new()
-        .add(rpc::repository::server(
+        .add_raw(rpc::repository::server(
             domain::Repositories::from_one(db.clone()),
             credential,
         ))
         .with_health_and_reflection();
     tokio::spawn(rpc::server::track_health(
         reporter,
-        vec![<RepositoryServiceServer<rpc::repository::RepositoryGrpc> as NamedService>::NAME],
+        vec![rpc::internal::repository_service_rpcs::NAME],
         Duration::from_secs(2),
         move || {
             let db = db.clone();

@@ -14,12 +14,11 @@ use domain::{
     UserDeletion, UserId, UserPage, UserQuery, UserRepository, UserRevocation, WebauthnCeremony,
     Webhook, WebhookDelivery, WebhookRepository,
 };
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::client::{Retry, Upstream};
 use crate::internal as pb;
-use crate::internal::repository_service_client::RepositoryServiceClient;
+use crate::internal::repository_service_rpcs as rpcs;
 
 /// The repository ports over gRPC. Every call carries the repository credential, the request id
 /// in scope and a deadline (all from the [`Upstream`]); idempotent reads are retried while the
@@ -28,30 +27,22 @@ use crate::internal::repository_service_client::RepositoryServiceClient;
 #[derive(Clone, Debug)]
 pub struct RepositoryClient {
     upstream: Upstream,
-    client: RepositoryServiceClient<Channel>,
 }
 
-/// `repository_call!(self, Read|Write, method, message)`: one call of the generated client.
+/// `repository_call!(self, Read|Write, method, message)`: one call of `RepositoryService`.
 macro_rules! repository_call {
     ($self:ident, $retry:ident, $method:ident, $msg:expr) => {{
-        let msg = $msg;
-        $self
-            .upstream
-            .call(
-                stringify!($method),
-                Retry::$retry,
-                &$self.client,
-                || $self.upstream.request(msg.clone()),
-                |mut c, r| async move { c.$method(r).await },
-            )
-            .await
+        let up = &$self.upstream;
+        up.call(rpcs::$method, Retry::$retry, &$msg, &|body| {
+            up.request(body)
+        })
+        .await
     }};
 }
 
 impl RepositoryClient {
     pub fn new(upstream: Upstream) -> Self {
-        let client = RepositoryServiceClient::new(upstream.channel());
-        Self { upstream, client }
+        Self { upstream }
     }
 }
 

@@ -10,7 +10,3 @@ mod server;
 
 pub use client::RepositoryClient;
 pub use server::{RepositoryGrpc, server};
-
-/// The generated server type, e.g. for `HealthReporter::set_serving::<RepositoryServer>()`.
-pub type RepositoryServer =
-    crate::internal::repository_service_server::RepositoryServiceServer<RepositoryGrpc>;

@@ -5,14 +5,14 @@ use std::future::Future;
 use domain::{
     AuditEvent, AuditQuery, NewSession, NewUser, PasswordChange, Repositories, Result, UserQuery,
 };
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::context;
 use crate::credential::InternalCredential;
 use crate::internal as pb;
-use crate::internal::repository_service_server::{RepositoryService, RepositoryServiceServer};
+use crate::internal::repository_service_rpcs;
+use crate::internal::repository_service_server::RepositoryService;
+use crate::raw::RawServer;
 
 /// The repository ports, served over gRPC. Generic over the implementations: the
 /// repository binary passes its `Database`, tests may pass anything that keeps the contract.
@@ -30,12 +30,8 @@ impl fmt::Debug for RepositoryGrpc {
 /// `RepositoryService` over the given ports, refusing every call that does not carry
 /// `credential` (`UNAUTHENTICATED`, before any handler runs). Add it to a
 /// `rpc::server::GrpcRouter` next to health and reflection.
-pub fn server(
-    ports: Repositories,
-    credential: InternalCredential,
-) -> InterceptedService<RepositoryServiceServer<RepositoryGrpc>, impl Interceptor + Clone> {
-    let grpc = RepositoryGrpc { ports };
-    crate::server::internal(RepositoryServiceServer::new(grpc), &credential)
+pub fn server(ports: Repositories, credential: InternalCredential) -> RawServer {
+    repository_service_rpcs::server(RepositoryGrpc { ports }).internal(&credential)
 }
 
 type Answer<T> = std::result::Result<Response<T>, Status>;

@@ -31,13 +31,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::credential::InternalCredential;
-use crate::internal::oidc_provider_service_server::OidcProviderServiceServer;
-use crate::internal::session_check_service_server::SessionCheckServiceServer;
 use crate::server::GrpcRouter;
-use crate::v1::auth_service_server::AuthServiceServer;
-use crate::v1::oidc_client_service_server::OidcClientServiceServer;
-use crate::v1::user_service_server::UserServiceServer;
-use crate::v1::webhook_service_server::WebhookServiceServer;
+use crate::{internal, v1};
 use domain::{
     AccessToken, AuthService, Caller, OidcClientService, OidcProvider, Principal, RequestContext,
     Result, UserId, UserService, WebhookService,
@@ -204,27 +199,28 @@ pub fn internal_router(
     callers: VerifiedPrincipal,
     credential: InternalCredential,
 ) -> (GrpcRouter, HealthReporter) {
-    use crate::server::internal;
     let mut router = GrpcRouter::new();
     if let Some(ctx) = auth {
-        let rpc = AuthServiceServer::new(AuthGrpc::new(ctx.auth.clone(), callers.clone()));
-        let check = SessionCheckServiceServer::new(SessionCheckGrpc::new(ctx.auth));
+        let rpc = v1::auth_service_rpcs::server(AuthGrpc::new(ctx.auth.clone(), callers.clone()));
+        let check = internal::session_check_service_rpcs::server(SessionCheckGrpc::new(ctx.auth));
         let clients =
-            OidcClientServiceServer::new(OidcClientGrpc::new(ctx.clients, callers.clone()));
-        let provider =
-            OidcProviderServiceServer::new(OidcProviderGrpc::new(ctx.provider, callers.clone()));
+            v1::oidc_client_service_rpcs::server(OidcClientGrpc::new(ctx.clients, callers.clone()));
+        let provider = internal::oidc_provider_service_rpcs::server(OidcProviderGrpc::new(
+            ctx.provider,
+            callers.clone(),
+        ));
         router = router
-            .add(internal(rpc, &credential))
-            .add(internal(check, &credential))
-            .add(internal(clients, &credential))
-            .add(internal(provider, &credential));
+            .add_raw(rpc.internal(&credential))
+            .add_raw(check.internal(&credential))
+            .add_raw(clients.internal(&credential))
+            .add_raw(provider.internal(&credential));
     }
     if let Some(ctx) = users {
-        let rpc = UserServiceServer::new(UserGrpc::new(ctx.users, callers.clone()));
-        let webhooks = WebhookServiceServer::new(WebhookGrpc::new(ctx.webhooks, callers));
+        let rpc = v1::user_service_rpcs::server(UserGrpc::new(ctx.users, callers.clone()));
+        let webhooks = v1::webhook_service_rpcs::server(WebhookGrpc::new(ctx.webhooks, callers));
         router = router
-            .add(internal(rpc, &credential))
-            .add(internal(webhooks, &credential));
+            .add_raw(rpc.internal(&credential))
+            .add_raw(webhooks.internal(&credential));
     }
     router.with_health_and_reflection()
 }

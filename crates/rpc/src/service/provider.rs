@@ -13,7 +13,6 @@ use domain::{
     TokenRequest,
 };
 use serde_json::{Map, Value};
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::{Call, PrincipalSource, forward, run};
@@ -23,9 +22,10 @@ use crate::convert::provider::{
     end_session_request, interaction_name, parse_interaction,
 };
 use crate::internal::{
-    self as pb, oidc_provider_service_client::OidcProviderServiceClient,
+    self as pb, oidc_provider_service_rpcs as rpcs,
     oidc_provider_service_server::OidcProviderService,
 };
+use crate::raw::Rpc;
 use crate::v1;
 
 type Answer<T> = std::result::Result<Response<T>, Status>;
@@ -198,47 +198,34 @@ impl FromWireOrDefault for AuthorizeRequest {
 #[derive(Debug, Clone)]
 pub struct OidcProviderClient {
     upstream: Upstream,
-    client: OidcProviderServiceClient<Channel>,
 }
 
 impl OidcProviderClient {
     pub fn new(upstream: Upstream) -> Self {
-        Self {
-            client: OidcProviderServiceClient::new(upstream.channel()),
-            upstream,
-        }
+        Self { upstream }
     }
 
-    async fn call<M, W, T, F, Fut>(
+    async fn call<M, W, T>(
         &self,
-        rpc: &'static str,
+        rpc: Rpc<M, W>,
         retry: Retry,
         ctx: Option<&RequestContext>,
         msg: M,
-        f: F,
     ) -> Result<T>
     where
-        M: Clone + Sync,
-        W: Send,
+        M: prost::Message,
+        W: prost::Message + Default,
         T: TryFrom<W, Error = domain::Error>,
-        F: Fn(OidcProviderServiceClient<Channel>, Request<M>) -> Fut + Sync,
-        Fut: std::future::Future<Output = std::result::Result<Response<W>, Status>> + Send,
     {
         let up = &self.upstream;
-        up.call(
-            rpc,
-            retry,
-            &self.client,
-            || {
-                let id = ctx
-                    .and_then(|c| c.request_id.clone())
-                    .or_else(crate::context::request_id);
-                let mut req = up.request_with_id(msg.clone(), id);
-                forward(req.metadata_mut(), ctx, None);
-                req
-            },
-            f,
-        )
+        up.call(rpc, retry, &msg, &|body| {
+            let id = ctx
+                .and_then(|c| c.request_id.clone())
+                .or_else(crate::context::request_id);
+            let mut req = up.request_with_id(body, id);
+            forward(req.metadata_mut(), ctx, None);
+            req
+        })
         .await
     }
 }
@@ -257,38 +244,19 @@ impl OidcProvider for OidcProviderClient {
             sso: sso.map(str::to_owned),
             interaction: interaction_name(interaction).to_owned(),
         };
-        self.call(
-            "authorize",
-            Retry::Write,
-            Some(ctx),
-            msg,
-            |mut c, r| async move { c.authorize(r).await },
-        )
-        .await
+        self.call(rpcs::authorize, Retry::Write, Some(ctx), msg)
+            .await
     }
 
     async fn sign_in(&self, ctx: &RequestContext, input: LoginInput) -> Result<SignInOutcome> {
         let msg = v1::LoginRequest::from(input);
-        self.call(
-            "sign_in",
-            Retry::Write,
-            Some(ctx),
-            msg,
-            |mut c, r| async move { c.sign_in(r).await },
-        )
-        .await
+        self.call(rpcs::sign_in, Retry::Write, Some(ctx), msg).await
     }
 
     async fn sign_in_mfa(&self, ctx: &RequestContext, input: MfaVerifyInput) -> Result<SsoSignIn> {
         let msg = v1::VerifyMfaRequest::from(input);
-        self.call(
-            "sign_in_mfa",
-            Retry::Write,
-            Some(ctx),
-            msg,
-            |mut c, r| async move { c.sign_in_mfa(r).await },
-        )
-        .await
+        self.call(rpcs::sign_in_mfa, Retry::Write, Some(ctx), msg)
+            .await
     }
 
     async fn sign_in_passkey(
@@ -297,14 +265,8 @@ impl OidcProvider for OidcProviderClient {
         input: PasskeyLoginInput,
     ) -> Result<SsoSignIn> {
         let msg = v1::FinishPasskeyLoginRequest::from(input);
-        self.call(
-            "sign_in_passkey",
-            Retry::Write,
-            Some(ctx),
-            msg,
-            |mut c, r| async move { c.sign_in_passkey(r).await },
-        )
-        .await
+        self.call(rpcs::sign_in_passkey, Retry::Write, Some(ctx), msg)
+            .await
     }
 
     async fn console_access(
@@ -316,13 +278,7 @@ impl OidcProvider for OidcProviderClient {
             sso: sso.to_owned(),
         };
         let answer: MaybeConsole = self
-            .call(
-                "console_access",
-                Retry::Read,
-                Some(ctx),
-                msg,
-                |mut c, r| async move { c.console_access(r).await },
-            )
+            .call(rpcs::console_access, Retry::Read, Some(ctx), msg)
             .await?;
         Ok(answer.0)
     }
@@ -331,14 +287,8 @@ impl OidcProvider for OidcProviderClient {
         let msg = pb::SignOutCall {
             sso: sso.to_owned(),
         };
-        self.call(
-            "sign_out",
-            Retry::Write,
-            Some(ctx),
-            msg,
-            |mut c, r| async move { c.sign_out(r).await },
-        )
-        .await
+        self.call(rpcs::sign_out, Retry::Write, Some(ctx), msg)
+            .await
     }
 
     async fn token(
@@ -347,15 +297,7 @@ impl OidcProvider for OidcProviderClient {
         request: TokenRequest,
     ) -> Result<std::result::Result<IssuedTokens, OAuthError>> {
         let msg = pb::TokenCall::from(request);
-        let outcome: TokenOutcome = self
-            .call(
-                "token",
-                Retry::Write,
-                Some(ctx),
-                msg,
-                |mut c, r| async move { c.token(r).await },
-            )
-            .await?;
+        let outcome: TokenOutcome = self.call(rpcs::token, Retry::Write, Some(ctx), msg).await?;
         Ok(outcome.0)
     }
 
@@ -363,11 +305,7 @@ impl OidcProvider for OidcProviderClient {
         let msg = pb::UserinfoCall {
             access_token: access_token.to_owned(),
         };
-        let claims: Claims = self
-            .call("userinfo", Retry::Read, None, msg, |mut c, r| async move {
-                c.userinfo(r).await
-            })
-            .await?;
+        let claims: Claims = self.call(rpcs::userinfo, Retry::Read, None, msg).await?;
         Ok(claims.0)
     }
 
@@ -378,13 +316,7 @@ impl OidcProvider for OidcProviderClient {
     ) -> Result<std::result::Result<(), OAuthError>> {
         let msg = pb::ClientTokenCall::from(request);
         let r: Revoked = self
-            .call(
-                "revoke",
-                Retry::Write,
-                Some(ctx),
-                msg,
-                |mut c, r| async move { c.revoke(r).await },
-            )
+            .call(rpcs::revoke, Retry::Write, Some(ctx), msg)
             .await?;
         Ok(r.0)
     }
@@ -396,13 +328,7 @@ impl OidcProvider for OidcProviderClient {
     ) -> Result<std::result::Result<Map<String, Value>, OAuthError>> {
         let msg = pb::ClientTokenCall::from(request);
         let r: Introspected = self
-            .call(
-                "introspect",
-                Retry::Read,
-                Some(ctx),
-                msg,
-                |mut c, r| async move { c.introspect(r).await },
-            )
+            .call(rpcs::introspect, Retry::Read, Some(ctx), msg)
             .await?;
         Ok(r.0)
     }
@@ -414,13 +340,7 @@ impl OidcProvider for OidcProviderClient {
         sso: Option<&str>,
     ) -> Result<EndSession> {
         let msg = end_session_call(request, sso);
-        self.call(
-            "end_session",
-            Retry::Write,
-            Some(ctx),
-            msg,
-            |mut c, r| async move { c.end_session(r).await },
-        )
-        .await
+        self.call(rpcs::end_session, Retry::Write, Some(ctx), msg)
+            .await
     }
 }

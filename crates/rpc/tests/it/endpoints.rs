@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use rpc::client::{Retry, Upstream};
 use rpc::credential::{INTERNAL_TOKEN, InternalCredential};
 use rpc::endpoints::Resolve;
+use rpc::raw::HEALTH_CHECK;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
 
 /// A gRPC server on `addr` counting the calls that carry the internal credential (the
 /// upstream's own calls; its health polls carry none).
@@ -54,20 +54,12 @@ impl TryFrom<tonic_health::pb::HealthCheckResponse> for Answered {
 
 /// `n` calls through the upstream; each must succeed.
 async fn calls(up: &Upstream, n: usize) {
-    let client = HealthClient::new(up.channel());
+    let msg = HealthCheckRequest {
+        service: String::new(),
+    };
     for _ in 0..n {
         let answer: domain::Result<Answered> = up
-            .call(
-                "health_check",
-                Retry::Read,
-                &client,
-                || {
-                    up.request(HealthCheckRequest {
-                        service: String::new(),
-                    })
-                },
-                |mut c, r| async move { c.check(r).await },
-            )
+            .call(HEALTH_CHECK, Retry::Read, &msg, &|body| up.request(body))
             .await;
         assert!(answer.is_ok());
     }

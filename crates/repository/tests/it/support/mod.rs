@@ -133,8 +133,13 @@ impl GrpcServer {
     /// Serve the given ports (the `TestDb` is kept alive for as long as the server).
     pub async fn start_with(db: TestDb, ports: domain::Repositories) -> GrpcServer {
         let service = grpc::server(ports, credential());
-        let (router, health) = GrpcRouter::new().add(service).with_health_and_reflection();
-        health.set_serving::<grpc::RepositoryServer>().await;
+        let (router, health) = GrpcRouter::new()
+            .add_raw(service)
+            .with_health_and_reflection();
+        let name = rpc::internal::repository_service_rpcs::NAME;
+        health
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
