@@ -321,4 +321,36 @@ mod tests {
             .unwrap();
         assert_eq!(answer(r).await.0.as_deref(), Some("8")); // RESOURCE_EXHAUSTED
     }
+
+    #[tokio::test]
+    async fn an_internal_server_refuses_calls_without_the_credential_before_any_handler() {
+        let token = "0123456789abcdef0123456789abcdef";
+        let credential = InternalCredential::new(token).unwrap();
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = ran.clone();
+        let server = RawServer::new("grpc.health.v1.Health")
+            .route(CHECK, move |_: Request<Ping>| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { Ok(Response::new(Pong { status: 1 })) }
+            })
+            .internal(&credential);
+        let ping = Ping::default().encode_to_vec();
+        let mut wrong = call(CHECK.path, ping.clone());
+        wrong.headers_mut().insert(
+            crate::credential::INTERNAL_TOKEN,
+            "x".repeat(32).parse().unwrap(),
+        );
+        for refused in [call(CHECK.path, ping.clone()), wrong] {
+            let r = server.clone().oneshot(refused).await.unwrap();
+            assert_eq!(answer(r).await.0.as_deref(), Some("16")); // UNAUTHENTICATED
+        }
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let mut right = call(CHECK.path, ping);
+        right
+            .headers_mut()
+            .insert(crate::credential::INTERNAL_TOKEN, token.parse().unwrap());
+        let r = server.oneshot(right).await.unwrap();
+        assert_eq!(answer(r).await.0.as_deref(), Some("0"));
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 }
