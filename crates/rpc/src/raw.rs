@@ -319,7 +319,7 @@ mod tests {
             .oneshot(call(CHECK.path, big.encode_to_vec()))
             .await
             .unwrap();
-        assert_eq!(answer(r).await.0.as_deref(), Some("8")); // RESOURCE_EXHAUSTED
+        assert_eq!(answer(r).await.0.as_deref(), Some("11")); // OUT_OF_RANGE, as tonic says
     }
 
     #[tokio::test]
