@@ -25,9 +25,12 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use super::forward;
 use crate::client::{Retry, Upstream};
 use crate::convert::v1::{update_client_request, update_user_request};
-use crate::internal::SessionLiveRequest;
+use crate::internal::{SessionLiveRequest, session_check_service_rpcs as sessions};
 use crate::raw::HEALTH_CHECK;
-use crate::v1;
+use crate::v1::{
+    self, auth_service_rpcs as auth, oidc_client_service_rpcs as clients,
+    user_service_rpcs as users, webhook_service_rpcs as webhooks,
+};
 
 /// An outgoing call: deadline, credential, request id (the context's, else the one in scope),
 /// the caller's token and the client facts.
@@ -45,8 +48,9 @@ fn outgoing<T>(
     req
 }
 
-/// `service_call!(self, Read|Write, service_rpcs::method, caller: &Caller | ctx: &RequestContext, message)`:
-/// one call, as that caller (or unauthenticated, with only the request facts).
+/// `service_call!(self, Read|Write, service::method, caller: &Caller | ctx: &RequestContext,
+/// message)`: one call (`service` one of the `*_rpcs` modules `build.rs` writes), as that caller
+/// (or unauthenticated, with only the request facts).
 macro_rules! service_call {
     ($self:ident, $retry:ident, $rpc:path, caller: $caller:expr, $msg:expr) => {{
         let caller: &domain::Caller = $caller;
@@ -115,29 +119,29 @@ impl AuthService for AuthClient {
     }
     async fn register(&self, ctx: &RequestContext, input: RegisterInput) -> Result<AuthSession> {
         let msg = v1::RegisterRequest::from(input);
-        service_call!(self, Write, v1::auth_service_rpcs::register, ctx: ctx, msg)
+        service_call!(self, Write, auth::register, ctx: ctx, msg)
     }
     async fn login(&self, ctx: &RequestContext, input: LoginInput) -> Result<LoginOutcome> {
-        service_call!(self, Write, v1::auth_service_rpcs::login, ctx: ctx, v1::LoginRequest::from(input))
+        service_call!(self, Write, auth::login, ctx: ctx, v1::LoginRequest::from(input))
     }
     async fn mfa_verify(&self, ctx: &RequestContext, input: MfaVerifyInput) -> Result<AuthSession> {
         let msg = v1::VerifyMfaRequest::from(input);
-        service_call!(self, Write, v1::auth_service_rpcs::verify_mfa, ctx: ctx, msg)
+        service_call!(self, Write, auth::verify_mfa, ctx: ctx, msg)
     }
     async fn mfa_status(&self, caller: &Caller) -> Result<MfaStatus> {
-        service_call!(self, Read, v1::auth_service_rpcs::get_mfa, caller: caller, v1::GetMfaRequest {})
+        service_call!(self, Read, auth::get_mfa, caller: caller, v1::GetMfaRequest {})
     }
     async fn totp_setup(&self, caller: &Caller, input: TotpSetupInput) -> Result<TotpSetup> {
         let msg = v1::SetupTotpRequest::from(input);
-        service_call!(self, Write, v1::auth_service_rpcs::setup_totp, caller: caller, msg)
+        service_call!(self, Write, auth::setup_totp, caller: caller, msg)
     }
     async fn totp_confirm(&self, caller: &Caller, input: MfaCodeInput) -> Result<RecoveryCodes> {
         let msg = v1::ConfirmTotpRequest::from(input);
-        service_call!(self, Write, v1::auth_service_rpcs::confirm_totp, caller: caller, msg)
+        service_call!(self, Write, auth::confirm_totp, caller: caller, msg)
     }
     async fn totp_disable(&self, caller: &Caller, input: TotpDisableInput) -> Result<()> {
         let msg = v1::DisableTotpRequest::from(input);
-        service_call!(self, Write, v1::auth_service_rpcs::disable_totp, caller: caller, msg)
+        service_call!(self, Write, auth::disable_totp, caller: caller, msg)
     }
     async fn regenerate_recovery_codes(
         &self,
@@ -145,11 +149,11 @@ impl AuthService for AuthClient {
         input: MfaCodeInput,
     ) -> Result<RecoveryCodes> {
         let msg = v1::RegenerateRecoveryCodesRequest::from(input);
-        service_call!(self, Write, v1::auth_service_rpcs::regenerate_recovery_codes, caller: caller, msg)
+        service_call!(self, Write, auth::regenerate_recovery_codes, caller: caller, msg)
     }
     async fn passkey_register_start(&self, caller: &Caller) -> Result<PasskeyChallenge> {
         let msg = v1::StartPasskeyRegistrationRequest {};
-        service_call!(self, Write, v1::auth_service_rpcs::start_passkey_registration, caller: caller, msg)
+        service_call!(self, Write, auth::start_passkey_registration, caller: caller, msg)
     }
     async fn passkey_register_finish(
         &self,
@@ -157,11 +161,11 @@ impl AuthService for AuthClient {
         input: PasskeyRegistrationInput,
     ) -> Result<PasskeyInfo> {
         let msg = v1::FinishPasskeyRegistrationRequest::from(input);
-        service_call!(self, Write, v1::auth_service_rpcs::finish_passkey_registration, caller: caller, msg)
+        service_call!(self, Write, auth::finish_passkey_registration, caller: caller, msg)
     }
     async fn list_passkeys(&self, caller: &Caller) -> Result<Vec<PasskeyInfo>> {
         let msg = v1::ListPasskeysRequest {};
-        service_call!(self, Read, v1::auth_service_rpcs::list_passkeys, caller: caller, msg)
+        service_call!(self, Read, auth::list_passkeys, caller: caller, msg)
     }
     async fn rename_passkey(
         &self,
@@ -170,15 +174,15 @@ impl AuthService for AuthClient {
         input: PasskeyRename,
     ) -> Result<PasskeyInfo> {
         let msg = v1::RenamePasskeyRequest::new(id, input.name);
-        service_call!(self, Write, v1::auth_service_rpcs::rename_passkey, caller: caller, msg)
+        service_call!(self, Write, auth::rename_passkey, caller: caller, msg)
     }
     async fn delete_passkey(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
         let msg = v1::DeletePasskeyRequest::new(id);
-        service_call!(self, Write, v1::auth_service_rpcs::delete_passkey, caller: caller, msg)
+        service_call!(self, Write, auth::delete_passkey, caller: caller, msg)
     }
     async fn passkey_login_start(&self, ctx: &RequestContext) -> Result<PasskeyChallenge> {
         let msg = v1::StartPasskeyLoginRequest {};
-        service_call!(self, Write, v1::auth_service_rpcs::start_passkey_login, ctx: ctx, msg)
+        service_call!(self, Write, auth::start_passkey_login, ctx: ctx, msg)
     }
     async fn passkey_login_finish(
         &self,
@@ -186,38 +190,35 @@ impl AuthService for AuthClient {
         input: PasskeyLoginInput,
     ) -> Result<AuthSession> {
         let msg = v1::FinishPasskeyLoginRequest::from(input);
-        service_call!(self, Write, v1::auth_service_rpcs::finish_passkey_login, ctx: ctx, msg)
+        service_call!(self, Write, auth::finish_passkey_login, ctx: ctx, msg)
     }
     async fn refresh(&self, ctx: &RequestContext, refresh_token: &str) -> Result<AuthSession> {
         let msg = v1::RefreshRequest::new(refresh_token.to_owned());
-        service_call!(self, Write, v1::auth_service_rpcs::refresh, ctx: ctx, msg)
+        service_call!(self, Write, auth::refresh, ctx: ctx, msg)
     }
     async fn logout(&self, caller: &Caller) -> Result<()> {
-        service_call!(self, Write, v1::auth_service_rpcs::logout, caller: caller, v1::LogoutRequest {})
+        service_call!(self, Write, auth::logout, caller: caller, v1::LogoutRequest {})
     }
     async fn logout_all(&self, caller: &Caller) -> Result<u64> {
-        service_call!(self, Write, v1::auth_service_rpcs::logout_all, caller: caller, v1::LogoutAllRequest {})
+        service_call!(self, Write, auth::logout_all, caller: caller, v1::LogoutAllRequest {})
     }
     async fn me(&self, caller: &Caller) -> Result<User> {
-        service_call!(self, Read, v1::auth_service_rpcs::me, caller: caller, v1::MeRequest {})
+        service_call!(self, Read, auth::me, caller: caller, v1::MeRequest {})
     }
     async fn list_sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>> {
         let msg = v1::ListSessionsRequest {};
-        service_call!(self, Read, v1::auth_service_rpcs::list_sessions, caller: caller, msg)
+        service_call!(self, Read, auth::list_sessions, caller: caller, msg)
     }
     async fn revoke_session(&self, caller: &Caller, id: SessionId) -> Result<()> {
         let msg = v1::RevokeSessionRequest::new(id);
-        service_call!(self, Write, v1::auth_service_rpcs::revoke_session, caller: caller, msg)
+        service_call!(self, Write, auth::revoke_session, caller: caller, msg)
     }
     async fn session_live(&self, who: &Principal) -> Result<bool> {
         let msg = SessionLiveRequest::new(who.user_id, who.session_id, who.role);
         let up = &self.upstream;
-        up.call(
-            crate::internal::session_check_service_rpcs::session_live,
-            Retry::Read,
-            &msg,
-            &|body| outgoing(up, None, None, body),
-        )
+        up.call(sessions::session_live, Retry::Read, &msg, &|body| {
+            outgoing(up, None, None, body)
+        })
         .await
     }
     async fn create_access_token(
@@ -226,25 +227,22 @@ impl AuthService for AuthClient {
         input: AccessTokenInput,
     ) -> Result<IssuedAccessToken> {
         let msg = v1::CreateAccessTokenRequest::from(input);
-        service_call!(self, Write, v1::auth_service_rpcs::create_access_token, caller: caller, msg)
+        service_call!(self, Write, auth::create_access_token, caller: caller, msg)
     }
     async fn list_access_tokens(&self, caller: &Caller) -> Result<Vec<AccessTokenInfo>> {
         let msg = v1::ListAccessTokensRequest {};
-        service_call!(self, Read, v1::auth_service_rpcs::list_access_tokens, caller: caller, msg)
+        service_call!(self, Read, auth::list_access_tokens, caller: caller, msg)
     }
     async fn revoke_access_token(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
         let msg = v1::RevokeAccessTokenRequest::new(id);
-        service_call!(self, Write, v1::auth_service_rpcs::revoke_access_token, caller: caller, msg)
+        service_call!(self, Write, auth::revoke_access_token, caller: caller, msg)
     }
     async fn token_principal(&self, token: &AccessToken) -> Result<Option<Principal>> {
         let msg = crate::internal::TokenPrincipalRequest::new(token.expose().to_owned());
         let up = &self.upstream;
-        up.call(
-            crate::internal::session_check_service_rpcs::token_principal,
-            Retry::Read,
-            &msg,
-            &|body| outgoing(up, None, None, body),
-        )
+        up.call(sessions::token_principal, Retry::Read, &msg, &|body| {
+            outgoing(up, None, None, body)
+        })
         .await
     }
     async fn forgot_password(
@@ -253,7 +251,7 @@ impl AuthService for AuthClient {
         input: ForgotPasswordInput,
     ) -> Result<()> {
         let msg = v1::ForgotPasswordRequest::from(input);
-        service_call!(self, Write, v1::auth_service_rpcs::forgot_password, ctx: ctx, msg)
+        service_call!(self, Write, auth::forgot_password, ctx: ctx, msg)
     }
     async fn reset_password(
         &self,
@@ -261,19 +259,19 @@ impl AuthService for AuthClient {
         input: ResetPasswordInput,
     ) -> Result<UserId> {
         let msg = v1::ResetPasswordRequest::from(input);
-        service_call!(self, Write, v1::auth_service_rpcs::reset_password, ctx: ctx, msg)
+        service_call!(self, Write, auth::reset_password, ctx: ctx, msg)
     }
     async fn verify_email(&self, ctx: &RequestContext, input: VerifyEmailInput) -> Result<User> {
         let msg = v1::VerifyEmailRequest::from(input);
-        service_call!(self, Write, v1::auth_service_rpcs::verify_email, ctx: ctx, msg)
+        service_call!(self, Write, auth::verify_email, ctx: ctx, msg)
     }
     async fn resend_verification(&self, caller: &Caller) -> Result<()> {
         let msg = v1::ResendVerificationRequest {};
-        service_call!(self, Write, v1::auth_service_rpcs::resend_verification, caller: caller, msg)
+        service_call!(self, Write, auth::resend_verification, caller: caller, msg)
     }
     async fn revert_email(&self, ctx: &RequestContext, input: VerifyEmailInput) -> Result<User> {
         let msg = v1::RevertEmailRequest::from(input);
-        service_call!(self, Write, v1::auth_service_rpcs::revert_email, ctx: ctx, msg)
+        service_call!(self, Write, auth::revert_email, ctx: ctx, msg)
     }
 }
 
@@ -296,55 +294,55 @@ impl UserService for UserClient {
     }
     async fn list_users(&self, caller: &Caller, query: RawUserQuery) -> Result<UserPage> {
         let msg = v1::ListUsersRequest::from(query);
-        service_call!(self, Read, v1::user_service_rpcs::list_users, caller: caller, msg)
+        service_call!(self, Read, users::list_users, caller: caller, msg)
     }
     async fn create_user(&self, caller: &Caller, input: CreateUserInput) -> Result<User> {
         let msg = v1::CreateUserRequest::from(input);
-        service_call!(self, Write, v1::user_service_rpcs::create_user, caller: caller, msg)
+        service_call!(self, Write, users::create_user, caller: caller, msg)
     }
     async fn get_user(&self, caller: &Caller, id: UserId) -> Result<User> {
         let msg = v1::GetUserRequest::new(id);
-        service_call!(self, Read, v1::user_service_rpcs::get_user, caller: caller, msg)
+        service_call!(self, Read, users::get_user, caller: caller, msg)
     }
     async fn update_user(&self, caller: &Caller, id: UserId, patch: UserPatch) -> Result<User> {
         let msg = update_user_request(id, patch);
-        service_call!(self, Write, v1::user_service_rpcs::update_user, caller: caller, msg)
+        service_call!(self, Write, users::update_user, caller: caller, msg)
     }
     async fn delete_user(&self, caller: &Caller, id: UserId) -> Result<()> {
         let msg = v1::DeleteUserRequest::new(id);
-        service_call!(self, Write, v1::user_service_rpcs::delete_user, caller: caller, msg)
+        service_call!(self, Write, users::delete_user, caller: caller, msg)
     }
     async fn remove_mfa(&self, caller: &Caller, id: UserId) -> Result<()> {
         let msg = v1::RemoveMfaRequest::new(id);
-        service_call!(self, Write, v1::user_service_rpcs::remove_mfa, caller: caller, msg)
+        service_call!(self, Write, users::remove_mfa, caller: caller, msg)
     }
     async fn change_password(&self, caller: &Caller, id: UserId, pw: PasswordInput) -> Result<()> {
         let msg = v1::ChangePasswordRequest::new(id, pw.current_password, pw.new_password);
-        service_call!(self, Write, v1::user_service_rpcs::change_password, caller: caller, msg)
+        service_call!(self, Write, users::change_password, caller: caller, msg)
     }
     async fn unlock_user(&self, caller: &Caller, id: UserId) -> Result<User> {
         let msg = v1::UnlockUserRequest::new(id);
-        service_call!(self, Write, v1::user_service_rpcs::unlock_user, caller: caller, msg)
+        service_call!(self, Write, users::unlock_user, caller: caller, msg)
     }
     async fn list_user_sessions(&self, caller: &Caller, id: UserId) -> Result<Vec<SessionInfo>> {
         let msg = v1::ListUserSessionsRequest::new(id);
-        service_call!(self, Read, v1::user_service_rpcs::list_user_sessions, caller: caller, msg)
+        service_call!(self, Read, users::list_user_sessions, caller: caller, msg)
     }
     async fn verify_user(&self, caller: &Caller, id: UserId) -> Result<User> {
         let msg = v1::VerifyUserRequest::new(id);
-        service_call!(self, Write, v1::user_service_rpcs::verify_user, caller: caller, msg)
+        service_call!(self, Write, users::verify_user, caller: caller, msg)
     }
     async fn set_status(&self, caller: &Caller, id: UserId, status: &str) -> Result<User> {
         let msg = v1::SetStatusRequest::new(id, status.to_owned());
-        service_call!(self, Write, v1::user_service_rpcs::set_status, caller: caller, msg)
+        service_call!(self, Write, users::set_status, caller: caller, msg)
     }
     async fn set_role(&self, caller: &Caller, id: UserId, role: &str) -> Result<User> {
         let msg = v1::SetRoleRequest::new(id, role.to_owned());
-        service_call!(self, Write, v1::user_service_rpcs::set_role, caller: caller, msg)
+        service_call!(self, Write, users::set_role, caller: caller, msg)
     }
     async fn list_audit_events(&self, caller: &Caller, query: RawAuditQuery) -> Result<AuditPage> {
         let msg = v1::ListAuditEventsRequest::from(query);
-        service_call!(self, Read, v1::user_service_rpcs::list_audit_events, caller: caller, msg)
+        service_call!(self, Read, users::list_audit_events, caller: caller, msg)
     }
 }
 
@@ -364,15 +362,15 @@ impl OidcClientClient {
 impl OidcClientService for OidcClientClient {
     async fn create_client(&self, caller: &Caller, input: OidcClientInput) -> Result<IssuedClient> {
         let msg = v1::CreateClientRequest::from(input);
-        service_call!(self, Write, v1::oidc_client_service_rpcs::create_client, caller: caller, msg)
+        service_call!(self, Write, clients::create_client, caller: caller, msg)
     }
     async fn list_clients(&self, caller: &Caller, query: RawClientQuery) -> Result<ClientPage> {
         let msg = v1::ListClientsRequest::from(query);
-        service_call!(self, Read, v1::oidc_client_service_rpcs::list_clients, caller: caller, msg)
+        service_call!(self, Read, clients::list_clients, caller: caller, msg)
     }
     async fn get_client(&self, caller: &Caller, client_id: &str) -> Result<OidcClient> {
         let msg = v1::GetClientRequest::new(client_id.to_owned());
-        service_call!(self, Read, v1::oidc_client_service_rpcs::get_client, caller: caller, msg)
+        service_call!(self, Read, clients::get_client, caller: caller, msg)
     }
     async fn update_client(
         &self,
@@ -381,15 +379,15 @@ impl OidcClientService for OidcClientClient {
         patch: OidcClientPatch,
     ) -> Result<OidcClient> {
         let msg = update_client_request(client_id, patch);
-        service_call!(self, Write, v1::oidc_client_service_rpcs::update_client, caller: caller, msg)
+        service_call!(self, Write, clients::update_client, caller: caller, msg)
     }
     async fn delete_client(&self, caller: &Caller, client_id: &str) -> Result<()> {
         let msg = v1::DeleteClientRequest::new(client_id.to_owned());
-        service_call!(self, Write, v1::oidc_client_service_rpcs::delete_client, caller: caller, msg)
+        service_call!(self, Write, clients::delete_client, caller: caller, msg)
     }
     async fn rotate_client_secret(&self, caller: &Caller, client_id: &str) -> Result<IssuedClient> {
         let msg = v1::RotateClientSecretRequest::new(client_id.to_owned());
-        service_call!(self, Write, v1::oidc_client_service_rpcs::rotate_client_secret, caller: caller, msg)
+        service_call!(self, Write, clients::rotate_client_secret, caller: caller, msg)
     }
     async fn create_service_account(
         &self,
@@ -397,11 +395,11 @@ impl OidcClientService for OidcClientClient {
         input: domain::ServiceAccountInput,
     ) -> Result<domain::IssuedServiceAccount> {
         let msg = v1::CreateServiceAccountRequest::from(input);
-        service_call!(self, Write, v1::oidc_client_service_rpcs::create_service_account, caller: caller, msg)
+        service_call!(self, Write, clients::create_service_account, caller: caller, msg)
     }
     async fn list_service_accounts(&self, caller: &Caller) -> Result<Vec<domain::ServiceAccount>> {
         let msg = v1::ListServiceAccountsRequest {};
-        service_call!(self, Read, v1::oidc_client_service_rpcs::list_service_accounts, caller: caller, msg)
+        service_call!(self, Read, clients::list_service_accounts, caller: caller, msg)
     }
     async fn get_service_account(
         &self,
@@ -409,7 +407,7 @@ impl OidcClientService for OidcClientClient {
         id: uuid::Uuid,
     ) -> Result<domain::ServiceAccount> {
         let msg = v1::GetServiceAccountRequest::new(id);
-        service_call!(self, Read, v1::oidc_client_service_rpcs::get_service_account, caller: caller, msg)
+        service_call!(self, Read, clients::get_service_account, caller: caller, msg)
     }
     async fn rotate_service_account_secret(
         &self,
@@ -418,11 +416,11 @@ impl OidcClientService for OidcClientClient {
         input: domain::SecretRotationInput,
     ) -> Result<domain::IssuedServiceAccount> {
         let msg = v1::RotateServiceAccountSecretRequest::new(id, input.overlap_seconds);
-        service_call!(self, Write, v1::oidc_client_service_rpcs::rotate_service_account_secret, caller: caller, msg)
+        service_call!(self, Write, clients::rotate_service_account_secret, caller: caller, msg)
     }
     async fn delete_service_account(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
         let msg = v1::DeleteServiceAccountRequest::new(id);
-        service_call!(self, Write, v1::oidc_client_service_rpcs::delete_service_account, caller: caller, msg)
+        service_call!(self, Write, clients::delete_service_account, caller: caller, msg)
     }
 }
 
@@ -446,15 +444,15 @@ impl WebhookService for WebhookClient {
         input: domain::WebhookInput,
     ) -> Result<domain::IssuedWebhook> {
         let msg = v1::CreateWebhookRequest::from(input);
-        service_call!(self, Write, v1::webhook_service_rpcs::create_webhook, caller: caller, msg)
+        service_call!(self, Write, webhooks::create_webhook, caller: caller, msg)
     }
     async fn list_webhooks(&self, caller: &Caller) -> Result<Vec<domain::Webhook>> {
         let msg = v1::ListWebhooksRequest {};
-        service_call!(self, Read, v1::webhook_service_rpcs::list_webhooks, caller: caller, msg)
+        service_call!(self, Read, webhooks::list_webhooks, caller: caller, msg)
     }
     async fn get_webhook(&self, caller: &Caller, id: uuid::Uuid) -> Result<domain::Webhook> {
         let msg = v1::WebhookIdRequest::new(id);
-        service_call!(self, Read, v1::webhook_service_rpcs::get_webhook, caller: caller, msg)
+        service_call!(self, Read, webhooks::get_webhook, caller: caller, msg)
     }
     async fn update_webhook(
         &self,
@@ -463,11 +461,11 @@ impl WebhookService for WebhookClient {
         patch: domain::WebhookPatch,
     ) -> Result<domain::Webhook> {
         let msg = v1::UpdateWebhookRequest::of(id, patch);
-        service_call!(self, Write, v1::webhook_service_rpcs::update_webhook, caller: caller, msg)
+        service_call!(self, Write, webhooks::update_webhook, caller: caller, msg)
     }
     async fn delete_webhook(&self, caller: &Caller, id: uuid::Uuid) -> Result<()> {
         let msg = v1::WebhookIdRequest::new(id);
-        service_call!(self, Write, v1::webhook_service_rpcs::delete_webhook, caller: caller, msg)
+        service_call!(self, Write, webhooks::delete_webhook, caller: caller, msg)
     }
     async fn test_webhook(
         &self,
@@ -475,7 +473,7 @@ impl WebhookService for WebhookClient {
         id: uuid::Uuid,
     ) -> Result<domain::WebhookDelivery> {
         let msg = v1::WebhookIdRequest::new(id);
-        service_call!(self, Write, v1::webhook_service_rpcs::test_webhook, caller: caller, msg)
+        service_call!(self, Write, webhooks::test_webhook, caller: caller, msg)
     }
     async fn list_webhook_deliveries(
         &self,
@@ -484,7 +482,7 @@ impl WebhookService for WebhookClient {
         query: domain::RawDeliveryQuery,
     ) -> Result<domain::DeliveryPage> {
         let msg = v1::ListWebhookDeliveriesRequest::of(id, query);
-        service_call!(self, Read, v1::webhook_service_rpcs::list_webhook_deliveries, caller: caller, msg)
+        service_call!(self, Read, webhooks::list_webhook_deliveries, caller: caller, msg)
     }
     async fn retry_webhook_delivery(
         &self,
@@ -493,6 +491,6 @@ impl WebhookService for WebhookClient {
         delivery: uuid::Uuid,
     ) -> Result<domain::WebhookDelivery> {
         let msg = v1::RetryWebhookDeliveryRequest::new(id, delivery);
-        service_call!(self, Write, v1::webhook_service_rpcs::retry_webhook_delivery, caller: caller, msg)
+        service_call!(self, Write, webhooks::retry_webhook_delivery, caller: caller, msg)
     }
 }
