@@ -682,6 +682,14 @@ mod tests {
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
+    /// One delivery to `url`, by a sender that may reach loopback.
+    async fn send_to(url: &str) -> Attempt {
+        let sender = Sender::new(loopback()).unwrap();
+        sender
+            .send(&delivery(url), SECRET, chrono::Utc::now())
+            .await
+    }
+
     #[tokio::test]
     async fn names_resolving_to_refused_addresses_are_not_connected_to() {
         let strict = GuardedResolver(WebhookNetworkPolicy::default());
@@ -724,14 +732,7 @@ mod tests {
                           Content-Length: 5\r\n\r\nmoved";
             s.write_all(answer.as_bytes()).await.unwrap();
         });
-        let sender = Sender::new(loopback()).unwrap();
-        let a = sender
-            .send(
-                &delivery(&format!("http://{addr}/in")),
-                SECRET,
-                chrono::Utc::now(),
-            )
-            .await;
+        let a = send_to(&format!("http://{addr}/in")).await;
         assert!(!a.delivered);
         assert_eq!(a.status, Some(302));
         assert!(a.error.unwrap().contains("redirects are not followed"));
@@ -750,14 +751,7 @@ mod tests {
             s.read_exact(&mut head).await.unwrap();
             head
         });
-        let sender = Sender::new(loopback()).unwrap();
-        let a = sender
-            .send(
-                &delivery(&format!("https://{addr}/in")),
-                SECRET,
-                chrono::Utc::now(),
-            )
-            .await;
+        let a = send_to(&format!("https://{addr}/in")).await;
         // A TLS record of type handshake (22), version 3.x, whose first message is a ClientHello (1).
         let head = hello.await.unwrap();
         assert_eq!((head[0], head[1], head[5]), (22, 3, 1), "{head:?}");

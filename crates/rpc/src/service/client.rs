@@ -34,7 +34,7 @@ use crate::v1::{
 
 /// An outgoing call: deadline, credential, request id (the context's, else the one in scope),
 /// the caller's token and the client facts.
-fn outgoing<T>(
+pub(super) fn outgoing<T>(
     up: &Upstream,
     ctx: Option<&RequestContext>,
     token: Option<&AccessToken>,

@@ -15,7 +15,8 @@ use domain::{
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
 
-use super::{Call, PrincipalSource, forward, run};
+use super::client::outgoing;
+use super::{Call, PrincipalSource, run};
 use crate::client::{Retry, Upstream};
 use crate::convert::provider::{
     Claims, Introspected, MaybeConsole, Revoked, TokenOutcome, end_session_call,
@@ -218,15 +219,8 @@ impl OidcProviderClient {
         T: TryFrom<W, Error = domain::Error>,
     {
         let up = &self.upstream;
-        up.call(rpc, retry, &msg, &|body| {
-            let id = ctx
-                .and_then(|c| c.request_id.clone())
-                .or_else(crate::context::request_id);
-            let mut req = up.request_with_id(body, id);
-            forward(req.metadata_mut(), ctx, None);
-            req
-        })
-        .await
+        up.call(rpc, retry, &msg, &|body| outgoing(up, ctx, None, body))
+            .await
     }
 }
 
