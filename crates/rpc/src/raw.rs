@@ -225,10 +225,10 @@ impl tower::Service<http::Request<Body>> for RawServer {
             }
         };
         let Some(handler) = self.routes.get(req.uri().path()).cloned() else {
-            // As tonic's generated servers answer a method they do not know.
-            return Box::pin(std::future::ready(
-                Ok(Status::unimplemented("").into_http()),
-            ));
+            // UNIMPLEMENTED, as tonic's generated servers answer a method they do not know.
+            let unknown = format!("unknown method {:?}", req.uri().path());
+            let answer = Status::new(tonic::Code::Unimplemented, unknown).into_http();
+            return Box::pin(std::future::ready(Ok(answer)));
         };
         let mut grpc = tonic::server::Grpc::new(RawCodec);
         if let Some(limit) = self.max_decoding_message_size {
